@@ -146,9 +146,7 @@ ERROR_CODES: dict[str, frozenset[str]] = {
             "GenericError",
         }
     ),
-    "2.0.1": frozenset(
-        v for k, v in vars(ErrorCode).items() if k.isupper() and isinstance(v, str)
-    ),
+    "2.0.1": frozenset(v for k, v in vars(ErrorCode).items() if k.isupper() and isinstance(v, str)),
 }
 ERROR_CODES["2.1"] = ERROR_CODES["2.0.1"]
 
