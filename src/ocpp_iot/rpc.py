@@ -10,6 +10,7 @@ origin) wherever time matters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -25,6 +26,18 @@ __all__ = [
     "Frame",
     "ErrorCode",
     "error_code_for",
+    "ERROR_CODES",
+    "Endpoint",
+    "ProtocolStateError",
+    "Event",
+    "CallReceived",
+    "DuplicateCall",
+    "CallAnswered",
+    "CallTimedOut",
+    "UnexpectedResponse",
+    "SendReceived",
+    "ResultRejected",
+    "error_for_undecodable",
 ]
 
 #: OCPP versions this package speaks, as they appear in the codecs and on the wire.
@@ -156,3 +169,224 @@ def error_code_for(code: str, version: str) -> str:
     if version == "1.6":
         return _V16_SPELLING.get(code, code)
     return code
+
+
+# --------------------------------------------------------------------------------------------
+# Sans-IO endpoint
+# --------------------------------------------------------------------------------------------
+
+
+class ProtocolStateError(RuntimeError):
+    """The caller asked the endpoint for something the RPC rules forbid right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallReceived:
+    """A new CALL from the peer: dispatch it, then pass the answer to ``Endpoint.respond``."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateCall:
+    """The peer repeated a CALL id it already sent (e.g. a QoS 1 redelivery).
+
+    ``response`` is the answer sent the first time, to be sent again unchanged; it is ``None``
+    while the first copy is still being handled (send nothing then: the answer will follow).
+    """
+
+    call: Call
+    response: CallResult | CallError | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The peer answered our outstanding CALL. A ``CallResult`` carries the CALL's action."""
+
+    call: Call
+    response: CallResult | CallError
+
+
+@dataclass(frozen=True, slots=True)
+class CallTimedOut:
+    """Our outstanding CALL got no answer within the timeout (OCPP-J 4.1.1); it is abandoned."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class UnexpectedResponse:
+    """A CALLRESULT or CALLERROR whose id is not that of our outstanding CALL (late or stray)."""
+
+    frame: CallResult | CallError
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceived:
+    """An unconfirmed SEND (OCPP 2.1): hand it to the application; nothing is answered."""
+
+    send: Send
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRejected:
+    """The peer reported (CALLRESULTERROR, OCPP 2.1) that it could not process our CALLRESULT."""
+
+    frame: CallResultError
+
+
+Event = (
+    CallReceived
+    | DuplicateCall
+    | CallAnswered
+    | CallTimedOut
+    | UnexpectedResponse
+    | SendReceived
+    | ResultRejected
+)
+
+
+class Endpoint:
+    """One side of one OCPP-J connection, without I/O.
+
+    - Outgoing CALLs get ids from a counter, as short decimal strings ("1", "2", ...), which keeps
+      compact frames small; pass ``id_factory`` for UUIDs or ids that must survive a restart.
+    - At most one outgoing CALL is outstanding (OCPP-J 4.1.1); it ends with its CALLRESULT or
+      CALLERROR, or when ``poll`` finds it older than ``call_timeout`` seconds.
+    - Incoming CALLs are remembered by id: a repeated id is reported as :class:`DuplicateCall`
+      with the answer given the first time, so a handler never runs twice for one CALL
+      (duplicates arrive with MQTT QoS 1 and radio retransmissions). The last ``remember``
+      answers are kept.
+
+    Time is passed in as ``now`` (seconds on any monotonic scale) wherever it matters.
+    """
+
+    def __init__(
+        self,
+        version: str = "2.0.1",
+        *,
+        call_timeout: float = 30.0,
+        id_factory: Callable[[], str] | None = None,
+        first_id: int = 1,
+        remember: int = 256,
+    ) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"unknown OCPP version {version!r}")
+        self.version = version
+        self.call_timeout = call_timeout
+        self._next_id = first_id
+        self._id_factory = id_factory
+        self._remember = remember
+        self._outstanding: Call | None = None
+        self._sent_at = 0.0
+        # id -> answer (None while the first copy is being handled); insertion ordered.
+        self._answers: dict[str, CallResult | CallError | None] = {}
+
+    # -- outgoing ---------------------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> Call | None:
+        """Our CALL that is waiting for its answer, if any."""
+        return self._outstanding
+
+    def can_call(self, now: float) -> bool:
+        """Whether a new CALL may be sent now (none outstanding, or the last one timed out)."""
+        return self._outstanding is None or now - self._sent_at >= self.call_timeout
+
+    def new_message_id(self) -> str:
+        if self._id_factory is not None:
+            return self._id_factory()
+        message_id = str(self._next_id)
+        self._next_id += 1
+        return message_id
+
+    def send_call(
+        self, action: str, payload: dict[str, Any], now: float, *, message_id: str | None = None
+    ) -> Call:
+        """Start a CALL and return the frame to transmit.
+
+        Raises :class:`ProtocolStateError` while another CALL is outstanding (OCPP-J 4.1.1);
+        a CALL past its timeout counts as abandoned.
+        """
+        if not self.can_call(now):
+            assert self._outstanding is not None
+            raise ProtocolStateError(
+                f"CALL {self._outstanding.message_id} ({self._outstanding.action}) is still "
+                "outstanding; OCPP-J allows one at a time"
+            )
+        call = Call(message_id or self.new_message_id(), action, payload)
+        self._outstanding = call
+        self._sent_at = now
+        return call
+
+    def send(self, action: str, payload: dict[str, Any]) -> Send:
+        """An unconfirmed SEND (OCPP 2.1); it does not occupy the CALL slot."""
+        if self.version != "2.1":
+            raise ProtocolStateError(f"SEND does not exist in OCPP {self.version}")
+        return Send(self.new_message_id(), action, payload)
+
+    def poll(self, now: float) -> CallTimedOut | None:
+        """Report (once) that the outstanding CALL has timed out."""
+        call = self._outstanding
+        if call is not None and now - self._sent_at >= self.call_timeout:
+            self._outstanding = None
+            return CallTimedOut(call)
+        return None
+
+    def deadline(self) -> float | None:
+        """When the outstanding CALL times out (on the caller's clock), or ``None``."""
+        return None if self._outstanding is None else self._sent_at + self.call_timeout
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def receive(self, frame: Frame, now: float) -> Event:
+        """Account for a frame from the peer and say what it means."""
+        if isinstance(frame, Call):
+            if frame.message_id in self._answers:
+                return DuplicateCall(frame, self._answers[frame.message_id])
+            self._answers[frame.message_id] = None
+            self._forget_old()
+            return CallReceived(frame)
+        if isinstance(frame, CallResult | CallError):
+            call = self._outstanding
+            if call is None or frame.message_id != call.message_id:
+                return UnexpectedResponse(frame)
+            self._outstanding = None
+            if isinstance(frame, CallResult) and frame.action is None:
+                frame = CallResult(frame.message_id, frame.payload, call.action)
+            return CallAnswered(call, frame)
+        if isinstance(frame, Send):
+            return SendReceived(frame)
+        if isinstance(frame, CallResultError):
+            return ResultRejected(frame)
+        raise TypeError(f"not an OCPP frame: {type(frame).__name__}")
+
+    def respond(self, response: CallResult | CallError) -> CallResult | CallError:
+        """Record the answer to a received CALL (for duplicates) and return it for sending."""
+        if response.message_id not in self._answers:
+            raise ProtocolStateError(f"no CALL {response.message_id!r} was received")
+        self._answers[response.message_id] = response
+        return response
+
+    def _forget_old(self) -> None:
+        # Forget the oldest answered CALLs beyond the limit; one still in hand stays.
+        excess = len(self._answers) - self._remember
+        if excess <= 0:
+            return
+        for old_id in [k for k, v in self._answers.items() if v is not None][:excess]:
+            del self._answers[old_id]
+
+
+def error_for_undecodable(
+    message_id: str | None, error_code: str, description: str, version: str
+) -> CallError | None:
+    """The CALLERROR that answers a frame that could not be decoded, or ``None`` to drop it.
+
+    OCPP-J 2.0.1 / 2.1 section 4.2.3: when the message id cannot be read, answer with id ``"-1"``.
+    OCPP 1.6 has no such rule, so there an unreadable frame is dropped.
+    """
+    if message_id is None:
+        if version == "1.6":
+            return None
+        message_id = "-1"
+    return CallError(message_id, error_code_for(error_code, version), description[:255], {})
