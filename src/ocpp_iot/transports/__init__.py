@@ -1,0 +1,1 @@
+"""Transports that carry OCPP frames: MQTT (:mod:`.mqtt`)."""

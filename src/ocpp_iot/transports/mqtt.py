@@ -1,0 +1,444 @@
+"""A thin MQTT adapter over paho-mqtt 2 (callback API version 2).
+
+Used by the bridge, the simulated stations and the charger node. It knows about URLs
+(``mqtt://`` and ``mqtts://``), credentials, TLS, MQTT 3.1.1 and 5, persistent sessions,
+reconnection with back-off and will messages; it knows nothing about OCPP.
+
+paho runs its network loop in a thread of its own. :class:`MqttClient` calls ``on_message`` from
+that thread; :class:`AsyncMqttClient` hands messages to an asyncio loop instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+__all__ = [
+    "BrokerAddress",
+    "Message",
+    "MqttClient",
+    "MqttSettings",
+    "AsyncMqttClient",
+    "PublishRefused",
+    "Will",
+    "parse_url",
+    "topic_matches",
+]
+
+log = logging.getLogger(__name__)
+
+#: Session expiry the clients ask for by default (MQTT 5): one day. A station or bridge that is
+#: away for less than that finds its queued QoS 1 messages waiting when it comes back.
+DEFAULT_SESSION_EXPIRY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_url(url: str) -> BrokerAddress:
+    """Parse ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...`` (default ports 1883/8883).
+
+    A bare ``host[:port]`` is read as ``mqtt://host[:port]``.
+    """
+    if "://" not in url:
+        url = "mqtt://" + url
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(
+            f"unsupported broker URL scheme {parts.scheme!r} (use mqtt:// or mqtts://)"
+        )
+    tls = scheme in ("mqtts", "ssl")
+    host = parts.hostname or "localhost"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise ValueError(f"bad port in broker URL {url!r}") from exc
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return BrokerAddress(host, port, tls, user, password)
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """MQTT topic filter matching (``+`` and ``#``; ``$share/group/`` prefixes are ignored)."""
+    if pattern.startswith("$share/"):
+        pattern = pattern.split("/", 2)[2]
+    return paho.topic_matches_sub(pattern, topic)
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(slots=True)
+class MqttSettings:
+    """Everything needed to connect one client. ``url`` may carry the credentials too."""
+
+    url: str = "mqtt://localhost:1883"
+    client_id: str = ""
+    username: str | None = None
+    password: str | None = None
+    protocol: str = "5"  # "5" or "3.1.1"
+    ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    tls_insecure: bool = False
+    keepalive: int = 30
+    #: False keeps the session (subscriptions and queued QoS 1 messages) across reconnects
+    #: and restarts; requires a stable, non-empty ``client_id``.
+    clean_start: bool = False
+    session_expiry: int = DEFAULT_SESSION_EXPIRY
+    reconnect_min_delay: float = 0.5
+    reconnect_max_delay: float = 30.0
+    #: MQTT 5 receive maximum: how many unacknowledged QoS 1 messages the broker may send us.
+    receive_maximum: int = 1000
+    will: Will | None = None
+    #: messages published (retained) right after every successful connection, e.g. a birth
+    #: message ``online`` on the topic of the will.
+    birth: tuple[Will, ...] = field(default_factory=tuple)
+
+    @property
+    def mqtt5(self) -> bool:
+        return self.protocol in ("5", "5.0", "v5", "mqttv5")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    dup: bool
+    #: connection generation the message arrived on (acks of older generations are skipped)
+    generation: int
+
+
+class PublishRefused(RuntimeError):
+    """The broker answered a QoS 1 PUBLISH with a failure reason code (MQTT 5)."""
+
+    def __init__(self, topic: str, reason: int, name: str) -> None:
+        super().__init__(f"publish to {topic!r} refused by the broker: {reason} {name}")
+        self.topic = topic
+        self.reason = reason
+        self.reason_name = name
+
+
+class MqttClient:
+    """A paho client with our defaults, resubscription on reconnect and manual acks.
+
+    ``on_message(msg)`` runs in paho's network thread. With ``manual_ack=True`` every QoS 1
+    message must be acknowledged with :meth:`ack` once it is processed; a message that is never
+    acknowledged is delivered again on the next connection of a persistent session.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        on_message: Callable[[Message], None] | None = None,
+        *,
+        manual_ack: bool = False,
+        on_connect: Callable[[bool], None] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.address = parse_url(settings.url)
+        self._on_message = on_message
+        self._on_connect_cb = on_connect
+        self._on_disconnect_cb = on_disconnect
+        self._manual_ack = manual_ack
+        self._subscriptions: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._generation = 0
+        self._stopping = False
+        self._pub_results: dict[int, tuple[threading.Event, list[int]]] = {}
+        self.last_connect_error: str | None = None
+
+        proto = paho.MQTTv5 if settings.mqtt5 else paho.MQTTv311
+        if settings.clean_start is False and not settings.client_id:
+            raise ValueError("a persistent session (clean_start=False) needs a client_id")
+        kwargs: dict[str, Any] = {}
+        if not settings.mqtt5:
+            kwargs["clean_session"] = settings.clean_start
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=proto,
+            manual_ack=manual_ack,
+            reconnect_on_failure=True,
+            **kwargs,
+        )
+        c = self._client
+        username = settings.username or self.address.username
+        password = settings.password or self.address.password
+        if username is not None:
+            c.username_pw_set(username, password)
+        if self.address.tls or settings.ca_certs or settings.certfile:
+            c.tls_set(
+                ca_certs=settings.ca_certs,
+                certfile=settings.certfile,
+                keyfile=settings.keyfile,
+                cert_reqs=ssl.CERT_NONE if settings.tls_insecure else ssl.CERT_REQUIRED,
+            )
+            if settings.tls_insecure:
+                c.tls_insecure_set(True)
+        if settings.will is not None:
+            w = settings.will
+            c.will_set(w.topic, w.payload, qos=w.qos, retain=w.retain)
+        c.reconnect_delay_set(
+            max(1, int(settings.reconnect_min_delay)), max(1, int(settings.reconnect_max_delay))
+        )
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        c.on_connect = self._handle_connect
+        c.on_disconnect = self._handle_disconnect
+        c.on_message = self._handle_message
+        c.on_publish = self._handle_publish
+        c.on_connect_fail = self._handle_connect_fail
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (retrying with back-off until the broker answers)."""
+        s = self.settings
+        props = None
+        clean: Any = s.clean_start
+        if s.mqtt5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 0 if s.clean_start else s.session_expiry
+            props.ReceiveMaximum = max(1, min(65535, s.receive_maximum))
+            self._client.connect_async(
+                self.address.host,
+                self.address.port,
+                s.keepalive,
+                clean_start=clean,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(self.address.host, self.address.port, s.keepalive)
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        return self._connected.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def stop(self, final: Iterable[Will] = (), timeout: float = 5.0) -> None:
+        """Publish ``final`` messages (e.g. a retained ``offline``), disconnect cleanly, stop.
+
+        A clean DISCONNECT suppresses the will, so the final messages are how others learn that
+        we left.
+        """
+        self._stopping = True
+        if self._connected.is_set():
+            infos = [
+                self._client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain) for m in final
+            ]
+            for info in infos:
+                try:
+                    info.wait_for_publish(timeout)
+                except (RuntimeError, ValueError):
+                    pass
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    def kill(self) -> None:
+        """Drop the connection without DISCONNECT (the broker publishes the will). For tests."""
+        self._stopping = True
+        sock = self._client.socket()
+        self._client.loop_stop()
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self._connected.clear()
+
+    # -- operations --------------------------------------------------------------------------
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        """Subscribe now (if connected) and again after every reconnect."""
+        with self._lock:
+            self._subscriptions[topic] = qos
+        if self._connected.is_set():
+            self._client.subscribe(topic, qos)
+
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False
+    ) -> paho.MQTTMessageInfo:
+        """Queue a message; paho sends it (again after a reconnect) until the broker has it."""
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_confirmed(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int = 1,
+        retain: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        """Publish and wait for the broker's PUBACK; raise :class:`PublishRefused` on an MQTT 5
+        failure reason code, TimeoutError if no PUBACK comes."""
+        ev = threading.Event()
+        box: list[int] = []
+        with self._lock:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+            self._pub_results[info.mid] = (ev, box)
+        if qos == 0:
+            return
+        if not ev.wait(timeout):
+            with self._lock:
+                self._pub_results.pop(info.mid, None)
+            raise TimeoutError(f"no PUBACK for {topic!r} within {timeout} s")
+        if box and box[0] >= 0x80:
+            raise PublishRefused(
+                topic, box[0], ReasonCode(PacketTypes.PUBACK, identifier=box[0]).getName()
+            )
+
+    def ack(self, msg: Message) -> None:
+        """Acknowledge a QoS 1 message received with ``manual_ack=True``.
+
+        Acks for messages of an earlier connection are skipped: the broker sends those again
+        (same session) and the copy is acknowledged instead.
+        """
+        if not self._manual_ack or msg.qos == 0 or msg.generation != self._generation:
+            return
+        self._client.ack(msg.mid, msg.qos)
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if reason.is_failure:
+            self.last_connect_error = str(reason)
+            log.warning("MQTT connection to %s refused: %s", self.settings.url, reason)
+            return
+        self._generation += 1
+        session_present = bool(getattr(flags, "session_present", False))
+        log.info(
+            "MQTT connected to %s:%s as %r (session present: %s)",
+            self.address.host,
+            self.address.port,
+            self.settings.client_id,
+            session_present,
+        )
+        with self._lock:
+            subs = list(self._subscriptions.items())
+        if subs:
+            client.subscribe([(t, q) for t, q in subs])
+        for b in self.settings.birth:
+            client.publish(b.topic, b.payload, qos=b.qos, retain=b.retain)
+        self._connected.set()
+        if self._on_connect_cb is not None:
+            self._on_connect_cb(session_present)
+
+    def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        self.last_connect_error = "connection failed"
+        log.debug("MQTT connection to %s failed, retrying", self.settings.url)
+
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        if was and not self._stopping:
+            log.warning("MQTT connection to %s lost (%s); reconnecting", self.settings.url, reason)
+        if self._on_disconnect_cb is not None:
+            self._on_disconnect_cb()
+
+    def _handle_message(self, client: paho.Client, userdata: Any, m: paho.MQTTMessage) -> None:
+        msg = Message(
+            m.topic, m.payload, m.qos, bool(m.retain), m.mid, bool(m.dup), self._generation
+        )
+        if self._on_message is None:
+            return
+        try:
+            self._on_message(msg)
+        except Exception:  # never let an application error kill paho's thread
+            log.exception("error in MQTT message handler for %s", m.topic)
+
+    def _handle_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+    ) -> None:
+        with self._lock:
+            waiter = self._pub_results.pop(mid, None)
+        if waiter is not None:
+            ev, box = waiter
+            box.append(int(reason.value) if reason is not None else 0)
+            ev.set()
+
+
+class AsyncMqttClient:
+    """:class:`MqttClient` delivering messages to an asyncio queue (in arrival order)."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        manual_ack: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self._loop = loop or asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.client = MqttClient(settings, self._on_message, manual_ack=manual_ack)
+
+    def _on_message(self, msg: Message) -> None:
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, msg)
+
+    async def start(self, timeout: float | None = None) -> bool:
+        self.client.start()
+        if timeout is None:
+            return False
+        return await asyncio.to_thread(self.client.wait_connected, timeout)
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        self.client.subscribe(topic, qos)
+
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False
+    ) -> paho.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos, retain)
+
+    def ack(self, msg: Message) -> None:
+        self.client.ack(msg)
+
+    async def get(self) -> Message:
+        return await self.queue.get()
+
+    async def stop(self, final: Iterable[Will] = ()) -> None:
+        await asyncio.to_thread(self.client.stop, list(final))
+
+
+def error_name(rc: MQTTErrorCode | int) -> str:
+    return paho.error_string(int(rc))
