@@ -1,0 +1,1279 @@
+"""Bridge throughput and latency through a real mosquitto on loopback.
+
+Every row of one run is measured in that run, against a fresh mosquitto started by this script
+(temporary directory, free port on 127.0.0.1, ``user root``, anonymous access, MQTT 5):
+
+closed loop (each station has one outstanding CALL, sent again as soon as its answer arrives):
+  echo          one paho client on ``ocpp/+/up`` republishing every payload unchanged on
+                ``ocpp/{station}/down``: the ceiling for a Python MQTT service
+  ocpp-ws       the ``ocpp`` PyPI package's ``v201.ChargePoint`` with an ``@on("TransactionEvent")``
+                handler served by ``websockets``, the same frames as OCPP-J over N connections
+  bridge        ``bridge serve`` as a subprocess, JSON mirror off and on, 1 and 2 workers
+
+open loop (a fixed offered rate, half the bridge's closed-loop maximum, spread evenly over the
+stations): p50 / p99 latency of the bridge (1 worker, mirror off) and of the echo.
+
+The load: pre-encoded OCPP 2.0.1 TransactionEvent CALLs (eventType Updated, one meterValue with 9
+sampledValues); only the message id changes between frames (spliced into the encoded bytes). The
+stations' side is a few generator processes, each one paho client (or one asyncio loop of
+WebSocket connections) owning a slice of the stations. The CPU each process used during the
+measured window is reported, so a saturated generator shows.
+
+    python bench/bridge_throughput.py                      # 100 and 1,000 stations, 10 s a row
+    python bench/bridge_throughput.py --repeat 3 --duration 10
+    python bench/bridge_throughput.py --quick              # tiny smoke run, nothing written
+
+Results (markdown tables, with the date) go to docs/bridge-throughput.md unless ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import queue
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DOC = ROOT / "docs" / "bridge-throughput.md"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+PREFIX = "ocpp"
+VERSION = "2.0.1"
+HOST = "127.0.0.1"
+ID_LEN = 16  # message ids are f"{station:05d}-{seq:010d}"
+
+# --------------------------------------------------------------------------------------------
+# The load: one TransactionEvent (Updated, one meterValue, 9 sampledValues), pre-encoded.
+# --------------------------------------------------------------------------------------------
+
+
+def station_id(index: int) -> str:
+    return f"CS{index:05d}"
+
+
+def message_id(index: int, seq: int) -> str:
+    return f"{index % 100000:05d}-{seq % 10**10:010d}"
+
+
+def transaction_event(index: int) -> dict[str, Any]:
+    """An OCPP 2.0.1 TransactionEventRequest, Updated, one meterValue with 9 sampledValues."""
+    stamp = "2026-06-05T12:54:51.074Z"
+
+    def sv(value: float, measurand: str, unit: str, phase: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": value, "measurand": measurand}
+        if phase is not None:
+            out["phase"] = phase
+        out["unitOfMeasure"] = {"unit": unit}
+        return out
+
+    sampled = [
+        sv(4686206.9, "Energy.Active.Import.Register", "Wh"),
+        sv(12007.9, "Power.Active.Import", "W"),
+        sv(23.27, "Current.Import", "A", "L1"),
+        sv(225.6, "Voltage", "V", "L1-N"),
+        sv(24.24, "Current.Import", "A", "L2"),
+        sv(231.5, "Voltage", "V", "L2-N"),
+        sv(31.82, "Current.Import", "A", "L3"),
+        sv(233.2, "Voltage", "V", "L3-N"),
+        {**sv(59.0, "SoC", "Percent"), "context": "Sample.Periodic"},
+    ]
+    return {
+        "eventType": "Updated",
+        "timestamp": stamp,
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": 2,
+        "transactionInfo": {
+            "transactionId": f"tx-{station_id(index)}",
+            "chargingState": "Charging",
+        },
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [{"timestamp": stamp, "sampledValue": sampled}],
+    }
+
+
+def transaction_started(index: int) -> dict[str, Any]:
+    return {
+        "eventType": "Started",
+        "timestamp": "2026-06-05T12:50:00.000Z",
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {
+            "transactionId": f"tx-{station_id(index)}",
+            "chargingState": "Charging",
+        },
+        "evse": {"id": 1, "connectorId": 1},
+        "idToken": {"idToken": "BENCH0001", "type": "ISO14443"},
+    }
+
+
+def boot_notification() -> dict[str, Any]:
+    return {
+        "reason": "PowerUp",
+        "chargingStation": {"model": "BenchBox", "vendorName": "ocpp-iot-bench"},
+    }
+
+
+def _cbor_encoder() -> tuple[Callable[[str, str, dict[str, Any]], bytes], str]:
+    """(encode(message_id, action, payload) -> compact CBOR CALL, codec name)."""
+    from ocpp_iot.rpc import Call
+
+    try:
+        from ocpp_iot.codecs import cbor  # type: ignore[attr-defined]
+
+        def enc(mid: str, action: str, payload: dict[str, Any]) -> bytes:
+            return bytes(cbor.encode(Call(mid, action, payload), VERSION))
+
+        return enc, "ocpp_iot.codecs.cbor"
+    except ImportError:
+        import cbor2
+
+        def enc2(mid: str, action: str, payload: dict[str, Any]) -> bytes:
+            return cbor2.dumps([2, mid, action, payload])
+
+        return enc2, "plain cbor2 (ocpp_iot.codecs.cbor not available)"
+
+
+def _json_encoder() -> Callable[[str, str, dict[str, Any]], bytes]:
+    from ocpp_iot.rpc import Call
+
+    try:
+        from ocpp_iot.codecs import ocppj
+
+        return lambda mid, action, payload: bytes(ocppj.encode(Call(mid, action, payload)))
+    except ImportError:
+        return lambda mid, action, payload: json.dumps(
+            [2, mid, action, payload], separators=(",", ":")
+        ).encode()
+
+
+@dataclass
+class Template:
+    """An encoded CALL split around its message id: frame = head + id + tail."""
+
+    head: bytes
+    tail: bytes
+    spliced: bool  # False: the codec did not carry the id verbatim, encode each frame instead
+    encode: Callable[[str], bytes]
+
+    def frame(self, mid: str) -> bytes:
+        if self.spliced:
+            return self.head + mid.encode() + self.tail
+        return self.encode(mid)
+
+
+def make_template(
+    enc: Callable[[str, str, dict[str, Any]], bytes], payload: dict[str, Any]
+) -> Template:
+    def encode(mid: str) -> bytes:
+        return enc(mid, "TransactionEvent", payload)
+
+    probe = message_id(12345, 6789012345)
+    data = encode(probe)
+    raw = probe.encode()
+    if data.count(raw) == 1:
+        head, _, tail = data.partition(raw)
+        ok = all(
+            encode(m) == head + m.encode() + tail
+            for m in (message_id(0, 0), message_id(99999, 10**10 - 1), message_id(42, 4242))
+        )
+        if ok:
+            return Template(head, tail, True, encode)
+    return Template(b"", b"", False, encode)
+
+
+# --------------------------------------------------------------------------------------------
+# Processes: mosquitto, services, generators; CPU accounting; cleanup on every exit path.
+# --------------------------------------------------------------------------------------------
+
+_PROCS: list[subprocess.Popen[bytes]] = []
+
+
+def _spawn(cmd: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(list(cmd), start_new_session=True, **kw)
+    _PROCS.append(proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
+    """Stop a process this script started, and its process group (bridge workers)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # The group may outlive its leader (workers); SIGKILL whatever is left of it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(2)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    if proc in _PROCS:
+        _PROCS.remove(proc)
+
+
+def stop_all() -> None:
+    for proc in list(reversed(_PROCS)):
+        _stop(proc, grace=1.0)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {HOST}:{port} after {timeout} s")
+
+
+@contextlib.contextmanager
+def mosquitto() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A private mosquitto on a free loopback port; yields (port, process)."""
+    with tempfile.TemporaryDirectory(prefix="bench-mosq-") as tmp:
+        port = free_port()
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"listener {port} {HOST}",
+                    "allow_anonymous true",
+                    "user root",
+                    "persistence false",
+                    f"log_dest file {tmp}/mosquitto.log",
+                    "log_type error",
+                    "log_type warning",
+                    # a closed loop keeps up to one message per station queued for the service
+                    "max_queued_messages 100000",
+                    "max_inflight_messages 0",
+                    "set_tcp_nodelay true",
+                    "",
+                ]
+            )
+        )
+        proc = _spawn(
+            [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_port(port, 10, proc)
+            yield port, proc
+        finally:
+            _stop(proc)
+
+
+class LineReader:
+    """Reads a child's stdout lines on a thread, so the parent can wait with a timeout."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.put(raw.decode(errors="replace").rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {prefix!r} line from pid {self.proc.pid} in {timeout} s")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(
+                    f"pid {self.proc.pid} exited ({self.proc.poll()}) before {prefix!r}"
+                )
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+
+
+def _self_cmd(role: str, *args: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), role, *args]
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU seconds of a process and all its live descendants."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine (all cores) since boot."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Service roles (run as subprocesses of this script).
+# --------------------------------------------------------------------------------------------
+
+
+def _nodelay(client: Any) -> None:
+    sock = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def role_echo(argv: list[str]) -> None:
+    """Raw paho echo: every payload on ocpp/+/up back, unchanged, on ocpp/{station}/down."""
+    import paho.mqtt.client as mqtt
+
+    port = int(argv[0])
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id="bench-echo", protocol=mqtt.MQTTv5
+    )
+    client.max_inflight_messages_set(0)
+    publish = client.publish
+
+    def on_connect(c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        _nodelay(c)
+        c.subscribe(f"{PREFIX}/+/up", qos=1)
+
+    def on_subscribe(_c: Any, _u: Any, _mid: Any, _rc: Any, _p: Any) -> None:
+        print("ready", flush=True)
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        publish(msg.topic[:-3] + "/down", msg.payload, qos=1)
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect(HOST, port, keepalive=60)
+    client.loop_forever()
+
+
+def role_ws_server(argv: list[str]) -> None:
+    """The ``ocpp`` package's v201 ChargePoint, answering TransactionEvent, over websockets."""
+    from ocpp.routing import on
+    from ocpp.v201 import ChargePoint, call_result
+    from websockets.asyncio.server import serve
+
+    port = int(argv[0])
+
+    class BenchChargePoint(ChargePoint):  # type: ignore[misc]
+        @on("TransactionEvent")  # type: ignore[misc]
+        def on_transaction_event(self, **_kwargs: Any) -> Any:
+            return call_result.TransactionEvent()
+
+    async def handler(ws: Any) -> None:
+        cp = BenchChargePoint(ws.request.path.strip("/"), ws)
+        with contextlib.suppress(Exception):
+            await cp.start()
+
+    async def main() -> None:
+        async with serve(
+            handler,
+            HOST,
+            port,
+            subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+            ping_interval=None,
+            compression=None,
+            max_queue=None,
+        ):
+            print("ready", flush=True)
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------------------------
+# Generators (the stations' side).
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GenResult:
+    n: int = 0  # round trips completed inside the measured window
+    lat: list[float] = field(default_factory=list)  # their latencies, seconds
+    sent: int = 0
+    errors: int = 0  # answers that were not the CALLRESULT of the outstanding CALL
+    checked: int = 0
+    late: int = 0  # open loop: sends delayed because the station's previous CALL was unanswered
+    stray: int = 0  # answers for a station with nothing outstanding
+    note: str = ""
+
+
+def _go_times() -> tuple[float, float, float]:
+    line = sys.stdin.readline()
+    go = json.loads(line)
+    return float(go["start"]), float(go["measure"]), float(go["end"])
+
+
+def role_gen_mqtt(argv: list[str]) -> None:
+    """Stations [lo, hi) on one paho client: closed or open loop against echo or bridge."""
+    import paho.mqtt.client as mqtt
+
+    opts = json.loads(argv[0])
+    port: int = opts["port"]
+    lo: int = opts["lo"]
+    hi: int = opts["hi"]
+    mode: str = opts["mode"]  # closed | open
+    rate: float = opts.get("rate", 0.0)  # open loop: CALLs per second for this generator
+    check: bool = opts["check"]  # decode answers (bridge) or not (echo)
+    boot: bool = opts["boot"]
+    name: str = opts["name"]
+
+    enc, codec = _cbor_encoder()
+    indices = list(range(lo, hi))
+    n = len(indices)
+    templates = [make_template(enc, transaction_event(i)) for i in indices]
+    up = [f"{PREFIX}/{station_id(i)}/up" for i in indices]
+    down_index = {f"{PREFIX}/{station_id(i)}/down": k for k, i in enumerate(indices)}
+    seq = [0] * n
+    sent_at = [0.0] * n
+    outstanding: list[str | None] = [None] * n
+    deferred: list[float | None] = [None] * n
+    res = GenResult()
+    if not templates[0].spliced:
+        res.note = "codec does not carry the message id verbatim: frames encoded on the fly"
+
+    decode: Callable[[bytes], Any] | None = None
+    if check:
+        from ocpp_iot.codecs import cbor  # type: ignore[attr-defined]
+        from ocpp_iot.rpc import CallResult
+
+        def decode(data: bytes) -> bool:
+            _version, frame = cbor.decode(data)
+            return isinstance(frame, CallResult) and frame.message_id == current_mid
+
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{name}", protocol=mqtt.MQTTv5
+    )
+    client.max_inflight_messages_set(0)
+    publish = client.publish
+    state = {"subacks": 0, "connected": False}
+    phase = {"measure": float("inf"), "end": float("inf"), "stop": float("inf"), "warm": True}
+    current_mid = ""
+
+    def on_connect(c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        _nodelay(c)
+        state["connected"] = True
+
+    def on_subscribe(_c: Any, _u: Any, _mid: Any, _rc: Any, _p: Any) -> None:
+        state["subacks"] += 1
+
+    def send(k: int, at: float) -> None:
+        s = seq[k] = seq[k] + 1
+        mid = message_id(indices[k], s)
+        publish(up[k], templates[k].frame(mid), qos=1)
+        outstanding[k] = mid
+        sent_at[k] = at
+        res.sent += 1
+
+    boot_frames: dict[int, bytes] = {}
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        nonlocal current_mid
+        now = time.monotonic()
+        k = down_index.get(msg.topic)
+        if k is None:
+            return
+        mid = outstanding[k]
+        if mid is None:
+            res.stray += 1
+            return
+        if decode is not None and (phase["warm"] or res.n % 8 == 0):
+            current_mid = mid
+            res.checked += 1
+            try:
+                good = decode(msg.payload)
+            except Exception:
+                good = False
+            if not good:
+                res.errors += 1
+        outstanding[k] = None
+        if phase["measure"] <= now < phase["end"]:
+            res.n += 1
+            res.lat.append(now - sent_at[k])
+        if now >= phase["stop"]:
+            return
+        if mode == "closed":
+            send(k, now)
+        else:
+            d = deferred[k]
+            if d is not None:
+                deferred[k] = None
+                send(k, d)  # latency counts from when it was due
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.connect(HOST, port, keepalive=120)
+    deadline = time.monotonic() + 30
+    while not state["connected"]:
+        client.loop(0.05)
+        if time.monotonic() > deadline:
+            raise TimeoutError("generator could not connect")
+    topics = list(down_index)
+    chunks = [topics[i : i + 200] for i in range(0, len(topics), 200)]
+    for chunk in chunks:
+        client.subscribe([(t, 1) for t in chunk])
+    while state["subacks"] < len(chunks):
+        client.loop(0.05)
+        if time.monotonic() > deadline:
+            raise TimeoutError("generator subscriptions not acknowledged")
+
+    if boot:
+        # BootNotification then TransactionEvent Started for every station (resent until answered),
+        # so a stateful handler sees a plausible station before the timed Updated events.
+        for action, payload_of in (
+            ("BootNotification", lambda i: boot_notification()),
+            ("TransactionEvent", transaction_started),
+        ):
+            answered: set[int] = set()
+
+            def on_setup(_c: Any, _u: Any, msg: Any, answered: set[int] = answered) -> None:
+                k = down_index.get(msg.topic)
+                if k is not None and k not in answered:
+                    answered.add(k)
+
+            client.on_message = on_setup
+            until = time.monotonic() + 60
+            while len(answered) < n:
+                for k in range(n):
+                    if k not in answered:
+                        seq[k] += 1
+                        data = enc(message_id(indices[k], seq[k]), action, payload_of(indices[k]))
+                        boot_frames[k] = data
+                        publish(up[k], data, qos=1)
+                resend = time.monotonic() + 3
+                while len(answered) < n and time.monotonic() < resend:
+                    client.loop(0.05)
+                if time.monotonic() > until:
+                    raise TimeoutError(f"{n - len(answered)} stations got no answer to {action}")
+
+    client.on_message = on_message
+    print(f"ready {json.dumps({'codec': codec, 'spliced': templates[0].spliced})}", flush=True)
+    start, measure, end = _go_times()
+    phase["measure"], phase["end"], phase["stop"] = measure, end, end
+    while time.monotonic() < start:
+        client.loop(min(0.05, max(0.0, start - time.monotonic())))
+    loop = client.loop
+    if mode == "closed":
+        now = time.monotonic()
+        for k in range(n):
+            send(k, now)
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                break
+            if phase["warm"] and now >= measure:
+                phase["warm"] = False
+            loop(0.01)
+    else:
+        period = 1.0 / rate
+        j = 0
+        due = start + float(opts.get("offset", 0.0)) * period
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                break
+            if phase["warm"] and now >= measure:
+                phase["warm"] = False
+            while due <= now:
+                k = j % n
+                if outstanding[k] is None:
+                    send(k, due)
+                else:
+                    deferred[k] = due
+                    if measure <= due < end:
+                        res.late += 1
+                j += 1
+                due = start + (j + float(opts.get("offset", 0.0))) * period
+            loop(max(0.0, min(due - time.monotonic(), 0.01)))
+    # answers still outstanding at the end of the window count as lost round trips only if the
+    # window would have counted them: report them as an error if they are older than 2 s
+    now = time.monotonic()
+    stuck = sum(1 for k in range(n) if outstanding[k] is not None and now - sent_at[k] > 2.0)
+    if stuck:
+        res.note += f" {stuck} CALLs unanswered for > 2 s at the end"
+    print("result " + json.dumps(res.__dict__), flush=True)
+    with contextlib.suppress(Exception):
+        client.disconnect()
+
+
+def role_gen_ws(argv: list[str]) -> None:
+    """Stations [lo, hi) as WebSocket connections on one asyncio loop, closed loop."""
+    from websockets.asyncio.client import connect
+
+    opts = json.loads(argv[0])
+    port: int = opts["port"]
+    lo: int = opts["lo"]
+    hi: int = opts["hi"]
+    enc = _json_encoder()
+    res = GenResult()
+
+    async def main() -> None:
+        conns = []
+        for i in range(lo, hi):
+            ws = await connect(
+                f"ws://{HOST}:{port}/{station_id(i)}",
+                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                ping_interval=None,
+                compression=None,
+                open_timeout=30,
+                max_queue=None,
+            )
+            conns.append((i, ws, make_template(enc, transaction_event(i))))
+        print("ready {}", flush=True)
+        loop = asyncio.get_running_loop()
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        go = json.loads(line)
+        start, measure, end = float(go["start"]), float(go["measure"]), float(go["end"])
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+
+        async def station(i: int, ws: Any, tpl: Template) -> None:
+            s = 0
+            while True:
+                t0 = time.monotonic()
+                if t0 >= end:
+                    return
+                s += 1
+                await ws.send(tpl.frame(message_id(i, s)).decode())
+                answer = await ws.recv()
+                t1 = time.monotonic()
+                res.sent += 1
+                if not answer.startswith("[3,"):
+                    res.errors += 1
+                if measure <= t1 < end:
+                    res.n += 1
+                    res.lat.append(t1 - t0)
+
+        await asyncio.wait_for(
+            asyncio.gather(*(station(i, ws, tpl) for i, ws, tpl in conns)),
+            timeout=end - time.monotonic() + 30,
+        )
+        print("result " + json.dumps(res.__dict__), flush=True)
+        for _i, ws, _t in conns:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1)
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------------------------
+# Rows: start a service, start the generators, measure, stop everything.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    system: str  # echo | ocpp-ws | bridge
+    stations: int
+    mode: str = "closed"  # closed | open
+    mirror: bool = False
+    workers: int = 1
+    rate: float = 0.0  # open loop offered rate
+
+    @property
+    def label(self) -> str:
+        if self.system == "echo":
+            return "paho echo (ceiling)"
+        if self.system == "ocpp-ws":
+            return "`ocpp` WebSocket (OCPP-J)"
+        mirror = "mirror on" if self.mirror else "mirror off"
+        return f"bridge, {self.workers} worker{'s' if self.workers > 1 else ''}, {mirror}"
+
+
+@dataclass
+class Measurement:
+    row: Row
+    rate: float  # round trips per second in the window
+    lat: list[float]
+    cpu: dict[str, float]  # percent of one core: service, broker, generators, machine
+    errors: int
+    late: int
+    notes: list[str]
+
+
+@dataclass
+class Settings:
+    duration: float
+    warmup: float
+    gen_procs: int
+    bridge_cmd: list[str]
+    handler: str | None
+    verbose: bool
+
+
+def bridge_command(port: int, row: Row, settings: Settings) -> list[str]:
+    cmd = [
+        *settings.bridge_cmd,
+        "serve",
+        "--broker",
+        f"mqtt://{HOST}:{port}",
+        "--workers",
+        str(row.workers),
+        "--mirror" if row.mirror else "--no-mirror",
+        "--log-level",
+        "WARNING",
+    ]
+    if settings.handler:
+        cmd += ["--handler", settings.handler]
+    return cmd
+
+
+def start_service(
+    row: Row, port: int, settings: Settings, tmp: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the row's service; returns (process, port the generators talk to)."""
+    err = open(Path(tmp) / "service.err", "wb")  # noqa: SIM115 - closed with the process
+    if row.system == "echo":
+        proc = _spawn(_self_cmd("_echo", str(port)), stdout=subprocess.PIPE, stderr=err)
+        LineReader(proc).expect("ready", 20)
+        return proc, port
+    if row.system == "ocpp-ws":
+        ws_port = free_port()
+        proc = _spawn(_self_cmd("_ws_server", str(ws_port)), stdout=subprocess.PIPE, stderr=err)
+        LineReader(proc).expect("ready", 20)
+        return proc, ws_port
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE), str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
+    )
+    proc = _spawn(
+        bridge_command(port, row, settings),
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        cwd=tmp,  # the bridge's SQLite store and any files land in the temporary directory
+        env=env,
+    )
+    wait_bridge_online(port, proc, 30)
+    return proc, port
+
+
+def wait_bridge_online(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for the retained ``ocpp/bridge/status`` = online (the stations' boot retries too)."""
+    import paho.mqtt.client as mqtt
+
+    got = threading.Event()
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        if msg.payload.strip().lower().startswith(b"online"):
+            got.set()
+
+    def on_connect(c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        c.subscribe(f"{PREFIX}/bridge/status", qos=1)
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-watch", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.on_connect = on_connect
+    c.connect(HOST, port)
+    c.loop_start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not got.wait(0.1):
+            if proc.poll() is not None:
+                raise RuntimeError(f"bridge exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                # no status topic: carry on, the generators' boot retries will find out
+                return
+        time.sleep(0.3)  # with several workers, let the others subscribe too
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def run_row(row: Row, settings: Settings) -> Measurement:
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-row-") as tmp, mosquitto() as (port, broker):
+        service, svc_port = start_service(row, port, settings, tmp)
+        gens: list[tuple[subprocess.Popen[bytes], LineReader]] = []
+        try:
+            procs = max(1, min(settings.gen_procs, row.stations))
+            bounds = [row.stations * k // procs for k in range(procs + 1)]
+            for k in range(procs):
+                lo, hi = bounds[k], bounds[k + 1]
+                opts: dict[str, Any] = {
+                    "port": svc_port,
+                    "lo": lo,
+                    "hi": hi,
+                    "mode": row.mode,
+                    "rate": row.rate * (hi - lo) / row.stations,
+                    "offset": k / procs,
+                    "check": row.system == "bridge",
+                    "boot": row.system == "bridge",
+                    "name": f"gen{k}",
+                }
+                role = "_gen_ws" if row.system == "ocpp-ws" else "_gen_mqtt"
+                gen = _spawn(
+                    _self_cmd(role, json.dumps(opts)),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=open(Path(tmp) / f"gen{k}.err", "wb"),  # noqa: SIM115
+                )
+                gens.append((gen, LineReader(gen)))
+            for _gen, reader in gens:
+                info = json.loads(reader.expect("ready", 120) or "{}")
+                if info.get("codec", "ocpp_iot").startswith("plain"):
+                    notes.append(info["codec"])
+                if info.get("spliced") is False:
+                    notes.append("frames encoded on the fly (codec does not keep the id verbatim)")
+            start = time.monotonic() + 0.3
+            measure = start + settings.warmup
+            end = measure + settings.duration
+            go = json.dumps({"start": start, "measure": measure, "end": end}) + "\n"
+            for gen, _r in gens:
+                assert gen.stdin is not None
+                gen.stdin.write(go.encode())
+                gen.stdin.flush()
+
+            def sample() -> dict[str, float]:
+                out = {
+                    "service": cpu_seconds(service.pid),
+                    "broker": cpu_seconds(broker.pid),
+                    "machine": machine_busy(),
+                }
+                for k, (g, _r) in enumerate(gens):
+                    out[f"gen{k}"] = cpu_seconds(g.pid)
+                return out
+
+            time.sleep(max(0.0, measure - time.monotonic()))
+            c0 = sample()
+            time.sleep(max(0.0, end - time.monotonic()))
+            c1 = sample()
+            span = settings.duration
+            cpu = {k: 100.0 * (c1[k] - c0[k]) / span for k in c0}
+            per_gen = [cpu.pop(f"gen{k}") for k in range(len(gens))]
+            cpu["generators"] = sum(per_gen)
+            cpu["generator max"] = max(per_gen)
+            results = []
+            for _gen, reader in gens:
+                results.append(json.loads(reader.expect("result", 60)))
+        except Exception:
+            err = Path(tmp) / "service.err"
+            if err.exists() and err.stat().st_size:
+                sys.stderr.write(f"--- service stderr ({row.label}):\n")
+                sys.stderr.write(err.read_text(errors="replace")[-3000:] + "\n")
+            for k in range(len(gens)):
+                gerr = Path(tmp) / f"gen{k}.err"
+                if gerr.exists() and gerr.stat().st_size:
+                    sys.stderr.write(f"--- generator {k} stderr:\n")
+                    sys.stderr.write(gerr.read_text(errors="replace")[-3000:] + "\n")
+            raise
+        finally:
+            for gen, _r in gens:
+                _stop(gen, grace=1.0)
+            _stop(service)
+        if settings.verbose:
+            err = Path(tmp) / "service.err"
+            if err.exists() and err.stat().st_size:
+                sys.stderr.write(err.read_text(errors="replace")[-2000:] + "\n")
+    n = sum(r["n"] for r in results)
+    lat = sorted(x for r in results for x in r["lat"])
+    errors = sum(r["errors"] for r in results)
+    late = sum(r["late"] for r in results)
+    for r in results:
+        if r["note"].strip():
+            notes.append(r["note"].strip())
+    if errors:
+        notes.append(f"{errors} answers were not the CALLRESULT of the outstanding CALL")
+    return Measurement(row, n / settings.duration, lat, cpu, errors, late, sorted(set(notes)))
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration and tables.
+# --------------------------------------------------------------------------------------------
+
+
+def pct(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def fmt_ms(x: float) -> str:
+    return "n/a" if x != x else f"{1000 * x:.1f}"
+
+
+def bridge_available(settings: Settings) -> str | None:
+    """None if ``bridge serve`` can be run, else why not."""
+    try:
+        out = subprocess.run(
+            [*settings.bridge_cmd, "serve", "--help"],
+            capture_output=True,
+            timeout=60,
+            text=True,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if out.returncode != 0:
+        return (out.stderr.strip().splitlines() or ["bridge serve --help failed"])[-1]
+    missing = [f for f in ("--broker", "--workers", "--no-mirror") if f not in out.stdout]
+    if missing:
+        return f"bridge serve has no {', '.join(missing)}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stations", default="100,1000", help="comma-separated station counts")
+    ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per row")
+    ap.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    ap.add_argument("--repeat", type=int, default=1, help="repetitions of the closed-loop rows")
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run; writes nothing")
+    ap.add_argument("--gen-procs", type=int, default=2, help="generator processes per row")
+    ap.add_argument(
+        "--systems",
+        default="echo,ocpp-ws,bridge",
+        help="which systems to run (comma-separated: echo, ocpp-ws, bridge)",
+    )
+    ap.add_argument("--no-open-loop", action="store_true", help="skip the open-loop rows")
+    ap.add_argument(
+        "--handler",
+        default="bridge_throughput:BenchChargeSystem",
+        help="behaviour for `bridge serve --handler` ('default' for the bridge's own)",
+    )
+    ap.add_argument("--bridge-cmd", default=None, help="command that runs the bridge CLI")
+    ap.add_argument("--no-write", action="store_true", help=f"do not write {DOC.relative_to(ROOT)}")
+    ap.add_argument("--max-seconds", type=float, default=0, help="abort after this long (0: auto)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+
+    stations = [int(s) for s in args.stations.split(",") if s.strip()]
+    if args.quick:
+        stations, args.duration, args.warmup, args.repeat = [20], 2.0, 1.0, 1
+        args.no_write = True
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    bridge_cmd = (
+        args.bridge_cmd.split()
+        if args.bridge_cmd
+        else [sys.executable, "-c", "from ocpp_iot.bridge.cli import main; main()"]
+    )
+    settings = Settings(
+        duration=args.duration,
+        warmup=args.warmup,
+        gen_procs=args.gen_procs,
+        bridge_cmd=bridge_cmd,
+        handler=None if args.handler == "default" else args.handler,
+        verbose=args.verbose,
+    )
+    notes: list[str] = []
+    if "bridge" in systems:
+        why = bridge_available(settings)
+        if why:
+            notes.append(f"bridge rows skipped: {why}")
+            print(f"note: bridge rows skipped: {why}", file=sys.stderr)
+            systems.remove("bridge")
+
+    closed_rows: list[Row] = []
+    for n in stations:
+        if "echo" in systems:
+            closed_rows.append(Row("echo", n))
+        if "ocpp-ws" in systems:
+            closed_rows.append(Row("ocpp-ws", n))
+        if "bridge" in systems:
+            for workers in (1, 2):
+                for mirror in (False, True):
+                    closed_rows.append(Row("bridge", n, mirror=mirror, workers=workers))
+    per_row = args.warmup + args.duration + 8
+    budget = args.max_seconds or (
+        per_row * (len(closed_rows) * args.repeat + 2 * len(stations)) * 2 + 120
+    )
+
+    def on_alarm(_sig: int, _frm: Any) -> None:
+        raise TimeoutError(f"benchmark exceeded its time budget of {budget:.0f} s")
+
+    def on_term(sig: int, _frm: Any) -> None:
+        raise KeyboardInterrupt(f"signal {sig}")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.alarm(int(budget))
+    started = dt.datetime.now(dt.UTC)
+    measured: list[Measurement] = []
+    try:
+        for rep in range(args.repeat):
+            for row in closed_rows:
+                m = run_row(row, settings)
+                measured.append(m)
+                print(
+                    f"[{rep + 1}/{args.repeat}] {row.label:34s} {row.stations:5d} stations: "
+                    f"{fmt_rate(m.rate):>7s}/s  cpu service {m.cpu['service']:.0f}% "
+                    f"broker {m.cpu['broker']:.0f}% generators {m.cpu['generators']:.0f}% "
+                    f"machine {m.cpu['machine']:.0f}%"
+                    + (f"  ({'; '.join(m.notes)})" if m.notes else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
+        open_measured: list[Measurement] = []
+        if not args.no_open_loop:
+            for n in stations:
+                ref = "bridge" if "bridge" in systems else "echo"
+                base = [
+                    m.rate
+                    for m in measured
+                    if m.row.system == ref
+                    and m.row.stations == n
+                    and m.row.workers == 1
+                    and not m.row.mirror
+                ]
+                if not base:
+                    continue
+                offered = statistics.median(base) / 2
+                for system in ("bridge", "echo"):
+                    if system not in systems:
+                        continue
+                    row = Row(system, n, mode="open", rate=offered)
+                    m = run_row(row, settings)
+                    open_measured.append(m)
+                    print(
+                        f"[open] {row.label:34s} {n:5d} stations: offered {offered:,.0f}/s "
+                        f"got {m.rate:,.0f}/s p50 {fmt_ms(pct(m.lat, 0.5))} ms "
+                        f"p99 {fmt_ms(pct(m.lat, 0.99))} ms",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    finally:
+        signal.alarm(0)
+        stop_all()
+
+    text = render(measured, open_measured, stations, args, notes, started)
+    print(text)
+    if not args.no_write:
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(text)
+        print(f"written to {DOC}", file=sys.stderr)
+    return 0
+
+
+def render(
+    measured: list[Measurement],
+    open_measured: list[Measurement],
+    stations: list[int],
+    args: argparse.Namespace,
+    notes: list[str],
+    started: dt.datetime,
+) -> str:
+    import psutil
+
+    out: list[str] = []
+    out.append("# Bridge throughput\n")
+    out.append(
+        f"Measured {started:%Y-%m-%d %H:%M} UTC by `bench/bridge_throughput.py "
+        f"--stations {','.join(map(str, stations))} --duration {args.duration:g} "
+        f"--warmup {args.warmup:g} --repeat {args.repeat}` on {psutil.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
+        f"{_mosquitto_version()}, one fresh broker per row on 127.0.0.1. The machine is shared: "
+        "the `machine` CPU column includes other users.\n"
+    )
+    out.append("## Closed loop (one outstanding CALL per station, back to back)\n")
+    out.append(
+        "Round trips per second over the measured window: min / median of the repetitions; "
+        "`vs echo` is the ratio of the medians at the same station count. CPU in % of one "
+        "core during the window (median): the service (all its processes), mosquitto, the "
+        "load generators (all, and the busiest), and the whole machine (of "
+        f"{100 * (psutil.cpu_count() or 1)}%).\n"
+    )
+    out.append(
+        "| system | stations | round trips/s min | median | vs echo | service CPU | broker CPU "
+        "| generators CPU (busiest) | machine CPU |"
+    )
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    groups: dict[tuple[str, int], list[Measurement]] = {}
+    for m in measured:
+        groups.setdefault((m.row.label, m.row.stations), []).append(m)
+    medians: dict[tuple[str, int], float] = {}
+    for key, ms in groups.items():
+        medians[key] = statistics.median(m.rate for m in ms)
+    all_notes = list(notes)
+    for n in stations:
+        echo = medians.get(("paho echo (ceiling)", n))
+        for (label, sn), ms in groups.items():
+            if sn != n:
+                continue
+            rates = [m.rate for m in ms]
+            med = medians[(label, sn)]
+
+            def cpu(k: str, ms: list[Measurement] = ms) -> float:
+                return statistics.median(m.cpu[k] for m in ms)
+
+            ratio = f"{med / echo:.0%}" if echo else "n/a"
+            out.append(
+                f"| {label} | {n:,} | {fmt_rate(min(rates))} | {fmt_rate(med)} | {ratio} "
+                f"| {cpu('service'):.0f}% | {cpu('broker'):.0f}% "
+                f"| {cpu('generators'):.0f}% ({cpu('generator max'):.0f}%) | {cpu('machine'):.0f}% |"
+            )
+            for m in ms:
+                for note in m.notes:
+                    all_notes.append(f"{label}, {n:,} stations: {note}")
+    out.append("")
+    if open_measured:
+        out.append("## Open loop (fixed offered rate, spread evenly over the stations)\n")
+        out.append(
+            "Offered rate: half the closed-loop median of the bridge (1 worker, mirror off) at "
+            "the same station count (of the echo when the bridge is not measured). Latency from "
+            "the moment a CALL was due to the moment its answer arrived (a CALL due while the "
+            "station's previous one is unanswered waits, and its wait counts).\n"
+        )
+        out.append(
+            "| system | stations | offered /s | answered /s | p50 ms | p99 ms | max ms "
+            "| late sends | service CPU |"
+        )
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for m in open_measured:
+            out.append(
+                f"| {m.row.label} | {m.row.stations:,} | {fmt_rate(m.row.rate)} "
+                f"| {fmt_rate(m.rate)} | {fmt_ms(pct(m.lat, 0.5))} | {fmt_ms(pct(m.lat, 0.99))} "
+                f"| {fmt_ms(m.lat[-1] if m.lat else float('nan'))} | {m.late} "
+                f"| {m.cpu['service']:.0f}% |"
+            )
+            for note in m.notes:
+                all_notes.append(f"{m.row.label} (open loop), {m.row.stations:,} stations: {note}")
+        out.append("")
+    out.extend(summary(medians, open_measured, stations))
+    if all_notes:
+        out.append("## Notes from this run\n")
+        out.extend(f"- {x}" for x in sorted(set(all_notes)))
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def summary(
+    medians: dict[tuple[str, int], float], open_measured: list[Measurement], stations: list[int]
+) -> list[str]:
+    out: list[str] = ["## Goals\n"]
+    b1 = "bridge, 1 worker, mirror off"
+    for n in stations:
+        echo = medians.get(("paho echo (ceiling)", n))
+        bridge = medians.get((b1, n))
+        ws = medians.get(("`ocpp` WebSocket (OCPP-J)", n))
+        if echo and bridge:
+            ok = bridge >= 0.75 * echo
+            extra = f"; {bridge / ws:.1f}x the `ocpp` WebSocket server" if ws else ""
+            out.append(
+                f"- {n:,} stations: bridge {fmt_rate(bridge)}/s = {bridge / echo:.0%} of the echo "
+                f"ceiling ({fmt_rate(echo)}/s){extra}: goal >= 75% "
+                f"**{'met' if ok else 'missed'}**."
+            )
+        on = medians.get(("bridge, 1 worker, mirror on", n))
+        if bridge and on:
+            out.append(
+                f"- {n:,} stations: the JSON mirror costs {1 - on / bridge:.0%} of the throughput "
+                f"({fmt_rate(bridge)}/s off, {fmt_rate(on)}/s on, 1 worker)."
+            )
+        two = medians.get(("bridge, 2 workers, mirror off", n))
+        if bridge and two:
+            out.append(
+                f"- {n:,} stations: a second worker gives {two / bridge:.2f}x "
+                f"({fmt_rate(two)}/s, mirror off) on these 2 shared cores."
+            )
+    for m in open_measured:
+        if m.row.system == "bridge" and m.row.stations == 1000:
+            p99 = pct(m.lat, 0.99)
+            out.append(
+                f"- open loop, 1,000 stations at {fmt_rate(m.row.rate)}/s: p99 {fmt_ms(p99)} ms: "
+                f"goal < 50 ms **{'met' if p99 < 0.05 else 'missed'}**."
+            )
+    big = max(stations) if stations else 0
+    bridge = medians.get((b1, big))
+    if bridge:
+        out.append(
+            f"- Stations one worker serves at a 60 s sampling interval: {fmt_rate(bridge)}/s x 60 "
+            f"= **{fmt_rate(bridge * 60)}** (closed-loop maximum at {big:,} stations, so at 100% "
+            "of a core and with only TransactionEvents; keep headroom for boot storms after an "
+            "outage, heartbeats, status notifications and reconnects, so plan for about half)."
+        )
+    out.append("")
+    return out
+
+
+def _mosquitto_version() -> str:
+    try:
+        out = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True, timeout=10)
+        first = (out.stdout or out.stderr).splitlines()[0]
+        return first.strip()
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "mosquitto"
+
+
+def __getattr__(name: str) -> Any:
+    """``BenchChargeSystem``, built on first access (``bridge serve --handler`` imports it).
+
+    A trivial 2.0.1 charge system: TransactionEvent answers an empty response, BootNotification
+    accepts; it measures the bridge, not a handler's storage.
+    """
+    if name != "BenchChargeSystem":
+        raise AttributeError(name)
+    from ocpp_iot.behaviours.v201 import BasicChargeSystem  # type: ignore[attr-defined]
+    from ocpp_iot.model import v201  # type: ignore[attr-defined]
+
+    class BenchChargeSystem(BasicChargeSystem):  # type: ignore[misc, valid-type]
+        def boot_notification(self, request: Any, ctx: Any) -> Any:
+            return v201.BootNotificationResponse(
+                current_time="2026-06-05T12:50:00.000Z", interval=300, status="Accepted"
+            )
+
+        def transaction_event(self, request: Any, ctx: Any) -> Any:
+            return v201.TransactionEventResponse()
+
+    globals()["BenchChargeSystem"] = BenchChargeSystem
+    return BenchChargeSystem
+
+
+ROLES: dict[str, Callable[[list[str]], None]] = {
+    "_echo": role_echo,
+    "_ws_server": role_ws_server,
+    "_gen_mqtt": role_gen_mqtt,
+    "_gen_ws": role_gen_ws,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] in ROLES:
+        # children die with their parent's process group; keep them quiet on SIGTERM
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        ROLES[sys.argv[1]](sys.argv[2:])
+    else:
+        sys.exit(main())
