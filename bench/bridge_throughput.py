@@ -1144,7 +1144,8 @@ def render(
             out.append(
                 f"| {label} | {n:,} | {fmt_rate(min(rates))} | {fmt_rate(med)} | {ratio} "
                 f"| {cpu('service'):.0f}% | {cpu('broker'):.0f}% "
-                f"| {cpu('generators'):.0f}% ({cpu('generator max'):.0f}%) | {cpu('machine'):.0f}% |"
+                f"| {cpu('generators'):.0f}% ({cpu('generator max'):.0f}%) "
+                f"| {cpu('machine'):.0f}% |"
             )
             for m in ms:
                 for note in m.notes:
@@ -1248,6 +1249,7 @@ def __getattr__(name: str) -> Any:
     if name != "BenchChargeSystem":
         raise AttributeError(name)
     from ocpp_iot.behaviours.v201 import BasicChargeSystem  # type: ignore[attr-defined]
+
     from ocpp_iot.model import v201  # type: ignore[attr-defined]
 
     class BenchChargeSystem(BasicChargeSystem):  # type: ignore[misc, valid-type]
