@@ -1,0 +1,101 @@
+"""Base class and shared field types of the generated OCPP models (hand-written).
+
+The generated modules (``v16``, ``v201``, ``v21``) import everything they need from here, so the
+rules that turn JSON Schema keywords into pydantic constraints live in one place:
+
+* ``type: string`` -> :data:`StrictStr` (no coercion from numbers or bytes);
+* ``type: integer`` -> :data:`StrictInt` (rejects ``true``/``false``, ``"5"`` and ``5.0``);
+* ``type: number`` -> ``StrictInt | StrictFloat`` so ``5`` stays an ``int`` and ``5.0`` a
+  ``float`` through a round trip;
+* ``format: date-time`` -> :data:`DateTime`, a ``str`` checked against :data:`DATE_TIME_PATTERN`
+  (RFC 3339 with real month lengths and leap years) and kept exactly as received;
+* ``format: uri`` (two OCPP 1.6 fields) -> :data:`Uri`, a ``str`` that must start with a scheme and
+  contain no whitespace.
+
+No I/O, no clocks.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+__all__ = [
+    "DATE_TIME_PATTERN",
+    "URI_PATTERN",
+    "Action",
+    "DateTime",
+    "Uri",
+    "OcppModel",
+    "OpenOcppModel",
+    "StrictFloat",
+    "StrictInt",
+    "StrictStr",
+]
+
+_YEAR = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+_MONTH_DAY = (
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    "|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_YEAR = (
+    "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+)
+_TIME = (
+    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?"
+    "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+
+#: RFC 3339 ``date-time`` as JSON Schema's ``format`` means it: upper-case ``T`` and ``Z``,
+#: month lengths and leap years checked, year 0000 and leap seconds refused (the same set the
+#: ``jsonschema`` format checker accepts). Written for both Rust ``regex`` and Python ``re``.
+DATE_TIME_PATTERN = f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29){_TIME}$"
+
+#: ``format: uri``: an absolute URI (scheme, colon, then no whitespace or control characters).
+URI_PATTERN = "^[A-Za-z][A-Za-z0-9+.-]*:[^\\x00-\\x20\\x7f]*$"
+
+DateTime = Annotated[StrictStr, Field(pattern=DATE_TIME_PATTERN)]
+Uri = Annotated[StrictStr, Field(pattern=URI_PATTERN)]
+
+
+class OcppModel(BaseModel):
+    """Base of every generated OCPP message, enum-free data type and payload.
+
+    Attributes are snake_case with an explicit alias equal to the schema's field name; both
+    names are accepted on construction and :meth:`to_payload` writes the aliases.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        protected_namespaces=(),
+        use_enum_values=False,
+        defer_build=True,
+    )
+
+    #: Name of the JSON schema definition (or derived name in 1.6) this class was generated from.
+    schema_name: ClassVar[str] = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON-level value of this model: exactly the fields that were set, by alias."""
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
+class OpenOcppModel(OcppModel):
+    """An object whose schema allows additional properties (``CustomDataType``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Action(NamedTuple):
+    """One OCPP action of a version: its models, who sends the CALL, and the handler's name."""
+
+    name: str
+    request: type[OcppModel]
+    response: type[OcppModel] | None  # None only for SEND-only actions (2.1)
+    initiator: Literal["charger", "charge_system", "both"]
+    method: str
