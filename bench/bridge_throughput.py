@@ -142,6 +142,15 @@ def _cbor_encoder() -> tuple[Callable[[str, str, dict[str, Any]], bytes], str]:
 
         return enc, "ocpp_iot.codecs.cbor"
     except ImportError:
+        pass
+    try:
+        from ocpp_iot.bridge import _wire
+
+        def enc1(mid: str, action: str, payload: dict[str, Any]) -> bytes:
+            return bytes(_wire.encode(Call(mid, action, payload), VERSION))
+
+        return enc1, "the bridge's interim wire format (ocpp_iot.codecs.cbor not available)"
+    except ImportError:
         import cbor2
 
         def enc2(mid: str, action: str, payload: dict[str, Any]) -> bytes:
@@ -477,11 +486,15 @@ def role_gen_mqtt(argv: list[str]) -> None:
 
     decode: Callable[[bytes], Any] | None = None
     if check:
-        from ocpp_iot.codecs import cbor  # type: ignore[attr-defined]
         from ocpp_iot.rpc import CallResult
 
+        try:
+            from ocpp_iot.codecs.cbor import decode as wire_decode  # type: ignore[import-not-found]
+        except ImportError:
+            from ocpp_iot.bridge._wire import decode as wire_decode
+
         def decode(data: bytes) -> bool:
-            _version, frame = cbor.decode(data)
+            _version, frame = wire_decode(data)
             return isinstance(frame, CallResult) and frame.message_id == current_mid
 
     client = mqtt.Client(
@@ -711,6 +724,11 @@ class Row:
     mirror: bool = False
     workers: int = 1
     rate: float = 0.0  # open loop offered rate
+    reference: bool = False  # the bridge's built-in reference handler instead of the bench's
+
+    @property
+    def handler_name(self) -> str:
+        return "reference" if self.reference else "bench"
 
     @property
     def label(self) -> str:
@@ -719,7 +737,10 @@ class Row:
         if self.system == "ocpp-ws":
             return "`ocpp` WebSocket (OCPP-J)"
         mirror = "mirror on" if self.mirror else "mirror off"
-        return f"bridge, {self.workers} worker{'s' if self.workers > 1 else ''}, {mirror}"
+        label = f"bridge, {self.workers} worker{'s' if self.workers > 1 else ''}, {mirror}"
+        if self.reference:
+            label += ", reference handler (SQLite)"
+        return label
 
 
 @dataclass
@@ -741,6 +762,8 @@ class Settings:
     bridge_cmd: list[str]
     handler: str | None
     verbose: bool
+    profile_dir: str | None = None
+    profile_systems: tuple[str, ...] = ("bridge",)
 
 
 def bridge_command(port: int, row: Row, settings: Settings) -> list[str]:
@@ -755,7 +778,7 @@ def bridge_command(port: int, row: Row, settings: Settings) -> list[str]:
         "--log-level",
         "WARNING",
     ]
-    if settings.handler:
+    if settings.handler and not row.reference:
         cmd += ["--handler", settings.handler]
     return cmd
 
@@ -821,6 +844,38 @@ def wait_bridge_online(port: int, proc: subprocess.Popen[bytes], timeout: float)
         c.disconnect()
 
 
+def start_profiler(pid: int, row: Row, settings: Settings) -> subprocess.Popen[bytes] | None:
+    """py-spy on the service (and its worker processes) for the measured window."""
+    spy = shutil.which("py-spy")
+    if spy is None or settings.profile_dir is None:
+        print("note: py-spy not found (pip install py-spy); not profiling", file=sys.stderr)
+        return None
+    out = Path(settings.profile_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{row.system}-w{row.workers}-{'mirror' if row.mirror else 'nomirror'}"
+    name += f"-{row.handler_name}-{row.stations}-{row.mode}.txt"
+    return _spawn(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--duration",
+            str(max(1, int(settings.duration))),
+            "-o",
+            str(out / name),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def run_row(row: Row, settings: Settings) -> Measurement:
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-row-") as tmp, mosquitto() as (port, broker):
@@ -852,7 +907,7 @@ def run_row(row: Row, settings: Settings) -> Measurement:
                 gens.append((gen, LineReader(gen)))
             for _gen, reader in gens:
                 info = json.loads(reader.expect("ready", 120) or "{}")
-                if info.get("codec", "ocpp_iot").startswith("plain"):
+                if not info.get("codec", "ocpp_iot.codecs.cbor").startswith("ocpp_iot"):
                     notes.append(info["codec"])
                 if info.get("spliced") is False:
                     notes.append("frames encoded on the fly (codec does not keep the id verbatim)")
@@ -877,8 +932,15 @@ def run_row(row: Row, settings: Settings) -> Measurement:
 
             time.sleep(max(0.0, measure - time.monotonic()))
             c0 = sample()
+            spy = None
+            if settings.profile_dir and row.system in settings.profile_systems:
+                spy = start_profiler(service.pid, row, settings)
             time.sleep(max(0.0, end - time.monotonic()))
             c1 = sample()
+            if spy is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    spy.wait(15)
+                _stop(spy)
             span = settings.duration
             cpu = {k: 100.0 * (c1[k] - c0[k]) / span for k in c0}
             per_gen = [cpu.pop(f"gen{k}") for k in range(len(gens))]
@@ -979,6 +1041,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bridge-cmd", default=None, help="command that runs the bridge CLI")
     ap.add_argument("--no-write", action="store_true", help=f"do not write {DOC.relative_to(ROOT)}")
     ap.add_argument("--max-seconds", type=float, default=0, help="abort after this long (0: auto)")
+    ap.add_argument(
+        "--reference-row",
+        action="store_true",
+        help="also measure the bridge with its built-in reference handler (1 worker, mirror off)",
+    )
+    ap.add_argument(
+        "--profile",
+        metavar="DIR",
+        default=None,
+        help="run py-spy on the bridge during each measured window; raw stacks go to DIR",
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -999,6 +1072,7 @@ def main(argv: list[str] | None = None) -> int:
         bridge_cmd=bridge_cmd,
         handler=None if args.handler == "default" else args.handler,
         verbose=args.verbose,
+        profile_dir=args.profile,
     )
     notes: list[str] = []
     if "bridge" in systems:
@@ -1018,6 +1092,8 @@ def main(argv: list[str] | None = None) -> int:
             for workers in (1, 2):
                 for mirror in (False, True):
                     closed_rows.append(Row("bridge", n, mirror=mirror, workers=workers))
+            if args.reference_row:
+                closed_rows.append(Row("bridge", n, reference=True))
     per_row = args.warmup + args.duration + 8
     budget = args.max_seconds or (
         per_row * (len(closed_rows) * args.repeat + 2 * len(stations)) * 2 + 120
@@ -1250,16 +1326,16 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     from ocpp_iot.behaviours.v201 import BasicChargeSystem  # type: ignore[attr-defined]
 
-    from ocpp_iot.model import v201  # type: ignore[attr-defined]
-
     class BenchChargeSystem(BasicChargeSystem):  # type: ignore[misc, valid-type]
         def boot_notification(self, request: Any, ctx: Any) -> Any:
-            return v201.BootNotificationResponse(
-                current_time="2026-06-05T12:50:00.000Z", interval=300, status="Accepted"
-            )
+            return {
+                "currentTime": "2026-06-05T12:50:00.000Z",
+                "interval": 300,
+                "status": "Accepted",
+            }
 
         def transaction_event(self, request: Any, ctx: Any) -> Any:
-            return v201.TransactionEventResponse()
+            return {}
 
     globals()["BenchChargeSystem"] = BenchChargeSystem
     return BenchChargeSystem
