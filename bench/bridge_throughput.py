@@ -1251,6 +1251,40 @@ def render(
                 all_notes.append(f"{m.row.label} (open loop), {m.row.stations:,} stations: {note}")
         out.append("")
     out.extend(summary(medians, open_measured, stations))
+    out.append("## How it is measured\n")
+    out.extend(
+        [
+            "- Load: OCPP 2.0.1 TransactionEvent CALLs (eventType Updated, one meterValue with 9 "
+            "sampledValues), encoded once per station; only the message id is spliced into the "
+            "encoded bytes for each CALL. MQTT: compact CBOR on `ocpp/{station}/up`, answers on "
+            "`ocpp/{station}/down`, QoS 1, MQTT 5. WebSocket: the same frames as OCPP-J text, "
+            "no permessage-deflate.",
+            "- Stations: a few generator processes (`--gen-procs`, default 2), each one paho "
+            "client (or one asyncio loop of WebSocket connections) owning a slice of the stations "
+            "and subscribed to their `down` topics. Before the bridge rows every station sends a "
+            "BootNotification and a TransactionEvent Started (not timed). Answers from the bridge "
+            "are decoded and checked (all during warm-up, 1 in 8 afterwards).",
+            "- Echo: one paho client subscribed to `ocpp/+/up` republishing each payload "
+            "unchanged to `ocpp/{station}/down` (QoS 1, in paho's network thread, TCP_NODELAY, "
+            "no in-flight limit): what a Python service on paho can do at best.",
+            '- `ocpp` WebSocket: `ocpp.v201.ChargePoint` with an `@on("TransactionEvent")` '
+            "handler returning `call_result.TransactionEvent()`, served by `websockets` "
+            "(one process, one asyncio loop); payload validation as the package does it.",
+            "- Bridge: `bridge serve --workers N --mirror/--no-mirror` as a subprocess with a "
+            "trivial handler (`bench/bridge_throughput.py:BenchChargeSystem`: TransactionEvent "
+            "answers `{}`), so the rows measure the bridge, not a handler's storage. With the "
+            "mirror on, nobody subscribes to the `json/` topics (the broker drops those copies).",
+            "- Broker: a fresh mosquitto per row (`user root`, anonymous, no persistence, "
+            "`set_tcp_nodelay true`, `max_inflight_messages 0`, `max_queued_messages 100000`).",
+            "- Open loop: each generator sends at a fixed rate, round-robin over its stations, so "
+            "every station sends at offered rate / stations; never more than one outstanding "
+            "CALL per station (a CALL that falls due while its station waits is sent on the "
+            "answer and counted as late, its latency measured from when it was due).",
+            "- All traffic is on 127.0.0.1; every process the script starts is stopped at the end "
+            "of its row and on any error; the run has a time budget (`--max-seconds`).",
+            "",
+        ]
+    )
     if all_notes:
         out.append("## Notes from this run\n")
         out.extend(f"- {x}" for x in sorted(set(all_notes)))
