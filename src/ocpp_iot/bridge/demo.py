@@ -1,0 +1,226 @@
+"""``bridge demo``: an embedded broker, the bridge and a few simulated stations, shown live.
+
+Nothing to install or configure: amqtt (MQTT 3.1.1) runs in-process, the bridge hosts the
+reference charge system on a temporary SQLite file, and each station boots, authorizes and
+charges (OCPP 2.0.1 TransactionEvents with meter values). Every frame is printed as it crosses
+the broker with its compact size next to its OCPP-J size; at the end the bridge calls one
+station (GetVariables) the way an operator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..rpc import Call, CallError, CallResult, Frame
+from . import _wire
+from .embedded import EmbeddedBroker
+from .reference import build_reference
+from .service import Bridge, BridgeConfig
+from .station import SimStation, charging_session_201
+from .store import SqliteStore
+
+__all__ = ["run_demo"]
+
+_COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
+
+
+class _Traffic:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.t0 = time.monotonic()
+        self.frames = 0
+        self.compact = 0
+        self.json = 0
+        self.errors = 0
+        self.by_action: dict[str, list[int]] = {}
+
+    def __call__(self, direction: str, station: str, frame: Frame, data: bytes) -> None:
+        text = _wire.json_encode(frame)
+        self.frames += 1
+        self.compact += len(data)
+        self.json += len(text)
+        if isinstance(frame, Call):
+            what = f"CALL {frame.action}"
+            action = frame.action
+        elif isinstance(frame, CallResult):
+            what = f"RESULT {frame.action or ''}"
+            action = f"{frame.action or '?'} (result)"
+        elif isinstance(frame, CallError):
+            what = f"ERROR {frame.error_code}"
+            action = "CALLERROR"
+            self.errors += 1
+        else:
+            what = type(frame).__name__
+            action = what
+        stats = self.by_action.setdefault(action, [0, 0, 0])
+        stats[0] += 1
+        stats[1] += len(data)
+        stats[2] += len(text)
+        colour = _COLOURS[hash(station) % len(_COLOURS)]
+        arrow = "->" if direction == "up" else "<-"
+        saved = 100.0 * (1 - len(data) / len(text)) if text else 0.0
+        preview = text.decode()
+        if len(preview) > 70:
+            preview = preview[:67] + "..."
+        self.console.print(
+            f"[dim]{time.monotonic() - self.t0:6.2f}s[/] [{colour}]{station:>6}[/] {arrow} "
+            f"[bold]{what:<28}[/] {len(data):4d} B vs {len(text):4d} B JSON "
+            f"([green]-{saved:.0f}%[/])  [dim]{preview}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def summary(self) -> Table:
+        table = Table(title="Bytes on the wire: compact CBOR vs OCPP-J")
+        for col in ("frames", "CBOR bytes", "OCPP-J bytes", "saved"):
+            table.add_column(col, justify="right")
+        table.add_column("message", justify="left")
+        for action, (n, c, j) in sorted(self.by_action.items()):
+            table.add_row(str(n), str(c), str(j), f"{100 * (1 - c / j):.0f}%" if j else "-", action)
+        if self.json:
+            table.add_row(
+                str(self.frames),
+                str(self.compact),
+                str(self.json),
+                f"{100 * (1 - self.compact / self.json):.0f}%",
+                "[bold]all[/]",
+            )
+        return table
+
+
+async def _station_run(
+    st: SimStation, sessions: int, updates: int, pace: float, traffic: _Traffic
+) -> int:
+    done = 0
+    for k in range(sessions):
+        calls = charging_session_201(
+            st.station_id,
+            id_token=f"TOKEN-{st.station_id}",
+            updates=updates,
+            start_wh=10_000.0 * k,
+        )
+        if k:  # boot once
+            calls = [c for c in calls if c[0] != "BootNotification"]
+        for action, payload in calls:
+            answer = await st.call(action, payload)
+            if isinstance(answer, CallError):
+                traffic.console.print(f"[red]{st.station_id}: {action} failed: {answer}[/]")
+            await asyncio.sleep(pace)
+        done += 1
+    return done
+
+
+async def run_demo(
+    *,
+    stations: int = 3,
+    sessions: int = 1,
+    updates: int = 3,
+    duration: float = 60.0,
+    pace: float = 0.3,
+    console: Console | None = None,
+) -> bool:
+    """Run the demo; True if it ran without errors (sessions cut short by ``duration`` are
+    fine)."""
+    console = console or Console()
+    traffic = _Traffic(console)
+    t_end = time.monotonic() + duration
+    console.rule("[bold]ocpp-iot bridge demo")
+    broker = await EmbeddedBroker().start()
+    console.print(f"embedded MQTT broker (amqtt, MQTT 3.1.1) on {broker.url}")
+    stop = asyncio.Event()
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="ocpp-demo-") as tmp:
+        db = str(Path(tmp) / "bridge.sqlite3")
+        ids = [f"CP{i + 1}" for i in range(stations)]
+        handlers = build_reference(db, [f"TOKEN-{s}" for s in ids], versions=("2.0.1",))
+        config = BridgeConfig(prefix="ocpp", mirror=True, call_timeout=10.0, handler_threads=0)
+        config.mqtt.url = broker.url
+        config.mqtt.username = "bridge"
+        config.mqtt.protocol = "3.1.1"
+        config.mqtt.client_id = "ocpp-bridge-demo"
+        bridge = Bridge(config, handlers, SqliteStore(db))
+        bridge_task = asyncio.create_task(bridge.run(stop))
+        sims = [
+            SimStation(s, broker.url, protocol="3.1.1", observer=traffic, call_timeout=5.0)
+            for s in ids
+        ]
+        try:
+            await asyncio.gather(*(s.start() for s in sims))
+            console.print(f"bridge and {stations} stations connected; charging...\n")
+            runs = [
+                asyncio.create_task(_station_run(s, sessions, updates, pace, traffic)) for s in sims
+            ]
+            remaining = max(0.5, t_end - time.monotonic())
+            finished, pending = await asyncio.wait(runs, timeout=remaining)
+            for t in pending:
+                t.cancel()
+            for t in finished:
+                if t.exception() is not None:
+                    ok = False
+                    console.print(f"[red]station failed: {t.exception()!r}[/]")
+            if not pending and time.monotonic() < t_end:
+                console.print("\n[bold]operator -> CP1: GetVariables (through the bridge)[/]")
+                try:
+                    answer = await asyncio.wait_for(
+                        bridge.call_station(
+                            ids[0],
+                            "GetVariables",
+                            {
+                                "getVariableData": [
+                                    {
+                                        "component": {"name": "OCPPCommCtrlr"},
+                                        "variable": {"name": "HeartbeatInterval"},
+                                    }
+                                ]
+                            },
+                        ),
+                        max(0.5, t_end - time.monotonic()),
+                    )
+                    console.print(f"answer: {_wire.json_encode(answer).decode()}")
+                except TimeoutError:
+                    console.print("[yellow]no answer before the demo's end[/]")
+            else:
+                console.print(f"\n[yellow]--duration {duration:g} s reached[/]")
+        finally:
+            for s in sims:
+                with contextlib.suppress(Exception):
+                    await s.stop()
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bridge_task, 10)
+            await broker.stop()
+        rows = _recorded(db)
+    console.print()
+    console.print(traffic.summary())
+    if rows:
+        console.print(
+            f"reference charge system recorded {rows[0]} transactions and {rows[1]} meter values"
+        )
+    return ok
+
+
+def _recorded(db: str) -> tuple[int, int] | None:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(db)
+        try:
+            tx = con.execute("SELECT COUNT(*) FROM ref_transactions").fetchone()[0]
+            mv = con.execute("SELECT COUNT(*) FROM ref_meter_values").fetchone()[0]
+        finally:
+            con.close()
+        return int(tx), int(mv)
+    except Exception:
+        return None
+
+
+def main(**kwargs: Any) -> bool:  # pragma: no cover - convenience for python -m
+    return asyncio.run(run_demo(**kwargs))

@@ -1,0 +1,383 @@
+"""What bridge workers share: answered CALLs, calls to stations, per-station state.
+
+Every bridge worker may receive any station's next frame (MQTT 5 shared subscription), so
+everything that must survive a frame changing hands, or the bridge restarting, lives behind the
+:class:`Store` interface. Each method is one short transaction; none holds a lock across a
+network round trip or a handler call. :class:`SqliteStore` implements it for one machine (SQLite
+in WAL mode, shared by the worker processes); a PostgreSQL store for workers on several machines
+implements the same methods with the same statements (see ``docs/bridge.md``).
+
+Times are wall-clock seconds (``time.time()``), because several processes compare them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+__all__ = [
+    "Claim",
+    "ClaimResult",
+    "OutgoingCall",
+    "Store",
+    "SqliteStore",
+]
+
+
+class Claim(Enum):
+    NEW = "new"  #: first sight of this CALL: run the handler, then ``finish_call``
+    DONE = "done"  #: answered before: send the cached answer again
+    BUSY = "busy"  #: another copy is being handled right now: send nothing
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    claim: Claim
+    response: bytes | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingCall:
+    """A CALL from the bridge (an operator or a handler) to a station."""
+
+    station: str
+    message_id: str
+    action: str
+    payload: dict[str, Any]
+    version: str
+    origin: str  #: "operator" (answer goes to json/result) or "handler" (a worker awaits it)
+    owner: str  #: the worker that created it
+    created: float = 0.0
+    sent_at: float | None = None
+
+
+class Store(Protocol):
+    """The shared-state interface of the bridge (one implementation per database)."""
+
+    def claim_call(
+        self, station: str, message_id: str, version: str, owner: str, now: float
+    ) -> ClaimResult:
+        """Mark a received CALL in progress, or report that it was answered or is in hand.
+
+        A mark left by another owner longer than the lease ago counts as abandoned (its worker
+        died) and is taken over. Also records the station's OCPP version and returns its state.
+        """
+        ...
+
+    def finish_call(
+        self,
+        station: str,
+        message_id: str,
+        response: bytes,
+        state: dict[str, Any] | None,
+        now: float,
+    ) -> None:
+        """Store the encoded answer (for repeats) and the station's new state."""
+        ...
+
+    def release_owner(self, owner: str) -> int:
+        """Drop the in-progress marks of ``owner`` (a restarted worker clears its old life's)."""
+        ...
+
+    def station_version(self, station: str) -> str | None: ...
+
+    def set_status(self, station: str, status: str, now: float) -> None: ...
+
+    def submit_call(self, call: OutgoingCall, now: float) -> OutgoingCall | None:
+        """Queue a CALL to a station; return it (marked sent) if nothing else is outstanding."""
+        ...
+
+    def resolve_call(
+        self, station: str, message_id: str, now: float
+    ) -> tuple[OutgoingCall | None, OutgoingCall | None]:
+        """The station answered ``message_id``: return that call (None if unknown) and the next
+        queued call for the station, now marked sent."""
+        ...
+
+    def expire_calls(
+        self, older_than: float, now: float
+    ) -> list[tuple[OutgoingCall, OutgoingCall | None]]:
+        """Abandon outstanding calls sent before ``older_than``; return each with its successor."""
+        ...
+
+    def prune(self, older_than: float) -> int:
+        """Forget answered CALLs finished before ``older_than``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bridge_calls (
+    station TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    owner TEXT,
+    started REAL NOT NULL,
+    finished REAL,
+    response BLOB,
+    PRIMARY KEY (station, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bridge_calls_finished ON bridge_calls (finished);
+CREATE TABLE IF NOT EXISTS bridge_stations (
+    station TEXT PRIMARY KEY,
+    version TEXT,
+    state TEXT,
+    status TEXT,
+    status_at REAL,
+    last_seen REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bridge_outgoing (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    station TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    version TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS bridge_outgoing_station ON bridge_outgoing (station, seq);
+"""
+
+
+class SqliteStore:
+    """:class:`Store` on SQLite in WAL mode; safe to share between processes on one machine.
+
+    ``lease`` is how long (seconds) an in-progress mark of another worker is respected before
+    it is taken to be abandoned.
+    """
+
+    def __init__(self, path: str, *, lease: float = 60.0) -> None:
+        self.path = path
+        self.lease = lease
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._tx():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+
+    # -- transactions ------------------------------------------------------------------------
+
+    class _Tx:
+        def __init__(self, store: SqliteStore) -> None:
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            try:
+                self.store._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.store._lock.release()
+                raise
+            return self.store._db
+
+        def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+            try:
+                self.store._db.execute("COMMIT" if t is None else "ROLLBACK")
+            finally:
+                self.store._lock.release()
+
+    def _tx(self) -> SqliteStore._Tx:
+        return SqliteStore._Tx(self)
+
+    # -- received CALLs ----------------------------------------------------------------------
+
+    def claim_call(
+        self, station: str, message_id: str, version: str, owner: str, now: float
+    ) -> ClaimResult:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT owner, started, finished, response FROM bridge_calls "
+                "WHERE station=? AND message_id=?",
+                (station, message_id),
+            ).fetchone()
+            st = db.execute(
+                "SELECT state FROM bridge_stations WHERE station=?", (station,)
+            ).fetchone()
+            state = json.loads(st[0]) if st and st[0] else {}
+            db.execute(
+                "INSERT INTO bridge_stations (station, version, last_seen) VALUES (?, ?, ?) "
+                "ON CONFLICT(station) DO UPDATE SET version=excluded.version, "
+                "last_seen=excluded.last_seen",
+                (station, version, now),
+            )
+            if row is None:
+                db.execute(
+                    "INSERT INTO bridge_calls (station, message_id, owner, started) "
+                    "VALUES (?, ?, ?, ?)",
+                    (station, message_id, owner, now),
+                )
+                return ClaimResult(Claim.NEW, None, state)
+            prev_owner, started, finished, response = row
+            if finished is not None:
+                return ClaimResult(Claim.DONE, bytes(response), state)
+            if prev_owner == owner or now - started < self.lease:
+                return ClaimResult(Claim.BUSY, None, state)
+            db.execute(
+                "UPDATE bridge_calls SET owner=?, started=? WHERE station=? AND message_id=?",
+                (owner, now, station, message_id),
+            )
+            return ClaimResult(Claim.NEW, None, state)
+
+    def finish_call(
+        self,
+        station: str,
+        message_id: str,
+        response: bytes,
+        state: dict[str, Any] | None,
+        now: float,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response)"
+                " VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE SET "
+                "finished=excluded.finished, response=excluded.response, owner=NULL",
+                (station, message_id, now, now, response),
+            )
+            if state is not None:
+                db.execute(
+                    "UPDATE bridge_stations SET state=? WHERE station=?",
+                    (json.dumps(state, separators=(",", ":")), station),
+                )
+
+    def release_owner(self, owner: str) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM bridge_calls WHERE owner=? AND finished IS NULL", (owner,)
+            )
+            return cur.rowcount
+
+    # -- stations ----------------------------------------------------------------------------
+
+    def station_version(self, station: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version FROM bridge_stations WHERE station=?", (station,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def station_state(self, station: str) -> dict[str, Any]:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state FROM bridge_stations WHERE station=?", (station,)
+            ).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    def set_status(self, station: str, status: str, now: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO bridge_stations (station, status, status_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(station) DO UPDATE SET status=excluded.status, "
+                "status_at=excluded.status_at",
+                (station, status, now),
+            )
+
+    def stations(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT station, version, status, last_seen FROM bridge_stations ORDER BY station"
+            ).fetchall()
+        return [
+            dict(zip(("station", "version", "status", "last_seen"), r, strict=True)) for r in rows
+        ]
+
+    # -- calls to stations -------------------------------------------------------------------
+
+    @staticmethod
+    def _row_to_call(row: tuple[Any, ...]) -> OutgoingCall:
+        station, message_id, action, payload, version, origin, owner, created, sent_at = row
+        return OutgoingCall(
+            station,
+            message_id,
+            action,
+            json.loads(payload),
+            version,
+            origin,
+            owner,
+            created,
+            sent_at,
+        )
+
+    _COLS = "station, message_id, action, payload, version, origin, owner, created, sent_at"
+
+    def _next(self, db: sqlite3.Connection, station: str, now: float) -> OutgoingCall | None:
+        row = db.execute(
+            f"SELECT seq, {self._COLS} FROM bridge_outgoing WHERE station=? ORDER BY seq LIMIT 1",
+            (station,),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[-1] is not None:  # already outstanding
+            return None
+        db.execute("UPDATE bridge_outgoing SET sent_at=? WHERE seq=?", (now, row[0]))
+        return self._row_to_call((*row[1:-1], now))
+
+    def submit_call(self, call: OutgoingCall, now: float) -> OutgoingCall | None:
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO bridge_outgoing ({self._COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    call.station,
+                    call.message_id,
+                    call.action,
+                    json.dumps(call.payload, separators=(",", ":")),
+                    call.version,
+                    call.origin,
+                    call.owner,
+                    now,
+                ),
+            )
+            return self._next(db, call.station, now)
+
+    def resolve_call(
+        self, station: str, message_id: str, now: float
+    ) -> tuple[OutgoingCall | None, OutgoingCall | None]:
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT seq, {self._COLS} FROM bridge_outgoing WHERE station=? AND message_id=? "
+                "AND sent_at IS NOT NULL",
+                (station, message_id),
+            ).fetchone()
+            if row is None:
+                return None, None
+            db.execute("DELETE FROM bridge_outgoing WHERE seq=?", (row[0],))
+            return self._row_to_call(row[1:]), self._next(db, station, now)
+
+    def expire_calls(
+        self, older_than: float, now: float
+    ) -> list[tuple[OutgoingCall, OutgoingCall | None]]:
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT seq, {self._COLS} FROM bridge_outgoing "
+                "WHERE sent_at IS NOT NULL AND sent_at < ?",
+                (older_than,),
+            ).fetchall()
+            out = []
+            for row in rows:
+                db.execute("DELETE FROM bridge_outgoing WHERE seq=?", (row[0],))
+                out.append((self._row_to_call(row[1:]), self._next(db, row[1], now)))
+            return out
+
+    def prune(self, older_than: float) -> int:
+        with self._tx() as db:
+            return db.execute(
+                "DELETE FROM bridge_calls WHERE finished IS NOT NULL AND finished < ?",
+                (older_than,),
+            ).rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
