@@ -1,0 +1,228 @@
+"""Compact, lossless, schema-aware CBOR encoding of OCPP-J frames (for LoRa and metered links).
+
+A frame is one header byte (format version, OCPP version, message type) followed by a CBOR
+sequence: the message id, the action code and the payload flattened into CBOR items by
+per-schema encoders generated from the official JSON schemas (``tools/gen_cbor_tables.py``).
+Field names are replaced by positions, enum strings by digits of one small integer per object,
+UUIDs by 16 bytes, timestamps by packed integers, decimal readings by scaled integers. The full
+format is in ``docs/codec.md``.
+
+- Lossless: ``decode(encode(f, v)) == (v, f)`` as JSON values for every schema-valid frame
+  (object keys come back in wire order, not necessarily the order they were sent in).
+- Stateless: each frame decodes on its own.
+- A payload that does not fit its schema (unknown property, enum value or type, or an action
+  the version does not define) is still encoded exactly, as plain CBOR of the JSON value; a
+  value that is not JSON at all raises :class:`ValueError`.
+- :func:`decode` raises :class:`~ocpp_iot.codecs.DecodeError` for any malformed input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+from typing import Any
+
+import cbor2
+
+from ocpp_iot.codecs import DecodeError
+from ocpp_iot.codecs._cbor_runtime import (
+    MAX_DEPTH,
+    Bad,
+    VersionCodec,
+    check_json,
+    compile_version,
+    dec_string,
+    enc_string,
+)
+from ocpp_iot.rpc import Call, CallError, CallResult, CallResultError, Frame, Send
+
+__all__ = ["FORMAT_VERSION", "MAX_FRAME_SIZE", "encode", "decode", "header"]
+
+#: Wire format version (top three bits of the first byte). 0 is never used.
+FORMAT_VERSION = 1
+#: Largest frame :func:`decode` accepts (and :func:`encode` produces), in bytes.
+MAX_FRAME_SIZE = 65536
+
+_VERSIONS = ("1.6", "2.0.1", "2.1")
+_TABLE_MODULES = {"1.6": "v16", "2.0.1": "v201", "2.1": "v21"}
+_CODECS: dict[str, VersionCodec] = {}
+_ARRAY_HEAD = (1, 2, 3, 5)  # CBOR array header length for < 24, < 256, < 65536, more items
+
+
+def _codec(version: str) -> VersionCodec:
+    codec = _CODECS.get(version)
+    if codec is None:
+        if version not in _TABLE_MODULES:
+            raise ValueError(f"unknown OCPP version {version!r}")
+        tables = importlib.import_module(f"ocpp_iot.codecs._cbor_tables_{_TABLE_MODULES[version]}")
+        if tables.FORMAT != FORMAT_VERSION:
+            raise RuntimeError("CBOR tables were generated for another format version")
+        codec = _CODECS[version] = compile_version(tables)
+    return codec
+
+
+def header(version: str, message_type: int) -> int:
+    """The first byte of a frame: format version << 5 | OCPP version index << 3 | type."""
+    return FORMAT_VERSION << 5 | _VERSIONS.index(version) << 3 | message_type
+
+
+def _payload(codec: VersionCodec, action: str, payload: Any, request: bool, out: list[Any]) -> None:
+    code = codec.action_code.get(action) if action.__class__ is str else None
+    if code is None:
+        if action.__class__ is not str:
+            raise ValueError("action must be a string")
+        out.append(action)
+    else:
+        n = len(out)
+        out.append(code)
+        try:
+            (codec.enc_req if request else codec.enc_resp)[code](payload, out, [None])
+            return
+        except (Bad, KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError):
+            del out[n:]
+        out.append(-1 - code)
+    if payload.__class__ is not dict:
+        raise ValueError("payload must be a JSON object (dict)")
+    try:
+        out.append(check_json(payload))
+    except (Bad, RecursionError) as exc:
+        raise ValueError(f"payload is not a JSON value: {exc}") from None
+
+
+def encode(frame: Frame, version: str) -> bytes:
+    """Encode an OCPP-J frame of OCPP ``version`` ("1.6", "2.0.1" or "2.1")."""
+    codec = _codec(version)
+    out: list[Any] = []
+    mt = frame.message_type
+    if mt > 4 and version != "2.1":
+        raise ValueError(f"{type(frame).__name__} frames exist in OCPP 2.1 only")
+    try:
+        enc_string(frame.message_id, out)
+    except Bad:
+        raise ValueError("message id must be a string") from None
+    if isinstance(frame, (Call, Send)):
+        _payload(codec, frame.action, frame.payload, True, out)
+    elif isinstance(frame, CallResult):
+        if frame.action is None:
+            raise ValueError("a CallResult needs its action to be encoded")
+        _payload(codec, frame.action, frame.payload, False, out)
+    elif isinstance(frame, (CallError, CallResultError)):
+        code = frame.error_code
+        if code.__class__ is not str or frame.error_description.__class__ is not str:
+            raise ValueError("error code and description must be strings")
+        i = codec.error_code.get(code)
+        out.append(code if i is None else i)
+        try:
+            details = check_json(frame.error_details)
+        except (Bad, RecursionError) as exc:
+            raise ValueError(f"error details are not a JSON value: {exc}") from None
+        if details != {} or details.__class__ is not dict:
+            out += (frame.error_description, details)
+        elif frame.error_description:
+            out.append(frame.error_description)
+    else:
+        raise ValueError(f"not an OCPP frame: {frame!r}")
+    n = len(out)
+    skip = _ARRAY_HEAD[(n >= 24) + (n >= 256) + (n >= 65536)]
+    data = bytes((header(version, mt),)) + cbor2.dumps(out)[skip:]
+    if len(data) > MAX_FRAME_SIZE:
+        raise ValueError(f"encoded frame exceeds {MAX_FRAME_SIZE} bytes")
+    return data
+
+
+def _items(data: bytes) -> list[Any]:
+    buf = b"\x9f" + data[1:] + b"\xff"
+    fp = io.BytesIO(buf)
+    try:
+        items = cbor2.CBORDecoder(fp, max_depth=MAX_DEPTH).decode()
+    except Exception as exc:  # cbor2 raises several types for broken input
+        raise DecodeError(f"malformed CBOR: {exc}") from None
+    if fp.tell() != len(buf) or items.__class__ is not list:
+        raise DecodeError("malformed CBOR: stray break or trailing bytes")
+    return items  # type: ignore[no-any-return]
+
+
+def decode(data: bytes) -> tuple[str, Frame]:
+    """Decode one frame; return ``(version, frame)``. Raises DecodeError for bad input."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError("frame must be bytes")
+    data = bytes(data)
+    if len(data) < 2:
+        raise DecodeError("frame too short")
+    if len(data) > MAX_FRAME_SIZE:
+        raise DecodeError(f"frame larger than {MAX_FRAME_SIZE} bytes")
+    hdr = data[0]
+    if hdr >> 5 != FORMAT_VERSION:
+        raise DecodeError(f"unknown codec format {hdr >> 5}")
+    vi = hdr >> 3 & 3
+    if vi == 3:
+        raise DecodeError("unknown OCPP version code 3")
+    version = _VERSIONS[vi]
+    mt = hdr & 7
+    if not 2 <= mt <= (6 if vi == 2 else 4):
+        raise DecodeError(f"message type {mt} not valid in OCPP {version}")
+    items = _items(data)
+    try:
+        return version, _frame(_codec(version), mt, items)
+    except DecodeError:
+        raise
+    except Bad as exc:
+        raise DecodeError(str(exc)) from None
+    except StopIteration:
+        raise DecodeError("frame truncated: fewer items than the schema needs") from None
+    except Exception as exc:  # any other failure on hostile input is still a DecodeError
+        raise DecodeError(f"malformed frame: {type(exc).__name__}: {exc}") from None
+
+
+def _frame(codec: VersionCodec, mt: int, items: list[Any]) -> Frame:
+    n = len(items)
+    if n < 2:
+        raise DecodeError("frame truncated")
+    message_id = dec_string(items[0])
+    if mt == 4 or mt == 5:
+        code = items[1]
+        if code.__class__ is int:
+            if not 0 <= code < len(codec.errors):
+                raise DecodeError("unknown error code")
+            code = codec.errors[code]
+        elif code.__class__ is not str:
+            raise DecodeError("error code expected")
+        desc = items[2] if n > 2 else ""
+        details = check_json(items[3]) if n > 3 else {}
+        if desc.__class__ is not str or n > 4:
+            raise DecodeError("bad error frame")
+        cls = CallError if mt == 4 else CallResultError
+        return cls(message_id, code, desc, details)
+    act = items[1]
+    c = act.__class__
+    if c is int:
+        if act >= 0:
+            if act >= len(codec.actions):
+                raise DecodeError(f"unknown action code {act}")
+            it = iter(items)
+            next(it)
+            next(it)
+            decs = codec.dec_resp if mt == 3 else codec.dec_req
+            payload = decs[act](it, [None, n])
+            if next(it, it) is not it:
+                raise DecodeError("trailing items after the payload")
+            action = codec.actions[act]
+        else:
+            if -1 - act >= len(codec.actions) or n != 3:
+                raise DecodeError("bad raw payload frame")
+            action = codec.actions[-1 - act]
+            payload = check_json(items[2])
+    elif c is str:
+        if n != 3:
+            raise DecodeError("bad raw payload frame")
+        action = act
+        payload = check_json(items[2])
+    else:
+        raise DecodeError("action code expected")
+    if payload.__class__ is not dict:
+        raise DecodeError("payload must be an object")
+    if mt == 2:
+        return Call(message_id, action, payload)
+    if mt == 3:
+        return CallResult(message_id, payload, action)
+    return Send(message_id, action, payload)
