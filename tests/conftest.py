@@ -1,0 +1,220 @@
+"""Fixtures for the MQTT and bridge tests: a real mosquitto, bridge processes, MQTT probes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocpp_iot.testing import Mosquitto, find_mosquitto
+from ocpp_iot.transports.mqtt import Message, MqttClient, MqttSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Every test broker knows these users (station usernames are station ids).
+USERS: dict[str, str] = {
+    "bridge": "bridge-pw",
+    "operator": "operator-pw",
+    **{f"CP{i}": f"pw-CP{i}" for i in range(1, 10)},
+}
+
+
+def password(user: str) -> str:
+    return USERS[user]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A fresh mosquitto with the project's config, ACL and the users above."""
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    m = Mosquitto(USERS, directory=tmp_path / "mosquitto")
+    m.start()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+class Probe:
+    """An MQTT client collecting messages of some topics into a queue (for assertions)."""
+
+    def __init__(
+        self, url: str, user: str, topics: list[str], *, protocol: str = "5", client_id: str = ""
+    ) -> None:
+        self.messages: queue.Queue[Message] = queue.Queue()
+        self.client = MqttClient(
+            MqttSettings(
+                url,
+                client_id=client_id or f"probe-{user}-{os.getpid()}-{time.monotonic_ns()}",
+                username=user,
+                password=USERS.get(user),
+                protocol=protocol,
+                clean_start=True,
+            ),
+            self.messages.put,
+        )
+        for t in topics:
+            self.client.subscribe(t, 1)
+        self.client.start()
+        assert self.client.wait_connected(10), "probe could not connect"
+        time.sleep(0.1)  # SUBACK
+
+    def get(self, timeout: float = 5.0) -> Message:
+        return self.messages.get(timeout=timeout)
+
+    def drain(self, wait: float = 0.3) -> list[Message]:
+        out = []
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                out.append(self.messages.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                return out
+
+    def wait_for(self, pred: Any, timeout: float = 10.0) -> Message:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no matching message")
+            try:
+                m = self.messages.get(timeout=left)
+            except queue.Empty:
+                raise TimeoutError("no matching message") from None
+            if pred(m):
+                return m
+
+    def close(self) -> None:
+        self.client.stop()
+
+
+class BridgeProcess:
+    """``bridge serve`` in a subprocess (its own process group), against a test broker."""
+
+    def __init__(
+        self, broker: Mosquitto, workdir: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.broker = broker
+        self.workdir = workdir
+        self.args = list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "bridge.log"
+        self.db = workdir / "bridge.sqlite3"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "ocpp_iot.bridge.cli",
+            "serve",
+            "--broker",
+            self.broker.url,
+            "--username",
+            "bridge",
+            "--password",
+            USERS["bridge"],
+            "--db",
+            str(self.db),
+            "--log-level",
+            "INFO",
+            *self.args,
+        ]
+
+    def start(self, wait_online: bool = True, timeout: float = 20.0) -> BridgeProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            self.command(),
+            cwd=self.workdir,
+            stdout=log,
+            stderr=log,
+            env=self.env,
+            start_new_session=True,
+        )
+        log.close()
+        if wait_online:
+            self.wait_online(timeout)
+        return self
+
+    def wait_online(self, timeout: float = 20.0, topic: str = "ocpp/bridge/status") -> None:
+        probe = Probe(self.broker.url, "operator", [topic])
+        try:
+            probe.wait_for(lambda m: m.payload == b"online", timeout)
+        except TimeoutError:
+            raise AssertionError(f"bridge did not come online:\n{self.log()}") from None
+        finally:
+            probe.close()
+        time.sleep(0.3)  # its subscriptions
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        pids = [int(p) for p in path.read_text().split()] if path.exists() else []
+        # multiprocessing's spawn start method may add a resource tracker: keep the workers
+        return [
+            p for p in pids if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (supervisor and workers)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def bridge_process(broker: Mosquitto, tmp_path: Path) -> Iterator[Any]:
+    """Factory: ``bridge_process(*serve_args)`` starts ``bridge serve`` and waits for online."""
+    made: list[BridgeProcess] = []
+
+    def make(*args: str, start: bool = True, env: dict[str, str] | None = None) -> BridgeProcess:
+        bp = BridgeProcess(broker, tmp_path, *args, env=env)
+        made.append(bp)
+        return bp.start() if start else bp
+
+    yield make
+    for bp in made:
+        bp.close()
+
+
+@pytest.fixture
+def probe(broker: Mosquitto) -> Iterator[Any]:
+    made: list[Probe] = []
+
+    def make(topics: list[str], user: str = "operator", **kw: Any) -> Probe:
+        p = Probe(broker.url, user, topics, **kw)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()

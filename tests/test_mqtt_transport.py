@@ -1,0 +1,241 @@
+"""The MQTT adapter and the mosquitto configuration, against a real mosquitto."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, USERS, Probe
+
+from ocpp_iot.testing import Mosquitto, hash_password, render_acl
+from ocpp_iot.transports.mqtt import (
+    MqttClient,
+    MqttSettings,
+    PublishRefused,
+    Will,
+    parse_url,
+    topic_matches,
+)
+
+
+def settings(broker: Mosquitto, user: str, **kw: object) -> MqttSettings:
+    kw.setdefault("client_id", user)
+    return MqttSettings(broker.url, username=user, password=USERS[user], **kw)  # type: ignore[arg-type]
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+
+
+def test_parse_url() -> None:
+    a = parse_url("mqtt://broker.example:1884")
+    assert (a.host, a.port, a.tls) == ("broker.example", 1884, False)
+    a = parse_url("mqtts://u%40x:p%3Aw@broker.example")
+    assert (a.host, a.port, a.tls, a.username, a.password) == (
+        "broker.example",
+        8883,
+        True,
+        "u@x",
+        "p:w",
+    )
+    assert parse_url("localhost").port == 1883
+    with pytest.raises(ValueError):
+        parse_url("http://broker")
+    with pytest.raises(ValueError):
+        parse_url("mqtt://broker:notaport")
+
+
+def test_topic_matches_with_shared_prefix() -> None:
+    assert topic_matches("$share/bridge/ocpp/+/up", "ocpp/CP1/up")
+    assert topic_matches("ocpp/#", "ocpp/CP1/json/up")
+    assert not topic_matches("ocpp/+/up", "ocpp/CP1/down")
+
+
+def test_persistent_session_needs_client_id() -> None:
+    with pytest.raises(ValueError):
+        MqttClient(MqttSettings("mqtt://localhost", clean_start=False))
+
+
+def test_password_hash_format() -> None:
+    h = hash_password("secret", salt=b"\x0f\x55\xd9\x18\xdf\x53\x3e\x5b\x7a\x3f\x31\xff")
+    # the same salt and password as a line mosquitto_passwd wrote
+    assert h == (
+        "$7$101$D1XZGN9TPlt6PzH/$ipPg1G9R49T2WX2KinAZCUb62MhhuCYdzK5MHu+yDHKFj3fSIc3GP+EmRTSH"
+        "8N9dYAf8mjWlTQxcefW1ymbwjw=="
+    )
+
+
+def test_deploy_files_match_the_test_configuration() -> None:
+    assert (ROOT / "deploy" / "acl").read_text() == render_acl("ocpp")
+    conf = (ROOT / "mosquitto.conf").read_text()
+    settings = dict(
+        ln.split(None, 1) for ln in conf.splitlines() if ln.strip() and not ln.startswith("#")
+    )
+    assert settings["allow_anonymous"] == "false"
+    assert settings["password_file"] == "deploy/passwd"
+    assert settings["acl_file"] == "deploy/acl"
+    assert settings["persistence"] == "true"
+    assert int(settings["max_inflight_messages"]) >= 100
+    users = [ln.split(":")[0] for ln in (ROOT / "deploy" / "passwd").read_text().splitlines()]
+    assert {"bridge", "operator"} <= set(users)
+
+
+# -- against mosquitto ---------------------------------------------------------------------------
+
+
+def test_wrong_password_is_refused(broker: Mosquitto) -> None:
+    c = MqttClient(MqttSettings(broker.url, client_id="CP1", username="CP1", password="nope"))
+    c.start()
+    assert not c.wait_connected(1.5)
+    c.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_station_acl(broker: Mosquitto, protocol: str) -> None:
+    bridge_sub = Probe(broker.url, "bridge", ["ocpp/#"], protocol=protocol)
+    cp1 = MqttClient(settings(broker, "CP1", protocol=protocol))
+    cp1.start()
+    assert cp1.wait_connected(5)
+    cp1.publish_confirmed("ocpp/CP1/up", b"mine")
+    cp1.publish_confirmed("ocpp/CP1/status", b"online")
+    if protocol == "5":
+        with pytest.raises(PublishRefused) as exc:
+            cp1.publish_confirmed("ocpp/CP2/up", b"forged")
+        assert exc.value.reason == 135  # not authorized
+        with pytest.raises(PublishRefused):
+            cp1.publish_confirmed("ocpp/CP1/down", b"forged")
+    else:  # 3.1.1: acknowledged, silently dropped
+        cp1.publish_confirmed("ocpp/CP2/up", b"forged")
+    got = {(m.topic, m.payload) for m in bridge_sub.drain(0.5)}
+    assert ("ocpp/CP1/up", b"mine") in got
+    assert not any(p == b"forged" for _, p in got)
+    cp1.stop()
+    bridge_sub.close()
+
+
+def test_station_reads_only_its_own_down_topic(broker: Mosquitto) -> None:
+    cp1 = Probe(broker.url, "CP1", ["ocpp/CP1/down", "ocpp/CP2/down", "ocpp/CP2/up"])
+    b = MqttClient(settings(broker, "bridge"))
+    b.start()
+    assert b.wait_connected(5)
+    for t in ("ocpp/CP1/down", "ocpp/CP2/down", "ocpp/CP2/up"):
+        b.publish_confirmed(t, t.encode())
+    got = [m.topic for m in cp1.drain(0.5)]
+    assert got == ["ocpp/CP1/down"]
+    b.stop()
+    cp1.close()
+
+
+def test_will_and_birth(broker: Mosquitto) -> None:
+    watcher = Probe(broker.url, "operator", ["ocpp/CP1/status"])
+    cp1 = MqttClient(
+        settings(
+            broker,
+            "CP1",
+            will=Will("ocpp/CP1/status", b"offline"),
+            birth=(Will("ocpp/CP1/status", b"online"),),
+        )
+    )
+    cp1.start()
+    assert watcher.wait_for(lambda m: m.payload == b"online").retain is False
+    cp1.kill()  # no DISCONNECT: the broker publishes the will
+    assert watcher.wait_for(lambda m: m.payload == b"offline", 10)
+    late = Probe(broker.url, "operator", ["ocpp/CP1/status"])
+    m = late.get()
+    assert (m.payload, m.retain) == (b"offline", True)
+    watcher.close()
+    late.close()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_persistent_session_gets_what_was_sent_while_away(broker: Mosquitto, protocol: str) -> None:
+    got: list[bytes] = []
+    s = settings(broker, "bridge", client_id="persist-test", protocol=protocol)
+    sub = MqttClient(s, lambda m: got.append(m.payload))
+    sub.subscribe("ocpp/+/up")
+    sub.start()
+    assert sub.wait_connected(5)
+    time.sleep(0.2)
+    sub.stop()
+    pub = MqttClient(settings(broker, "CP1", protocol=protocol))
+    pub.start()
+    assert pub.wait_connected(5)
+    for i in range(5):
+        pub.publish_confirmed("ocpp/CP1/up", b"%d" % i)
+    pub.stop()
+    broker.restart()  # the session and its queue survive a broker restart too
+    sub = MqttClient(s, lambda m: got.append(m.payload))
+    sub.start()
+    assert sub.wait_connected(5)
+    deadline = time.monotonic() + 5
+    while len(got) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sub.stop()
+    assert got == [b"0", b"1", b"2", b"3", b"4"]
+
+
+def test_unacknowledged_messages_come_again(broker: Mosquitto) -> None:
+    """With manual acks, what was received but not acknowledged is redelivered."""
+    first: list[object] = []
+    s = settings(broker, "bridge", client_id="manual-ack")
+    sub = MqttClient(s, first.append, manual_ack=True)
+    sub.subscribe("ocpp/+/up")
+    sub.start()
+    assert sub.wait_connected(5)
+    pub = MqttClient(settings(broker, "CP1"))
+    pub.start()
+    assert pub.wait_connected(5)
+    pub.publish_confirmed("ocpp/CP1/up", b"a")
+    pub.publish_confirmed("ocpp/CP1/up", b"b")
+    deadline = time.monotonic() + 5
+    while len(first) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sub.ack(first[0])  # type: ignore[arg-type]
+    time.sleep(0.2)
+    sub.kill()
+    second: list[object] = []
+    sub = MqttClient(s, second.append, manual_ack=True)
+    sub.start()
+    assert sub.wait_connected(5)
+    deadline = time.monotonic() + 5
+    while not second and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert [m.payload for m in second] == [b"b"]  # type: ignore[attr-defined]
+    assert second[0].dup  # type: ignore[attr-defined]
+    sub.stop()
+    pub.stop()
+
+
+def test_reconnects_after_broker_restart(broker: Mosquitto) -> None:
+    got: list[bytes] = []
+    sub = MqttClient(
+        settings(broker, "bridge", client_id="reconnect", reconnect_min_delay=0.2),
+        lambda m: got.append(m.payload),
+    )
+    sub.subscribe("ocpp/+/up")
+    sub.start()
+    assert sub.wait_connected(5)
+    broker.restart(down_for=0.5)
+    time.sleep(0.2)
+    assert sub.wait_connected(15)
+    pub = MqttClient(settings(broker, "CP1"))
+    pub.start()
+    assert pub.wait_connected(5)
+    pub.publish_confirmed("ocpp/CP1/up", b"after")
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert got == [b"after"]
+    pub.stop()
+    sub.stop()
+
+
+def test_mosquitto_helper_add_user_and_log(broker: Mosquitto, tmp_path: Path) -> None:
+    broker.add_user("CP42", "pw42")
+    c = MqttClient(MqttSettings(broker.url, client_id="CP42", username="CP42", password="pw42"))
+    c.start()
+    assert c.wait_connected(5)
+    c.stop()
+    assert re.search(r"as CP42", broker.log())
