@@ -36,6 +36,7 @@ from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import SchemaValidator
 
 from ._base import DATE_TIME_PATTERN, URI_PATTERN, Action, OcppModel, OpenOcppModel
 
@@ -175,11 +176,17 @@ def _code_of(err: dict[str, Any]) -> str:
     t = err["type"]
     if not err["loc"] and t in _TOP_LEVEL_NOT_OBJECT:
         return FORMAT_VIOLATION
+    if t == "enum" and not isinstance(err.get("input"), str):
+        return TYPE_CONSTRAINT_VIOLATION  # an enum field given a number, object, ...
     return _CODE_BY_TYPE.get(t, TYPE_CONSTRAINT_VIOLATION)
 
 
-def _payload_error(model_cls: type[OcppModel], exc: ValidationError) -> PayloadError:
-    errors = _select(exc.errors(include_url=False, include_context=False, include_input=False))
+def _payload_error(
+    model_cls: type[OcppModel], exc: ValidationError, lenient: bool = False
+) -> PayloadError:
+    errors = _select(exc.errors(include_url=False, include_context=False))
+    if lenient:  # report what lenient mode did not forgive
+        errors = [e for e in errors if not _tolerated(e)] or errors
     first = errors[0]
     code = _code_of(first)
     where = _loc_str(first["loc"])
@@ -193,6 +200,10 @@ def _payload_error(model_cls: type[OcppModel], exc: ValidationError) -> PayloadE
     if len(errors) > _MAX_DETAILS:
         details["more"] = len(errors) - _MAX_DETAILS
     return PayloadError(code, description, details)
+
+
+def _tolerated(err: dict[str, Any]) -> bool:
+    return err["type"] in _LENIENT_TYPES and isinstance(err.get("input"), str)
 
 
 def _lenient_twin(model_cls: type[M]) -> type[M]:
@@ -210,14 +221,14 @@ def _lenient_retry(
     validate: Callable[[type[M]], M],
     warnings: list[str] | None,
 ) -> M:
-    errors = _select(exc.errors(include_url=False, include_input=True))
-    if not all(e["type"] in _LENIENT_TYPES for e in errors):
-        raise _payload_error(model_cls, exc) from None
+    errors = _select(exc.errors(include_url=False))
+    if not all(_tolerated(e) for e in errors):
+        raise _payload_error(model_cls, exc, lenient=True) from None
     twin = _lenient_twin(model_cls)
     try:
         obj = validate(twin)
     except ValidationError:
-        raise _payload_error(model_cls, exc) from None
+        raise _payload_error(model_cls, exc, lenient=True) from None
     if warnings is not None:
         for e in errors:
             where = _loc_str(e["loc"])
@@ -250,12 +261,12 @@ def parse(
     strings are accepted (the instance is still a ``model_cls``, via a lenient subclass; an
     unknown enum value stays a plain ``str``) and described in ``warnings``.
     """
-    if type(payload) is not dict:
-        if not isinstance(payload, dict):
-            raise PayloadError(
-                FORMAT_VIOLATION,
-                f"{model_cls.__name__}: payload is a {type(payload).__name__}, not an object",
-            )
+    if type(payload) is not dict and not isinstance(payload, dict):
+        raise PayloadError(
+            FORMAT_VIOLATION,
+            f"{model_cls.__name__}: payload is a {type(payload).__name__}, not an object",
+            {"errors": [{"loc": "(payload)", "type": "not_an_object", "code": FORMAT_VIOLATION}]},
+        )
     try:
         return model_cls.model_validate(payload)
     except ValidationError as exc:
@@ -305,6 +316,9 @@ _FAST_CALL = re.compile(
 _FAST_RESULT = re.compile(rb"\[" + _WS + b"3" + _WS + b"," + _WS + _ID + _WS + b"," + _WS)
 _MESSAGE_TYPES = {"1.6": (2, 3, 4), "2.0.1": (2, 3, 4), "2.1": (2, 3, 4, 5, 6)}
 _ACTIONS_CACHE: dict[str, dict[str, Action]] = {}
+# version -> {action name as bytes: (Action, validate_json of request, of response or None)}
+_FAST: dict[str, dict[bytes, tuple[Action, Any, Any]]] = {}
+_tuple_new = tuple.__new__
 
 
 def _actions(version: str) -> dict[str, Action]:
@@ -312,6 +326,34 @@ def _actions(version: str) -> dict[str, Action]:
     if acts is None:
         acts = _ACTIONS_CACHE[version] = get_version(version).ACTIONS
     return acts
+
+
+def _validator(model_cls: type[OcppModel]) -> Any:
+    """The built pydantic-core validator of a class (models are built on first use)."""
+    v = model_cls.__dict__.get("__pydantic_validator__")
+    if not isinstance(v, SchemaValidator):
+        model_cls.model_rebuild()
+        v = model_cls.__pydantic_validator__
+    return v
+
+
+def _fast_table(version: str) -> dict[bytes, tuple[Action, Any, Any]]:
+    table = _FAST.get(version)
+    if table is None:
+        table = _FAST[version] = {}
+    return table
+
+
+def _fast_entry(version: str, name: bytes) -> tuple[Action, Any, Any] | None:
+    table = _fast_table(version)
+    entry = table.get(name)
+    if entry is None:
+        act = _actions(version).get(name.decode("ascii"))
+        if act is None:
+            return None
+        resp = _validator(act.response).validate_json if act.response is not None else None
+        entry = table[name] = (act, _validator(act.request).validate_json, resp)
+    return entry
 
 
 def parse_frame_json(
@@ -336,32 +378,36 @@ def parse_frame_json(
     every failure, takes the general path (``json.loads`` then :func:`parse`), so results and
     error codes do not depend on which path ran.
     """
-    if isinstance(data, str):
+    if type(data) is str:
         data = data.encode("utf-8")
     if data[-1:] == b"]":
         m = _FAST_CALL.match(data)
         if m is not None:
-            act = _actions(version).get(m.group(3).decode())
-            if act is not None and (m.group(1) == b"2" or version == "2.1"):
+            mtype, mid, name = m.groups()
+            entry = _fast_entry(version, name)
+            if entry is not None and (mtype == b"2" or version == "2.1"):
                 try:
-                    model = act.request.model_validate_json(data[m.end() : -1])
+                    model = entry[1](data[m.end() : -1])
                 except ValidationError:
                     pass
                 else:
-                    return TypedFrame(int(m.group(1)), m.group(2).decode(), act.name, model)
+                    return _tuple_new(
+                        TypedFrame,
+                        (2 if mtype == b"2" else 6, mid.decode(), entry[0].name, model, None),
+                    )
         elif action_of_result is not None:
             m = _FAST_RESULT.match(data)
             if m is not None:
                 mid = m.group(1).decode()
                 name = action_of_result(mid)
-                act = _actions(version).get(name) if name else None
-                if act is not None and act.response is not None:
+                entry = _fast_entry(version, name.encode()) if name else None
+                if entry is not None and entry[2] is not None:
                     try:
-                        model = act.response.model_validate_json(data[m.end() : -1])
+                        model = entry[2](data[m.end() : -1])
                     except ValidationError:
                         pass
                     else:
-                        return TypedFrame(3, mid, act.name, model)
+                        return _tuple_new(TypedFrame, (3, mid, entry[0].name, model, None))
     return _parse_frame_slow(data, version, action_of_result, lenient, warnings)
 
 
