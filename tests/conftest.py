@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ocpp_iot.bridge.reference import build_reference
+from ocpp_iot.bridge.service import Bridge, BridgeConfig
+from ocpp_iot.bridge.station import SimStation
+from ocpp_iot.bridge.store import SqliteStore
 from ocpp_iot.testing import Mosquitto, find_mosquitto
 from ocpp_iot.transports.mqtt import Message, MqttClient, MqttSettings
 
@@ -218,3 +225,52 @@ def probe(broker: Mosquitto) -> Iterator[Any]:
     yield make
     for p in made:
         p.close()
+
+
+# -- in-process bridge ----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(
+    broker: Mosquitto,
+    tmp_path: Path,
+    handlers: dict[str, Any] | None = None,
+    *,
+    allow: list[str] | None = None,
+    **config: Any,
+) -> AsyncIterator[Bridge]:
+    db = str(tmp_path / "bridge.sqlite3")
+    if handlers is None:
+        handlers = build_reference(db, allow)
+    cfg = BridgeConfig(
+        mqtt=MqttSettings(
+            broker.url, client_id="test-bridge", username="bridge", password=USERS["bridge"]
+        ),
+        **config,
+    )
+    bridge = Bridge(cfg, handlers, SqliteStore(db))
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    for _ in range(200):
+        if bridge.client is not None and bridge.client.connected:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # subscriptions
+    try:
+        yield bridge
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+def station(broker: Mosquitto, sid: str, **kw: Any) -> SimStation:
+    kw.setdefault("call_timeout", 5.0)
+    return SimStation(sid, broker.url, password=USERS[sid], **kw)
+
+
+def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()

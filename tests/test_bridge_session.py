@@ -1,0 +1,371 @@
+"""A whole 2.0.1 session through the bridge, calls to stations, mirror, status, dedup."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import USERS, Probe, rows, running_bridge, station
+
+from ocpp_iot.behaviours import Context, v201
+from ocpp_iot.bridge import _wire
+from ocpp_iot.bridge.station import charging_session_201
+from ocpp_iot.rpc import Call, CallError, CallResult
+from ocpp_iot.testing import Mosquitto
+
+
+def test_whole_session_201(broker: Mosquitto, tmp_path: Path) -> None:
+    mirror = Probe(broker.url, "operator", ["ocpp/CP1/json/up", "ocpp/CP1/json/down"])
+
+    async def scenario() -> list[tuple[str, Any]]:
+        async with running_bridge(broker, tmp_path, allow=["TOKEN-1"]):
+            async with station(broker, "CP1") as st:
+                answers = []
+                for action, payload in charging_session_201(
+                    "CP1", updates=4, transaction_id="tx-1"
+                ):
+                    answers.append((action, await st.call(action, payload)))
+                answers.append(
+                    (
+                        "Authorize",
+                        await st.call(
+                            "Authorize", {"idToken": {"idToken": "STOLEN", "type": "ISO14443"}}
+                        ),
+                    )
+                )
+                return answers
+
+    answers = asyncio.run(scenario())
+    assert all(isinstance(a, CallResult) for _, a in answers), answers
+    by_action = [(a, r.payload) for a, r in answers]
+    assert by_action[0][0] == "BootNotification" and by_action[0][1]["status"] == "Accepted"
+    assert by_action[2] == ("Authorize", {"idTokenInfo": {"status": "Accepted"}})
+    assert by_action[-1] == ("Authorize", {"idTokenInfo": {"status": "Invalid"}})
+    assert by_action[-2][0] == "Heartbeat" and "currentTime" in by_action[-2][1]
+
+    db = tmp_path / "bridge.sqlite3"
+    events = rows(
+        db, "SELECT seq_no, event_type FROM ref_events WHERE action='TransactionEvent' ORDER BY id"
+    )
+    assert events == [
+        (0, "Started"),
+        (1, "Updated"),
+        (2, "Updated"),
+        (3, "Updated"),
+        (4, "Updated"),
+        (5, "Ended"),
+    ]
+    tx = rows(
+        db, "SELECT id_token, ended IS NOT NULL, stopped_reason, energy_wh FROM ref_transactions"
+    )
+    assert tx == [("TOKEN-1", 1, "EVDisconnected", 4 * 1850.0)]
+    assert rows(db, "SELECT COUNT(*) FROM ref_meter_values")[0][0] == 6 * 2
+    assert rows(db, "SELECT version FROM bridge_stations WHERE station='CP1'") == [("2.0.1",)]
+
+    # The mirror carried every frame both ways as OCPP-J.
+    seen = mirror.drain(0.5)
+    ups = [json.loads(m.payload) for m in seen if m.topic.endswith("/json/up")]
+    downs = [json.loads(m.payload) for m in seen if m.topic.endswith("/json/down")]
+    assert [f[2] for f in ups] == [a for a, _ in answers]
+    assert [f[0] for f in downs] == [3] * len(answers)
+    assert [f[1] for f in downs] == [f[1] for f in ups]
+    mirror.close()
+
+
+def test_operator_calls_through_json_topic(broker: Mosquitto, tmp_path: Path) -> None:
+    results = Probe(broker.url, "operator", ["ocpp/CP1/json/result"])
+
+    async def scenario() -> list[Call]:
+        async with running_bridge(broker, tmp_path):
+            async with station(broker, "CP1") as st:
+                await st.call("BootNotification", charging_session_201("CP1")[0][1])
+                # two calls back to back: the second waits for the first (one outstanding)
+                results.client.publish(
+                    "ocpp/CP1/json/call", json.dumps([2, "op-1", "Reset", {"type": "Immediate"}])
+                )
+                results.client.publish(
+                    "ocpp/CP1/json/call",
+                    json.dumps(
+                        [
+                            2,
+                            "op-2",
+                            "GetVariables",
+                            {
+                                "getVariableData": [
+                                    {
+                                        "component": {"name": "OCPPCommCtrlr"},
+                                        "variable": {"name": "HeartbeatInterval"},
+                                    },
+                                    {
+                                        "component": {"name": "Nope"},
+                                        "variable": {"name": "Nothing"},
+                                    },
+                                ]
+                            },
+                        ]
+                    ),
+                )
+                results.client.publish("ocpp/CP1/json/call", b"not json")
+                got = [await asyncio.to_thread(results.get, 10) for _ in range(3)]
+                return st.received_calls, got
+
+    calls, got = asyncio.run(scenario())
+    assert [c.action for c in calls] == ["Reset", "GetVariables"]
+    frames = {json.loads(m.payload)[1]: json.loads(m.payload) for m in got}
+    assert frames["op-1"] == [3, "op-1", {"status": "Accepted"}]
+    res = frames["op-2"][2]["getVariableResult"]
+    assert res[0]["attributeStatus"] == "Accepted" and res[0]["attributeValue"] == "300"
+    assert res[1]["attributeStatus"] == "UnknownVariable"
+    assert frames["-1"][0] == 4  # the unreadable operator call is answered with an error
+    results.close()
+
+
+def test_bridge_call_command(broker: Mosquitto, tmp_path: Path) -> None:
+    def cli(*args: str, timeout: str = "10") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ocpp_iot.bridge.cli",
+                "call",
+                "--broker",
+                broker.url,
+                "--username",
+                "operator",
+                "--password",
+                USERS["operator"],
+                "--timeout",
+                timeout,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    async def scenario() -> list[subprocess.CompletedProcess[str]]:
+        async with running_bridge(broker, tmp_path, call_timeout=3.0):
+            async with station(broker, "CP1") as st:
+                await st.call("BootNotification", charging_session_201("CP1")[0][1])
+                out = [
+                    await asyncio.to_thread(cli, "CP1", "Reset", '{"type": "OnIdle"}'),
+                    await asyncio.to_thread(
+                        cli,
+                        "CP1",
+                        "GetVariables",
+                        '{"getVariableData": [{"component": {"name": "ChargingStation"},'
+                        ' "variable": {"name": "Model"}}]}',
+                    ),
+                    # the simulated charger does not implement ClearCache: a CALLERROR
+                    await asyncio.to_thread(cli, "CP1", "ClearCache", "{}"),
+                    # nobody answers for CP9
+                    await asyncio.to_thread(
+                        cli, "CP9", "Reset", '{"type": "OnIdle"}', timeout="1.5"
+                    ),
+                    await asyncio.to_thread(cli, "CP1", "Reset", "[1, 2]"),
+                ]
+                assert [c.action for c in st.received_calls] == [
+                    "Reset",
+                    "GetVariables",
+                    "ClearCache",
+                ]
+                return out
+
+    reset, getvar, clear, silent, bad = asyncio.run(scenario())
+    assert reset.returncode == 0, reset.stderr
+    assert json.loads(reset.stdout)[2] == {"status": "Accepted"}
+    assert getvar.returncode == 0
+    assert json.loads(getvar.stdout)[2]["getVariableResult"][0]["attributeValue"] == "SimStation"
+    assert clear.returncode == 1
+    assert json.loads(clear.stdout)[2] == "NotImplemented"
+    assert silent.returncode == 2 and "no answer" in silent.stderr
+    assert bad.returncode == 2 and "JSON object" in bad.stderr  # usage error
+
+
+def test_repeated_call_runs_the_handler_once(broker: Mosquitto, tmp_path: Path) -> None:
+    downs = Probe(broker.url, "bridge", ["ocpp/CP1/down"])
+
+    async def scenario() -> None:
+        async with running_bridge(broker, tmp_path):
+            async with station(broker, "CP1") as st:
+                frame = Call("dup-1", "TransactionEvent", charging_session_201("CP1")[3][1])
+                data = _wire.encode(frame, "2.0.1")
+                for _ in range(3):  # as QoS 1 redelivery or a station's retry would
+                    st._client.publish("ocpp/CP1/up", data, 1)  # type: ignore[union-attr]
+                    await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    answers = [m.payload for m in downs.drain(0.5)]
+    assert len(answers) == 3 and len(set(answers)) == 1
+    assert _wire.decode(answers[0])[1].message_id == "dup-1"
+    n = rows(
+        tmp_path / "bridge.sqlite3", "SELECT COUNT(*) FROM ref_events WHERE message_id='dup-1'"
+    )
+    assert n == [(1,)]
+    downs.close()
+
+
+class SlowSystem(v201.BasicChargeSystem):
+    """CP2's boot takes 2 s (async), CP3's 2 s (blocking); everyone else is quick."""
+
+    async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        if ctx.station_id == "CP2":
+            await asyncio.sleep(2.0)
+        return {"currentTime": "2026-01-01T00:00:00Z", "interval": 60, "status": "Accepted"}
+
+    def heartbeat(self, request: Any, ctx: Context) -> dict[str, Any]:
+        if ctx.station_id == "CP3":
+            time.sleep(2.0)
+        return {"currentTime": "2026-01-01T00:00:00Z"}
+
+    def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {"idTokenInfo": {"status": "Accepted"}}
+
+    def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {}
+
+
+def test_slow_handler_does_not_stall_other_stations(broker: Mosquitto, tmp_path: Path) -> None:
+    boot = charging_session_201("X")[0][1]
+
+    async def scenario() -> float:
+        async with running_bridge(broker, tmp_path, {"2.0.1": SlowSystem()}):
+            async with (
+                station(broker, "CP1") as cp1,
+                station(broker, "CP2") as cp2,
+                station(broker, "CP3") as cp3,
+            ):
+                slow = [
+                    asyncio.create_task(cp2.call("BootNotification", boot)),
+                    asyncio.create_task(cp3.call("Heartbeat", {})),
+                ]
+                await asyncio.sleep(0.1)
+                t0 = time.monotonic()
+                for _ in range(5):
+                    assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
+                    assert isinstance(await cp1.call("BootNotification", boot), CallResult)
+                quick = time.monotonic() - t0
+                for t in slow:
+                    assert isinstance(await t, CallResult)
+                return quick
+
+    assert asyncio.run(scenario()) < 1.5
+
+
+class CallingSystem(v201.BasicChargeSystem):
+    """On boot, asks the station for a variable (async) before accepting it."""
+
+    async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        answer = await ctx.send_call(
+            "GetVariables",
+            {
+                "getVariableData": [
+                    {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "Identity"}}
+                ]
+            },
+        )
+        assert isinstance(answer, CallResult)
+        ctx.state["identity"] = answer.payload["getVariableResult"][0]["attributeValue"]
+        return {"currentTime": "2026-01-01T00:00:00Z", "interval": 60, "status": "Accepted"}
+
+    def heartbeat(self, request: Any, ctx: Context) -> dict[str, Any]:
+        # a blocking handler method calls through the same context (it runs in a thread)
+        answer = ctx.call("Reset", {"type": "OnIdle"})
+        assert isinstance(answer, CallResult)
+        ctx.state["reset"] = answer.payload["status"]
+        return {"currentTime": "2026-01-01T00:00:00Z"}
+
+    def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {"idTokenInfo": {"status": "Accepted"}}
+
+    def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {}
+
+
+def test_handler_calls_the_station_through_its_context(broker: Mosquitto, tmp_path: Path) -> None:
+    async def scenario() -> tuple[Any, Any, dict[str, Any]]:
+        async with running_bridge(broker, tmp_path, {"2.0.1": CallingSystem()}) as bridge:
+            async with station(broker, "CP1") as st:
+                boot = await st.call("BootNotification", charging_session_201("CP1")[0][1])
+                hb = await st.call("Heartbeat", {})
+                assert [c.action for c in st.received_calls] == ["GetVariables", "Reset"]
+                return boot, hb, bridge.store.station_state("CP1")  # type: ignore[attr-defined]
+
+    boot, hb, state = asyncio.run(scenario())
+    assert isinstance(boot, CallResult) and boot.payload["status"] == "Accepted"
+    assert isinstance(hb, CallResult)
+    assert state == {"identity": "sim", "reset": "Accepted"}
+
+
+def test_status_topics_and_no_mirror(broker: Mosquitto, tmp_path: Path) -> None:
+    watch = Probe(
+        broker.url, "operator", ["ocpp/bridge/status", "ocpp/CP1/json/up", "ocpp/CP1/json/down"]
+    )
+
+    async def scenario() -> list[str]:
+        async with running_bridge(broker, tmp_path, mirror=False) as bridge:
+            await asyncio.sleep(0.3)
+            async with station(broker, "CP1") as st:
+                assert isinstance(await st.call("Heartbeat", {}), CallResult)
+            await asyncio.sleep(0.3)
+            return [s["status"] for s in bridge.store.stations()]  # type: ignore[attr-defined]
+
+    statuses = asyncio.run(scenario())
+    assert statuses == ["offline"]  # CP1 said goodbye
+    seen = watch.drain(0.5)
+    assert [m.payload for m in seen if m.topic == "ocpp/bridge/status"] == [b"online", b"offline"]
+    assert not [m for m in seen if "/json/" in m.topic]
+    late = Probe(broker.url, "operator", ["ocpp/bridge/status"])
+    m = late.get()
+    assert (m.payload, m.retain) == (b"offline", True)
+    late.close()
+    watch.close()
+
+
+def test_station_speaking_another_version(broker: Mosquitto, tmp_path: Path) -> None:
+    """The version comes from each frame's header: a 1.6 station is answered in 1.6."""
+
+    async def scenario() -> list[Any]:
+        async with running_bridge(broker, tmp_path):
+            async with station(broker, "CP4", version="1.6") as st:
+                out = [
+                    await st.call(
+                        "BootNotification", {"chargePointModel": "M", "chargePointVendor": "V"}
+                    ),
+                    await st.call(
+                        "StartTransaction",
+                        {
+                            "connectorId": 1,
+                            "idTag": "T1",
+                            "meterStart": 0,
+                            "timestamp": "2026-01-01T00:00:00Z",
+                        },
+                    ),
+                    await st.call(
+                        "BootNotification",
+                        {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"},
+                    ),
+                ]
+                return out
+
+    boot, start, wrong = asyncio.run(scenario())
+    assert isinstance(boot, CallResult) and boot.payload["status"] == "Accepted"
+    assert isinstance(start, CallResult) and start.payload["transactionId"] == 1
+    assert isinstance(wrong, CallError)
+    assert wrong.error_code in (
+        "FormationViolation",
+        "OccurenceConstraintViolation",
+        "PropertyConstraintViolation",
+        "TypeConstraintViolation",
+    )
