@@ -1,0 +1,151 @@
+"""Malformed frames on a station's ``up`` topic: a CALLERROR where the id can be read, otherwise
+a logged drop (``-1`` / RpcFrameworkError for 2.0.1+); the bridge keeps serving everyone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from conftest import Probe, running_bridge, station
+
+from ocpp_iot.bridge import _wire
+from ocpp_iot.bridge.station import charging_session_201
+from ocpp_iot.rpc import Call, CallError, CallResult, CallResultError, Send
+from ocpp_iot.testing import Mosquitto
+
+VIOLATIONS = {
+    "FormatViolation",
+    "PropertyConstraintViolation",
+    "OccurrenceConstraintViolation",
+    "TypeConstraintViolation",
+}
+
+_good = _wire.encode(Call("77", "Heartbeat", {}), "2.0.1")
+
+# (name, raw payload, expected: None = no answer, ("-1", code) or (id, {codes}))
+CASES: list[tuple[str, bytes, Any]] = [
+    ("empty", b"", ("-1", {"RpcFrameworkError"})),
+    ("one byte", b"\x00", ("-1", {"RpcFrameworkError"})),
+    ("random bytes", os.urandom(64), ("-1", {"RpcFrameworkError"})),
+    ("OCPP-J text instead of CBOR", b'[2,"1","Heartbeat",{}]', ("-1", {"RpcFrameworkError"})),
+    ("truncated", _good[:2], ("-1", {"RpcFrameworkError"})),
+    ("trailing garbage", _good + b"\xff\xff", ("-1", {"RpcFrameworkError"})),
+    ("unknown action code", _good[:2] + b"\x19\xff\xff\xa0", ("-1", {"RpcFrameworkError"})),
+    ("oversized", bytes([_good[0]]) + os.urandom(70_000), ("-1", {"RpcFrameworkError"})),
+    (
+        "action not in 2.0.1",
+        _wire.encode(Call("m-1", "FooBar", {}), "2.0.1"),
+        ("m-1", {"NotSupported", "NotImplemented"}),
+    ),
+    (
+        "action the charge system never receives",
+        _wire.encode(Call("m-2", "Reset", {"type": "Immediate"}), "2.0.1"),
+        ("m-2", {"NotSupported"}),
+    ),
+    (
+        "unknown property",
+        _wire.encode(Call("m-3", "Heartbeat", {"bogus": 1}), "2.0.1"),
+        ("m-3", VIOLATIONS),
+    ),
+    (
+        "required property missing",
+        _wire.encode(Call("m-4", "BootNotification", {"reason": "PowerUp"}), "2.0.1"),
+        ("m-4", VIOLATIONS),
+    ),
+    (
+        "wrong type",
+        _wire.encode(
+            Call(
+                "m-5",
+                "StatusNotification",
+                {
+                    "timestamp": "2026-01-01T00:00:00Z",
+                    "connectorStatus": "Available",
+                    "evseId": "one",
+                    "connectorId": 1,
+                },
+            ),
+            "2.0.1",
+        ),
+        ("m-5", VIOLATIONS),
+    ),
+    (
+        "bad enum value",
+        _wire.encode(
+            Call(
+                "m-6",
+                "BootNotification",
+                {
+                    "chargingStation": {"model": "M", "vendorName": "V"},
+                    "reason": "Bored",
+                },
+            ),
+            "2.0.1",
+        ),
+        ("m-6", VIOLATIONS),
+    ),
+    ("result for no call", _wire.encode(CallResult("nope", {}, "Reset"), "2.0.1"), None),
+    ("unsolicited error", _wire.encode(CallError("nope", "GenericError", "x", {}), "2.0.1"), None),
+    (
+        "2.1 CALLRESULTERROR",
+        _wire.encode(CallResultError("nope", "GenericError", "x", {}), "2.1"),
+        None,
+    ),
+    ("2.1 SEND of an unknown action", _wire.encode(Send("s-1", "FooBar", {}), "2.1"), None),
+]
+
+
+def _answers(probe: Probe) -> list[Any]:
+    out = []
+    for m in probe.drain(0.4):
+        out.append(_wire.decode(m.payload)[1])
+    return out
+
+
+def test_malformed_frames(broker: Mosquitto, tmp_path: Path) -> None:
+    downs = Probe(broker.url, "bridge", ["ocpp/CP1/down", "ocpp/CP3/down"])
+    failures: list[str] = []
+
+    async def scenario() -> None:
+        async with running_bridge(broker, tmp_path) as bridge:
+            async with station(broker, "CP1") as cp1, station(broker, "CP2") as cp2:
+                assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
+                downs.drain(0.3)
+                raw = cp1._client.client  # type: ignore[union-attr]
+                for name, payload, expected in CASES:
+                    raw.publish_confirmed("ocpp/CP1/up", payload)
+                    got = await asyncio.to_thread(_answers, downs)
+                    if expected is None:
+                        if got:
+                            failures.append(f"{name}: expected no answer, got {got}")
+                        continue
+                    mid, codes = expected
+                    if len(got) != 1 or not isinstance(got[0], CallError):
+                        failures.append(f"{name}: expected one CALLERROR, got {got}")
+                        continue
+                    if got[0].message_id != mid or got[0].error_code not in codes:
+                        failures.append(f"{name}: got {got[0]}")
+                    # the other station is served all along
+                    assert isinstance(await cp2.call("Heartbeat", {}), CallResult), name
+                # and both go on with a whole session
+                for action, payload in charging_session_201("CP1", updates=1):
+                    assert isinstance(await cp1.call(action, payload), CallResult), action
+                for action, payload in charging_session_201("CP2", updates=1):
+                    assert isinstance(await cp2.call(action, payload), CallResult), action
+            # 1.6 has no "-1" answer: an unreadable frame from a 1.6 station is dropped
+            async with station(broker, "CP3", version="1.6") as cp3:
+                boot = {"chargePointModel": "M", "chargePointVendor": "V"}
+                assert isinstance(await cp3.call("BootNotification", boot), CallResult)
+                await asyncio.to_thread(downs.drain, 0.3)
+                cp3._client.client.publish_confirmed("ocpp/CP3/up", b"\x00garbage")  # type: ignore[union-attr]
+                got = await asyncio.to_thread(_answers, downs)
+                if got:
+                    failures.append(f"1.6 garbage: expected a drop, got {got}")
+                assert isinstance(await cp3.call("Heartbeat", {}), CallResult)
+            assert bridge.stats["dropped"] >= 8
+
+    asyncio.run(scenario())
+    downs.close()
+    assert not failures, "\n".join(failures)
