@@ -5,7 +5,9 @@ boots, status changes, authorizations, transaction events and meter values in SQ
 OCPP 1.6, 2.0.1 and 2.1. It is a starting point and a test double, not a CSMS.
 
 Every received event is recorded with a plain INSERT (no de-duplication of its own), so the
-``ref_events`` table shows exactly how often the handler ran for each CALL.
+``ref_events`` table shows exactly how often the handler ran for each CALL. Inside the bridge
+its writes are committed together with the bridge's answer (:func:`.store.defer_sql`), which is
+what makes "handled exactly once" hold across crashes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ..behaviours import Behaviour, Context
+from .store import defer_sql
 
 __all__ = ["Recorder", "build_reference", "utc_now"]
 
@@ -43,6 +46,7 @@ _SCHEMA = [
         received TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS ref_events_station ON ref_events (station, id)",
+    "CREATE TABLE IF NOT EXISTS ref_tx_ids (id INTEGER PRIMARY KEY AUTOINCREMENT, station TEXT)",
     """CREATE TABLE IF NOT EXISTS ref_transactions (
         transaction_id TEXT NOT NULL,
         station TEXT NOT NULL,
@@ -63,6 +67,9 @@ _SCHEMA = [
         unit TEXT
     )""",
 ]
+
+
+_TX_COLUMNS = frozenset({"id_token", "started", "ended", "stopped_reason", "energy_wh"})
 
 
 class Recorder:
@@ -89,69 +96,81 @@ class Recorder:
         meter_values: Iterable[dict[str, Any]] = (),
         transaction_update: dict[str, Any] | None = None,
     ) -> None:
+        """Record one CALL: with the bridge's answer if inside the bridge, else right away."""
+        stmts: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                "INSERT INTO ref_events (station, message_id, version, action, transaction_id,"
+                " seq_no, event_type, payload, received) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    ctx.station_id,
+                    ctx.message_id,
+                    ctx.version,
+                    action,
+                    transaction_id,
+                    seq_no,
+                    event_type,
+                    json.dumps(payload, separators=(",", ":")),
+                    utc_now(),
+                ),
+            )
+        ]
+        for mv in meter_values:
+            ts = mv.get("timestamp")
+            for sv in mv.get("sampledValue", []):
+                unit = (sv.get("unitOfMeasure") or {}).get("unit") or sv.get("unit")
+                try:
+                    value = float(sv.get("value"))  # 1.6 sends strings
+                except (TypeError, ValueError):
+                    continue
+                stmts.append(
+                    (
+                        "INSERT INTO ref_meter_values (station, transaction_id, timestamp,"
+                        " measurand, value, unit) VALUES (?,?,?,?,?,?)",
+                        (
+                            ctx.station_id,
+                            transaction_id,
+                            ts,
+                            sv.get("measurand", "Energy.Active.Import.Register"),
+                            value,
+                            unit,
+                        ),
+                    )
+                )
+        if transaction_update is not None and transaction_id is not None:
+            stmts.append(
+                (
+                    "INSERT INTO ref_transactions (transaction_id, station) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (transaction_id, ctx.station_id),
+                )
+            )
+            for col, val in transaction_update.items():
+                if val is not None and col in _TX_COLUMNS:
+                    stmts.append(
+                        (
+                            f"UPDATE ref_transactions SET {col}=? "
+                            "WHERE station=? AND transaction_id=?",
+                            (val, ctx.station_id, transaction_id),
+                        )
+                    )
+        if defer_sql(self.path, stmts):
+            return
         with self._lock:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(
-                    "INSERT INTO ref_events (station, message_id, version, action, transaction_id,"
-                    " seq_no, event_type, payload, received) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        ctx.station_id,
-                        ctx.message_id,
-                        ctx.version,
-                        action,
-                        transaction_id,
-                        seq_no,
-                        event_type,
-                        json.dumps(payload, separators=(",", ":")),
-                        utc_now(),
-                    ),
-                )
-                for mv in meter_values:
-                    ts = mv.get("timestamp")
-                    for sv in mv.get("sampledValue", []):
-                        unit = (sv.get("unitOfMeasure") or {}).get("unit") or sv.get("unit")
-                        try:
-                            value = float(sv.get("value"))  # 1.6 sends strings
-                        except (TypeError, ValueError):
-                            continue
-                        db.execute(
-                            "INSERT INTO ref_meter_values (station, transaction_id, timestamp,"
-                            " measurand, value, unit) VALUES (?,?,?,?,?,?)",
-                            (
-                                ctx.station_id,
-                                transaction_id,
-                                ts,
-                                sv.get("measurand", "Energy.Active.Import.Register"),
-                                value,
-                                unit,
-                            ),
-                        )
-                if transaction_update is not None and transaction_id is not None:
-                    db.execute(
-                        "INSERT INTO ref_transactions (transaction_id, station) VALUES (?, ?) "
-                        "ON CONFLICT DO NOTHING",
-                        (transaction_id, ctx.station_id),
-                    )
-                    for col, val in transaction_update.items():
-                        if val is not None:
-                            db.execute(
-                                f"UPDATE ref_transactions SET {col}=? "
-                                "WHERE station=? AND transaction_id=?",
-                                (val, ctx.station_id, transaction_id),
-                            )
+                for sql, params in stmts:
+                    db.execute(sql, params)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
 
-    def next_transaction_id(self) -> int:
+    def next_transaction_id(self, station: str) -> int:
+        """A new OCPP 1.6 transaction id (committed at once: a crash leaves a gap, no reuse)."""
         with self._lock:
-            row = self.db.execute(
-                "SELECT COALESCE(MAX(CAST(transaction_id AS INTEGER)), 0) + 1 FROM ref_transactions"
-            ).fetchone()
-        return int(row[0])
+            cur = self.db.execute("INSERT INTO ref_tx_ids (station) VALUES (?)", (station,))
+            return int(cur.lastrowid or 0)
 
     def close(self) -> None:
         with self._lock:
@@ -296,7 +315,7 @@ def build_reference(
 
         def start_transaction(self, request: Any, ctx: Context) -> dict[str, Any]:
             p = request.to_payload()
-            tx = self.recorder.next_transaction_id()
+            tx = self.recorder.next_transaction_id(ctx.station_id)
             ok = self._token_ok(p.get("idTag"))
             self.recorder.record(
                 ctx,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import inspect
 import logging
@@ -47,7 +48,7 @@ from ..rpc import (
 )
 from ..transports.mqtt import Message, MqttClient, MqttSettings, Will
 from . import _wire
-from .store import Claim, OutgoingCall, Store
+from .store import Claim, OutgoingCall, Store, collect_effects
 
 __all__ = ["Bridge", "BridgeConfig", "CallTimeout", "StationCallError"]
 
@@ -112,6 +113,8 @@ class Bridge:
         self.observer = observer
         self.prefix = config.prefix.rstrip("/")
         self.owner = config.owner
+        #: the database handlers may join transactions with (``defer_sql``), if any
+        self.store_path: str = getattr(store, "path", "")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: asyncio.Queue[Message] | None = None
         self._station_queues: dict[str, deque[tuple[Message, str, Call | Send]]] = {}
@@ -389,7 +392,8 @@ class Bridge:
             self._ack(msg)
             return
         self.stats["calls"] += 1
-        answer = await self._dispatch(station, version, frame, claim.state)
+        with collect_effects(self.store_path) as effects:
+            answer = await self._dispatch(station, version, frame, claim.state)
         try:
             data = _wire.encode(answer, version)
         except Exception as exc:
@@ -401,7 +405,9 @@ class Bridge:
                 {},
             )
             data = _wire.encode(answer, version)
-        self.store.finish_call(station, frame.message_id, data, claim.state, time.time())
+        self.store.finish_call(
+            station, frame.message_id, data, claim.state, time.time(), effects=effects
+        )
         self._publish(self.topic(station, "down"), data)
         self._after_send(station, answer, data)
         self._ack(msg)
@@ -428,7 +434,8 @@ class Bridge:
         if blocking:
             ctx = Context(station, call.message_id, version, state, self._sender(station, False))
             assert self._loop is not None
-            result = await self._loop.run_in_executor(self._pool, dispatch, handler, call, ctx)
+            run = contextvars.copy_context().run  # handlers' defer_sql reaches our transaction
+            result = await self._loop.run_in_executor(self._pool, run, dispatch, handler, call, ctx)
         else:
             ctx = Context(station, call.message_id, version, state, self._sender(station, True))
             result = await dispatch_async(handler, call, ctx)

@@ -13,8 +13,12 @@ Times are wall-clock seconds (``time.time()``), because several processes compar
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -25,7 +29,47 @@ __all__ = [
     "OutgoingCall",
     "Store",
     "SqliteStore",
+    "defer_sql",
+    "collect_effects",
 ]
+
+Statement = tuple[str, Sequence[Any]]
+
+
+@dataclass
+class _Effects:
+    path: str
+    statements: list[Statement] = field(default_factory=list)
+
+
+_EFFECTS: ContextVar[_Effects | None] = ContextVar("ocpp_iot_bridge_effects", default=None)
+
+
+def defer_sql(db_path: str, statements: Sequence[Statement]) -> bool:
+    """Commit ``statements`` together with the bridge's answer to the CALL being handled.
+
+    A handler that writes to the bridge's own database (the reference charge system does)
+    calls this instead of committing itself: the statements then run in the same transaction
+    that stores the answer for duplicate detection, so a crash leaves either both or neither,
+    and a CALL delivered again after a crash is handled again from a clean slate. Returns
+    False (write yourself) outside a bridge CALL or for another database.
+    """
+    eff = _EFFECTS.get()
+    if eff is None or not eff.path or os.path.realpath(eff.path) != os.path.realpath(db_path):
+        return False
+    eff.statements.extend(statements)
+    return True
+
+
+@contextmanager
+def collect_effects(db_path: str) -> Iterator[list[Statement]]:
+    """Collect what handlers :func:`defer_sql` while the block runs (the bridge uses this)."""
+    eff = _Effects(db_path)
+    token = _EFFECTS.set(eff)
+    try:
+        yield eff.statements
+    finally:
+        _EFFECTS.reset(token)
 
 
 class Claim(Enum):
@@ -76,8 +120,10 @@ class Store(Protocol):
         response: bytes,
         state: dict[str, Any] | None,
         now: float,
+        effects: Sequence[Statement] = (),
     ) -> None:
-        """Store the encoded answer (for repeats) and the station's new state."""
+        """Store the encoded answer (for repeats), the station's new state and the handler's
+        deferred writes (:func:`defer_sql`), in one transaction."""
         ...
 
     def release_owner(self, owner: str) -> int:
@@ -239,8 +285,11 @@ class SqliteStore:
         response: bytes,
         state: dict[str, Any] | None,
         now: float,
+        effects: Sequence[Statement] = (),
     ) -> None:
         with self._tx() as db:
+            for sql, params in effects:
+                db.execute(sql, tuple(params))
             db.execute(
                 "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response)"
                 " VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE SET "
