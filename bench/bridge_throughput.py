@@ -1288,7 +1288,8 @@ def render(
             "- Load: OCPP 2.0.1 TransactionEvent CALLs (eventType Updated, one meterValue with 9 "
             "sampledValues), encoded before the timed phase: a pool of frames per station, one "
             "per message id (the compact codec packs message ids, so ids cannot be spliced into "
-            "encoded bytes; with OCPP-J they are). MQTT: compact CBOR on `ocpp/{station}/up`, answers on "
+            "encoded bytes; with OCPP-J they are). MQTT: compact CBOR on `ocpp/{station}/up`, "
+            "answers on "
             "`ocpp/{station}/down`, QoS 1, MQTT 5. WebSocket: the same frames as OCPP-J text, "
             "no permessage-deflate.",
             "- Stations: a few generator processes (`--gen-procs`, default 2), each one paho "
