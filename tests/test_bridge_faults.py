@@ -1,0 +1,175 @@
+"""Faults in the middle of a stream of TransactionEvents: every event reaches the handler exactly
+once, in order. ``bridge serve`` runs as a real subprocess against a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BridgeProcess, rows, station
+
+from ocpp_iot.bridge.reference import utc_now
+from ocpp_iot.rpc import CallResult
+from ocpp_iot.testing import Mosquitto
+
+
+def transaction_events(n: int, tx: str) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        kind = "Started" if i == 0 else "Ended" if i == n - 1 else "Updated"
+        out.append(
+            {
+                "eventType": kind,
+                "timestamp": utc_now(),
+                "triggerReason": "Authorized" if i == 0 else "MeterValuePeriodic",
+                "seqNo": i,
+                "transactionInfo": {"transactionId": tx},
+                "meterValue": [
+                    {
+                        "timestamp": utc_now(),
+                        "sampledValue": [{"value": 100.0 * i, "unitOfMeasure": {"unit": "Wh"}}],
+                    }
+                ],
+            }
+        )
+    return out
+
+
+def stream_with_fault(
+    broker: Mosquitto,
+    stations: list[str],
+    n: int,
+    fault: Callable[[], None],
+    fault_after: int,
+    timeout: float = 120.0,
+    repeat_after: float = 1.0,
+) -> None:
+    """Each station sends ``n`` TransactionEvents back to back (repeating a CALL with the same id
+    when no answer comes in ``repeat_after`` s, so outages leave duplicates queued in the broker);
+    ``fault`` runs once the first station has ``fault_after`` answers."""
+
+    async def scenario() -> None:
+        progress = dict.fromkeys(stations, 0)
+
+        async def run(sid: str) -> None:
+            async with station(broker, sid, call_timeout=repeat_after) as st:
+                for ev in transaction_events(n, f"tx-{sid}"):
+                    answer = await st.call("TransactionEvent", ev)
+                    assert isinstance(answer, CallResult), answer
+                    progress[sid] += 1
+
+        tasks = [asyncio.create_task(run(s)) for s in stations]
+        while progress[stations[0]] < fault_after:
+            await asyncio.sleep(0.005)
+            for t in tasks:
+                if t.done():
+                    t.result()
+        await asyncio.to_thread(fault)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+
+    asyncio.run(scenario())
+
+
+def assert_exactly_once_in_order(db: Path, stations: list[str], n: int) -> None:
+    for sid in stations:
+        seqs = rows(
+            db,
+            "SELECT seq_no FROM ref_events WHERE station=? AND action='TransactionEvent' "
+            "ORDER BY id",
+            sid,
+        )
+        assert [s for (s,) in seqs] == list(range(n)), f"{sid}: {seqs}"
+        tx = rows(db, "SELECT ended IS NOT NULL FROM ref_transactions WHERE station=?", sid)
+        assert tx == [(1,)]
+
+
+def test_sigkill_bridge_mid_stream(broker: Mosquitto, bridge_process: Any) -> None:
+    bp: BridgeProcess = bridge_process()
+    stations = ["CP1", "CP2", "CP3"]
+
+    def fault() -> None:
+        bp.kill()  # SIGKILL, mid-stream
+        time.sleep(1.5)  # stations repeat their CALLs meanwhile: duplicates queue up
+        bp.start()
+
+    stream_with_fault(broker, stations, 40, fault, fault_after=15)
+    assert "repeated CALL" in bp.log()  # the duplicates were recognised
+    assert_exactly_once_in_order(bp.db, stations, 40)
+
+
+def test_sigkill_bridge_repeatedly(broker: Mosquitto, bridge_process: Any) -> None:
+    bp: BridgeProcess = bridge_process()
+    stations = ["CP1", "CP2"]
+
+    def fault() -> None:
+        for _ in range(3):
+            bp.kill()
+            bp.start()
+            time.sleep(0.3)
+
+    stream_with_fault(broker, stations, 40, fault, fault_after=5)
+    assert_exactly_once_in_order(bp.db, stations, 40)
+
+
+def test_restart_mosquitto_mid_stream(broker: Mosquitto, bridge_process: Any) -> None:
+    bp: BridgeProcess = bridge_process()
+    stations = ["CP1", "CP2"]
+
+    def fault() -> None:
+        broker.restart(down_for=1.0)
+
+    stream_with_fault(broker, stations, 40, fault, fault_after=15)
+    assert_exactly_once_in_order(bp.db, stations, 40)
+    assert bp.proc is not None and bp.proc.poll() is None  # it rode it out
+    assert bp.terminate() == 0
+
+
+def test_kill_one_of_two_workers_mid_stream(broker: Mosquitto, bridge_process: Any) -> None:
+    bp: BridgeProcess = bridge_process("--workers", "2")
+    for _ in range(100):
+        if len(bp.worker_pids()) == 2:
+            break
+        time.sleep(0.1)
+    pids = bp.worker_pids()
+    assert len(pids) == 2, bp.log()
+    stations = ["CP1", "CP2", "CP3", "CP4"]
+
+    def fault() -> None:
+        os.kill(pids[0], signal.SIGKILL)
+
+    stream_with_fault(broker, stations, 40, fault, fault_after=15)
+    assert_exactly_once_in_order(bp.db, stations, 40)
+    log = bp.log()
+    assert "restarting" in log, log
+    # both workers served traffic (shared subscription)
+    assert bp.terminate() == 0
+
+
+@pytest.mark.slow
+def test_sigkill_bridge_many_times_long_stream(broker: Mosquitto, bridge_process: Any) -> None:
+    bp: BridgeProcess = bridge_process()
+    stations = [f"CP{i}" for i in range(1, 7)]
+
+    def fault() -> None:
+        for _ in range(10):
+            bp.kill()
+            bp.start()
+            time.sleep(0.7)
+
+    stream_with_fault(broker, stations, 150, fault, fault_after=5, timeout=300)
+    assert_exactly_once_in_order(bp.db, stations, 150)
+
+
+def test_sigterm_is_a_clean_shutdown(broker: Mosquitto, bridge_process: Any, probe: Any) -> None:
+    bp: BridgeProcess = bridge_process()
+    watch = probe(["ocpp/bridge/status"])
+    assert watch.wait_for(lambda m: m.payload == b"online").retain
+    assert bp.terminate() == 0
+    assert watch.wait_for(lambda m: m.payload == b"offline")
+    assert "shutting down" in bp.log()
