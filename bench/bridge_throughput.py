@@ -784,7 +784,9 @@ class Settings:
     handler: str | None
     verbose: bool
     pool_rate: float = 8000.0
+    bridge_args: list[str] = field(default_factory=list)
     profile_dir: str | None = None
+    profile_args: list[str] = field(default_factory=list)
     profile_systems: tuple[str, ...] = ("bridge",)
 
 
@@ -802,6 +804,7 @@ def bridge_command(port: int, row: Row, settings: Settings) -> list[str]:
     ]
     if settings.handler and not row.reference:
         cmd += ["--handler", settings.handler]
+    cmd += settings.bridge_args
     return cmd
 
 
@@ -892,6 +895,7 @@ def start_profiler(pid: int, row: Row, settings: Settings) -> subprocess.Popen[b
             str(max(1, int(settings.duration))),
             "-o",
             str(out / name),
+            *settings.profile_args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -1063,6 +1067,9 @@ def main(argv: list[str] | None = None) -> int:
         help="behaviour for `bridge serve --handler` ('default' for the bridge's own)",
     )
     ap.add_argument("--bridge-cmd", default=None, help="command that runs the bridge CLI")
+    ap.add_argument(
+        "--bridge-args", default="", help="extra options for `bridge serve` (one string)"
+    )
     ap.add_argument("--no-write", action="store_true", help=f"do not write {DOC.relative_to(ROOT)}")
     ap.add_argument("--max-seconds", type=float, default=0, help="abort after this long (0: auto)")
     ap.add_argument(
@@ -1082,6 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
         default=8000.0,
         help="closed-loop rate (/s, all stations) the pre-encoded frame pool is sized for",
     )
+    ap.add_argument("--profile-args", default="", help="extra py-spy record options, e.g. '--gil'")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -1104,6 +1112,8 @@ def main(argv: list[str] | None = None) -> int:
         verbose=args.verbose,
         profile_dir=args.profile,
         pool_rate=args.pool_rate,
+        bridge_args=args.bridge_args.split(),
+        profile_args=args.profile_args.split(),
     )
     notes: list[str] = []
     if "bridge" in systems:
@@ -1222,13 +1232,14 @@ def render(
         "`vs echo` is the ratio of the medians at the same station count. CPU in % of one "
         "core during the window (median): the service (all its processes), mosquitto, the "
         "load generators (all, and the busiest), and the whole machine (of "
-        f"{100 * (psutil.cpu_count() or 1)}%).\n"
+        f"{100 * (psutil.cpu_count() or 1)}%). The service's CPU time per round trip is the "
+        "figure least disturbed by other load on the machine.\n"
     )
     out.append(
-        "| system | stations | round trips/s min | median | vs echo | service CPU | broker CPU "
-        "| generators CPU (busiest) | machine CPU |"
+        "| system | stations | round trips/s min | median | vs echo | service CPU "
+        "| service CPU per round trip | broker CPU | generators CPU (busiest) | machine CPU |"
     )
-    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     groups: dict[tuple[str, int], list[Measurement]] = {}
     for m in measured:
         groups.setdefault((m.row.label, m.row.stations), []).append(m)
@@ -1248,9 +1259,12 @@ def render(
                 return statistics.median(m.cpu[k] for m in ms)
 
             ratio = f"{med / echo:.0%}" if echo else "n/a"
+            per_rt = statistics.median(
+                10_000 * m.cpu["service"] / m.rate if m.rate else float("nan") for m in ms
+            )
             out.append(
                 f"| {label} | {n:,} | {fmt_rate(min(rates))} | {fmt_rate(med)} | {ratio} "
-                f"| {cpu('service'):.0f}% | {cpu('broker'):.0f}% "
+                f"| {cpu('service'):.0f}% | {per_rt:.0f} µs | {cpu('broker'):.0f}% "
                 f"| {cpu('generators'):.0f}% ({cpu('generator max'):.0f}%) "
                 f"| {cpu('machine'):.0f}% |"
             )
