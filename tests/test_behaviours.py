@@ -152,6 +152,7 @@ def test_crash_is_internal_error_without_leaking(caplog: pytest.LogCaptureFixtur
     assert "database on fire" in caplog.text  # but the operator sees it in the log
 
 
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
 def test_invalid_response_is_internal_error() -> None:
     result = dispatch(ChargeSystem(), Call("5", "DataTransfer", {"vendorId": "x"}), ctx())
     assert isinstance(result, CallError) and result.error_code == "InternalError"
