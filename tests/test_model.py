@@ -236,9 +236,15 @@ def test_v16_multiple_of() -> None:
     }
     p = {"connectorId": 1, "csChargingProfiles": prof}
     for good in (21.4, 0.3, 16, 32.0):
-        q = set_at(p, ("csChargingProfiles", "chargingSchedule", "chargingSchedulePeriod", 0, "limit"), good)
+        q = set_at(
+            p,
+            ("csChargingProfiles", "chargingSchedule", "chargingSchedulePeriod", 0, "limit"),
+            good,
+        )
         assert same_json(parse(v16.SetChargingProfileRequest, q).to_payload(), q)
-    q = set_at(p, ("csChargingProfiles", "chargingSchedule", "chargingSchedulePeriod", 0, "limit"), 4.11)
+    q = set_at(
+        p, ("csChargingProfiles", "chargingSchedule", "chargingSchedulePeriod", 0, "limit"), 4.11
+    )
     with pytest.raises(PayloadError) as e:
         parse(v16.SetChargingProfileRequest, q)
     assert e.value.code == PROP
@@ -406,7 +412,12 @@ def test_lenient_accepts_unknown_enum_and_long_string() -> None:
     assert e.value.code == PROP
     for m, w in (
         (parse(v201.BootNotificationResponse, p, lenient=True, warnings=(w1 := [])), w1),
-        (parse_json(v201.BootNotificationResponse, json.dumps(p), lenient=True, warnings=(w2 := [])), w2),
+        (
+            parse_json(
+                v201.BootNotificationResponse, json.dumps(p), lenient=True, warnings=(w2 := [])
+            ),
+            w2,
+        ),
     ):
         assert isinstance(m, v201.BootNotificationResponse)
         assert m.status == "Maybe"
@@ -514,7 +525,10 @@ def test_frame_fast_and_slow_paths_agree() -> None:
     assert parse_frame_json(b'[3,"9",{"x":1}]', "2.0.1").model is None
     err = parse_frame_json(b'[4,"9","NotImplemented","no",{}]', "2.0.1")
     assert err.error == ("NotImplemented", "no", {}) and err.model is None
-    send = b'[6,"5","NotifyPeriodicEventStream",{"id":1,"pending":0,"basetime":"2024-01-01T00:00:00Z","data":[{"t":0.5,"v":"1"}]}]'
+    send = (
+        b'[6,"5","NotifyPeriodicEventStream",{"id":1,"pending":0,'
+        b'"basetime":"2024-01-01T00:00:00Z","data":[{"t":0.5,"v":"1"}]}]'
+    )
     tf6 = parse_frame_json(send, "2.1")
     assert tf6.message_type == 6 and tf6.model.to_payload()["data"] == [{"t": 0.5, "v": "1"}]
 

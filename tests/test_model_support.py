@@ -28,9 +28,7 @@ def raw_schema(version: str, stem: str) -> dict[str, Any]:
 
 def all_schemas() -> list[tuple[str, str]]:
     """(version, schema file stem) for every schema file of every version."""
-    return [
-        (v, p.name[:-5]) for v in VERSION_DIRS for p in sorted(schema_dir(v).glob("*.json"))
-    ]
+    return [(v, p.name[:-5]) for v in VERSION_DIRS for p in sorted(schema_dir(v).glob("*.json"))]
 
 
 def model_for(version: str, stem: str) -> type:

@@ -734,7 +734,8 @@ def class_block(c: ClassDef, vm: VersionModel, doc: str) -> str:
 IMPORTS = (
     "from typing import Annotated, Any, ClassVar\n\n"
     "from pydantic import Field, StrictBool\n\n"
-    "from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri\n"
+    "from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr"
+    ", Uri\n"
 )
 
 
@@ -831,8 +832,7 @@ def emit(vm: VersionModel) -> dict[str, str]:
     out.append("}")
     out.append("")
     out.append(
-        '__all__ = ["ACTIONS", "VERSION"] + _enums.__all__ + _datatypes.__all__'
-        " + _messages.__all__"
+        '__all__ = ["ACTIONS", "VERSION"] + _enums.__all__ + _datatypes.__all__ + _messages.__all__'
     )
     out.append("")
     files["__init__.py"] = "\n".join(out)

@@ -310,9 +310,22 @@ class TypedFrame(NamedTuple):
 _WS = rb"[ \t\n\r]*"  # JSON whitespace only (``\s`` would also match \v and \f)
 _ID = rb'"([\x20\x21\x23-\x5b\x5d-\x7e]{1,128})"'  # printable ASCII without " and \\
 _FAST_CALL = re.compile(
-    rb"\[" + _WS + rb"([26])" + _WS + b"," + _WS + _ID + _WS + b"," + _WS
-    + rb'"([A-Za-z0-9]{1,64})"' + _WS + b"," + _WS
+    rb"\["
+    + _WS
+    + rb"([26])"
+    + _WS
+    + b","
+    + _WS
+    + _ID
+    + _WS
+    + b","
+    + _WS
+    + rb'"([A-Za-z0-9]{1,64})"'
+    + _WS
+    + b","
+    + _WS
 )
+_FAST_CALL_COMPACT = re.compile(rb"\[([26])," + _ID + rb',"([A-Za-z0-9]{1,64})",')
 _FAST_RESULT = re.compile(rb"\[" + _WS + b"3" + _WS + b"," + _WS + _ID + _WS + b"," + _WS)
 _MESSAGE_TYPES = {"1.6": (2, 3, 4), "2.0.1": (2, 3, 4), "2.1": (2, 3, 4, 5, 6)}
 _ACTIONS_CACHE: dict[str, dict[str, Action]] = {}
@@ -381,10 +394,13 @@ def parse_frame_json(
     if type(data) is str:
         data = data.encode("utf-8")
     if data[-1:] == b"]":
-        m = _FAST_CALL.match(data)
+        m = _FAST_CALL_COMPACT.match(data) or _FAST_CALL.match(data)
         if m is not None:
             mtype, mid, name = m.groups()
-            entry = _fast_entry(version, name)
+            table = _FAST.get(version)
+            entry = table.get(name) if table is not None else None
+            if entry is None:
+                entry = _fast_entry(version, name)
             if entry is not None and (mtype == b"2" or version == "2.1"):
                 try:
                     model = entry[1](data[m.end() : -1])
@@ -445,7 +461,9 @@ def _parse_frame_slow(
         act = acts.get(name) if name else None
         if act is None or act.response is None:
             if not isinstance(frame[2], dict):
-                raise PayloadError(FORMAT_VIOLATION, "CALLRESULT payload is not an object", None, mid)
+                raise PayloadError(
+                    FORMAT_VIOLATION, "CALLRESULT payload is not an object", None, mid
+                )
             return TypedFrame(3, mid, name, None)
         model = _parse_with_id(act.response, frame[2], mid, lenient, warnings)
         return TypedFrame(3, mid, act.name, model)

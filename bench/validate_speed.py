@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Per-frame cost of reading and validating OCPP-J frames, ours against the usual validators.
+
+Input: every frame of /work/shared/corpus/sessions-v201.jsonl as compact JSON bytes (a
+CALLRESULT is validated against the response schema of the action of its CALL). Each row runs
+over all frames; the whole set of rows is repeated (default 7 times) in one process and the
+table shows the min and median per frame, and each row's median relative to ours (strict).
+
+Rows:
+1. ``json.loads`` alone - the floor;
+2. the ``ocpp`` package as it validates each message: ``ocpp.messages.unpack`` then its cached
+   Draft4 validators (``_validate_payload``, the synchronous core of ``validate_payload``);
+3. ``jsonschema``: one prebuilt validator per schema (the draft the schema declares), after
+   ``json.loads``;
+4. ``fastjsonschema``: one compiled function per schema, after ``json.loads``;
+5. ``jsonschema-rs``: one prebuilt validator per schema, after ``json.loads``;
+6. ours: ``ocpp_iot.model.parse_frame_json`` - frame bytes in, header fields and a typed,
+   validated pydantic model out (date-times checked), strict and lenient.
+
+Usage: python bench/validate_speed.py [--reps 7] [--no-docs]
+Writes the table into docs/model.md (section "Validation speed") unless --no-docs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path("/work/shared/corpus/sessions-v201.jsonl")
+DOC = ROOT / "docs" / "model.md"
+BEGIN = "<!-- validate_speed:begin -->"
+END = "<!-- validate_speed:end -->"
+
+
+def load_frames() -> tuple[list[bytes], dict[str, str], list[str]]:
+    datas: list[bytes] = []
+    actions: dict[str, str] = {}
+    schema_names: list[str] = []
+    with CORPUS.open() as f:
+        for line in f:
+            frame = json.loads(line)["frame"]
+            if frame[0] == 2:
+                actions[frame[1]] = frame[2]
+                schema_names.append(frame[2] + "Request")
+            else:
+                schema_names.append(actions[frame[1]] + "Response")
+            datas.append(json.dumps(frame, separators=(",", ":")).encode())
+    return datas, actions, schema_names
+
+
+def schema_path(name: str) -> Path:
+    import ocpp
+
+    return Path(os.path.dirname(ocpp.__file__)) / "v201" / "schemas" / f"{name}.json"
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    with open(schema_path(name), encoding="utf-8-sig") as f:
+        return json.load(f)
+
+
+def make_rows(
+    datas: list[bytes], actions: dict[str, str], names: list[str]
+) -> list[tuple[str, Callable[[], None]]]:
+    loads = json.loads
+    used = sorted(set(names))
+    schemas = {n: load_schema(n) for n in used}
+
+    def run_json() -> None:
+        for b in datas:
+            loads(b)
+
+    # -- ocpp package --------------------------------------------------------------------------
+    from ocpp import messages as om
+
+    def run_ocpp() -> None:
+        for b in datas:
+            msg = om.unpack(b)
+            if isinstance(msg, om.CallResult):
+                msg.action = actions[msg.unique_id]
+            om._validate_payload(msg, "2.0.1")
+
+    # -- generic validators, each after json.loads ----------------------------------------------
+    def after_loads(validate: dict[str, Callable[[Any], Any]]) -> Callable[[], None]:
+        def run() -> None:
+            for b in datas:
+                fr = loads(b)
+                if fr[0] == 2:
+                    validate[fr[2] + "Request"](fr[3])
+                else:
+                    validate[actions[fr[1]] + "Response"](fr[2])
+
+        return run
+
+    import jsonschema
+
+    js = {n: jsonschema.validators.validator_for(s)(s).validate for n, s in schemas.items()}
+
+    import fastjsonschema
+
+    fj = {n: fastjsonschema.compile(s) for n, s in schemas.items()}
+
+    import jsonschema_rs
+
+    rs = {n: jsonschema_rs.validator_for(s).validate for n, s in schemas.items()}
+
+    # -- ours --------------------------------------------------------------------------------
+    from ocpp_iot.model import parse_frame_json
+
+    get = actions.get
+
+    def run_ours() -> None:
+        for b in datas:
+            parse_frame_json(b, "2.0.1", get)
+
+    def run_ours_lenient() -> None:
+        for b in datas:
+            parse_frame_json(b, "2.0.1", get, lenient=True, warnings=[])
+
+    return [
+        ("json.loads alone (floor)", run_json),
+        ("ocpp 2.1.0 (unpack + cached Draft4Validator)", run_ocpp),
+        ("json.loads + jsonschema (prebuilt)", after_loads(js)),
+        ("json.loads + fastjsonschema (compiled)", after_loads(fj)),
+        ("json.loads + jsonschema-rs (prebuilt)", after_loads(rs)),
+        ("ours: parse_frame_json, strict -> typed model", run_ours),
+        ("ours: parse_frame_json, lenient -> typed model", run_ours_lenient),
+    ]
+
+
+def measure(
+    rows: list[tuple[str, Callable[[], None]]], n: int, reps: int
+) -> dict[str, list[float]]:
+    for _, fn in rows:  # warm up: builds validators and pydantic schemas, fills caches
+        fn()
+    times: dict[str, list[float]] = {name: [] for name, _ in rows}
+    for _ in range(reps):
+        for name, fn in rows:
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) / n * 1e6)
+    return times
+
+
+def table(times: dict[str, list[float]]) -> str:
+    ours = statistics.median(times["ours: parse_frame_json, strict -> typed model"])
+    out = [
+        "| # | validator | min µs/frame | median µs/frame | median / ours |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for i, (name, ts) in enumerate(times.items(), 1):
+        med = statistics.median(ts)
+        out.append(f"| {i} | {name} | {min(ts):.2f} | {med:.2f} | {med / ours:.2f} |")
+    return "\n".join(out)
+
+
+def write_doc(text: str) -> None:
+    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# The OCPP model\n"
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in doc and END in doc:
+        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
+    else:
+        doc = doc.rstrip("\n") + "\n\n## Validation speed\n\n" + block + "\n"
+    DOC.write_text(doc, encoding="utf-8")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--no-docs", action="store_true")
+    args = ap.parse_args()
+    datas, actions, names = load_frames()
+    rows = make_rows(datas, actions, names)
+    times = measure(rows, len(datas), args.reps)
+    tab = table(times)
+    rs = statistics.median(times["json.loads + jsonschema-rs (prebuilt)"])
+    ours = statistics.median(times["ours: parse_frame_json, strict -> typed model"])
+    verdict = "met" if ours <= rs else "missed"
+    import pydantic
+    import pydantic_core
+
+    when = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    meta = (
+        f"Measured {when} on {platform.machine()} with nproc={os.cpu_count()} "
+        f"(shared with other jobs), Python {platform.python_version()}, pydantic "
+        f"{pydantic.VERSION} (core {pydantic_core.__version__}); {len(datas)} frames of "
+        f"`sessions-v201.jsonl`, {args.reps} repetitions of every row in one run.\n"
+    )
+    summary = (
+        f"\nGoal ours <= json.loads + jsonschema-rs: **{verdict}** "
+        f"(ours {ours:.2f} µs/frame vs {rs:.2f}, ratio {ours / rs:.2f}).\n"
+    )
+    text = meta + "\n" + tab + "\n" + summary
+    print(text)
+    if not args.no_docs:
+        write_doc(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
