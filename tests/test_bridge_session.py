@@ -237,7 +237,7 @@ def test_slow_handler_does_not_stall_other_stations(broker: Mosquitto, tmp_path:
     boot = charging_session_201("X")[0][1]
 
     async def scenario() -> float:
-        async with running_bridge(broker, tmp_path, {"2.0.1": SlowSystem()}):
+        async with running_bridge(broker, tmp_path, {"2.0.1": SlowSystem()}, handler_threads=4):
             async with (
                 station(broker, "CP1") as cp1,
                 station(broker, "CP2") as cp2,
@@ -295,7 +295,9 @@ class CallingSystem(v201.BasicChargeSystem):
 
 def test_handler_calls_the_station_through_its_context(broker: Mosquitto, tmp_path: Path) -> None:
     async def scenario() -> tuple[Any, Any, dict[str, Any]]:
-        async with running_bridge(broker, tmp_path, {"2.0.1": CallingSystem()}) as bridge:
+        async with running_bridge(
+            broker, tmp_path, {"2.0.1": CallingSystem()}, handler_threads=2
+        ) as bridge:
             async with station(broker, "CP1") as st:
                 boot = await st.call("BootNotification", charging_session_201("CP1")[0][1])
                 hb = await st.call("Heartbeat", {})

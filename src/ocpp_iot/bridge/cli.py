@@ -276,9 +276,10 @@ def main() -> None:
 @click.option(
     "--handler-threads",
     type=click.IntRange(0, 256),
-    default=8,
+    default=0,
     envvar="BRIDGE_HANDLER_THREADS",
-    help="threads for blocking (non-async) handler methods; 0 runs them inline",
+    help="run handler methods that are plain functions in this many threads (for handlers "
+    "that block: database or HTTP calls); 0 runs them in the event loop, which is fastest",
 )
 @click.option(
     "--embedded-broker",

@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import dataclasses
 import inspect
+import json
 import logging
 import os
 import re
@@ -48,7 +49,7 @@ from ..rpc import (
 )
 from ..transports.mqtt import Message, MqttClient, MqttSettings, Will
 from . import _wire
-from .store import Claim, OutgoingCall, Store, collect_effects
+from .store import Claim, ClaimResult, EffectsFailed, Finish, OutgoingCall, Store, collect_effects
 
 __all__ = ["Bridge", "BridgeConfig", "CallTimeout", "StationCallError"]
 
@@ -79,8 +80,9 @@ class BridgeConfig:
     worker_index: int = 0
     #: answered CALLs are remembered this long (seconds) for duplicate detection
     dedup_retention: float = 86_400.0
-    #: threads for handler methods that are plain (blocking) functions; 0 runs them inline
-    handler_threads: int = 8
+    #: threads for handler methods that are plain functions; 0 runs them in the event loop
+    #: (fastest; right for handlers that do not block, wrong for ones that do)
+    handler_threads: int = 0
 
     @property
     def shared(self) -> bool:
@@ -116,7 +118,13 @@ class Bridge:
         #: the database handlers may join transactions with (``defer_sql``), if any
         self.store_path: str = getattr(store, "path", "")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbox: asyncio.Queue[Message] | None = None
+        self._incoming: deque[Message] = deque()
+        self._wakeup_pending = False
+        self._in_hand: set[tuple[str, str]] = set()  # CALLs being handled (one worker)
+        self._commits: list[tuple[Finish, Callable[[bytes | EffectsFailed | None], None]]] = []
+        self._touched: dict[str, tuple[str, float]] = {}  # station -> (version, last stored)
+        self._inline_cache: dict[tuple[str, str], bool] = {}
+        self._slow_warned: set[str] = set()
         self._station_queues: dict[str, deque[tuple[Message, str, Call | Send]]] = {}
         self._station_tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters: dict[str, asyncio.Future[CallResult | CallError]] = {}
@@ -161,7 +169,6 @@ class Bridge:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then leave cleanly (publish offline, close the store)."""
         self._loop = asyncio.get_running_loop()
-        self._inbox = asyncio.Queue()
         released = self.store.release_owner(self.owner)
         if released:
             log.info("released %d CALLs left in progress by a previous run", released)
@@ -172,13 +179,7 @@ class Bridge:
             will=offline,
             birth=(Will(self.status_topic, b"online", 1, True),),
         )
-        loop = self._loop
-        inbox = self._inbox
-        self.client = MqttClient(
-            settings,
-            lambda m: loop.call_soon_threadsafe(inbox.put_nowait, m),
-            manual_ack=True,
-        )
+        self.client = MqttClient(settings, self._on_mqtt_message, manual_ack=True)
         for sub in self._subscriptions():
             self.client.subscribe(sub, 1)
         self.client.start()
@@ -190,17 +191,16 @@ class Bridge:
             ",".join(sorted(self.handlers)),
             "on" if self.config.mirror else "off",
         )
-        pump = asyncio.create_task(self._pump())
         timer = asyncio.create_task(self._housekeeping())
         try:
             await stop.wait()
         finally:
             log.info("bridge %s shutting down", self.owner)
-            pump.cancel()
             timer.cancel()
             pending = [t for t in self._station_tasks.values() if not t.done()]
             if pending:
                 await asyncio.wait(pending, timeout=5.0)
+            self._flush_commits()
             await asyncio.to_thread(self.client.stop, [offline])
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -239,10 +239,19 @@ class Bridge:
         station, _, kind = rest.partition("/")
         return station, kind
 
-    async def _pump(self) -> None:
-        assert self._inbox is not None
-        while True:
-            msg = await self._inbox.get()
+    def _on_mqtt_message(self, msg: Message) -> None:
+        """paho's network thread: hand over to the loop, one wake-up per burst."""
+        self._incoming.append(msg)
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._process_incoming)
+
+    def _process_incoming(self) -> None:
+        self._wakeup_pending = False
+        incoming = self._incoming
+        while incoming:
+            msg = incoming.popleft()
             try:
                 self._route(msg)
             except Exception:
@@ -303,6 +312,9 @@ class Bridge:
             self._status[station] = "online"
             self._publish(self.topic(station, "status"), b"online", retain=True)
         if isinstance(frame, Call | Send):
+            if station not in self._station_tasks and self._inline(version, frame.action):
+                self._handle_call_inline(station, msg, version, frame)
+                return
             q = self._station_queues.setdefault(station, deque())
             q.append((msg, version, frame))
             if station not in self._station_tasks:
@@ -363,6 +375,110 @@ class Bridge:
             else:  # a frame arrived while we were finishing
                 self._station_tasks[station] = asyncio.ensure_future(self._drain(station))
 
+    def _inline(self, version: str, action: str) -> bool:
+        """Whether a CALL can be handled right here, synchronously, in the event loop."""
+        key = (version, action)
+        cached = self._inline_cache.get(key)
+        if cached is None:
+            handler = self.handlers.get(version)
+            method = None if handler is None else getattr(handler, _snake(action), None)
+            cached = (
+                method is None
+                or getattr(method, "__ocpp_unimplemented__", False)
+                or (
+                    not inspect.iscoroutinefunction(method)
+                    and (self._pool is None or getattr(handler, "inline", False))
+                )
+            )
+            self._inline_cache[key] = cached
+        return cached
+
+    def _claim(self, station: str, msg: Message, call: Call) -> ClaimResult | None:
+        """Duplicate detection; None if the CALL was a repeat and has been dealt with."""
+        key = (station, call.message_id)
+        if not self.config.shared and key in self._in_hand:
+            self.stats["duplicates"] += 1
+            log.info("repeated CALL %s from %s is already in hand", call.message_id, station)
+            self._ack(msg)
+            return None
+        claim = self.store.claim_call(
+            station, call.message_id, self.owner, time.time(), mark=self.config.shared
+        )
+        if claim.claim is Claim.DONE:
+            self.stats["duplicates"] += 1
+            assert claim.response is not None
+            log.info(
+                "repeated CALL %s from %s: sending the stored answer", call.message_id, station
+            )
+            self._publish(self.topic(station, "down"), claim.response)
+            self._ack(msg)
+            return None
+        if claim.claim is Claim.BUSY:
+            self.stats["duplicates"] += 1
+            log.info("repeated CALL %s from %s is in hand elsewhere", call.message_id, station)
+            self._ack(msg)
+            return None
+        self._in_hand.add(key)
+        return claim
+
+    def _handle_call_inline(
+        self, station: str, msg: Message, version: str, frame: Call | Send
+    ) -> None:
+        handler = self.handlers.get(version)
+        if isinstance(frame, Send):
+            if handler is not None:
+                ctx = Context(station, frame.message_id, version, {}, self._no_sender)
+                err = dispatch(handler, frame, ctx)
+                if err is not None:
+                    log.warning("SEND %s from %s failed: %s", frame.action, station, err)
+            self._ack(msg)
+            return
+        claim = self._claim(station, msg, frame)
+        if claim is None:
+            return
+        self.stats["calls"] += 1
+        state = claim.state
+        before = json.dumps(state, sort_keys=True) if state else ""
+        t0 = time.perf_counter()
+        try:
+            with collect_effects(self.store_path) as effects:
+                if handler is None:
+                    answer: CallResult | CallError = self._unserved(frame, version)
+                else:
+                    ctx = Context(station, frame.message_id, version, state, self._no_sender)
+                    answer = dispatch(handler, frame, ctx)  # type: ignore[assignment]
+        except BaseException:
+            self._in_hand.discard((station, frame.message_id))
+            raise
+        elapsed = time.perf_counter() - t0
+        if elapsed > 0.1 and frame.action not in self._slow_warned:
+            self._slow_warned.add(frame.action)
+            log.warning(
+                "the %s handler took %.0f ms in the event loop, holding up every station: make "
+                "it async def, or give blocking handlers threads (--handler-threads)",
+                frame.action,
+                elapsed * 1000,
+            )
+        self._complete(station, msg, version, frame, answer, state, before, effects)
+
+    async def _drain(self, station: str) -> None:
+        q = self._station_queues[station]
+        try:
+            while q:
+                msg, version, frame = q.popleft()
+                try:
+                    await self._handle_call(station, msg, version, frame)
+                except Exception:
+                    log.exception("failed to handle %s from %s", frame.message_id, station)
+                    self._in_hand.discard((station, frame.message_id))
+                    self._ack(msg)
+        finally:
+            del self._station_tasks[station]
+            if not q:
+                self._station_queues.pop(station, None)
+            else:  # a frame arrived while we were finishing
+                self._station_tasks[station] = asyncio.ensure_future(self._drain(station))
+
     async def _handle_call(
         self, station: str, msg: Message, version: str, frame: Call | Send
     ) -> None:
@@ -375,63 +491,34 @@ class Bridge:
                     log.warning("SEND %s from %s failed: %s", frame.action, station, err)
             self._ack(msg)
             return
-        now = time.time()
-        claim = self.store.claim_call(station, frame.message_id, version, self.owner, now)
-        if claim.claim is Claim.DONE:
-            self.stats["duplicates"] += 1
-            assert claim.response is not None
-            log.info(
-                "repeated CALL %s from %s: sending the stored answer", frame.message_id, station
-            )
-            self._publish(self.topic(station, "down"), claim.response)
-            self._ack(msg)
-            return
-        if claim.claim is Claim.BUSY:
-            self.stats["duplicates"] += 1
-            log.info("repeated CALL %s from %s is already in hand", frame.message_id, station)
-            self._ack(msg)
+        claim = self._claim(station, msg, frame)
+        if claim is None:
             return
         self.stats["calls"] += 1
+        state = claim.state
+        before = json.dumps(state, sort_keys=True) if state else ""
         with collect_effects(self.store_path) as effects:
-            answer = await self._dispatch(station, version, frame, claim.state)
-        try:
-            data = _wire.encode(answer, version)
-        except Exception as exc:
-            log.error("cannot encode the answer to %s %s: %s", frame.action, frame.message_id, exc)
-            answer = CallError(
-                frame.message_id,
-                error_code_for(ErrorCode.INTERNAL_ERROR, version),
-                "the answer could not be encoded",
-                {},
-            )
-            data = _wire.encode(answer, version)
-        self.store.finish_call(
-            station, frame.message_id, data, claim.state, time.time(), effects=effects
+            answer = await self._dispatch(station, version, frame, state)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._complete(station, msg, version, frame, answer, state, before, effects, done)
+        await done  # the station's next frame waits for this one's answer to be stored
+
+    def _unserved(self, call: Call, version: str) -> CallError:
+        return CallError(
+            call.message_id,
+            error_code_for(ErrorCode.NOT_SUPPORTED, version),
+            f"this bridge does not serve OCPP {version}",
+            {},
         )
-        self._publish(self.topic(station, "down"), data)
-        self._after_send(station, answer, data)
-        self._ack(msg)
 
     async def _dispatch(
         self, station: str, version: str, call: Call, state: dict[str, Any]
     ) -> CallResult | CallError:
         handler = self.handlers.get(version)
         if handler is None:
-            return CallError(
-                call.message_id,
-                error_code_for(ErrorCode.NOT_SUPPORTED, version),
-                f"this bridge does not serve OCPP {version}",
-                {},
-            )
+            return self._unserved(call, version)
         method = getattr(handler, _snake(call.action), None)
-        blocking = (
-            self._pool is not None
-            and method is not None
-            and not inspect.iscoroutinefunction(method)
-            and not getattr(handler, "inline", False)
-            and not getattr(method, "__ocpp_unimplemented__", False)
-        )
-        if blocking:
+        if self._pool is not None and not inspect.iscoroutinefunction(method):
             ctx = Context(station, call.message_id, version, state, self._sender(station, False))
             assert self._loop is not None
             run = contextvars.copy_context().run  # handlers' defer_sql reaches our transaction
@@ -442,6 +529,99 @@ class Bridge:
         if result is None:  # pragma: no cover - only for SEND
             result = CallError(call.message_id, ErrorCode.INTERNAL_ERROR, "no answer", {})
         return result
+
+    def _complete(
+        self,
+        station: str,
+        msg: Message,
+        version: str,
+        call: Call,
+        answer: CallResult | CallError,
+        state: dict[str, Any],
+        state_before: str,
+        effects: list[Any],
+        done: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Store the answer with the handler's writes (batched), then send it and ack."""
+        try:
+            data = _wire.encode(answer, version)
+        except Exception as exc:
+            log.error("cannot encode the answer to %s %s: %s", call.action, call.message_id, exc)
+            answer = CallError(
+                call.message_id,
+                error_code_for(ErrorCode.INTERNAL_ERROR, version),
+                "the answer could not be encoded",
+                {},
+            )
+            data = _wire.encode(answer, version)
+        now = time.time()
+        changed = (json.dumps(state, sort_keys=True) if state else "") != state_before
+        seen = self._touched.get(station)
+        touch = seen is None or seen[0] != version or now - seen[1] > 60.0
+        if touch:
+            self._touched[station] = (version, now)
+        finish = Finish(
+            station,
+            call.message_id,
+            data,
+            version,
+            now,
+            state if changed else None,
+            effects,
+            touch,
+        )
+        key = (station, call.message_id)
+
+        def stored(result: bytes | EffectsFailed | None) -> None:
+            self._in_hand.discard(key)
+            if isinstance(result, EffectsFailed):
+                log.error("the %s handler's writes failed: %s", call.action, result)
+                err = CallError(
+                    call.message_id,
+                    error_code_for(ErrorCode.INTERNAL_ERROR, version),
+                    "the handler's writes failed",
+                    {},
+                )
+                self._send_frame(station, err, version)
+            elif result is not None:  # another copy was answered first: same answer
+                self._publish(self.topic(station, "down"), result)
+            else:
+                self._publish(self.topic(station, "down"), data)
+                self._after_send(station, answer, data)
+            self._ack(msg)
+            if done is not None and not done.done():
+                done.set_result(None)
+
+        self._commits.append((finish, stored))
+        if len(self._commits) == 1:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush_commits)
+
+    def _flush_commits(self) -> None:
+        """Store every answer ready in this turn of the loop in one transaction."""
+        batch, self._commits = self._commits, []
+        if not batch:
+            return
+        try:
+            results: list[bytes | EffectsFailed | None] = self.store.finish_calls(
+                [f for f, _ in batch]
+            )
+        except Exception as exc:
+            log.exception("could not store %d answers", len(batch))
+            results = [EffectsFailed(f"store failure: {exc}")] * len(batch)
+            for finish, _ in batch:
+                self._touched.pop(finish.station, None)
+        for (_, stored), result in zip(batch, results, strict=True):
+            try:
+                stored(result)
+            except Exception:
+                log.exception("failed to send an answer")
+
+    def _no_sender(self, action: str, request: Any) -> Any:
+        raise RuntimeError(
+            "a handler method that is a plain function runs in the event loop and cannot wait "
+            "for a station's answer: make it async def, or run the bridge with --handler-threads"
+        )
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 __all__ = [
     "Claim",
     "ClaimResult",
+    "EffectsFailed",
+    "Finish",
     "OutgoingCall",
     "Store",
     "SqliteStore",
@@ -85,6 +87,24 @@ class ClaimResult:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Finish:
+    """One answered CALL to store (see :meth:`Store.finish_calls`)."""
+
+    station: str
+    message_id: str
+    response: bytes
+    version: str
+    now: float
+    state: dict[str, Any] | None = None  #: None: unchanged
+    effects: Sequence[Statement] = ()
+    touch_station: bool = True  #: record version and last-seen time
+
+
+class EffectsFailed(Exception):
+    """A handler's deferred writes could not be committed (returned in place of an answer)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingCall:
     """A CALL from the bridge (an operator or a handler) to a station."""
@@ -104,26 +124,26 @@ class Store(Protocol):
     """The shared-state interface of the bridge (one implementation per database)."""
 
     def claim_call(
-        self, station: str, message_id: str, version: str, owner: str, now: float
+        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
     ) -> ClaimResult:
-        """Mark a received CALL in progress, or report that it was answered or is in hand.
+        """Look a received CALL up: answered before (DONE, with the answer), in hand elsewhere
+        (BUSY), or NEW, with the station's state.
 
-        A mark left by another owner longer than the lease ago counts as abandoned (its worker
-        died) and is taken over. Also records the station's OCPP version and returns its state.
+        With ``mark`` the CALL is also marked in progress by ``owner``, so that other workers
+        leave a repeated copy alone; a mark older than the lease counts as abandoned (its
+        worker died) and is taken over. A single worker passes ``mark=False`` and keeps its
+        marks in memory: one write transaction less per CALL.
         """
         ...
 
-    def finish_call(
-        self,
-        station: str,
-        message_id: str,
-        response: bytes,
-        state: dict[str, Any] | None,
-        now: float,
-        effects: Sequence[Statement] = (),
-    ) -> None:
-        """Store the encoded answer (for repeats), the station's new state and the handler's
-        deferred writes (:func:`defer_sql`), in one transaction."""
+    def finish_calls(self, items: Sequence[Finish]) -> list[bytes | EffectsFailed | None]:
+        """Store answers in one transaction, each with its handler's deferred writes
+        (:func:`defer_sql`) and the station's new state and version.
+
+        Returns, per item: None if it was stored; the answer stored before by another copy of
+        the same CALL (then nothing of the item is written: send that answer instead); or
+        :class:`EffectsFailed` if the item's deferred writes failed (nothing of it written).
+        """
         ...
 
     def release_owner(self, owner: str) -> int:
@@ -242,65 +262,90 @@ class SqliteStore:
     # -- received CALLs ----------------------------------------------------------------------
 
     def claim_call(
-        self, station: str, message_id: str, version: str, owner: str, now: float
+        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
     ) -> ClaimResult:
+        if not mark:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT finished, response FROM bridge_calls WHERE station=? AND message_id=?",
+                    (station, message_id),
+                ).fetchone()
+                if row is not None and row[0] is not None:
+                    return ClaimResult(Claim.DONE, bytes(row[1]), {})
+                return ClaimResult(Claim.NEW, None, self._state(station))
         with self._tx() as db:
             row = db.execute(
                 "SELECT owner, started, finished, response FROM bridge_calls "
                 "WHERE station=? AND message_id=?",
                 (station, message_id),
             ).fetchone()
-            st = db.execute(
-                "SELECT state FROM bridge_stations WHERE station=?", (station,)
-            ).fetchone()
-            state = json.loads(st[0]) if st and st[0] else {}
-            db.execute(
-                "INSERT INTO bridge_stations (station, version, last_seen) VALUES (?, ?, ?) "
-                "ON CONFLICT(station) DO UPDATE SET version=excluded.version, "
-                "last_seen=excluded.last_seen",
-                (station, version, now),
-            )
             if row is None:
                 db.execute(
                     "INSERT INTO bridge_calls (station, message_id, owner, started) "
                     "VALUES (?, ?, ?, ?)",
                     (station, message_id, owner, now),
                 )
-                return ClaimResult(Claim.NEW, None, state)
+                return ClaimResult(Claim.NEW, None, self._state(station))
             prev_owner, started, finished, response = row
             if finished is not None:
-                return ClaimResult(Claim.DONE, bytes(response), state)
+                return ClaimResult(Claim.DONE, bytes(response), {})
             if prev_owner == owner or now - started < self.lease:
-                return ClaimResult(Claim.BUSY, None, state)
+                return ClaimResult(Claim.BUSY, None, {})
             db.execute(
                 "UPDATE bridge_calls SET owner=?, started=? WHERE station=? AND message_id=?",
                 (owner, now, station, message_id),
             )
-            return ClaimResult(Claim.NEW, None, state)
+            return ClaimResult(Claim.NEW, None, self._state(station))
 
-    def finish_call(
-        self,
-        station: str,
-        message_id: str,
-        response: bytes,
-        state: dict[str, Any] | None,
-        now: float,
-        effects: Sequence[Statement] = (),
-    ) -> None:
+    def _state(self, station: str) -> dict[str, Any]:
+        row = self._db.execute(
+            "SELECT state FROM bridge_stations WHERE station=?", (station,)
+        ).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    def finish_calls(self, items: Sequence[Finish]) -> list[bytes | EffectsFailed | None]:
+        results: list[bytes | EffectsFailed | None] = []
         with self._tx() as db:
-            for sql, params in effects:
-                db.execute(sql, tuple(params))
-            db.execute(
-                "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response)"
-                " VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE SET "
-                "finished=excluded.finished, response=excluded.response, owner=NULL",
-                (station, message_id, now, now, response),
-            )
-            if state is not None:
-                db.execute(
-                    "UPDATE bridge_stations SET state=? WHERE station=?",
-                    (json.dumps(state, separators=(",", ":")), station),
-                )
+            for it in items:
+                db.execute("SAVEPOINT item")
+                try:
+                    cur = db.execute(
+                        "INSERT INTO bridge_calls (station, message_id, owner, started, finished,"
+                        " response) VALUES (?, ?, NULL, ?, ?, ?) "
+                        "ON CONFLICT(station, message_id) DO UPDATE SET "
+                        "finished=excluded.finished, response=excluded.response, owner=NULL "
+                        "WHERE bridge_calls.finished IS NULL",
+                        (it.station, it.message_id, it.now, it.now, it.response),
+                    )
+                    if cur.rowcount == 0:  # another copy was answered first
+                        row = db.execute(
+                            "SELECT response FROM bridge_calls WHERE station=? AND message_id=?",
+                            (it.station, it.message_id),
+                        ).fetchone()
+                        db.execute("RELEASE item")
+                        results.append(bytes(row[0]))
+                        continue
+                    for sql, params in it.effects:
+                        db.execute(sql, tuple(params))
+                    if it.touch_station or it.state is not None:
+                        db.execute(
+                            "INSERT INTO bridge_stations (station, version, last_seen) "
+                            "VALUES (?, ?, ?) ON CONFLICT(station) DO UPDATE SET "
+                            "version=excluded.version, last_seen=excluded.last_seen",
+                            (it.station, it.version, it.now),
+                        )
+                    if it.state is not None:
+                        db.execute(
+                            "UPDATE bridge_stations SET state=? WHERE station=?",
+                            (json.dumps(it.state, separators=(",", ":")), it.station),
+                        )
+                    db.execute("RELEASE item")
+                    results.append(None)
+                except sqlite3.Error as exc:
+                    db.execute("ROLLBACK TO item")
+                    db.execute("RELEASE item")
+                    results.append(EffectsFailed(str(exc)))
+        return results
 
     def release_owner(self, owner: str) -> int:
         with self._tx() as db:
