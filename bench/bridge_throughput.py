@@ -212,9 +212,20 @@ def make_template(
 # --------------------------------------------------------------------------------------------
 
 _PROCS: list[subprocess.Popen[bytes]] = []
+#: where the children import ``ocpp_iot`` from (the working tree, or a snapshot of a commit)
+SRC = [ROOT / "src"]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE), str(SRC[0]), env.get("PYTHONPATH", "")) if p
+    )
+    return env
 
 
 def _spawn(cmd: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
+    kw.setdefault("env", child_env())
     proc = subprocess.Popen(list(cmd), start_new_session=True, **kw)
     _PROCS.append(proc)
     return proc
@@ -532,7 +543,8 @@ def role_gen_mqtt(argv: list[str]) -> None:
             data = pool[s - 1]
         else:
             data = templates[k].frame(mid)
-            live[0] += 1
+            if not templates[k].spliced:
+                live[0] += 1
         publish(up[k], data, qos=1)
         outstanding[k] = mid
         sent_at[k] = at
@@ -822,16 +834,11 @@ def start_service(
         proc = _spawn(_self_cmd("_ws_server", str(ws_port)), stdout=subprocess.PIPE, stderr=err)
         LineReader(proc).expect("ready", 20)
         return proc, ws_port
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(HERE), str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
-    )
     proc = _spawn(
         bridge_command(port, row, settings),
         stdout=subprocess.DEVNULL,
         stderr=err,
         cwd=tmp,  # the bridge's SQLite store and any files land in the temporary directory
-        env=env,
     )
     wait_bridge_online(port, proc, 30)
     return proc, port
@@ -1036,6 +1043,7 @@ def bridge_available(settings: Settings) -> str | None:
             capture_output=True,
             timeout=60,
             text=True,
+            env=child_env(),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
@@ -1090,10 +1098,35 @@ def main(argv: list[str] | None = None) -> int:
         help="closed-loop rate (/s, all stations) the pre-encoded frame pool is sized for",
     )
     ap.add_argument("--profile-args", default="", help="extra py-spy record options, e.g. '--gil'")
+    ap.add_argument(
+        "--snapshot",
+        metavar="REV",
+        default=None,
+        help="run the services and generators on `git archive REV src` instead of the working "
+        "tree (other people's uncommitted edits stay out of the measurement)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
     stations = [int(s) for s in args.stations.split(",") if s.strip()]
+    snapshot_dir = None
+    revision = None
+    if args.snapshot:
+        snapshot_dir = tempfile.TemporaryDirectory(prefix="bench-src-")
+        revision = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", args.snapshot],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.snapshot, "src"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", snapshot_dir.name], input=archive, check=True)
+        SRC[0] = Path(snapshot_dir.name) / "src"
+    args.revision = revision
     if args.quick:
         stations, args.duration, args.warmup, args.repeat = [20], 2.0, 1.0, 1
         args.no_write = True
@@ -1196,6 +1229,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.alarm(0)
         stop_all()
+        if snapshot_dir is not None:
+            snapshot_dir.cleanup()
 
     text = render(measured, open_measured, stations, args, notes, started)
     print(text)
@@ -1221,7 +1256,9 @@ def render(
     out.append(
         f"Measured {started:%Y-%m-%d %H:%M} UTC by `bench/bridge_throughput.py "
         f"--stations {','.join(map(str, stations))} --duration {args.duration:g} "
-        f"--warmup {args.warmup:g} --repeat {args.repeat}` on {psutil.cpu_count()} cores "
+        f"--warmup {args.warmup:g} --repeat {args.repeat}`"
+        + (f" on commit {args.revision}" if args.revision else "")
+        + f" on {psutil.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
         f"{_mosquitto_version()}, one fresh broker per row on 127.0.0.1. The machine is shared: "
         "the `machine` CPU column includes other users.\n"
