@@ -1070,6 +1070,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-open-loop", action="store_true", help="skip the open-loop rows")
     ap.add_argument(
+        "--bridge-rows",
+        default="1off,1on,2off,2on",
+        help="bridge rows: workers and mirror, e.g. '1off,2on'",
+    )
+    ap.add_argument(
         "--handler",
         default="bridge_throughput:BenchChargeSystem",
         help="behaviour for `bridge serve --handler` ('default' for the bridge's own)",
@@ -1165,7 +1170,8 @@ def main(argv: list[str] | None = None) -> int:
         if "bridge" in systems:
             for workers in (1, 2):
                 for mirror in (False, True):
-                    closed_rows.append(Row("bridge", n, mirror=mirror, workers=workers))
+                    if f"{workers}{'on' if mirror else 'off'}" in args.bridge_rows.split(","):
+                        closed_rows.append(Row("bridge", n, mirror=mirror, workers=workers))
             if args.reference_row:
                 closed_rows.append(Row("bridge", n, reference=True))
     per_row = args.warmup + args.duration + 8
