@@ -141,14 +141,17 @@ class Builder:
             node = root["definitions"][ref.split("/")[-1]]
         return node
 
-    def spec(self, node: dict[str, Any], root: dict[str, Any], name: str, prop: str) -> Any:
+    def spec(
+        self, node: dict[str, Any], root: dict[str, Any], name: str, prop: str, top: bool = False
+    ) -> Any:
         node = self.resolve(node, root)
         typ = node.get("type")
         if "enum" in node:
             return ["e", list(node["enum"])]
         if typ == "string":
             if node.get("format") == "date-time":
-                return "t"
+                # below the message root a timestamp may repeat the frame's previous one
+                return "t" if top else "T"
             if prop == "unit":
                 return ["k", list(self.units)]
             return "s"
@@ -165,12 +168,14 @@ class Builder:
             return ["o", self.object(node, root, title)]
         return "a"  # any JSON value, sent as plain CBOR
 
-    def object(self, node: dict[str, Any], root: dict[str, Any], title: str) -> int:
+    def object(
+        self, node: dict[str, Any], root: dict[str, Any], title: str, top: bool = False
+    ) -> int:
         props = node.get("properties", {})
         required = set(node.get("required", ()))
         fields = []
         for prop, sub in props.items():
-            fields.append([prop, self.spec(sub, root, title, prop), prop in required])
+            fields.append([prop, self.spec(sub, root, title, prop, top), prop in required])
         names = [f[0] for f in fields]
         if "value" in names and "measurand" in names and "phase" in names:
             self.imply_unit(fields)
@@ -203,7 +208,7 @@ class Builder:
 
 
 def is_digit(spec: Any) -> bool:
-    return isinstance(spec, list) and spec[0] in ("e", "u") or spec == "b"
+    return isinstance(spec, list) and spec[0] in ("e", "u") or spec in ("b", "T")
 
 
 def order_fields(fields: list[list[Any]]) -> list[list[Any]]:
@@ -248,7 +253,7 @@ def build(version: str) -> dict[str, Any]:
         pair = []
         for fname in (req_file, resp_file):
             schema = json.loads((folder / fname).read_text())
-            pair.append(builder.object(schema, schema, fname[: -len(".json")]))
+            pair.append(builder.object(schema, schema, fname[: -len(".json")], top=True))
         roots.append((action, pair[0], pair[1]))
     from ocpp_iot.rpc import ERROR_CODES
 

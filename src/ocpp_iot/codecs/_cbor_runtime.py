@@ -11,7 +11,7 @@ described in ``docs/codec.md``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Bad", "VersionCodec", "compile_version", "enc_string", "dec_string", "check_json"]
@@ -31,6 +31,10 @@ MAX_DEPTH = 64  # nesting limit for free-form JSON values (and the CBOR decoder)
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
+# packed text: 6 bits a character from this alphabet, after a 1 bit marking the start
+_PACK_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-"
+_PACK = frozenset(_PACK_ALPHABET)
+_PACK_IDX = {ch: i for i, ch in enumerate(_PACK_ALPHABET)}
 
 
 def enc_string(v: Any, out: list[Any], st: Any = None) -> None:
@@ -54,7 +58,7 @@ def enc_string(v: Any, out: list[Any], st: Any = None) -> None:
     elif 0 < n <= 19 and _DIGITS.issuperset(v) and (v[0] != "0" or n == 1):
         out.append(int(v))
         return
-    if n >= 4 and not n & 1 and _HEX.issuperset(v):
+    if n >= 4 and not n & 1 and n != 30 and _HEX.issuperset(v):  # 16-byte bstr: only UUIDs
         b = bytes.fromhex(v)
         x = b.hex()
         if x == v:
@@ -63,7 +67,26 @@ def enc_string(v: Any, out: list[Any], st: Any = None) -> None:
         if x.upper() == v:
             out.append(b"\x00" + b)
             return
+    if 9 <= n <= 120 and _PACK.issuperset(v):
+        x = 1
+        for ch in v:
+            x = x << 6 | _PACK_IDX[ch]
+        k = (x.bit_length() + 7) >> 3
+        out.append(b"\x03" + x.to_bytes(16 if k == 15 else k, "big"))
+        return
     out.append(v)
+
+
+def _unpack(b: bytes) -> str:
+    x = int.from_bytes(b, "big")
+    n, r = divmod(x.bit_length() - 1, 6)
+    if r or n == 0:
+        raise Bad("bad packed text")
+    chars = [""] * n
+    for i in range(n - 1, -1, -1):
+        chars[i] = _PACK_ALPHABET[x & 63]
+        x >>= 6
+    return "".join(chars)
 
 
 def _uuid(h: str) -> str:
@@ -86,6 +109,8 @@ def dec_string(x: Any) -> str:
                 return x[1:].hex()  # type: ignore[no-any-return]
             if k == 2 and n == 17:
                 return _uuid(x[1:].hex()).upper()
+            if k == 3:
+                return _unpack(x[1:])
         raise Bad("bad string form")
     if c is int and x >= 0:
         return str(x)
@@ -145,7 +170,13 @@ def enc_number(v: Any, out: list[Any], st: Any = None) -> None:
                 out.append(v)
                 return
             if -_LIM < m < _LIM:
-                out.append(m * 4 + d)
+                w = m * 4 + d
+                if 65535 < w < 16777216:
+                    out.append(w.to_bytes(3, "big"))
+                elif w > 4294967295:
+                    out.append(w.to_bytes((w.bit_length() + 7) >> 3, "big"))
+                else:
+                    out.append(w)
                 return
         out.append(v)
     elif c is int:
@@ -161,6 +192,10 @@ def dec_number(x: Any) -> Any:
         return (x >> 2) / _P10[d] if d else float(x >> 2)
     if c is float:
         return x
+    if c is bytes and 0 < len(x) <= 8:
+        x = int.from_bytes(x, "big")
+        d = x & 3
+        return (x >> 2) / _P10[d] if d else float(x >> 2)
     if c is list and len(x) == 1 and x[0].__class__ is int:
         return x[0]
     raise Bad("number expected")
@@ -168,7 +203,14 @@ def dec_number(x: Any) -> Any:
 
 def enc_integer(v: Any, out: list[Any], st: Any = None) -> None:
     c = v.__class__
-    if c is int or c is float:
+    if c is int:
+        if 65535 < v < 16777216:
+            out.append(v.to_bytes(3, "big"))
+        elif 4294967295 < v < 72057594037927936:
+            out.append(v.to_bytes((v.bit_length() + 7) >> 3, "big"))
+        else:
+            out.append(v)
+    elif c is float:
         out.append(v)
     else:
         raise Bad("integer expected")
@@ -178,6 +220,8 @@ def dec_integer(x: Any) -> Any:
     c = x.__class__
     if c is int or c is float:
         return x
+    if c is bytes and 0 < len(x) <= 8:
+        return int.from_bytes(x, "big")
     raise Bad("integer expected")
 
 
@@ -216,11 +260,19 @@ def _civil_from_days(z: int) -> tuple[int, int, int]:
     return y + (m <= 2), m, d
 
 
+_EPOCH_2020_MS = _days_from_civil(2020, 1, 1) * 86400000
+_SHORT_LIM = 1 << 40
+
+
 def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
-    """Compact RFC 3339 date-time: bstr (absolute) or int (delta to the previous timestamp of
-    the frame with the same precision and offset); any other string as text."""
+    """Compact RFC 3339 date-time. bstr of 5 bytes: milliseconds since 2020-01-01T00:00:00Z
+    (form ``...T..:..:...sssZ``); other bstr lengths: packed general form; int: delta to the
+    previous compact timestamp of the frame with the same precision and offset; text: as is.
+    ``st[0]`` is the previous compact timestamp (units, digits, offset), ``st[2]`` the previous
+    timestamp string of the frame."""
     if v.__class__ is not str:
         raise Bad("string expected")
+    st[2] = v
     mt = _TS(v)
     if mt is None:
         out.append(v)
@@ -265,16 +317,21 @@ def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
         if -_DELTA_LIM < delta < _DELTA_LIM:
             out.append(delta)
             return
+    if f == 3 and off is None and 0 <= units - _EPOCH_2020_MS < _SHORT_LIM:
+        out.append((units - _EPOCH_2020_MS).to_bytes(5, "big"))
+        return
     x = units
     if off is not None:
         x = x * 4096 + off + 2048
     x = (x * 16 + f) * 2 + (off is not None)
-    out.append(x.to_bytes((x.bit_length() + 7) >> 3, "big"))
+    n = (x.bit_length() + 7) >> 3
+    out.append(x.to_bytes(6 if n == 5 else n or 1, "big"))
 
 
 def dec_timestamp(x: Any, st: list[Any]) -> str:
     c = x.__class__
     if c is str:
+        st[2] = x
         return x  # type: ignore[no-any-return]
     if c is int:
         prev = st[0]
@@ -284,22 +341,28 @@ def dec_timestamp(x: Any, st: list[Any]) -> str:
         f = prev[1]
         off = prev[2]
     elif c is bytes:
-        if not 0 < len(x) <= 12:
-            raise Bad("bad timestamp length")
-        v = int.from_bytes(x, "big")
-        has_off = v & 1
-        f = (v >> 1) & 15
-        v >>= 5
-        if f > 9:
-            raise Bad("bad timestamp precision")
-        if has_off:
-            off = (v & 4095) - 2048
-            v >>= 12
-            if not -1439 <= off <= 1439:
-                raise Bad("bad timestamp offset")
-        else:
+        n = len(x)
+        if n == 5:
+            units = int.from_bytes(x, "big") + _EPOCH_2020_MS
+            f = 3
             off = None
-        units = v
+        elif 0 < n <= 12:
+            v = int.from_bytes(x, "big")
+            has_off = v & 1
+            f = (v >> 1) & 15
+            v >>= 5
+            if f > 9:
+                raise Bad("bad timestamp precision")
+            if has_off:
+                off = (v & 4095) - 2048
+                v >>= 12
+                if not -1439 <= off <= 1439:
+                    raise Bad("bad timestamp offset")
+            else:
+                off = None
+            units = v
+        else:
+            raise Bad("bad timestamp length")
     else:
         raise Bad("timestamp expected")
     if units < 0:
@@ -316,9 +379,12 @@ def dec_timestamp(x: Any, st: list[Any]) -> str:
     if f:
         s += f".{fr:0{f}d}"
     if off is None:
-        return s + "Z"
-    a = -off if off < 0 else off
-    return f"{s}{'-' if off < 0 else '+'}{a // 60:02d}:{a % 60:02d}"
+        s += "Z"
+    else:
+        a = -off if off < 0 else off
+        s = f"{s}{'-' if off < 0 else '+'}{a // 60:02d}:{a % 60:02d}"
+    st[2] = s
+    return s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,7 +496,7 @@ class _Gen:
             return "enc_number({v}, out)", "dec_number(next(it))"
         if spec == "i":
             return "enc_integer({v}, out)", "dec_integer(next(it))"
-        if spec == "t":
+        if spec == "t" or spec == "T":
             return "enc_timestamp({v}, out, st)", "dec_timestamp(next(it), st)"
         if spec == "a":
             return "out.append(check_json({v}))", "check_json(next(it))"
@@ -518,6 +584,38 @@ class _Gen:
                         f"        o[{key}] = y == 2",
                     ]
                     mult *= 3
+            elif kind == "T":
+                # digit: required 0 explicit / 1 same as the previous timestamp of the frame;
+                # optional 0 absent / 1 explicit / 2 same
+                base = 0 if req else 1
+                n = 2 if req else 3
+                if req:
+                    e += [f"    v{j} = o[{key}]", "    c += 1"]
+                else:
+                    e += [
+                        f"    v{j} = o.get({key}, _M)",
+                        f"    if v{j} is not _M:",
+                        "        c += 1",
+                    ]
+                ind = "    " if req else "        "
+                e += [
+                    f"{ind}if v{j} == st[2]:",
+                    f"{ind}    h += {(base + 1) * mult}",
+                    f"{ind}    v{j} = _M",
+                ]
+                if base:
+                    e += [f"{ind}else:", f"{ind}    h += {mult}"]
+                ev += [f"    if v{j} is not _M:", f"        enc_timestamp(v{j}, out, st)"]
+                dd += [f"    y{j} = h % {n}", f"    h //= {n}"]
+                dv += [
+                    f"    if y{j} == {base}:",
+                    f"        o[{key}] = dec_timestamp(next(it), st)",
+                    f"    elif y{j}:",
+                    "        if st[2] is None:",
+                    "            raise Bad('repeated timestamp without a previous one')",
+                    f"        o[{key}] = st[2]",
+                ]
+                mult *= n
             elif kind == "u":
                 _, sib, table, default, inner = spec
                 impl = {m: u for m, u in table}
@@ -594,9 +692,9 @@ class _Gen:
             e += ["    if c != len(o):", "        raise Bad('unknown property')"]
         d = [f"def d{k}(it, st):", "    o = {}"]
         if mult > 1:
-            e += ["    out.append(h)"]
+            e += ["    st[1] = len(out)", "    out.append(h)"]
             d += [
-                "    h = next(it)",
+                "    h = next(it, 0)",
                 "    if h.__class__ is not int or h < 0:",
                 "        raise Bad('object head expected')",
             ]

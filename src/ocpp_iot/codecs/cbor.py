@@ -61,9 +61,17 @@ def _codec(version: str) -> VersionCodec:
     return codec
 
 
-def header(version: str, message_type: int) -> int:
-    """The first byte of a frame: format version << 5 | OCPP version index << 3 | type."""
-    return FORMAT_VERSION << 5 | _VERSIONS.index(version) << 3 | message_type
+def header(version: str, message_type: int, uuid_id: bool = False) -> int:
+    """The first byte of a frame: format version << 5 | UUID id flag << 4 | version index * 5 +
+    message type - 2."""
+    return FORMAT_VERSION << 5 | uuid_id << 4 | (_VERSIONS.index(version) * 5 + message_type - 2)
+
+
+# header low nibble -> (version, message type); None where the version has no such type
+_KINDS: list[tuple[str, int] | None] = [None] * 16
+for _vi, _v in enumerate(_VERSIONS):
+    for _mt in range(2, 7 if _v == "2.1" else 5):
+        _KINDS[_vi * 5 + _mt - 2] = (_v, _mt)
 
 
 def _payload(codec: VersionCodec, action: str, payload: Any, request: bool, out: list[Any]) -> None:
@@ -75,8 +83,11 @@ def _payload(codec: VersionCodec, action: str, payload: Any, request: bool, out:
     else:
         n = len(out)
         out.append(code)
+        st = [None, -1, None]
         try:
-            (codec.enc_req if request else codec.enc_resp)[code](payload, out, [None])
+            (codec.enc_req if request else codec.enc_resp)[code](payload, out, st)
+            if st[1] == len(out) - 1 and out[-1] == 0:
+                out.pop()  # a trailing object head 0 is implied
             return
         except (Bad, KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError):
             del out[n:]
@@ -96,10 +107,14 @@ def encode(frame: Frame, version: str) -> bytes:
     mt = frame.message_type
     if mt > 4 and version != "2.1":
         raise ValueError(f"{type(frame).__name__} frames exist in OCPP 2.1 only")
+    mid = frame.message_id
     try:
-        enc_string(frame.message_id, out)
+        enc_string(mid, out)
     except Bad:
         raise ValueError("message id must be a string") from None
+    uuid_id = out[0].__class__ is bytes and len(out[0]) == 16
+    if uuid_id:
+        out.clear()
     if isinstance(frame, (Call, Send)):
         _payload(codec, frame.action, frame.payload, True, out)
     elif isinstance(frame, CallResult):
@@ -124,14 +139,18 @@ def encode(frame: Frame, version: str) -> bytes:
         raise ValueError(f"not an OCPP frame: {frame!r}")
     n = len(out)
     skip = _ARRAY_HEAD[(n >= 24) + (n >= 256) + (n >= 65536)]
-    data = bytes((header(version, mt),)) + cbor2.dumps(out)[skip:]
+    body = cbor2.dumps(out)[skip:]
+    if uuid_id:
+        data = bytes((header(version, mt, True),)) + bytes.fromhex(mid.replace("-", "")) + body
+    else:
+        data = bytes((header(version, mt),)) + body
     if len(data) > MAX_FRAME_SIZE:
         raise ValueError(f"encoded frame exceeds {MAX_FRAME_SIZE} bytes")
     return data
 
 
-def _items(data: bytes) -> list[Any]:
-    buf = b"\x9f" + data[1:] + b"\xff"
+def _items(data: bytes, start: int) -> list[Any]:
+    buf = b"\x9f" + data[start:] + b"\xff"
     fp = io.BytesIO(buf)
     try:
         items = cbor2.CBORDecoder(fp, max_depth=MAX_DEPTH).decode()
@@ -154,14 +173,18 @@ def decode(data: bytes) -> tuple[str, Frame]:
     hdr = data[0]
     if hdr >> 5 != FORMAT_VERSION:
         raise DecodeError(f"unknown codec format {hdr >> 5}")
-    vi = hdr >> 3 & 3
-    if vi == 3:
-        raise DecodeError("unknown OCPP version code 3")
-    version = _VERSIONS[vi]
-    mt = hdr & 7
-    if not 2 <= mt <= (6 if vi == 2 else 4):
-        raise DecodeError(f"message type {mt} not valid in OCPP {version}")
-    items = _items(data)
+    kind = _KINDS[hdr & 15]
+    if kind is None:
+        raise DecodeError(f"unknown OCPP version / message type code {hdr & 15}")
+    version, mt = kind
+    if hdr & 16:
+        if len(data) < 18:
+            raise DecodeError("frame too short")
+        items = _items(data, 17)
+        h = data[1:17].hex()
+        items.insert(0, f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    else:
+        items = _items(data, 1)
     try:
         return version, _frame(_codec(version), mt, items)
     except DecodeError:
@@ -203,7 +226,7 @@ def _frame(codec: VersionCodec, mt: int, items: list[Any]) -> Frame:
             next(it)
             next(it)
             decs = codec.dec_resp if mt == 3 else codec.dec_req
-            payload = decs[act](it, [None, n])
+            payload = decs[act](it, [None, n, None])
             if next(it, it) is not it:
                 raise DecodeError("trailing items after the payload")
             action = codec.actions[act]
