@@ -309,28 +309,24 @@ class TypedFrame(NamedTuple):
 
 _WS = rb"[ \t\n\r]*"  # JSON whitespace only (``\s`` would also match \v and \f)
 _ID = rb'"([\x20\x21\x23-\x5b\x5d-\x7e]{1,128})"'  # printable ASCII without " and \\
-_FAST_CALL = re.compile(
+_NAME = rb'"([A-Za-z0-9]{1,64})"'
+#: compact header of a CALL/SEND (groups 1-3) or a CALLRESULT (group 4), up to the payload
+_FAST = re.compile(rb"\[(?:([26])," + _ID + b"," + _NAME + b"|3," + _ID + b"),")
+#: the same with JSON whitespace anywhere
+_FAST_WS = re.compile(
     rb"\["
     + _WS
-    + rb"([26])"
-    + _WS
-    + b","
-    + _WS
-    + _ID
-    + _WS
-    + b","
-    + _WS
-    + rb'"([A-Za-z0-9]{1,64})"'
+    + rb"(?:([26])"
+    + (_WS + b"," + _WS + _ID + _WS + b"," + _WS + _NAME)
+    + b"|3"
+    + (_WS + b"," + _WS + _ID)
+    + b")"
     + _WS
     + b","
     + _WS
 )
-_FAST_CALL_COMPACT = re.compile(rb"\[([26])," + _ID + rb',"([A-Za-z0-9]{1,64})",')
-_FAST_RESULT = re.compile(rb"\[" + _WS + b"3" + _WS + b"," + _WS + _ID + _WS + b"," + _WS)
 _MESSAGE_TYPES = {"1.6": (2, 3, 4), "2.0.1": (2, 3, 4), "2.1": (2, 3, 4, 5, 6)}
 _ACTIONS_CACHE: dict[str, dict[str, Action]] = {}
-# version -> {action name as bytes: (Action, validate_json of request, of response or None)}
-_FAST: dict[str, dict[bytes, tuple[Action, Any, Any]]] = {}
 _tuple_new = tuple.__new__
 
 
@@ -350,23 +346,27 @@ def _validator(model_cls: type[OcppModel]) -> Any:
     return v
 
 
-def _fast_table(version: str) -> dict[bytes, tuple[Action, Any, Any]]:
-    table = _FAST.get(version)
-    if table is None:
-        table = _FAST[version] = {}
-    return table
+class _FastTable(dict[bytes | str, tuple[str, Any, Any] | None]):
+    """Action name (bytes from a CALL header, or str) -> (name, validate_json of the request,
+    of the response or None). Filled on first use of each action; unknown names are not stored.
+    """
 
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
 
-def _fast_entry(version: str, name: bytes) -> tuple[Action, Any, Any] | None:
-    table = _fast_table(version)
-    entry = table.get(name)
-    if entry is None:
-        act = _actions(version).get(name.decode("ascii"))
+    def __missing__(self, key: bytes | str) -> tuple[str, Any, Any] | None:
+        name = key.decode("ascii") if isinstance(key, bytes) else key
+        act = _actions(self.version).get(name)
         if act is None:
             return None
         resp = _validator(act.response).validate_json if act.response is not None else None
-        entry = table[name] = (act, _validator(act.request).validate_json, resp)
-    return entry
+        entry = (act.name, _validator(act.request).validate_json, resp)
+        self[key] = entry
+        return entry
+
+
+_TABLES: dict[str, _FastTable] = {}
 
 
 def parse_frame_json(
@@ -391,16 +391,17 @@ def parse_frame_json(
     every failure, takes the general path (``json.loads`` then :func:`parse`), so results and
     error codes do not depend on which path ran.
     """
-    if type(data) is str:
-        data = data.encode("utf-8")
-    if data[-1:] == b"]":
-        m = _FAST_CALL_COMPACT.match(data) or _FAST_CALL.match(data)
-        if m is not None:
-            mtype, mid, name = m.groups()
-            table = _FAST.get(version)
-            entry = table.get(name) if table is not None else None
-            if entry is None:
-                entry = _fast_entry(version, name)
+    if type(data) is not bytes:
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    m = _FAST.match(data) or _FAST_WS.match(data)
+    if m is not None and data[-1:] == b"]":
+        mtype, mid, name, rid = m.groups()
+        table = _TABLES.get(version)
+        if table is None:
+            _actions(version)  # raises ValueError for an unknown version
+            table = _TABLES[version] = _FastTable(version)
+        if mtype is not None:
+            entry = table[name]
             if entry is not None and (mtype == b"2" or version == "2.1"):
                 try:
                     model = entry[1](data[m.end() : -1])
@@ -408,22 +409,19 @@ def parse_frame_json(
                     pass
                 else:
                     return _tuple_new(
-                        TypedFrame,
-                        (2 if mtype == b"2" else 6, mid.decode(), entry[0].name, model, None),
+                        TypedFrame, (2 if mtype == b"2" else 6, mid.decode(), entry[0], model, None)
                     )
         elif action_of_result is not None:
-            m = _FAST_RESULT.match(data)
-            if m is not None:
-                mid = m.group(1).decode()
-                name = action_of_result(mid)
-                entry = _fast_entry(version, name.encode()) if name else None
-                if entry is not None and entry[2] is not None:
-                    try:
-                        model = entry[2](data[m.end() : -1])
-                    except ValidationError:
-                        pass
-                    else:
-                        return _tuple_new(TypedFrame, (3, mid, entry[0].name, model, None))
+            rid = rid.decode()
+            name = action_of_result(rid)
+            entry = table[name] if name else None
+            if entry is not None and entry[2] is not None:
+                try:
+                    model = entry[2](data[m.end() : -1])
+                except ValidationError:
+                    pass
+                else:
+                    return _tuple_new(TypedFrame, (3, rid, entry[0], model, None))
     return _parse_frame_slow(data, version, action_of_result, lenient, warnings)
 
 
