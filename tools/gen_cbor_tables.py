@@ -241,9 +241,9 @@ def build(version: str) -> dict[str, Any]:
         if stem.endswith("Response"):
             continue
         action = stem[: -len("Request")] if stem.endswith("Request") else stem
-        if version != "1.6" and not stem.endswith("Request"):
-            continue
-        actions[action] = (fname, action + "Response.json")
+        # 2.x: a schema without Request suffix is a message that is only ever sent (SEND)
+        resp = action + "Response.json"
+        actions[action] = (fname, resp if (folder / resp).exists() else "")
     core = CORE_ACTIONS["1.6" if version == "1.6" else "2.x"]
     order = [a for a in core if a in actions] + sorted(a for a in actions if a not in core)
     builder = Builder(units)
@@ -252,6 +252,9 @@ def build(version: str) -> dict[str, Any]:
         req_file, resp_file = actions[action]
         pair = []
         for fname in (req_file, resp_file):
+            if not fname:
+                pair.append(-1)  # no response schema
+                continue
             schema = json.loads((folder / fname).read_text())
             pair.append(builder.object(schema, schema, fname[: -len(".json")], top=True))
         roots.append((action, pair[0], pair[1]))
@@ -285,7 +288,7 @@ def render(version: str, table: dict[str, Any]) -> str:
         f"FORMAT = {table['format']}",
         f"VERSION = {version!r}",
         f"DIGEST = {digest!r}",
-        "# (action, request type index, response type index); the action code is the row index",
+        "# (action, request type, response type or -1); the action code is the row index",
         "ACTIONS = [",
     ]
     lines += [f"    {json.dumps(list(a))}," for a in table["actions"]]

@@ -427,10 +427,11 @@ class VersionCodec:
         self.errors: list[str] = list(tables.ERRORS)
         self.error_code: dict[str, int] = {e: i for i, e in enumerate(self.errors)}
         ns = _compile(tables.TYPES)
-        self.enc_req = [ns[f"e{a[1]}"] for a in tables.ACTIONS]
-        self.enc_resp = [ns[f"e{a[2]}"] for a in tables.ACTIONS]
-        self.dec_req = [ns[f"d{a[1]}"] for a in tables.ACTIONS]
-        self.dec_resp = [ns[f"d{a[2]}"] for a in tables.ACTIONS]
+        # a type index of -1 (no response schema: SEND-only messages) maps to None
+        self.enc_req = [ns.get(f"e{a[1]}") for a in tables.ACTIONS]
+        self.enc_resp = [ns.get(f"e{a[2]}") for a in tables.ACTIONS]
+        self.dec_req = [ns.get(f"d{a[1]}") for a in tables.ACTIONS]
+        self.dec_resp = [ns.get(f"d{a[2]}") for a in tables.ACTIONS]
 
 
 def compile_version(tables: Any) -> VersionCodec:
@@ -624,20 +625,25 @@ class _Gen:
                 explicit_enum = isinstance(inner, list) and inner[0] == "e"
                 n = len(inner[1]) + 2 if explicit_enum else 3
                 copy = "dict" if isinstance(default, dict) else ""
+                # digit 0 = the implied value, 1 = absent; swapped when the sibling is absent
                 e += [
+                    f"    s = o.get({sib!r})",
                     f"    u{j} = o.get({key}, _M)",
                     f"    if u{j} is _M:",
-                    f"        h += {mult}",
+                    "        if s is not None:",
+                    f"            h += {mult}",
                     "    else:",
                     "        c += 1",
-                    f"        if u{j} == {it}.get(o.get({sib!r}), _NOIMPL):",
+                    f"        if u{j} == {it}.get(s, _NOIMPL):",
                     f"            u{j} = _M",
+                    "            if s is None:",
+                    f"                h += {mult}",
                     "        else:",
                 ]
                 dd += [
                     f"    y = h % {n}",
                     f"    h //= {n}",
-                    "    if y == 0:",
+                    f"    if y < 2 and (y == 0) == ({sib!r} in o):",
                     f"        z = {it}.get(o.get({sib!r}), _NOIMPL)",
                     "        if z is _NOIMPL:",
                     "            raise Bad('no implied value')",
@@ -648,7 +654,7 @@ class _Gen:
                     t = self.const({v: (i + 2) * mult for i, v in enumerate(vals)})
                     vt = self.const(tuple([None, None] + vals))
                     e += [f"            h += {t}[u{j}]", f"            u{j} = _M"]
-                    dd += ["    elif y > 1:", f"        o[{key}] = {vt}[y]"]
+                    dd += ["    if y > 1:", f"        o[{key}] = {vt}[y]"]
                 else:
                     enc_s, dec_x = self.value_codec(inner)
                     e += [f"            h += {2 * mult}"]

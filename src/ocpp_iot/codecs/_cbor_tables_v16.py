@@ -9,7 +9,7 @@ ocpp 2.1.0 (ocpp/v16/schemas). Layout: docs/codec.md.
 FORMAT = 1
 VERSION = '1.6'
 DIGEST = '3469b3fb866821cf'
-# (action, request type index, response type index); the action code is the row index
+# (action, request type, response type or -1); the action code is the row index
 ACTIONS = [
     ["Authorize", 0, 2],
     ["BootNotification", 3, 4],

@@ -9,7 +9,7 @@ ocpp 2.1.0 (ocpp/v201/schemas). Layout: docs/codec.md.
 FORMAT = 1
 VERSION = '2.0.1'
 DIGEST = '49761121d1d77027'
-# (action, request type index, response type index); the action code is the row index
+# (action, request type, response type or -1); the action code is the row index
 ACTIONS = [
     ["Authorize", 4, 7],
     ["BootNotification", 10, 12],
