@@ -260,6 +260,13 @@ def main() -> None:
     help="seconds a station has to answer a CALL",
 )
 @click.option(
+    "--dedup-retention",
+    type=float,
+    default=3600.0,
+    envvar="BRIDGE_DEDUP_RETENTION",
+    help="seconds an answered CALL is remembered to answer repeats of it",
+)
+@click.option(
     "--default-version",
     type=click.Choice(["1.6", "2.0.1", "2.1"]),
     default="2.0.1",
@@ -319,6 +326,7 @@ def _build_bridge(opts: Mapping[str, Any], index: int) -> Any:
         prefix=opts["prefix"],
         mirror=opts["mirror"],
         call_timeout=opts["call_timeout"],
+        dedup_retention=opts["dedup_retention"],
         default_version=opts["default_version"],
         workers=opts["workers"],
         worker_index=index,

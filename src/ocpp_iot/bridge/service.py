@@ -47,7 +47,7 @@ from ..rpc import (
     error_code_for,
     error_for_undecodable,
 )
-from ..transports.mqtt import Message, MqttClient, MqttSettings, Will
+from ..transports.mqtt import LoopMqttClient, Message, MqttSettings, Will
 from . import _wire
 from .store import Claim, ClaimResult, EffectsFailed, Finish, OutgoingCall, Store, collect_effects
 
@@ -78,8 +78,9 @@ class BridgeConfig:
     default_version: str = "2.0.1"
     workers: int = 1
     worker_index: int = 0
-    #: answered CALLs are remembered this long (seconds) for duplicate detection
-    dedup_retention: float = 86_400.0
+    #: answered CALLs are remembered this long (seconds) for duplicate detection: longer than
+    #: a bridge outage plus a station's retry interval
+    dedup_retention: float = 3_600.0
     #: threads for handler methods that are plain functions; 0 runs them in the event loop
     #: (fastest; right for handlers that do not block, wrong for ones that do)
     handler_threads: int = 0
@@ -118,8 +119,6 @@ class Bridge:
         #: the database handlers may join transactions with (``defer_sql``), if any
         self.store_path: str = getattr(store, "path", "")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._incoming: deque[Message] = deque()
-        self._wakeup_pending = False
         self._in_hand: set[tuple[str, str]] = set()  # CALLs being handled (one worker)
         self._commits: list[tuple[Finish, Callable[[bytes | EffectsFailed | None], None]]] = []
         self._touched: dict[str, tuple[str, float]] = {}  # station -> (version, last stored)
@@ -135,7 +134,7 @@ class Bridge:
             if config.handler_threads > 0
             else None
         )
-        self.client: MqttClient | None = None
+        self.client: LoopMqttClient | None = None
         self.stats = {"up": 0, "down": 0, "calls": 0, "duplicates": 0, "dropped": 0}
 
     # -- topics -------------------------------------------------------------------------------
@@ -179,7 +178,7 @@ class Bridge:
             will=offline,
             birth=(Will(self.status_topic, b"online", 1, True),),
         )
-        self.client = MqttClient(settings, self._on_mqtt_message, manual_ack=True)
+        self.client = LoopMqttClient(settings, self._on_mqtt_message, manual_ack=True)
         for sub in self._subscriptions():
             self.client.subscribe(sub, 1)
         self.client.start()
@@ -201,7 +200,7 @@ class Bridge:
             if pending:
                 await asyncio.wait(pending, timeout=5.0)
             self._flush_commits()
-            await asyncio.to_thread(self.client.stop, [offline])
+            await self.client.stop_async([offline])
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self.store.close()
@@ -240,23 +239,12 @@ class Bridge:
         return station, kind
 
     def _on_mqtt_message(self, msg: Message) -> None:
-        """paho's network thread: hand over to the loop, one wake-up per burst."""
-        self._incoming.append(msg)
-        if not self._wakeup_pending:
-            self._wakeup_pending = True
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._process_incoming)
-
-    def _process_incoming(self) -> None:
-        self._wakeup_pending = False
-        incoming = self._incoming
-        while incoming:
-            msg = incoming.popleft()
-            try:
-                self._route(msg)
-            except Exception:
-                log.exception("failed to handle a message on %s", msg.topic)
-                self._ack(msg)
+        """Called by the MQTT client in the event loop's thread, for every message."""
+        try:
+            self._route(msg)
+        except Exception:
+            log.exception("failed to handle a message on %s", msg.topic)
+            self._ack(msg)
 
     def _ack(self, msg: Message) -> None:
         if self.client is not None:

@@ -303,27 +303,38 @@ class SqliteStore:
         ).fetchone()
         return json.loads(row[0]) if row and row[0] else {}
 
+    _FINISH = (
+        "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response) "
+        "VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE SET "
+        "finished=excluded.finished, response=excluded.response, owner=NULL "
+        "WHERE bridge_calls.finished IS NULL"
+    )
+
     def finish_calls(self, items: Sequence[Finish]) -> list[bytes | EffectsFailed | None]:
+        if len(items) == 1 and not items[0].effects and items[0].state is None:
+            it = items[0]
+            if not it.touch_station:  # the common case: one statement, its own transaction
+                with self._lock:
+                    cur = self._db.execute(
+                        self._FINISH, (it.station, it.message_id, it.now, it.now, it.response)
+                    )
+                    if cur.rowcount:
+                        return [None]
+                    return [self._stored_response(it)]
         results: list[bytes | EffectsFailed | None] = []
         with self._tx() as db:
             for it in items:
-                db.execute("SAVEPOINT item")
+                savepoint = bool(it.effects)
+                if savepoint:
+                    db.execute("SAVEPOINT item")
                 try:
                     cur = db.execute(
-                        "INSERT INTO bridge_calls (station, message_id, owner, started, finished,"
-                        " response) VALUES (?, ?, NULL, ?, ?, ?) "
-                        "ON CONFLICT(station, message_id) DO UPDATE SET "
-                        "finished=excluded.finished, response=excluded.response, owner=NULL "
-                        "WHERE bridge_calls.finished IS NULL",
-                        (it.station, it.message_id, it.now, it.now, it.response),
+                        self._FINISH, (it.station, it.message_id, it.now, it.now, it.response)
                     )
                     if cur.rowcount == 0:  # another copy was answered first
-                        row = db.execute(
-                            "SELECT response FROM bridge_calls WHERE station=? AND message_id=?",
-                            (it.station, it.message_id),
-                        ).fetchone()
-                        db.execute("RELEASE item")
-                        results.append(bytes(row[0]))
+                        if savepoint:
+                            db.execute("RELEASE item")
+                        results.append(self._stored_response(it))
                         continue
                     for sql, params in it.effects:
                         db.execute(sql, tuple(params))
@@ -339,13 +350,23 @@ class SqliteStore:
                             "UPDATE bridge_stations SET state=? WHERE station=?",
                             (json.dumps(it.state, separators=(",", ":")), it.station),
                         )
-                    db.execute("RELEASE item")
+                    if savepoint:
+                        db.execute("RELEASE item")
                     results.append(None)
                 except sqlite3.Error as exc:
+                    if not savepoint:
+                        raise
                     db.execute("ROLLBACK TO item")
                     db.execute("RELEASE item")
                     results.append(EffectsFailed(str(exc)))
         return results
+
+    def _stored_response(self, it: Finish) -> bytes:
+        row = self._db.execute(
+            "SELECT response FROM bridge_calls WHERE station=? AND message_id=?",
+            (it.station, it.message_id),
+        ).fetchone()
+        return bytes(row[0])
 
     def release_owner(self, owner: str) -> int:
         with self._tx() as db:

@@ -11,7 +11,9 @@ that thread; :class:`AsyncMqttClient` hands messages to an asyncio loop instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -28,6 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 __all__ = [
     "BrokerAddress",
     "Message",
+    "LoopMqttClient",
     "MqttClient",
     "MqttSettings",
     "AsyncMqttClient",
@@ -115,6 +118,9 @@ class MqttSettings:
     #: MQTT 5 receive maximum: how many unacknowledged QoS 1 messages the broker may send us.
     receive_maximum: int = 1000
     will: Will | None = None
+    #: send small packets at once (no Nagle delay: an answer and its ack would otherwise wait
+    #: for the broker's delayed TCP ACK, up to 40 ms)
+    tcp_nodelay: bool = True
     #: messages published (retained) right after every successful connection, e.g. a birth
     #: message ``online`` on the topic of the will.
     birth: tuple[Will, ...] = field(default_factory=tuple)
@@ -345,6 +351,11 @@ class MqttClient:
             log.warning("MQTT connection to %s refused: %s", self.settings.url, reason)
             return
         self._generation += 1
+        if self.settings.tcp_nodelay:
+            sock = client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session_present = bool(getattr(flags, "session_present", False))
         log.info(
             "MQTT connected to %s:%s as %r (session present: %s)",
@@ -397,6 +408,203 @@ class MqttClient:
             ev, box = waiter
             box.append(int(reason.value) if reason is not None else 0)
             ev.set()
+
+
+class LoopMqttClient(MqttClient):
+    """:class:`MqttClient` driven by the running asyncio loop instead of a thread of its own.
+
+    paho's socket is watched with ``add_reader``/``add_writer``, so ``on_message`` runs in the
+    loop's thread, publishes and acks are written without a thread switch, and two threads
+    never compete for the GIL on the hot path. Reconnects (with back-off) are the loop's job.
+    Every method must be called from the loop's thread.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        on_message: Callable[[Message], None] | None = None,
+        *,
+        manual_ack: bool = False,
+        on_connect: Callable[[bool], None] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(
+            settings,
+            on_message,
+            manual_ack=manual_ack,
+            on_connect=on_connect,
+            on_disconnect=on_disconnect,
+        )
+        self._loop = loop or asyncio.get_running_loop()
+        self._misc: asyncio.Task[None] | None = None
+        self._reconnector: asyncio.Task[None] | None = None
+        self._sock: Any = None
+        c = self._client
+        c.on_socket_open = self._socket_open
+        c.on_socket_close = self._socket_close
+        c.on_socket_register_write = self._register_write
+        c.on_socket_unregister_write = self._unregister_write
+        self._connect_args: tuple[Any, ...] = ()
+
+    # paho socket callbacks (loop thread)
+
+    def _socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._sock = sock
+        self._loop.add_reader(sock, self._read)
+        if self._misc is None or self._misc.done():
+            self._misc = self._loop.create_task(self._misc_loop())
+
+    def _read(self) -> None:
+        rc = self._client.loop_read(100)
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            self._lost()
+
+    def _socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        self._sock = None
+
+    def _register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._loop.add_writer(sock, self._write)
+
+    def _write(self) -> None:
+        self._coalesce()
+        rc = self._client.loop_write()
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            self._lost()
+
+    def _coalesce(self) -> None:
+        """Join the packets waiting to be written into one, so that one ``send`` carries them
+        (an answer and the ack of its request, and the answers to other stations that are
+        ready in the same turn of the loop) instead of one system call each.
+
+        This reaches into paho's output queue (``_out_packet``); with a paho that lays it out
+        differently it does nothing. DISCONNECT and packets already partly written are left
+        alone: paho acts on them once written.
+        """
+        try:
+            q = self._client._out_packet
+            if len(q) < 2:
+                return
+            packets = list(q)
+            if any(p["pos"] or (p["command"] & 0xF0) == 0xE0 for p in packets):
+                return
+            for p in packets:
+                if (p["command"] & 0xF0) == 0x30 and p["qos"] == 0 and p["info"] is not None:
+                    p["info"]._set_as_published()  # QoS 0: done once handed to the socket
+            data = b"".join(bytes(p["packet"]) for p in packets)
+            q.clear()
+            q.append(
+                {
+                    "command": 0x40,  # treated like a PUBACK: nothing to do once written
+                    "mid": 0,
+                    "qos": 1,
+                    "pos": 0,
+                    "to_process": len(data),
+                    "packet": data,
+                    "info": None,
+                }
+            )
+        except (AttributeError, KeyError, TypeError):
+            return
+
+    def _unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_writer(sock)
+
+    async def _misc_loop(self) -> None:
+        while self._sock is not None:
+            rc = self._client.loop_misc()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._lost()
+                return
+            await asyncio.sleep(1.0)
+
+    def _lost(self) -> None:
+        self._connected.clear()
+        if self._sock is not None:
+            self._socket_close(self._client, None, self._sock)
+        if not self._stopping and (self._reconnector is None or self._reconnector.done()):
+            self._reconnector = self._loop.create_task(self._reconnect_loop())
+
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        super()._handle_disconnect(client, userdata, flags, reason, props)
+        if not self._stopping:
+            self._loop.call_soon(self._lost)
+
+    async def _reconnect_loop(self) -> None:
+        delay = self.settings.reconnect_min_delay
+        while not self._stopping:
+            try:
+                self._client.reconnect()  # blocking TCP (and TLS) connect: brief on a LAN
+                return
+            except (OSError, ValueError) as exc:
+                self.last_connect_error = str(exc)
+                log.debug(
+                    "MQTT connect to %s failed (%s); retrying in %.1f s",
+                    self.settings.url,
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(self.settings.reconnect_max_delay, delay * 2)
+
+    # lifecycle
+
+    def start(self) -> None:
+        s = self.settings
+        if s.mqtt5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 0 if s.clean_start else s.session_expiry
+            props.ReceiveMaximum = max(1, min(65535, s.receive_maximum))
+            self._client.connect_async(
+                self.address.host,
+                self.address.port,
+                s.keepalive,
+                clean_start=s.clean_start,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(self.address.host, self.address.port, s.keepalive)
+        self._reconnector = self._loop.create_task(self._reconnect_loop())
+
+    async def wait_connected_async(self, timeout: float = 10.0) -> bool:
+        deadline = self._loop.time() + timeout
+        while not self._connected.is_set():
+            if self._loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def stop_async(self, final: Iterable[Will] = (), timeout: float = 5.0) -> None:
+        """Publish ``final`` messages, wait (up to ``timeout``) for them, disconnect."""
+        self._stopping = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+        if self._connected.is_set():
+            infos = [
+                self._client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain) for m in final
+            ]
+            deadline = self._loop.time() + timeout
+            while any(not i.is_published() for i in infos) and self._loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            self._client.disconnect()
+            for _ in range(50):  # let the DISCONNECT out
+                if self._sock is None:
+                    break
+                await asyncio.sleep(0.01)
+        if self._sock is not None:
+            self._socket_close(self._client, None, self._sock)
+        if self._misc is not None:
+            self._misc.cancel()
+        self._connected.clear()
+
+    def stop(self, final: Iterable[Will] = (), timeout: float = 5.0) -> None:
+        raise RuntimeError("LoopMqttClient: use await stop_async()")
 
 
 class AsyncMqttClient:
