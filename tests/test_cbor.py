@@ -487,28 +487,28 @@ def test_empty_call_result_is_header_id_and_action_only() -> None:
 # ---- decoder refusals --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"",
-        b"\x2a",
-        "text",
-        None,
-        bytes([0x2A]) + b"\x01",  # id only
-        bytes([0x2A]) + b"\x01\x18\xff",  # unknown action code 255
-        bytes([0x2A]) + b"\x01\x00\x00\x00",  # trailing items
-        bytes([0x2A]) + b"\x01\x02\x1b\xff\xff\xff\xff\xff\xff\xff\xff",  # head out of range
-        bytes([0x2A]) + b"\x01\x00\x00\xff\x01",  # stray break
-        bytes([0x2A]) + b"\x01\x00" + b"\x81" * 5000 + b"\x00",  # deep nesting
-        bytes([0x2A]) + b"\x01\x00\x5b\xff\xff\xff\xff\xff\xff\xff\xff",  # huge bstr length
-        bytes([0x2A]) + b"\x01\x00" + b"\x00" * (cbor.MAX_FRAME_SIZE),  # oversized
-        bytes([0x2A]) + b"\x01\x22\xa1\x01\x02",  # raw payload with an int key
-        bytes([0x2A]) + b"\x01\x22\xa1\x61a\x41x",  # raw payload with bytes inside
-        bytes([0x2A]) + b"\x01\x22\xc1\x01",  # tagged value in a raw payload
-        bytes([0x2B]) + b"\x01\x02\x00\x01",  # Heartbeat result: delta without a base
-        bytes([0x2B]) + b"\x01\x02\x00\x4d" + b"\xff" * 13,  # timestamp bstr too long
-    ],
-)
+MALFORMED: list[Any] = [
+    b"",
+    b"\x2a",
+    "text",
+    None,
+    bytes([0x2A]) + b"\x01",  # id only
+    bytes([0x2A]) + b"\x01\x18\xff",  # unknown action code 255
+    bytes([0x2A]) + b"\x01\x00\x00\x00",  # trailing items
+    bytes([0x2A]) + b"\x01\x02\x1b\xff\xff\xff\xff\xff\xff\xff\xff",  # head out of range
+    bytes([0x2A]) + b"\x01\x00\x00\xff\x01",  # stray break
+    bytes([0x2A]) + b"\x01\x00" + b"\x81" * 5000 + b"\x00",  # deep nesting
+    bytes([0x2A]) + b"\x01\x00\x5b\xff\xff\xff\xff\xff\xff\xff\xff",  # huge bstr length
+    bytes([0x2A]) + b"\x01\x00" + b"\x00" * (cbor.MAX_FRAME_SIZE),  # oversized
+    bytes([0x2A]) + b"\x01\x22\xa1\x01\x02",  # raw payload with an int key
+    bytes([0x2A]) + b"\x01\x22\xa1\x61a\x41x",  # raw payload with bytes inside
+    bytes([0x2A]) + b"\x01\x22\xc1\x01",  # tagged value in a raw payload
+    bytes([0x2B]) + b"\x01\x02\x00\x01",  # Heartbeat result: delta without a base
+    bytes([0x2B]) + b"\x01\x02\x00\x4d" + b"\xff" * 13,  # timestamp bstr too long
+]
+
+
+@pytest.mark.parametrize("data", MALFORMED, ids=[str(i) for i in range(len(MALFORMED))])
 def test_malformed_input_raises_decode_error(data: Any) -> None:
     with pytest.raises(DecodeError):
         cbor.decode(data)

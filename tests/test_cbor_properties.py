@@ -1,0 +1,106 @@
+"""Compact CBOR codec: schema-generated payloads of every action round-trip exactly.
+
+Payloads come from the official schemas through hypothesis-jsonschema (arrays capped at a few
+items to keep generation fast). The default run covers every 1.6 and 2.0.1 action and the core
+2.1 actions with a few examples each; ``-m slow`` runs every action of every version with many.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import ocpp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+from test_cbor import roundtrip, schema_mode
+
+from ocpp_iot.codecs import _cbor_tables_v16, _cbor_tables_v21, _cbor_tables_v201
+from ocpp_iot.rpc import Call, CallResult, Send
+
+SCHEMAS = Path(os.path.dirname(ocpp.__file__))
+TABLES = {"1.6": _cbor_tables_v16, "2.0.1": _cbor_tables_v201, "2.1": _cbor_tables_v21}
+FOLDER = {"1.6": "v16", "2.0.1": "v201", "2.1": "v21"}
+
+MESSAGE_IDS = st.one_of(
+    st.integers(0, 10**22).map(str),
+    st.uuids().map(str),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.from_regex(r"0[0-9]{1,8}", fullmatch=True),
+    st.from_regex(r"[0-9A-F]{2,36}", fullmatch=True),
+    st.text(max_size=36),
+)
+
+
+def _cap(node: Any, items: int) -> Any:
+    """The schema without descriptions and ``$id``, arrays limited to ``items`` entries."""
+    if isinstance(node, dict):
+        out = {k: _cap(v, items) for k, v in node.items() if k not in ("description", "$id")}
+        if out.get("type") == "array":
+            out["maxItems"] = min(out.get("maxItems", items), items)
+        return out
+    if isinstance(node, list):
+        return [_cap(x, items) for x in node]
+    return node
+
+
+@cache
+def payloads(version: str, file: str, items: int) -> st.SearchStrategy[dict[str, Any]]:
+    schema = json.loads((SCHEMAS / FOLDER[version] / "schemas" / file).read_text())
+    return from_schema(_cap(schema, items))
+
+
+def cases(version: str) -> list[tuple[str, str, str, str]]:
+    """(version, action, kind, schema file) for every message of the version."""
+    out = []
+    for action, _req, resp in TABLES[version].ACTIONS:
+        if version == "1.6":
+            out.append((version, action, "call", f"{action}.json"))
+        else:
+            kind = "call" if resp >= 0 else "send"
+            out.append((version, action, kind, f"{action}Request.json"))
+        if resp >= 0:
+            out.append((version, action, "result", f"{action}Response.json"))
+    return out
+
+
+ALL = cases("1.6") + cases("2.0.1") + cases("2.1")
+CORE_21 = {a for a, _, _ in _cbor_tables_v21.ACTIONS[:24]}
+DEFAULT = [c for c in ALL if c[0] != "2.1" or c[1] in CORE_21]
+
+
+def check(version: str, action: str, kind: str, file: str, examples: int, items: int) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(payload=payloads(version, file, items), mid=MESSAGE_IDS)
+    def run(payload: dict[str, Any], mid: str) -> None:
+        if kind == "call":
+            frame: Any = Call(mid, action, payload)
+        elif kind == "send":
+            frame = Send(mid, action, payload)
+        else:
+            frame = CallResult(mid, payload, action)
+        data = roundtrip(frame, version)
+        assert schema_mode(data), "a schema-valid payload fell back to plain CBOR"
+
+    run()
+
+
+@pytest.mark.parametrize(("version", "action", "kind", "file"), DEFAULT)
+def test_schema_payloads_round_trip(version: str, action: str, kind: str, file: str) -> None:
+    check(version, action, kind, file, examples=8 if version == "1.6" else 3, items=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("version", "action", "kind", "file"), ALL)
+def test_schema_payloads_round_trip_long(version: str, action: str, kind: str, file: str) -> None:
+    check(version, action, kind, file, examples=60, items=3)
