@@ -584,7 +584,7 @@ def build(version: str) -> VersionModel:
 
 
 def _num(v: float) -> str:
-    return repr(v)
+    return repr(int(v)) if float(v).is_integer() else repr(v)
 
 
 def type_expr(t: T, lenient: bool, twins: set[str]) -> str:
@@ -596,7 +596,9 @@ def type_expr(t: T, lenient: bool, twins: set[str]) -> str:
             cons.append(f"min_length={t.min_length}")
         if t.max_length is not None and not lenient:
             cons.append(f"max_length={t.max_length}")
-        return f"Annotated[{base}, Field({', '.join(cons)})]" if cons else base
+        if not cons:
+            return base
+        return _alias(f"Annotated[{base}, Field({', '.join(cons)})]", base, cons)
     if k in ("int", "num"):
         cons = []
         if t.minimum is not None:
@@ -611,9 +613,9 @@ def type_expr(t: T, lenient: bool, twins: set[str]) -> str:
                 icons.append(f"multiple_of={int(t.multiple_of)}")
         ie = f"Annotated[StrictInt, Field({', '.join(icons)})]" if icons else "StrictInt"
         if k == "int":
-            return ie
+            return _alias(ie, "Int", icons) if icons else ie
         fe = f"Annotated[StrictFloat, Field({', '.join(fcons)})]" if fcons else "StrictFloat"
-        return f"{ie} | {fe}"
+        return _alias(f"{ie} | {fe}", "Number", fcons)
     if k == "bool":
         return "StrictBool"
     if k == "any":
@@ -641,6 +643,23 @@ def type_expr(t: T, lenient: bool, twins: set[str]) -> str:
 
 
 _HOME: dict[str, str] = {}
+#: constrained scalar types, shared by all fields that use them (fewer pydantic FieldInfo
+#: objects to build at import): type expression -> alias name in ``_types.py``
+_ALIASES: dict[str, str] = {}
+
+
+def _alias(expr: str, base: str, cons: list[str]) -> str:
+    if expr not in _ALIASES:
+        parts = [base.replace("Strict", "")]
+        for c in cons:
+            key, _, val = c.partition("=")
+            val = val.replace("-", "m").replace(".", "p")
+            parts.append(f"{key}{val}")
+        name = "_".join(parts)
+        if name in _ALIASES.values():
+            raise SystemExit(f"alias name clash {name}")
+        _ALIASES[expr] = name
+    return _ALIASES[expr]
 
 
 def _home(cname: str) -> str:
@@ -736,6 +755,7 @@ IMPORTS = (
     "from pydantic import Field, StrictBool\n\n"
     "from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr"
     ", Uri\n"
+    "from ._types import *\n"
 )
 
 
@@ -766,6 +786,7 @@ def emit(vm: VersionModel) -> dict[str, str]:
     datatypes = [n for n, c in vm.classes.items() if c.kind == "datatype"]
     messages = [n for n, c in vm.classes.items() if c.kind == "message"]
     _HOME.clear()
+    _ALIASES.clear()
     for n in datatypes:
         _HOME[n] = ""
 
@@ -805,6 +826,18 @@ def emit(vm: VersionModel) -> dict[str, str]:
                 lines.append(field_line(f, True, twins))
         out.append("\n" + "\n".join(lines) + "\n")
     files["lenient.py"] = "\n".join(out)
+
+    # shared constrained types (collected while emitting the modules above)
+    out = [header(vm, "constrained scalar types shared by the models")]
+    out.append("from typing import Annotated\n")
+    out.append("from pydantic import Field\n")
+    out.append("from .._base import DateTime, StrictFloat, StrictInt, StrictStr, Uri\n")
+    names = sorted(_ALIASES.values())
+    out.append(f"__all__ = {names!r}\n")
+    for expr, name in sorted(_ALIASES.items(), key=lambda kv: kv[1]):
+        out.append(f"{name} = {expr}")
+    out.append("")
+    files["_types.py"] = "\n".join(out)
 
     # package
     out = [header(vm, "models and action registry")]

@@ -15,8 +15,8 @@ rules that turn JSON Schema keywords into pydantic constraints live in one place
 No I/O, no clocks.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: pydantic would evaluate the string
+# annotations of this base class again for each of the ~800 generated subclasses.
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
@@ -93,7 +93,7 @@ class Action(NamedTuple):
     """One OCPP action of a version: its models, who sends the CALL, and the handler's name."""
 
     name: str
-    request: type[OcppModel]
-    response: type[OcppModel] | None  # None only for SEND-only actions (2.1)
+    request: type["OcppModel"]
+    response: type["OcppModel"] | None  # None only for SEND-only actions (2.1)
     initiator: Literal["charger", "charge_system", "both"]
     method: str

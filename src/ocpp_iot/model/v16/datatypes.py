@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, StrictBool
 
 from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from ._types import *
 
 from . import enums
 
@@ -24,7 +25,7 @@ class IdTagInfo(OcppModel):
 
     schema_name: ClassVar[str] = 'IdTagInfo'
     expiry_date: DateTime = Field(None, alias='expiryDate')
-    parent_id_tag: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='parentIdTag')
+    parent_id_tag: Str_max_length20 = Field(None, alias='parentIdTag')
     status: enums.AuthorizationStatus = Field(alias='status')
 
 
@@ -32,7 +33,7 @@ class AuthorizationData(OcppModel):
     """OCPP 1.6 data type AuthorizationData."""
 
     schema_name: ClassVar[str] = 'AuthorizationData'
-    id_tag: Annotated[StrictStr, Field(max_length=20)] = Field(alias='idTag')
+    id_tag: Str_max_length20 = Field(alias='idTag')
     id_tag_info: IdTagInfo = Field(None, alias='idTagInfo')
 
 
@@ -41,9 +42,9 @@ class CertificateHashDataType(OcppModel):
 
     schema_name: ClassVar[str] = 'CertificateHashDataType'
     hash_algorithm: enums.HashAlgorithmEnumType = Field(alias='hashAlgorithm')
-    issuer_name_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerNameHash')
-    issuer_key_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerKeyHash')
-    serial_number: Annotated[StrictStr, Field(max_length=40)] = Field(alias='serialNumber')
+    issuer_name_hash: Str_max_length128 = Field(alias='issuerNameHash')
+    issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
+    serial_number: Str_max_length40 = Field(alias='serialNumber')
 
 
 class ChargingSchedulePeriod(OcppModel):
@@ -51,7 +52,7 @@ class ChargingSchedulePeriod(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingSchedulePeriod'
     start_period: StrictInt = Field(alias='startPeriod')
-    limit: StrictInt | Annotated[StrictFloat, Field(multiple_of=0.1)] = Field(alias='limit')
+    limit: Number_multiple_of0p1 = Field(alias='limit')
     number_phases: StrictInt = Field(None, alias='numberPhases')
 
 
@@ -63,7 +64,7 @@ class ChargingSchedule(OcppModel):
     start_schedule: DateTime = Field(None, alias='startSchedule')
     charging_rate_unit: enums.ChargingRateUnitType = Field(alias='chargingRateUnit')
     charging_schedule_period: list[ChargingSchedulePeriod] = Field(alias='chargingSchedulePeriod')
-    min_charging_rate: StrictInt | Annotated[StrictFloat, Field(multiple_of=0.1)] = Field(None, alias='minChargingRate')
+    min_charging_rate: Number_multiple_of0p1 = Field(None, alias='minChargingRate')
 
 
 class ChargingProfile(OcppModel):
@@ -85,27 +86,27 @@ class FirmwareType(OcppModel):
     """OCPP 1.6 data type FirmwareType."""
 
     schema_name: ClassVar[str] = 'FirmwareType'
-    location: Annotated[StrictStr, Field(max_length=512)] = Field(alias='location')
+    location: Str_max_length512 = Field(alias='location')
     retrieve_date_time: DateTime = Field(alias='retrieveDateTime')
     install_date_time: DateTime = Field(None, alias='installDateTime')
-    signing_certificate: Annotated[StrictStr, Field(max_length=5500)] = Field(alias='signingCertificate')
-    signature: Annotated[StrictStr, Field(max_length=800)] = Field(alias='signature')
+    signing_certificate: Str_max_length5500 = Field(alias='signingCertificate')
+    signature: Str_max_length800 = Field(alias='signature')
 
 
 class KeyValue(OcppModel):
     """OCPP 1.6 data type KeyValue."""
 
     schema_name: ClassVar[str] = 'KeyValue'
-    key: Annotated[StrictStr, Field(max_length=50)] = Field(alias='key')
+    key: Str_max_length50 = Field(alias='key')
     readonly: StrictBool = Field(alias='readonly')
-    value: Annotated[StrictStr, Field(max_length=500)] = Field(None, alias='value')
+    value: Str_max_length500 = Field(None, alias='value')
 
 
 class LogParametersType(OcppModel):
     """OCPP 1.6 data type LogParametersType."""
 
     schema_name: ClassVar[str] = 'LogParametersType'
-    remote_location: Annotated[StrictStr, Field(max_length=512)] = Field(alias='remoteLocation')
+    remote_location: Str_max_length512 = Field(alias='remoteLocation')
     oldest_timestamp: DateTime = Field(None, alias='oldestTimestamp')
     latest_timestamp: DateTime = Field(None, alias='latestTimestamp')
 

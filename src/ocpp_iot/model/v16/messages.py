@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, StrictBool
 
 from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from ._types import *
 
 from . import datatypes, enums
 
@@ -23,7 +24,7 @@ class AuthorizeRequest(OcppModel):
     """OCPP 1.6 AuthorizeRequest (schema Authorize.json)."""
 
     schema_name: ClassVar[str] = 'Authorize'
-    id_tag: Annotated[StrictStr, Field(max_length=20)] = Field(alias='idTag')
+    id_tag: Str_max_length20 = Field(alias='idTag')
 
 
 class AuthorizeResponse(OcppModel):
@@ -37,15 +38,15 @@ class BootNotificationRequest(OcppModel):
     """OCPP 1.6 BootNotificationRequest (schema BootNotification.json)."""
 
     schema_name: ClassVar[str] = 'BootNotification'
-    charge_point_vendor: Annotated[StrictStr, Field(max_length=20)] = Field(alias='chargePointVendor')
-    charge_point_model: Annotated[StrictStr, Field(max_length=20)] = Field(alias='chargePointModel')
-    charge_point_serial_number: Annotated[StrictStr, Field(max_length=25)] = Field(None, alias='chargePointSerialNumber')
-    charge_box_serial_number: Annotated[StrictStr, Field(max_length=25)] = Field(None, alias='chargeBoxSerialNumber')
-    firmware_version: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='firmwareVersion')
-    iccid: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='iccid')
-    imsi: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='imsi')
-    meter_type: Annotated[StrictStr, Field(max_length=25)] = Field(None, alias='meterType')
-    meter_serial_number: Annotated[StrictStr, Field(max_length=25)] = Field(None, alias='meterSerialNumber')
+    charge_point_vendor: Str_max_length20 = Field(alias='chargePointVendor')
+    charge_point_model: Str_max_length20 = Field(alias='chargePointModel')
+    charge_point_serial_number: Str_max_length25 = Field(None, alias='chargePointSerialNumber')
+    charge_box_serial_number: Str_max_length25 = Field(None, alias='chargeBoxSerialNumber')
+    firmware_version: Str_max_length50 = Field(None, alias='firmwareVersion')
+    iccid: Str_max_length20 = Field(None, alias='iccid')
+    imsi: Str_max_length20 = Field(None, alias='imsi')
+    meter_type: Str_max_length25 = Field(None, alias='meterType')
+    meter_serial_number: Str_max_length25 = Field(None, alias='meterSerialNumber')
 
 
 class BootNotificationResponse(OcppModel):
@@ -75,7 +76,7 @@ class CertificateSignedRequest(OcppModel):
     """OCPP 1.6 CertificateSignedRequest (schema CertificateSigned.json)."""
 
     schema_name: ClassVar[str] = 'CertificateSigned'
-    certificate_chain: Annotated[StrictStr, Field(max_length=10000)] = Field(alias='certificateChain')
+    certificate_chain: Str_max_length10000 = Field(alias='certificateChain')
 
 
 class CertificateSignedResponse(OcppModel):
@@ -104,8 +105,8 @@ class ChangeConfigurationRequest(OcppModel):
     """OCPP 1.6 ChangeConfigurationRequest (schema ChangeConfiguration.json)."""
 
     schema_name: ClassVar[str] = 'ChangeConfiguration'
-    key: Annotated[StrictStr, Field(max_length=50)] = Field(alias='key')
-    value: Annotated[StrictStr, Field(max_length=500)] = Field(alias='value')
+    key: Str_max_length50 = Field(alias='key')
+    value: Str_max_length500 = Field(alias='value')
 
 
 class ChangeConfigurationResponse(OcppModel):
@@ -149,8 +150,8 @@ class DataTransferRequest(OcppModel):
     """OCPP 1.6 DataTransferRequest (schema DataTransfer.json)."""
 
     schema_name: ClassVar[str] = 'DataTransfer'
-    vendor_id: Annotated[StrictStr, Field(max_length=255)] = Field(alias='vendorId')
-    message_id: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='messageId')
+    vendor_id: Str_max_length255 = Field(alias='vendorId')
+    message_id: Str_max_length50 = Field(None, alias='messageId')
     data: StrictStr = Field(None, alias='data')
 
 
@@ -240,7 +241,7 @@ class GetConfigurationRequest(OcppModel):
     """OCPP 1.6 GetConfigurationRequest (schema GetConfiguration.json)."""
 
     schema_name: ClassVar[str] = 'GetConfiguration'
-    key: list[Annotated[StrictStr, Field(max_length=50)]] = Field(None, alias='key')
+    key: list[Str_max_length50] = Field(None, alias='key')
 
 
 class GetConfigurationResponse(OcppModel):
@@ -248,7 +249,7 @@ class GetConfigurationResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetConfigurationResponse'
     configuration_key: list[datatypes.KeyValue] = Field(None, alias='configurationKey')
-    unknown_key: list[Annotated[StrictStr, Field(max_length=50)]] = Field(None, alias='unknownKey')
+    unknown_key: list[Str_max_length50] = Field(None, alias='unknownKey')
 
 
 class GetDiagnosticsRequest(OcppModel):
@@ -266,7 +267,7 @@ class GetDiagnosticsResponse(OcppModel):
     """OCPP 1.6 GetDiagnosticsResponse (schema GetDiagnosticsResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetDiagnosticsResponse'
-    file_name: Annotated[StrictStr, Field(max_length=255)] = Field(None, alias='fileName')
+    file_name: Str_max_length255 = Field(None, alias='fileName')
 
 
 class GetInstalledCertificateIdsRequest(OcppModel):
@@ -313,7 +314,7 @@ class GetLogResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetLogResponse'
     status: enums.LogStatusEnumType = Field(alias='status')
-    filename: Annotated[StrictStr, Field(max_length=255)] = Field(None, alias='filename')
+    filename: Str_max_length255 = Field(None, alias='filename')
 
 
 class HeartbeatRequest(OcppModel):
@@ -334,7 +335,7 @@ class InstallCertificateRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'InstallCertificate'
     certificate_type: enums.CertificateUseEnumType = Field(alias='certificateType')
-    certificate: Annotated[StrictStr, Field(max_length=5500)] = Field(alias='certificate')
+    certificate: Str_max_length5500 = Field(alias='certificate')
 
 
 class InstallCertificateResponse(OcppModel):
@@ -378,7 +379,7 @@ class RemoteStartTransactionRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'RemoteStartTransaction'
     connector_id: StrictInt = Field(None, alias='connectorId')
-    id_tag: Annotated[StrictStr, Field(max_length=20)] = Field(alias='idTag')
+    id_tag: Str_max_length20 = Field(alias='idTag')
     charging_profile: datatypes.ChargingProfile = Field(None, alias='chargingProfile')
 
 
@@ -409,8 +410,8 @@ class ReserveNowRequest(OcppModel):
     schema_name: ClassVar[str] = 'ReserveNow'
     connector_id: StrictInt = Field(alias='connectorId')
     expiry_date: DateTime = Field(alias='expiryDate')
-    id_tag: Annotated[StrictStr, Field(max_length=20)] = Field(alias='idTag')
-    parent_id_tag: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='parentIdTag')
+    id_tag: Str_max_length20 = Field(alias='idTag')
+    parent_id_tag: Str_max_length20 = Field(None, alias='parentIdTag')
     reservation_id: StrictInt = Field(alias='reservationId')
 
 
@@ -439,9 +440,9 @@ class SecurityEventNotificationRequest(OcppModel):
     """OCPP 1.6 SecurityEventNotificationRequest (schema SecurityEventNotification.json)."""
 
     schema_name: ClassVar[str] = 'SecurityEventNotification'
-    type: Annotated[StrictStr, Field(max_length=50)] = Field(alias='type')
+    type: Str_max_length50 = Field(alias='type')
     timestamp: DateTime = Field(alias='timestamp')
-    tech_info: Annotated[StrictStr, Field(max_length=255)] = Field(None, alias='techInfo')
+    tech_info: Str_max_length255 = Field(None, alias='techInfo')
 
 
 class SecurityEventNotificationResponse(OcppModel):
@@ -485,7 +486,7 @@ class SignCertificateRequest(OcppModel):
     """OCPP 1.6 SignCertificateRequest (schema SignCertificate.json)."""
 
     schema_name: ClassVar[str] = 'SignCertificate'
-    csr: Annotated[StrictStr, Field(max_length=5500)] = Field(alias='csr')
+    csr: Str_max_length5500 = Field(alias='csr')
 
 
 class SignCertificateResponse(OcppModel):
@@ -531,7 +532,7 @@ class StartTransactionRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'StartTransaction'
     connector_id: StrictInt = Field(alias='connectorId')
-    id_tag: Annotated[StrictStr, Field(max_length=20)] = Field(alias='idTag')
+    id_tag: Str_max_length20 = Field(alias='idTag')
     meter_start: StrictInt = Field(alias='meterStart')
     reservation_id: StrictInt = Field(None, alias='reservationId')
     timestamp: DateTime = Field(alias='timestamp')
@@ -551,11 +552,11 @@ class StatusNotificationRequest(OcppModel):
     schema_name: ClassVar[str] = 'StatusNotification'
     connector_id: StrictInt = Field(alias='connectorId')
     error_code: enums.ChargePointErrorCode = Field(alias='errorCode')
-    info: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='info')
+    info: Str_max_length50 = Field(None, alias='info')
     status: enums.ChargePointStatus = Field(alias='status')
     timestamp: DateTime = Field(None, alias='timestamp')
-    vendor_id: Annotated[StrictStr, Field(max_length=255)] = Field(None, alias='vendorId')
-    vendor_error_code: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='vendorErrorCode')
+    vendor_id: Str_max_length255 = Field(None, alias='vendorId')
+    vendor_error_code: Str_max_length50 = Field(None, alias='vendorErrorCode')
 
 
 class StatusNotificationResponse(OcppModel):
@@ -568,7 +569,7 @@ class StopTransactionRequest(OcppModel):
     """OCPP 1.6 StopTransactionRequest (schema StopTransaction.json)."""
 
     schema_name: ClassVar[str] = 'StopTransaction'
-    id_tag: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='idTag')
+    id_tag: Str_max_length20 = Field(None, alias='idTag')
     meter_stop: StrictInt = Field(alias='meterStop')
     timestamp: DateTime = Field(alias='timestamp')
     transaction_id: StrictInt = Field(alias='transactionId')

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, StrictBool
 
 from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from ._types import *
 
 from . import enums
 
@@ -23,7 +24,7 @@ class CustomDataType(OpenOcppModel):
     """OCPP 2.0.1 data type CustomDataType."""
 
     schema_name: ClassVar[str] = 'CustomDataType'
-    vendor_id: Annotated[StrictStr, Field(max_length=255)] = Field(alias='vendorId')
+    vendor_id: Str_max_length255 = Field(alias='vendorId')
 
 
 class ACChargingParametersType(OcppModel):
@@ -42,11 +43,11 @@ class APNType(OcppModel):
 
     schema_name: ClassVar[str] = 'APNType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    apn: Annotated[StrictStr, Field(max_length=512)] = Field(alias='apn')
-    apn_user_name: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='apnUserName')
-    apn_password: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='apnPassword')
+    apn: Str_max_length512 = Field(alias='apn')
+    apn_user_name: Str_max_length20 = Field(None, alias='apnUserName')
+    apn_password: Str_max_length20 = Field(None, alias='apnPassword')
     sim_pin: StrictInt = Field(None, alias='simPin')
-    preferred_network: Annotated[StrictStr, Field(max_length=6)] = Field(None, alias='preferredNetwork')
+    preferred_network: Str_max_length6 = Field(None, alias='preferredNetwork')
     use_only_preferred_network: StrictBool = Field(None, alias='useOnlyPreferredNetwork')
     apn_authentication: enums.APNAuthenticationEnumType = Field(alias='apnAuthentication')
 
@@ -56,8 +57,8 @@ class AdditionalInfoType(OcppModel):
 
     schema_name: ClassVar[str] = 'AdditionalInfoType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    additional_id_token: Annotated[StrictStr, Field(max_length=36)] = Field(alias='additionalIdToken')
-    type: Annotated[StrictStr, Field(max_length=50)] = Field(alias='type')
+    additional_id_token: Str_max_length36 = Field(alias='additionalIdToken')
+    type: Str_max_length50 = Field(alias='type')
 
 
 class IdTokenType(OcppModel):
@@ -66,7 +67,7 @@ class IdTokenType(OcppModel):
     schema_name: ClassVar[str] = 'IdTokenType'
     custom_data: CustomDataType = Field(None, alias='customData')
     additional_info: Annotated[list[AdditionalInfoType], Field(min_length=1)] = Field(None, alias='additionalInfo')
-    id_token: Annotated[StrictStr, Field(max_length=36)] = Field(alias='idToken')
+    id_token: Str_max_length36 = Field(alias='idToken')
     type: enums.IdTokenEnumType = Field(alias='type')
 
 
@@ -76,8 +77,8 @@ class MessageContentType(OcppModel):
     schema_name: ClassVar[str] = 'MessageContentType'
     custom_data: CustomDataType = Field(None, alias='customData')
     format: enums.MessageFormatEnumType = Field(alias='format')
-    language: Annotated[StrictStr, Field(max_length=8)] = Field(None, alias='language')
-    content: Annotated[StrictStr, Field(max_length=512)] = Field(alias='content')
+    language: Str_max_length8 = Field(None, alias='language')
+    content: Str_max_length512 = Field(alias='content')
 
 
 class IdTokenInfoType(OcppModel):
@@ -88,10 +89,10 @@ class IdTokenInfoType(OcppModel):
     status: enums.AuthorizationStatusEnumType = Field(alias='status')
     cache_expiry_date_time: DateTime = Field(None, alias='cacheExpiryDateTime')
     charging_priority: StrictInt = Field(None, alias='chargingPriority')
-    language1: Annotated[StrictStr, Field(max_length=8)] = Field(None, alias='language1')
+    language1: Str_max_length8 = Field(None, alias='language1')
     evse_id: Annotated[list[StrictInt], Field(min_length=1)] = Field(None, alias='evseId')
     group_id_token: IdTokenType = Field(None, alias='groupIdToken')
-    language2: Annotated[StrictStr, Field(max_length=8)] = Field(None, alias='language2')
+    language2: Str_max_length8 = Field(None, alias='language2')
     personal_message: MessageContentType = Field(None, alias='personalMessage')
 
 
@@ -110,9 +111,9 @@ class CertificateHashDataType(OcppModel):
     schema_name: ClassVar[str] = 'CertificateHashDataType'
     custom_data: CustomDataType = Field(None, alias='customData')
     hash_algorithm: enums.HashAlgorithmEnumType = Field(alias='hashAlgorithm')
-    issuer_name_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerNameHash')
-    issuer_key_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerKeyHash')
-    serial_number: Annotated[StrictStr, Field(max_length=40)] = Field(alias='serialNumber')
+    issuer_name_hash: Str_max_length128 = Field(alias='issuerNameHash')
+    issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
+    serial_number: Str_max_length40 = Field(alias='serialNumber')
 
 
 class CertificateHashDataChainType(OcppModel):
@@ -143,10 +144,10 @@ class DCChargingParametersType(OcppModel):
     ev_max_voltage: StrictInt = Field(alias='evMaxVoltage')
     energy_amount: StrictInt = Field(None, alias='energyAmount')
     ev_max_power: StrictInt = Field(None, alias='evMaxPower')
-    state_of_charge: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='stateOfCharge')
+    state_of_charge: Int_ge0_le100 = Field(None, alias='stateOfCharge')
     ev_energy_capacity: StrictInt = Field(None, alias='evEnergyCapacity')
-    full_soc: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='fullSoC')
-    bulk_soc: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='bulkSoC')
+    full_soc: Int_ge0_le100 = Field(None, alias='fullSoC')
+    bulk_soc: Int_ge0_le100 = Field(None, alias='bulkSoC')
 
 
 class ChargingNeedsType(OcppModel):
@@ -177,7 +178,7 @@ class ChargingSchedulePeriodType(OcppModel):
     schema_name: ClassVar[str] = 'ChargingSchedulePeriodType'
     custom_data: CustomDataType = Field(None, alias='customData')
     start_period: StrictInt = Field(alias='startPeriod')
-    limit: StrictInt | StrictFloat = Field(alias='limit')
+    limit: Number = Field(alias='limit')
     number_phases: StrictInt = Field(None, alias='numberPhases')
     phase_to_use: StrictInt = Field(None, alias='phaseToUse')
 
@@ -206,7 +207,7 @@ class ConsumptionCostType(OcppModel):
 
     schema_name: ClassVar[str] = 'ConsumptionCostType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    start_value: StrictInt | StrictFloat = Field(alias='startValue')
+    start_value: Number = Field(alias='startValue')
     cost: Annotated[list[CostType], Field(min_length=1, max_length=3)] = Field(alias='cost')
 
 
@@ -216,7 +217,7 @@ class SalesTariffEntryType(OcppModel):
     schema_name: ClassVar[str] = 'SalesTariffEntryType'
     custom_data: CustomDataType = Field(None, alias='customData')
     relative_time_interval: RelativeTimeIntervalType = Field(alias='relativeTimeInterval')
-    e_price_level: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='ePriceLevel')
+    e_price_level: Int_ge0 = Field(None, alias='ePriceLevel')
     consumption_cost: Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)] = Field(None, alias='consumptionCost')
 
 
@@ -226,7 +227,7 @@ class SalesTariffType(OcppModel):
     schema_name: ClassVar[str] = 'SalesTariffType'
     custom_data: CustomDataType = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
-    sales_tariff_description: Annotated[StrictStr, Field(max_length=32)] = Field(None, alias='salesTariffDescription')
+    sales_tariff_description: Str_max_length32 = Field(None, alias='salesTariffDescription')
     num_e_price_levels: StrictInt = Field(None, alias='numEPriceLevels')
     sales_tariff_entry: Annotated[list[SalesTariffEntryType], Field(min_length=1, max_length=1024)] = Field(alias='salesTariffEntry')
 
@@ -241,7 +242,7 @@ class ChargingScheduleType(OcppModel):
     duration: StrictInt = Field(None, alias='duration')
     charging_rate_unit: enums.ChargingRateUnitEnumType = Field(alias='chargingRateUnit')
     charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1, max_length=1024)] = Field(alias='chargingSchedulePeriod')
-    min_charging_rate: StrictInt | StrictFloat = Field(None, alias='minChargingRate')
+    min_charging_rate: Number = Field(None, alias='minChargingRate')
     sales_tariff: SalesTariffType = Field(None, alias='salesTariff')
 
 
@@ -258,7 +259,7 @@ class ChargingProfileType(OcppModel):
     valid_from: DateTime = Field(None, alias='validFrom')
     valid_to: DateTime = Field(None, alias='validTo')
     charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1, max_length=3)] = Field(alias='chargingSchedule')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
 
 
 class ModemType(OcppModel):
@@ -266,8 +267,8 @@ class ModemType(OcppModel):
 
     schema_name: ClassVar[str] = 'ModemType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    iccid: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='iccid')
-    imsi: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='imsi')
+    iccid: Str_max_length20 = Field(None, alias='iccid')
+    imsi: Str_max_length20 = Field(None, alias='imsi')
 
 
 class ChargingStationType(OcppModel):
@@ -275,11 +276,11 @@ class ChargingStationType(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingStationType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    serial_number: Annotated[StrictStr, Field(max_length=25)] = Field(None, alias='serialNumber')
-    model: Annotated[StrictStr, Field(max_length=20)] = Field(alias='model')
+    serial_number: Str_max_length25 = Field(None, alias='serialNumber')
+    model: Str_max_length20 = Field(alias='model')
     modem: ModemType = Field(None, alias='modem')
-    vendor_name: Annotated[StrictStr, Field(max_length=50)] = Field(alias='vendorName')
-    firmware_version: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='firmwareVersion')
+    vendor_name: Str_max_length50 = Field(alias='vendorName')
+    firmware_version: Str_max_length50 = Field(None, alias='firmwareVersion')
 
 
 class ClearChargingProfileType(OcppModel):
@@ -297,8 +298,8 @@ class StatusInfoType(OcppModel):
 
     schema_name: ClassVar[str] = 'StatusInfoType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    reason_code: Annotated[StrictStr, Field(max_length=20)] = Field(alias='reasonCode')
-    additional_info: Annotated[StrictStr, Field(max_length=512)] = Field(None, alias='additionalInfo')
+    reason_code: Str_max_length20 = Field(alias='reasonCode')
+    additional_info: Str_max_length512 = Field(None, alias='additionalInfo')
 
 
 class ClearMonitoringResultType(OcppModel):
@@ -326,8 +327,8 @@ class ComponentType(OcppModel):
     schema_name: ClassVar[str] = 'ComponentType'
     custom_data: CustomDataType = Field(None, alias='customData')
     evse: EVSEType = Field(None, alias='evse')
-    name: Annotated[StrictStr, Field(max_length=50)] = Field(alias='name')
-    instance: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='instance')
+    name: Str_max_length50 = Field(alias='name')
+    instance: Str_max_length50 = Field(None, alias='instance')
 
 
 class VariableType(OcppModel):
@@ -335,8 +336,8 @@ class VariableType(OcppModel):
 
     schema_name: ClassVar[str] = 'VariableType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    name: Annotated[StrictStr, Field(max_length=50)] = Field(alias='name')
-    instance: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='instance')
+    name: Str_max_length50 = Field(alias='name')
+    instance: Str_max_length50 = Field(None, alias='instance')
 
 
 class ComponentVariableType(OcppModel):
@@ -369,11 +370,11 @@ class EventDataType(OcppModel):
     timestamp: DateTime = Field(alias='timestamp')
     trigger: enums.EventTriggerEnumType = Field(alias='trigger')
     cause: StrictInt = Field(None, alias='cause')
-    actual_value: Annotated[StrictStr, Field(max_length=2500)] = Field(alias='actualValue')
-    tech_code: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='techCode')
-    tech_info: Annotated[StrictStr, Field(max_length=500)] = Field(None, alias='techInfo')
+    actual_value: Str_max_length2500 = Field(alias='actualValue')
+    tech_code: Str_max_length50 = Field(None, alias='techCode')
+    tech_info: Str_max_length500 = Field(None, alias='techInfo')
     cleared: StrictBool = Field(None, alias='cleared')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
     component: ComponentType = Field(alias='component')
     variable_monitoring_id: StrictInt = Field(None, alias='variableMonitoringId')
     event_notification_type: enums.EventNotificationEnumType = Field(alias='eventNotificationType')
@@ -385,11 +386,11 @@ class FirmwareType(OcppModel):
 
     schema_name: ClassVar[str] = 'FirmwareType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    location: Annotated[StrictStr, Field(max_length=512)] = Field(alias='location')
+    location: Str_max_length512 = Field(alias='location')
     retrieve_date_time: DateTime = Field(alias='retrieveDateTime')
     install_date_time: DateTime = Field(None, alias='installDateTime')
-    signing_certificate: Annotated[StrictStr, Field(max_length=5500)] = Field(None, alias='signingCertificate')
-    signature: Annotated[StrictStr, Field(max_length=800)] = Field(None, alias='signature')
+    signing_certificate: Str_max_length5500 = Field(None, alias='signingCertificate')
+    signature: Str_max_length800 = Field(None, alias='signature')
 
 
 class GetVariableDataType(OcppModel):
@@ -410,7 +411,7 @@ class GetVariableResultType(OcppModel):
     attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
     attribute_status: enums.GetVariableStatusEnumType = Field(alias='attributeStatus')
     attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
-    attribute_value: Annotated[StrictStr, Field(max_length=2500)] = Field(None, alias='attributeValue')
+    attribute_value: Str_max_length2500 = Field(None, alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -420,7 +421,7 @@ class LogParametersType(OcppModel):
 
     schema_name: ClassVar[str] = 'LogParametersType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    remote_location: Annotated[StrictStr, Field(max_length=512)] = Field(alias='remoteLocation')
+    remote_location: Str_max_length512 = Field(alias='remoteLocation')
     oldest_timestamp: DateTime = Field(None, alias='oldestTimestamp')
     latest_timestamp: DateTime = Field(None, alias='latestTimestamp')
 
@@ -436,7 +437,7 @@ class MessageInfoType(OcppModel):
     state: enums.MessageStateEnumType = Field(None, alias='state')
     start_date_time: DateTime = Field(None, alias='startDateTime')
     end_date_time: DateTime = Field(None, alias='endDateTime')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
     message: MessageContentType = Field(alias='message')
 
 
@@ -445,10 +446,10 @@ class SignedMeterValueType(OcppModel):
 
     schema_name: ClassVar[str] = 'SignedMeterValueType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    signed_meter_data: Annotated[StrictStr, Field(max_length=2500)] = Field(alias='signedMeterData')
-    signing_method: Annotated[StrictStr, Field(max_length=50)] = Field(alias='signingMethod')
-    encoding_method: Annotated[StrictStr, Field(max_length=50)] = Field(alias='encodingMethod')
-    public_key: Annotated[StrictStr, Field(max_length=2500)] = Field(alias='publicKey')
+    signed_meter_data: Str_max_length2500 = Field(alias='signedMeterData')
+    signing_method: Str_max_length50 = Field(alias='signingMethod')
+    encoding_method: Str_max_length50 = Field(alias='encodingMethod')
+    public_key: Str_max_length2500 = Field(alias='publicKey')
 
 
 class UnitOfMeasureType(OcppModel):
@@ -456,7 +457,7 @@ class UnitOfMeasureType(OcppModel):
 
     schema_name: ClassVar[str] = 'UnitOfMeasureType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    unit: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='unit')
+    unit: Str_max_length20 = Field(None, alias='unit')
     multiplier: StrictInt = Field(None, alias='multiplier')
 
 
@@ -465,7 +466,7 @@ class SampledValueType(OcppModel):
 
     schema_name: ClassVar[str] = 'SampledValueType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    value: StrictInt | StrictFloat = Field(alias='value')
+    value: Number = Field(alias='value')
     context: enums.ReadingContextEnumType = Field(None, alias='context')
     measurand: enums.MeasurandEnumType = Field(None, alias='measurand')
     phase: enums.PhaseEnumType = Field(None, alias='phase')
@@ -490,7 +491,7 @@ class VariableMonitoringType(OcppModel):
     custom_data: CustomDataType = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
     transaction: StrictBool = Field(alias='transaction')
-    value: StrictInt | StrictFloat = Field(alias='value')
+    value: Number = Field(alias='value')
     type: enums.MonitorEnumType = Field(alias='type')
     severity: StrictInt = Field(alias='severity')
 
@@ -510,11 +511,11 @@ class VPNType(OcppModel):
 
     schema_name: ClassVar[str] = 'VPNType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    server: Annotated[StrictStr, Field(max_length=512)] = Field(alias='server')
-    user: Annotated[StrictStr, Field(max_length=20)] = Field(alias='user')
-    group: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='group')
-    password: Annotated[StrictStr, Field(max_length=20)] = Field(alias='password')
-    key: Annotated[StrictStr, Field(max_length=255)] = Field(alias='key')
+    server: Str_max_length512 = Field(alias='server')
+    user: Str_max_length20 = Field(alias='user')
+    group: Str_max_length20 = Field(None, alias='group')
+    password: Str_max_length20 = Field(alias='password')
+    key: Str_max_length255 = Field(alias='key')
     type: enums.VPNEnumType = Field(alias='type')
 
 
@@ -526,7 +527,7 @@ class NetworkConnectionProfileType(OcppModel):
     apn: APNType = Field(None, alias='apn')
     ocpp_version: enums.OCPPVersionEnumType = Field(alias='ocppVersion')
     ocpp_transport: enums.OCPPTransportEnumType = Field(alias='ocppTransport')
-    ocpp_csms_url: Annotated[StrictStr, Field(max_length=512)] = Field(alias='ocppCsmsUrl')
+    ocpp_csms_url: Str_max_length512 = Field(alias='ocppCsmsUrl')
     message_timeout: StrictInt = Field(alias='messageTimeout')
     security_profile: StrictInt = Field(alias='securityProfile')
     ocpp_interface: enums.OCPPInterfaceEnumType = Field(alias='ocppInterface')
@@ -539,10 +540,10 @@ class OCSPRequestDataType(OcppModel):
     schema_name: ClassVar[str] = 'OCSPRequestDataType'
     custom_data: CustomDataType = Field(None, alias='customData')
     hash_algorithm: enums.HashAlgorithmEnumType = Field(alias='hashAlgorithm')
-    issuer_name_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerNameHash')
-    issuer_key_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerKeyHash')
-    serial_number: Annotated[StrictStr, Field(max_length=40)] = Field(alias='serialNumber')
-    responder_url: Annotated[StrictStr, Field(max_length=512)] = Field(alias='responderURL')
+    issuer_name_hash: Str_max_length128 = Field(alias='issuerNameHash')
+    issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
+    serial_number: Str_max_length40 = Field(alias='serialNumber')
+    responder_url: Str_max_length512 = Field(alias='responderURL')
 
 
 class VariableAttributeType(OcppModel):
@@ -551,7 +552,7 @@ class VariableAttributeType(OcppModel):
     schema_name: ClassVar[str] = 'VariableAttributeType'
     custom_data: CustomDataType = Field(None, alias='customData')
     type: enums.AttributeEnumType = Field(None, alias='type')
-    value: Annotated[StrictStr, Field(max_length=2500)] = Field(None, alias='value')
+    value: Str_max_length2500 = Field(None, alias='value')
     mutability: enums.MutabilityEnumType = Field(None, alias='mutability')
     persistent: StrictBool = Field(None, alias='persistent')
     constant: StrictBool = Field(None, alias='constant')
@@ -562,11 +563,11 @@ class VariableCharacteristicsType(OcppModel):
 
     schema_name: ClassVar[str] = 'VariableCharacteristicsType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    unit: Annotated[StrictStr, Field(max_length=16)] = Field(None, alias='unit')
+    unit: Str_max_length16 = Field(None, alias='unit')
     data_type: enums.DataEnumType = Field(alias='dataType')
-    min_limit: StrictInt | StrictFloat = Field(None, alias='minLimit')
-    max_limit: StrictInt | StrictFloat = Field(None, alias='maxLimit')
-    values_list: Annotated[StrictStr, Field(max_length=1000)] = Field(None, alias='valuesList')
+    min_limit: Number = Field(None, alias='minLimit')
+    max_limit: Number = Field(None, alias='maxLimit')
+    values_list: Str_max_length1000 = Field(None, alias='valuesList')
     supports_monitoring: StrictBool = Field(alias='supportsMonitoring')
 
 
@@ -588,7 +589,7 @@ class SetMonitoringDataType(OcppModel):
     custom_data: CustomDataType = Field(None, alias='customData')
     id: StrictInt = Field(None, alias='id')
     transaction: StrictBool = Field(None, alias='transaction')
-    value: StrictInt | StrictFloat = Field(alias='value')
+    value: Number = Field(alias='value')
     type: enums.MonitorEnumType = Field(alias='type')
     severity: StrictInt = Field(alias='severity')
     component: ComponentType = Field(alias='component')
@@ -615,7 +616,7 @@ class SetVariableDataType(OcppModel):
     schema_name: ClassVar[str] = 'SetVariableDataType'
     custom_data: CustomDataType = Field(None, alias='customData')
     attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
-    attribute_value: Annotated[StrictStr, Field(max_length=1000)] = Field(alias='attributeValue')
+    attribute_value: Str_max_length1000 = Field(alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -637,7 +638,7 @@ class TransactionType(OcppModel):
 
     schema_name: ClassVar[str] = 'TransactionType'
     custom_data: CustomDataType = Field(None, alias='customData')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
     charging_state: enums.ChargingStateEnumType = Field(None, alias='chargingState')
     time_spent_charging: StrictInt = Field(None, alias='timeSpentCharging')
     stopped_reason: enums.ReasonEnumType = Field(None, alias='stoppedReason')

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, StrictBool
 
 from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from ._types import *
 
 from . import datatypes, enums
 
@@ -25,7 +26,7 @@ class AuthorizeRequest(OcppModel):
     schema_name: ClassVar[str] = 'AuthorizeRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
-    certificate: Annotated[StrictStr, Field(max_length=5500)] = Field(None, alias='certificate')
+    certificate: Str_max_length5500 = Field(None, alias='certificate')
     iso15118_certificate_hash_data: Annotated[list[datatypes.OCSPRequestDataType], Field(min_length=1, max_length=4)] = Field(None, alias='iso15118CertificateHashData')
 
 
@@ -80,7 +81,7 @@ class CertificateSignedRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'CertificateSignedRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    certificate_chain: Annotated[StrictStr, Field(max_length=10000)] = Field(alias='certificateChain')
+    certificate_chain: Str_max_length10000 = Field(alias='certificateChain')
     certificate_type: enums.CertificateSigningUseEnumType = Field(None, alias='certificateType')
 
 
@@ -199,8 +200,8 @@ class CostUpdatedRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'CostUpdatedRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    total_cost: StrictInt | StrictFloat = Field(alias='totalCost')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    total_cost: Number = Field(alias='totalCost')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
 
 
 class CostUpdatedResponse(OcppModel):
@@ -220,7 +221,7 @@ class CustomerInformationRequest(OcppModel):
     request_id: StrictInt = Field(alias='requestId')
     report: StrictBool = Field(alias='report')
     clear: StrictBool = Field(alias='clear')
-    customer_identifier: Annotated[StrictStr, Field(max_length=64)] = Field(None, alias='customerIdentifier')
+    customer_identifier: Str_max_length64 = Field(None, alias='customerIdentifier')
 
 
 class CustomerInformationResponse(OcppModel):
@@ -237,9 +238,9 @@ class DataTransferRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'DataTransferRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    message_id: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='messageId')
+    message_id: Str_max_length50 = Field(None, alias='messageId')
     data: Any = Field(None, alias='data')
-    vendor_id: Annotated[StrictStr, Field(max_length=255)] = Field(alias='vendorId')
+    vendor_id: Str_max_length255 = Field(alias='vendorId')
 
 
 class DataTransferResponse(OcppModel):
@@ -290,9 +291,9 @@ class Get15118EVCertificateRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'Get15118EVCertificateRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    iso15118_schema_version: Annotated[StrictStr, Field(max_length=50)] = Field(alias='iso15118SchemaVersion')
+    iso15118_schema_version: Str_max_length50 = Field(alias='iso15118SchemaVersion')
     action: enums.CertificateActionEnumType = Field(alias='action')
-    exi_request: Annotated[StrictStr, Field(max_length=5600)] = Field(alias='exiRequest')
+    exi_request: Str_max_length5600 = Field(alias='exiRequest')
 
 
 class Get15118EVCertificateResponse(OcppModel):
@@ -302,7 +303,7 @@ class Get15118EVCertificateResponse(OcppModel):
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
     status: enums.Iso15118EVCertificateStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    exi_response: Annotated[StrictStr, Field(max_length=7500)] = Field(alias='exiResponse')
+    exi_response: Str_max_length7500 = Field(alias='exiResponse')
 
 
 class GetBaseReportRequest(OcppModel):
@@ -338,7 +339,7 @@ class GetCertificateStatusResponse(OcppModel):
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
     status: enums.GetCertificateStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    ocsp_result: Annotated[StrictStr, Field(max_length=5500)] = Field(None, alias='ocspResult')
+    ocsp_result: Str_max_length5500 = Field(None, alias='ocspResult')
 
 
 class GetChargingProfilesRequest(OcppModel):
@@ -452,7 +453,7 @@ class GetLogResponse(OcppModel):
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
     status: enums.LogStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    filename: Annotated[StrictStr, Field(max_length=255)] = Field(None, alias='filename')
+    filename: Str_max_length255 = Field(None, alias='filename')
 
 
 class GetMonitoringReportRequest(OcppModel):
@@ -498,7 +499,7 @@ class GetTransactionStatusRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetTransactionStatusRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
 
 
 class GetTransactionStatusResponse(OcppModel):
@@ -547,7 +548,7 @@ class InstallCertificateRequest(OcppModel):
     schema_name: ClassVar[str] = 'InstallCertificateRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
     certificate_type: enums.InstallCertificateUseEnumType = Field(alias='certificateType')
-    certificate: Annotated[StrictStr, Field(max_length=5500)] = Field(alias='certificate')
+    certificate: Str_max_length5500 = Field(alias='certificate')
 
 
 class InstallCertificateResponse(OcppModel):
@@ -613,7 +614,7 @@ class NotifyCustomerInformationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyCustomerInformationRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    data: Annotated[StrictStr, Field(max_length=512)] = Field(alias='data')
+    data: Str_max_length512 = Field(alias='data')
     tbc: StrictBool = Field(None, alias='tbc')
     seq_no: StrictInt = Field(alias='seqNo')
     generated_at: DateTime = Field(alias='generatedAt')
@@ -743,9 +744,9 @@ class PublishFirmwareRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'PublishFirmwareRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    location: Annotated[StrictStr, Field(max_length=512)] = Field(alias='location')
+    location: Str_max_length512 = Field(alias='location')
     retries: StrictInt = Field(None, alias='retries')
-    checksum: Annotated[StrictStr, Field(max_length=32)] = Field(alias='checksum')
+    checksum: Str_max_length32 = Field(alias='checksum')
     request_id: StrictInt = Field(alias='requestId')
     retry_interval: StrictInt = Field(None, alias='retryInterval')
 
@@ -765,7 +766,7 @@ class PublishFirmwareStatusNotificationRequest(OcppModel):
     schema_name: ClassVar[str] = 'PublishFirmwareStatusNotificationRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
     status: enums.PublishFirmwareStatusEnumType = Field(alias='status')
-    location: Annotated[list[Annotated[StrictStr, Field(max_length=512)]], Field(min_length=1)] = Field(None, alias='location')
+    location: Annotated[list[Str_max_length512], Field(min_length=1)] = Field(None, alias='location')
     request_id: StrictInt = Field(None, alias='requestId')
 
 
@@ -814,7 +815,7 @@ class RequestStartTransactionResponse(OcppModel):
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
     status: enums.RequestStartStopStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
 
 
 class RequestStopTransactionRequest(OcppModel):
@@ -822,7 +823,7 @@ class RequestStopTransactionRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'RequestStopTransactionRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
 
 
 class RequestStopTransactionResponse(OcppModel):
@@ -895,9 +896,9 @@ class SecurityEventNotificationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SecurityEventNotificationRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    type: Annotated[StrictStr, Field(max_length=50)] = Field(alias='type')
+    type: Str_max_length50 = Field(alias='type')
     timestamp: DateTime = Field(alias='timestamp')
-    tech_info: Annotated[StrictStr, Field(max_length=255)] = Field(None, alias='techInfo')
+    tech_info: Str_max_length255 = Field(None, alias='techInfo')
 
 
 class SecurityEventNotificationResponse(OcppModel):
@@ -1050,7 +1051,7 @@ class SignCertificateRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SignCertificateRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    csr: Annotated[StrictStr, Field(max_length=5500)] = Field(alias='csr')
+    csr: Str_max_length5500 = Field(alias='csr')
     certificate_type: enums.CertificateSigningUseEnumType = Field(None, alias='certificateType')
 
 
@@ -1105,7 +1106,7 @@ class TransactionEventResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'TransactionEventResponse'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    total_cost: StrictInt | StrictFloat = Field(None, alias='totalCost')
+    total_cost: Number = Field(None, alias='totalCost')
     charging_priority: StrictInt = Field(None, alias='chargingPriority')
     id_token_info: datatypes.IdTokenInfoType = Field(None, alias='idTokenInfo')
     updated_personal_message: datatypes.MessageContentType = Field(None, alias='updatedPersonalMessage')
@@ -1152,7 +1153,7 @@ class UnpublishFirmwareRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'UnpublishFirmwareRequest'
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    checksum: Annotated[StrictStr, Field(max_length=32)] = Field(alias='checksum')
+    checksum: Str_max_length32 = Field(alias='checksum')
 
 
 class UnpublishFirmwareResponse(OcppModel):

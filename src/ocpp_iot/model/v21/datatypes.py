@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, StrictBool
 
 from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from ._types import *
 
 from . import enums
 
@@ -23,17 +24,17 @@ class CustomDataType(OpenOcppModel):
     """OCPP 2.1 data type CustomDataType."""
 
     schema_name: ClassVar[str] = 'CustomDataType'
-    vendor_id: Annotated[StrictStr, Field(max_length=255)] = Field(alias='vendorId')
+    vendor_id: Str_max_length255 = Field(alias='vendorId')
 
 
 class ACChargingParametersType(OcppModel):
     """OCPP 2.1 data type ACChargingParametersType."""
 
     schema_name: ClassVar[str] = 'ACChargingParametersType'
-    energy_amount: StrictInt | StrictFloat = Field(alias='energyAmount')
-    ev_min_current: StrictInt | StrictFloat = Field(alias='evMinCurrent')
-    ev_max_current: StrictInt | StrictFloat = Field(alias='evMaxCurrent')
-    ev_max_voltage: StrictInt | StrictFloat = Field(alias='evMaxVoltage')
+    energy_amount: Number = Field(alias='energyAmount')
+    ev_min_current: Number = Field(alias='evMinCurrent')
+    ev_max_current: Number = Field(alias='evMaxCurrent')
+    ev_max_voltage: Number = Field(alias='evMaxVoltage')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -41,11 +42,11 @@ class APNType(OcppModel):
     """OCPP 2.1 data type APNType."""
 
     schema_name: ClassVar[str] = 'APNType'
-    apn: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='apn')
-    apn_user_name: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='apnUserName')
-    apn_password: Annotated[StrictStr, Field(max_length=64)] = Field(None, alias='apnPassword')
+    apn: Str_max_length2000 = Field(alias='apn')
+    apn_user_name: Str_max_length50 = Field(None, alias='apnUserName')
+    apn_password: Str_max_length64 = Field(None, alias='apnPassword')
     sim_pin: StrictInt = Field(None, alias='simPin')
-    preferred_network: Annotated[StrictStr, Field(max_length=6)] = Field(None, alias='preferredNetwork')
+    preferred_network: Str_max_length6 = Field(None, alias='preferredNetwork')
     use_only_preferred_network: StrictBool = Field(None, alias='useOnlyPreferredNetwork')
     apn_authentication: enums.APNAuthenticationEnumType = Field(alias='apnAuthentication')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -65,8 +66,8 @@ class PriceRuleType(OcppModel):
 
     schema_name: ClassVar[str] = 'PriceRuleType'
     parking_fee_period: StrictInt = Field(None, alias='parkingFeePeriod')
-    carbon_dioxide_emission: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='carbonDioxideEmission')
-    renewable_generation_percentage: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='renewableGenerationPercentage')
+    carbon_dioxide_emission: Int_ge0 = Field(None, alias='carbonDioxideEmission')
+    renewable_generation_percentage: Int_ge0_le100 = Field(None, alias='renewableGenerationPercentage')
     energy_fee: RationalNumberType = Field(alias='energyFee')
     parking_fee: RationalNumberType = Field(None, alias='parkingFee')
     power_range_start: RationalNumberType = Field(alias='powerRangeStart')
@@ -86,8 +87,8 @@ class TaxRuleType(OcppModel):
     """OCPP 2.1 data type TaxRuleType."""
 
     schema_name: ClassVar[str] = 'TaxRuleType'
-    tax_rule_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='taxRuleID')
-    tax_rule_name: Annotated[StrictStr, Field(max_length=100)] = Field(None, alias='taxRuleName')
+    tax_rule_id: Int_ge0 = Field(alias='taxRuleID')
+    tax_rule_name: Str_max_length100 = Field(None, alias='taxRuleName')
     tax_included_in_price: StrictBool = Field(None, alias='taxIncludedInPrice')
     applies_to_energy_fee: StrictBool = Field(alias='appliesToEnergyFee')
     applies_to_parking_fee: StrictBool = Field(alias='appliesToParkingFee')
@@ -102,7 +103,7 @@ class OverstayRuleType(OcppModel):
 
     schema_name: ClassVar[str] = 'OverstayRuleType'
     overstay_fee: RationalNumberType = Field(alias='overstayFee')
-    overstay_rule_description: Annotated[StrictStr, Field(max_length=32)] = Field(None, alias='overstayRuleDescription')
+    overstay_rule_description: Str_max_length32 = Field(None, alias='overstayRuleDescription')
     start_time: StrictInt = Field(alias='startTime')
     overstay_fee_period: StrictInt = Field(alias='overstayFeePeriod')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -123,7 +124,7 @@ class AdditionalSelectedServicesType(OcppModel):
 
     schema_name: ClassVar[str] = 'AdditionalSelectedServicesType'
     service_fee: RationalNumberType = Field(alias='serviceFee')
-    service_name: Annotated[StrictStr, Field(max_length=80)] = Field(alias='serviceName')
+    service_name: Str_max_length80 = Field(alias='serviceName')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -132,11 +133,11 @@ class AbsolutePriceScheduleType(OcppModel):
 
     schema_name: ClassVar[str] = 'AbsolutePriceScheduleType'
     time_anchor: DateTime = Field(alias='timeAnchor')
-    price_schedule_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priceScheduleID')
-    price_schedule_description: Annotated[StrictStr, Field(max_length=160)] = Field(None, alias='priceScheduleDescription')
-    currency: Annotated[StrictStr, Field(max_length=3)] = Field(alias='currency')
-    language: Annotated[StrictStr, Field(max_length=8)] = Field(alias='language')
-    price_algorithm: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='priceAlgorithm')
+    price_schedule_id: Int_ge0 = Field(alias='priceScheduleID')
+    price_schedule_description: Str_max_length160 = Field(None, alias='priceScheduleDescription')
+    currency: Str_max_length3 = Field(alias='currency')
+    language: Str_max_length8 = Field(alias='language')
+    price_algorithm: Str_max_length2000 = Field(alias='priceAlgorithm')
     minimum_cost: RationalNumberType = Field(None, alias='minimumCost')
     maximum_cost: RationalNumberType = Field(None, alias='maximumCost')
     price_rule_stacks: Annotated[list[PriceRuleStackType], Field(min_length=1, max_length=1024)] = Field(alias='priceRuleStacks')
@@ -150,8 +151,8 @@ class AdditionalInfoType(OcppModel):
     """OCPP 2.1 data type AdditionalInfoType."""
 
     schema_name: ClassVar[str] = 'AdditionalInfoType'
-    additional_id_token: Annotated[StrictStr, Field(max_length=255)] = Field(alias='additionalIdToken')
-    type: Annotated[StrictStr, Field(max_length=50)] = Field(alias='type')
+    additional_id_token: Str_max_length255 = Field(alias='additionalIdToken')
+    type: Str_max_length50 = Field(alias='type')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -159,12 +160,12 @@ class AddressType(OcppModel):
     """OCPP 2.1 data type AddressType."""
 
     schema_name: ClassVar[str] = 'AddressType'
-    name: Annotated[StrictStr, Field(max_length=50)] = Field(alias='name')
-    address1: Annotated[StrictStr, Field(max_length=100)] = Field(alias='address1')
-    address2: Annotated[StrictStr, Field(max_length=100)] = Field(None, alias='address2')
-    city: Annotated[StrictStr, Field(max_length=100)] = Field(alias='city')
-    postal_code: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='postalCode')
-    country: Annotated[StrictStr, Field(max_length=50)] = Field(alias='country')
+    name: Str_max_length50 = Field(alias='name')
+    address1: Str_max_length100 = Field(alias='address1')
+    address2: Str_max_length100 = Field(None, alias='address2')
+    city: Str_max_length100 = Field(alias='city')
+    postal_code: Str_max_length20 = Field(None, alias='postalCode')
+    country: Str_max_length50 = Field(alias='country')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -173,8 +174,8 @@ class IdTokenType(OcppModel):
 
     schema_name: ClassVar[str] = 'IdTokenType'
     additional_info: Annotated[list[AdditionalInfoType], Field(min_length=1)] = Field(None, alias='additionalInfo')
-    id_token: Annotated[StrictStr, Field(max_length=255)] = Field(alias='idToken')
-    type: Annotated[StrictStr, Field(max_length=20)] = Field(alias='type')
+    id_token: Str_max_length255 = Field(alias='idToken')
+    type: Str_max_length20 = Field(alias='type')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -183,8 +184,8 @@ class MessageContentType(OcppModel):
 
     schema_name: ClassVar[str] = 'MessageContentType'
     format: enums.MessageFormatEnumType = Field(alias='format')
-    language: Annotated[StrictStr, Field(max_length=8)] = Field(None, alias='language')
-    content: Annotated[StrictStr, Field(max_length=1024)] = Field(alias='content')
+    language: Str_max_length8 = Field(None, alias='language')
+    content: Str_max_length1024 = Field(alias='content')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -196,9 +197,9 @@ class IdTokenInfoType(OcppModel):
     cache_expiry_date_time: DateTime = Field(None, alias='cacheExpiryDateTime')
     charging_priority: StrictInt = Field(None, alias='chargingPriority')
     group_id_token: IdTokenType = Field(None, alias='groupIdToken')
-    language1: Annotated[StrictStr, Field(max_length=8)] = Field(None, alias='language1')
-    language2: Annotated[StrictStr, Field(max_length=8)] = Field(None, alias='language2')
-    evse_id: Annotated[list[Annotated[StrictInt, Field(ge=0.0)]], Field(min_length=1)] = Field(None, alias='evseId')
+    language1: Str_max_length8 = Field(None, alias='language1')
+    language2: Str_max_length8 = Field(None, alias='language2')
+    evse_id: Annotated[list[Int_ge0], Field(min_length=1)] = Field(None, alias='evseId')
     personal_message: MessageContentType = Field(None, alias='personalMessage')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -216,12 +217,12 @@ class BatteryDataType(OcppModel):
     """OCPP 2.1 data type BatteryDataType."""
 
     schema_name: ClassVar[str] = 'BatteryDataType'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
-    serial_number: Annotated[StrictStr, Field(max_length=50)] = Field(alias='serialNumber')
-    soc: Annotated[StrictInt, Field(ge=0.0, le=100.0)] | Annotated[StrictFloat, Field(ge=0.0, le=100.0)] = Field(alias='soC')
-    soh: Annotated[StrictInt, Field(ge=0.0, le=100.0)] | Annotated[StrictFloat, Field(ge=0.0, le=100.0)] = Field(alias='soH')
+    evse_id: Int_ge0 = Field(alias='evseId')
+    serial_number: Str_max_length50 = Field(alias='serialNumber')
+    soc: Number_ge0_le100 = Field(alias='soC')
+    soh: Number_ge0_le100 = Field(alias='soH')
     production_date: DateTime = Field(None, alias='productionDate')
-    vendor_info: Annotated[StrictStr, Field(max_length=500)] = Field(None, alias='vendorInfo')
+    vendor_info: Str_max_length500 = Field(None, alias='vendorInfo')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -230,9 +231,9 @@ class CertificateHashDataType(OcppModel):
 
     schema_name: ClassVar[str] = 'CertificateHashDataType'
     hash_algorithm: enums.HashAlgorithmEnumType = Field(alias='hashAlgorithm')
-    issuer_name_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerNameHash')
-    issuer_key_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerKeyHash')
-    serial_number: Annotated[StrictStr, Field(max_length=40)] = Field(alias='serialNumber')
+    issuer_name_hash: Str_max_length128 = Field(alias='issuerNameHash')
+    issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
+    serial_number: Str_max_length40 = Field(alias='serialNumber')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -252,7 +253,7 @@ class CertificateStatusRequestInfoType(OcppModel):
     schema_name: ClassVar[str] = 'CertificateStatusRequestInfoType'
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
     source: enums.CertificateStatusSourceEnumType = Field(alias='source')
-    urls: Annotated[list[Annotated[StrictStr, Field(max_length=2000)]], Field(min_length=1, max_length=5)] = Field(alias='urls')
+    urls: Annotated[list[Str_max_length2000], Field(min_length=1, max_length=5)] = Field(alias='urls')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -271,7 +272,7 @@ class ChargingLimitType(OcppModel):
     """OCPP 2.1 data type ChargingLimitType."""
 
     schema_name: ClassVar[str] = 'ChargingLimitType'
-    charging_limit_source: Annotated[StrictStr, Field(max_length=20)] = Field(alias='chargingLimitSource')
+    charging_limit_source: Str_max_length20 = Field(alias='chargingLimitSource')
     is_local_generation: StrictBool = Field(None, alias='isLocalGeneration')
     is_grid_critical: StrictBool = Field(None, alias='isGridCritical')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -282,46 +283,46 @@ class DERChargingParametersType(OcppModel):
 
     schema_name: ClassVar[str] = 'DERChargingParametersType'
     ev_supported_der_control: Annotated[list[enums.DERControlEnumType], Field(min_length=1)] = Field(None, alias='evSupportedDERControl')
-    ev_over_excited_max_discharge_power: StrictInt | StrictFloat = Field(None, alias='evOverExcitedMaxDischargePower')
-    ev_over_excited_power_factor: StrictInt | StrictFloat = Field(None, alias='evOverExcitedPowerFactor')
-    ev_under_excited_max_discharge_power: StrictInt | StrictFloat = Field(None, alias='evUnderExcitedMaxDischargePower')
-    ev_under_excited_power_factor: StrictInt | StrictFloat = Field(None, alias='evUnderExcitedPowerFactor')
-    max_apparent_power: StrictInt | StrictFloat = Field(None, alias='maxApparentPower')
-    max_charge_apparent_power: StrictInt | StrictFloat = Field(None, alias='maxChargeApparentPower')
-    max_charge_apparent_power_l2: StrictInt | StrictFloat = Field(None, alias='maxChargeApparentPower_L2')
-    max_charge_apparent_power_l3: StrictInt | StrictFloat = Field(None, alias='maxChargeApparentPower_L3')
-    max_discharge_apparent_power: StrictInt | StrictFloat = Field(None, alias='maxDischargeApparentPower')
-    max_discharge_apparent_power_l2: StrictInt | StrictFloat = Field(None, alias='maxDischargeApparentPower_L2')
-    max_discharge_apparent_power_l3: StrictInt | StrictFloat = Field(None, alias='maxDischargeApparentPower_L3')
-    max_charge_reactive_power: StrictInt | StrictFloat = Field(None, alias='maxChargeReactivePower')
-    max_charge_reactive_power_l2: StrictInt | StrictFloat = Field(None, alias='maxChargeReactivePower_L2')
-    max_charge_reactive_power_l3: StrictInt | StrictFloat = Field(None, alias='maxChargeReactivePower_L3')
-    min_charge_reactive_power: StrictInt | StrictFloat = Field(None, alias='minChargeReactivePower')
-    min_charge_reactive_power_l2: StrictInt | StrictFloat = Field(None, alias='minChargeReactivePower_L2')
-    min_charge_reactive_power_l3: StrictInt | StrictFloat = Field(None, alias='minChargeReactivePower_L3')
-    max_discharge_reactive_power: StrictInt | StrictFloat = Field(None, alias='maxDischargeReactivePower')
-    max_discharge_reactive_power_l2: StrictInt | StrictFloat = Field(None, alias='maxDischargeReactivePower_L2')
-    max_discharge_reactive_power_l3: StrictInt | StrictFloat = Field(None, alias='maxDischargeReactivePower_L3')
-    min_discharge_reactive_power: StrictInt | StrictFloat = Field(None, alias='minDischargeReactivePower')
-    min_discharge_reactive_power_l2: StrictInt | StrictFloat = Field(None, alias='minDischargeReactivePower_L2')
-    min_discharge_reactive_power_l3: StrictInt | StrictFloat = Field(None, alias='minDischargeReactivePower_L3')
-    nominal_voltage: StrictInt | StrictFloat = Field(None, alias='nominalVoltage')
-    nominal_voltage_offset: StrictInt | StrictFloat = Field(None, alias='nominalVoltageOffset')
-    max_nominal_voltage: StrictInt | StrictFloat = Field(None, alias='maxNominalVoltage')
-    min_nominal_voltage: StrictInt | StrictFloat = Field(None, alias='minNominalVoltage')
-    ev_inverter_manufacturer: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='evInverterManufacturer')
-    ev_inverter_model: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='evInverterModel')
-    ev_inverter_serial_number: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='evInverterSerialNumber')
-    ev_inverter_sw_version: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='evInverterSwVersion')
-    ev_inverter_hw_version: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='evInverterHwVersion')
+    ev_over_excited_max_discharge_power: Number = Field(None, alias='evOverExcitedMaxDischargePower')
+    ev_over_excited_power_factor: Number = Field(None, alias='evOverExcitedPowerFactor')
+    ev_under_excited_max_discharge_power: Number = Field(None, alias='evUnderExcitedMaxDischargePower')
+    ev_under_excited_power_factor: Number = Field(None, alias='evUnderExcitedPowerFactor')
+    max_apparent_power: Number = Field(None, alias='maxApparentPower')
+    max_charge_apparent_power: Number = Field(None, alias='maxChargeApparentPower')
+    max_charge_apparent_power_l2: Number = Field(None, alias='maxChargeApparentPower_L2')
+    max_charge_apparent_power_l3: Number = Field(None, alias='maxChargeApparentPower_L3')
+    max_discharge_apparent_power: Number = Field(None, alias='maxDischargeApparentPower')
+    max_discharge_apparent_power_l2: Number = Field(None, alias='maxDischargeApparentPower_L2')
+    max_discharge_apparent_power_l3: Number = Field(None, alias='maxDischargeApparentPower_L3')
+    max_charge_reactive_power: Number = Field(None, alias='maxChargeReactivePower')
+    max_charge_reactive_power_l2: Number = Field(None, alias='maxChargeReactivePower_L2')
+    max_charge_reactive_power_l3: Number = Field(None, alias='maxChargeReactivePower_L3')
+    min_charge_reactive_power: Number = Field(None, alias='minChargeReactivePower')
+    min_charge_reactive_power_l2: Number = Field(None, alias='minChargeReactivePower_L2')
+    min_charge_reactive_power_l3: Number = Field(None, alias='minChargeReactivePower_L3')
+    max_discharge_reactive_power: Number = Field(None, alias='maxDischargeReactivePower')
+    max_discharge_reactive_power_l2: Number = Field(None, alias='maxDischargeReactivePower_L2')
+    max_discharge_reactive_power_l3: Number = Field(None, alias='maxDischargeReactivePower_L3')
+    min_discharge_reactive_power: Number = Field(None, alias='minDischargeReactivePower')
+    min_discharge_reactive_power_l2: Number = Field(None, alias='minDischargeReactivePower_L2')
+    min_discharge_reactive_power_l3: Number = Field(None, alias='minDischargeReactivePower_L3')
+    nominal_voltage: Number = Field(None, alias='nominalVoltage')
+    nominal_voltage_offset: Number = Field(None, alias='nominalVoltageOffset')
+    max_nominal_voltage: Number = Field(None, alias='maxNominalVoltage')
+    min_nominal_voltage: Number = Field(None, alias='minNominalVoltage')
+    ev_inverter_manufacturer: Str_max_length50 = Field(None, alias='evInverterManufacturer')
+    ev_inverter_model: Str_max_length50 = Field(None, alias='evInverterModel')
+    ev_inverter_serial_number: Str_max_length50 = Field(None, alias='evInverterSerialNumber')
+    ev_inverter_sw_version: Str_max_length50 = Field(None, alias='evInverterSwVersion')
+    ev_inverter_hw_version: Str_max_length50 = Field(None, alias='evInverterHwVersion')
     ev_islanding_detection_method: Annotated[list[enums.IslandingDetectionEnumType], Field(min_length=1)] = Field(None, alias='evIslandingDetectionMethod')
-    ev_islanding_trip_time: StrictInt | StrictFloat = Field(None, alias='evIslandingTripTime')
-    ev_maximum_level1_dc_injection: StrictInt | StrictFloat = Field(None, alias='evMaximumLevel1DCInjection')
-    ev_duration_level1_dc_injection: StrictInt | StrictFloat = Field(None, alias='evDurationLevel1DCInjection')
-    ev_maximum_level2_dc_injection: StrictInt | StrictFloat = Field(None, alias='evMaximumLevel2DCInjection')
-    ev_duration_level2_dc_injection: StrictInt | StrictFloat = Field(None, alias='evDurationLevel2DCInjection')
-    ev_reactive_susceptance: StrictInt | StrictFloat = Field(None, alias='evReactiveSusceptance')
-    ev_session_total_discharge_energy_available: StrictInt | StrictFloat = Field(None, alias='evSessionTotalDischargeEnergyAvailable')
+    ev_islanding_trip_time: Number = Field(None, alias='evIslandingTripTime')
+    ev_maximum_level1_dc_injection: Number = Field(None, alias='evMaximumLevel1DCInjection')
+    ev_duration_level1_dc_injection: Number = Field(None, alias='evDurationLevel1DCInjection')
+    ev_maximum_level2_dc_injection: Number = Field(None, alias='evMaximumLevel2DCInjection')
+    ev_duration_level2_dc_injection: Number = Field(None, alias='evDurationLevel2DCInjection')
+    ev_reactive_susceptance: Number = Field(None, alias='evReactiveSusceptance')
+    ev_session_total_discharge_energy_available: Number = Field(None, alias='evSessionTotalDischargeEnergyAvailable')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -329,8 +330,8 @@ class EVPriceRuleType(OcppModel):
     """OCPP 2.1 data type EVPriceRuleType."""
 
     schema_name: ClassVar[str] = 'EVPriceRuleType'
-    energy_fee: StrictInt | StrictFloat = Field(alias='energyFee')
-    power_range_start: StrictInt | StrictFloat = Field(alias='powerRangeStart')
+    energy_fee: Number = Field(alias='energyFee')
+    power_range_start: Number = Field(alias='powerRangeStart')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -348,9 +349,9 @@ class EVAbsolutePriceScheduleType(OcppModel):
 
     schema_name: ClassVar[str] = 'EVAbsolutePriceScheduleType'
     time_anchor: DateTime = Field(alias='timeAnchor')
-    currency: Annotated[StrictStr, Field(max_length=3)] = Field(alias='currency')
+    currency: Str_max_length3 = Field(alias='currency')
     ev_absolute_price_schedule_entries: Annotated[list[EVAbsolutePriceScheduleEntryType], Field(min_length=1, max_length=1024)] = Field(alias='evAbsolutePriceScheduleEntries')
-    price_algorithm: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='priceAlgorithm')
+    price_algorithm: Str_max_length2000 = Field(alias='priceAlgorithm')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -359,7 +360,7 @@ class EVPowerScheduleEntryType(OcppModel):
 
     schema_name: ClassVar[str] = 'EVPowerScheduleEntryType'
     duration: StrictInt = Field(alias='duration')
-    power: StrictInt | StrictFloat = Field(alias='power')
+    power: Number = Field(alias='power')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -385,14 +386,14 @@ class DCChargingParametersType(OcppModel):
     """OCPP 2.1 data type DCChargingParametersType."""
 
     schema_name: ClassVar[str] = 'DCChargingParametersType'
-    ev_max_current: StrictInt | StrictFloat = Field(alias='evMaxCurrent')
-    ev_max_voltage: StrictInt | StrictFloat = Field(alias='evMaxVoltage')
-    ev_max_power: StrictInt | StrictFloat = Field(None, alias='evMaxPower')
-    ev_energy_capacity: StrictInt | StrictFloat = Field(None, alias='evEnergyCapacity')
-    energy_amount: StrictInt | StrictFloat = Field(None, alias='energyAmount')
-    state_of_charge: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='stateOfCharge')
-    full_soc: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='fullSoC')
-    bulk_soc: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='bulkSoC')
+    ev_max_current: Number = Field(alias='evMaxCurrent')
+    ev_max_voltage: Number = Field(alias='evMaxVoltage')
+    ev_max_power: Number = Field(None, alias='evMaxPower')
+    ev_energy_capacity: Number = Field(None, alias='evEnergyCapacity')
+    energy_amount: Number = Field(None, alias='energyAmount')
+    state_of_charge: Int_ge0_le100 = Field(None, alias='stateOfCharge')
+    full_soc: Int_ge0_le100 = Field(None, alias='fullSoC')
+    bulk_soc: Int_ge0_le100 = Field(None, alias='bulkSoC')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -400,30 +401,30 @@ class V2XChargingParametersType(OcppModel):
     """OCPP 2.1 data type V2XChargingParametersType."""
 
     schema_name: ClassVar[str] = 'V2XChargingParametersType'
-    min_charge_power: StrictInt | StrictFloat = Field(None, alias='minChargePower')
-    min_charge_power_l2: StrictInt | StrictFloat = Field(None, alias='minChargePower_L2')
-    min_charge_power_l3: StrictInt | StrictFloat = Field(None, alias='minChargePower_L3')
-    max_charge_power: StrictInt | StrictFloat = Field(None, alias='maxChargePower')
-    max_charge_power_l2: StrictInt | StrictFloat = Field(None, alias='maxChargePower_L2')
-    max_charge_power_l3: StrictInt | StrictFloat = Field(None, alias='maxChargePower_L3')
-    min_discharge_power: StrictInt | StrictFloat = Field(None, alias='minDischargePower')
-    min_discharge_power_l2: StrictInt | StrictFloat = Field(None, alias='minDischargePower_L2')
-    min_discharge_power_l3: StrictInt | StrictFloat = Field(None, alias='minDischargePower_L3')
-    max_discharge_power: StrictInt | StrictFloat = Field(None, alias='maxDischargePower')
-    max_discharge_power_l2: StrictInt | StrictFloat = Field(None, alias='maxDischargePower_L2')
-    max_discharge_power_l3: StrictInt | StrictFloat = Field(None, alias='maxDischargePower_L3')
-    min_charge_current: StrictInt | StrictFloat = Field(None, alias='minChargeCurrent')
-    max_charge_current: StrictInt | StrictFloat = Field(None, alias='maxChargeCurrent')
-    min_discharge_current: StrictInt | StrictFloat = Field(None, alias='minDischargeCurrent')
-    max_discharge_current: StrictInt | StrictFloat = Field(None, alias='maxDischargeCurrent')
-    min_voltage: StrictInt | StrictFloat = Field(None, alias='minVoltage')
-    max_voltage: StrictInt | StrictFloat = Field(None, alias='maxVoltage')
-    ev_target_energy_request: StrictInt | StrictFloat = Field(None, alias='evTargetEnergyRequest')
-    ev_min_energy_request: StrictInt | StrictFloat = Field(None, alias='evMinEnergyRequest')
-    ev_max_energy_request: StrictInt | StrictFloat = Field(None, alias='evMaxEnergyRequest')
-    ev_min_v2x_energy_request: StrictInt | StrictFloat = Field(None, alias='evMinV2XEnergyRequest')
-    ev_max_v2x_energy_request: StrictInt | StrictFloat = Field(None, alias='evMaxV2XEnergyRequest')
-    target_soc: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='targetSoC')
+    min_charge_power: Number = Field(None, alias='minChargePower')
+    min_charge_power_l2: Number = Field(None, alias='minChargePower_L2')
+    min_charge_power_l3: Number = Field(None, alias='minChargePower_L3')
+    max_charge_power: Number = Field(None, alias='maxChargePower')
+    max_charge_power_l2: Number = Field(None, alias='maxChargePower_L2')
+    max_charge_power_l3: Number = Field(None, alias='maxChargePower_L3')
+    min_discharge_power: Number = Field(None, alias='minDischargePower')
+    min_discharge_power_l2: Number = Field(None, alias='minDischargePower_L2')
+    min_discharge_power_l3: Number = Field(None, alias='minDischargePower_L3')
+    max_discharge_power: Number = Field(None, alias='maxDischargePower')
+    max_discharge_power_l2: Number = Field(None, alias='maxDischargePower_L2')
+    max_discharge_power_l3: Number = Field(None, alias='maxDischargePower_L3')
+    min_charge_current: Number = Field(None, alias='minChargeCurrent')
+    max_charge_current: Number = Field(None, alias='maxChargeCurrent')
+    min_discharge_current: Number = Field(None, alias='minDischargeCurrent')
+    max_discharge_current: Number = Field(None, alias='maxDischargeCurrent')
+    min_voltage: Number = Field(None, alias='minVoltage')
+    max_voltage: Number = Field(None, alias='maxVoltage')
+    ev_target_energy_request: Number = Field(None, alias='evTargetEnergyRequest')
+    ev_min_energy_request: Number = Field(None, alias='evMinEnergyRequest')
+    ev_max_energy_request: Number = Field(None, alias='evMaxEnergyRequest')
+    ev_min_v2x_energy_request: Number = Field(None, alias='evMinV2XEnergyRequest')
+    ev_max_v2x_energy_request: Number = Field(None, alias='evMaxV2XEnergyRequest')
+    target_soc: Int_ge0_le100 = Field(None, alias='targetSoC')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -449,7 +450,7 @@ class CostDimensionType(OcppModel):
 
     schema_name: ClassVar[str] = 'CostDimensionType'
     type: enums.CostDimensionEnumType = Field(alias='type')
-    volume: StrictInt | StrictFloat = Field(alias='volume')
+    volume: Number = Field(alias='volume')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -458,7 +459,7 @@ class ChargingPeriodType(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingPeriodType'
     dimensions: Annotated[list[CostDimensionType], Field(min_length=1)] = Field(None, alias='dimensions')
-    tariff_id: Annotated[StrictStr, Field(max_length=60)] = Field(None, alias='tariffId')
+    tariff_id: Str_max_length60 = Field(None, alias='tariffId')
     start_period: DateTime = Field(alias='startPeriod')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -468,9 +469,9 @@ class ChargingProfileCriterionType(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingProfileCriterionType'
     charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(None, alias='chargingProfilePurpose')
-    stack_level: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='stackLevel')
+    stack_level: Int_ge0 = Field(None, alias='stackLevel')
     charging_profile_id: Annotated[list[StrictInt], Field(min_length=1)] = Field(None, alias='chargingProfileId')
-    charging_limit_source: Annotated[list[Annotated[StrictStr, Field(max_length=20)]], Field(min_length=1, max_length=4)] = Field(None, alias='chargingLimitSource')
+    charging_limit_source: Annotated[list[Str_max_length20], Field(min_length=1, max_length=4)] = Field(None, alias='chargingLimitSource')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -478,8 +479,8 @@ class LimitAtSoCType(OcppModel):
     """OCPP 2.1 data type LimitAtSoCType."""
 
     schema_name: ClassVar[str] = 'LimitAtSoCType'
-    soc: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(alias='soc')
-    limit: StrictInt | StrictFloat = Field(alias='limit')
+    soc: Int_ge0_le100 = Field(alias='soc')
+    limit: Number = Field(alias='limit')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -487,8 +488,8 @@ class V2XFreqWattPointType(OcppModel):
     """OCPP 2.1 data type V2XFreqWattPointType."""
 
     schema_name: ClassVar[str] = 'V2XFreqWattPointType'
-    frequency: StrictInt | StrictFloat = Field(alias='frequency')
-    power: StrictInt | StrictFloat = Field(alias='power')
+    frequency: Number = Field(alias='frequency')
+    power: Number = Field(alias='power')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -497,7 +498,7 @@ class V2XSignalWattPointType(OcppModel):
 
     schema_name: ClassVar[str] = 'V2XSignalWattPointType'
     signal: StrictInt = Field(alias='signal')
-    power: StrictInt | StrictFloat = Field(alias='power')
+    power: Number = Field(alias='power')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -506,23 +507,23 @@ class ChargingSchedulePeriodType(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingSchedulePeriodType'
     start_period: StrictInt = Field(alias='startPeriod')
-    limit: StrictInt | StrictFloat = Field(None, alias='limit')
-    limit_l2: StrictInt | StrictFloat = Field(None, alias='limit_L2')
-    limit_l3: StrictInt | StrictFloat = Field(None, alias='limit_L3')
-    number_phases: Annotated[StrictInt, Field(ge=0.0, le=3.0)] = Field(None, alias='numberPhases')
-    phase_to_use: Annotated[StrictInt, Field(ge=0.0, le=3.0)] = Field(None, alias='phaseToUse')
-    discharge_limit: Annotated[StrictInt, Field(le=0.0)] | Annotated[StrictFloat, Field(le=0.0)] = Field(None, alias='dischargeLimit')
-    discharge_limit_l2: Annotated[StrictInt, Field(le=0.0)] | Annotated[StrictFloat, Field(le=0.0)] = Field(None, alias='dischargeLimit_L2')
-    discharge_limit_l3: Annotated[StrictInt, Field(le=0.0)] | Annotated[StrictFloat, Field(le=0.0)] = Field(None, alias='dischargeLimit_L3')
-    setpoint: StrictInt | StrictFloat = Field(None, alias='setpoint')
-    setpoint_l2: StrictInt | StrictFloat = Field(None, alias='setpoint_L2')
-    setpoint_l3: StrictInt | StrictFloat = Field(None, alias='setpoint_L3')
-    setpoint_reactive: StrictInt | StrictFloat = Field(None, alias='setpointReactive')
-    setpoint_reactive_l2: StrictInt | StrictFloat = Field(None, alias='setpointReactive_L2')
-    setpoint_reactive_l3: StrictInt | StrictFloat = Field(None, alias='setpointReactive_L3')
+    limit: Number = Field(None, alias='limit')
+    limit_l2: Number = Field(None, alias='limit_L2')
+    limit_l3: Number = Field(None, alias='limit_L3')
+    number_phases: Int_ge0_le3 = Field(None, alias='numberPhases')
+    phase_to_use: Int_ge0_le3 = Field(None, alias='phaseToUse')
+    discharge_limit: Number_le0 = Field(None, alias='dischargeLimit')
+    discharge_limit_l2: Number_le0 = Field(None, alias='dischargeLimit_L2')
+    discharge_limit_l3: Number_le0 = Field(None, alias='dischargeLimit_L3')
+    setpoint: Number = Field(None, alias='setpoint')
+    setpoint_l2: Number = Field(None, alias='setpoint_L2')
+    setpoint_l3: Number = Field(None, alias='setpoint_L3')
+    setpoint_reactive: Number = Field(None, alias='setpointReactive')
+    setpoint_reactive_l2: Number = Field(None, alias='setpointReactive_L2')
+    setpoint_reactive_l3: Number = Field(None, alias='setpointReactive_L3')
     preconditioning_request: StrictBool = Field(None, alias='preconditioningRequest')
     evse_sleep: StrictBool = Field(None, alias='evseSleep')
-    v2x_baseline: StrictInt | StrictFloat = Field(None, alias='v2xBaseline')
+    v2x_baseline: Number = Field(None, alias='v2xBaseline')
     operation_mode: enums.OperationModeEnumType = Field(None, alias='operationMode')
     v2x_freq_watt_curve: Annotated[list[V2XFreqWattPointType], Field(min_length=1, max_length=20)] = Field(None, alias='v2xFreqWattCurve')
     v2x_signal_watt_curve: Annotated[list[V2XSignalWattPointType], Field(min_length=1, max_length=20)] = Field(None, alias='v2xSignalWattCurve')
@@ -552,7 +553,7 @@ class ConsumptionCostType(OcppModel):
     """OCPP 2.1 data type ConsumptionCostType."""
 
     schema_name: ClassVar[str] = 'ConsumptionCostType'
-    start_value: StrictInt | StrictFloat = Field(alias='startValue')
+    start_value: Number = Field(alias='startValue')
     cost: Annotated[list[CostType], Field(min_length=1, max_length=3)] = Field(alias='cost')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -562,7 +563,7 @@ class SalesTariffEntryType(OcppModel):
 
     schema_name: ClassVar[str] = 'SalesTariffEntryType'
     relative_time_interval: RelativeTimeIntervalType = Field(alias='relativeTimeInterval')
-    e_price_level: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='ePriceLevel')
+    e_price_level: Int_ge0 = Field(None, alias='ePriceLevel')
     consumption_cost: Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)] = Field(None, alias='consumptionCost')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -571,9 +572,9 @@ class SalesTariffType(OcppModel):
     """OCPP 2.1 data type SalesTariffType."""
 
     schema_name: ClassVar[str] = 'SalesTariffType'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
-    sales_tariff_description: Annotated[StrictStr, Field(max_length=32)] = Field(None, alias='salesTariffDescription')
-    num_e_price_levels: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='numEPriceLevels')
+    id: Int_ge0 = Field(alias='id')
+    sales_tariff_description: Str_max_length32 = Field(None, alias='salesTariffDescription')
+    num_e_price_levels: Int_ge0 = Field(None, alias='numEPriceLevels')
     sales_tariff_entry: Annotated[list[SalesTariffEntryType], Field(min_length=1, max_length=1024)] = Field(alias='salesTariffEntry')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -583,7 +584,7 @@ class PriceLevelScheduleEntryType(OcppModel):
 
     schema_name: ClassVar[str] = 'PriceLevelScheduleEntryType'
     duration: StrictInt = Field(alias='duration')
-    price_level: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priceLevel')
+    price_level: Int_ge0 = Field(alias='priceLevel')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -593,9 +594,9 @@ class PriceLevelScheduleType(OcppModel):
     schema_name: ClassVar[str] = 'PriceLevelScheduleType'
     price_level_schedule_entries: Annotated[list[PriceLevelScheduleEntryType], Field(min_length=1, max_length=100)] = Field(alias='priceLevelScheduleEntries')
     time_anchor: DateTime = Field(alias='timeAnchor')
-    price_schedule_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priceScheduleId')
-    price_schedule_description: Annotated[StrictStr, Field(max_length=32)] = Field(None, alias='priceScheduleDescription')
-    number_of_price_levels: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='numberOfPriceLevels')
+    price_schedule_id: Int_ge0 = Field(alias='priceScheduleId')
+    price_schedule_description: Str_max_length32 = Field(None, alias='priceScheduleDescription')
+    number_of_price_levels: Int_ge0 = Field(alias='numberOfPriceLevels')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -608,13 +609,13 @@ class ChargingScheduleType(OcppModel):
     start_schedule: DateTime = Field(None, alias='startSchedule')
     duration: StrictInt = Field(None, alias='duration')
     charging_rate_unit: enums.ChargingRateUnitEnumType = Field(alias='chargingRateUnit')
-    min_charging_rate: StrictInt | StrictFloat = Field(None, alias='minChargingRate')
-    power_tolerance: StrictInt | StrictFloat = Field(None, alias='powerTolerance')
-    signature_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='signatureId')
-    digest_value: Annotated[StrictStr, Field(max_length=88)] = Field(None, alias='digestValue')
+    min_charging_rate: Number = Field(None, alias='minChargingRate')
+    power_tolerance: Number = Field(None, alias='powerTolerance')
+    signature_id: Int_ge0 = Field(None, alias='signatureId')
+    digest_value: Str_max_length88 = Field(None, alias='digestValue')
     use_local_time: StrictBool = Field(None, alias='useLocalTime')
     charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1, max_length=1024)] = Field(alias='chargingSchedulePeriod')
-    randomized_delay: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='randomizedDelay')
+    randomized_delay: Int_ge0 = Field(None, alias='randomizedDelay')
     sales_tariff: SalesTariffType = Field(None, alias='salesTariff')
     absolute_price_schedule: AbsolutePriceScheduleType = Field(None, alias='absolutePriceSchedule')
     price_level_schedule: PriceLevelScheduleType = Field(None, alias='priceLevelSchedule')
@@ -626,19 +627,19 @@ class ChargingProfileType(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingProfileType'
     id: StrictInt = Field(alias='id')
-    stack_level: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='stackLevel')
+    stack_level: Int_ge0 = Field(alias='stackLevel')
     charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(alias='chargingProfilePurpose')
     charging_profile_kind: enums.ChargingProfileKindEnumType = Field(alias='chargingProfileKind')
     recurrency_kind: enums.RecurrencyKindEnumType = Field(None, alias='recurrencyKind')
     valid_from: DateTime = Field(None, alias='validFrom')
     valid_to: DateTime = Field(None, alias='validTo')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
     max_offline_duration: StrictInt = Field(None, alias='maxOfflineDuration')
     charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1, max_length=3)] = Field(alias='chargingSchedule')
     invalid_after_offline_duration: StrictBool = Field(None, alias='invalidAfterOfflineDuration')
     dyn_update_interval: StrictInt = Field(None, alias='dynUpdateInterval')
     dyn_update_time: DateTime = Field(None, alias='dynUpdateTime')
-    price_schedule_signature: Annotated[StrictStr, Field(max_length=256)] = Field(None, alias='priceScheduleSignature')
+    price_schedule_signature: Str_max_length256 = Field(None, alias='priceScheduleSignature')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -646,18 +647,18 @@ class ChargingScheduleUpdateType(OcppModel):
     """OCPP 2.1 data type ChargingScheduleUpdateType."""
 
     schema_name: ClassVar[str] = 'ChargingScheduleUpdateType'
-    limit: StrictInt | StrictFloat = Field(None, alias='limit')
-    limit_l2: StrictInt | StrictFloat = Field(None, alias='limit_L2')
-    limit_l3: StrictInt | StrictFloat = Field(None, alias='limit_L3')
-    discharge_limit: Annotated[StrictInt, Field(le=0.0)] | Annotated[StrictFloat, Field(le=0.0)] = Field(None, alias='dischargeLimit')
-    discharge_limit_l2: Annotated[StrictInt, Field(le=0.0)] | Annotated[StrictFloat, Field(le=0.0)] = Field(None, alias='dischargeLimit_L2')
-    discharge_limit_l3: Annotated[StrictInt, Field(le=0.0)] | Annotated[StrictFloat, Field(le=0.0)] = Field(None, alias='dischargeLimit_L3')
-    setpoint: StrictInt | StrictFloat = Field(None, alias='setpoint')
-    setpoint_l2: StrictInt | StrictFloat = Field(None, alias='setpoint_L2')
-    setpoint_l3: StrictInt | StrictFloat = Field(None, alias='setpoint_L3')
-    setpoint_reactive: StrictInt | StrictFloat = Field(None, alias='setpointReactive')
-    setpoint_reactive_l2: StrictInt | StrictFloat = Field(None, alias='setpointReactive_L2')
-    setpoint_reactive_l3: StrictInt | StrictFloat = Field(None, alias='setpointReactive_L3')
+    limit: Number = Field(None, alias='limit')
+    limit_l2: Number = Field(None, alias='limit_L2')
+    limit_l3: Number = Field(None, alias='limit_L3')
+    discharge_limit: Number_le0 = Field(None, alias='dischargeLimit')
+    discharge_limit_l2: Number_le0 = Field(None, alias='dischargeLimit_L2')
+    discharge_limit_l3: Number_le0 = Field(None, alias='dischargeLimit_L3')
+    setpoint: Number = Field(None, alias='setpoint')
+    setpoint_l2: Number = Field(None, alias='setpoint_L2')
+    setpoint_l3: Number = Field(None, alias='setpoint_L3')
+    setpoint_reactive: Number = Field(None, alias='setpointReactive')
+    setpoint_reactive_l2: Number = Field(None, alias='setpointReactive_L2')
+    setpoint_reactive_l3: Number = Field(None, alias='setpointReactive_L3')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -665,8 +666,8 @@ class ModemType(OcppModel):
     """OCPP 2.1 data type ModemType."""
 
     schema_name: ClassVar[str] = 'ModemType'
-    iccid: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='iccid')
-    imsi: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='imsi')
+    iccid: Str_max_length20 = Field(None, alias='iccid')
+    imsi: Str_max_length20 = Field(None, alias='imsi')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -674,11 +675,11 @@ class ChargingStationType(OcppModel):
     """OCPP 2.1 data type ChargingStationType."""
 
     schema_name: ClassVar[str] = 'ChargingStationType'
-    serial_number: Annotated[StrictStr, Field(max_length=25)] = Field(None, alias='serialNumber')
-    model: Annotated[StrictStr, Field(max_length=20)] = Field(alias='model')
+    serial_number: Str_max_length25 = Field(None, alias='serialNumber')
+    model: Str_max_length20 = Field(alias='model')
     modem: ModemType = Field(None, alias='modem')
-    vendor_name: Annotated[StrictStr, Field(max_length=50)] = Field(alias='vendorName')
-    firmware_version: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='firmwareVersion')
+    vendor_name: Str_max_length50 = Field(alias='vendorName')
+    firmware_version: Str_max_length50 = Field(None, alias='firmwareVersion')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -686,9 +687,9 @@ class ClearChargingProfileType(OcppModel):
     """OCPP 2.1 data type ClearChargingProfileType."""
 
     schema_name: ClassVar[str] = 'ClearChargingProfileType'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(None, alias='chargingProfilePurpose')
-    stack_level: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='stackLevel')
+    stack_level: Int_ge0 = Field(None, alias='stackLevel')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -696,8 +697,8 @@ class StatusInfoType(OcppModel):
     """OCPP 2.1 data type StatusInfoType."""
 
     schema_name: ClassVar[str] = 'StatusInfoType'
-    reason_code: Annotated[StrictStr, Field(max_length=20)] = Field(alias='reasonCode')
-    additional_info: Annotated[StrictStr, Field(max_length=1024)] = Field(None, alias='additionalInfo')
+    reason_code: Str_max_length20 = Field(alias='reasonCode')
+    additional_info: Str_max_length1024 = Field(None, alias='additionalInfo')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -706,7 +707,7 @@ class ClearMonitoringResultType(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearMonitoringResultType'
     status: enums.ClearMonitoringStatusEnumType = Field(alias='status')
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
+    id: Int_ge0 = Field(alias='id')
     status_info: StatusInfoType = Field(None, alias='statusInfo')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -716,7 +717,7 @@ class ClearTariffsResultType(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearTariffsResultType'
     status_info: StatusInfoType = Field(None, alias='statusInfo')
-    tariff_id: Annotated[StrictStr, Field(max_length=60)] = Field(None, alias='tariffId')
+    tariff_id: Str_max_length60 = Field(None, alias='tariffId')
     status: enums.TariffClearStatusEnumType = Field(alias='status')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -725,8 +726,8 @@ class EVSEType(OcppModel):
     """OCPP 2.1 data type EVSEType."""
 
     schema_name: ClassVar[str] = 'EVSEType'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
-    connector_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='connectorId')
+    id: Int_ge0 = Field(alias='id')
+    connector_id: Int_ge0 = Field(None, alias='connectorId')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -735,8 +736,8 @@ class ComponentType(OcppModel):
 
     schema_name: ClassVar[str] = 'ComponentType'
     evse: EVSEType = Field(None, alias='evse')
-    name: Annotated[StrictStr, Field(max_length=50)] = Field(alias='name')
-    instance: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='instance')
+    name: Str_max_length50 = Field(alias='name')
+    instance: Str_max_length50 = Field(None, alias='instance')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -744,8 +745,8 @@ class VariableType(OcppModel):
     """OCPP 2.1 data type VariableType."""
 
     schema_name: ClassVar[str] = 'VariableType'
-    name: Annotated[StrictStr, Field(max_length=50)] = Field(alias='name')
-    instance: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='instance')
+    name: Str_max_length50 = Field(alias='name')
+    instance: Str_max_length50 = Field(None, alias='instance')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -762,7 +763,7 @@ class CompositeScheduleType(OcppModel):
     """OCPP 2.1 data type CompositeScheduleType."""
 
     schema_name: ClassVar[str] = 'CompositeScheduleType'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
+    evse_id: Int_ge0 = Field(alias='evseId')
     duration: StrictInt = Field(alias='duration')
     schedule_start: DateTime = Field(alias='scheduleStart')
     charging_rate_unit: enums.ChargingRateUnitEnumType = Field(alias='chargingRateUnit')
@@ -774,8 +775,8 @@ class PeriodicEventStreamParamsType(OcppModel):
     """OCPP 2.1 data type PeriodicEventStreamParamsType."""
 
     schema_name: ClassVar[str] = 'PeriodicEventStreamParamsType'
-    interval: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='interval')
-    values: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='values')
+    interval: Int_ge0 = Field(None, alias='interval')
+    values: Int_ge0 = Field(None, alias='values')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -783,9 +784,9 @@ class ConstantStreamDataType(OcppModel):
     """OCPP 2.1 data type ConstantStreamDataType."""
 
     schema_name: ClassVar[str] = 'ConstantStreamDataType'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
+    id: Int_ge0 = Field(alias='id')
     params: PeriodicEventStreamParamsType = Field(alias='params')
-    variable_monitoring_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='variableMonitoringId')
+    variable_monitoring_id: Int_ge0 = Field(alias='variableMonitoringId')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -793,9 +794,9 @@ class TaxRateType(OcppModel):
     """OCPP 2.1 data type TaxRateType."""
 
     schema_name: ClassVar[str] = 'TaxRateType'
-    type: Annotated[StrictStr, Field(max_length=20)] = Field(alias='type')
-    tax: StrictInt | StrictFloat = Field(alias='tax')
-    stack: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='stack')
+    type: Str_max_length20 = Field(alias='type')
+    tax: Number = Field(alias='tax')
+    stack: Int_ge0 = Field(None, alias='stack')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -803,8 +804,8 @@ class PriceType(OcppModel):
     """OCPP 2.1 data type PriceType."""
 
     schema_name: ClassVar[str] = 'PriceType'
-    excl_tax: StrictInt | StrictFloat = Field(None, alias='exclTax')
-    incl_tax: StrictInt | StrictFloat = Field(None, alias='inclTax')
+    excl_tax: Number = Field(None, alias='exclTax')
+    incl_tax: Number = Field(None, alias='inclTax')
     tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -813,8 +814,8 @@ class TotalPriceType(OcppModel):
     """OCPP 2.1 data type TotalPriceType."""
 
     schema_name: ClassVar[str] = 'TotalPriceType'
-    excl_tax: StrictInt | StrictFloat = Field(None, alias='exclTax')
-    incl_tax: StrictInt | StrictFloat = Field(None, alias='inclTax')
+    excl_tax: Number = Field(None, alias='exclTax')
+    incl_tax: Number = Field(None, alias='inclTax')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -822,7 +823,7 @@ class TotalCostType(OcppModel):
     """OCPP 2.1 data type TotalCostType."""
 
     schema_name: ClassVar[str] = 'TotalCostType'
-    currency: Annotated[StrictStr, Field(max_length=3)] = Field(alias='currency')
+    currency: Str_max_length3 = Field(alias='currency')
     type_of_cost: enums.TariffCostEnumType = Field(alias='typeOfCost')
     fixed: PriceType = Field(None, alias='fixed')
     energy: PriceType = Field(None, alias='energy')
@@ -838,7 +839,7 @@ class TotalUsageType(OcppModel):
     """OCPP 2.1 data type TotalUsageType."""
 
     schema_name: ClassVar[str] = 'TotalUsageType'
-    energy: StrictInt | StrictFloat = Field(alias='energy')
+    energy: Number = Field(alias='energy')
     charging_time: StrictInt = Field(alias='chargingTime')
     idle_time: StrictInt = Field(alias='idleTime')
     reservation_time: StrictInt = Field(None, alias='reservationTime')
@@ -853,7 +854,7 @@ class CostDetailsType(OcppModel):
     total_cost: TotalCostType = Field(alias='totalCost')
     total_usage: TotalUsageType = Field(alias='totalUsage')
     failure_to_calculate: StrictBool = Field(None, alias='failureToCalculate')
-    failure_reason: Annotated[StrictStr, Field(max_length=500)] = Field(None, alias='failureReason')
+    failure_reason: Str_max_length500 = Field(None, alias='failureReason')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -861,8 +862,8 @@ class DERCurvePointsType(OcppModel):
     """OCPP 2.1 data type DERCurvePointsType."""
 
     schema_name: ClassVar[str] = 'DERCurvePointsType'
-    x: StrictInt | StrictFloat = Field(alias='x')
-    y: StrictInt | StrictFloat = Field(alias='y')
+    x: Number = Field(alias='x')
+    y: Number = Field(alias='y')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -870,10 +871,10 @@ class HysteresisType(OcppModel):
     """OCPP 2.1 data type HysteresisType."""
 
     schema_name: ClassVar[str] = 'HysteresisType'
-    hysteresis_high: StrictInt | StrictFloat = Field(None, alias='hysteresisHigh')
-    hysteresis_low: StrictInt | StrictFloat = Field(None, alias='hysteresisLow')
-    hysteresis_delay: StrictInt | StrictFloat = Field(None, alias='hysteresisDelay')
-    hysteresis_gradient: StrictInt | StrictFloat = Field(None, alias='hysteresisGradient')
+    hysteresis_high: Number = Field(None, alias='hysteresisHigh')
+    hysteresis_low: Number = Field(None, alias='hysteresisLow')
+    hysteresis_delay: Number = Field(None, alias='hysteresisDelay')
+    hysteresis_gradient: Number = Field(None, alias='hysteresisGradient')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -881,9 +882,9 @@ class ReactivePowerParamsType(OcppModel):
     """OCPP 2.1 data type ReactivePowerParamsType."""
 
     schema_name: ClassVar[str] = 'ReactivePowerParamsType'
-    v_ref: StrictInt | StrictFloat = Field(None, alias='vRef')
+    v_ref: Number = Field(None, alias='vRef')
     autonomous_v_ref_enable: StrictBool = Field(None, alias='autonomousVRefEnable')
-    autonomous_v_ref_time_constant: StrictInt | StrictFloat = Field(None, alias='autonomousVRefTimeConstant')
+    autonomous_v_ref_time_constant: Number = Field(None, alias='autonomousVRefTimeConstant')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -891,8 +892,8 @@ class VoltageParamsType(OcppModel):
     """OCPP 2.1 data type VoltageParamsType."""
 
     schema_name: ClassVar[str] = 'VoltageParamsType'
-    hv10_min_mean_value: StrictInt | StrictFloat = Field(None, alias='hv10MinMeanValue')
-    hv10_min_mean_trip_delay: StrictInt | StrictFloat = Field(None, alias='hv10MinMeanTripDelay')
+    hv10_min_mean_value: Number = Field(None, alias='hv10MinMeanValue')
+    hv10_min_mean_trip_delay: Number = Field(None, alias='hv10MinMeanTripDelay')
     power_during_cessation: enums.PowerDuringCessationEnumType = Field(None, alias='powerDuringCessation')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -903,13 +904,13 @@ class DERCurveType(OcppModel):
     schema_name: ClassVar[str] = 'DERCurveType'
     curve_data: Annotated[list[DERCurvePointsType], Field(min_length=1, max_length=10)] = Field(alias='curveData')
     hysteresis: HysteresisType = Field(None, alias='hysteresis')
-    priority: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priority')
+    priority: Int_ge0 = Field(alias='priority')
     reactive_power_params: ReactivePowerParamsType = Field(None, alias='reactivePowerParams')
     voltage_params: VoltageParamsType = Field(None, alias='voltageParams')
     y_unit: enums.DERUnitEnumType = Field(alias='yUnit')
-    response_time: StrictInt | StrictFloat = Field(None, alias='responseTime')
+    response_time: Number = Field(None, alias='responseTime')
     start_time: DateTime = Field(None, alias='startTime')
-    duration: StrictInt | StrictFloat = Field(None, alias='duration')
+    duration: Number = Field(None, alias='duration')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -918,7 +919,7 @@ class DERCurveGetType(OcppModel):
 
     schema_name: ClassVar[str] = 'DERCurveGetType'
     curve: DERCurveType = Field(alias='curve')
-    id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='id')
+    id: Str_max_length36 = Field(alias='id')
     curve_type: enums.DERControlEnumType = Field(alias='curveType')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
@@ -929,14 +930,14 @@ class EnterServiceType(OcppModel):
     """OCPP 2.1 data type EnterServiceType."""
 
     schema_name: ClassVar[str] = 'EnterServiceType'
-    priority: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priority')
-    high_voltage: StrictInt | StrictFloat = Field(alias='highVoltage')
-    low_voltage: StrictInt | StrictFloat = Field(alias='lowVoltage')
-    high_freq: StrictInt | StrictFloat = Field(alias='highFreq')
-    low_freq: StrictInt | StrictFloat = Field(alias='lowFreq')
-    delay: StrictInt | StrictFloat = Field(None, alias='delay')
-    random_delay: StrictInt | StrictFloat = Field(None, alias='randomDelay')
-    ramp_rate: StrictInt | StrictFloat = Field(None, alias='rampRate')
+    priority: Int_ge0 = Field(alias='priority')
+    high_voltage: Number = Field(alias='highVoltage')
+    low_voltage: Number = Field(alias='lowVoltage')
+    high_freq: Number = Field(alias='highFreq')
+    low_freq: Number = Field(alias='lowFreq')
+    delay: Number = Field(None, alias='delay')
+    random_delay: Number = Field(None, alias='randomDelay')
+    ramp_rate: Number = Field(None, alias='rampRate')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -945,7 +946,7 @@ class EnterServiceGetType(OcppModel):
 
     schema_name: ClassVar[str] = 'EnterServiceGetType'
     enter_service: EnterServiceType = Field(alias='enterService')
-    id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='id')
+    id: Str_max_length36 = Field(alias='id')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -953,20 +954,20 @@ class EventDataType(OcppModel):
     """OCPP 2.1 data type EventDataType."""
 
     schema_name: ClassVar[str] = 'EventDataType'
-    event_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='eventId')
+    event_id: Int_ge0 = Field(alias='eventId')
     timestamp: DateTime = Field(alias='timestamp')
     trigger: enums.EventTriggerEnumType = Field(alias='trigger')
-    cause: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='cause')
-    actual_value: Annotated[StrictStr, Field(max_length=2500)] = Field(alias='actualValue')
-    tech_code: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='techCode')
-    tech_info: Annotated[StrictStr, Field(max_length=500)] = Field(None, alias='techInfo')
+    cause: Int_ge0 = Field(None, alias='cause')
+    actual_value: Str_max_length2500 = Field(alias='actualValue')
+    tech_code: Str_max_length50 = Field(None, alias='techCode')
+    tech_info: Str_max_length500 = Field(None, alias='techInfo')
     cleared: StrictBool = Field(None, alias='cleared')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
     component: ComponentType = Field(alias='component')
-    variable_monitoring_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='variableMonitoringId')
+    variable_monitoring_id: Int_ge0 = Field(None, alias='variableMonitoringId')
     event_notification_type: enums.EventNotificationEnumType = Field(alias='eventNotificationType')
     variable: VariableType = Field(alias='variable')
-    severity: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='severity')
+    severity: Int_ge0 = Field(None, alias='severity')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -974,11 +975,11 @@ class FirmwareType(OcppModel):
     """OCPP 2.1 data type FirmwareType."""
 
     schema_name: ClassVar[str] = 'FirmwareType'
-    location: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='location')
+    location: Str_max_length2000 = Field(alias='location')
     retrieve_date_time: DateTime = Field(alias='retrieveDateTime')
     install_date_time: DateTime = Field(None, alias='installDateTime')
-    signing_certificate: Annotated[StrictStr, Field(max_length=5500)] = Field(None, alias='signingCertificate')
-    signature: Annotated[StrictStr, Field(max_length=800)] = Field(None, alias='signature')
+    signing_certificate: Str_max_length5500 = Field(None, alias='signingCertificate')
+    signature: Str_max_length800 = Field(None, alias='signature')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -986,11 +987,11 @@ class FixedPFType(OcppModel):
     """OCPP 2.1 data type FixedPFType."""
 
     schema_name: ClassVar[str] = 'FixedPFType'
-    priority: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priority')
-    displacement: StrictInt | StrictFloat = Field(alias='displacement')
+    priority: Int_ge0 = Field(alias='priority')
+    displacement: Number = Field(alias='displacement')
     excitation: StrictBool = Field(alias='excitation')
     start_time: DateTime = Field(None, alias='startTime')
-    duration: StrictInt | StrictFloat = Field(None, alias='duration')
+    duration: Number = Field(None, alias='duration')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -999,7 +1000,7 @@ class FixedPFGetType(OcppModel):
 
     schema_name: ClassVar[str] = 'FixedPFGetType'
     fixed_pf: FixedPFType = Field(alias='fixedPF')
-    id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='id')
+    id: Str_max_length36 = Field(alias='id')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -1009,11 +1010,11 @@ class FixedVarType(OcppModel):
     """OCPP 2.1 data type FixedVarType."""
 
     schema_name: ClassVar[str] = 'FixedVarType'
-    priority: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priority')
-    setpoint: StrictInt | StrictFloat = Field(alias='setpoint')
+    priority: Int_ge0 = Field(alias='priority')
+    setpoint: Number = Field(alias='setpoint')
     unit: enums.DERUnitEnumType = Field(alias='unit')
     start_time: DateTime = Field(None, alias='startTime')
-    duration: StrictInt | StrictFloat = Field(None, alias='duration')
+    duration: Number = Field(None, alias='duration')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1022,7 +1023,7 @@ class FixedVarGetType(OcppModel):
 
     schema_name: ClassVar[str] = 'FixedVarGetType'
     fixed_var: FixedVarType = Field(alias='fixedVar')
-    id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='id')
+    id: Str_max_length36 = Field(alias='id')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -1032,14 +1033,14 @@ class FreqDroopType(OcppModel):
     """OCPP 2.1 data type FreqDroopType."""
 
     schema_name: ClassVar[str] = 'FreqDroopType'
-    priority: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priority')
-    over_freq: StrictInt | StrictFloat = Field(alias='overFreq')
-    under_freq: StrictInt | StrictFloat = Field(alias='underFreq')
-    over_droop: StrictInt | StrictFloat = Field(alias='overDroop')
-    under_droop: StrictInt | StrictFloat = Field(alias='underDroop')
-    response_time: StrictInt | StrictFloat = Field(alias='responseTime')
+    priority: Int_ge0 = Field(alias='priority')
+    over_freq: Number = Field(alias='overFreq')
+    under_freq: Number = Field(alias='underFreq')
+    over_droop: Number = Field(alias='overDroop')
+    under_droop: Number = Field(alias='underDroop')
+    response_time: Number = Field(alias='responseTime')
     start_time: DateTime = Field(None, alias='startTime')
-    duration: StrictInt | StrictFloat = Field(None, alias='duration')
+    duration: Number = Field(None, alias='duration')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1048,7 +1049,7 @@ class FreqDroopGetType(OcppModel):
 
     schema_name: ClassVar[str] = 'FreqDroopGetType'
     freq_droop: FreqDroopType = Field(alias='freqDroop')
-    id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='id')
+    id: Str_max_length36 = Field(alias='id')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -1071,7 +1072,7 @@ class GetVariableResultType(OcppModel):
     attribute_status: enums.GetVariableStatusEnumType = Field(alias='attributeStatus')
     attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
     attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
-    attribute_value: Annotated[StrictStr, Field(max_length=2500)] = Field(None, alias='attributeValue')
+    attribute_value: Str_max_length2500 = Field(None, alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -1081,9 +1082,9 @@ class GradientType(OcppModel):
     """OCPP 2.1 data type GradientType."""
 
     schema_name: ClassVar[str] = 'GradientType'
-    priority: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priority')
-    gradient: StrictInt | StrictFloat = Field(alias='gradient')
-    soft_gradient: StrictInt | StrictFloat = Field(alias='softGradient')
+    priority: Int_ge0 = Field(alias='priority')
+    gradient: Number = Field(alias='gradient')
+    soft_gradient: Number = Field(alias='softGradient')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1092,7 +1093,7 @@ class GradientGetType(OcppModel):
 
     schema_name: ClassVar[str] = 'GradientGetType'
     gradient: GradientType = Field(alias='gradient')
-    id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='id')
+    id: Str_max_length36 = Field(alias='id')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1100,11 +1101,11 @@ class LimitMaxDischargeType(OcppModel):
     """OCPP 2.1 data type LimitMaxDischargeType."""
 
     schema_name: ClassVar[str] = 'LimitMaxDischargeType'
-    priority: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='priority')
-    pct_max_discharge_power: StrictInt | StrictFloat = Field(None, alias='pctMaxDischargePower')
+    priority: Int_ge0 = Field(alias='priority')
+    pct_max_discharge_power: Number = Field(None, alias='pctMaxDischargePower')
     power_monitoring_must_trip: DERCurveType = Field(None, alias='powerMonitoringMustTrip')
     start_time: DateTime = Field(None, alias='startTime')
-    duration: StrictInt | StrictFloat = Field(None, alias='duration')
+    duration: Number = Field(None, alias='duration')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1112,7 +1113,7 @@ class LimitMaxDischargeGetType(OcppModel):
     """OCPP 2.1 data type LimitMaxDischargeGetType."""
 
     schema_name: ClassVar[str] = 'LimitMaxDischargeGetType'
-    id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='id')
+    id: Str_max_length36 = Field(alias='id')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
     limit_max_discharge: LimitMaxDischargeType = Field(alias='limitMaxDischarge')
@@ -1123,7 +1124,7 @@ class LogParametersType(OcppModel):
     """OCPP 2.1 data type LogParametersType."""
 
     schema_name: ClassVar[str] = 'LogParametersType'
-    remote_location: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='remoteLocation')
+    remote_location: Str_max_length2000 = Field(alias='remoteLocation')
     oldest_timestamp: DateTime = Field(None, alias='oldestTimestamp')
     latest_timestamp: DateTime = Field(None, alias='latestTimestamp')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -1134,12 +1135,12 @@ class MessageInfoType(OcppModel):
 
     schema_name: ClassVar[str] = 'MessageInfoType'
     display: ComponentType = Field(None, alias='display')
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
+    id: Int_ge0 = Field(alias='id')
     priority: enums.MessagePriorityEnumType = Field(alias='priority')
     state: enums.MessageStateEnumType = Field(None, alias='state')
     start_date_time: DateTime = Field(None, alias='startDateTime')
     end_date_time: DateTime = Field(None, alias='endDateTime')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
     message: MessageContentType = Field(alias='message')
     message_extra: Annotated[list[MessageContentType], Field(min_length=1, max_length=4)] = Field(None, alias='messageExtra')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -1149,10 +1150,10 @@ class SignedMeterValueType(OcppModel):
     """OCPP 2.1 data type SignedMeterValueType."""
 
     schema_name: ClassVar[str] = 'SignedMeterValueType'
-    signed_meter_data: Annotated[StrictStr, Field(max_length=32768)] = Field(alias='signedMeterData')
-    signing_method: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='signingMethod')
-    encoding_method: Annotated[StrictStr, Field(max_length=50)] = Field(alias='encodingMethod')
-    public_key: Annotated[StrictStr, Field(max_length=2500)] = Field(None, alias='publicKey')
+    signed_meter_data: Str_max_length32768 = Field(alias='signedMeterData')
+    signing_method: Str_max_length50 = Field(None, alias='signingMethod')
+    encoding_method: Str_max_length50 = Field(alias='encodingMethod')
+    public_key: Str_max_length2500 = Field(None, alias='publicKey')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1160,7 +1161,7 @@ class UnitOfMeasureType(OcppModel):
     """OCPP 2.1 data type UnitOfMeasureType."""
 
     schema_name: ClassVar[str] = 'UnitOfMeasureType'
-    unit: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='unit')
+    unit: Str_max_length20 = Field(None, alias='unit')
     multiplier: StrictInt = Field(None, alias='multiplier')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -1169,7 +1170,7 @@ class SampledValueType(OcppModel):
     """OCPP 2.1 data type SampledValueType."""
 
     schema_name: ClassVar[str] = 'SampledValueType'
-    value: StrictInt | StrictFloat = Field(alias='value')
+    value: Number = Field(alias='value')
     measurand: enums.MeasurandEnumType = Field(None, alias='measurand')
     context: enums.ReadingContextEnumType = Field(None, alias='context')
     phase: enums.PhaseEnumType = Field(None, alias='phase')
@@ -1192,11 +1193,11 @@ class VariableMonitoringType(OcppModel):
     """OCPP 2.1 data type VariableMonitoringType."""
 
     schema_name: ClassVar[str] = 'VariableMonitoringType'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
+    id: Int_ge0 = Field(alias='id')
     transaction: StrictBool = Field(alias='transaction')
-    value: StrictInt | StrictFloat = Field(alias='value')
+    value: Number = Field(alias='value')
     type: enums.MonitorEnumType = Field(alias='type')
-    severity: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='severity')
+    severity: Int_ge0 = Field(alias='severity')
     event_notification_type: enums.EventNotificationEnumType = Field(alias='eventNotificationType')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -1215,11 +1216,11 @@ class VPNType(OcppModel):
     """OCPP 2.1 data type VPNType."""
 
     schema_name: ClassVar[str] = 'VPNType'
-    server: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='server')
-    user: Annotated[StrictStr, Field(max_length=50)] = Field(alias='user')
-    group: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='group')
-    password: Annotated[StrictStr, Field(max_length=64)] = Field(alias='password')
-    key: Annotated[StrictStr, Field(max_length=255)] = Field(alias='key')
+    server: Str_max_length2000 = Field(alias='server')
+    user: Str_max_length50 = Field(alias='user')
+    group: Str_max_length50 = Field(None, alias='group')
+    password: Str_max_length64 = Field(alias='password')
+    key: Str_max_length255 = Field(alias='key')
     type: enums.VPNEnumType = Field(alias='type')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -1233,10 +1234,10 @@ class NetworkConnectionProfileType(OcppModel):
     ocpp_interface: enums.OCPPInterfaceEnumType = Field(alias='ocppInterface')
     ocpp_transport: enums.OCPPTransportEnumType = Field(alias='ocppTransport')
     message_timeout: StrictInt = Field(alias='messageTimeout')
-    ocpp_csms_url: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='ocppCsmsUrl')
-    security_profile: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='securityProfile')
-    identity: Annotated[StrictStr, Field(max_length=48)] = Field(None, alias='identity')
-    basic_auth_password: Annotated[StrictStr, Field(max_length=64)] = Field(None, alias='basicAuthPassword')
+    ocpp_csms_url: Str_max_length2000 = Field(alias='ocppCsmsUrl')
+    security_profile: Int_ge0 = Field(alias='securityProfile')
+    identity: Str_max_length48 = Field(None, alias='identity')
+    basic_auth_password: Str_max_length64 = Field(None, alias='basicAuthPassword')
     vpn: VPNType = Field(None, alias='vpn')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -1246,10 +1247,10 @@ class OCSPRequestDataType(OcppModel):
 
     schema_name: ClassVar[str] = 'OCSPRequestDataType'
     hash_algorithm: enums.HashAlgorithmEnumType = Field(alias='hashAlgorithm')
-    issuer_name_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerNameHash')
-    issuer_key_hash: Annotated[StrictStr, Field(max_length=128)] = Field(alias='issuerKeyHash')
-    serial_number: Annotated[StrictStr, Field(max_length=40)] = Field(alias='serialNumber')
-    responder_url: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='responderURL')
+    issuer_name_hash: Str_max_length128 = Field(alias='issuerNameHash')
+    issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
+    serial_number: Str_max_length40 = Field(alias='serialNumber')
+    responder_url: Str_max_length2000 = Field(alias='responderURL')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1258,7 +1259,7 @@ class VariableAttributeType(OcppModel):
 
     schema_name: ClassVar[str] = 'VariableAttributeType'
     type: enums.AttributeEnumType = Field(None, alias='type')
-    value: Annotated[StrictStr, Field(max_length=2500)] = Field(None, alias='value')
+    value: Str_max_length2500 = Field(None, alias='value')
     mutability: enums.MutabilityEnumType = Field(None, alias='mutability')
     persistent: StrictBool = Field(None, alias='persistent')
     constant: StrictBool = Field(None, alias='constant')
@@ -1269,12 +1270,12 @@ class VariableCharacteristicsType(OcppModel):
     """OCPP 2.1 data type VariableCharacteristicsType."""
 
     schema_name: ClassVar[str] = 'VariableCharacteristicsType'
-    unit: Annotated[StrictStr, Field(max_length=16)] = Field(None, alias='unit')
+    unit: Str_max_length16 = Field(None, alias='unit')
     data_type: enums.DataEnumType = Field(alias='dataType')
-    min_limit: StrictInt | StrictFloat = Field(None, alias='minLimit')
-    max_limit: StrictInt | StrictFloat = Field(None, alias='maxLimit')
-    max_elements: Annotated[StrictInt, Field(ge=1.0)] = Field(None, alias='maxElements')
-    values_list: Annotated[StrictStr, Field(max_length=1000)] = Field(None, alias='valuesList')
+    min_limit: Number = Field(None, alias='minLimit')
+    max_limit: Number = Field(None, alias='maxLimit')
+    max_elements: Int_ge1 = Field(None, alias='maxElements')
+    values_list: Str_max_length1000 = Field(None, alias='valuesList')
     supports_monitoring: StrictBool = Field(alias='supportsMonitoring')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -1294,12 +1295,12 @@ class SetMonitoringDataType(OcppModel):
     """OCPP 2.1 data type SetMonitoringDataType."""
 
     schema_name: ClassVar[str] = 'SetMonitoringDataType'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='id')
+    id: Int_ge0 = Field(None, alias='id')
     periodic_event_stream: PeriodicEventStreamParamsType = Field(None, alias='periodicEventStream')
     transaction: StrictBool = Field(None, alias='transaction')
-    value: StrictInt | StrictFloat = Field(alias='value')
+    value: Number = Field(alias='value')
     type: enums.MonitorEnumType = Field(alias='type')
-    severity: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='severity')
+    severity: Int_ge0 = Field(alias='severity')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -1309,13 +1310,13 @@ class SetMonitoringResultType(OcppModel):
     """OCPP 2.1 data type SetMonitoringResultType."""
 
     schema_name: ClassVar[str] = 'SetMonitoringResultType'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='id')
+    id: Int_ge0 = Field(None, alias='id')
     status_info: StatusInfoType = Field(None, alias='statusInfo')
     status: enums.SetMonitoringStatusEnumType = Field(alias='status')
     type: enums.MonitorEnumType = Field(alias='type')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    severity: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='severity')
+    severity: Int_ge0 = Field(alias='severity')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1324,7 +1325,7 @@ class SetVariableDataType(OcppModel):
 
     schema_name: ClassVar[str] = 'SetVariableDataType'
     attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
-    attribute_value: Annotated[StrictStr, Field(max_length=2500)] = Field(alias='attributeValue')
+    attribute_value: Str_max_length2500 = Field(alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
     custom_data: CustomDataType = Field(None, alias='customData')
@@ -1346,8 +1347,8 @@ class StreamDataElementType(OcppModel):
     """OCPP 2.1 data type StreamDataElementType."""
 
     schema_name: ClassVar[str] = 'StreamDataElementType'
-    t: StrictInt | StrictFloat = Field(alias='t')
-    v: Annotated[StrictStr, Field(max_length=2500)] = Field(alias='v')
+    t: Number = Field(alias='t')
+    v: Str_max_length2500 = Field(alias='v')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1355,11 +1356,11 @@ class TariffAssignmentType(OcppModel):
     """OCPP 2.1 data type TariffAssignmentType."""
 
     schema_name: ClassVar[str] = 'TariffAssignmentType'
-    tariff_id: Annotated[StrictStr, Field(max_length=60)] = Field(alias='tariffId')
+    tariff_id: Str_max_length60 = Field(alias='tariffId')
     tariff_kind: enums.TariffKindEnumType = Field(alias='tariffKind')
     valid_from: DateTime = Field(None, alias='validFrom')
-    evse_ids: Annotated[list[Annotated[StrictInt, Field(ge=0.0)]], Field(min_length=1)] = Field(None, alias='evseIds')
-    id_tokens: Annotated[list[Annotated[StrictStr, Field(max_length=255)]], Field(min_length=1)] = Field(None, alias='idTokens')
+    evse_ids: Annotated[list[Int_ge0], Field(min_length=1)] = Field(None, alias='evseIds')
+    id_tokens: Annotated[list[Str_max_length255], Field(min_length=1)] = Field(None, alias='idTokens')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1373,8 +1374,8 @@ class TariffConditionsFixedType(OcppModel):
     valid_from_date: StrictStr = Field(None, alias='validFromDate')
     valid_to_date: StrictStr = Field(None, alias='validToDate')
     evse_kind: enums.EvseKindEnumType = Field(None, alias='evseKind')
-    payment_brand: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='paymentBrand')
-    payment_recognition: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='paymentRecognition')
+    payment_brand: Str_max_length20 = Field(None, alias='paymentBrand')
+    payment_recognition: Str_max_length20 = Field(None, alias='paymentRecognition')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1388,12 +1389,12 @@ class TariffConditionsType(OcppModel):
     valid_from_date: StrictStr = Field(None, alias='validFromDate')
     valid_to_date: StrictStr = Field(None, alias='validToDate')
     evse_kind: enums.EvseKindEnumType = Field(None, alias='evseKind')
-    min_energy: StrictInt | StrictFloat = Field(None, alias='minEnergy')
-    max_energy: StrictInt | StrictFloat = Field(None, alias='maxEnergy')
-    min_current: StrictInt | StrictFloat = Field(None, alias='minCurrent')
-    max_current: StrictInt | StrictFloat = Field(None, alias='maxCurrent')
-    min_power: StrictInt | StrictFloat = Field(None, alias='minPower')
-    max_power: StrictInt | StrictFloat = Field(None, alias='maxPower')
+    min_energy: Number = Field(None, alias='minEnergy')
+    max_energy: Number = Field(None, alias='maxEnergy')
+    min_current: Number = Field(None, alias='minCurrent')
+    max_current: Number = Field(None, alias='maxCurrent')
+    min_power: Number = Field(None, alias='minPower')
+    max_power: Number = Field(None, alias='maxPower')
     min_time: StrictInt = Field(None, alias='minTime')
     max_time: StrictInt = Field(None, alias='maxTime')
     min_charging_time: StrictInt = Field(None, alias='minChargingTime')
@@ -1407,7 +1408,7 @@ class TariffEnergyPriceType(OcppModel):
     """OCPP 2.1 data type TariffEnergyPriceType."""
 
     schema_name: ClassVar[str] = 'TariffEnergyPriceType'
-    price_kwh: StrictInt | StrictFloat = Field(alias='priceKwh')
+    price_kwh: Number = Field(alias='priceKwh')
     conditions: TariffConditionsType = Field(None, alias='conditions')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -1426,7 +1427,7 @@ class TariffFixedPriceType(OcppModel):
 
     schema_name: ClassVar[str] = 'TariffFixedPriceType'
     conditions: TariffConditionsFixedType = Field(None, alias='conditions')
-    price_fixed: StrictInt | StrictFloat = Field(alias='priceFixed')
+    price_fixed: Number = Field(alias='priceFixed')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1443,7 +1444,7 @@ class TariffTimePriceType(OcppModel):
     """OCPP 2.1 data type TariffTimePriceType."""
 
     schema_name: ClassVar[str] = 'TariffTimePriceType'
-    price_minute: StrictInt | StrictFloat = Field(alias='priceMinute')
+    price_minute: Number = Field(alias='priceMinute')
     conditions: TariffConditionsType = Field(None, alias='conditions')
     custom_data: CustomDataType = Field(None, alias='customData')
 
@@ -1461,9 +1462,9 @@ class TariffType(OcppModel):
     """OCPP 2.1 data type TariffType."""
 
     schema_name: ClassVar[str] = 'TariffType'
-    tariff_id: Annotated[StrictStr, Field(max_length=60)] = Field(alias='tariffId')
+    tariff_id: Str_max_length60 = Field(alias='tariffId')
     description: Annotated[list[MessageContentType], Field(min_length=1, max_length=10)] = Field(None, alias='description')
-    currency: Annotated[StrictStr, Field(max_length=3)] = Field(alias='currency')
+    currency: Str_max_length3 = Field(alias='currency')
     energy: TariffEnergyType = Field(None, alias='energy')
     valid_from: DateTime = Field(None, alias='validFrom')
     charging_time: TariffTimeType = Field(None, alias='chargingTime')
@@ -1480,10 +1481,10 @@ class TransactionLimitType(OcppModel):
     """OCPP 2.1 data type TransactionLimitType."""
 
     schema_name: ClassVar[str] = 'TransactionLimitType'
-    max_cost: StrictInt | StrictFloat = Field(None, alias='maxCost')
-    max_energy: StrictInt | StrictFloat = Field(None, alias='maxEnergy')
+    max_cost: Number = Field(None, alias='maxCost')
+    max_energy: Number = Field(None, alias='maxEnergy')
     max_time: StrictInt = Field(None, alias='maxTime')
-    max_soc: Annotated[StrictInt, Field(ge=0.0, le=100.0)] = Field(None, alias='maxSoC')
+    max_soc: Int_ge0_le100 = Field(None, alias='maxSoC')
     custom_data: CustomDataType = Field(None, alias='customData')
 
 
@@ -1491,12 +1492,12 @@ class TransactionType(OcppModel):
     """OCPP 2.1 data type TransactionType."""
 
     schema_name: ClassVar[str] = 'TransactionType'
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
     charging_state: enums.ChargingStateEnumType = Field(None, alias='chargingState')
     time_spent_charging: StrictInt = Field(None, alias='timeSpentCharging')
     stopped_reason: enums.ReasonEnumType = Field(None, alias='stoppedReason')
     remote_start_id: StrictInt = Field(None, alias='remoteStartId')
     operation_mode: enums.OperationModeEnumType = Field(None, alias='operationMode')
-    tariff_id: Annotated[StrictStr, Field(max_length=60)] = Field(None, alias='tariffId')
+    tariff_id: Str_max_length60 = Field(None, alias='tariffId')
     transaction_limit: TransactionLimitType = Field(None, alias='transactionLimit')
     custom_data: CustomDataType = Field(None, alias='customData')

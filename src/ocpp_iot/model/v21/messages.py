@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, StrictBool
 
 from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from ._types import *
 
 from . import datatypes, enums
 
@@ -41,7 +42,7 @@ class AdjustPeriodicEventStreamRequest(OcppModel):
     """OCPP 2.1 AdjustPeriodicEventStreamRequest (schema AdjustPeriodicEventStreamRequest.json)."""
 
     schema_name: ClassVar[str] = 'AdjustPeriodicEventStreamRequest'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
+    id: Int_ge0 = Field(alias='id')
     params: datatypes.PeriodicEventStreamParamsType = Field(alias='params')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -60,7 +61,7 @@ class AuthorizeRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'AuthorizeRequest'
     id_token: datatypes.IdTokenType = Field(alias='idToken')
-    certificate: Annotated[StrictStr, Field(max_length=10000)] = Field(None, alias='certificate')
+    certificate: Str_max_length10000 = Field(None, alias='certificate')
     iso15118_certificate_hash_data: Annotated[list[datatypes.OCSPRequestDataType], Field(min_length=1, max_length=4)] = Field(None, alias='iso15118CertificateHashData')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -118,7 +119,7 @@ class CancelReservationRequest(OcppModel):
     """OCPP 2.1 CancelReservationRequest (schema CancelReservationRequest.json)."""
 
     schema_name: ClassVar[str] = 'CancelReservationRequest'
-    reservation_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='reservationId')
+    reservation_id: Int_ge0 = Field(alias='reservationId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -135,7 +136,7 @@ class CertificateSignedRequest(OcppModel):
     """OCPP 2.1 CertificateSignedRequest (schema CertificateSignedRequest.json)."""
 
     schema_name: ClassVar[str] = 'CertificateSignedRequest'
-    certificate_chain: Annotated[StrictStr, Field(max_length=10000)] = Field(alias='certificateChain')
+    certificate_chain: Str_max_length10000 = Field(alias='certificateChain')
     certificate_type: enums.CertificateSigningUseEnumType = Field(None, alias='certificateType')
     request_id: StrictInt = Field(None, alias='requestId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
@@ -173,7 +174,7 @@ class ChangeTransactionTariffRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ChangeTransactionTariffRequest'
     tariff: datatypes.TariffType = Field(alias='tariff')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -226,7 +227,7 @@ class ClearDERControlRequest(OcppModel):
     schema_name: ClassVar[str] = 'ClearDERControlRequest'
     is_default: StrictBool = Field(alias='isDefault')
     control_type: enums.DERControlEnumType = Field(None, alias='controlType')
-    control_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='controlId')
+    control_id: Str_max_length36 = Field(None, alias='controlId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -243,7 +244,7 @@ class ClearDisplayMessageRequest(OcppModel):
     """OCPP 2.1 ClearDisplayMessageRequest (schema ClearDisplayMessageRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearDisplayMessageRequest'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
+    id: Int_ge0 = Field(alias='id')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -260,8 +261,8 @@ class ClearTariffsRequest(OcppModel):
     """OCPP 2.1 ClearTariffsRequest (schema ClearTariffsRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearTariffsRequest'
-    tariff_ids: Annotated[list[Annotated[StrictStr, Field(max_length=60)]], Field(min_length=1)] = Field(None, alias='tariffIds')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    tariff_ids: Annotated[list[Str_max_length60], Field(min_length=1)] = Field(None, alias='tariffIds')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -277,7 +278,7 @@ class ClearVariableMonitoringRequest(OcppModel):
     """OCPP 2.1 ClearVariableMonitoringRequest (schema ClearVariableMonitoringRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearVariableMonitoringRequest'
-    id: Annotated[list[Annotated[StrictInt, Field(ge=0.0)]], Field(min_length=1)] = Field(alias='id')
+    id: Annotated[list[Int_ge0], Field(min_length=1)] = Field(alias='id')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -293,8 +294,8 @@ class ClearedChargingLimitRequest(OcppModel):
     """OCPP 2.1 ClearedChargingLimitRequest (schema ClearedChargingLimitRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearedChargingLimitRequest'
-    charging_limit_source: Annotated[StrictStr, Field(max_length=20)] = Field(alias='chargingLimitSource')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    charging_limit_source: Str_max_length20 = Field(alias='chargingLimitSource')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -309,7 +310,7 @@ class ClosePeriodicEventStreamRequest(OcppModel):
     """OCPP 2.1 ClosePeriodicEventStreamRequest (schema ClosePeriodicEventStreamRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClosePeriodicEventStreamRequest'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
+    id: Int_ge0 = Field(alias='id')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -324,8 +325,8 @@ class CostUpdatedRequest(OcppModel):
     """OCPP 2.1 CostUpdatedRequest (schema CostUpdatedRequest.json)."""
 
     schema_name: ClassVar[str] = 'CostUpdatedRequest'
-    total_cost: StrictInt | StrictFloat = Field(alias='totalCost')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    total_cost: Number = Field(alias='totalCost')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -342,10 +343,10 @@ class CustomerInformationRequest(OcppModel):
     schema_name: ClassVar[str] = 'CustomerInformationRequest'
     customer_certificate: datatypes.CertificateHashDataType = Field(None, alias='customerCertificate')
     id_token: datatypes.IdTokenType = Field(None, alias='idToken')
-    request_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='requestId')
+    request_id: Int_ge0 = Field(alias='requestId')
     report: StrictBool = Field(alias='report')
     clear: StrictBool = Field(alias='clear')
-    customer_identifier: Annotated[StrictStr, Field(max_length=64)] = Field(None, alias='customerIdentifier')
+    customer_identifier: Str_max_length64 = Field(None, alias='customerIdentifier')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -362,9 +363,9 @@ class DataTransferRequest(OcppModel):
     """OCPP 2.1 DataTransferRequest (schema DataTransferRequest.json)."""
 
     schema_name: ClassVar[str] = 'DataTransferRequest'
-    message_id: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='messageId')
+    message_id: Str_max_length50 = Field(None, alias='messageId')
     data: Any = Field(None, alias='data')
-    vendor_id: Annotated[StrictStr, Field(max_length=255)] = Field(alias='vendorId')
+    vendor_id: Str_max_length255 = Field(alias='vendorId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -416,11 +417,11 @@ class Get15118EVCertificateRequest(OcppModel):
     """OCPP 2.1 Get15118EVCertificateRequest (schema Get15118EVCertificateRequest.json)."""
 
     schema_name: ClassVar[str] = 'Get15118EVCertificateRequest'
-    iso15118_schema_version: Annotated[StrictStr, Field(max_length=50)] = Field(alias='iso15118SchemaVersion')
+    iso15118_schema_version: Str_max_length50 = Field(alias='iso15118SchemaVersion')
     action: enums.CertificateActionEnumType = Field(alias='action')
-    exi_request: Annotated[StrictStr, Field(max_length=11000)] = Field(alias='exiRequest')
-    maximum_contract_certificate_chains: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='maximumContractCertificateChains')
-    prioritized_emaids: Annotated[list[Annotated[StrictStr, Field(max_length=255)]], Field(min_length=1, max_length=8)] = Field(None, alias='prioritizedEMAIDs')
+    exi_request: Str_max_length11000 = Field(alias='exiRequest')
+    maximum_contract_certificate_chains: Int_ge0 = Field(None, alias='maximumContractCertificateChains')
+    prioritized_emaids: Annotated[list[Str_max_length255], Field(min_length=1, max_length=8)] = Field(None, alias='prioritizedEMAIDs')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -430,8 +431,8 @@ class Get15118EVCertificateResponse(OcppModel):
     schema_name: ClassVar[str] = 'Get15118EVCertificateResponse'
     status: enums.Iso15118EVCertificateStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    exi_response: Annotated[StrictStr, Field(max_length=17000)] = Field(alias='exiResponse')
-    remaining_contracts: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='remainingContracts')
+    exi_response: Str_max_length17000 = Field(alias='exiResponse')
+    remaining_contracts: Int_ge0 = Field(None, alias='remainingContracts')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -483,7 +484,7 @@ class GetCertificateStatusResponse(OcppModel):
     schema_name: ClassVar[str] = 'GetCertificateStatusResponse'
     status: enums.GetCertificateStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    ocsp_result: Annotated[StrictStr, Field(max_length=18000)] = Field(None, alias='ocspResult')
+    ocsp_result: Str_max_length18000 = Field(None, alias='ocspResult')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -492,7 +493,7 @@ class GetChargingProfilesRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetChargingProfilesRequest'
     request_id: StrictInt = Field(alias='requestId')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     charging_profile: datatypes.ChargingProfileCriterionType = Field(alias='chargingProfile')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -512,7 +513,7 @@ class GetCompositeScheduleRequest(OcppModel):
     schema_name: ClassVar[str] = 'GetCompositeScheduleRequest'
     duration: StrictInt = Field(alias='duration')
     charging_rate_unit: enums.ChargingRateUnitEnumType = Field(None, alias='chargingRateUnit')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
+    evse_id: Int_ge0 = Field(alias='evseId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -533,7 +534,7 @@ class GetDERControlRequest(OcppModel):
     request_id: StrictInt = Field(alias='requestId')
     is_default: StrictBool = Field(None, alias='isDefault')
     control_type: enums.DERControlEnumType = Field(None, alias='controlType')
-    control_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='controlId')
+    control_id: Str_max_length36 = Field(None, alias='controlId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -550,7 +551,7 @@ class GetDisplayMessagesRequest(OcppModel):
     """OCPP 2.1 GetDisplayMessagesRequest (schema GetDisplayMessagesRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetDisplayMessagesRequest'
-    id: Annotated[list[Annotated[StrictInt, Field(ge=0.0)]], Field(min_length=1)] = Field(None, alias='id')
+    id: Annotated[list[Int_ge0], Field(min_length=1)] = Field(None, alias='id')
     request_id: StrictInt = Field(alias='requestId')
     priority: enums.MessagePriorityEnumType = Field(None, alias='priority')
     state: enums.MessageStateEnumType = Field(None, alias='state')
@@ -606,7 +607,7 @@ class GetLogRequest(OcppModel):
     log: datatypes.LogParametersType = Field(alias='log')
     log_type: enums.LogEnumType = Field(alias='logType')
     request_id: StrictInt = Field(alias='requestId')
-    retries: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='retries')
+    retries: Int_ge0 = Field(None, alias='retries')
     retry_interval: StrictInt = Field(None, alias='retryInterval')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -617,7 +618,7 @@ class GetLogResponse(OcppModel):
     schema_name: ClassVar[str] = 'GetLogResponse'
     status: enums.LogStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    filename: Annotated[StrictStr, Field(max_length=255)] = Field(None, alias='filename')
+    filename: Str_max_length255 = Field(None, alias='filename')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -678,7 +679,7 @@ class GetTariffsRequest(OcppModel):
     """OCPP 2.1 GetTariffsRequest (schema GetTariffsRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetTariffsRequest'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
+    evse_id: Int_ge0 = Field(alias='evseId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -696,7 +697,7 @@ class GetTransactionStatusRequest(OcppModel):
     """OCPP 2.1 GetTransactionStatusRequest (schema GetTransactionStatusRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetTransactionStatusRequest'
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -745,7 +746,7 @@ class InstallCertificateRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'InstallCertificateRequest'
     certificate_type: enums.InstallCertificateUseEnumType = Field(alias='certificateType')
-    certificate: Annotated[StrictStr, Field(max_length=10000)] = Field(alias='certificate')
+    certificate: Str_max_length10000 = Field(alias='certificate')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -779,7 +780,7 @@ class MeterValuesRequest(OcppModel):
     """OCPP 2.1 MeterValuesRequest (schema MeterValuesRequest.json)."""
 
     schema_name: ClassVar[str] = 'MeterValuesRequest'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
+    evse_id: Int_ge0 = Field(alias='evseId')
     meter_value: Annotated[list[datatypes.MeterValueType], Field(min_length=1)] = Field(alias='meterValue')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -795,7 +796,7 @@ class NotifyAllowedEnergyTransferRequest(OcppModel):
     """OCPP 2.1 NotifyAllowedEnergyTransferRequest (schema NotifyAllowedEnergyTransferRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyAllowedEnergyTransferRequest'
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
     allowed_energy_transfer: Annotated[list[enums.EnergyTransferModeEnumType], Field(min_length=1)] = Field(alias='allowedEnergyTransfer')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -814,7 +815,7 @@ class NotifyChargingLimitRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyChargingLimitRequest'
     charging_schedule: Annotated[list[datatypes.ChargingScheduleType], Field(min_length=1)] = Field(None, alias='chargingSchedule')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     charging_limit: datatypes.ChargingLimitType = Field(alias='chargingLimit')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -830,11 +831,11 @@ class NotifyCustomerInformationRequest(OcppModel):
     """OCPP 2.1 NotifyCustomerInformationRequest (schema NotifyCustomerInformationRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyCustomerInformationRequest'
-    data: Annotated[StrictStr, Field(max_length=512)] = Field(alias='data')
+    data: Str_max_length512 = Field(alias='data')
     tbc: StrictBool = Field(None, alias='tbc')
-    seq_no: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='seqNo')
+    seq_no: Int_ge0 = Field(alias='seqNo')
     generated_at: DateTime = Field(alias='generatedAt')
-    request_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='requestId')
+    request_id: Int_ge0 = Field(alias='requestId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -853,7 +854,7 @@ class NotifyDERAlarmRequest(OcppModel):
     grid_event_fault: enums.GridEventFaultEnumType = Field(None, alias='gridEventFault')
     alarm_ended: StrictBool = Field(None, alias='alarmEnded')
     timestamp: DateTime = Field(alias='timestamp')
-    extra_info: Annotated[StrictStr, Field(max_length=200)] = Field(None, alias='extraInfo')
+    extra_info: Str_max_length200 = Field(None, alias='extraInfo')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -868,10 +869,10 @@ class NotifyDERStartStopRequest(OcppModel):
     """OCPP 2.1 NotifyDERStartStopRequest (schema NotifyDERStartStopRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyDERStartStopRequest'
-    control_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='controlId')
+    control_id: Str_max_length36 = Field(alias='controlId')
     started: StrictBool = Field(alias='started')
     timestamp: DateTime = Field(alias='timestamp')
-    superseded_ids: Annotated[list[Annotated[StrictStr, Field(max_length=36)]], Field(min_length=1, max_length=24)] = Field(None, alias='supersededIds')
+    superseded_ids: Annotated[list[Str_max_length36], Field(min_length=1, max_length=24)] = Field(None, alias='supersededIds')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -903,8 +904,8 @@ class NotifyEVChargingNeedsRequest(OcppModel):
     """OCPP 2.1 NotifyEVChargingNeedsRequest (schema NotifyEVChargingNeedsRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyEVChargingNeedsRequest'
-    evse_id: Annotated[StrictInt, Field(ge=1.0)] = Field(alias='evseId')
-    max_schedule_tuples: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='maxScheduleTuples')
+    evse_id: Int_ge1 = Field(alias='evseId')
+    max_schedule_tuples: Int_ge0 = Field(None, alias='maxScheduleTuples')
     charging_needs: datatypes.ChargingNeedsType = Field(alias='chargingNeeds')
     timestamp: DateTime = Field(None, alias='timestamp')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
@@ -925,8 +926,8 @@ class NotifyEVChargingScheduleRequest(OcppModel):
     schema_name: ClassVar[str] = 'NotifyEVChargingScheduleRequest'
     time_base: DateTime = Field(alias='timeBase')
     charging_schedule: datatypes.ChargingScheduleType = Field(alias='chargingSchedule')
-    evse_id: Annotated[StrictInt, Field(ge=1.0)] = Field(alias='evseId')
-    selected_charging_schedule_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='selectedChargingScheduleId')
+    evse_id: Int_ge1 = Field(alias='evseId')
+    selected_charging_schedule_id: Int_ge0 = Field(None, alias='selectedChargingScheduleId')
     power_tolerance_acceptance: StrictBool = Field(None, alias='powerToleranceAcceptance')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -946,7 +947,7 @@ class NotifyEventRequest(OcppModel):
     schema_name: ClassVar[str] = 'NotifyEventRequest'
     generated_at: DateTime = Field(alias='generatedAt')
     tbc: StrictBool = Field(None, alias='tbc')
-    seq_no: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='seqNo')
+    seq_no: Int_ge0 = Field(alias='seqNo')
     event_data: Annotated[list[datatypes.EventDataType], Field(min_length=1)] = Field(alias='eventData')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -965,7 +966,7 @@ class NotifyMonitoringReportRequest(OcppModel):
     monitor: Annotated[list[datatypes.MonitoringDataType], Field(min_length=1)] = Field(None, alias='monitor')
     request_id: StrictInt = Field(alias='requestId')
     tbc: StrictBool = Field(None, alias='tbc')
-    seq_no: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='seqNo')
+    seq_no: Int_ge0 = Field(alias='seqNo')
     generated_at: DateTime = Field(alias='generatedAt')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -982,8 +983,8 @@ class NotifyPeriodicEventStreamRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyPeriodicEventStream'
     data: Annotated[list[datatypes.StreamDataElementType], Field(min_length=1)] = Field(alias='data')
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
-    pending: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='pending')
+    id: Int_ge0 = Field(alias='id')
+    pending: Int_ge0 = Field(alias='pending')
     basetime: DateTime = Field(alias='basetime')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -992,7 +993,7 @@ class NotifyPriorityChargingRequest(OcppModel):
     """OCPP 2.1 NotifyPriorityChargingRequest (schema NotifyPriorityChargingRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyPriorityChargingRequest'
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
     activated: StrictBool = Field(alias='activated')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -1012,7 +1013,7 @@ class NotifyReportRequest(OcppModel):
     generated_at: DateTime = Field(alias='generatedAt')
     report_data: Annotated[list[datatypes.ReportDataType], Field(min_length=1)] = Field(None, alias='reportData')
     tbc: StrictBool = Field(None, alias='tbc')
-    seq_no: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='seqNo')
+    seq_no: Int_ge0 = Field(alias='seqNo')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1027,16 +1028,16 @@ class NotifySettlementRequest(OcppModel):
     """OCPP 2.1 NotifySettlementRequest (schema NotifySettlementRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifySettlementRequest'
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
-    psp_ref: Annotated[StrictStr, Field(max_length=255)] = Field(alias='pspRef')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    psp_ref: Str_max_length255 = Field(alias='pspRef')
     status: enums.PaymentStatusEnumType = Field(alias='status')
-    status_info: Annotated[StrictStr, Field(max_length=500)] = Field(None, alias='statusInfo')
-    settlement_amount: StrictInt | StrictFloat = Field(alias='settlementAmount')
+    status_info: Str_max_length500 = Field(None, alias='statusInfo')
+    settlement_amount: Number = Field(alias='settlementAmount')
     settlement_time: DateTime = Field(alias='settlementTime')
-    receipt_id: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='receiptId')
-    receipt_url: Annotated[StrictStr, Field(max_length=2000)] = Field(None, alias='receiptUrl')
+    receipt_id: Str_max_length50 = Field(None, alias='receiptId')
+    receipt_url: Str_max_length2000 = Field(None, alias='receiptUrl')
     vat_company: datatypes.AddressType = Field(None, alias='vatCompany')
-    vat_number: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='vatNumber')
+    vat_number: Str_max_length20 = Field(None, alias='vatNumber')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1044,8 +1045,8 @@ class NotifySettlementResponse(OcppModel):
     """OCPP 2.1 NotifySettlementResponse (schema NotifySettlementResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifySettlementResponse'
-    receipt_url: Annotated[StrictStr, Field(max_length=2000)] = Field(None, alias='receiptUrl')
-    receipt_id: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='receiptId')
+    receipt_url: Str_max_length2000 = Field(None, alias='receiptUrl')
+    receipt_id: Str_max_length50 = Field(None, alias='receiptId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1053,7 +1054,7 @@ class NotifyWebPaymentStartedRequest(OcppModel):
     """OCPP 2.1 NotifyWebPaymentStartedRequest (schema NotifyWebPaymentStartedRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyWebPaymentStartedRequest'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
+    evse_id: Int_ge0 = Field(alias='evseId')
     timeout: StrictInt = Field(alias='timeout')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -1086,11 +1087,11 @@ class PublishFirmwareRequest(OcppModel):
     """OCPP 2.1 PublishFirmwareRequest (schema PublishFirmwareRequest.json)."""
 
     schema_name: ClassVar[str] = 'PublishFirmwareRequest'
-    location: Annotated[StrictStr, Field(max_length=2000)] = Field(alias='location')
-    retries: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='retries')
-    checksum: Annotated[StrictStr, Field(max_length=32)] = Field(alias='checksum')
-    request_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='requestId')
-    retry_interval: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='retryInterval')
+    location: Str_max_length2000 = Field(alias='location')
+    retries: Int_ge0 = Field(None, alias='retries')
+    checksum: Str_max_length32 = Field(alias='checksum')
+    request_id: Int_ge0 = Field(alias='requestId')
+    retry_interval: Int_ge0 = Field(None, alias='retryInterval')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1108,8 +1109,8 @@ class PublishFirmwareStatusNotificationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'PublishFirmwareStatusNotificationRequest'
     status: enums.PublishFirmwareStatusEnumType = Field(alias='status')
-    location: Annotated[list[Annotated[StrictStr, Field(max_length=2000)]], Field(min_length=1)] = Field(None, alias='location')
-    request_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='requestId')
+    location: Annotated[list[Str_max_length2000], Field(min_length=1)] = Field(None, alias='location')
+    request_id: Int_ge0 = Field(None, alias='requestId')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -1144,10 +1145,10 @@ class ReportChargingProfilesRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ReportChargingProfilesRequest'
     request_id: StrictInt = Field(alias='requestId')
-    charging_limit_source: Annotated[StrictStr, Field(max_length=20)] = Field(alias='chargingLimitSource')
+    charging_limit_source: Str_max_length20 = Field(alias='chargingLimitSource')
     charging_profile: Annotated[list[datatypes.ChargingProfileType], Field(min_length=1)] = Field(alias='chargingProfile')
     tbc: StrictBool = Field(None, alias='tbc')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
+    evse_id: Int_ge0 = Field(alias='evseId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1204,7 +1205,7 @@ class RequestStartTransactionRequest(OcppModel):
     """OCPP 2.1 RequestStartTransactionRequest (schema RequestStartTransactionRequest.json)."""
 
     schema_name: ClassVar[str] = 'RequestStartTransactionRequest'
-    evse_id: Annotated[StrictInt, Field(ge=1.0)] = Field(None, alias='evseId')
+    evse_id: Int_ge1 = Field(None, alias='evseId')
     group_id_token: datatypes.IdTokenType = Field(None, alias='groupIdToken')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
     remote_start_id: StrictInt = Field(alias='remoteStartId')
@@ -1218,7 +1219,7 @@ class RequestStartTransactionResponse(OcppModel):
     schema_name: ClassVar[str] = 'RequestStartTransactionResponse'
     status: enums.RequestStartStopStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(None, alias='transactionId')
+    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1226,7 +1227,7 @@ class RequestStopTransactionRequest(OcppModel):
     """OCPP 2.1 RequestStopTransactionRequest (schema RequestStopTransactionRequest.json)."""
 
     schema_name: ClassVar[str] = 'RequestStopTransactionRequest'
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1243,7 +1244,7 @@ class ReservationStatusUpdateRequest(OcppModel):
     """OCPP 2.1 ReservationStatusUpdateRequest (schema ReservationStatusUpdateRequest.json)."""
 
     schema_name: ClassVar[str] = 'ReservationStatusUpdateRequest'
-    reservation_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='reservationId')
+    reservation_id: Int_ge0 = Field(alias='reservationId')
     reservation_update_status: enums.ReservationUpdateStatusEnumType = Field(alias='reservationUpdateStatus')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -1259,11 +1260,11 @@ class ReserveNowRequest(OcppModel):
     """OCPP 2.1 ReserveNowRequest (schema ReserveNowRequest.json)."""
 
     schema_name: ClassVar[str] = 'ReserveNowRequest'
-    id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='id')
+    id: Int_ge0 = Field(alias='id')
     expiry_date_time: DateTime = Field(alias='expiryDateTime')
-    connector_type: Annotated[StrictStr, Field(max_length=20)] = Field(None, alias='connectorType')
+    connector_type: Str_max_length20 = Field(None, alias='connectorType')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     group_id_token: datatypes.IdTokenType = Field(None, alias='groupIdToken')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -1282,7 +1283,7 @@ class ResetRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ResetRequest'
     type: enums.ResetEnumType = Field(alias='type')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1299,9 +1300,9 @@ class SecurityEventNotificationRequest(OcppModel):
     """OCPP 2.1 SecurityEventNotificationRequest (schema SecurityEventNotificationRequest.json)."""
 
     schema_name: ClassVar[str] = 'SecurityEventNotificationRequest'
-    type: Annotated[StrictStr, Field(max_length=50)] = Field(alias='type')
+    type: Str_max_length50 = Field(alias='type')
     timestamp: DateTime = Field(alias='timestamp')
-    tech_info: Annotated[StrictStr, Field(max_length=255)] = Field(None, alias='techInfo')
+    tech_info: Str_max_length255 = Field(None, alias='techInfo')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1335,7 +1336,7 @@ class SetChargingProfileRequest(OcppModel):
     """OCPP 2.1 SetChargingProfileRequest (schema SetChargingProfileRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetChargingProfileRequest'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
+    evse_id: Int_ge0 = Field(alias='evseId')
     charging_profile: datatypes.ChargingProfileType = Field(alias='chargingProfile')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -1354,7 +1355,7 @@ class SetDERControlRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SetDERControlRequest'
     is_default: StrictBool = Field(alias='isDefault')
-    control_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='controlId')
+    control_id: Str_max_length36 = Field(alias='controlId')
     control_type: enums.DERControlEnumType = Field(alias='controlType')
     curve: datatypes.DERCurveType = Field(None, alias='curve')
     enter_service: datatypes.EnterServiceType = Field(None, alias='enterService')
@@ -1373,7 +1374,7 @@ class SetDERControlResponse(OcppModel):
     schema_name: ClassVar[str] = 'SetDERControlResponse'
     status: enums.DERControlStatusEnumType = Field(alias='status')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    superseded_ids: Annotated[list[Annotated[StrictStr, Field(max_length=36)]], Field(min_length=1, max_length=24)] = Field(None, alias='supersededIds')
+    superseded_ids: Annotated[list[Str_max_length36], Field(min_length=1, max_length=24)] = Field(None, alias='supersededIds')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1381,7 +1382,7 @@ class SetDefaultTariffRequest(OcppModel):
     """OCPP 2.1 SetDefaultTariffRequest (schema SetDefaultTariffRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetDefaultTariffRequest'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
+    evse_id: Int_ge0 = Field(alias='evseId')
     tariff: datatypes.TariffType = Field(alias='tariff')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -1433,7 +1434,7 @@ class SetMonitoringLevelRequest(OcppModel):
     """OCPP 2.1 SetMonitoringLevelRequest (schema SetMonitoringLevelRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetMonitoringLevelRequest'
-    severity: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='severity')
+    severity: Int_ge0 = Field(alias='severity')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1500,7 +1501,7 @@ class SignCertificateRequest(OcppModel):
     """OCPP 2.1 SignCertificateRequest (schema SignCertificateRequest.json)."""
 
     schema_name: ClassVar[str] = 'SignCertificateRequest'
-    csr: Annotated[StrictStr, Field(max_length=5500)] = Field(alias='csr')
+    csr: Str_max_length5500 = Field(alias='csr')
     certificate_type: enums.CertificateSigningUseEnumType = Field(None, alias='certificateType')
     hash_root_certificate: datatypes.CertificateHashDataType = Field(None, alias='hashRootCertificate')
     request_id: StrictInt = Field(None, alias='requestId')
@@ -1522,8 +1523,8 @@ class StatusNotificationRequest(OcppModel):
     schema_name: ClassVar[str] = 'StatusNotificationRequest'
     timestamp: DateTime = Field(alias='timestamp')
     connector_status: enums.ConnectorStatusEnumType = Field(alias='connectorStatus')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
-    connector_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='connectorId')
+    evse_id: Int_ge0 = Field(alias='evseId')
+    connector_id: Int_ge0 = Field(alias='connectorId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1543,11 +1544,11 @@ class TransactionEventRequest(OcppModel):
     meter_value: Annotated[list[datatypes.MeterValueType], Field(min_length=1)] = Field(None, alias='meterValue')
     timestamp: DateTime = Field(alias='timestamp')
     trigger_reason: enums.TriggerReasonEnumType = Field(alias='triggerReason')
-    seq_no: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='seqNo')
+    seq_no: Int_ge0 = Field(alias='seqNo')
     offline: StrictBool = Field(None, alias='offline')
-    number_of_phases_used: Annotated[StrictInt, Field(ge=0.0, le=3.0)] = Field(None, alias='numberOfPhasesUsed')
+    number_of_phases_used: Int_ge0_le3 = Field(None, alias='numberOfPhasesUsed')
     cable_max_current: StrictInt = Field(None, alias='cableMaxCurrent')
-    reservation_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='reservationId')
+    reservation_id: Int_ge0 = Field(None, alias='reservationId')
     preconditioning_status: enums.PreconditioningStatusEnumType = Field(None, alias='preconditioningStatus')
     evse_sleep: StrictBool = Field(None, alias='evseSleep')
     transaction_info: datatypes.TransactionType = Field(alias='transactionInfo')
@@ -1560,7 +1561,7 @@ class TransactionEventResponse(OcppModel):
     """OCPP 2.1 TransactionEventResponse (schema TransactionEventResponse.json)."""
 
     schema_name: ClassVar[str] = 'TransactionEventResponse'
-    total_cost: StrictInt | StrictFloat = Field(None, alias='totalCost')
+    total_cost: Number = Field(None, alias='totalCost')
     charging_priority: StrictInt = Field(None, alias='chargingPriority')
     id_token_info: datatypes.IdTokenInfoType = Field(None, alias='idTokenInfo')
     transaction_limit: datatypes.TransactionLimitType = Field(None, alias='transactionLimit')
@@ -1575,7 +1576,7 @@ class TriggerMessageRequest(OcppModel):
     schema_name: ClassVar[str] = 'TriggerMessageRequest'
     evse: datatypes.EVSEType = Field(None, alias='evse')
     requested_message: enums.MessageTriggerEnumType = Field(alias='requestedMessage')
-    custom_trigger: Annotated[StrictStr, Field(max_length=50)] = Field(None, alias='customTrigger')
+    custom_trigger: Str_max_length50 = Field(None, alias='customTrigger')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1592,8 +1593,8 @@ class UnlockConnectorRequest(OcppModel):
     """OCPP 2.1 UnlockConnectorRequest (schema UnlockConnectorRequest.json)."""
 
     schema_name: ClassVar[str] = 'UnlockConnectorRequest'
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='evseId')
-    connector_id: Annotated[StrictInt, Field(ge=0.0)] = Field(alias='connectorId')
+    evse_id: Int_ge0 = Field(alias='evseId')
+    connector_id: Int_ge0 = Field(alias='connectorId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1610,7 +1611,7 @@ class UnpublishFirmwareRequest(OcppModel):
     """OCPP 2.1 UnpublishFirmwareRequest (schema UnpublishFirmwareRequest.json)."""
 
     schema_name: ClassVar[str] = 'UnpublishFirmwareRequest'
-    checksum: Annotated[StrictStr, Field(max_length=32)] = Field(alias='checksum')
+    checksum: Str_max_length32 = Field(alias='checksum')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1644,7 +1645,7 @@ class UpdateFirmwareRequest(OcppModel):
     """OCPP 2.1 UpdateFirmwareRequest (schema UpdateFirmwareRequest.json)."""
 
     schema_name: ClassVar[str] = 'UpdateFirmwareRequest'
-    retries: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='retries')
+    retries: Int_ge0 = Field(None, alias='retries')
     retry_interval: StrictInt = Field(None, alias='retryInterval')
     request_id: StrictInt = Field(alias='requestId')
     firmware: datatypes.FirmwareType = Field(alias='firmware')
@@ -1664,7 +1665,7 @@ class UsePriorityChargingRequest(OcppModel):
     """OCPP 2.1 UsePriorityChargingRequest (schema UsePriorityChargingRequest.json)."""
 
     schema_name: ClassVar[str] = 'UsePriorityChargingRequest'
-    transaction_id: Annotated[StrictStr, Field(max_length=36)] = Field(alias='transactionId')
+    transaction_id: Str_max_length36 = Field(alias='transactionId')
     activate: StrictBool = Field(alias='activate')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
@@ -1682,8 +1683,8 @@ class VatNumberValidationRequest(OcppModel):
     """OCPP 2.1 VatNumberValidationRequest (schema VatNumberValidationRequest.json)."""
 
     schema_name: ClassVar[str] = 'VatNumberValidationRequest'
-    vat_number: Annotated[StrictStr, Field(max_length=20)] = Field(alias='vatNumber')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    vat_number: Str_max_length20 = Field(alias='vatNumber')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
 
 
@@ -1693,7 +1694,7 @@ class VatNumberValidationResponse(OcppModel):
     schema_name: ClassVar[str] = 'VatNumberValidationResponse'
     company: datatypes.AddressType = Field(None, alias='company')
     status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    vat_number: Annotated[StrictStr, Field(max_length=20)] = Field(alias='vatNumber')
-    evse_id: Annotated[StrictInt, Field(ge=0.0)] = Field(None, alias='evseId')
+    vat_number: Str_max_length20 = Field(alias='vatNumber')
+    evse_id: Int_ge0 = Field(None, alias='evseId')
     status: enums.GenericStatusEnumType = Field(alias='status')
     custom_data: datatypes.CustomDataType = Field(None, alias='customData')
