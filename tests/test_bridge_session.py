@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -371,3 +372,45 @@ def test_station_speaking_another_version(broker: Mosquitto, tmp_path: Path) -> 
         "PropertyConstraintViolation",
         "TypeConstraintViolation",
     )
+
+
+def test_workers_share_calls_to_stations(broker: Mosquitto, bridge_process: Any) -> None:
+    """With two workers a station's answer to a handler's CALL may reach the other worker; it is
+    forwarded to the one that waits. Operator calls work the same way."""
+    from conftest import ROOT
+
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    bp = bridge_process(
+        "--workers",
+        "2",
+        "--handler",
+        "test_bridge_session:CallingSystem",
+        "--handler-threads",
+        "2",
+        env=env,
+    )
+    results = Probe(broker.url, "operator", ["ocpp/CP1/json/result"])
+
+    async def scenario() -> list[Any]:
+        async with station(broker, "CP1") as st:
+            out = []
+            for _ in range(6):
+                out.append(await st.call("BootNotification", charging_session_201("CP1")[0][1]))
+                out.append(await st.call("Heartbeat", {}))
+            for i in range(4):
+                results.client.publish(
+                    "ocpp/CP1/json/call", json.dumps([2, f"op-{i}", "Reset", {"type": "OnIdle"}])
+                )
+            got: list[Any] = []
+            while len(got) < 4:  # (the handler's own calls are reported there too)
+                frame = json.loads((await asyncio.to_thread(results.get, 10)).payload)
+                if frame[1].startswith("op-"):
+                    got.append(frame)
+            assert sorted(g[1] for g in got) == ["op-0", "op-1", "op-2", "op-3"]
+            assert all(g[0] == 3 for g in got)
+            return out
+
+    answers = asyncio.run(scenario())
+    assert all(isinstance(a, CallResult) for a in answers), (answers, bp.log())
+    results.close()
+    assert bp.terminate() == 0

@@ -24,7 +24,6 @@ import dataclasses
 import inspect
 import json
 import logging
-import os
 import re
 import secrets
 import time
@@ -36,7 +35,6 @@ from typing import Any
 
 from ..behaviours import Behaviour, Context, dispatch, dispatch_async
 from ..rpc import (
-    VERSIONS,
     Call,
     CallError,
     CallResult,
@@ -786,11 +784,3 @@ class Bridge:
             self._submit(station, frame.message_id, frame.action, frame.payload, "operator")
         finally:
             self._ack(msg)
-
-
-def resolve_versions(handlers: Mapping[str, Behaviour]) -> list[str]:
-    return [v for v in VERSIONS if v in handlers]
-
-
-def pid_info() -> str:
-    return f"pid {os.getpid()}"
