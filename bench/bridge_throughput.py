@@ -1215,6 +1215,7 @@ def main(argv: list[str] | None = None) -> int:
                     and m.row.stations == n
                     and m.row.workers == 1
                     and not m.row.mirror
+                    and not m.row.reference
                 ]
                 if not base:
                     continue
