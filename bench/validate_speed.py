@@ -17,7 +17,10 @@ Rows:
 4. ``fastjsonschema``: one compiled function per schema, after ``json.loads``;
 5. ``jsonschema-rs``: one prebuilt validator per schema, after ``json.loads``;
 6. ours: ``ocpp_iot.model.parse_frame_json`` - frame bytes in, header fields and a typed,
-   validated pydantic model out (date-times checked), strict and lenient.
+   validated pydantic model out (date-times checked), strict and lenient; then, for
+   information, ``json.loads`` + ``ocpp_iot.model.parse`` (dict in, model out), and the
+   pydantic-core validation of the already cut-out payload bytes alone (the part of ours that
+   the header handling does not add).
 
 Usage: python bench/validate_speed.py [--reps 7] [--no-docs]
 Writes the table into docs/model.md (section "Validation speed") unless --no-docs.
@@ -119,7 +122,7 @@ def make_rows(
     rs = {n: jsonschema_rs.validator_for(s).validate for n, s in schemas.items()}
 
     # -- ours --------------------------------------------------------------------------------
-    from ocpp_iot.model import parse_frame_json
+    from ocpp_iot.model import _validator, get_version, parse_frame_json
 
     get = actions.get
 
@@ -131,8 +134,19 @@ def make_rows(
         for b in datas:
             parse_frame_json(b, "2.0.1", get, lenient=True, warnings=[])
 
+    from ocpp_iot.model import parse
+
+    acts201 = get_version("2.0.1").ACTIONS
+
+    def run_ours_dict() -> None:
+        for b in datas:
+            fr = loads(b)
+            if fr[0] == 2:
+                parse(acts201[fr[2]].request, fr[3])
+            else:
+                parse(acts201[actions[fr[1]]].response, fr[2])
+
     # breakdown: the pydantic-core part of ours alone (payload bytes already cut out)
-    from ocpp_iot.model import _validator, get_version
 
     mod = get_version("2.0.1")
     pre = []
@@ -154,6 +168,7 @@ def make_rows(
         ("json.loads + jsonschema-rs (prebuilt)", after_loads(rs)),
         ("ours: parse_frame_json, strict -> typed model", run_ours),
         ("ours: parse_frame_json, lenient -> typed model", run_ours_lenient),
+        ("json.loads + ours: parse(dict) -> typed model", run_ours_dict),
         ("(breakdown) pydantic-core model validation of the payload alone", run_models_only),
     ]
 
