@@ -265,14 +265,16 @@ class SqliteStore:
         self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
     ) -> ClaimResult:
         if not mark:
-            with self._lock:
+            with self._lock:  # one statement: the answer if any, and the station's state
                 row = self._db.execute(
-                    "SELECT finished, response FROM bridge_calls WHERE station=? AND message_id=?",
+                    "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
+                    "message_id=?2 AND finished IS NOT NULL), "
+                    "(SELECT state FROM bridge_stations WHERE station=?1)",
                     (station, message_id),
                 ).fetchone()
-                if row is not None and row[0] is not None:
-                    return ClaimResult(Claim.DONE, bytes(row[1]), {})
-                return ClaimResult(Claim.NEW, None, self._state(station))
+            if row[0] is not None:
+                return ClaimResult(Claim.DONE, bytes(row[0]), {})
+            return ClaimResult(Claim.NEW, None, json.loads(row[1]) if row[1] else {})
         with self._tx() as db:
             row = db.execute(
                 "SELECT owner, started, finished, response FROM bridge_calls "

@@ -445,7 +445,7 @@ class LoopMqttClient(MqttClient):
         c.on_socket_close = self._socket_close
         c.on_socket_register_write = self._register_write
         c.on_socket_unregister_write = self._unregister_write
-        self._connect_args: tuple[Any, ...] = ()
+        c.on_publish = None  # nothing here waits for PUBACKs (no publish_confirmed)
 
     # paho socket callbacks (loop thread)
 
@@ -605,6 +605,9 @@ class LoopMqttClient(MqttClient):
 
     def stop(self, final: Iterable[Will] = (), timeout: float = 5.0) -> None:
         raise RuntimeError("LoopMqttClient: use await stop_async()")
+
+    def publish_confirmed(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("LoopMqttClient cannot block for a PUBACK; use MqttClient")
 
 
 class AsyncMqttClient:
