@@ -387,11 +387,16 @@ def role_echo(argv: list[str]) -> None:
     import paho.mqtt.client as mqtt
 
     port = int(argv[0])
+    variant = argv[1] if len(argv) > 1 else "raw"
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id="bench-echo", protocol=mqtt.MQTTv5
     )
-    client.max_inflight_messages_set(0)
+    # raw: no in-flight limit (paho then skips its per-PUBACK scan of unacknowledged messages)
+    client.max_inflight_messages_set(1000 if variant == "inflight" else 0)
     publish = client.publish
+    if variant == "hop":
+        role_echo_hop(client, port)
+        return
 
     def on_connect(c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         _nodelay(c)
@@ -408,6 +413,43 @@ def role_echo(argv: list[str]) -> None:
     client.on_message = on_message
     client.connect(HOST, port, keepalive=60)
     client.loop_forever()
+
+
+def role_echo_hop(client: Any, port: int) -> None:
+    """The echo with the bridge's threading: paho's network thread hands each message to an
+    asyncio loop (one wake-up per burst), which publishes the answer."""
+    from collections import deque
+
+    loop = asyncio.new_event_loop()
+    incoming: deque[Any] = deque()
+    pending = [False]
+    publish = client.publish
+
+    def process() -> None:
+        pending[0] = False
+        while incoming:
+            msg = incoming.popleft()
+            publish(msg.topic[:-3] + "/down", msg.payload, qos=1)
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        incoming.append(msg)
+        if not pending[0]:
+            pending[0] = True
+            loop.call_soon_threadsafe(process)
+
+    def on_connect(c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        _nodelay(c)
+        c.subscribe(f"{PREFIX}/+/up", qos=1)
+
+    def on_subscribe(_c: Any, _u: Any, _mid: Any, _rc: Any, _p: Any) -> None:
+        print("ready", flush=True)
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect(HOST, port, keepalive=60)
+    client.loop_start()
+    loop.run_forever()
 
 
 def role_ws_server(argv: list[str]) -> None:
@@ -757,6 +799,7 @@ class Row:
     mirror: bool = False
     workers: int = 1
     rate: float = 0.0  # open loop offered rate
+    variant: str = "raw"  # echo: raw | inflight | hop
     reference: bool = False  # the bridge's built-in reference handler instead of the bench's
 
     @property
@@ -766,7 +809,11 @@ class Row:
     @property
     def label(self) -> str:
         if self.system == "echo":
-            return "paho echo (ceiling)"
+            return {
+                "raw": "paho echo (ceiling)",
+                "inflight": "paho echo, paho in-flight limit 1000",
+                "hop": "paho echo via an asyncio loop (the bridge's threads)",
+            }[self.variant]
         if self.system == "ocpp-ws":
             return "`ocpp` WebSocket (OCPP-J)"
         mirror = "mirror on" if self.mirror else "mirror off"
@@ -826,7 +873,9 @@ def start_service(
     """Start the row's service; returns (process, port the generators talk to)."""
     err = open(Path(tmp) / "service.err", "wb")  # noqa: SIM115 - closed with the process
     if row.system == "echo":
-        proc = _spawn(_self_cmd("_echo", str(port)), stdout=subprocess.PIPE, stderr=err)
+        proc = _spawn(
+            _self_cmd("_echo", str(port), row.variant), stdout=subprocess.PIPE, stderr=err
+        )
         LineReader(proc).expect("ready", 20)
         return proc, port
     if row.system == "ocpp-ws":
@@ -1070,6 +1119,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-open-loop", action="store_true", help="skip the open-loop rows")
     ap.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="also run echo variants: with paho's in-flight limit, and through an asyncio loop",
+    )
+    ap.add_argument(
         "--bridge-rows",
         default="1off,1on,2off,2on",
         help="bridge rows: workers and mirror, e.g. '1off,2on'",
@@ -1165,6 +1219,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in stations:
         if "echo" in systems:
             closed_rows.append(Row("echo", n))
+            if args.diagnostics:
+                closed_rows.append(Row("echo", n, variant="inflight"))
+                closed_rows.append(Row("echo", n, variant="hop"))
         if "ocpp-ws" in systems:
             closed_rows.append(Row("ocpp-ws", n))
         if "bridge" in systems:
@@ -1216,6 +1273,7 @@ def main(argv: list[str] | None = None) -> int:
                     and m.row.workers == 1
                     and not m.row.mirror
                     and not m.row.reference
+                    and m.row.variant == "raw"
                 ]
                 if not base:
                     continue
