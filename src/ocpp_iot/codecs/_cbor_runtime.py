@@ -261,6 +261,19 @@ def _civil_from_days(z: int) -> tuple[int, int, int]:
 
 
 _EPOCH_2020_MS = _days_from_civil(2020, 1, 1) * 86400000
+# pure memo caches of the date part (no state between frames: same input, same output)
+_DAYS: dict[str, int] = {}
+_DATES: dict[int, str] = {}
+
+
+def _days(y: int, mo: int, d: int) -> int:
+    """Days since 1970-01-01 of a valid date from 1970 on, else -1."""
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    if y < 1970 or not 1 <= mo <= 12 or d < 1 or d > _DIM[mo] + (mo == 2 and leap):
+        return -1
+    return _days_from_civil(y, mo, d)
+
+
 _SHORT_LIM = 1 << 40
 
 
@@ -278,21 +291,16 @@ def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
         out.append(v)
         return
     ys, mos, ds, hs, mis, ss, frac, tz = mt.groups()
-    y = int(ys)
-    mo = int(mos)
-    d = int(ds)
+    days = _DAYS.get(v[:10])
+    if days is None:
+        days = _days(int(ys), int(mos), int(ds))
+        if len(_DAYS) > 4096:
+            _DAYS.clear()
+        _DAYS[v[:10]] = days
     hh = int(hs)
     mi = int(mis)
     sec = int(ss)
-    if (
-        y < 1970
-        or not 1 <= mo <= 12
-        or d < 1
-        or (d > _DIM[mo] and not (mo == 2 and d == 29 and y % 4 == 0 and (y % 100 or y % 400 == 0)))
-        or hh > 23
-        or mi > 59
-        or sec > 59
-    ):
+    if days < 0 or hh > 23 or mi > 59 or sec > 59:
         out.append(v)
         return
     if tz == "Z":
@@ -307,7 +315,7 @@ def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
         if tz[0] == "-":
             off = -off
     f = len(frac) if frac else 0
-    units = (_days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + sec) * _P10_9[f]
+    units = (days * 86400 + hh * 3600 + mi * 60 + sec) * _P10_9[f]
     if f:
         units += int(frac)
     prev = st[0]
@@ -369,13 +377,19 @@ def dec_timestamp(x: Any, st: list[Any]) -> str:
         raise Bad("timestamp before 1970")
     secs, fr = divmod(units, _P10_9[f])
     days, sod = divmod(secs, 86400)
-    if days > 2932896:  # 9999-12-31
-        raise Bad("timestamp after year 9999")
-    y, mo, d = _civil_from_days(days)
+    date = _DATES.get(days)
+    if date is None:
+        if days > 2932896:  # 9999-12-31
+            raise Bad("timestamp after year 9999")
+        y, mo, d = _civil_from_days(days)
+        date = f"{y:04d}-{mo:02d}-{d:02d}"
+        if len(_DATES) > 4096:
+            _DATES.clear()
+        _DATES[days] = date
     hh, rem = divmod(sod, 3600)
     mi, sec = divmod(rem, 60)
     st[0] = (units, f, off)
-    s = f"{y:04d}-{mo:02d}-{d:02d}T{hh:02d}:{mi:02d}:{sec:02d}"
+    s = f"{date}T{hh:02d}:{mi:02d}:{sec:02d}"
     if f:
         s += f".{fr:0{f}d}"
     if off is None:
@@ -472,6 +486,8 @@ _BASE_NS: dict[str, Any] = {
     "_dei": _dec_enum_item,
     "_eb": _enc_bool_item,
     "_db": _dec_bool_item,
+    "next": next,
+    "len": len,
 }
 
 
@@ -542,9 +558,9 @@ class _Gen:
             "    if o.__class__ is not dict:",
             "        raise Bad('object expected')",
             "    h = 0",
-            "    c = 0",
         ]
-        dd: list[str] = []  # head digits -> properties
+        # head digits -> properties: (lines, zero digit means "absent", lines run when skipped)
+        dd: list[tuple[list[str], bool, list[str]]] = []
         ev: list[str] = []  # value encoding, after the head
         dv: list[str] = []  # value decoding
         mult = 1
@@ -558,32 +574,33 @@ class _Gen:
                 t = self.const({v: (i + off) * mult for i, v in enumerate(vals)})
                 vt = self.const(tuple([None] * off + vals))
                 if req:
-                    e += [f"    h += {t}[o[{key}]]", "    c += 1"]
-                    dd += [f"    o[{key}] = {vt}[h % {n}]", f"    h //= {n}"]
+                    e += [f"    h += {t}[o[{key}]]"]
+                    dd.append(([f"    o[{key}] = {vt}[h % {n}]", f"    h //= {n}"], False, []))
                 else:
                     e += [f"    v = o.get({key}, _M)", "    if v is not _M:"]
-                    e += [f"        h += {t}[v]", "        c += 1"]
-                    dd += [f"    y = h % {n}", f"    h //= {n}", "    if y:"]
-                    dd += [f"        o[{key}] = {vt}[y]"]
+                    e += [f"        h += {t}[v]"]
+                    lines = [f"    y = h % {n}", f"    h //= {n}", "    if y:"]
+                    dd.append((lines + [f"        o[{key}] = {vt}[y]"], True, []))
                 mult *= n
             elif kind == "b":
                 if req:
-                    e += [f"    v = o[{key}]", "    c += 1", "    if v is True:"]
+                    e += [f"    v = o[{key}]", "    if v is True:"]
                     e += [f"        h += {mult}", "    elif v is not False:"]
                     e += ["        raise Bad('boolean expected')"]
-                    dd += [f"    o[{key}] = h % 2 == 1", "    h //= 2"]
+                    dd.append(([f"    o[{key}] = h & 1 == 1", "    h >>= 1"], False, []))
                     mult *= 2
                 else:
                     e += [f"    v = o.get({key}, _M)", "    if v is True:"]
-                    e += [f"        h += {2 * mult}", "        c += 1", "    elif v is False:"]
-                    e += [f"        h += {mult}", "        c += 1", "    elif v is not _M:"]
+                    e += [f"        h += {2 * mult}", "    elif v is False:"]
+                    e += [f"        h += {mult}", "    elif v is not _M:"]
                     e += ["        raise Bad('boolean expected')"]
-                    dd += [
+                    lines = [
                         "    y = h % 3",
                         "    h //= 3",
                         "    if y:",
                         f"        o[{key}] = y == 2",
                     ]
+                    dd.append((lines, True, []))
                     mult *= 3
             elif kind == "T":
                 # digit: required 0 explicit / 1 same as the previous timestamp of the frame;
@@ -591,12 +608,11 @@ class _Gen:
                 base = 0 if req else 1
                 n = 2 if req else 3
                 if req:
-                    e += [f"    v{j} = o[{key}]", "    c += 1"]
+                    e += [f"    v{j} = o[{key}]"]
                 else:
                     e += [
                         f"    v{j} = o.get({key}, _M)",
                         f"    if v{j} is not _M:",
-                        "        c += 1",
                     ]
                 ind = "    " if req else "        "
                 e += [
@@ -607,7 +623,7 @@ class _Gen:
                 if base:
                     e += [f"{ind}else:", f"{ind}    h += {mult}"]
                 ev += [f"    if v{j} is not _M:", f"        enc_timestamp(v{j}, out, st)"]
-                dd += [f"    y{j} = h % {n}", f"    h //= {n}"]
+                dd.append(([f"    y{j} = h % {n}", f"    h //= {n}"], not req, [f"    y{j} = 0"]))
                 dv += [
                     f"    if y{j} == {base}:",
                     f"        o[{key}] = dec_timestamp(next(it), st)",
@@ -633,14 +649,13 @@ class _Gen:
                     "        if s is not None:",
                     f"            h += {mult}",
                     "    else:",
-                    "        c += 1",
                     f"        if u{j} == {it}.get(s, _NOIMPL):",
                     f"            u{j} = _M",
                     "            if s is None:",
                     f"                h += {mult}",
                     "        else:",
                 ]
-                dd += [
+                lines = [
                     f"    y = h % {n}",
                     f"    h //= {n}",
                     f"    if y < 2 and (y == 0) == ({sib!r} in o):",
@@ -654,38 +669,39 @@ class _Gen:
                     t = self.const({v: (i + 2) * mult for i, v in enumerate(vals)})
                     vt = self.const(tuple([None, None] + vals))
                     e += [f"            h += {t}[u{j}]", f"            u{j} = _M"]
-                    dd += ["    if y > 1:", f"        o[{key}] = {vt}[y]"]
+                    lines += ["    if y > 1:", f"        o[{key}] = {vt}[y]"]
                 else:
                     enc_s, dec_x = self.value_codec(inner)
                     e += [f"            h += {2 * mult}"]
                     ev += [f"    if u{j} is not _M:", "        " + enc_s.format(v=f"u{j}")]
-                    dd += [f"    p{j} = y == 2"]
+                    lines += [f"    p{j} = y == 2"]
                     dv += [f"    if p{j}:", f"        o[{key}] = {dec_x}"]
+                dd.append((lines, False, []))
                 mult *= n
             else:
                 enc_s, dec_x = self.value_codec(spec)
                 if req:
-                    e += [f"    v{j} = o[{key}]", "    c += 1"]
+                    e += [f"    v{j} = o[{key}]"]
                     ev += ["    " + enc_s.format(v=f"v{j}")]
                     dv += [f"    o[{key}] = {dec_x}"]
                 else:
                     e += [f"    v{j} = o.get({key}, _M)", f"    if v{j} is not _M:"]
-                    e += [f"        h += {mult}", "        c += 1"]
+                    e += [f"        h += {mult}"]
                     ev += [f"    if v{j} is not _M:", "        " + enc_s.format(v=f"v{j}")]
-                    dd += [f"    p{j} = h % 2", "    h //= 2"]
+                    dd.append(([f"    p{j} = h & 1", "    h >>= 1"], True, [f"    p{j} = 0"]))
                     dv += [f"    if p{j}:", f"        o[{key}] = {dec_x}"]
                     mult *= 2
         names_c = self.const(frozenset(names))
         if extras:
             e += [
-                "    if c != len(o):",
+                f"    if not o.keys() <= {names_c}:",
                 f"        ex = {{a: b for a, b in o.items() if a not in {names_c}}}",
                 f"        h += {mult}",
                 "    else:",
                 "        ex = None",
             ]
             ev += ["    if ex is not None:", "        out.append(check_json(ex))"]
-            dd += ["    px = h % 2", "    h //= 2"]
+            dd.append((["    px = h & 1", "    h >>= 1"], True, ["    px = 0"]))
             dv += [
                 "    if px:",
                 "        ex = check_json(next(it))",
@@ -695,7 +711,7 @@ class _Gen:
             ]
             mult *= 2
         else:
-            e += ["    if c != len(o):", "        raise Bad('unknown property')"]
+            e += [f"    if not o.keys() <= {names_c}:", "        raise Bad('unknown property')"]
         d = [f"def d{k}(it, st):", "    o = {}"]
         if mult > 1:
             e += ["    st[1] = len(out)", "    out.append(h)"]
@@ -704,7 +720,21 @@ class _Gen:
                 "    if h.__class__ is not int or h < 0:",
                 "        raise Bad('object head expected')",
             ]
-            d += dd + ["    if h:", "        raise Bad('object head out of range')"]
+            # once the rest of the head is 0, digits whose 0 means "absent" need no work
+            cut = len(dd)
+            while cut and dd[cut - 1][1]:
+                cut -= 1
+            for lines, _, _ in dd[:cut]:
+                d += lines
+            if cut < len(dd):
+                for _, _, init in dd[cut:]:
+                    d += init
+                d += ["    if h:"]
+                for lines, _, _ in dd[cut:]:
+                    d += ["    " + line for line in lines]
+                d += ["        if h:", "            raise Bad('object head out of range')"]
+            else:
+                d += ["    if h:", "        raise Bad('object head out of range')"]
         self.src += e + ev + d + dv + ["    return o"]
 
 

@@ -67,6 +67,13 @@ def header(version: str, message_type: int, uuid_id: bool = False) -> int:
     return FORMAT_VERSION << 5 | uuid_id << 4 | (_VERSIONS.index(version) * 5 + message_type - 2)
 
 
+_TYPE_OF: dict[type, int] = {Call: 2, CallResult: 3, CallError: 4, CallResultError: 5, Send: 6}
+# version -> message type -> (header byte, header byte with the UUID flag)
+_HEADERS = {
+    v: {t: (bytes((header(v, t),)), bytes((header(v, t, True),))) for t in range(2, 7)}
+    for v in _VERSIONS
+}
+
 # header low nibble -> (version, message type); None where the version has no such type
 _KINDS: list[tuple[str, int] | None] = [None] * 16
 for _vi, _v in enumerate(_VERSIONS):
@@ -102,48 +109,52 @@ def _payload(codec: VersionCodec, action: str, payload: Any, request: bool, out:
 
 def encode(frame: Frame, version: str) -> bytes:
     """Encode an OCPP-J frame of OCPP ``version`` ("1.6", "2.0.1" or "2.1")."""
-    codec = _codec(version)
-    out: list[Any] = []
-    mt = frame.message_type
+    codec = _CODECS.get(version) or _codec(version)
+    cls = frame.__class__
+    mt = _TYPE_OF.get(cls)
+    if mt is None:
+        raise ValueError(f"not an OCPP frame: {frame!r}")
     if mt > 4 and version != "2.1":
-        raise ValueError(f"{type(frame).__name__} frames exist in OCPP 2.1 only")
-    mid = frame.message_id
+        raise ValueError(f"{cls.__name__} frames exist in OCPP 2.1 only")
+    out: list[Any] = []
     try:
-        enc_string(mid, out)
+        enc_string(frame.message_id, out)
     except Bad:
         raise ValueError("message id must be a string") from None
-    uuid_id = out[0].__class__ is bytes and len(out[0]) == 16
+    first = out[0]
+    uuid_id = first.__class__ is bytes and len(first) == 16
     if uuid_id:
         out.clear()
-    if isinstance(frame, (Call, Send)):
-        _payload(codec, frame.action, frame.payload, True, out)
-    elif isinstance(frame, CallResult):
-        if frame.action is None:
+    if mt == 2 or mt == 6:
+        _payload(codec, frame.action, frame.payload, True, out)  # type: ignore[union-attr]
+    elif mt == 3:
+        if frame.action is None:  # type: ignore[union-attr]
             raise ValueError("a CallResult needs its action to be encoded")
-        _payload(codec, frame.action, frame.payload, False, out)
-    elif isinstance(frame, (CallError, CallResultError)):
-        code = frame.error_code
-        if code.__class__ is not str or frame.error_description.__class__ is not str:
+        _payload(codec, frame.action, frame.payload, False, out)  # type: ignore[union-attr]
+    else:
+        code = frame.error_code  # type: ignore[union-attr]
+        desc = frame.error_description  # type: ignore[union-attr]
+        if code.__class__ is not str or desc.__class__ is not str:
             raise ValueError("error code and description must be strings")
         i = codec.error_code.get(code)
         out.append(code if i is None else i)
         try:
-            details = check_json(frame.error_details)
+            details = check_json(frame.error_details)  # type: ignore[union-attr]
         except (Bad, RecursionError) as exc:
             raise ValueError(f"error details are not a JSON value: {exc}") from None
         if details != {} or details.__class__ is not dict:
-            out += (frame.error_description, details)
-        elif frame.error_description:
-            out.append(frame.error_description)
-    else:
-        raise ValueError(f"not an OCPP frame: {frame!r}")
+            out += (desc, details)
+        elif desc:
+            out.append(desc)
     n = len(out)
-    skip = _ARRAY_HEAD[(n >= 24) + (n >= 256) + (n >= 65536)]
-    body = cbor2.dumps(out)[skip:]
+    body = cbor2.dumps(out)
+    head = _HEADERS[version][mt]
     if uuid_id:
-        data = bytes((header(version, mt, True),)) + bytes.fromhex(mid.replace("-", "")) + body
+        data = b"".join(
+            (head[1], first, body[_ARRAY_HEAD[(n >= 24) + (n >= 256) + (n >= 65536)] :])
+        )
     else:
-        data = bytes((header(version, mt),)) + body
+        data = head[0] + body[_ARRAY_HEAD[(n >= 24) + (n >= 256) + (n >= 65536)] :]
     if len(data) > MAX_FRAME_SIZE:
         raise ValueError(f"encoded frame exceeds {MAX_FRAME_SIZE} bytes")
     return data
