@@ -773,6 +773,7 @@ def emit(vm: VersionModel) -> dict[str, str]:
     out.append(f"__all__ = {names!r}\n")
     for en in names:
         out.append(f"\nclass {en}(StrEnum):")
+        out.append(f'    """OCPP {vm.version} enumeration {en}."""\n')
         used: set[str] = set()
         for v in vm.enums[en]:
             m = member_name(v)

@@ -14,6 +14,8 @@ __all__ = ['AuthorizationStatus', 'AvailabilityStatus', 'AvailabilityType', 'Can
 
 
 class AuthorizationStatus(StrEnum):
+    """OCPP 1.6 enumeration AuthorizationStatus."""
+
     ACCEPTED = 'Accepted'
     BLOCKED = 'Blocked'
     EXPIRED = 'Expired'
@@ -22,32 +24,44 @@ class AuthorizationStatus(StrEnum):
 
 
 class AvailabilityStatus(StrEnum):
+    """OCPP 1.6 enumeration AvailabilityStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
 class AvailabilityType(StrEnum):
+    """OCPP 1.6 enumeration AvailabilityType."""
+
     INOPERATIVE = 'Inoperative'
     OPERATIVE = 'Operative'
 
 
 class CancelReservationStatus(StrEnum):
+    """OCPP 1.6 enumeration CancelReservationStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class CertificateSignedStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration CertificateSignedStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class CertificateUseEnumType(StrEnum):
+    """OCPP 1.6 enumeration CertificateUseEnumType."""
+
     CENTRAL_SYSTEM_ROOT_CERTIFICATE = 'CentralSystemRootCertificate'
     MANUFACTURER_ROOT_CERTIFICATE = 'ManufacturerRootCertificate'
 
 
 class ChargePointErrorCode(StrEnum):
+    """OCPP 1.6 enumeration ChargePointErrorCode."""
+
     CONNECTOR_LOCK_FAILURE = 'ConnectorLockFailure'
     EV_COMMUNICATION_ERROR = 'EVCommunicationError'
     GROUND_FAILURE = 'GroundFailure'
@@ -67,6 +81,8 @@ class ChargePointErrorCode(StrEnum):
 
 
 class ChargePointStatus(StrEnum):
+    """OCPP 1.6 enumeration ChargePointStatus."""
+
     AVAILABLE = 'Available'
     PREPARING = 'Preparing'
     CHARGING = 'Charging'
@@ -79,39 +95,53 @@ class ChargePointStatus(StrEnum):
 
 
 class ChargingProfileKindType(StrEnum):
+    """OCPP 1.6 enumeration ChargingProfileKindType."""
+
     ABSOLUTE = 'Absolute'
     RECURRING = 'Recurring'
     RELATIVE = 'Relative'
 
 
 class ChargingProfilePurposeType(StrEnum):
+    """OCPP 1.6 enumeration ChargingProfilePurposeType."""
+
     CHARGE_POINT_MAX_PROFILE = 'ChargePointMaxProfile'
     TX_DEFAULT_PROFILE = 'TxDefaultProfile'
     TX_PROFILE = 'TxProfile'
 
 
 class ChargingProfileStatus(StrEnum):
+    """OCPP 1.6 enumeration ChargingProfileStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_SUPPORTED = 'NotSupported'
 
 
 class ChargingRateUnitType(StrEnum):
+    """OCPP 1.6 enumeration ChargingRateUnitType."""
+
     A = 'A'
     W = 'W'
 
 
 class ClearCacheStatus(StrEnum):
+    """OCPP 1.6 enumeration ClearCacheStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ClearChargingProfileStatus(StrEnum):
+    """OCPP 1.6 enumeration ClearChargingProfileStatus."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
 class ConfigurationStatus(StrEnum):
+    """OCPP 1.6 enumeration ConfigurationStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     REBOOT_REQUIRED = 'RebootRequired'
@@ -119,6 +149,8 @@ class ConfigurationStatus(StrEnum):
 
 
 class DataTransferStatus(StrEnum):
+    """OCPP 1.6 enumeration DataTransferStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_MESSAGE_ID = 'UnknownMessageId'
@@ -126,12 +158,16 @@ class DataTransferStatus(StrEnum):
 
 
 class DeleteCertificateStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration DeleteCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     NOT_FOUND = 'NotFound'
 
 
 class DiagnosticsStatus(StrEnum):
+    """OCPP 1.6 enumeration DiagnosticsStatus."""
+
     IDLE = 'Idle'
     UPLOADED = 'Uploaded'
     UPLOAD_FAILED = 'UploadFailed'
@@ -139,6 +175,8 @@ class DiagnosticsStatus(StrEnum):
 
 
 class FirmwareStatus(StrEnum):
+    """OCPP 1.6 enumeration FirmwareStatus."""
+
     DOWNLOADED = 'Downloaded'
     DOWNLOAD_FAILED = 'DownloadFailed'
     DOWNLOADING = 'Downloading'
@@ -149,6 +187,8 @@ class FirmwareStatus(StrEnum):
 
 
 class FirmwareStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration FirmwareStatusEnumType."""
+
     DOWNLOADED = 'Downloaded'
     DOWNLOAD_FAILED = 'DownloadFailed'
     DOWNLOADING = 'Downloading'
@@ -166,33 +206,45 @@ class FirmwareStatusEnumType(StrEnum):
 
 
 class GenericStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration GenericStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class GetCompositeScheduleStatus(StrEnum):
+    """OCPP 1.6 enumeration GetCompositeScheduleStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class GetInstalledCertificateStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration GetInstalledCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     NOT_FOUND = 'NotFound'
 
 
 class HashAlgorithmEnumType(StrEnum):
+    """OCPP 1.6 enumeration HashAlgorithmEnumType."""
+
     SHA256 = 'SHA256'
     SHA384 = 'SHA384'
     SHA512 = 'SHA512'
 
 
 class InstallCertificateStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration InstallCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     REJECTED = 'Rejected'
 
 
 class Location(StrEnum):
+    """OCPP 1.6 enumeration Location."""
+
     CABLE = 'Cable'
     EV = 'EV'
     INLET = 'Inlet'
@@ -201,17 +253,23 @@ class Location(StrEnum):
 
 
 class LogEnumType(StrEnum):
+    """OCPP 1.6 enumeration LogEnumType."""
+
     DIAGNOSTICS_LOG = 'DiagnosticsLog'
     SECURITY_LOG = 'SecurityLog'
 
 
 class LogStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration LogStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
 
 
 class Measurand(StrEnum):
+    """OCPP 1.6 enumeration Measurand."""
+
     ENERGY_ACTIVE_EXPORT_REGISTER = 'Energy.Active.Export.Register'
     ENERGY_ACTIVE_IMPORT_REGISTER = 'Energy.Active.Import.Register'
     ENERGY_REACTIVE_EXPORT_REGISTER = 'Energy.Reactive.Export.Register'
@@ -237,6 +295,8 @@ class Measurand(StrEnum):
 
 
 class MessageTrigger(StrEnum):
+    """OCPP 1.6 enumeration MessageTrigger."""
+
     BOOT_NOTIFICATION = 'BootNotification'
     DIAGNOSTICS_STATUS_NOTIFICATION = 'DiagnosticsStatusNotification'
     FIRMWARE_STATUS_NOTIFICATION = 'FirmwareStatusNotification'
@@ -246,6 +306,8 @@ class MessageTrigger(StrEnum):
 
 
 class MessageTriggerEnumType(StrEnum):
+    """OCPP 1.6 enumeration MessageTriggerEnumType."""
+
     BOOT_NOTIFICATION = 'BootNotification'
     LOG_STATUS_NOTIFICATION = 'LogStatusNotification'
     FIRMWARE_STATUS_NOTIFICATION = 'FirmwareStatusNotification'
@@ -256,6 +318,8 @@ class MessageTriggerEnumType(StrEnum):
 
 
 class Phase(StrEnum):
+    """OCPP 1.6 enumeration Phase."""
+
     L1 = 'L1'
     L2 = 'L2'
     L3 = 'L3'
@@ -269,6 +333,8 @@ class Phase(StrEnum):
 
 
 class ReadingContext(StrEnum):
+    """OCPP 1.6 enumeration ReadingContext."""
+
     INTERRUPTION_BEGIN = 'Interruption.Begin'
     INTERRUPTION_END = 'Interruption.End'
     SAMPLE_CLOCK = 'Sample.Clock'
@@ -280,6 +346,8 @@ class ReadingContext(StrEnum):
 
 
 class Reason(StrEnum):
+    """OCPP 1.6 enumeration Reason."""
+
     EMERGENCY_STOP = 'EmergencyStop'
     EV_DISCONNECTED = 'EVDisconnected'
     HARD_RESET = 'HardReset'
@@ -294,22 +362,30 @@ class Reason(StrEnum):
 
 
 class RecurrencyKindType(StrEnum):
+    """OCPP 1.6 enumeration RecurrencyKindType."""
+
     DAILY = 'Daily'
     WEEKLY = 'Weekly'
 
 
 class RegistrationStatus(StrEnum):
+    """OCPP 1.6 enumeration RegistrationStatus."""
+
     ACCEPTED = 'Accepted'
     PENDING = 'Pending'
     REJECTED = 'Rejected'
 
 
 class RemoteStartStopStatus(StrEnum):
+    """OCPP 1.6 enumeration RemoteStartStopStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ReservationStatus(StrEnum):
+    """OCPP 1.6 enumeration ReservationStatus."""
+
     ACCEPTED = 'Accepted'
     FAULTED = 'Faulted'
     OCCUPIED = 'Occupied'
@@ -318,16 +394,22 @@ class ReservationStatus(StrEnum):
 
 
 class ResetStatus(StrEnum):
+    """OCPP 1.6 enumeration ResetStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ResetType(StrEnum):
+    """OCPP 1.6 enumeration ResetType."""
+
     HARD = 'Hard'
     SOFT = 'Soft'
 
 
 class TransactionDataSampledValueUnit(StrEnum):
+    """OCPP 1.6 enumeration TransactionDataSampledValueUnit."""
+
     WH = 'Wh'
     K_WH = 'kWh'
     VARH = 'varh'
@@ -348,18 +430,24 @@ class TransactionDataSampledValueUnit(StrEnum):
 
 
 class TriggerMessageStatus(StrEnum):
+    """OCPP 1.6 enumeration TriggerMessageStatus."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_IMPLEMENTED = 'NotImplemented'
 
 
 class TriggerMessageStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration TriggerMessageStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_IMPLEMENTED = 'NotImplemented'
 
 
 class UnitOfMeasure(StrEnum):
+    """OCPP 1.6 enumeration UnitOfMeasure."""
+
     WH = 'Wh'
     K_WH = 'kWh'
     VARH = 'varh'
@@ -381,12 +469,16 @@ class UnitOfMeasure(StrEnum):
 
 
 class UnlockStatus(StrEnum):
+    """OCPP 1.6 enumeration UnlockStatus."""
+
     UNLOCKED = 'Unlocked'
     UNLOCK_FAILED = 'UnlockFailed'
     NOT_SUPPORTED = 'NotSupported'
 
 
 class UpdateFirmwareStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration UpdateFirmwareStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
@@ -395,6 +487,8 @@ class UpdateFirmwareStatusEnumType(StrEnum):
 
 
 class UpdateStatus(StrEnum):
+    """OCPP 1.6 enumeration UpdateStatus."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     NOT_SUPPORTED = 'NotSupported'
@@ -402,11 +496,15 @@ class UpdateStatus(StrEnum):
 
 
 class UpdateType(StrEnum):
+    """OCPP 1.6 enumeration UpdateType."""
+
     DIFFERENTIAL = 'Differential'
     FULL = 'Full'
 
 
 class UploadLogStatusEnumType(StrEnum):
+    """OCPP 1.6 enumeration UploadLogStatusEnumType."""
+
     BAD_MESSAGE = 'BadMessage'
     IDLE = 'Idle'
     NOT_SUPPORTED_OPERATION = 'NotSupportedOperation'
@@ -417,5 +515,7 @@ class UploadLogStatusEnumType(StrEnum):
 
 
 class ValueFormat(StrEnum):
+    """OCPP 1.6 enumeration ValueFormat."""
+
     RAW = 'Raw'
     SIGNED_DATA = 'SignedData'

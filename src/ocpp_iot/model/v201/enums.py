@@ -14,6 +14,8 @@ __all__ = ['APNAuthenticationEnumType', 'AttributeEnumType', 'AuthorizationStatu
 
 
 class APNAuthenticationEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration APNAuthenticationEnumType."""
+
     CHAP = 'CHAP'
     NONE = 'NONE'
     PAP = 'PAP'
@@ -21,6 +23,8 @@ class APNAuthenticationEnumType(StrEnum):
 
 
 class AttributeEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration AttributeEnumType."""
+
     ACTUAL = 'Actual'
     TARGET = 'Target'
     MIN_SET = 'MinSet'
@@ -28,6 +32,8 @@ class AttributeEnumType(StrEnum):
 
 
 class AuthorizationStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration AuthorizationStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     BLOCKED = 'Blocked'
     CONCURRENT_TX = 'ConcurrentTx'
@@ -41,6 +47,8 @@ class AuthorizationStatusEnumType(StrEnum):
 
 
 class AuthorizeCertificateStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration AuthorizeCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     SIGNATURE_ERROR = 'SignatureError'
     CERTIFICATE_EXPIRED = 'CertificateExpired'
@@ -51,6 +59,8 @@ class AuthorizeCertificateStatusEnumType(StrEnum):
 
 
 class BootReasonEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration BootReasonEnumType."""
+
     APPLICATION_RESET = 'ApplicationReset'
     FIRMWARE_UPDATE = 'FirmwareUpdate'
     LOCAL_RESET = 'LocalReset'
@@ -63,32 +73,44 @@ class BootReasonEnumType(StrEnum):
 
 
 class CancelReservationStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration CancelReservationStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class CertificateActionEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration CertificateActionEnumType."""
+
     INSTALL = 'Install'
     UPDATE = 'Update'
 
 
 class CertificateSignedStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration CertificateSignedStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class CertificateSigningUseEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration CertificateSigningUseEnumType."""
+
     CHARGING_STATION_CERTIFICATE = 'ChargingStationCertificate'
     V2_G_CERTIFICATE = 'V2GCertificate'
 
 
 class ChangeAvailabilityStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ChangeAvailabilityStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
 class ChargingLimitSourceEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ChargingLimitSourceEnumType."""
+
     EMS = 'EMS'
     OTHER = 'Other'
     SO = 'SO'
@@ -96,12 +118,16 @@ class ChargingLimitSourceEnumType(StrEnum):
 
 
 class ChargingProfileKindEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ChargingProfileKindEnumType."""
+
     ABSOLUTE = 'Absolute'
     RECURRING = 'Recurring'
     RELATIVE = 'Relative'
 
 
 class ChargingProfilePurposeEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ChargingProfilePurposeEnumType."""
+
     CHARGING_STATION_EXTERNAL_CONSTRAINTS = 'ChargingStationExternalConstraints'
     CHARGING_STATION_MAX_PROFILE = 'ChargingStationMaxProfile'
     TX_DEFAULT_PROFILE = 'TxDefaultProfile'
@@ -109,16 +135,22 @@ class ChargingProfilePurposeEnumType(StrEnum):
 
 
 class ChargingProfileStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ChargingProfileStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ChargingRateUnitEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ChargingRateUnitEnumType."""
+
     W = 'W'
     A = 'A'
 
 
 class ChargingStateEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ChargingStateEnumType."""
+
     CHARGING = 'Charging'
     EV_CONNECTED = 'EVConnected'
     SUSPENDED_EV = 'SuspendedEV'
@@ -127,27 +159,37 @@ class ChargingStateEnumType(StrEnum):
 
 
 class ClearCacheStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ClearCacheStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ClearChargingProfileStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ClearChargingProfileStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
 class ClearMessageStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ClearMessageStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
 class ClearMonitoringStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ClearMonitoringStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_FOUND = 'NotFound'
 
 
 class ComponentCriterionEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ComponentCriterionEnumType."""
+
     ACTIVE = 'Active'
     AVAILABLE = 'Available'
     ENABLED = 'Enabled'
@@ -155,6 +197,8 @@ class ComponentCriterionEnumType(StrEnum):
 
 
 class ConnectorEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ConnectorEnumType."""
+
     C_CCS1 = 'cCCS1'
     C_CCS2 = 'cCCS2'
     C_G105 = 'cG105'
@@ -180,6 +224,8 @@ class ConnectorEnumType(StrEnum):
 
 
 class ConnectorStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ConnectorStatusEnumType."""
+
     AVAILABLE = 'Available'
     OCCUPIED = 'Occupied'
     RESERVED = 'Reserved'
@@ -188,18 +234,24 @@ class ConnectorStatusEnumType(StrEnum):
 
 
 class CostKindEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration CostKindEnumType."""
+
     CARBON_DIOXIDE_EMISSION = 'CarbonDioxideEmission'
     RELATIVE_PRICE_PERCENTAGE = 'RelativePricePercentage'
     RENEWABLE_GENERATION_PERCENTAGE = 'RenewableGenerationPercentage'
 
 
 class CustomerInformationStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration CustomerInformationStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     INVALID = 'Invalid'
 
 
 class DataEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration DataEnumType."""
+
     STRING = 'string'
     DECIMAL = 'decimal'
     INTEGER = 'integer'
@@ -211,6 +263,8 @@ class DataEnumType(StrEnum):
 
 
 class DataTransferStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration DataTransferStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_MESSAGE_ID = 'UnknownMessageId'
@@ -218,12 +272,16 @@ class DataTransferStatusEnumType(StrEnum):
 
 
 class DeleteCertificateStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration DeleteCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     NOT_FOUND = 'NotFound'
 
 
 class DisplayMessageStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration DisplayMessageStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     NOT_SUPPORTED_MESSAGE_FORMAT = 'NotSupportedMessageFormat'
     REJECTED = 'Rejected'
@@ -233,6 +291,8 @@ class DisplayMessageStatusEnumType(StrEnum):
 
 
 class EnergyTransferModeEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration EnergyTransferModeEnumType."""
+
     DC = 'DC'
     AC_SINGLE_PHASE = 'AC_single_phase'
     AC_TWO_PHASE = 'AC_two_phase'
@@ -240,6 +300,8 @@ class EnergyTransferModeEnumType(StrEnum):
 
 
 class EventNotificationEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration EventNotificationEnumType."""
+
     HARD_WIRED_NOTIFICATION = 'HardWiredNotification'
     HARD_WIRED_MONITOR = 'HardWiredMonitor'
     PRECONFIGURED_MONITOR = 'PreconfiguredMonitor'
@@ -247,12 +309,16 @@ class EventNotificationEnumType(StrEnum):
 
 
 class EventTriggerEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration EventTriggerEnumType."""
+
     ALERTING = 'Alerting'
     DELTA = 'Delta'
     PERIODIC = 'Periodic'
 
 
 class FirmwareStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration FirmwareStatusEnumType."""
+
     DOWNLOADED = 'Downloaded'
     DOWNLOAD_FAILED = 'DownloadFailed'
     DOWNLOADING = 'Downloading'
@@ -270,6 +336,8 @@ class FirmwareStatusEnumType(StrEnum):
 
 
 class GenericDeviceModelStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration GenericDeviceModelStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_SUPPORTED = 'NotSupported'
@@ -277,11 +345,15 @@ class GenericDeviceModelStatusEnumType(StrEnum):
 
 
 class GenericStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration GenericStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class GetCertificateIdUseEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration GetCertificateIdUseEnumType."""
+
     V2_G_ROOT_CERTIFICATE = 'V2GRootCertificate'
     MO_ROOT_CERTIFICATE = 'MORootCertificate'
     CSMS_ROOT_CERTIFICATE = 'CSMSRootCertificate'
@@ -290,26 +362,36 @@ class GetCertificateIdUseEnumType(StrEnum):
 
 
 class GetCertificateStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration GetCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
 
 
 class GetChargingProfileStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration GetChargingProfileStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     NO_PROFILES = 'NoProfiles'
 
 
 class GetDisplayMessagesStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration GetDisplayMessagesStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
 class GetInstalledCertificateStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration GetInstalledCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     NOT_FOUND = 'NotFound'
 
 
 class GetVariableStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration GetVariableStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_COMPONENT = 'UnknownComponent'
@@ -318,12 +400,16 @@ class GetVariableStatusEnumType(StrEnum):
 
 
 class HashAlgorithmEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration HashAlgorithmEnumType."""
+
     SHA256 = 'SHA256'
     SHA384 = 'SHA384'
     SHA512 = 'SHA512'
 
 
 class IdTokenEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration IdTokenEnumType."""
+
     CENTRAL = 'Central'
     E_MAID = 'eMAID'
     ISO14443 = 'ISO14443'
@@ -335,12 +421,16 @@ class IdTokenEnumType(StrEnum):
 
 
 class InstallCertificateStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration InstallCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
 class InstallCertificateUseEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration InstallCertificateUseEnumType."""
+
     V2_G_ROOT_CERTIFICATE = 'V2GRootCertificate'
     MO_ROOT_CERTIFICATE = 'MORootCertificate'
     CSMS_ROOT_CERTIFICATE = 'CSMSRootCertificate'
@@ -348,11 +438,15 @@ class InstallCertificateUseEnumType(StrEnum):
 
 
 class Iso15118EVCertificateStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration Iso15118EVCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
 
 
 class LocationEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration LocationEnumType."""
+
     BODY = 'Body'
     CABLE = 'Cable'
     EV = 'EV'
@@ -361,17 +455,23 @@ class LocationEnumType(StrEnum):
 
 
 class LogEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration LogEnumType."""
+
     DIAGNOSTICS_LOG = 'DiagnosticsLog'
     SECURITY_LOG = 'SecurityLog'
 
 
 class LogStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration LogStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
 
 
 class MeasurandEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MeasurandEnumType."""
+
     CURRENT_EXPORT = 'Current.Export'
     CURRENT_IMPORT = 'Current.Import'
     CURRENT_OFFERED = 'Current.Offered'
@@ -400,6 +500,8 @@ class MeasurandEnumType(StrEnum):
 
 
 class MessageFormatEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MessageFormatEnumType."""
+
     ASCII = 'ASCII'
     HTML = 'HTML'
     URI = 'URI'
@@ -407,12 +509,16 @@ class MessageFormatEnumType(StrEnum):
 
 
 class MessagePriorityEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MessagePriorityEnumType."""
+
     ALWAYS_FRONT = 'AlwaysFront'
     IN_FRONT = 'InFront'
     NORMAL_CYCLE = 'NormalCycle'
 
 
 class MessageStateEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MessageStateEnumType."""
+
     CHARGING = 'Charging'
     FAULTED = 'Faulted'
     IDLE = 'Idle'
@@ -420,6 +526,8 @@ class MessageStateEnumType(StrEnum):
 
 
 class MessageTriggerEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MessageTriggerEnumType."""
+
     BOOT_NOTIFICATION = 'BootNotification'
     LOG_STATUS_NOTIFICATION = 'LogStatusNotification'
     FIRMWARE_STATUS_NOTIFICATION = 'FirmwareStatusNotification'
@@ -434,6 +542,8 @@ class MessageTriggerEnumType(StrEnum):
 
 
 class MonitorEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MonitorEnumType."""
+
     UPPER_THRESHOLD = 'UpperThreshold'
     LOWER_THRESHOLD = 'LowerThreshold'
     DELTA = 'Delta'
@@ -442,30 +552,40 @@ class MonitorEnumType(StrEnum):
 
 
 class MonitoringBaseEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MonitoringBaseEnumType."""
+
     ALL = 'All'
     FACTORY_DEFAULT = 'FactoryDefault'
     HARD_WIRED_ONLY = 'HardWiredOnly'
 
 
 class MonitoringCriterionEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MonitoringCriterionEnumType."""
+
     THRESHOLD_MONITORING = 'ThresholdMonitoring'
     DELTA_MONITORING = 'DeltaMonitoring'
     PERIODIC_MONITORING = 'PeriodicMonitoring'
 
 
 class MutabilityEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration MutabilityEnumType."""
+
     READ_ONLY = 'ReadOnly'
     WRITE_ONLY = 'WriteOnly'
     READ_WRITE = 'ReadWrite'
 
 
 class NotifyEVChargingNeedsStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration NotifyEVChargingNeedsStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     PROCESSING = 'Processing'
 
 
 class OCPPInterfaceEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration OCPPInterfaceEnumType."""
+
     WIRED0 = 'Wired0'
     WIRED1 = 'Wired1'
     WIRED2 = 'Wired2'
@@ -477,11 +597,15 @@ class OCPPInterfaceEnumType(StrEnum):
 
 
 class OCPPTransportEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration OCPPTransportEnumType."""
+
     JSON = 'JSON'
     SOAP = 'SOAP'
 
 
 class OCPPVersionEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration OCPPVersionEnumType."""
+
     OCPP12 = 'OCPP12'
     OCPP15 = 'OCPP15'
     OCPP16 = 'OCPP16'
@@ -489,11 +613,15 @@ class OCPPVersionEnumType(StrEnum):
 
 
 class OperationalStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration OperationalStatusEnumType."""
+
     INOPERATIVE = 'Inoperative'
     OPERATIVE = 'Operative'
 
 
 class PhaseEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration PhaseEnumType."""
+
     L1 = 'L1'
     L2 = 'L2'
     L3 = 'L3'
@@ -507,6 +635,8 @@ class PhaseEnumType(StrEnum):
 
 
 class PublishFirmwareStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration PublishFirmwareStatusEnumType."""
+
     IDLE = 'Idle'
     DOWNLOAD_SCHEDULED = 'DownloadScheduled'
     DOWNLOADING = 'Downloading'
@@ -520,6 +650,8 @@ class PublishFirmwareStatusEnumType(StrEnum):
 
 
 class ReadingContextEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ReadingContextEnumType."""
+
     INTERRUPTION_BEGIN = 'Interruption.Begin'
     INTERRUPTION_END = 'Interruption.End'
     OTHER = 'Other'
@@ -531,6 +663,8 @@ class ReadingContextEnumType(StrEnum):
 
 
 class ReasonEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ReasonEnumType."""
+
     DE_AUTHORIZED = 'DeAuthorized'
     EMERGENCY_STOP = 'EmergencyStop'
     ENERGY_LIMIT_REACHED = 'EnergyLimitReached'
@@ -553,33 +687,45 @@ class ReasonEnumType(StrEnum):
 
 
 class RecurrencyKindEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration RecurrencyKindEnumType."""
+
     DAILY = 'Daily'
     WEEKLY = 'Weekly'
 
 
 class RegistrationStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration RegistrationStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     PENDING = 'Pending'
     REJECTED = 'Rejected'
 
 
 class ReportBaseEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ReportBaseEnumType."""
+
     CONFIGURATION_INVENTORY = 'ConfigurationInventory'
     FULL_INVENTORY = 'FullInventory'
     SUMMARY_INVENTORY = 'SummaryInventory'
 
 
 class RequestStartStopStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration RequestStartStopStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ReservationUpdateStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ReservationUpdateStatusEnumType."""
+
     EXPIRED = 'Expired'
     REMOVED = 'Removed'
 
 
 class ReserveNowStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ReserveNowStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAULTED = 'Faulted'
     OCCUPIED = 'Occupied'
@@ -588,23 +734,31 @@ class ReserveNowStatusEnumType(StrEnum):
 
 
 class ResetEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ResetEnumType."""
+
     IMMEDIATE = 'Immediate'
     ON_IDLE = 'OnIdle'
 
 
 class ResetStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration ResetStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
 class SendLocalListStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration SendLocalListStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     VERSION_MISMATCH = 'VersionMismatch'
 
 
 class SetMonitoringStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration SetMonitoringStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN_COMPONENT = 'UnknownComponent'
     UNKNOWN_VARIABLE = 'UnknownVariable'
@@ -614,12 +768,16 @@ class SetMonitoringStatusEnumType(StrEnum):
 
 
 class SetNetworkProfileStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration SetNetworkProfileStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
 class SetVariableStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration SetVariableStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_COMPONENT = 'UnknownComponent'
@@ -629,18 +787,24 @@ class SetVariableStatusEnumType(StrEnum):
 
 
 class TransactionEventEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration TransactionEventEnumType."""
+
     ENDED = 'Ended'
     STARTED = 'Started'
     UPDATED = 'Updated'
 
 
 class TriggerMessageStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration TriggerMessageStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_IMPLEMENTED = 'NotImplemented'
 
 
 class TriggerReasonEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration TriggerReasonEnumType."""
+
     AUTHORIZED = 'Authorized'
     CABLE_PLUGGED_IN = 'CablePluggedIn'
     CHARGING_RATE_CHANGED = 'ChargingRateChanged'
@@ -665,6 +829,8 @@ class TriggerReasonEnumType(StrEnum):
 
 
 class UnlockStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration UnlockStatusEnumType."""
+
     UNLOCKED = 'Unlocked'
     UNLOCK_FAILED = 'UnlockFailed'
     ONGOING_AUTHORIZED_TRANSACTION = 'OngoingAuthorizedTransaction'
@@ -672,17 +838,23 @@ class UnlockStatusEnumType(StrEnum):
 
 
 class UnpublishFirmwareStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration UnpublishFirmwareStatusEnumType."""
+
     DOWNLOAD_ONGOING = 'DownloadOngoing'
     NO_FIRMWARE = 'NoFirmware'
     UNPUBLISHED = 'Unpublished'
 
 
 class UpdateEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration UpdateEnumType."""
+
     DIFFERENTIAL = 'Differential'
     FULL = 'Full'
 
 
 class UpdateFirmwareStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration UpdateFirmwareStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
@@ -691,6 +863,8 @@ class UpdateFirmwareStatusEnumType(StrEnum):
 
 
 class UploadLogStatusEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration UploadLogStatusEnumType."""
+
     BAD_MESSAGE = 'BadMessage'
     IDLE = 'Idle'
     NOT_SUPPORTED_OPERATION = 'NotSupportedOperation'
@@ -702,6 +876,8 @@ class UploadLogStatusEnumType(StrEnum):
 
 
 class VPNEnumType(StrEnum):
+    """OCPP 2.0.1 enumeration VPNEnumType."""
+
     IK_EV2 = 'IKEv2'
     IP_SEC = 'IPSec'
     L2_TP = 'L2TP'

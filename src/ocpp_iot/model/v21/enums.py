@@ -14,6 +14,8 @@ __all__ = ['APNAuthenticationEnumType', 'AttributeEnumType', 'AuthorizationStatu
 
 
 class APNAuthenticationEnumType(StrEnum):
+    """OCPP 2.1 enumeration APNAuthenticationEnumType."""
+
     PAP = 'PAP'
     CHAP = 'CHAP'
     NONE = 'NONE'
@@ -21,6 +23,8 @@ class APNAuthenticationEnumType(StrEnum):
 
 
 class AttributeEnumType(StrEnum):
+    """OCPP 2.1 enumeration AttributeEnumType."""
+
     ACTUAL = 'Actual'
     TARGET = 'Target'
     MIN_SET = 'MinSet'
@@ -28,6 +32,8 @@ class AttributeEnumType(StrEnum):
 
 
 class AuthorizationStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration AuthorizationStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     BLOCKED = 'Blocked'
     CONCURRENT_TX = 'ConcurrentTx'
@@ -41,6 +47,8 @@ class AuthorizationStatusEnumType(StrEnum):
 
 
 class AuthorizeCertificateStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration AuthorizeCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     SIGNATURE_ERROR = 'SignatureError'
     CERTIFICATE_EXPIRED = 'CertificateExpired'
@@ -51,12 +59,16 @@ class AuthorizeCertificateStatusEnumType(StrEnum):
 
 
 class BatterySwapEventEnumType(StrEnum):
+    """OCPP 2.1 enumeration BatterySwapEventEnumType."""
+
     BATTERY_IN = 'BatteryIn'
     BATTERY_OUT = 'BatteryOut'
     BATTERY_OUT_TIMEOUT = 'BatteryOutTimeout'
 
 
 class BootReasonEnumType(StrEnum):
+    """OCPP 2.1 enumeration BootReasonEnumType."""
+
     APPLICATION_RESET = 'ApplicationReset'
     FIRMWARE_UPDATE = 'FirmwareUpdate'
     LOCAL_RESET = 'LocalReset'
@@ -69,27 +81,37 @@ class BootReasonEnumType(StrEnum):
 
 
 class CancelReservationStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration CancelReservationStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class CertificateActionEnumType(StrEnum):
+    """OCPP 2.1 enumeration CertificateActionEnumType."""
+
     INSTALL = 'Install'
     UPDATE = 'Update'
 
 
 class CertificateSignedStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration CertificateSignedStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class CertificateSigningUseEnumType(StrEnum):
+    """OCPP 2.1 enumeration CertificateSigningUseEnumType."""
+
     CHARGING_STATION_CERTIFICATE = 'ChargingStationCertificate'
     V2_G_CERTIFICATE = 'V2GCertificate'
     V2_G20_CERTIFICATE = 'V2G20Certificate'
 
 
 class CertificateStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration CertificateStatusEnumType."""
+
     GOOD = 'Good'
     REVOKED = 'Revoked'
     UNKNOWN = 'Unknown'
@@ -97,17 +119,23 @@ class CertificateStatusEnumType(StrEnum):
 
 
 class CertificateStatusSourceEnumType(StrEnum):
+    """OCPP 2.1 enumeration CertificateStatusSourceEnumType."""
+
     CRL = 'CRL'
     OCSP = 'OCSP'
 
 
 class ChangeAvailabilityStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ChangeAvailabilityStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
 class ChargingProfileKindEnumType(StrEnum):
+    """OCPP 2.1 enumeration ChargingProfileKindEnumType."""
+
     ABSOLUTE = 'Absolute'
     RECURRING = 'Recurring'
     RELATIVE = 'Relative'
@@ -115,6 +143,8 @@ class ChargingProfileKindEnumType(StrEnum):
 
 
 class ChargingProfilePurposeEnumType(StrEnum):
+    """OCPP 2.1 enumeration ChargingProfilePurposeEnumType."""
+
     CHARGING_STATION_EXTERNAL_CONSTRAINTS = 'ChargingStationExternalConstraints'
     CHARGING_STATION_MAX_PROFILE = 'ChargingStationMaxProfile'
     TX_DEFAULT_PROFILE = 'TxDefaultProfile'
@@ -124,16 +154,22 @@ class ChargingProfilePurposeEnumType(StrEnum):
 
 
 class ChargingProfileStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ChargingProfileStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ChargingRateUnitEnumType(StrEnum):
+    """OCPP 2.1 enumeration ChargingRateUnitEnumType."""
+
     W = 'W'
     A = 'A'
 
 
 class ChargingStateEnumType(StrEnum):
+    """OCPP 2.1 enumeration ChargingStateEnumType."""
+
     EV_CONNECTED = 'EVConnected'
     CHARGING = 'Charging'
     SUSPENDED_EV = 'SuspendedEV'
@@ -142,28 +178,38 @@ class ChargingStateEnumType(StrEnum):
 
 
 class ClearCacheStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ClearCacheStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ClearChargingProfileStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ClearChargingProfileStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
 class ClearMessageStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ClearMessageStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
     REJECTED = 'Rejected'
 
 
 class ClearMonitoringStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ClearMonitoringStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_FOUND = 'NotFound'
 
 
 class ComponentCriterionEnumType(StrEnum):
+    """OCPP 2.1 enumeration ComponentCriterionEnumType."""
+
     ACTIVE = 'Active'
     AVAILABLE = 'Available'
     ENABLED = 'Enabled'
@@ -171,6 +217,8 @@ class ComponentCriterionEnumType(StrEnum):
 
 
 class ConnectorStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ConnectorStatusEnumType."""
+
     AVAILABLE = 'Available'
     OCCUPIED = 'Occupied'
     RESERVED = 'Reserved'
@@ -179,11 +227,15 @@ class ConnectorStatusEnumType(StrEnum):
 
 
 class ControlModeEnumType(StrEnum):
+    """OCPP 2.1 enumeration ControlModeEnumType."""
+
     SCHEDULED_CONTROL = 'ScheduledControl'
     DYNAMIC_CONTROL = 'DynamicControl'
 
 
 class CostDimensionEnumType(StrEnum):
+    """OCPP 2.1 enumeration CostDimensionEnumType."""
+
     ENERGY = 'Energy'
     MAX_CURRENT = 'MaxCurrent'
     MIN_CURRENT = 'MinCurrent'
@@ -194,18 +246,24 @@ class CostDimensionEnumType(StrEnum):
 
 
 class CostKindEnumType(StrEnum):
+    """OCPP 2.1 enumeration CostKindEnumType."""
+
     CARBON_DIOXIDE_EMISSION = 'CarbonDioxideEmission'
     RELATIVE_PRICE_PERCENTAGE = 'RelativePricePercentage'
     RENEWABLE_GENERATION_PERCENTAGE = 'RenewableGenerationPercentage'
 
 
 class CustomerInformationStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration CustomerInformationStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     INVALID = 'Invalid'
 
 
 class DERControlEnumType(StrEnum):
+    """OCPP 2.1 enumeration DERControlEnumType."""
+
     ENTER_SERVICE = 'EnterService'
     FREQ_DROOP = 'FreqDroop'
     FREQ_WATT = 'FreqWatt'
@@ -231,6 +289,8 @@ class DERControlEnumType(StrEnum):
 
 
 class DERControlStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration DERControlStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_SUPPORTED = 'NotSupported'
@@ -238,6 +298,8 @@ class DERControlStatusEnumType(StrEnum):
 
 
 class DERUnitEnumType(StrEnum):
+    """OCPP 2.1 enumeration DERUnitEnumType."""
+
     NOT_APPLICABLE = 'Not_Applicable'
     PCT_MAX_W = 'PctMaxW'
     PCT_MAX_VAR = 'PctMaxVar'
@@ -247,6 +309,8 @@ class DERUnitEnumType(StrEnum):
 
 
 class DataEnumType(StrEnum):
+    """OCPP 2.1 enumeration DataEnumType."""
+
     STRING = 'string'
     DECIMAL = 'decimal'
     INTEGER = 'integer'
@@ -258,6 +322,8 @@ class DataEnumType(StrEnum):
 
 
 class DataTransferStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration DataTransferStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_MESSAGE_ID = 'UnknownMessageId'
@@ -265,6 +331,8 @@ class DataTransferStatusEnumType(StrEnum):
 
 
 class DayOfWeekEnumType(StrEnum):
+    """OCPP 2.1 enumeration DayOfWeekEnumType."""
+
     MONDAY = 'Monday'
     TUESDAY = 'Tuesday'
     WEDNESDAY = 'Wednesday'
@@ -275,12 +343,16 @@ class DayOfWeekEnumType(StrEnum):
 
 
 class DeleteCertificateStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration DeleteCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     NOT_FOUND = 'NotFound'
 
 
 class DisplayMessageStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration DisplayMessageStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     NOT_SUPPORTED_MESSAGE_FORMAT = 'NotSupportedMessageFormat'
     REJECTED = 'Rejected'
@@ -291,6 +363,8 @@ class DisplayMessageStatusEnumType(StrEnum):
 
 
 class EnergyTransferModeEnumType(StrEnum):
+    """OCPP 2.1 enumeration EnergyTransferModeEnumType."""
+
     AC_SINGLE_PHASE = 'AC_single_phase'
     AC_TWO_PHASE = 'AC_two_phase'
     AC_THREE_PHASE = 'AC_three_phase'
@@ -305,6 +379,8 @@ class EnergyTransferModeEnumType(StrEnum):
 
 
 class EventNotificationEnumType(StrEnum):
+    """OCPP 2.1 enumeration EventNotificationEnumType."""
+
     HARD_WIRED_NOTIFICATION = 'HardWiredNotification'
     HARD_WIRED_MONITOR = 'HardWiredMonitor'
     PRECONFIGURED_MONITOR = 'PreconfiguredMonitor'
@@ -312,17 +388,23 @@ class EventNotificationEnumType(StrEnum):
 
 
 class EventTriggerEnumType(StrEnum):
+    """OCPP 2.1 enumeration EventTriggerEnumType."""
+
     ALERTING = 'Alerting'
     DELTA = 'Delta'
     PERIODIC = 'Periodic'
 
 
 class EvseKindEnumType(StrEnum):
+    """OCPP 2.1 enumeration EvseKindEnumType."""
+
     AC = 'AC'
     DC = 'DC'
 
 
 class FirmwareStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration FirmwareStatusEnumType."""
+
     DOWNLOADED = 'Downloaded'
     DOWNLOAD_FAILED = 'DownloadFailed'
     DOWNLOADING = 'Downloading'
@@ -340,6 +422,8 @@ class FirmwareStatusEnumType(StrEnum):
 
 
 class GenericDeviceModelStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration GenericDeviceModelStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_SUPPORTED = 'NotSupported'
@@ -347,11 +431,15 @@ class GenericDeviceModelStatusEnumType(StrEnum):
 
 
 class GenericStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration GenericStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class GetCertificateIdUseEnumType(StrEnum):
+    """OCPP 2.1 enumeration GetCertificateIdUseEnumType."""
+
     V2_G_ROOT_CERTIFICATE = 'V2GRootCertificate'
     MO_ROOT_CERTIFICATE = 'MORootCertificate'
     CSMS_ROOT_CERTIFICATE = 'CSMSRootCertificate'
@@ -361,26 +449,36 @@ class GetCertificateIdUseEnumType(StrEnum):
 
 
 class GetCertificateStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration GetCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
 
 
 class GetChargingProfileStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration GetChargingProfileStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     NO_PROFILES = 'NoProfiles'
 
 
 class GetDisplayMessagesStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration GetDisplayMessagesStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN = 'Unknown'
 
 
 class GetInstalledCertificateStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration GetInstalledCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     NOT_FOUND = 'NotFound'
 
 
 class GetVariableStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration GetVariableStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_COMPONENT = 'UnknownComponent'
@@ -389,6 +487,8 @@ class GetVariableStatusEnumType(StrEnum):
 
 
 class GridEventFaultEnumType(StrEnum):
+    """OCPP 2.1 enumeration GridEventFaultEnumType."""
+
     CURRENT_IMBALANCE = 'CurrentImbalance'
     LOCAL_EMERGENCY = 'LocalEmergency'
     LOW_INPUT_POWER = 'LowInputPower'
@@ -403,18 +503,24 @@ class GridEventFaultEnumType(StrEnum):
 
 
 class HashAlgorithmEnumType(StrEnum):
+    """OCPP 2.1 enumeration HashAlgorithmEnumType."""
+
     SHA256 = 'SHA256'
     SHA384 = 'SHA384'
     SHA512 = 'SHA512'
 
 
 class InstallCertificateStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration InstallCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
 class InstallCertificateUseEnumType(StrEnum):
+    """OCPP 2.1 enumeration InstallCertificateUseEnumType."""
+
     V2_G_ROOT_CERTIFICATE = 'V2GRootCertificate'
     MO_ROOT_CERTIFICATE = 'MORootCertificate'
     MANUFACTURER_ROOT_CERTIFICATE = 'ManufacturerRootCertificate'
@@ -423,6 +529,8 @@ class InstallCertificateUseEnumType(StrEnum):
 
 
 class IslandingDetectionEnumType(StrEnum):
+    """OCPP 2.1 enumeration IslandingDetectionEnumType."""
+
     NO_ANTI_ISLANDING_SUPPORT = 'NoAntiIslandingSupport'
     RO_CO_F = 'RoCoF'
     UVP_OVP = 'UVP_OVP'
@@ -441,11 +549,15 @@ class IslandingDetectionEnumType(StrEnum):
 
 
 class Iso15118EVCertificateStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration Iso15118EVCertificateStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
 
 
 class LocationEnumType(StrEnum):
+    """OCPP 2.1 enumeration LocationEnumType."""
+
     BODY = 'Body'
     CABLE = 'Cable'
     EV = 'EV'
@@ -455,18 +567,24 @@ class LocationEnumType(StrEnum):
 
 
 class LogEnumType(StrEnum):
+    """OCPP 2.1 enumeration LogEnumType."""
+
     DIAGNOSTICS_LOG = 'DiagnosticsLog'
     SECURITY_LOG = 'SecurityLog'
     DATA_COLLECTOR_LOG = 'DataCollectorLog'
 
 
 class LogStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration LogStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
 
 
 class MeasurandEnumType(StrEnum):
+    """OCPP 2.1 enumeration MeasurandEnumType."""
+
     CURRENT_EXPORT = 'Current.Export'
     CURRENT_EXPORT_OFFERED = 'Current.Export.Offered'
     CURRENT_EXPORT_MINIMUM = 'Current.Export.Minimum'
@@ -526,6 +644,8 @@ class MeasurandEnumType(StrEnum):
 
 
 class MessageFormatEnumType(StrEnum):
+    """OCPP 2.1 enumeration MessageFormatEnumType."""
+
     ASCII = 'ASCII'
     HTML = 'HTML'
     URI = 'URI'
@@ -534,12 +654,16 @@ class MessageFormatEnumType(StrEnum):
 
 
 class MessagePriorityEnumType(StrEnum):
+    """OCPP 2.1 enumeration MessagePriorityEnumType."""
+
     ALWAYS_FRONT = 'AlwaysFront'
     IN_FRONT = 'InFront'
     NORMAL_CYCLE = 'NormalCycle'
 
 
 class MessageStateEnumType(StrEnum):
+    """OCPP 2.1 enumeration MessageStateEnumType."""
+
     CHARGING = 'Charging'
     FAULTED = 'Faulted'
     IDLE = 'Idle'
@@ -549,6 +673,8 @@ class MessageStateEnumType(StrEnum):
 
 
 class MessageTriggerEnumType(StrEnum):
+    """OCPP 2.1 enumeration MessageTriggerEnumType."""
+
     BOOT_NOTIFICATION = 'BootNotification'
     LOG_STATUS_NOTIFICATION = 'LogStatusNotification'
     FIRMWARE_STATUS_NOTIFICATION = 'FirmwareStatusNotification'
@@ -565,11 +691,15 @@ class MessageTriggerEnumType(StrEnum):
 
 
 class MobilityNeedsModeEnumType(StrEnum):
+    """OCPP 2.1 enumeration MobilityNeedsModeEnumType."""
+
     EVCC = 'EVCC'
     EVCC_SECC = 'EVCC_SECC'
 
 
 class MonitorEnumType(StrEnum):
+    """OCPP 2.1 enumeration MonitorEnumType."""
+
     UPPER_THRESHOLD = 'UpperThreshold'
     LOWER_THRESHOLD = 'LowerThreshold'
     DELTA = 'Delta'
@@ -580,29 +710,39 @@ class MonitorEnumType(StrEnum):
 
 
 class MonitoringBaseEnumType(StrEnum):
+    """OCPP 2.1 enumeration MonitoringBaseEnumType."""
+
     ALL = 'All'
     FACTORY_DEFAULT = 'FactoryDefault'
     HARD_WIRED_ONLY = 'HardWiredOnly'
 
 
 class MonitoringCriterionEnumType(StrEnum):
+    """OCPP 2.1 enumeration MonitoringCriterionEnumType."""
+
     THRESHOLD_MONITORING = 'ThresholdMonitoring'
     DELTA_MONITORING = 'DeltaMonitoring'
     PERIODIC_MONITORING = 'PeriodicMonitoring'
 
 
 class MutabilityEnumType(StrEnum):
+    """OCPP 2.1 enumeration MutabilityEnumType."""
+
     READ_ONLY = 'ReadOnly'
     WRITE_ONLY = 'WriteOnly'
     READ_WRITE = 'ReadWrite'
 
 
 class NotifyAllowedEnergyTransferStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration NotifyAllowedEnergyTransferStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class NotifyEVChargingNeedsStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration NotifyEVChargingNeedsStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     PROCESSING = 'Processing'
@@ -610,6 +750,8 @@ class NotifyEVChargingNeedsStatusEnumType(StrEnum):
 
 
 class OCPPInterfaceEnumType(StrEnum):
+    """OCPP 2.1 enumeration OCPPInterfaceEnumType."""
+
     WIRED0 = 'Wired0'
     WIRED1 = 'Wired1'
     WIRED2 = 'Wired2'
@@ -622,11 +764,15 @@ class OCPPInterfaceEnumType(StrEnum):
 
 
 class OCPPTransportEnumType(StrEnum):
+    """OCPP 2.1 enumeration OCPPTransportEnumType."""
+
     SOAP = 'SOAP'
     JSON = 'JSON'
 
 
 class OCPPVersionEnumType(StrEnum):
+    """OCPP 2.1 enumeration OCPPVersionEnumType."""
+
     OCPP12 = 'OCPP12'
     OCPP15 = 'OCPP15'
     OCPP16 = 'OCPP16'
@@ -636,6 +782,8 @@ class OCPPVersionEnumType(StrEnum):
 
 
 class OperationModeEnumType(StrEnum):
+    """OCPP 2.1 enumeration OperationModeEnumType."""
+
     IDLE = 'Idle'
     CHARGING_ONLY = 'ChargingOnly'
     CENTRAL_SETPOINT = 'CentralSetpoint'
@@ -647,11 +795,15 @@ class OperationModeEnumType(StrEnum):
 
 
 class OperationalStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration OperationalStatusEnumType."""
+
     INOPERATIVE = 'Inoperative'
     OPERATIVE = 'Operative'
 
 
 class PaymentStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration PaymentStatusEnumType."""
+
     SETTLED = 'Settled'
     CANCELED = 'Canceled'
     REJECTED = 'Rejected'
@@ -659,6 +811,8 @@ class PaymentStatusEnumType(StrEnum):
 
 
 class PhaseEnumType(StrEnum):
+    """OCPP 2.1 enumeration PhaseEnumType."""
+
     L1 = 'L1'
     L2 = 'L2'
     L3 = 'L3'
@@ -672,11 +826,15 @@ class PhaseEnumType(StrEnum):
 
 
 class PowerDuringCessationEnumType(StrEnum):
+    """OCPP 2.1 enumeration PowerDuringCessationEnumType."""
+
     ACTIVE = 'Active'
     REACTIVE = 'Reactive'
 
 
 class PreconditioningStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration PreconditioningStatusEnumType."""
+
     UNKNOWN = 'Unknown'
     READY = 'Ready'
     NOT_READY = 'NotReady'
@@ -684,12 +842,16 @@ class PreconditioningStatusEnumType(StrEnum):
 
 
 class PriorityChargingStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration PriorityChargingStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NO_PROFILE = 'NoProfile'
 
 
 class PublishFirmwareStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration PublishFirmwareStatusEnumType."""
+
     IDLE = 'Idle'
     DOWNLOAD_SCHEDULED = 'DownloadScheduled'
     DOWNLOADING = 'Downloading'
@@ -703,6 +865,8 @@ class PublishFirmwareStatusEnumType(StrEnum):
 
 
 class ReadingContextEnumType(StrEnum):
+    """OCPP 2.1 enumeration ReadingContextEnumType."""
+
     INTERRUPTION_BEGIN = 'Interruption.Begin'
     INTERRUPTION_END = 'Interruption.End'
     OTHER = 'Other'
@@ -714,6 +878,8 @@ class ReadingContextEnumType(StrEnum):
 
 
 class ReasonEnumType(StrEnum):
+    """OCPP 2.1 enumeration ReasonEnumType."""
+
     DE_AUTHORIZED = 'DeAuthorized'
     EMERGENCY_STOP = 'EmergencyStop'
     ENERGY_LIMIT_REACHED = 'EnergyLimitReached'
@@ -737,34 +903,46 @@ class ReasonEnumType(StrEnum):
 
 
 class RecurrencyKindEnumType(StrEnum):
+    """OCPP 2.1 enumeration RecurrencyKindEnumType."""
+
     DAILY = 'Daily'
     WEEKLY = 'Weekly'
 
 
 class RegistrationStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration RegistrationStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     PENDING = 'Pending'
     REJECTED = 'Rejected'
 
 
 class ReportBaseEnumType(StrEnum):
+    """OCPP 2.1 enumeration ReportBaseEnumType."""
+
     CONFIGURATION_INVENTORY = 'ConfigurationInventory'
     FULL_INVENTORY = 'FullInventory'
     SUMMARY_INVENTORY = 'SummaryInventory'
 
 
 class RequestStartStopStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration RequestStartStopStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
 
 
 class ReservationUpdateStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ReservationUpdateStatusEnumType."""
+
     EXPIRED = 'Expired'
     REMOVED = 'Removed'
     NO_TRANSACTION = 'NoTransaction'
 
 
 class ReserveNowStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ReserveNowStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAULTED = 'Faulted'
     OCCUPIED = 'Occupied'
@@ -773,24 +951,32 @@ class ReserveNowStatusEnumType(StrEnum):
 
 
 class ResetEnumType(StrEnum):
+    """OCPP 2.1 enumeration ResetEnumType."""
+
     IMMEDIATE = 'Immediate'
     ON_IDLE = 'OnIdle'
     IMMEDIATE_AND_RESUME = 'ImmediateAndResume'
 
 
 class ResetStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration ResetStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     SCHEDULED = 'Scheduled'
 
 
 class SendLocalListStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration SendLocalListStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     FAILED = 'Failed'
     VERSION_MISMATCH = 'VersionMismatch'
 
 
 class SetMonitoringStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration SetMonitoringStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     UNKNOWN_COMPONENT = 'UnknownComponent'
     UNKNOWN_VARIABLE = 'UnknownVariable'
@@ -800,12 +986,16 @@ class SetMonitoringStatusEnumType(StrEnum):
 
 
 class SetNetworkProfileStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration SetNetworkProfileStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     FAILED = 'Failed'
 
 
 class SetVariableStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration SetVariableStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     UNKNOWN_COMPONENT = 'UnknownComponent'
@@ -815,6 +1005,8 @@ class SetVariableStatusEnumType(StrEnum):
 
 
 class TariffChangeStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration TariffChangeStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     TOO_MANY_ELEMENTS = 'TooManyElements'
@@ -824,29 +1016,39 @@ class TariffChangeStatusEnumType(StrEnum):
 
 
 class TariffClearStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration TariffClearStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NO_TARIFF = 'NoTariff'
 
 
 class TariffCostEnumType(StrEnum):
+    """OCPP 2.1 enumeration TariffCostEnumType."""
+
     NORMAL_COST = 'NormalCost'
     MIN_COST = 'MinCost'
     MAX_COST = 'MaxCost'
 
 
 class TariffGetStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration TariffGetStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NO_TARIFF = 'NoTariff'
 
 
 class TariffKindEnumType(StrEnum):
+    """OCPP 2.1 enumeration TariffKindEnumType."""
+
     DEFAULT_TARIFF = 'DefaultTariff'
     DRIVER_TARIFF = 'DriverTariff'
 
 
 class TariffSetStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration TariffSetStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     TOO_MANY_ELEMENTS = 'TooManyElements'
@@ -855,18 +1057,24 @@ class TariffSetStatusEnumType(StrEnum):
 
 
 class TransactionEventEnumType(StrEnum):
+    """OCPP 2.1 enumeration TransactionEventEnumType."""
+
     ENDED = 'Ended'
     STARTED = 'Started'
     UPDATED = 'Updated'
 
 
 class TriggerMessageStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration TriggerMessageStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     NOT_IMPLEMENTED = 'NotImplemented'
 
 
 class TriggerReasonEnumType(StrEnum):
+    """OCPP 2.1 enumeration TriggerReasonEnumType."""
+
     ABNORMAL_CONDITION = 'AbnormalCondition'
     AUTHORIZED = 'Authorized'
     CABLE_PLUGGED_IN = 'CablePluggedIn'
@@ -899,6 +1107,8 @@ class TriggerReasonEnumType(StrEnum):
 
 
 class UnlockStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration UnlockStatusEnumType."""
+
     UNLOCKED = 'Unlocked'
     UNLOCK_FAILED = 'UnlockFailed'
     ONGOING_AUTHORIZED_TRANSACTION = 'OngoingAuthorizedTransaction'
@@ -906,17 +1116,23 @@ class UnlockStatusEnumType(StrEnum):
 
 
 class UnpublishFirmwareStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration UnpublishFirmwareStatusEnumType."""
+
     DOWNLOAD_ONGOING = 'DownloadOngoing'
     NO_FIRMWARE = 'NoFirmware'
     UNPUBLISHED = 'Unpublished'
 
 
 class UpdateEnumType(StrEnum):
+    """OCPP 2.1 enumeration UpdateEnumType."""
+
     DIFFERENTIAL = 'Differential'
     FULL = 'Full'
 
 
 class UpdateFirmwareStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration UpdateFirmwareStatusEnumType."""
+
     ACCEPTED = 'Accepted'
     REJECTED = 'Rejected'
     ACCEPTED_CANCELED = 'AcceptedCanceled'
@@ -925,6 +1141,8 @@ class UpdateFirmwareStatusEnumType(StrEnum):
 
 
 class UploadLogStatusEnumType(StrEnum):
+    """OCPP 2.1 enumeration UploadLogStatusEnumType."""
+
     BAD_MESSAGE = 'BadMessage'
     IDLE = 'Idle'
     NOT_SUPPORTED_OPERATION = 'NotSupportedOperation'
@@ -936,6 +1154,8 @@ class UploadLogStatusEnumType(StrEnum):
 
 
 class VPNEnumType(StrEnum):
+    """OCPP 2.1 enumeration VPNEnumType."""
+
     IK_EV2 = 'IKEv2'
     IP_SEC = 'IPSec'
     L2_TP = 'L2TP'
