@@ -477,6 +477,29 @@ def test_send_round_trips() -> None:
     assert schema_mode(data)
 
 
+def test_send_only_message_as_call_and_its_result_round_trip() -> None:
+    p = {"id": 7, "pending": 0, "basetime": "2026-06-05T12:41:03Z", "data": []}
+    assert schema_mode(roundtrip(Call("1", "NotifyPeriodicEventStream", p), "2.1"))
+    # no response schema: a CALLRESULT for it still travels, as plain CBOR
+    assert not schema_mode(roundtrip(CallResult("1", {"a": 1}, "NotifyPeriodicEventStream"), "2.1"))  # noqa: E501
+
+
+def test_not_a_frame_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        cbor.encode([2, "1", "Heartbeat", {}], "2.0.1")  # type: ignore[arg-type]
+
+
+def test_decoded_frames_are_json_mirrorable() -> None:
+    frame = Call(
+        "1",
+        "BootNotification",
+        {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}},
+    )  # noqa: E501
+    version, got = cbor.decode(cbor.encode(frame, "2.0.1"))
+    assert json.loads(ocppj.encode(got)) == json.loads(ocppj.encode(frame))
+    assert ocppj.decode(ocppj.encode(got), version) == got
+
+
 def test_empty_call_result_is_header_id_and_action_only() -> None:
     data = roundtrip(
         CallResult("ae97ba94-d0ed-482f-8f6d-05584ef8aa38", {}, "StatusNotification"), "2.0.1"

@@ -96,7 +96,16 @@ def _payload(codec: VersionCodec, action: str, payload: Any, request: bool, out:
             if st[1] == len(out) - 1 and out[-1] == 0:
                 out.pop()  # a trailing object head 0 is implied
             return
-        except (Bad, KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError):
+        except (
+            Bad,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            OverflowError,
+            RecursionError,
+        ):
             del out[n:]
         out.append(-1 - code)
     if payload.__class__ is not dict:
