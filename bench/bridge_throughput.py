@@ -58,6 +58,7 @@ PREFIX = "ocpp"
 VERSION = "2.0.1"
 HOST = "127.0.0.1"
 ID_LEN = 16  # message ids are f"{station:05d}-{seq:010d}"
+ANALYSIS_MARKER = "<!-- analysis: kept when the tables above are regenerated -->"
 
 # --------------------------------------------------------------------------------------------
 # The load: one TransactionEvent (Updated, one meterValue, 9 sampledValues), pre-encoded.
@@ -1301,6 +1302,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_write:
         DOC.parent.mkdir(parents=True, exist_ok=True)
+        # a hand-written analysis after the marker survives new runs
+        if DOC.exists() and ANALYSIS_MARKER in (old := DOC.read_text()):
+            text += "\n" + old[old.index(ANALYSIS_MARKER) :]
         DOC.write_text(text)
         print(f"written to {DOC}", file=sys.stderr)
     return 0
