@@ -15,6 +15,7 @@ from conftest import USERS, Probe, rows, running_bridge, station
 
 from ocpp_iot.behaviours import Context, v201
 from ocpp_iot.bridge import _wire
+from ocpp_iot.bridge.service import CallTimeout
 from ocpp_iot.bridge.station import charging_session_201
 from ocpp_iot.rpc import Call, CallError, CallResult
 from ocpp_iot.testing import Mosquitto
@@ -414,3 +415,46 @@ def test_workers_share_calls_to_stations(broker: Mosquitto, bridge_process: Any)
     assert all(isinstance(a, CallResult) for a in answers), (answers, bp.log())
     results.close()
     assert bp.terminate() == 0
+
+
+class TimeoutSystem(v201.BasicChargeSystem):
+    """Asks the station to reset before accepting its boot; gives up after the call timeout."""
+
+    async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        try:
+            answer = await ctx.send_call("Reset", {"type": "OnIdle"})
+            status = "Accepted" if isinstance(answer, CallResult) else "Pending"
+        except CallTimeout:
+            status = "Rejected"
+        return {"currentTime": "2026-01-01T00:00:00Z", "interval": 60, "status": status}
+
+    def heartbeat(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {"currentTime": "2026-01-01T00:00:00Z"}
+
+    def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {"idTokenInfo": {"status": "Accepted"}}
+
+    def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {}
+
+
+def test_handler_call_times_out(broker: Mosquitto, tmp_path: Path) -> None:
+    class SlowCharger(v201.Charger):
+        async def reset(self, request: Any, ctx: Context) -> dict[str, Any]:
+            await asyncio.sleep(3.0)  # longer than the bridge waits
+            return {"status": "Accepted"}
+
+    async def scenario() -> Any:
+        async with running_bridge(broker, tmp_path, {"2.0.1": TimeoutSystem()}, call_timeout=1.0):
+            async with station(broker, "CP1", charger=SlowCharger(), call_timeout=10.0) as st:
+                boot = await st.call("BootNotification", charging_session_201("CP1")[0][1])
+                # the late answer to the abandoned Reset is ignored; the station is served on
+                hb = await st.call("Heartbeat", {})
+                assert isinstance(hb, CallResult)
+                return boot
+
+    boot = asyncio.run(scenario())
+    assert isinstance(boot, CallResult) and boot.payload["status"] == "Rejected"

@@ -93,6 +93,16 @@ class BridgeConfig:
         return f"{base}-w{self.worker_index}" if self.workers > 1 else base
 
 
+def _settle(fut: asyncio.Future[CallResult | CallError], answer: CallResult | CallError) -> None:
+    """Hand a station's answer (or the bridge's timeout) to the handler waiting for it."""
+    if fut.done():
+        return
+    if isinstance(answer, CallError) and answer.error_details.get("bridge") == "timeout":
+        fut.set_exception(CallTimeout(answer.error_description))
+    else:
+        fut.set_result(answer)
+
+
 def _snake(action: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
@@ -742,8 +752,7 @@ class Bridge:
             return
         fut = self._waiters.get(call.message_id)
         if fut is not None:
-            if not fut.done():
-                fut.set_result(answer)
+            _settle(fut, answer)
         elif call.owner != self.owner and self.config.shared:
             self._publish(
                 f"{self.prefix}/bridge/worker/{call.owner}",
@@ -759,8 +768,8 @@ class Bridge:
             station, version, data = msg.payload.split(b"\n", 2)
             answer = _wire.json_decode(data, version.decode())
             fut = self._waiters.get(answer.message_id)
-            if fut is not None and not fut.done() and isinstance(answer, CallResult | CallError):
-                fut.set_result(answer)
+            if fut is not None and isinstance(answer, CallResult | CallError):
+                _settle(fut, answer)
         except Exception as exc:
             log.warning("bad internal message: %s", exc)
         self._ack(msg)
