@@ -458,3 +458,33 @@ def test_handler_call_times_out(broker: Mosquitto, tmp_path: Path) -> None:
 
     boot = asyncio.run(scenario())
     assert isinstance(boot, CallResult) and boot.payload["status"] == "Rejected"
+
+
+def test_acl_keeps_a_station_from_speaking_for_another(broker: Mosquitto, tmp_path: Path) -> None:
+    from ocpp_iot.transports.mqtt import PublishRefused
+
+    async def scenario() -> tuple[int, int]:
+        async with running_bridge(broker, tmp_path) as bridge:
+            async with station(broker, "CP1") as cp1:
+                assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
+                before = bridge.stats["up"]
+                forged = _wire.encode(
+                    Call("forged-1", "BootNotification", charging_session_201("CP2")[0][1]),
+                    "2.0.1",
+                )
+                raw = cp1._client.client  # type: ignore[union-attr]
+                for topic in ("ocpp/CP2/up", "ocpp/CP2/status", "ocpp/CP2/json/call"):
+                    try:
+                        await asyncio.to_thread(raw.publish_confirmed, topic, forged)
+                    except PublishRefused as exc:
+                        assert exc.reason == 135, topic
+                    else:
+                        raise AssertionError(f"the broker accepted CP1's publish on {topic}")
+                await asyncio.sleep(0.5)
+                return before, bridge.stats["up"]
+
+    before, after = asyncio.run(scenario())
+    assert after == before  # the bridge never saw the forged frames
+    db = tmp_path / "bridge.sqlite3"
+    assert rows(db, "SELECT COUNT(*) FROM ref_events WHERE message_id='forged-1'") == [(0,)]
+    assert rows(db, "SELECT station FROM bridge_stations WHERE station='CP2'") == []
