@@ -237,6 +237,7 @@ async def running_bridge(
     handlers: dict[str, Any] | None = None,
     *,
     allow: list[str] | None = None,
+    protocol: str = "5",
     **config: Any,
 ) -> AsyncIterator[Bridge]:
     db = str(tmp_path / "bridge.sqlite3")
@@ -244,7 +245,11 @@ async def running_bridge(
         handlers = build_reference(db, allow)
     cfg = BridgeConfig(
         mqtt=MqttSettings(
-            broker.url, client_id="test-bridge", username="bridge", password=USERS["bridge"]
+            broker.url,
+            client_id="test-bridge",
+            username="bridge",
+            password=USERS["bridge"],
+            protocol=protocol,
         ),
         **config,
     )

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import USERS, Probe, rows, running_bridge, station
 
 from ocpp_iot.behaviours import Context, v201
@@ -21,12 +22,15 @@ from ocpp_iot.rpc import Call, CallError, CallResult
 from ocpp_iot.testing import Mosquitto
 
 
-def test_whole_session_201(broker: Mosquitto, tmp_path: Path) -> None:
-    mirror = Probe(broker.url, "operator", ["ocpp/CP1/json/up", "ocpp/CP1/json/down"])
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_whole_session_201(broker: Mosquitto, tmp_path: Path, protocol: str) -> None:
+    mirror = Probe(
+        broker.url, "operator", ["ocpp/CP1/json/up", "ocpp/CP1/json/down"], protocol=protocol
+    )
 
     async def scenario() -> list[tuple[str, Any]]:
-        async with running_bridge(broker, tmp_path, allow=["TOKEN-1"]):
-            async with station(broker, "CP1") as st:
+        async with running_bridge(broker, tmp_path, allow=["TOKEN-1"], protocol=protocol):
+            async with station(broker, "CP1", protocol=protocol) as st:
                 answers = []
                 for action, payload in charging_session_201(
                     "CP1", updates=4, transaction_id="tx-1"

@@ -1,0 +1,127 @@
+"""The bridge's shared store (SQLite): duplicate detection, calls to stations, deferred writes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from ocpp_iot.bridge.store import (
+    Claim,
+    EffectsFailed,
+    Finish,
+    OutgoingCall,
+    SqliteStore,
+    collect_effects,
+    defer_sql,
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(str(tmp_path / "s.sqlite3"), lease=10.0)
+    s._db.execute("CREATE TABLE effects (v TEXT)")
+    return s
+
+
+def finish(station: str, mid: str, data: bytes, **kw: object) -> Finish:
+    return Finish(station, mid, data, "2.0.1", 100.0, **kw)  # type: ignore[arg-type]
+
+
+def test_claim_then_finish_then_repeat(store: SqliteStore) -> None:
+    assert store.claim_call("CP1", "1", "w0", 100.0, mark=False).claim is Claim.NEW
+    assert store.finish_calls([finish("CP1", "1", b"answer", state={"n": 1})]) == [None]
+    again = store.claim_call("CP1", "1", "w0", 101.0, mark=False)
+    assert (again.claim, again.response) == (Claim.DONE, b"answer")
+    new = store.claim_call("CP1", "2", "w0", 101.0, mark=False)
+    assert new.claim is Claim.NEW and new.state == {"n": 1}
+    assert store.station_version("CP1") == "2.0.1"
+    # the same message id from another station is another CALL
+    assert store.claim_call("CP2", "1", "w0", 101.0).claim is Claim.NEW
+
+
+def test_in_progress_marks_between_workers(store: SqliteStore) -> None:
+    assert store.claim_call("CP1", "1", "w0", 100.0).claim is Claim.NEW
+    assert store.claim_call("CP1", "1", "w1", 101.0).claim is Claim.BUSY  # w0 has it in hand
+    assert store.claim_call("CP1", "1", "w1", 111.0).claim is Claim.NEW  # lease over: taken
+    assert store.release_owner("w1") == 1  # w1 restarted: its marks go
+    assert store.claim_call("CP1", "1", "w0", 112.0).claim is Claim.NEW
+
+
+def test_second_copy_loses_and_its_writes_are_dropped(store: SqliteStore) -> None:
+    first = finish("CP1", "1", b"first", effects=[("INSERT INTO effects VALUES (?)", ("a",))])
+    second = finish("CP1", "1", b"second", effects=[("INSERT INTO effects VALUES (?)", ("b",))])
+    assert store.finish_calls([first]) == [None]
+    assert store.finish_calls([second]) == [b"first"]
+    assert store._db.execute("SELECT v FROM effects").fetchall() == [("a",)]
+
+
+def test_failed_writes_spoil_only_their_item(store: SqliteStore) -> None:
+    good = finish("CP1", "1", b"ok", effects=[("INSERT INTO effects VALUES (?)", ("a",))])
+    bad = finish("CP2", "1", b"ok", effects=[("INSERT INTO nowhere VALUES (?)", ("b",))])
+    res = store.finish_calls([good, bad])
+    assert res[0] is None and isinstance(res[1], EffectsFailed)
+    assert store.claim_call("CP2", "1", "w0", 101.0, mark=False).claim is Claim.NEW
+    assert store.claim_call("CP1", "1", "w0", 101.0, mark=False).claim is Claim.DONE
+
+
+def test_defer_sql_only_inside_the_bridge_and_for_its_database(store: SqliteStore) -> None:
+    assert not defer_sql(store.path, [("SELECT 1", ())])
+    with collect_effects(store.path) as effects:
+        assert defer_sql(store.path, [("INSERT INTO effects VALUES (?)", ("x",))])
+        assert not defer_sql("/elsewhere.sqlite3", [("SELECT 1", ())])
+    assert effects == [("INSERT INTO effects VALUES (?)", ("x",))]
+    assert not defer_sql(store.path, [("SELECT 1", ())])
+
+
+def call(mid: str, station: str = "CP1") -> OutgoingCall:
+    return OutgoingCall(station, mid, "Reset", {"type": "OnIdle"}, "2.0.1", "operator", "w0")
+
+
+def test_one_outstanding_call_per_station_in_order(store: SqliteStore) -> None:
+    sent = store.submit_call(call("a"), 100.0)
+    assert sent is not None and sent.message_id == "a" and sent.sent_at == 100.0
+    assert store.submit_call(call("b"), 100.1) is None  # waits behind a
+    assert store.submit_call(call("c"), 100.2) is None
+    other = store.submit_call(call("x", "CP2"), 100.3)  # other stations are independent
+    assert other is not None
+    assert store.resolve_call("CP1", "b", 101.0) == (None, None)  # b was never sent
+    done, nxt = store.resolve_call("CP1", "a", 101.0)
+    assert done is not None and done.message_id == "a"
+    assert nxt is not None and nxt.message_id == "b"
+    expired = store.expire_calls(older_than=105.0, now=106.0)
+    got = sorted((c.message_id, n.message_id if n else "") for c, n in expired)
+    assert got == [("b", "c"), ("x", "")]
+    done, nxt = store.resolve_call("CP1", "c", 107.0)
+    assert done is not None and nxt is None
+
+
+def test_prune_forgets_old_answers(store: SqliteStore) -> None:
+    store.finish_calls([finish("CP1", "1", b"x")])
+    assert store.prune(older_than=50.0) == 0
+    assert store.prune(older_than=150.0) == 1
+    assert store.claim_call("CP1", "1", "w0", 200.0, mark=False).claim is Claim.NEW
+
+
+def _worker(path: str, worker: int, n: int, q: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    s = SqliteStore(path)
+    won = 0
+    for i in range(n):
+        if s.claim_call("CP1", str(i), f"w{worker}", 100.0).claim is Claim.NEW:
+            if s.finish_calls([finish("CP1", str(i), b"w%d" % worker)]) == [None]:
+                won += 1
+    q.put(won)
+
+
+def test_two_processes_claim_each_call_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite3")
+    SqliteStore(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(path, w, 200, q)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert q.get(timeout=5) + q.get(timeout=5) == 200
