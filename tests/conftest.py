@@ -51,6 +51,85 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         m.close()
 
 
+def make_certs(d: Path) -> None:
+    """A test CA and a server certificate for 127.0.0.1 (needs the openssl command)."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ocpp-iot test CA",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, str, str]]:
+    """mosquitto with a TLS listener too: (broker, its mqtts:// URL, the CA file)."""
+    import shutil
+
+    from ocpp_iot.testing import free_port
+
+    if find_mosquitto() is None or shutil.which("openssl") is None:
+        pytest.skip("needs mosquitto and openssl")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_certs(certs)
+    port = free_port()
+    extra = (
+        f"listener {port} 127.0.0.1\n"
+        f"cafile {certs / 'ca.pem'}\ncertfile {certs / 'server.pem'}\n"
+        f"keyfile {certs / 'server.key'}\n"
+    )
+    m = Mosquitto(USERS, directory=tmp_path / "mosquitto-tls", extra_config=extra)
+    m.start()
+    try:
+        yield m, f"mqtts://127.0.0.1:{port}", str(certs / "ca.pem")
+    finally:
+        m.close()
+
+
 class Probe:
     """An MQTT client collecting messages of some topics into a queue (for assertions)."""
 
@@ -238,6 +317,8 @@ async def running_bridge(
     *,
     allow: list[str] | None = None,
     protocol: str = "5",
+    url: str | None = None,
+    ca_certs: str | None = None,
     **config: Any,
 ) -> AsyncIterator[Bridge]:
     db = str(tmp_path / "bridge.sqlite3")
@@ -245,7 +326,8 @@ async def running_bridge(
         handlers = build_reference(db, allow)
     cfg = BridgeConfig(
         mqtt=MqttSettings(
-            broker.url,
+            url or broker.url,
+            ca_certs=ca_certs,
             client_id="test-bridge",
             username="bridge",
             password=USERS["bridge"],

@@ -17,7 +17,7 @@ from conftest import USERS, Probe, rows, running_bridge, station
 from ocpp_iot.behaviours import Context, v201
 from ocpp_iot.bridge import _wire
 from ocpp_iot.bridge.service import CallTimeout
-from ocpp_iot.bridge.station import charging_session_201
+from ocpp_iot.bridge.station import SimStation, charging_session_201
 from ocpp_iot.rpc import Call, CallError, CallResult
 from ocpp_iot.testing import Mosquitto
 
@@ -492,3 +492,19 @@ def test_acl_keeps_a_station_from_speaking_for_another(broker: Mosquitto, tmp_pa
     db = tmp_path / "bridge.sqlite3"
     assert rows(db, "SELECT COUNT(*) FROM ref_events WHERE message_id='forged-1'") == [(0,)]
     assert rows(db, "SELECT station FROM bridge_stations WHERE station='CP2'") == []
+
+
+def test_session_over_tls(tls_broker: tuple[Mosquitto, str, str], tmp_path: Path) -> None:
+    """mqtts:// with a CA, the bridge driven by its event loop (TLS records and all)."""
+    broker, url, ca = tls_broker
+
+    async def scenario() -> list[Any]:
+        async with running_bridge(broker, tmp_path, url=url, ca_certs=ca) as bridge:
+            assert bridge.client is not None and bridge.client.connected
+            st = SimStation("CP1", url, password=USERS["CP1"], call_timeout=5.0)
+            st.settings.ca_certs = ca
+            async with st:
+                return [await st.call(a, p) for a, p in charging_session_201("CP1", updates=2)]
+
+    answers = asyncio.run(scenario())
+    assert len(answers) == 8 and all(isinstance(a, CallResult) for a in answers)

@@ -456,7 +456,16 @@ class LoopMqttClient(MqttClient):
             self._misc = self._loop.create_task(self._misc_loop())
 
     def _read(self) -> None:
-        rc = self._client.loop_read(100)
+        rc = self._client.loop_read()
+        sock = self._sock
+        # TLS: records already decrypted into the SSL object do not wake the selector again
+        while (
+            rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+            and isinstance(sock, ssl.SSLSocket)
+            and sock is self._sock
+            and sock.pending()
+        ):
+            rc = self._client.loop_read()
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
             self._lost()
 
