@@ -571,14 +571,16 @@ class _Gen:
                 vals = list(spec[1])
                 off = 0 if req else 1
                 n = len(vals) + off
-                t = self.const({v: (i + off) * mult for i, v in enumerate(vals)})
+                table: dict[Any, int] = {v: (i + off) * mult for i, v in enumerate(vals)}
+                if not req:
+                    table[_M] = 0  # absent (a JSON null still fails: KeyError -> fallback)
+                t = self.const(table)
                 vt = self.const(tuple([None] * off + vals))
                 if req:
                     e += [f"    h += {t}[o[{key}]]"]
                     dd.append(([f"    o[{key}] = {vt}[h % {n}]", f"    h //= {n}"], False, []))
                 else:
-                    e += [f"    v = o.get({key}, _M)", "    if v is not _M:"]
-                    e += [f"        h += {t}[v]"]
+                    e += [f"    h += {t}[o.get({key}, _M)]"]
                     lines = [f"    y = h % {n}", f"    h //= {n}", "    if y:"]
                     dd.append((lines + [f"        o[{key}] = {vt}[y]"], True, []))
                 mult *= n
