@@ -6,7 +6,7 @@ checked) and then must be accepted by the generated model and round-trip exactly
 values (:func:`parse`) and from JSON text (:func:`parse_json`, :func:`parse_frame_json`).
 
 Default run: a few examples per schema, arrays and plain strings kept short. ``-m slow``: many
-more, from the schemas as they are.
+more, strings up to their maxLength, arrays up to 5 entries.
 """
 
 from __future__ import annotations
@@ -27,29 +27,33 @@ SCHEMAS = all_schemas()
 IDS = [f"{v}-{s}" for v, s in SCHEMAS]
 
 
-def _capped(node: Any) -> Any:
-    """The schema with arrays limited to 2 items and plain strings to 12 characters: every
-    payload it allows is valid under the original, and big schemas generate quickly."""
+def _capped(node: Any, items: int, chars: int | None) -> Any:
+    """The schema with arrays limited to ``items`` entries and plain strings to ``chars``
+    characters: every payload it allows is valid under the original, and the big 2.x schemas
+    (nested arrays of up to 1024 entries) generate in reasonable time."""
     if isinstance(node, list):
-        return [_capped(x) for x in node]
+        return [_capped(x, items, chars) for x in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _capped(v) for k, v in node.items()}
+    out = {k: _capped(v, items, chars) for k, v in node.items()}
     if out.get("type") == "array":
-        out["maxItems"] = max(out.get("minItems", 0), min(out.get("maxItems", 2), 2))
-    if out.get("type") == "string" and "format" not in out and "enum" not in out:
-        out["maxLength"] = min(out.get("maxLength", 12), 12)
+        out["maxItems"] = max(out.get("minItems", 0), min(out.get("maxItems", items), items))
+    plain = "format" not in out and "enum" not in out
+    if chars is not None and out.get("type") == "string" and plain:
+        out["maxLength"] = min(out.get("maxLength", chars), chars)
     return out
 
 
 @functools.cache
 def _strategy(version: str, stem: str, capped: bool) -> st.SearchStrategy[Any]:
+    """capped: arrays <= 2 items, strings <= 12 characters (default run); else arrays <= 5
+    items and strings as long as the schema allows (slow run)."""
     from hypothesis_jsonschema import from_schema
 
     schema = inlined(version, stem)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return from_schema(_capped(schema) if capped else schema)
+        return from_schema(_capped(schema, 2, 12) if capped else _capped(schema, 5, None))
 
 
 def _check(version: str, stem: str, payload: Any) -> None:
