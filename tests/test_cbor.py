@@ -440,6 +440,24 @@ def test_non_json_payload_is_a_value_error(payload: Any) -> None:
         cbor.encode(Call("1", "Heartbeat", payload), "2.0.1")
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_infinity_are_not_json(bad: float) -> None:
+    with pytest.raises(ValueError):
+        cbor.encode(Call("1", "MeterValues", sampled(bad)), "2.0.1")
+    with pytest.raises(ValueError):
+        cbor.encode(CallError("1", "GenericError", "", {"x": bad}), "2.0.1")
+    good = cbor.encode(Call("1", "MeterValues", sampled(1.0e300)), "2.0.1")
+    hostile = good.replace(cbor2.dumps(1.0e300), cbor2.dumps(bad))
+    assert hostile != good
+    with pytest.raises(DecodeError):
+        cbor.decode(hostile)
+
+
+def test_lone_surrogate_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        cbor.encode(Call("1", "DataTransfer", {"vendorId": "\ud800"}), "2.0.1")
+
+
 def test_non_string_message_id_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         cbor.encode(Call(1, "Heartbeat", {}), "2.0.1")  # type: ignore[arg-type]

@@ -178,6 +178,8 @@ def enc_number(v: Any, out: list[Any], st: Any = None) -> None:
                 else:
                     out.append(w)
                 return
+        if v - v != 0.0:
+            raise Bad("NaN and infinity are not JSON numbers")
         out.append(v)
     elif c is int:
         out.append([v])
@@ -191,6 +193,8 @@ def dec_number(x: Any) -> Any:
         d = x & 3
         return (x >> 2) / _P10[d] if d else float(x >> 2)
     if c is float:
+        if x - x != 0.0:
+            raise Bad("NaN and infinity are not JSON numbers")
         return x
     if c is bytes and 0 < len(x) <= 8:
         x = int.from_bytes(x, "big")
@@ -210,7 +214,7 @@ def enc_integer(v: Any, out: list[Any], st: Any = None) -> None:
             out.append(v.to_bytes((v.bit_length() + 7) >> 3, "big"))
         else:
             out.append(v)
-    elif c is float:
+    elif c is float and v - v == 0.0:
         out.append(v)
     else:
         raise Bad("integer expected")
@@ -218,7 +222,7 @@ def enc_integer(v: Any, out: list[Any], st: Any = None) -> None:
 
 def dec_integer(x: Any) -> Any:
     c = x.__class__
-    if c is int or c is float:
+    if c is int or (c is float and x - x == 0.0):
         return x
     if c is bytes and 0 < len(x) <= 8:
         return int.from_bytes(x, "big")
@@ -409,7 +413,11 @@ def check_json(v: Any, depth: int = 0) -> Any:
     """Return ``v`` if it is a JSON value (dict with str keys, list, str, int, float, bool,
     None) nested at most MAX_DEPTH deep; raise Bad otherwise. Used both ways."""
     c = v.__class__
-    if c is str or c is int or c is float or c is bool or v is None:
+    if c is str or c is int or c is bool or v is None:
+        return v
+    if c is float:
+        if v - v != 0.0:
+            raise Bad("NaN and infinity are not JSON numbers")
         return v
     if depth >= MAX_DEPTH:
         raise Bad("JSON value nested too deeply")

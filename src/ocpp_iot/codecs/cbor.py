@@ -156,7 +156,10 @@ def encode(frame: Frame, version: str) -> bytes:
         elif desc:
             out.append(desc)
     n = len(out)
-    body = cbor2.dumps(out)
+    try:
+        body = cbor2.dumps(out)
+    except Exception as exc:  # e.g. a lone surrogate in a str: not encodable as UTF-8
+        raise ValueError(f"frame is not encodable: {exc}") from None
     head = _HEADERS[version][mt]
     if uuid_id:
         data = b"".join(
