@@ -267,6 +267,13 @@ def main() -> None:
     help="seconds an answered CALL is remembered to answer repeats of it",
 )
 @click.option(
+    "--commit-delay",
+    type=click.FloatRange(0, 1000),
+    default=0.0,
+    envvar="BRIDGE_COMMIT_DELAY",
+    help="milliseconds an answer may wait to be stored in one transaction with others",
+)
+@click.option(
     "--default-version",
     type=click.Choice(["1.6", "2.0.1", "2.1"]),
     default="2.0.1",
@@ -327,6 +334,7 @@ def _build_bridge(opts: Mapping[str, Any], index: int) -> Any:
         mirror=opts["mirror"],
         call_timeout=opts["call_timeout"],
         dedup_retention=opts["dedup_retention"],
+        commit_delay=opts["commit_delay"] / 1000.0,
         default_version=opts["default_version"],
         workers=opts["workers"],
         worker_index=index,

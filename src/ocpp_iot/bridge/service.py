@@ -79,6 +79,9 @@ class BridgeConfig:
     #: answered CALLs are remembered this long (seconds) for duplicate detection: longer than
     #: a bridge outage plus a station's retry interval
     dedup_retention: float = 3_600.0
+    #: answers wait up to this long (seconds) to be stored together with others: one
+    #: transaction for many under load, at the cost of this much latency
+    commit_delay: float = 0.0
     #: threads for handler methods that are plain functions; 0 runs them in the event loop
     #: (fastest; right for handlers that do not block, wrong for ones that do)
     handler_threads: int = 0
@@ -128,6 +131,7 @@ class Bridge:
         self.store_path: str = getattr(store, "path", "")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_hand: set[tuple[str, str]] = set()  # CALLs being handled (one worker)
+        self._flush_timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._commits: list[tuple[Finish, Callable[[bytes | EffectsFailed | None], None]]] = []
         self._touched: dict[str, tuple[str, float]] = {}  # station -> (version, last stored)
         self._inline_cache: dict[tuple[str, str], bool] = {}
@@ -589,12 +593,23 @@ class Bridge:
                 done.set_result(None)
 
         self._commits.append((finish, stored))
-        if len(self._commits) == 1:
+        n = len(self._commits)
+        if n == 1:
             assert self._loop is not None
-            self._loop.call_soon(self._flush_commits)
+            delay = self.config.commit_delay
+            self._flush_timer = (
+                self._loop.call_later(delay, self._flush_commits)
+                if delay > 0
+                else self._loop.call_soon(self._flush_commits)
+            )
+        elif n >= 256:
+            self._flush_commits()
 
     def _flush_commits(self) -> None:
         """Store every answer ready in this turn of the loop in one transaction."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         batch, self._commits = self._commits, []
         if not batch:
             return
