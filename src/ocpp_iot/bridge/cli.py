@@ -569,5 +569,11 @@ def demo(
     sys.exit(0 if ok else 1)
 
 
+for _command in (serve, call):  # list each option's environment variable in --help
+    for _param in _command.params:
+        if isinstance(_param, click.Option) and _param.envvar:
+            _param.show_envvar = True
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
