@@ -49,7 +49,7 @@ from ..transports.mqtt import LoopMqttClient, Message, MqttSettings, Will
 from . import _wire
 from .store import Claim, ClaimResult, EffectsFailed, Finish, OutgoingCall, Store, collect_effects
 
-__all__ = ["Bridge", "BridgeConfig", "CallTimeout", "StationCallError"]
+__all__ = ["Bridge", "BridgeConfig", "CallTimeout"]
 
 log = logging.getLogger("ocpp_iot.bridge")
 traffic_log = logging.getLogger("ocpp_iot.bridge.traffic")
@@ -59,10 +59,6 @@ _STATION_RE = re.compile(r"^[^/+#\s]{1,48}$")
 
 class CallTimeout(TimeoutError):
     """A station did not answer a CALL from the bridge in time."""
-
-
-class StationCallError(RuntimeError):
-    pass
 
 
 @dataclass
