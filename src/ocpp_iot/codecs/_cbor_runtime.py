@@ -281,19 +281,11 @@ def _days(y: int, mo: int, d: int) -> int:
 _SHORT_LIM = 1 << 40
 
 
-def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
-    """Compact RFC 3339 date-time. bstr of 5 bytes: milliseconds since 2020-01-01T00:00:00Z
-    (form ``...T..:..:...sssZ``); other bstr lengths: packed general form; int: delta to the
-    previous compact timestamp of the frame with the same precision and offset; text: as is.
-    ``st[0]`` is the previous compact timestamp (units, digits, offset), ``st[2]`` the previous
-    timestamp string of the frame."""
-    if v.__class__ is not str:
-        raise Bad("string expected")
-    st[2] = v
+def _parse_timestamp(v: str) -> tuple[int, int, int | None] | None:
+    """(units, fraction digits, offset minutes or None) of a compact-able date-time, else None."""
     mt = _TS(v)
     if mt is None:
-        out.append(v)
-        return
+        return None
     ys, mos, ds, hs, mis, ss, frac, tz = mt.groups()
     days = _DAYS.get(v[:10])
     if days is None:
@@ -305,16 +297,14 @@ def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
     mi = int(mis)
     sec = int(ss)
     if days < 0 or hh > 23 or mi > 59 or sec > 59:
-        out.append(v)
-        return
+        return None
     if tz == "Z":
         off = None
     else:
         oh = int(tz[1:3])
         om = int(tz[4:6])
         if oh > 23 or om > 59 or (tz[0] == "-" and oh == 0 and om == 0):
-            out.append(v)
-            return
+            return None
         off = oh * 60 + om
         if tz[0] == "-":
             off = -off
@@ -322,6 +312,38 @@ def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
     units = (days * 86400 + hh * 3600 + mi * 60 + sec) * _P10_9[f]
     if f:
         units += int(frac)
+    return units, f, off
+
+
+def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
+    """Compact RFC 3339 date-time. bstr of 5 bytes: milliseconds since 2020-01-01T00:00:00Z
+    (form ``...T..:..:...sssZ``); other bstr lengths: packed general form; int: delta to the
+    previous compact timestamp of the frame with the same precision and offset; text: as is.
+    ``st[0]`` is the previous compact timestamp (units, digits, offset), ``st[2]`` the previous
+    timestamp string of the frame."""
+    if v.__class__ is not str:
+        raise Bad("string expected")
+    st[2] = v
+    units = -1
+    if len(v) == 24 and v[23] == "Z" and v[19] == "." and v[13] == ":" and v[16] == ":":
+        # fast path for the common YYYY-MM-DDTHH:MM:SS.sssZ, once its date is known valid
+        days = _DAYS.get(v[:10], -1)
+        t = v[11:13] + v[14:16] + v[17:19] + v[20:23]
+        if days >= 0 and v[10] == "T" and t.isascii() and t.isdigit():
+            n = int(t)
+            hh = n // 10000000
+            mi = n // 100000 % 100
+            sec = n // 1000 % 100
+            if hh < 24 and mi < 60 and sec < 60:
+                units = (days * 86400 + hh * 3600 + mi * 60 + sec) * 1000 + n % 1000
+                f = 3
+                off = None
+    if units < 0:
+        parsed = _parse_timestamp(v)
+        if parsed is None:
+            out.append(v)
+            return
+        units, f, off = parsed
     prev = st[0]
     st[0] = (units, f, off)
     if prev is not None and prev[1] == f and prev[2] == off:
@@ -340,6 +362,17 @@ def enc_timestamp(v: Any, out: list[Any], st: list[Any]) -> None:
     out.append(x.to_bytes(6 if n == 5 else n or 1, "big"))
 
 
+def _date(days: int) -> str:
+    if days > 2932896:  # 9999-12-31
+        raise Bad("timestamp after year 9999")
+    y, mo, d = _civil_from_days(days)
+    date = f"{y:04d}-{mo:02d}-{d:02d}"
+    if len(_DATES) > 4096:
+        _DATES.clear()
+    _DATES[days] = date
+    return date
+
+
 def dec_timestamp(x: Any, st: list[Any]) -> str:
     c = x.__class__
     if c is str:
@@ -354,11 +387,18 @@ def dec_timestamp(x: Any, st: list[Any]) -> str:
         off = prev[2]
     elif c is bytes:
         n = len(x)
-        if n == 5:
+        if n == 5:  # the short form, formatted directly
             units = int.from_bytes(x, "big") + _EPOCH_2020_MS
-            f = 3
-            off = None
-        elif 0 < n <= 12:
+            secs, ms = divmod(units, 1000)
+            days, sod = divmod(secs, 86400)
+            date = _DATES.get(days) or _date(days)
+            hh, rem = divmod(sod, 3600)
+            mi, sec = divmod(rem, 60)
+            st[0] = (units, 3, None)
+            s = f"{date}T{hh:02d}:{mi:02d}:{sec:02d}.{ms:03d}Z"
+            st[2] = s
+            return s
+        if 0 < n <= 12:
             v = int.from_bytes(x, "big")
             has_off = v & 1
             f = (v >> 1) & 15
@@ -381,15 +421,7 @@ def dec_timestamp(x: Any, st: list[Any]) -> str:
         raise Bad("timestamp before 1970")
     secs, fr = divmod(units, _P10_9[f])
     days, sod = divmod(secs, 86400)
-    date = _DATES.get(days)
-    if date is None:
-        if days > 2932896:  # 9999-12-31
-            raise Bad("timestamp after year 9999")
-        y, mo, d = _civil_from_days(days)
-        date = f"{y:04d}-{mo:02d}-{d:02d}"
-        if len(_DATES) > 4096:
-            _DATES.clear()
-        _DATES[days] = date
+    date = _DATES.get(days) or _date(days)
     hh, rem = divmod(sod, 3600)
     mi, sec = divmod(rem, 60)
     st[0] = (units, f, off)
