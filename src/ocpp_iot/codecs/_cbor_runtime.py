@@ -31,6 +31,8 @@ MAX_DEPTH = 64  # nesting limit for free-form JSON values (and the CBOR decoder)
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
+_UUID_LOWER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+_UUID_UPPER = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}").fullmatch
 # packed text: 6 bits a character from this alphabet, after a 1 bit marking the start
 _PACK_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-"
 _PACK = frozenset(_PACK_ALPHABET)
@@ -44,17 +46,12 @@ def enc_string(v: Any, out: list[Any], st: Any = None) -> None:
         raise Bad("string expected")
     n = len(v)
     if n == 36:
-        if v[8] == "-" and v[13] == "-" and v[18] == "-" and v[23] == "-":
-            h = v[:8] + v[9:13] + v[14:18] + v[19:23] + v[24:]
-            if _HEX.issuperset(h):
-                b = bytes.fromhex(h)
-                x = b.hex()
-                if x == h:
-                    out.append(b)
-                    return
-                if x.upper() == h:
-                    out.append(b"\x02" + b)
-                    return
+        if _UUID_LOWER(v):
+            out.append(bytes.fromhex(v.replace("-", "")))
+            return
+        if _UUID_UPPER(v):
+            out.append(b"\x02" + bytes.fromhex(v.replace("-", "")))
+            return
     elif 0 < n <= 19 and _DIGITS.issuperset(v) and (v[0] != "0" or n == 1):
         out.append(int(v))
         return

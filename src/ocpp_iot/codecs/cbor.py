@@ -173,14 +173,24 @@ def encode(frame: Frame, version: str) -> bytes:
 
 
 def _items(data: bytes, start: int) -> list[Any]:
-    buf = b"\x9f" + data[start:] + b"\xff"
-    fp = io.BytesIO(buf)
+    """The CBOR sequence from ``start`` as a list (wrapped in an indefinite-length array)."""
+    body = data[start:]
+    buf = b"\x9f" + body + b"\xff"
     try:
-        items = cbor2.CBORDecoder(fp, max_depth=MAX_DEPTH).decode()
+        if b"\xff" not in body:
+            # no 0xff byte: no break can end the array early, so loads sees every byte
+            items = cbor2.loads(buf, max_depth=MAX_DEPTH)
+        else:
+            fp = io.BytesIO(buf)
+            items = cbor2.CBORDecoder(fp, max_depth=MAX_DEPTH).decode()
+            if fp.tell() != len(buf):
+                raise DecodeError("malformed CBOR: stray break or trailing bytes")
+    except DecodeError:
+        raise
     except Exception as exc:  # cbor2 raises several types for broken input
         raise DecodeError(f"malformed CBOR: {exc}") from None
-    if fp.tell() != len(buf) or items.__class__ is not list:
-        raise DecodeError("malformed CBOR: stray break or trailing bytes")
+    if items.__class__ is not list:
+        raise DecodeError("malformed CBOR")
     return items  # type: ignore[no-any-return]
 
 
