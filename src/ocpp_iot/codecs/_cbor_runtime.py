@@ -145,36 +145,39 @@ def _mk_dec_known(values: tuple[str, ...]) -> Callable[[Any], str]:
 
 _P10 = (1, 10, 100, 1000)
 _LIM = 1 << 53
+_LIMF = float(_LIM)
 
 
 def enc_number(v: Any, out: list[Any], st: Any = None) -> None:
-    """float -> int m*4+d (v == m / 10**d, d <= 3) or CBOR float; int -> [int]."""
+    """float -> int m*4+d (v == m / 10**d exactly, d <= 3) or CBOR float; int -> [int].
+
+    ``m / 10**d`` is a correctly rounded division, so when it equals ``v`` the decoder gets the
+    very same double back (and the same ``repr``); the smallest such ``d`` is the number of
+    decimals of ``repr(v)``."""
     c = v.__class__
     if c is float:
-        s = repr(v)
-        i, dot, fr = s.partition(".")
-        if dot:
-            if fr == "0":
-                if s[0] == "-" and v == 0.0:
+        if -_LIMF < v < _LIMF:
+            if v.is_integer():
+                if v == 0.0 and str(v)[0] == "-":  # -0.0 keeps its sign only as a float
                     out.append(v)
                     return
-                m = int(i)
-                d = 0
-            elif len(fr) <= 3:
-                m = int(i + fr)
-                d = len(fr)
+                w = int(v) * 4
             else:
-                out.append(v)
-                return
-            if -_LIM < m < _LIM:
-                w = m * 4 + d
-                if 65535 < w < 16777216:
-                    out.append(w.to_bytes(3, "big"))
-                elif w > 4294967295:
-                    out.append(w.to_bytes((w.bit_length() + 7) >> 3, "big"))
+                for d in (1, 2, 3):
+                    m = round(v * _P10[d])
+                    if m / _P10[d] == v:
+                        w = m * 4 + d
+                        break
                 else:
-                    out.append(w)
-                return
+                    out.append(v)
+                    return
+            if 65535 < w < 16777216:
+                out.append(w.to_bytes(3, "big"))
+            elif w > 4294967295:
+                out.append(w.to_bytes((w.bit_length() + 7) >> 3, "big"))
+            else:
+                out.append(w)
+            return
         if v - v != 0.0:
             raise Bad("NaN and infinity are not JSON numbers")
         out.append(v)
