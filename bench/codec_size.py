@@ -133,8 +133,8 @@ def lora_table(res: dict[str, list[int]]) -> str:
         "**LoRa time on air per session** (SF9, BW 125 kHz, CR 4/5, explicit header, CRC on, "
         f"preamble 8; one packet a frame; {len(sessions)} sessions)",
         "",
-        "| encoding | mean s/session | max s/session | frames > 222 B (SF9 max payload) |",
-        "| --- | ---: | ---: | ---: |",
+        "| encoding | mean s/session | max s/session | total s | frames > 222 B (SF9 max) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for key in ("ocppj", "ours"):
         per: dict[int, float] = {}
@@ -143,7 +143,10 @@ def lora_table(res: dict[str, list[int]]) -> str:
         over = sum(1 for n in res[key] if n > LORA_MAX_PAYLOAD_SF9)
         vals = list(per.values())
         mean_s = sum(vals) / len(vals) / 1000
-        lines.append(f"| {LABELS[key]} | {mean_s:.2f} | {max(vals) / 1000:.2f} | {over} |")
+        total = sum(vals) / 1000
+        lines.append(
+            f"| {LABELS[key]} | {mean_s:.2f} | {max(vals) / 1000:.2f} | {total:.0f} | {over} |"
+        )
     return "\n".join(lines)
 
 
