@@ -62,8 +62,10 @@ def cases(version: str) -> list[tuple[str, str, str, str]]:
         if version == "1.6":
             out.append((version, action, "call", f"{action}.json"))
         else:
-            kind = "call" if resp >= 0 else "send"
-            out.append((version, action, kind, f"{action}Request.json"))
+            if resp >= 0:
+                out.append((version, action, "call", f"{action}Request.json"))
+            else:  # a message that is only ever sent: its schema has no Request suffix
+                out.append((version, action, "send", f"{action}.json"))
         if resp >= 0:
             out.append((version, action, "result", f"{action}Response.json"))
     return out
