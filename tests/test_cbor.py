@@ -288,6 +288,34 @@ def test_repeated_and_nearby_timestamps_in_one_frame_are_cheap() -> None:
     assert len(b) - len(a) <= 3 * 4 + 5
 
 
+def test_repeat_of_a_timestamp_after_an_explicit_one_in_the_same_object() -> None:
+    # the second profile's validTo repeats the frame's previous timestamp, its validFrom does not
+    sched = {
+        "id": 1,
+        "chargingRateUnit": "W",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000.0}],
+    }  # noqa: E501
+    p1 = {
+        "id": 1,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "validFrom": "2026-01-01T00:00:00Z",
+        "validTo": "2026-02-01T00:00:00Z",
+        "chargingSchedule": [sched],
+    }
+    p2 = dict(p1, id=2, validFrom="2026-01-15T00:00:00Z")
+    p3 = dict(p1, id=3, validFrom="2026-02-01T00:00:00Z", validTo="2026-03-01T00:00:00Z")
+    payload = {
+        "requestId": 1,
+        "chargingLimitSource": "CSO",
+        "evseId": 1,
+        "chargingProfile": [p1, p2, p3],
+    }  # noqa: E501
+    assert schema_mode(roundtrip(Call("1", "ReportChargingProfiles", payload), "2.0.1"))
+    assert schema_mode(roundtrip(Call("1", "ReportChargingProfiles", payload), "2.1"))
+
+
 def test_sampled_value_shapes_are_small() -> None:
     sv = [
         {"value": 230.1, "measurand": "Voltage", "phase": "L1-N", "unitOfMeasure": {"unit": "V"}},

@@ -665,15 +665,18 @@ class _Gen:
                 if base:
                     e += [f"{ind}else:", f"{ind}    h += {mult}"]
                 ev += [f"    if v{j} is not _M:", f"        enc_timestamp(v{j}, out, st)"]
-                dd.append(([f"    y{j} = h % {n}", f"    h //= {n}"], not req, [f"    y{j} = 0"]))
-                dv += [
-                    f"    if y{j} == {base}:",
-                    f"        o[{key}] = dec_timestamp(next(it), st)",
-                    f"    elif y{j}:",
+                # a repeat is resolved when the head is read, as the encoder decided it when
+                # it built the head: before any value of this object was written
+                lines = [
+                    f"    y{j} = h % {n}",
+                    f"    h //= {n}",
+                    f"    if y{j} == {base + 1}:",
                     "        if st[2] is None:",
                     "            raise Bad('repeated timestamp without a previous one')",
                     f"        o[{key}] = st[2]",
                 ]
+                dd.append((lines, not req, [f"    y{j} = 0"]))
+                dv += [f"    if y{j} == {base}:", f"        o[{key}] = dec_timestamp(next(it), st)"]
                 mult *= n
             elif kind == "u":
                 _, sib, table, default, inner = spec
