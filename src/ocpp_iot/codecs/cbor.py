@@ -26,6 +26,7 @@ import cbor2
 
 from ocpp_iot.codecs import DecodeError
 from ocpp_iot.codecs._cbor_runtime import (
+    _UUID_LOWER,
     MAX_DEPTH,
     Bad,
     VersionCodec,
@@ -81,37 +82,24 @@ for _vi, _v in enumerate(_VERSIONS):
         _KINDS[_vi * 5 + _mt - 2] = (_v, _mt)
 
 
-def _payload(codec: VersionCodec, action: str, payload: Any, request: bool, out: list[Any]) -> None:
-    code = codec.action_code.get(action) if action.__class__ is str else None
-    if code is None:
-        if action.__class__ is not str:
-            raise ValueError("action must be a string")
-        out.append(action)
-    else:
-        n = len(out)
-        out.append(code)
-        st = [None, -1, None]
-        try:
-            (codec.enc_req if request else codec.enc_resp)[code](payload, out, st)
-            if st[1] == len(out) - 1 and out[-1] == 0:
-                out.pop()  # a trailing object head 0 is implied
-            return
-        except (
-            Bad,
-            KeyError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            IndexError,
-            OverflowError,
-            RecursionError,
-        ):
-            del out[n:]
-        out.append(-1 - code)
+_SCHEMA_MISFIT = (
+    Bad,
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def _fallback(out: list[Any], head: Any, payload: Any) -> None:
+    """Append the action item ``head`` and the payload as plain CBOR of its JSON value."""
     if payload.__class__ is not dict:
         raise ValueError("payload must be a JSON object (dict)")
     try:
-        out.append(check_json(payload))
+        out += (head, check_json(payload))
     except (Bad, RecursionError) as exc:
         raise ValueError(f"payload is not a JSON value: {exc}") from None
 
@@ -119,27 +107,42 @@ def _payload(codec: VersionCodec, action: str, payload: Any, request: bool, out:
 def encode(frame: Frame, version: str) -> bytes:
     """Encode an OCPP-J frame of OCPP ``version`` ("1.6", "2.0.1" or "2.1")."""
     codec = _CODECS.get(version) or _codec(version)
-    cls = frame.__class__
-    mt = _TYPE_OF.get(cls)
+    mt = _TYPE_OF.get(frame.__class__)
     if mt is None:
         raise ValueError(f"not an OCPP frame: {frame!r}")
     if mt > 4 and version != "2.1":
-        raise ValueError(f"{cls.__name__} frames exist in OCPP 2.1 only")
+        raise ValueError(f"{frame.__class__.__name__} frames exist in OCPP 2.1 only")
+    mid = frame.message_id
     out: list[Any] = []
-    try:
-        enc_string(frame.message_id, out)
-    except Bad:
-        raise ValueError("message id must be a string") from None
-    first = out[0]
-    uuid_id = first.__class__ is bytes and len(first) == 16
-    if uuid_id:
-        out.clear()
-    if mt == 2 or mt == 6:
-        _payload(codec, frame.action, frame.payload, True, out)  # type: ignore[union-attr]
-    elif mt == 3:
-        if frame.action is None:  # type: ignore[union-attr]
+    if mid.__class__ is str and len(mid) == 36 and _UUID_LOWER(mid):
+        first = bytes.fromhex(mid.replace("-", ""))
+    else:
+        first = None
+        try:
+            enc_string(mid, out)
+        except Bad:
+            raise ValueError("message id must be a string") from None
+    if mt != 4 and mt != 5:
+        action = frame.action  # type: ignore[union-attr]
+        payload = frame.payload  # type: ignore[union-attr]
+        code = codec.action_code.get(action) if action.__class__ is str else None
+        if code is not None:
+            n = len(out)
+            out.append(code)
+            st = [None, -1, None]
+            try:
+                (codec.enc_resp if mt == 3 else codec.enc_req)[code](payload, out, st)
+                if st[1] == len(out) - 1 and out[-1] == 0:
+                    out.pop()  # a trailing object head 0 is implied
+            except _SCHEMA_MISFIT:
+                del out[n:]
+                _fallback(out, -1 - code, payload)
+        elif action.__class__ is str:
+            _fallback(out, action, payload)
+        elif action is None and mt == 3:
             raise ValueError("a CallResult needs its action to be encoded")
-        _payload(codec, frame.action, frame.payload, False, out)  # type: ignore[union-attr]
+        else:
+            raise ValueError("action must be a string")
     else:
         code = frame.error_code  # type: ignore[union-attr]
         desc = frame.error_description  # type: ignore[union-attr]
@@ -160,13 +163,11 @@ def encode(frame: Frame, version: str) -> bytes:
         body = cbor2.dumps(out)
     except Exception as exc:  # e.g. a lone surrogate in a str: not encodable as UTF-8
         raise ValueError(f"frame is not encodable: {exc}") from None
-    head = _HEADERS[version][mt]
-    if uuid_id:
-        data = b"".join(
-            (head[1], first, body[_ARRAY_HEAD[(n >= 24) + (n >= 256) + (n >= 65536)] :])
-        )
+    skip = 1 if n < 24 else _ARRAY_HEAD[(n >= 24) + (n >= 256) + (n >= 65536)]
+    if first is not None:
+        data = _HEADERS[version][mt][1] + first + body[skip:]
     else:
-        data = head[0] + body[_ARRAY_HEAD[(n >= 24) + (n >= 256) + (n >= 65536)] :]
+        data = _HEADERS[version][mt][0] + body[skip:]
     if len(data) > MAX_FRAME_SIZE:
         raise ValueError(f"encoded frame exceeds {MAX_FRAME_SIZE} bytes")
     return data
@@ -196,13 +197,13 @@ def _items(data: bytes, start: int) -> list[Any]:
 
 def decode(data: bytes) -> tuple[str, Frame]:
     """Decode one frame; return ``(version, frame)``. Raises DecodeError for bad input."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError("frame must be bytes")
-    data = bytes(data)
-    if len(data) < 2:
-        raise DecodeError("frame too short")
-    if len(data) > MAX_FRAME_SIZE:
-        raise DecodeError(f"frame larger than {MAX_FRAME_SIZE} bytes")
+    if data.__class__ is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise DecodeError("frame must be bytes")
+        data = bytes(data)
+    size = len(data)
+    if size < 2 or size > MAX_FRAME_SIZE:
+        raise DecodeError(f"frame of {size} bytes: too short or larger than {MAX_FRAME_SIZE}")
     hdr = data[0]
     if hdr >> 5 != FORMAT_VERSION:
         raise DecodeError(f"unknown codec format {hdr >> 5}")
@@ -210,16 +211,21 @@ def decode(data: bytes) -> tuple[str, Frame]:
     if kind is None:
         raise DecodeError(f"unknown OCPP version / message type code {hdr & 15}")
     version, mt = kind
-    if hdr & 16:
-        if len(data) < 18:
-            raise DecodeError("frame too short")
-        items = _items(data, 17)
-        h = data[1:17].hex()
-        items.insert(0, f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    else:
-        items = _items(data, 1)
     try:
-        return version, _frame(_codec(version), mt, items)
+        if hdr & 16:
+            if size < 18:
+                raise DecodeError("frame too short")
+            items = _items(data, 17)
+            h = data[1:17].hex()
+            mid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            start = 0
+        else:
+            items = _items(data, 1)
+            if not items:
+                raise DecodeError("frame truncated")
+            mid = dec_string(items[0])
+            start = 1
+        return version, _frame(_CODECS.get(version) or _codec(version), mt, mid, items, start)
     except DecodeError:
         raise
     except Bad as exc:
@@ -230,55 +236,53 @@ def decode(data: bytes) -> tuple[str, Frame]:
         raise DecodeError(f"malformed frame: {type(exc).__name__}: {exc}") from None
 
 
-def _frame(codec: VersionCodec, mt: int, items: list[Any]) -> Frame:
-    n = len(items)
-    if n < 2:
+def _frame(codec: VersionCodec, mt: int, mid: str, items: list[Any], start: int) -> Frame:
+    """The frame from its message id and its items; ``items[start]`` is the action/code."""
+    n = len(items) - start
+    if n < 1:
         raise DecodeError("frame truncated")
-    message_id = dec_string(items[0])
     if mt == 4 or mt == 5:
-        code = items[1]
+        code = items[start]
         if code.__class__ is int:
             if not 0 <= code < len(codec.errors):
                 raise DecodeError("unknown error code")
             code = codec.errors[code]
         elif code.__class__ is not str:
             raise DecodeError("error code expected")
-        desc = items[2] if n > 2 else ""
-        details = check_json(items[3]) if n > 3 else {}
-        if desc.__class__ is not str or n > 4:
+        desc = items[start + 1] if n > 1 else ""
+        details = check_json(items[start + 2]) if n > 2 else {}
+        if desc.__class__ is not str or n > 3:
             raise DecodeError("bad error frame")
         cls = CallError if mt == 4 else CallResultError
-        return cls(message_id, code, desc, details)
-    act = items[1]
+        return cls(mid, code, desc, details)
+    act = items[start]
     c = act.__class__
-    if c is int:
-        if act >= 0:
-            if act >= len(codec.actions):
-                raise DecodeError(f"unknown action code {act}")
-            it = iter(items)
+    if c is int and act >= 0:
+        if act >= len(codec.actions):
+            raise DecodeError(f"unknown action code {act}")
+        it = iter(items)
+        for _ in range(start + 1):
             next(it)
-            next(it)
-            decs = codec.dec_resp if mt == 3 else codec.dec_req
-            payload = decs[act](it, [None, n, None])
-            if next(it, it) is not it:
-                raise DecodeError("trailing items after the payload")
-            action = codec.actions[act]
-        else:
-            if -1 - act >= len(codec.actions) or n != 3:
+        payload = (codec.dec_resp if mt == 3 else codec.dec_req)[act](it, [None, n, None])
+        if next(it, it) is not it:
+            raise DecodeError("trailing items after the payload")
+        action = codec.actions[act]
+    else:
+        if n != 2:
+            raise DecodeError("bad raw payload frame")
+        if c is int:
+            if -1 - act >= len(codec.actions):
                 raise DecodeError("bad raw payload frame")
             action = codec.actions[-1 - act]
-            payload = check_json(items[2])
-    elif c is str:
-        if n != 3:
-            raise DecodeError("bad raw payload frame")
-        action = act
-        payload = check_json(items[2])
-    else:
-        raise DecodeError("action code expected")
-    if payload.__class__ is not dict:
-        raise DecodeError("payload must be an object")
+        elif c is str:
+            action = act
+        else:
+            raise DecodeError("action code expected")
+        payload = check_json(items[start + 1])
+        if payload.__class__ is not dict:
+            raise DecodeError("payload must be an object")
     if mt == 2:
-        return Call(message_id, action, payload)
+        return Call(mid, action, payload)
     if mt == 3:
-        return CallResult(message_id, payload, action)
-    return Send(message_id, action, payload)
+        return CallResult(mid, payload, action)
+    return Send(mid, action, payload)
