@@ -1,7 +1,8 @@
 """Compact, lossless, schema-aware CBOR encoding of OCPP-J frames (for LoRa and metered links).
 
-A frame is one header byte (format version, OCPP version, message type) followed by a CBOR
-sequence: the message id, the action code and the payload flattened into CBOR items by
+A frame is one header byte (format version, UUID-id flag, OCPP version, message type), the 16
+bytes of a lower-case UUID message id if the flag says so, then a CBOR sequence: the message id
+(otherwise), the action code and the payload flattened into CBOR items by
 per-schema encoders generated from the official JSON schemas (``tools/gen_cbor_tables.py``).
 Field names are replaced by positions, enum strings by digits of one small integer per object,
 UUIDs by 16 bytes, timestamps by packed integers, decimal readings by scaled integers. The full
@@ -12,7 +13,7 @@ format is in ``docs/codec.md``.
 - Stateless: each frame decodes on its own.
 - A payload that does not fit its schema (unknown property, enum value or type, or an action
   the version does not define) is still encoded exactly, as plain CBOR of the JSON value; a
-  value that is not JSON at all raises :class:`ValueError`.
+  value that is not JSON at all (NaN, bytes, non-string keys, ...) raises :class:`ValueError`.
 - :func:`decode` raises :class:`~ocpp_iot.codecs.DecodeError` for any malformed input.
 """
 
