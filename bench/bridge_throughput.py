@@ -14,7 +14,8 @@ open loop (a fixed offered rate, half the bridge's closed-loop maximum, spread e
 stations): p50 / p99 latency of the bridge (1 worker, mirror off) and of the echo.
 
 The load: pre-encoded OCPP 2.0.1 TransactionEvent CALLs (eventType Updated, one meterValue with 9
-sampledValues); only the message id changes between frames (spliced into the encoded bytes). The
+sampledValues); only the message id changes between frames (a pool per station encoded before
+the timed phase, since the compact codec packs ids; OCPP-J frames get the id spliced in). The
 stations' side is a few generator processes, each one paho client (or one asyncio loop of
 WebSocket connections) owning a slice of the stations. The CPU each process used during the
 measured window is reported, so a saturated generator shows.
