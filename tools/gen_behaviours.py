@@ -100,7 +100,7 @@ def render(version: str) -> str:
             else:
                 res = f"m.{spec.response.__name__}"
                 ret = f"{res} | Awaitable[{res}]"
-                note = f"answer with a {spec.response.__name__}"
+                note = "return its response"
             out += [
                 "",
                 "    @unimplemented",
@@ -129,7 +129,7 @@ def render(version: str) -> str:
                     f"    def {spec.method}(  # type: ignore[override]",
                     f"        self, request: m.{spec.request.__name__}, ctx: Context",
                     f"    ) -> {res} | Awaitable[{res}]:",
-                    f'        """{action}: answer with a {spec.response.__name__}."""',
+                    f'        """{action}: return its response."""',
                 ]
             out.append("")
     return "\n".join(out)

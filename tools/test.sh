@@ -17,8 +17,8 @@ echo "== installing the package and its test dependencies (pip)"
 python3 -m pip install -q --disable-pip-version-check -e ".[test,demo]"
 
 echo "== ruff"
-python3 -m ruff check src tests tools bench
-python3 -m ruff format --check src tests tools bench
+python3 -m ruff check src tests tools bench examples
+python3 -m ruff format --check src tests tools bench examples
 
 echo "== pytest"
 python3 -m pytest -q -p no:cacheprovider "$@"

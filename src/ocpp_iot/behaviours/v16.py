@@ -58,182 +58,182 @@ class Charger(Behaviour):
     def cancel_reservation(
         self, request: m.CancelReservationRequest, ctx: Context
     ) -> m.CancelReservationResponse | Awaitable[m.CancelReservationResponse]:
-        """CancelReservation: answer with a CancelReservationResponse."""
+        """CancelReservation: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def certificate_signed(
         self, request: m.CertificateSignedRequest, ctx: Context
     ) -> m.CertificateSignedResponse | Awaitable[m.CertificateSignedResponse]:
-        """CertificateSigned: answer with a CertificateSignedResponse."""
+        """CertificateSigned: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def change_availability(
         self, request: m.ChangeAvailabilityRequest, ctx: Context
     ) -> m.ChangeAvailabilityResponse | Awaitable[m.ChangeAvailabilityResponse]:
-        """ChangeAvailability: answer with a ChangeAvailabilityResponse."""
+        """ChangeAvailability: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def change_configuration(
         self, request: m.ChangeConfigurationRequest, ctx: Context
     ) -> m.ChangeConfigurationResponse | Awaitable[m.ChangeConfigurationResponse]:
-        """ChangeConfiguration: answer with a ChangeConfigurationResponse."""
+        """ChangeConfiguration: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def clear_cache(
         self, request: m.ClearCacheRequest, ctx: Context
     ) -> m.ClearCacheResponse | Awaitable[m.ClearCacheResponse]:
-        """ClearCache: answer with a ClearCacheResponse."""
+        """ClearCache: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def clear_charging_profile(
         self, request: m.ClearChargingProfileRequest, ctx: Context
     ) -> m.ClearChargingProfileResponse | Awaitable[m.ClearChargingProfileResponse]:
-        """ClearChargingProfile: answer with a ClearChargingProfileResponse."""
+        """ClearChargingProfile: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def data_transfer(
         self, request: m.DataTransferRequest, ctx: Context
     ) -> m.DataTransferResponse | Awaitable[m.DataTransferResponse]:
-        """DataTransfer: answer with a DataTransferResponse."""
+        """DataTransfer: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def delete_certificate(
         self, request: m.DeleteCertificateRequest, ctx: Context
     ) -> m.DeleteCertificateResponse | Awaitable[m.DeleteCertificateResponse]:
-        """DeleteCertificate: answer with a DeleteCertificateResponse."""
+        """DeleteCertificate: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def extended_trigger_message(
         self, request: m.ExtendedTriggerMessageRequest, ctx: Context
     ) -> m.ExtendedTriggerMessageResponse | Awaitable[m.ExtendedTriggerMessageResponse]:
-        """ExtendedTriggerMessage: answer with a ExtendedTriggerMessageResponse."""
+        """ExtendedTriggerMessage: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_composite_schedule(
         self, request: m.GetCompositeScheduleRequest, ctx: Context
     ) -> m.GetCompositeScheduleResponse | Awaitable[m.GetCompositeScheduleResponse]:
-        """GetCompositeSchedule: answer with a GetCompositeScheduleResponse."""
+        """GetCompositeSchedule: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_configuration(
         self, request: m.GetConfigurationRequest, ctx: Context
     ) -> m.GetConfigurationResponse | Awaitable[m.GetConfigurationResponse]:
-        """GetConfiguration: answer with a GetConfigurationResponse."""
+        """GetConfiguration: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_diagnostics(
         self, request: m.GetDiagnosticsRequest, ctx: Context
     ) -> m.GetDiagnosticsResponse | Awaitable[m.GetDiagnosticsResponse]:
-        """GetDiagnostics: answer with a GetDiagnosticsResponse."""
+        """GetDiagnostics: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_installed_certificate_ids(
         self, request: m.GetInstalledCertificateIdsRequest, ctx: Context
     ) -> m.GetInstalledCertificateIdsResponse | Awaitable[m.GetInstalledCertificateIdsResponse]:
-        """GetInstalledCertificateIds: answer with a GetInstalledCertificateIdsResponse."""
+        """GetInstalledCertificateIds: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_local_list_version(
         self, request: m.GetLocalListVersionRequest, ctx: Context
     ) -> m.GetLocalListVersionResponse | Awaitable[m.GetLocalListVersionResponse]:
-        """GetLocalListVersion: answer with a GetLocalListVersionResponse."""
+        """GetLocalListVersion: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_log(
         self, request: m.GetLogRequest, ctx: Context
     ) -> m.GetLogResponse | Awaitable[m.GetLogResponse]:
-        """GetLog: answer with a GetLogResponse."""
+        """GetLog: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def install_certificate(
         self, request: m.InstallCertificateRequest, ctx: Context
     ) -> m.InstallCertificateResponse | Awaitable[m.InstallCertificateResponse]:
-        """InstallCertificate: answer with a InstallCertificateResponse."""
+        """InstallCertificate: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def remote_start_transaction(
         self, request: m.RemoteStartTransactionRequest, ctx: Context
     ) -> m.RemoteStartTransactionResponse | Awaitable[m.RemoteStartTransactionResponse]:
-        """RemoteStartTransaction: answer with a RemoteStartTransactionResponse."""
+        """RemoteStartTransaction: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def remote_stop_transaction(
         self, request: m.RemoteStopTransactionRequest, ctx: Context
     ) -> m.RemoteStopTransactionResponse | Awaitable[m.RemoteStopTransactionResponse]:
-        """RemoteStopTransaction: answer with a RemoteStopTransactionResponse."""
+        """RemoteStopTransaction: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def reserve_now(
         self, request: m.ReserveNowRequest, ctx: Context
     ) -> m.ReserveNowResponse | Awaitable[m.ReserveNowResponse]:
-        """ReserveNow: answer with a ReserveNowResponse."""
+        """ReserveNow: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def reset(
         self, request: m.ResetRequest, ctx: Context
     ) -> m.ResetResponse | Awaitable[m.ResetResponse]:
-        """Reset: answer with a ResetResponse."""
+        """Reset: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def send_local_list(
         self, request: m.SendLocalListRequest, ctx: Context
     ) -> m.SendLocalListResponse | Awaitable[m.SendLocalListResponse]:
-        """SendLocalList: answer with a SendLocalListResponse."""
+        """SendLocalList: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_charging_profile(
         self, request: m.SetChargingProfileRequest, ctx: Context
     ) -> m.SetChargingProfileResponse | Awaitable[m.SetChargingProfileResponse]:
-        """SetChargingProfile: answer with a SetChargingProfileResponse."""
+        """SetChargingProfile: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def signed_update_firmware(
         self, request: m.SignedUpdateFirmwareRequest, ctx: Context
     ) -> m.SignedUpdateFirmwareResponse | Awaitable[m.SignedUpdateFirmwareResponse]:
-        """SignedUpdateFirmware: answer with a SignedUpdateFirmwareResponse."""
+        """SignedUpdateFirmware: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def trigger_message(
         self, request: m.TriggerMessageRequest, ctx: Context
     ) -> m.TriggerMessageResponse | Awaitable[m.TriggerMessageResponse]:
-        """TriggerMessage: answer with a TriggerMessageResponse."""
+        """TriggerMessage: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def unlock_connector(
         self, request: m.UnlockConnectorRequest, ctx: Context
     ) -> m.UnlockConnectorResponse | Awaitable[m.UnlockConnectorResponse]:
-        """UnlockConnector: answer with a UnlockConnectorResponse."""
+        """UnlockConnector: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def update_firmware(
         self, request: m.UpdateFirmwareRequest, ctx: Context
     ) -> m.UpdateFirmwareResponse | Awaitable[m.UpdateFirmwareResponse]:
-        """UpdateFirmware: answer with a UpdateFirmwareResponse."""
+        """UpdateFirmware: return its response."""
         raise NotImplementedError
 
 
@@ -269,21 +269,21 @@ class ChargeSystem(Behaviour):
     def authorize(
         self, request: m.AuthorizeRequest, ctx: Context
     ) -> m.AuthorizeResponse | Awaitable[m.AuthorizeResponse]:
-        """Authorize: answer with a AuthorizeResponse."""
+        """Authorize: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def boot_notification(
         self, request: m.BootNotificationRequest, ctx: Context
     ) -> m.BootNotificationResponse | Awaitable[m.BootNotificationResponse]:
-        """BootNotification: answer with a BootNotificationResponse."""
+        """BootNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def data_transfer(
         self, request: m.DataTransferRequest, ctx: Context
     ) -> m.DataTransferResponse | Awaitable[m.DataTransferResponse]:
-        """DataTransfer: answer with a DataTransferResponse."""
+        """DataTransfer: return its response."""
         raise NotImplementedError
 
     @unimplemented
@@ -292,49 +292,49 @@ class ChargeSystem(Behaviour):
     ) -> (
         m.DiagnosticsStatusNotificationResponse | Awaitable[m.DiagnosticsStatusNotificationResponse]
     ):
-        """DiagnosticsStatusNotification: answer with a DiagnosticsStatusNotificationResponse."""
+        """DiagnosticsStatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def firmware_status_notification(
         self, request: m.FirmwareStatusNotificationRequest, ctx: Context
     ) -> m.FirmwareStatusNotificationResponse | Awaitable[m.FirmwareStatusNotificationResponse]:
-        """FirmwareStatusNotification: answer with a FirmwareStatusNotificationResponse."""
+        """FirmwareStatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def heartbeat(
         self, request: m.HeartbeatRequest, ctx: Context
     ) -> m.HeartbeatResponse | Awaitable[m.HeartbeatResponse]:
-        """Heartbeat: answer with a HeartbeatResponse."""
+        """Heartbeat: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def log_status_notification(
         self, request: m.LogStatusNotificationRequest, ctx: Context
     ) -> m.LogStatusNotificationResponse | Awaitable[m.LogStatusNotificationResponse]:
-        """LogStatusNotification: answer with a LogStatusNotificationResponse."""
+        """LogStatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def meter_values(
         self, request: m.MeterValuesRequest, ctx: Context
     ) -> m.MeterValuesResponse | Awaitable[m.MeterValuesResponse]:
-        """MeterValues: answer with a MeterValuesResponse."""
+        """MeterValues: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def security_event_notification(
         self, request: m.SecurityEventNotificationRequest, ctx: Context
     ) -> m.SecurityEventNotificationResponse | Awaitable[m.SecurityEventNotificationResponse]:
-        """SecurityEventNotification: answer with a SecurityEventNotificationResponse."""
+        """SecurityEventNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def sign_certificate(
         self, request: m.SignCertificateRequest, ctx: Context
     ) -> m.SignCertificateResponse | Awaitable[m.SignCertificateResponse]:
-        """SignCertificate: answer with a SignCertificateResponse."""
+        """SignCertificate: return its response."""
         raise NotImplementedError
 
     @unimplemented
@@ -344,26 +344,26 @@ class ChargeSystem(Behaviour):
         m.SignedFirmwareStatusNotificationResponse
         | Awaitable[m.SignedFirmwareStatusNotificationResponse]
     ):
-        """SignedFirmwareStatusNotification: answer with a SignedFirmwareStatusNotificationResponse."""
+        """SignedFirmwareStatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def start_transaction(
         self, request: m.StartTransactionRequest, ctx: Context
     ) -> m.StartTransactionResponse | Awaitable[m.StartTransactionResponse]:
-        """StartTransaction: answer with a StartTransactionResponse."""
+        """StartTransaction: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def status_notification(
         self, request: m.StatusNotificationRequest, ctx: Context
     ) -> m.StatusNotificationResponse | Awaitable[m.StatusNotificationResponse]:
-        """StatusNotification: answer with a StatusNotificationResponse."""
+        """StatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def stop_transaction(
         self, request: m.StopTransactionRequest, ctx: Context
     ) -> m.StopTransactionResponse | Awaitable[m.StopTransactionResponse]:
-        """StopTransaction: answer with a StopTransactionResponse."""
+        """StopTransaction: return its response."""
         raise NotImplementedError

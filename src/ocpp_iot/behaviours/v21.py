@@ -88,385 +88,385 @@ class Charger(Behaviour):
     def afrr_signal(
         self, request: m.AFRRSignalRequest, ctx: Context
     ) -> m.AFRRSignalResponse | Awaitable[m.AFRRSignalResponse]:
-        """AFRRSignal: answer with a AFRRSignalResponse."""
+        """AFRRSignal: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def adjust_periodic_event_stream(
         self, request: m.AdjustPeriodicEventStreamRequest, ctx: Context
     ) -> m.AdjustPeriodicEventStreamResponse | Awaitable[m.AdjustPeriodicEventStreamResponse]:
-        """AdjustPeriodicEventStream: answer with a AdjustPeriodicEventStreamResponse."""
+        """AdjustPeriodicEventStream: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def cancel_reservation(
         self, request: m.CancelReservationRequest, ctx: Context
     ) -> m.CancelReservationResponse | Awaitable[m.CancelReservationResponse]:
-        """CancelReservation: answer with a CancelReservationResponse."""
+        """CancelReservation: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def certificate_signed(
         self, request: m.CertificateSignedRequest, ctx: Context
     ) -> m.CertificateSignedResponse | Awaitable[m.CertificateSignedResponse]:
-        """CertificateSigned: answer with a CertificateSignedResponse."""
+        """CertificateSigned: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def change_availability(
         self, request: m.ChangeAvailabilityRequest, ctx: Context
     ) -> m.ChangeAvailabilityResponse | Awaitable[m.ChangeAvailabilityResponse]:
-        """ChangeAvailability: answer with a ChangeAvailabilityResponse."""
+        """ChangeAvailability: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def change_transaction_tariff(
         self, request: m.ChangeTransactionTariffRequest, ctx: Context
     ) -> m.ChangeTransactionTariffResponse | Awaitable[m.ChangeTransactionTariffResponse]:
-        """ChangeTransactionTariff: answer with a ChangeTransactionTariffResponse."""
+        """ChangeTransactionTariff: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def clear_cache(
         self, request: m.ClearCacheRequest, ctx: Context
     ) -> m.ClearCacheResponse | Awaitable[m.ClearCacheResponse]:
-        """ClearCache: answer with a ClearCacheResponse."""
+        """ClearCache: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def clear_charging_profile(
         self, request: m.ClearChargingProfileRequest, ctx: Context
     ) -> m.ClearChargingProfileResponse | Awaitable[m.ClearChargingProfileResponse]:
-        """ClearChargingProfile: answer with a ClearChargingProfileResponse."""
+        """ClearChargingProfile: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def clear_der_control(
         self, request: m.ClearDERControlRequest, ctx: Context
     ) -> m.ClearDERControlResponse | Awaitable[m.ClearDERControlResponse]:
-        """ClearDERControl: answer with a ClearDERControlResponse."""
+        """ClearDERControl: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def clear_display_message(
         self, request: m.ClearDisplayMessageRequest, ctx: Context
     ) -> m.ClearDisplayMessageResponse | Awaitable[m.ClearDisplayMessageResponse]:
-        """ClearDisplayMessage: answer with a ClearDisplayMessageResponse."""
+        """ClearDisplayMessage: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def clear_tariffs(
         self, request: m.ClearTariffsRequest, ctx: Context
     ) -> m.ClearTariffsResponse | Awaitable[m.ClearTariffsResponse]:
-        """ClearTariffs: answer with a ClearTariffsResponse."""
+        """ClearTariffs: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def clear_variable_monitoring(
         self, request: m.ClearVariableMonitoringRequest, ctx: Context
     ) -> m.ClearVariableMonitoringResponse | Awaitable[m.ClearVariableMonitoringResponse]:
-        """ClearVariableMonitoring: answer with a ClearVariableMonitoringResponse."""
+        """ClearVariableMonitoring: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def cost_updated(
         self, request: m.CostUpdatedRequest, ctx: Context
     ) -> m.CostUpdatedResponse | Awaitable[m.CostUpdatedResponse]:
-        """CostUpdated: answer with a CostUpdatedResponse."""
+        """CostUpdated: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def customer_information(
         self, request: m.CustomerInformationRequest, ctx: Context
     ) -> m.CustomerInformationResponse | Awaitable[m.CustomerInformationResponse]:
-        """CustomerInformation: answer with a CustomerInformationResponse."""
+        """CustomerInformation: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def data_transfer(
         self, request: m.DataTransferRequest, ctx: Context
     ) -> m.DataTransferResponse | Awaitable[m.DataTransferResponse]:
-        """DataTransfer: answer with a DataTransferResponse."""
+        """DataTransfer: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def delete_certificate(
         self, request: m.DeleteCertificateRequest, ctx: Context
     ) -> m.DeleteCertificateResponse | Awaitable[m.DeleteCertificateResponse]:
-        """DeleteCertificate: answer with a DeleteCertificateResponse."""
+        """DeleteCertificate: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_base_report(
         self, request: m.GetBaseReportRequest, ctx: Context
     ) -> m.GetBaseReportResponse | Awaitable[m.GetBaseReportResponse]:
-        """GetBaseReport: answer with a GetBaseReportResponse."""
+        """GetBaseReport: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_charging_profiles(
         self, request: m.GetChargingProfilesRequest, ctx: Context
     ) -> m.GetChargingProfilesResponse | Awaitable[m.GetChargingProfilesResponse]:
-        """GetChargingProfiles: answer with a GetChargingProfilesResponse."""
+        """GetChargingProfiles: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_composite_schedule(
         self, request: m.GetCompositeScheduleRequest, ctx: Context
     ) -> m.GetCompositeScheduleResponse | Awaitable[m.GetCompositeScheduleResponse]:
-        """GetCompositeSchedule: answer with a GetCompositeScheduleResponse."""
+        """GetCompositeSchedule: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_der_control(
         self, request: m.GetDERControlRequest, ctx: Context
     ) -> m.GetDERControlResponse | Awaitable[m.GetDERControlResponse]:
-        """GetDERControl: answer with a GetDERControlResponse."""
+        """GetDERControl: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_display_messages(
         self, request: m.GetDisplayMessagesRequest, ctx: Context
     ) -> m.GetDisplayMessagesResponse | Awaitable[m.GetDisplayMessagesResponse]:
-        """GetDisplayMessages: answer with a GetDisplayMessagesResponse."""
+        """GetDisplayMessages: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_installed_certificate_ids(
         self, request: m.GetInstalledCertificateIdsRequest, ctx: Context
     ) -> m.GetInstalledCertificateIdsResponse | Awaitable[m.GetInstalledCertificateIdsResponse]:
-        """GetInstalledCertificateIds: answer with a GetInstalledCertificateIdsResponse."""
+        """GetInstalledCertificateIds: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_local_list_version(
         self, request: m.GetLocalListVersionRequest, ctx: Context
     ) -> m.GetLocalListVersionResponse | Awaitable[m.GetLocalListVersionResponse]:
-        """GetLocalListVersion: answer with a GetLocalListVersionResponse."""
+        """GetLocalListVersion: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_log(
         self, request: m.GetLogRequest, ctx: Context
     ) -> m.GetLogResponse | Awaitable[m.GetLogResponse]:
-        """GetLog: answer with a GetLogResponse."""
+        """GetLog: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_monitoring_report(
         self, request: m.GetMonitoringReportRequest, ctx: Context
     ) -> m.GetMonitoringReportResponse | Awaitable[m.GetMonitoringReportResponse]:
-        """GetMonitoringReport: answer with a GetMonitoringReportResponse."""
+        """GetMonitoringReport: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_periodic_event_stream(
         self, request: m.GetPeriodicEventStreamRequest, ctx: Context
     ) -> m.GetPeriodicEventStreamResponse | Awaitable[m.GetPeriodicEventStreamResponse]:
-        """GetPeriodicEventStream: answer with a GetPeriodicEventStreamResponse."""
+        """GetPeriodicEventStream: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_report(
         self, request: m.GetReportRequest, ctx: Context
     ) -> m.GetReportResponse | Awaitable[m.GetReportResponse]:
-        """GetReport: answer with a GetReportResponse."""
+        """GetReport: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_tariffs(
         self, request: m.GetTariffsRequest, ctx: Context
     ) -> m.GetTariffsResponse | Awaitable[m.GetTariffsResponse]:
-        """GetTariffs: answer with a GetTariffsResponse."""
+        """GetTariffs: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_transaction_status(
         self, request: m.GetTransactionStatusRequest, ctx: Context
     ) -> m.GetTransactionStatusResponse | Awaitable[m.GetTransactionStatusResponse]:
-        """GetTransactionStatus: answer with a GetTransactionStatusResponse."""
+        """GetTransactionStatus: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_variables(
         self, request: m.GetVariablesRequest, ctx: Context
     ) -> m.GetVariablesResponse | Awaitable[m.GetVariablesResponse]:
-        """GetVariables: answer with a GetVariablesResponse."""
+        """GetVariables: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def install_certificate(
         self, request: m.InstallCertificateRequest, ctx: Context
     ) -> m.InstallCertificateResponse | Awaitable[m.InstallCertificateResponse]:
-        """InstallCertificate: answer with a InstallCertificateResponse."""
+        """InstallCertificate: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_allowed_energy_transfer(
         self, request: m.NotifyAllowedEnergyTransferRequest, ctx: Context
     ) -> m.NotifyAllowedEnergyTransferResponse | Awaitable[m.NotifyAllowedEnergyTransferResponse]:
-        """NotifyAllowedEnergyTransfer: answer with a NotifyAllowedEnergyTransferResponse."""
+        """NotifyAllowedEnergyTransfer: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_web_payment_started(
         self, request: m.NotifyWebPaymentStartedRequest, ctx: Context
     ) -> m.NotifyWebPaymentStartedResponse | Awaitable[m.NotifyWebPaymentStartedResponse]:
-        """NotifyWebPaymentStarted: answer with a NotifyWebPaymentStartedResponse."""
+        """NotifyWebPaymentStarted: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def publish_firmware(
         self, request: m.PublishFirmwareRequest, ctx: Context
     ) -> m.PublishFirmwareResponse | Awaitable[m.PublishFirmwareResponse]:
-        """PublishFirmware: answer with a PublishFirmwareResponse."""
+        """PublishFirmware: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def request_battery_swap(
         self, request: m.RequestBatterySwapRequest, ctx: Context
     ) -> m.RequestBatterySwapResponse | Awaitable[m.RequestBatterySwapResponse]:
-        """RequestBatterySwap: answer with a RequestBatterySwapResponse."""
+        """RequestBatterySwap: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def request_start_transaction(
         self, request: m.RequestStartTransactionRequest, ctx: Context
     ) -> m.RequestStartTransactionResponse | Awaitable[m.RequestStartTransactionResponse]:
-        """RequestStartTransaction: answer with a RequestStartTransactionResponse."""
+        """RequestStartTransaction: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def request_stop_transaction(
         self, request: m.RequestStopTransactionRequest, ctx: Context
     ) -> m.RequestStopTransactionResponse | Awaitable[m.RequestStopTransactionResponse]:
-        """RequestStopTransaction: answer with a RequestStopTransactionResponse."""
+        """RequestStopTransaction: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def reserve_now(
         self, request: m.ReserveNowRequest, ctx: Context
     ) -> m.ReserveNowResponse | Awaitable[m.ReserveNowResponse]:
-        """ReserveNow: answer with a ReserveNowResponse."""
+        """ReserveNow: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def reset(
         self, request: m.ResetRequest, ctx: Context
     ) -> m.ResetResponse | Awaitable[m.ResetResponse]:
-        """Reset: answer with a ResetResponse."""
+        """Reset: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def send_local_list(
         self, request: m.SendLocalListRequest, ctx: Context
     ) -> m.SendLocalListResponse | Awaitable[m.SendLocalListResponse]:
-        """SendLocalList: answer with a SendLocalListResponse."""
+        """SendLocalList: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_charging_profile(
         self, request: m.SetChargingProfileRequest, ctx: Context
     ) -> m.SetChargingProfileResponse | Awaitable[m.SetChargingProfileResponse]:
-        """SetChargingProfile: answer with a SetChargingProfileResponse."""
+        """SetChargingProfile: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_der_control(
         self, request: m.SetDERControlRequest, ctx: Context
     ) -> m.SetDERControlResponse | Awaitable[m.SetDERControlResponse]:
-        """SetDERControl: answer with a SetDERControlResponse."""
+        """SetDERControl: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_default_tariff(
         self, request: m.SetDefaultTariffRequest, ctx: Context
     ) -> m.SetDefaultTariffResponse | Awaitable[m.SetDefaultTariffResponse]:
-        """SetDefaultTariff: answer with a SetDefaultTariffResponse."""
+        """SetDefaultTariff: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_display_message(
         self, request: m.SetDisplayMessageRequest, ctx: Context
     ) -> m.SetDisplayMessageResponse | Awaitable[m.SetDisplayMessageResponse]:
-        """SetDisplayMessage: answer with a SetDisplayMessageResponse."""
+        """SetDisplayMessage: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_monitoring_base(
         self, request: m.SetMonitoringBaseRequest, ctx: Context
     ) -> m.SetMonitoringBaseResponse | Awaitable[m.SetMonitoringBaseResponse]:
-        """SetMonitoringBase: answer with a SetMonitoringBaseResponse."""
+        """SetMonitoringBase: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_monitoring_level(
         self, request: m.SetMonitoringLevelRequest, ctx: Context
     ) -> m.SetMonitoringLevelResponse | Awaitable[m.SetMonitoringLevelResponse]:
-        """SetMonitoringLevel: answer with a SetMonitoringLevelResponse."""
+        """SetMonitoringLevel: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_network_profile(
         self, request: m.SetNetworkProfileRequest, ctx: Context
     ) -> m.SetNetworkProfileResponse | Awaitable[m.SetNetworkProfileResponse]:
-        """SetNetworkProfile: answer with a SetNetworkProfileResponse."""
+        """SetNetworkProfile: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_variable_monitoring(
         self, request: m.SetVariableMonitoringRequest, ctx: Context
     ) -> m.SetVariableMonitoringResponse | Awaitable[m.SetVariableMonitoringResponse]:
-        """SetVariableMonitoring: answer with a SetVariableMonitoringResponse."""
+        """SetVariableMonitoring: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def set_variables(
         self, request: m.SetVariablesRequest, ctx: Context
     ) -> m.SetVariablesResponse | Awaitable[m.SetVariablesResponse]:
-        """SetVariables: answer with a SetVariablesResponse."""
+        """SetVariables: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def trigger_message(
         self, request: m.TriggerMessageRequest, ctx: Context
     ) -> m.TriggerMessageResponse | Awaitable[m.TriggerMessageResponse]:
-        """TriggerMessage: answer with a TriggerMessageResponse."""
+        """TriggerMessage: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def unlock_connector(
         self, request: m.UnlockConnectorRequest, ctx: Context
     ) -> m.UnlockConnectorResponse | Awaitable[m.UnlockConnectorResponse]:
-        """UnlockConnector: answer with a UnlockConnectorResponse."""
+        """UnlockConnector: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def unpublish_firmware(
         self, request: m.UnpublishFirmwareRequest, ctx: Context
     ) -> m.UnpublishFirmwareResponse | Awaitable[m.UnpublishFirmwareResponse]:
-        """UnpublishFirmware: answer with a UnpublishFirmwareResponse."""
+        """UnpublishFirmware: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def update_dynamic_schedule(
         self, request: m.UpdateDynamicScheduleRequest, ctx: Context
     ) -> m.UpdateDynamicScheduleResponse | Awaitable[m.UpdateDynamicScheduleResponse]:
-        """UpdateDynamicSchedule: answer with a UpdateDynamicScheduleResponse."""
+        """UpdateDynamicSchedule: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def update_firmware(
         self, request: m.UpdateFirmwareRequest, ctx: Context
     ) -> m.UpdateFirmwareResponse | Awaitable[m.UpdateFirmwareResponse]:
-        """UpdateFirmware: answer with a UpdateFirmwareResponse."""
+        """UpdateFirmware: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def use_priority_charging(
         self, request: m.UsePriorityChargingRequest, ctx: Context
     ) -> m.UsePriorityChargingResponse | Awaitable[m.UsePriorityChargingResponse]:
-        """UsePriorityCharging: answer with a UsePriorityChargingResponse."""
+        """UsePriorityCharging: return its response."""
         raise NotImplementedError
 
 
@@ -525,154 +525,154 @@ class ChargeSystem(Behaviour):
     def authorize(
         self, request: m.AuthorizeRequest, ctx: Context
     ) -> m.AuthorizeResponse | Awaitable[m.AuthorizeResponse]:
-        """Authorize: answer with a AuthorizeResponse."""
+        """Authorize: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def battery_swap(
         self, request: m.BatterySwapRequest, ctx: Context
     ) -> m.BatterySwapResponse | Awaitable[m.BatterySwapResponse]:
-        """BatterySwap: answer with a BatterySwapResponse."""
+        """BatterySwap: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def boot_notification(
         self, request: m.BootNotificationRequest, ctx: Context
     ) -> m.BootNotificationResponse | Awaitable[m.BootNotificationResponse]:
-        """BootNotification: answer with a BootNotificationResponse."""
+        """BootNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def cleared_charging_limit(
         self, request: m.ClearedChargingLimitRequest, ctx: Context
     ) -> m.ClearedChargingLimitResponse | Awaitable[m.ClearedChargingLimitResponse]:
-        """ClearedChargingLimit: answer with a ClearedChargingLimitResponse."""
+        """ClearedChargingLimit: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def close_periodic_event_stream(
         self, request: m.ClosePeriodicEventStreamRequest, ctx: Context
     ) -> m.ClosePeriodicEventStreamResponse | Awaitable[m.ClosePeriodicEventStreamResponse]:
-        """ClosePeriodicEventStream: answer with a ClosePeriodicEventStreamResponse."""
+        """ClosePeriodicEventStream: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def data_transfer(
         self, request: m.DataTransferRequest, ctx: Context
     ) -> m.DataTransferResponse | Awaitable[m.DataTransferResponse]:
-        """DataTransfer: answer with a DataTransferResponse."""
+        """DataTransfer: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def firmware_status_notification(
         self, request: m.FirmwareStatusNotificationRequest, ctx: Context
     ) -> m.FirmwareStatusNotificationResponse | Awaitable[m.FirmwareStatusNotificationResponse]:
-        """FirmwareStatusNotification: answer with a FirmwareStatusNotificationResponse."""
+        """FirmwareStatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_15118_ev_certificate(
         self, request: m.Get15118EVCertificateRequest, ctx: Context
     ) -> m.Get15118EVCertificateResponse | Awaitable[m.Get15118EVCertificateResponse]:
-        """Get15118EVCertificate: answer with a Get15118EVCertificateResponse."""
+        """Get15118EVCertificate: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_certificate_chain_status(
         self, request: m.GetCertificateChainStatusRequest, ctx: Context
     ) -> m.GetCertificateChainStatusResponse | Awaitable[m.GetCertificateChainStatusResponse]:
-        """GetCertificateChainStatus: answer with a GetCertificateChainStatusResponse."""
+        """GetCertificateChainStatus: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def get_certificate_status(
         self, request: m.GetCertificateStatusRequest, ctx: Context
     ) -> m.GetCertificateStatusResponse | Awaitable[m.GetCertificateStatusResponse]:
-        """GetCertificateStatus: answer with a GetCertificateStatusResponse."""
+        """GetCertificateStatus: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def heartbeat(
         self, request: m.HeartbeatRequest, ctx: Context
     ) -> m.HeartbeatResponse | Awaitable[m.HeartbeatResponse]:
-        """Heartbeat: answer with a HeartbeatResponse."""
+        """Heartbeat: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def log_status_notification(
         self, request: m.LogStatusNotificationRequest, ctx: Context
     ) -> m.LogStatusNotificationResponse | Awaitable[m.LogStatusNotificationResponse]:
-        """LogStatusNotification: answer with a LogStatusNotificationResponse."""
+        """LogStatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def meter_values(
         self, request: m.MeterValuesRequest, ctx: Context
     ) -> m.MeterValuesResponse | Awaitable[m.MeterValuesResponse]:
-        """MeterValues: answer with a MeterValuesResponse."""
+        """MeterValues: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_charging_limit(
         self, request: m.NotifyChargingLimitRequest, ctx: Context
     ) -> m.NotifyChargingLimitResponse | Awaitable[m.NotifyChargingLimitResponse]:
-        """NotifyChargingLimit: answer with a NotifyChargingLimitResponse."""
+        """NotifyChargingLimit: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_customer_information(
         self, request: m.NotifyCustomerInformationRequest, ctx: Context
     ) -> m.NotifyCustomerInformationResponse | Awaitable[m.NotifyCustomerInformationResponse]:
-        """NotifyCustomerInformation: answer with a NotifyCustomerInformationResponse."""
+        """NotifyCustomerInformation: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_der_alarm(
         self, request: m.NotifyDERAlarmRequest, ctx: Context
     ) -> m.NotifyDERAlarmResponse | Awaitable[m.NotifyDERAlarmResponse]:
-        """NotifyDERAlarm: answer with a NotifyDERAlarmResponse."""
+        """NotifyDERAlarm: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_der_start_stop(
         self, request: m.NotifyDERStartStopRequest, ctx: Context
     ) -> m.NotifyDERStartStopResponse | Awaitable[m.NotifyDERStartStopResponse]:
-        """NotifyDERStartStop: answer with a NotifyDERStartStopResponse."""
+        """NotifyDERStartStop: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_display_messages(
         self, request: m.NotifyDisplayMessagesRequest, ctx: Context
     ) -> m.NotifyDisplayMessagesResponse | Awaitable[m.NotifyDisplayMessagesResponse]:
-        """NotifyDisplayMessages: answer with a NotifyDisplayMessagesResponse."""
+        """NotifyDisplayMessages: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_ev_charging_needs(
         self, request: m.NotifyEVChargingNeedsRequest, ctx: Context
     ) -> m.NotifyEVChargingNeedsResponse | Awaitable[m.NotifyEVChargingNeedsResponse]:
-        """NotifyEVChargingNeeds: answer with a NotifyEVChargingNeedsResponse."""
+        """NotifyEVChargingNeeds: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_ev_charging_schedule(
         self, request: m.NotifyEVChargingScheduleRequest, ctx: Context
     ) -> m.NotifyEVChargingScheduleResponse | Awaitable[m.NotifyEVChargingScheduleResponse]:
-        """NotifyEVChargingSchedule: answer with a NotifyEVChargingScheduleResponse."""
+        """NotifyEVChargingSchedule: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_event(
         self, request: m.NotifyEventRequest, ctx: Context
     ) -> m.NotifyEventResponse | Awaitable[m.NotifyEventResponse]:
-        """NotifyEvent: answer with a NotifyEventResponse."""
+        """NotifyEvent: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_monitoring_report(
         self, request: m.NotifyMonitoringReportRequest, ctx: Context
     ) -> m.NotifyMonitoringReportResponse | Awaitable[m.NotifyMonitoringReportResponse]:
-        """NotifyMonitoringReport: answer with a NotifyMonitoringReportResponse."""
+        """NotifyMonitoringReport: return its response."""
         raise NotImplementedError
 
     @unimplemented
@@ -686,28 +686,28 @@ class ChargeSystem(Behaviour):
     def notify_priority_charging(
         self, request: m.NotifyPriorityChargingRequest, ctx: Context
     ) -> m.NotifyPriorityChargingResponse | Awaitable[m.NotifyPriorityChargingResponse]:
-        """NotifyPriorityCharging: answer with a NotifyPriorityChargingResponse."""
+        """NotifyPriorityCharging: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_report(
         self, request: m.NotifyReportRequest, ctx: Context
     ) -> m.NotifyReportResponse | Awaitable[m.NotifyReportResponse]:
-        """NotifyReport: answer with a NotifyReportResponse."""
+        """NotifyReport: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def notify_settlement(
         self, request: m.NotifySettlementRequest, ctx: Context
     ) -> m.NotifySettlementResponse | Awaitable[m.NotifySettlementResponse]:
-        """NotifySettlement: answer with a NotifySettlementResponse."""
+        """NotifySettlement: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def open_periodic_event_stream(
         self, request: m.OpenPeriodicEventStreamRequest, ctx: Context
     ) -> m.OpenPeriodicEventStreamResponse | Awaitable[m.OpenPeriodicEventStreamResponse]:
-        """OpenPeriodicEventStream: answer with a OpenPeriodicEventStreamResponse."""
+        """OpenPeriodicEventStream: return its response."""
         raise NotImplementedError
 
     @unimplemented
@@ -717,70 +717,70 @@ class ChargeSystem(Behaviour):
         m.PublishFirmwareStatusNotificationResponse
         | Awaitable[m.PublishFirmwareStatusNotificationResponse]
     ):
-        """PublishFirmwareStatusNotification: answer with a PublishFirmwareStatusNotificationResponse."""
+        """PublishFirmwareStatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def pull_dynamic_schedule_update(
         self, request: m.PullDynamicScheduleUpdateRequest, ctx: Context
     ) -> m.PullDynamicScheduleUpdateResponse | Awaitable[m.PullDynamicScheduleUpdateResponse]:
-        """PullDynamicScheduleUpdate: answer with a PullDynamicScheduleUpdateResponse."""
+        """PullDynamicScheduleUpdate: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def report_charging_profiles(
         self, request: m.ReportChargingProfilesRequest, ctx: Context
     ) -> m.ReportChargingProfilesResponse | Awaitable[m.ReportChargingProfilesResponse]:
-        """ReportChargingProfiles: answer with a ReportChargingProfilesResponse."""
+        """ReportChargingProfiles: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def report_der_control(
         self, request: m.ReportDERControlRequest, ctx: Context
     ) -> m.ReportDERControlResponse | Awaitable[m.ReportDERControlResponse]:
-        """ReportDERControl: answer with a ReportDERControlResponse."""
+        """ReportDERControl: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def reservation_status_update(
         self, request: m.ReservationStatusUpdateRequest, ctx: Context
     ) -> m.ReservationStatusUpdateResponse | Awaitable[m.ReservationStatusUpdateResponse]:
-        """ReservationStatusUpdate: answer with a ReservationStatusUpdateResponse."""
+        """ReservationStatusUpdate: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def security_event_notification(
         self, request: m.SecurityEventNotificationRequest, ctx: Context
     ) -> m.SecurityEventNotificationResponse | Awaitable[m.SecurityEventNotificationResponse]:
-        """SecurityEventNotification: answer with a SecurityEventNotificationResponse."""
+        """SecurityEventNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def sign_certificate(
         self, request: m.SignCertificateRequest, ctx: Context
     ) -> m.SignCertificateResponse | Awaitable[m.SignCertificateResponse]:
-        """SignCertificate: answer with a SignCertificateResponse."""
+        """SignCertificate: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def status_notification(
         self, request: m.StatusNotificationRequest, ctx: Context
     ) -> m.StatusNotificationResponse | Awaitable[m.StatusNotificationResponse]:
-        """StatusNotification: answer with a StatusNotificationResponse."""
+        """StatusNotification: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def transaction_event(
         self, request: m.TransactionEventRequest, ctx: Context
     ) -> m.TransactionEventResponse | Awaitable[m.TransactionEventResponse]:
-        """TransactionEvent: answer with a TransactionEventResponse."""
+        """TransactionEvent: return its response."""
         raise NotImplementedError
 
     @unimplemented
     def vat_number_validation(
         self, request: m.VatNumberValidationRequest, ctx: Context
     ) -> m.VatNumberValidationResponse | Awaitable[m.VatNumberValidationResponse]:
-        """VatNumberValidation: answer with a VatNumberValidationResponse."""
+        """VatNumberValidation: return its response."""
         raise NotImplementedError
 
 
@@ -791,13 +791,13 @@ class BasicCharger(Charger):
     def reset(  # type: ignore[override]
         self, request: m.ResetRequest, ctx: Context
     ) -> m.ResetResponse | Awaitable[m.ResetResponse]:
-        """Reset: answer with a ResetResponse."""
+        """Reset: return its response."""
 
     @abstractmethod
     def unlock_connector(  # type: ignore[override]
         self, request: m.UnlockConnectorRequest, ctx: Context
     ) -> m.UnlockConnectorResponse | Awaitable[m.UnlockConnectorResponse]:
-        """UnlockConnector: answer with a UnlockConnectorResponse."""
+        """UnlockConnector: return its response."""
 
 
 class BasicChargeSystem(ChargeSystem):
@@ -807,28 +807,28 @@ class BasicChargeSystem(ChargeSystem):
     def authorize(  # type: ignore[override]
         self, request: m.AuthorizeRequest, ctx: Context
     ) -> m.AuthorizeResponse | Awaitable[m.AuthorizeResponse]:
-        """Authorize: answer with a AuthorizeResponse."""
+        """Authorize: return its response."""
 
     @abstractmethod
     def boot_notification(  # type: ignore[override]
         self, request: m.BootNotificationRequest, ctx: Context
     ) -> m.BootNotificationResponse | Awaitable[m.BootNotificationResponse]:
-        """BootNotification: answer with a BootNotificationResponse."""
+        """BootNotification: return its response."""
 
     @abstractmethod
     def heartbeat(  # type: ignore[override]
         self, request: m.HeartbeatRequest, ctx: Context
     ) -> m.HeartbeatResponse | Awaitable[m.HeartbeatResponse]:
-        """Heartbeat: answer with a HeartbeatResponse."""
+        """Heartbeat: return its response."""
 
     @abstractmethod
     def status_notification(  # type: ignore[override]
         self, request: m.StatusNotificationRequest, ctx: Context
     ) -> m.StatusNotificationResponse | Awaitable[m.StatusNotificationResponse]:
-        """StatusNotification: answer with a StatusNotificationResponse."""
+        """StatusNotification: return its response."""
 
     @abstractmethod
     def transaction_event(  # type: ignore[override]
         self, request: m.TransactionEventRequest, ctx: Context
     ) -> m.TransactionEventResponse | Awaitable[m.TransactionEventResponse]:
-        """TransactionEvent: answer with a TransactionEventResponse."""
+        """TransactionEvent: return its response."""

@@ -117,6 +117,12 @@ class MqttSettings:
     reconnect_max_delay: float = 30.0
     #: MQTT 5 receive maximum: how many unacknowledged QoS 1 messages the broker may send us.
     receive_maximum: int = 1000
+    #: how many of our QoS 1 publishes may await their PUBACK before paho queues the rest;
+    #: 0 is no limit. paho rescans every queued message on each PUBACK when a limit is set,
+    #: which cost the bridge a fifth of its throughput (docs/bridge-throughput.md). Mosquitto 2
+    #: does not refuse QoS 1 publishes beyond the Receive Maximum it advertises; set this to
+    #: the broker's Receive Maximum for a broker that does.
+    max_inflight: int = 0
     will: Will | None = None
     #: send small packets at once (no Nagle delay: an answer and its ack would otherwise wait
     #: for the broker's delayed TCP ACK, up to 40 ms)
@@ -217,7 +223,7 @@ class MqttClient:
         c.reconnect_delay_set(
             max(1, int(settings.reconnect_min_delay)), max(1, int(settings.reconnect_max_delay))
         )
-        c.max_inflight_messages_set(1000)
+        c.max_inflight_messages_set(settings.max_inflight)
         c.max_queued_messages_set(0)
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
