@@ -581,3 +581,15 @@ MALFORMED: list[Any] = [
 def test_malformed_input_raises_decode_error(data: Any) -> None:
     with pytest.raises(DecodeError):
         cbor.decode(data)
+
+
+def test_decode_error_carries_a_readable_message_id() -> None:
+    # A CALL cut short after its id: a receiver can still answer it by id (OCPP-J 4.2.3).
+    boot = {"chargingStation": {"model": "m", "vendorName": "v"}, "reason": "PowerUp"}
+    data = cbor.encode(Call("42", "BootNotification", boot), "2.0.1")
+    with pytest.raises(DecodeError) as info:
+        cbor.decode(data[:4])
+    assert (info.value.message_id, info.value.error_code) == ("42", "FormatViolation")
+    with pytest.raises(DecodeError) as info:
+        cbor.decode(data[:1] + b"\xff")  # the id itself is unreadable
+    assert info.value.message_id is None

@@ -226,15 +226,30 @@ def decode(data: bytes) -> tuple[str, Frame]:
                 raise DecodeError("frame truncated")
             mid = dec_string(items[0])
             start = 1
-        return version, _frame(_CODECS.get(version) or _codec(version), mt, mid, items, start)
     except DecodeError:
         raise
-    except Bad as exc:
-        raise DecodeError(str(exc)) from None
-    except StopIteration:
-        raise DecodeError("frame truncated: fewer items than the schema needs") from None
-    except Exception as exc:  # any other failure on hostile input is still a DecodeError
-        raise DecodeError(f"malformed frame: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # any failure on hostile input is still a DecodeError
+        raise _decode_error(exc, None, mt) from None
+    try:
+        return version, _frame(_CODECS.get(version) or _codec(version), mt, mid, items, start)
+    except Exception as exc:
+        # The message id was readable: say so, so that a receiver can answer a CALL with a
+        # CALLERROR carrying its id (OCPP-J 2.0.1 section 4.2.3) instead of id "-1".
+        readable = mid if isinstance(mid, str) and 0 < len(mid) <= 36 else None
+        raise _decode_error(exc, readable, mt) from None
+
+
+def _decode_error(exc: Exception, mid: str | None, mt: int) -> DecodeError:
+    if isinstance(exc, DecodeError):
+        reason = exc.reason
+    elif isinstance(exc, Bad):
+        reason = str(exc)
+    elif isinstance(exc, StopIteration):
+        reason = "frame truncated: fewer items than the schema needs"
+    else:
+        reason = f"malformed frame: {type(exc).__name__}: {exc}"
+    code = "FormatViolation" if mid is not None and mt in (2, 6) else "RpcFrameworkError"
+    return DecodeError(reason, message_id=mid, error_code=code)
 
 
 def _frame(codec: VersionCodec, mt: int, mid: str, items: list[Any], start: int) -> Frame:
