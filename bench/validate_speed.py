@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-frame cost of reading and validating OCPP-J frames, ours against the usual validators.
 
-Input: every frame of /work/shared/corpus/sessions-v201.jsonl as compact JSON bytes (a
+Input: every frame of ../shared/corpus/sessions-v201.jsonl as compact JSON bytes (a
 CALLRESULT is validated against the response schema of the action of its CALL). Each row runs
 over all frames; the whole set of rows is repeated (default 7 times) in one process and the
 table shows the min and median per frame, and each row's median relative to ours (strict).
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path("/work/shared/corpus/sessions-v201.jsonl")
+CORPUS = ROOT.parent / "shared" / "corpus" / "sessions-v201.jsonl"  # shared/ beside the checkout
 DOC = ROOT / "docs" / "model.md"
 BEGIN = "<!-- validate_speed:begin -->"
 END = "<!-- validate_speed:end -->"

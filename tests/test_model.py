@@ -38,7 +38,7 @@ from ocpp_iot.model import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path("/work/shared/corpus/sessions-v201.jsonl")
+CORPUS = ROOT.parent / "shared" / "corpus" / "sessions-v201.jsonl"  # shared/ beside the checkout
 FMT = "FormatViolation"
 OCC = "OccurrenceConstraintViolation"
 TYPE = "TypeConstraintViolation"
