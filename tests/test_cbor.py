@@ -31,7 +31,7 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def roundtrip(frame: Frame, version: str) -> bytes:
+def assert_round_trip(frame: Frame, version: str) -> bytes:
     data = cbor.encode(frame, version)
     got_version, got = cbor.decode(data)
     assert got_version == version
@@ -85,7 +85,7 @@ def test_whole_corpus_round_trips_exactly(renumber: bool) -> None:
     assert len(frames) > 9000
     total = 0
     for _, frame in frames:
-        data = roundtrip(frame, "2.0.1")
+        data = assert_round_trip(frame, "2.0.1")
         assert schema_mode(data), frame
         total += len(data)
     assert total / len(frames) < 45  # compact: OCPP-J needs about 265 B a frame here
@@ -130,7 +130,7 @@ def test_generated_tables_say_they_are_generated() -> None:
 def test_first_byte_carries_format_version_ocpp_version_and_type(
     frame: Frame, version: str, mt: int
 ) -> None:
-    data = roundtrip(frame, version)
+    data = assert_round_trip(frame, version)
     assert data[0] >> 5 == cbor.FORMAT_VERSION
     assert data[0] & 15 == ("1.6", "2.0.1", "2.1").index(version) * 5 + mt - 2
     assert not data[0] & 16  # "1" is not a UUID
@@ -138,7 +138,7 @@ def test_first_byte_carries_format_version_ocpp_version_and_type(
 
 def test_uuid_message_id_travels_as_16_raw_bytes() -> None:
     mid = "ae97ba94-d0ed-482f-8f6d-05584ef8aa38"
-    data = roundtrip(Call(mid, "Heartbeat", {}), "2.0.1")
+    data = assert_round_trip(Call(mid, "Heartbeat", {}), "2.0.1")
     assert data[0] & 16 and data[1:17] == bytes.fromhex(mid.replace("-", ""))
     assert len(data) <= 19
 
@@ -197,11 +197,11 @@ IDS = [
 @pytest.mark.parametrize("mid", IDS)
 def test_message_ids_of_every_shape_round_trip(mid: str) -> None:
     for version in ("1.6", "2.0.1", "2.1"):
-        roundtrip(Call(mid, "Heartbeat", {}), version)
-        roundtrip(
+        assert_round_trip(Call(mid, "Heartbeat", {}), version)
+        assert_round_trip(
             CallResult(mid, {"currentTime": "2024-02-29T23:59:59.5+05:30"}, "Heartbeat"), version
         )  # noqa: E501
-        roundtrip(CallError(mid, "InternalError", "boom", {"x": [1, 2.5]}), version)
+        assert_round_trip(CallError(mid, "InternalError", "boom", {"x": [1, 2.5]}), version)
 
 
 # ---- value forms -------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def sampled(value: Any, **extra: Any) -> dict[str, Any]:
     ],
 )  # fmt: skip
 def test_decimal_readings_keep_type_and_exact_repr(value: Any) -> None:
-    data = roundtrip(Call("1", "MeterValues", sampled(value)), "2.0.1")
+    data = assert_round_trip(Call("1", "MeterValues", sampled(value)), "2.0.1")
     assert schema_mode(data)
     _, got = cbor.decode(data)
     back = got.payload["meterValue"][0]["sampledValue"][0]["value"]
@@ -266,7 +266,7 @@ def test_decimal_reading_is_smaller_than_a_float64() -> None:
 )
 def test_timestamps_of_every_shape_round_trip(ts: str) -> None:
     for version in ("1.6", "2.0.1", "2.1"):
-        data = roundtrip(CallResult("9", {"currentTime": ts}, "Heartbeat"), version)
+        data = assert_round_trip(CallResult("9", {"currentTime": ts}, "Heartbeat"), version)
         assert schema_mode(data)
 
 
@@ -282,8 +282,8 @@ def test_repeated_and_nearby_timestamps_in_one_frame_are_cheap() -> None:
     base = {"evseId": 1, "meterValue": [one]}
     later = dict(one, timestamp="2026-06-05T12:56:03.074Z")
     five = {"evseId": 1, "meterValue": [one, one, later, later]}
-    a = roundtrip(Call("1", "MeterValues", base), "2.0.1")
-    b = roundtrip(Call("1", "MeterValues", five), "2.0.1")
+    a = assert_round_trip(Call("1", "MeterValues", base), "2.0.1")
+    b = assert_round_trip(Call("1", "MeterValues", five), "2.0.1")
     # a repeated meter value costs its head, count, value head and value; a nearby one 5 more
     assert len(b) - len(a) <= 3 * 4 + 5
 
@@ -312,8 +312,8 @@ def test_repeat_of_a_timestamp_after_an_explicit_one_in_the_same_object() -> Non
         "evseId": 1,
         "chargingProfile": [p1, p2, p3],
     }  # noqa: E501
-    assert schema_mode(roundtrip(Call("1", "ReportChargingProfiles", payload), "2.0.1"))
-    assert schema_mode(roundtrip(Call("1", "ReportChargingProfiles", payload), "2.1"))
+    assert schema_mode(assert_round_trip(Call("1", "ReportChargingProfiles", payload), "2.0.1"))
+    assert schema_mode(assert_round_trip(Call("1", "ReportChargingProfiles", payload), "2.1"))
 
 
 def test_sampled_value_shapes_are_small() -> None:
@@ -356,7 +356,7 @@ def test_sampled_value_shapes_are_small() -> None:
         "evseId": 1,
         "meterValue": [{"timestamp": "2026-06-05T12:41:03.074Z", "sampledValue": sv}],
     }  # noqa: E501
-    data = roundtrip(Call("1", "MeterValues", payload), "2.0.1")
+    data = assert_round_trip(Call("1", "MeterValues", payload), "2.0.1")
     assert schema_mode(data)
     first_two = {
         "evseId": 1,
@@ -386,7 +386,7 @@ def test_1_6_sampled_values_and_integer_transaction_ids() -> None:
             }
         ],
     }
-    assert schema_mode(roundtrip(Call("1", "MeterValues", payload), "1.6"))
+    assert schema_mode(assert_round_trip(Call("1", "MeterValues", payload), "1.6"))
 
 
 @pytest.mark.parametrize(
@@ -395,7 +395,7 @@ def test_1_6_sampled_values_and_integer_transaction_ids() -> None:
 )  # noqa: E501
 def test_id_tokens_round_trip(token: str) -> None:
     payload = {"idToken": {"idToken": token, "type": "ISO14443"}}
-    assert schema_mode(roundtrip(Call("1", "Authorize", payload), "2.0.1"))
+    assert schema_mode(assert_round_trip(Call("1", "Authorize", payload), "2.0.1"))
 
 
 def test_hex_token_is_packed() -> None:
@@ -416,7 +416,7 @@ def test_integer_field_keeps_float_and_big_values() -> None:
             "seqNo": seq,
             "transactionInfo": {"transactionId": "abc"},
         }
-        assert schema_mode(roundtrip(Call("1", "TransactionEvent", p), "2.0.1"))
+        assert schema_mode(assert_round_trip(Call("1", "TransactionEvent", p), "2.0.1"))
 
 
 def test_custom_data_with_vendor_fields_round_trips() -> None:
@@ -425,13 +425,13 @@ def test_custom_data_with_vendor_fields_round_trips() -> None:
         "reason": "PowerUp",
         "chargingStation": {"model": "M", "vendorName": "V", "customData": {"vendorId": "v"}},
     }
-    assert schema_mode(roundtrip(Call("1", "BootNotification", p), "2.0.1"))
+    assert schema_mode(assert_round_trip(Call("1", "BootNotification", p), "2.0.1"))
 
 
 def test_free_form_data_transfer_round_trips() -> None:
     for data in (None, 1, 1.5, "s", [1, {"a": None}], {"k": {"l": [True, False]}}):
         p = {"vendorId": "v", "data": data}
-        assert schema_mode(roundtrip(Call("1", "DataTransfer", p), "2.0.1"))
+        assert schema_mode(assert_round_trip(Call("1", "DataTransfer", p), "2.0.1"))
 
 
 # ---- fallbacks ---------------------------------------------------------------------------------
@@ -458,7 +458,7 @@ def test_free_form_data_transfer_round_trips() -> None:
     ],
 )
 def test_payloads_outside_the_schema_still_round_trip_exactly(frame: Frame) -> None:
-    data = roundtrip(frame, "2.0.1")
+    data = assert_round_trip(frame, "2.0.1")
     assert not schema_mode(data)
 
 
@@ -503,8 +503,8 @@ def test_non_string_message_id_is_a_value_error() -> None:
 )
 def test_call_errors_round_trip(frame: CallError) -> None:
     for version in ("1.6", "2.0.1", "2.1"):
-        roundtrip(frame, version)
-    roundtrip(
+        assert_round_trip(frame, version)
+    assert_round_trip(
         CallResultError(
             frame.message_id, frame.error_code, frame.error_description, frame.error_details
         ),
@@ -519,15 +519,17 @@ def test_send_round_trips() -> None:
         "basetime": "2026-06-05T12:41:03.074Z",
         "data": [{"t": 0.5, "v": "230.1"}],
     }  # noqa: E501
-    data = roundtrip(Send("ab", "NotifyPeriodicEventStream", p), "2.1")
+    data = assert_round_trip(Send("ab", "NotifyPeriodicEventStream", p), "2.1")
     assert schema_mode(data)
 
 
 def test_send_only_message_as_call_and_its_result_round_trip() -> None:
     p = {"id": 7, "pending": 0, "basetime": "2026-06-05T12:41:03Z", "data": []}
-    assert schema_mode(roundtrip(Call("1", "NotifyPeriodicEventStream", p), "2.1"))
+    assert schema_mode(assert_round_trip(Call("1", "NotifyPeriodicEventStream", p), "2.1"))
     # no response schema: a CALLRESULT for it still travels, as plain CBOR
-    assert not schema_mode(roundtrip(CallResult("1", {"a": 1}, "NotifyPeriodicEventStream"), "2.1"))  # noqa: E501
+    assert not schema_mode(
+        assert_round_trip(CallResult("1", {"a": 1}, "NotifyPeriodicEventStream"), "2.1")
+    )  # noqa: E501
 
 
 def test_not_a_frame_is_a_value_error() -> None:
@@ -547,7 +549,7 @@ def test_decoded_frames_are_json_mirrorable() -> None:
 
 
 def test_empty_call_result_is_header_id_and_action_only() -> None:
-    data = roundtrip(
+    data = assert_round_trip(
         CallResult("ae97ba94-d0ed-482f-8f6d-05584ef8aa38", {}, "StatusNotification"), "2.0.1"
     )  # noqa: E501
     assert len(data) == 18

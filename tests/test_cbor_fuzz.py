@@ -52,7 +52,7 @@ SAMPLES = _samples()
 HEADERS = sorted({s[0] for s in SAMPLES} | {0x20 | k for k in range(32)})
 
 
-def check(data: bytes) -> None:
+def assert_only_decode_error(data: bytes) -> None:
     try:
         version, frame = cbor.decode(data)
     except DecodeError:
@@ -92,43 +92,43 @@ def random_frames(draw: st.DrawFn) -> bytes:
     return body
 
 
-def _fuzz(strategy: st.SearchStrategy[bytes], examples: int) -> None:
+def assert_fuzz(strategy: st.SearchStrategy[bytes], examples: int) -> None:
     @settings(
         max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     @given(strategy)
     def run(data: bytes) -> None:
-        check(data)
+        assert_only_decode_error(data)
 
     run()
 
 
 def test_fuzz_random_bytes() -> None:
-    _fuzz(random_frames(), 1000)
+    assert_fuzz(random_frames(), 1000)
 
 
 def test_fuzz_mutated_frames() -> None:
-    _fuzz(mutated(), 1000)
+    assert_fuzz(mutated(), 1000)
 
 
 @pytest.mark.slow
 def test_fuzz_random_bytes_long() -> None:
-    _fuzz(random_frames(), 100_000)
+    assert_fuzz(random_frames(), 100_000)
 
 
 @pytest.mark.slow
 def test_fuzz_mutated_frames_long() -> None:
-    _fuzz(mutated(), 100_000)
+    assert_fuzz(mutated(), 100_000)
 
 
 def test_every_truncation_and_single_bit_flip_of_samples() -> None:
     for data in SAMPLES[::4]:
         for i in range(len(data)):
-            check(data[:i])
+            assert_only_decode_error(data[:i])
             for bit in range(8):
                 b = bytearray(data)
                 b[i] ^= 1 << bit
-                check(bytes(b))
+                assert_only_decode_error(bytes(b))
 
 
 PATHOLOGICAL = [
@@ -147,4 +147,4 @@ PATHOLOGICAL = [
 
 @pytest.mark.parametrize("data", PATHOLOGICAL, ids=[str(i) for i in range(len(PATHOLOGICAL))])
 def test_pathological_inputs_end_quickly_with_decode_error_or_a_frame(data: bytes) -> None:
-    check(data)
+    assert_only_decode_error(data)

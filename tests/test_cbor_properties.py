@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
-from test_cbor import roundtrip, schema_mode
+from test_cbor import assert_round_trip, schema_mode
 
 from ocpp_iot.codecs import _cbor_tables_v16, _cbor_tables_v21, _cbor_tables_v201
 from ocpp_iot.rpc import Call, CallResult, Send
@@ -91,7 +91,7 @@ def check(version: str, action: str, kind: str, file: str, examples: int, items:
             frame = Send(mid, action, payload)
         else:
             frame = CallResult(mid, payload, action)
-        data = roundtrip(frame, version)
+        data = assert_round_trip(frame, version)
         assert schema_mode(data), "a schema-valid payload fell back to plain CBOR"
 
     run()

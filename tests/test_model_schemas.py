@@ -85,7 +85,7 @@ def _check(version: str, stem: str, payload: Any) -> None:
     assert same_json(tf.model.to_payload(), payload)
 
 
-def _run(version: str, stem: str, n: int, capped: bool) -> None:
+def _assert_round_trips(version: str, stem: str, n: int, capped: bool) -> None:
     @settings(
         max_examples=n,
         deadline=None,
@@ -102,13 +102,13 @@ def _run(version: str, stem: str, n: int, capped: bool) -> None:
 
 @pytest.mark.parametrize(("version", "stem"), SCHEMAS, ids=IDS)
 def test_schema_payloads_round_trip(version: str, stem: str) -> None:
-    _run(version, stem, 3, capped=True)
+    _assert_round_trips(version, stem, 3, capped=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("version", "stem"), SCHEMAS, ids=IDS)
 def test_schema_payloads_round_trip_many(version: str, stem: str) -> None:
-    _run(version, stem, 150, capped=False)
+    _assert_round_trips(version, stem, 150, capped=False)
 
 
 _JSON_VALUES = st.one_of(
@@ -145,7 +145,7 @@ def _int_field_given_whole_float(payload: Any) -> bool:
     return False
 
 
-def _run_mutations(version: str, stem: str, n: int) -> None:
+def _assert_mutations_agree(version: str, stem: str, n: int) -> None:
     cls = model_for(version, stem)
 
     @settings(
@@ -190,10 +190,10 @@ def _run_mutations(version: str, stem: str, n: int) -> None:
 
 @pytest.mark.parametrize(("version", "stem"), SCHEMAS, ids=IDS)
 def test_mutated_payloads_agree_with_oracle(version: str, stem: str) -> None:
-    _run_mutations(version, stem, 3)
+    _assert_mutations_agree(version, stem, 3)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("version", "stem"), SCHEMAS, ids=IDS)
 def test_mutated_payloads_agree_with_oracle_many(version: str, stem: str) -> None:
-    _run_mutations(version, stem, 200)
+    _assert_mutations_agree(version, stem, 200)
