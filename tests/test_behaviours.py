@@ -270,3 +270,27 @@ def test_load_handler() -> None:
         load_handler("no_colon")
     with pytest.raises(TypeError):
         load_handler("ocpp_iot.rpc:Call")
+
+
+def test_method_for_uses_the_registry_names() -> None:
+    # Names a camel-to-snake rule gets wrong (get15118_e_v_certificate, a_f_r_r_signal) must
+    # still find their methods: adapters look handlers up through method_for.
+    from ocpp_iot.behaviours import for_version, method_for
+
+    for version in ("1.6", "2.0.1", "2.1"):
+        module = for_version(version)
+        for cls in (module.Charger, module.ChargeSystem):
+            handler = cls()
+            for action in cls.actions:
+                method = method_for(handler, action)
+                assert method is not None, (version, action)
+                assert getattr(method, "__ocpp_unimplemented__", False)
+            assert method_for(handler, "NoSuchAction") is None
+
+    class EvCharging(b21.ChargeSystem):
+        async def notify_ev_charging_needs(self, request, ctx):
+            return {"status": "Accepted"}
+
+    method = method_for(EvCharging(), "NotifyEVChargingNeeds")
+    assert method is not None and asyncio.iscoroutinefunction(method)
+    assert EvCharging().implemented_actions() == {"NotifyEVChargingNeeds"}

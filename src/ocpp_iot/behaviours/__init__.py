@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ._base import Behaviour, Context, OcppError, unimplemented
+from ._base import Behaviour, Context, OcppError, method_for, unimplemented
 from ._dispatch import dispatch, dispatch_async
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "OcppError",
     "dispatch",
     "dispatch_async",
+    "method_for",
     "unimplemented",
     "for_version",
     "load_handler",

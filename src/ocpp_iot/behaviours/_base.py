@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from ..rpc import error_code_for
 
-__all__ = ["Behaviour", "Context", "OcppError", "unimplemented"]
+__all__ = ["Behaviour", "Context", "OcppError", "method_for", "unimplemented"]
 
 Side = Literal["charger", "charge_system"]
 
@@ -90,15 +90,20 @@ class Behaviour(ABC):  # noqa: B024 - abstract only in the Basic* subsets
 
     def implemented_actions(self) -> frozenset[str]:
         """The actions this handler answers with something other than NotImplemented."""
-        methods = _methods(self.version)
         return frozenset(
             a
             for a in self.actions
-            if not getattr(getattr(self, methods[a]), "__ocpp_unimplemented__", False)
+            if not getattr(method_for(self, a), "__ocpp_unimplemented__", False)
         )
 
 
-def _methods(version: str) -> dict[str, str]:
+def method_for(handler: Behaviour, action: str) -> Callable[..., Any] | None:
+    """The bound method of ``handler`` that answers ``action``, or ``None``.
+
+    Method names come from the action registry (``Action.method``), not from a
+    camel-to-snake rule: ``Get15118EVCertificate`` is ``get_15118_ev_certificate``.
+    """
     from ..model import get_version
 
-    return {name: spec.method for name, spec in get_version(version).ACTIONS.items()}
+    spec = get_version(handler.version).ACTIONS.get(action)
+    return None if spec is None else getattr(handler, spec.method, None)

@@ -27,17 +27,6 @@ __all__ = ["dispatch", "dispatch_async"]
 log = logging.getLogger("ocpp_iot.behaviours")
 
 
-_registries: dict[str, dict[str, Action]] = {}
-
-
-def _registry(version: str) -> dict[str, Action]:
-    """The action registry of ``version``, looked up once (dispatch runs for every CALL)."""
-    registry = _registries.get(version)
-    if registry is None:
-        registry = _registries[version] = get_version(version).ACTIONS
-    return registry
-
-
 def _error(call: Call | Send, code: str, description: str, version: str) -> CallError:
     return CallError(call.message_id, error_code_for(code, version), description, {})
 
@@ -45,7 +34,7 @@ def _error(call: Call | Send, code: str, description: str, version: str) -> Call
 def _prepare(handler: Behaviour, call: Call | Send, ctx: Context) -> tuple[Any, Any] | CallError:
     """Find the method and parse the request, or return the CALLERROR that answers instead."""
     version = handler.version
-    spec: Action | None = _registry(version).get(call.action)
+    spec: Action | None = get_version(version).ACTIONS.get(call.action)
     if spec is None:
         return _error(
             call, ErrorCode.NOT_SUPPORTED, f"{call.action} is not an OCPP {version} action", version
@@ -74,7 +63,7 @@ def _prepare(handler: Behaviour, call: Call | Send, ctx: Context) -> tuple[Any, 
 def _finish(handler: Behaviour, call: Call, result: Any) -> CallResult | CallError:
     """Turn what the handler returned into the CALLRESULT, after checking it."""
     version = handler.version
-    spec = _registry(version)[call.action]
+    spec = get_version(version).ACTIONS[call.action]
     if isinstance(result, OcppModel):
         payload = result.to_payload()
     elif isinstance(result, dict):

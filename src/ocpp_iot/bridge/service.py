@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..behaviours import Behaviour, Context, dispatch, dispatch_async
+from ..behaviours import Behaviour, Context, dispatch, dispatch_async, method_for
 from ..rpc import (
     Call,
     CallError,
@@ -100,10 +100,6 @@ def _settle(fut: asyncio.Future[CallResult | CallError], answer: CallResult | Ca
         fut.set_exception(CallTimeout(answer.error_description))
     else:
         fut.set_result(answer)
-
-
-def _snake(action: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
 
 class Bridge:
@@ -377,7 +373,7 @@ class Bridge:
         cached = self._inline_cache.get(key)
         if cached is None:
             handler = self.handlers.get(version)
-            method = None if handler is None else getattr(handler, _snake(action), None)
+            method = None if handler is None else method_for(handler, action)
             cached = (
                 method is None
                 or getattr(method, "__ocpp_unimplemented__", False)
@@ -513,7 +509,7 @@ class Bridge:
         handler = self.handlers.get(version)
         if handler is None:
             return self._unserved(call, version)
-        method = getattr(handler, _snake(call.action), None)
+        method = method_for(handler, call.action)
         if self._pool is not None and not inspect.iscoroutinefunction(method):
             ctx = Context(station, call.message_id, version, state, self._sender(station, False))
             assert self._loop is not None

@@ -74,13 +74,22 @@ MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
 NOT_IMPLEMENTED = "NotImplemented"
 
 
+_LOADED: dict[str, ModuleType] = {}
+
+
 def get_version(version: str) -> ModuleType:
-    """The generated package of ``version`` ("1.6", "2.0.1" or "2.1")."""
-    try:
-        name = VERSION_MODULES[version]
-    except KeyError:
-        raise ValueError(f"unknown OCPP version {version!r}") from None
-    return importlib.import_module(name)
+    """The generated package of ``version`` ("1.6", "2.0.1" or "2.1").
+
+    Cheap after the first call (a dict lookup): dispatch and the frame parser call it per frame.
+    """
+    module = _LOADED.get(version)
+    if module is None:
+        try:
+            name = VERSION_MODULES[version]
+        except KeyError:
+            raise ValueError(f"unknown OCPP version {version!r}") from None
+        module = _LOADED[version] = importlib.import_module(name)
+    return module
 
 
 def __getattr__(name: str) -> ModuleType:  # lazy ``ocpp_iot.model.v201``
@@ -326,15 +335,11 @@ _FAST_WS = re.compile(
     + _WS
 )
 _MESSAGE_TYPES = {"1.6": (2, 3, 4), "2.0.1": (2, 3, 4), "2.1": (2, 3, 4, 5, 6)}
-_ACTIONS_CACHE: dict[str, dict[str, Action]] = {}
 _tuple_new = tuple.__new__
 
 
 def _actions(version: str) -> dict[str, Action]:
-    acts = _ACTIONS_CACHE.get(version)
-    if acts is None:
-        acts = _ACTIONS_CACHE[version] = get_version(version).ACTIONS
-    return acts
+    return get_version(version).ACTIONS
 
 
 def _validator(model_cls: type[OcppModel]) -> Any:
