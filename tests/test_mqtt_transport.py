@@ -267,3 +267,46 @@ def test_mqtts_with_ca(tls_broker: tuple[Mosquitto, str, str]) -> None:
     bad.start()
     assert not bad.wait_connected(2)
     bad.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_loop_client_reads_bursts_and_large_messages(broker: Mosquitto, protocol: str) -> None:
+    """LoopMqttClient reads the socket in 64 KiB chunks and serves paho from that buffer:
+    a burst of many small messages (several per chunk) and messages larger than a chunk
+    (split over several reads) all arrive whole, once each and in order, with no stall
+    waiting for the selector while complete packets sit in the buffer."""
+    import asyncio
+
+    from ocpp_iot.transports.mqtt import LoopMqttClient
+
+    sizes = [(i * 37) % 300 + 1 for i in range(3000)]
+    sizes[100] = sizes[1500] = 150_000  # larger than one read
+    sizes[2000] = 65_536 * 2 + 3  # the last 999 are small: they end up in one buffer
+    payloads = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+
+    async def scenario() -> list[bytes]:
+        got: list[bytes] = []
+        sub = LoopMqttClient(
+            settings(broker, "bridge", client_id="loop-burst", protocol=protocol),
+            lambda m: got.append(m.payload),
+        )
+        sub.subscribe("ocpp/+/up", 1)
+        sub.start()
+        assert await sub.wait_connected_async(5)
+        await asyncio.sleep(0.2)  # the SUBACK
+        pub = MqttClient(settings(broker, "CP1", protocol=protocol))
+        pub.start()
+        assert pub.wait_connected(5)
+        for p in payloads:  # back to back: the broker forwards them in big TCP segments
+            pub.publish("ocpp/CP1/up", p, 1)
+        deadline = time.monotonic() + 20
+        while len(got) < len(payloads) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # nothing more may come
+        pub.stop()
+        await sub.stop_async()
+        return got
+
+    got = asyncio.run(scenario())
+    assert len(got) == len(payloads)
+    assert got == payloads

@@ -350,23 +350,6 @@ class Bridge:
         except Exception:
             return self.config.default_version
 
-    async def _drain(self, station: str) -> None:
-        q = self._station_queues[station]
-        try:
-            while q:
-                msg, version, frame = q.popleft()
-                try:
-                    await self._handle_call(station, msg, version, frame)
-                except Exception:
-                    log.exception("failed to handle %s from %s", frame.message_id, station)
-                    self._ack(msg)
-        finally:
-            del self._station_tasks[station]
-            if not q:
-                self._station_queues.pop(station, None)
-            else:  # a frame arrived while we were finishing
-                self._station_tasks[station] = asyncio.ensure_future(self._drain(station))
-
     def _inline(self, version: str, action: str) -> bool:
         """Whether a CALL can be handled right here, synchronously, in the event loop."""
         key = (version, action)

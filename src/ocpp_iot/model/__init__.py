@@ -316,24 +316,12 @@ class TypedFrame(NamedTuple):
     error: tuple[str, str, dict[str, Any]] | None = None
 
 
-_WS = rb"[ \t\n\r]*"  # JSON whitespace only (``\s`` would also match \v and \f)
 _ID = rb'"([\x20\x21\x23-\x5b\x5d-\x7e]{1,128})"'  # printable ASCII without " and \\
 _NAME = rb'"([A-Za-z0-9]{1,64})"'
-#: compact header of a CALL/SEND (groups 1-3) or a CALLRESULT (group 4), up to the payload
-_FAST = re.compile(rb"\[(?:([26])," + _ID + b"," + _NAME + b"|3," + _ID + b"),")
-#: the same with JSON whitespace anywhere
-_FAST_WS = re.compile(
-    rb"\["
-    + _WS
-    + rb"(?:([26])"
-    + (_WS + b"," + _WS + _ID + _WS + b"," + _WS + _NAME)
-    + b"|3"
-    + (_WS + b"," + _WS + _ID)
-    + b")"
-    + _WS
-    + b","
-    + _WS
-)
+#: compact header of a CALL or SEND (type, id, action), up to the payload's first byte
+_FAST_CALL = re.compile(rb"\[([26])," + _ID + b"," + _NAME + b",")
+#: compact header of a CALLRESULT (id)
+_FAST_RESULT = re.compile(rb"\[3," + _ID + b",")
 _MESSAGE_TYPES = {"1.6": (2, 3, 4), "2.0.1": (2, 3, 4), "2.1": (2, 3, 4, 5, 6)}
 _tuple_new = tuple.__new__
 
@@ -351,27 +339,40 @@ def _validator(model_cls: type[OcppModel]) -> Any:
     return v
 
 
-class _FastTable(dict[bytes | str, tuple[str, Any, Any] | None]):
-    """Action name (bytes from a CALL header, or str) -> (name, validate_json of the request,
-    of the response or None). Filled on first use of each action; unknown names are not stored.
-    """
+class _CallTable(dict[bytes, tuple[str, Any] | None]):
+    """Action name as bytes (from a CALL header) -> (name, ``validate_json`` of its request).
+    Filled on first use of each name; names the version does not have map to None."""
 
     def __init__(self, version: str) -> None:
         super().__init__()
         self.version = version
 
-    def __missing__(self, key: bytes | str) -> tuple[str, Any, Any] | None:
-        name = key.decode("ascii") if isinstance(key, bytes) else key
-        act = _actions(self.version).get(name)
-        if act is None:
-            return None
-        resp = _validator(act.response).validate_json if act.response is not None else None
-        entry = (act.name, _validator(act.request).validate_json, resp)
-        self[key] = entry
+    def __missing__(self, key: bytes) -> tuple[str, Any] | None:
+        act = _actions(self.version).get(key.decode("ascii"))
+        entry = None if act is None else (act.name, _validator(act.request).validate_json)
+        if len(self) < 1024:  # bounded: a peer can send any number of unknown names
+            self[key] = entry
         return entry
 
 
-_TABLES: dict[str, _FastTable] = {}
+class _ResultTable(dict[str, Any]):
+    """Action name -> ``validate_json`` of its response (None for SEND-only or unknown)."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
+
+    def __missing__(self, key: str) -> Any:
+        act = _actions(self.version).get(key)
+        entry = None if act is None or act.response is None else _validator(act.response)
+        entry = None if entry is None else entry.validate_json
+        if len(self) < 1024:
+            self[key] = entry
+        return entry
+
+
+_CALL_TABLES: dict[str, _CallTable] = {}
+_RESULT_TABLES: dict[str, _ResultTable] = {}
 
 
 def parse_frame_json(
@@ -391,42 +392,51 @@ def parse_frame_json(
     array of the right shape, ``MessageTypeNotSupported``, ``NotImplemented`` for an action the
     version does not have, and the payload codes of :func:`parse`.
 
-    Fast path: for ``[2,"id","Action",{...}]`` / ``[3,"id",{...}]`` the header is matched with a
-    regular expression and the payload bytes go straight to pydantic-core. Anything else, and
-    every failure, takes the general path (``json.loads`` then :func:`parse`), so results and
-    error codes do not depend on which path ran.
+    Fast path: for compact ``[2,"id","Action",{...}]`` / ``[3,"id",{...}]`` frames (what every
+    OCPP-J encoder we know of sends) the header is matched with a regular expression and the
+    payload bytes go straight to pydantic-core. Anything else, and every failure, takes the
+    general path (``json.loads`` then :func:`parse`), so results and error codes do not depend
+    on which path ran. This function is the per-frame hot path of an OCPP-J server: every
+    attribute lookup in it is measured by ``bench/validate_speed.py``.
     """
     if type(data) is not bytes:
         data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    m = _FAST.match(data) or _FAST_WS.match(data)
-    if m is not None and data[-1:] == b"]":
-        mtype, mid, name, rid = m.groups()
-        table = _TABLES.get(version)
-        if table is None:
-            _actions(version)  # raises ValueError for an unknown version
-            table = _TABLES[version] = _FastTable(version)
-        if mtype is not None:
-            entry = table[name]
-            if entry is not None and (mtype == b"2" or version == "2.1"):
-                try:
-                    model = entry[1](data[m.end() : -1])
-                except ValidationError:
-                    pass
-                else:
-                    return _tuple_new(
-                        TypedFrame, (2 if mtype == b"2" else 6, mid.decode(), entry[0], model, None)
-                    )
-        elif action_of_result is not None:
-            rid = rid.decode()
-            name = action_of_result(rid)
-            entry = table[name] if name else None
-            if entry is not None and entry[2] is not None:
-                try:
-                    model = entry[2](data[m.end() : -1])
-                except ValidationError:
-                    pass
-                else:
-                    return _tuple_new(TypedFrame, (3, rid, entry[0], model, None))
+    if data[-1:] == b"]":
+        if data[1:2] == b"3":
+            if action_of_result is not None:
+                m = _FAST_RESULT.match(data)
+                if m is not None:
+                    mid = m[1].decode()
+                    name = action_of_result(mid)
+                    if name:
+                        table = _RESULT_TABLES.get(version)
+                        if table is None:
+                            _actions(version)  # ValueError for an unknown version
+                            table = _RESULT_TABLES[version] = _ResultTable(version)
+                        validate = table[name]
+                        if validate is not None:
+                            try:
+                                model = validate(data[m.end() : -1])
+                            except ValidationError:
+                                pass
+                            else:
+                                return _tuple_new(TypedFrame, (3, mid, name, model, None))
+        else:
+            m = _FAST_CALL.match(data)
+            if m is not None:
+                calls = _CALL_TABLES.get(version)
+                if calls is None:
+                    _actions(version)
+                    calls = _CALL_TABLES[version] = _CallTable(version)
+                entry = calls[m[3]]
+                mtype = 2 if m[1] == b"2" else 6
+                if entry is not None and (mtype == 2 or version == "2.1"):
+                    try:
+                        model = entry[1](data[m.end() : -1])
+                    except ValidationError:
+                        pass
+                    else:
+                        return _tuple_new(TypedFrame, (mtype, m[2].decode(), entry[0], model, None))
     return _parse_frame_slow(data, version, action_of_result, lenient, warnings)
 
 
