@@ -396,24 +396,39 @@ class Bridge:
         self._in_hand.add(key)
         return claim
 
+    def _start_call(
+        self, station: str, msg: Message, call: Call
+    ) -> tuple[dict[str, Any], str] | None:
+        """Claim a CALL; its station state and that state as JSON (to see whether the handler
+        changed it), or None if it was a repeat and has been dealt with."""
+        claim = self._claim(station, msg, call)
+        if claim is None:
+            return None
+        self.stats["calls"] += 1
+        state = claim.state
+        return state, json.dumps(state, sort_keys=True) if state else ""
+
+    def _send_handled(self, station: str, msg: Message, frame: Send, err: Any) -> None:
+        """An unconfirmed SEND (OCPP 2.1) was handled: nothing goes back, failures are logged."""
+        if err is not None:
+            log.warning("SEND %s from %s failed: %s", frame.action, station, err)
+        self._ack(msg)
+
     def _handle_call_inline(
         self, station: str, msg: Message, version: str, frame: Call | Send
     ) -> None:
         handler = self.handlers.get(version)
         if isinstance(frame, Send):
+            err = None
             if handler is not None:
                 ctx = Context(station, frame.message_id, version, {}, self._no_sender)
                 err = dispatch(handler, frame, ctx)
-                if err is not None:
-                    log.warning("SEND %s from %s failed: %s", frame.action, station, err)
-            self._ack(msg)
+            self._send_handled(station, msg, frame, err)
             return
-        claim = self._claim(station, msg, frame)
-        if claim is None:
+        started = self._start_call(station, msg, frame)
+        if started is None:
             return
-        self.stats["calls"] += 1
-        state = claim.state
-        before = json.dumps(state, sort_keys=True) if state else ""
+        state, before = started
         t0 = time.perf_counter()
         try:
             with collect_effects(self.store_path) as effects:
@@ -459,19 +474,16 @@ class Bridge:
     ) -> None:
         if isinstance(frame, Send):
             handler = self.handlers.get(version)
+            err = None
             if handler is not None:
                 ctx = Context(station, frame.message_id, version, {}, self._sender(station, True))
                 err = await dispatch_async(handler, frame, ctx)
-                if err is not None:
-                    log.warning("SEND %s from %s failed: %s", frame.action, station, err)
-            self._ack(msg)
+            self._send_handled(station, msg, frame, err)
             return
-        claim = self._claim(station, msg, frame)
-        if claim is None:
+        started = self._start_call(station, msg, frame)
+        if started is None:
             return
-        self.stats["calls"] += 1
-        state = claim.state
-        before = json.dumps(state, sort_keys=True) if state else ""
+        state, before = started
         with collect_effects(self.store_path) as effects:
             answer = await self._dispatch(station, version, frame, state)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
