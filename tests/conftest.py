@@ -104,6 +104,69 @@ def make_certs(d: Path) -> None:
     )
 
 
+def make_client_cert(d: Path, name: str) -> tuple[str, str]:
+    """A client certificate for ``name`` signed by the test CA of :func:`make_certs`."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={name}",
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "2",
+    )
+    return str(d / f"{name}.pem"), str(d / f"{name}.key")
+
+
+@pytest.fixture
+def mtls_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """mosquitto whose TLS listener requires a client certificate signed by the test CA
+    (and still a username and password): (its mqtts:// URL, the directory of the certs)."""
+    import shutil
+
+    from ocpp_iot.testing import free_port
+
+    if find_mosquitto() is None or shutil.which("openssl") is None:
+        pytest.skip("needs mosquitto and openssl")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_certs(certs)
+    port = free_port()
+    extra = (
+        f"listener {port} 127.0.0.1\n"
+        f"cafile {certs / 'ca.pem'}\ncertfile {certs / 'server.pem'}\n"
+        f"keyfile {certs / 'server.key'}\nrequire_certificate true\n"
+    )
+    m = Mosquitto(USERS, directory=tmp_path / "mosquitto-mtls", extra_config=extra)
+    m.start()
+    try:
+        yield f"mqtts://127.0.0.1:{port}", certs
+    finally:
+        m.close()
+
+
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, str, str]]:
     """mosquitto with a TLS listener too: (broker, its mqtts:// URL, the CA file)."""

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, USERS, Probe
+from conftest import ROOT, USERS, Probe, make_client_cert
 
 from ocpp_iot.testing import Mosquitto, hash_password, render_acl
 from ocpp_iot.transports.mqtt import (
@@ -310,3 +310,56 @@ def test_loop_client_reads_bursts_and_large_messages(broker: Mosquitto, protocol
     got = asyncio.run(scenario())
     assert len(got) == len(payloads)
     assert got == payloads
+
+
+def test_mqtts_with_client_certificate(mtls_broker: tuple[str, Path]) -> None:
+    """A listener that requires client certificates: with ``certfile``/``keyfile`` set the
+    station connects and publishes; without them the TLS handshake is refused."""
+    url, certs = mtls_broker
+    ca = str(certs / "ca.pem")
+    cert, key = make_client_cert(certs, "CP1")
+    bridge_cert, bridge_key = make_client_cert(certs, "bridge")
+    watcher_got: list[bytes] = []
+    bridge = MqttClient(
+        MqttSettings(
+            url,
+            client_id="mtls-bridge",
+            username="bridge",
+            password=USERS["bridge"],
+            ca_certs=ca,
+            certfile=bridge_cert,
+            keyfile=bridge_key,
+        ),
+        lambda m: watcher_got.append(m.payload),
+    )
+    bridge.subscribe("ocpp/+/up")
+    bridge.start()
+    assert bridge.wait_connected(10), bridge.last_connect_error
+    time.sleep(0.2)
+    cp1 = MqttClient(
+        MqttSettings(
+            url,
+            client_id="CP1",
+            username="CP1",
+            password=USERS["CP1"],
+            ca_certs=ca,
+            certfile=cert,
+            keyfile=key,
+        )
+    )
+    cp1.start()
+    assert cp1.wait_connected(10), cp1.last_connect_error
+    cp1.publish_confirmed("ocpp/CP1/up", b"mutual tls")
+    deadline = time.monotonic() + 5
+    while not watcher_got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert watcher_got == [b"mutual tls"]
+    cp1.stop()
+    # the right CA and password, but no client certificate: refused
+    anonymous_tls = MqttClient(
+        MqttSettings(url, client_id="CP2", username="CP2", password=USERS["CP2"], ca_certs=ca)
+    )
+    anonymous_tls.start()
+    assert not anonymous_tls.wait_connected(2)
+    anonymous_tls.stop()
+    bridge.stop()
