@@ -28,6 +28,7 @@ No I/O and no clocks here.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import re
@@ -339,40 +340,36 @@ def _validator(model_cls: type[OcppModel]) -> Any:
     return v
 
 
-class _CallTable(dict[bytes, tuple[str, Any] | None]):
-    """Action name as bytes (from a CALL header) -> (name, ``validate_json`` of its request).
-    Filled on first use of each name; names the version does not have map to None."""
+class _LazyTable(dict[Any, Any]):
+    """``key -> make(key)``, computed on first use. At most 1,024 entries are kept: a peer can
+    send any number of action names that do not exist."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, make: Callable[[Any], Any]) -> None:
         super().__init__()
-        self.version = version
+        self.make = make
 
-    def __missing__(self, key: bytes) -> tuple[str, Any] | None:
-        act = _actions(self.version).get(key.decode("ascii"))
-        entry = None if act is None else (act.name, _validator(act.request).validate_json)
-        if len(self) < 1024:  # bounded: a peer can send any number of unknown names
-            self[key] = entry
-        return entry
-
-
-class _ResultTable(dict[str, Any]):
-    """Action name -> ``validate_json`` of its response (None for SEND-only or unknown)."""
-
-    def __init__(self, version: str) -> None:
-        super().__init__()
-        self.version = version
-
-    def __missing__(self, key: str) -> Any:
-        act = _actions(self.version).get(key)
-        entry = None if act is None or act.response is None else _validator(act.response)
-        entry = None if entry is None else entry.validate_json
+    def __missing__(self, key: Any) -> Any:
+        value = self.make(key)
         if len(self) < 1024:
-            self[key] = entry
-        return entry
+            self[key] = value
+        return value
 
 
-_CALL_TABLES: dict[str, _CallTable] = {}
-_RESULT_TABLES: dict[str, _ResultTable] = {}
+def _call_entry(version: str, name: bytes) -> tuple[str, Any] | None:
+    """(action name, ``validate_json`` of its request), for an action name from a CALL header."""
+    act = _actions(version).get(name.decode("ascii"))
+    return None if act is None else (act.name, _validator(act.request).validate_json)
+
+
+def _result_entry(version: str, name: str) -> Any:
+    """``validate_json`` of the response of action ``name`` (None: no such action, or SEND-only)."""
+    act = _actions(version).get(name)
+    return None if act is None or act.response is None else _validator(act.response).validate_json
+
+
+#: per version: CALL action names -> :func:`_call_entry`, action names -> :func:`_result_entry`
+_CALL_TABLES: dict[str, _LazyTable] = {}
+_RESULT_TABLES: dict[str, _LazyTable] = {}
 
 
 def parse_frame_json(
@@ -396,8 +393,8 @@ def parse_frame_json(
     OCPP-J encoder we know of sends) the header is matched with a regular expression and the
     payload bytes go straight to pydantic-core. Anything else, and every failure, takes the
     general path (``json.loads`` then :func:`parse`), so results and error codes do not depend
-    on which path ran. This function is the per-frame hot path of an OCPP-J server: every
-    attribute lookup in it is measured by ``bench/validate_speed.py``.
+    on which path ran. It is the per-frame hot path of an OCPP-J server; keep it lean
+    (``bench/validate_speed.py`` measures it).
     """
     if type(data) is not bytes:
         data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
@@ -412,7 +409,9 @@ def parse_frame_json(
                         table = _RESULT_TABLES.get(version)
                         if table is None:
                             _actions(version)  # ValueError for an unknown version
-                            table = _RESULT_TABLES[version] = _ResultTable(version)
+                            table = _RESULT_TABLES[version] = _LazyTable(
+                                functools.partial(_result_entry, version)
+                            )
                         validate = table[name]
                         if validate is not None:
                             try:
@@ -427,7 +426,9 @@ def parse_frame_json(
                 calls = _CALL_TABLES.get(version)
                 if calls is None:
                     _actions(version)
-                    calls = _CALL_TABLES[version] = _CallTable(version)
+                    calls = _CALL_TABLES[version] = _LazyTable(
+                        functools.partial(_call_entry, version)
+                    )
                 entry = calls[m[3]]
                 mtype = 2 if m[1] == b"2" else 6
                 if entry is not None and (mtype == 2 or version == "2.1"):
