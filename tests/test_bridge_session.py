@@ -18,6 +18,7 @@ from ocpp_iot.behaviours import Context, v201
 from ocpp_iot.bridge import _wire
 from ocpp_iot.bridge.service import CallTimeout
 from ocpp_iot.bridge.station import SimStation, charging_session_201
+from ocpp_iot.bridge.store import SqliteStore
 from ocpp_iot.rpc import Call, CallError, CallResult
 from ocpp_iot.testing import Mosquitto
 
@@ -214,6 +215,72 @@ def test_repeated_call_runs_the_handler_once(broker: Mosquitto, tmp_path: Path) 
     )
     assert n == [(1,)]
     downs.close()
+
+
+class CountingSystem(v201.ChargeSystem):
+    """Counts TransactionEvent handler runs per (station, message id), in arrival order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[tuple[str, str]] = []
+
+    def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
+        self.runs.append((ctx.station_id, ctx.message_id))
+        return {}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_burst_with_repeats_after_a_restart(
+    broker: Mosquitto, tmp_path: Path, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames that piled up while the bridge was away arrive in a few socket reads and are
+    claimed together: every CALL runs its handler once, in each station's order, repeats
+    included in the same read are not run again, and every CALL is answered."""
+    handler = CountingSystem()
+    te = charging_session_201("X")[3][1]
+    sent: dict[str, list[str]] = {}
+    downs = Probe(broker.url, "bridge", ["ocpp/+/down"])
+    config = {"workers": workers} if workers > 1 else {}
+    batches: list[int] = []
+    claim_calls = SqliteStore.claim_calls
+
+    def counted(self: SqliteStore, keys: Any, *args: Any, **kw: Any) -> Any:
+        batches.append(len(keys))
+        return claim_calls(self, keys, *args, **kw)
+
+    monkeypatch.setattr(SqliteStore, "claim_calls", counted)
+
+    async def scenario() -> None:
+        async with running_bridge(broker, tmp_path, {"2.0.1": handler}, **config):
+            pass  # the bridge's persistent session now exists; it goes away
+        stations = [f"CP{i}" for i in range(1, 6)]
+        for sid in stations:
+            async with station(broker, sid) as st:
+                raw = st._client.client  # type: ignore[union-attr]
+                for n in range(6):
+                    mid = f"{sid}-{n}"
+                    data = _wire.encode(Call(mid, "TransactionEvent", te), "2.0.1")
+                    raw.publish_confirmed(f"ocpp/{sid}/up", data)
+                    if n % 2:
+                        raw.publish_confirmed(f"ocpp/{sid}/up", data)  # a repeat, right after
+                    sent.setdefault(sid, []).append(mid)
+        await asyncio.to_thread(downs.drain, 0.3)
+        async with running_bridge(broker, tmp_path, {"2.0.1": handler}, **config):
+            want = sum(len(v) for v in sent.values())
+            for _ in range(250):
+                if len(handler.runs) >= want:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
+
+    asyncio.run(scenario())
+    answered = {_wire.decode(m.payload)[1].message_id for m in downs.drain(0.5)}
+    downs.close()
+    assert sorted(handler.runs) == sorted((sid, m) for sid, ms in sent.items() for m in ms)
+    for sid, mids in sent.items():
+        assert [m for s, m in handler.runs if s == sid] == mids  # in the station's order
+    assert answered == {m for ms in sent.values() for m in ms}
+    assert max(batches) > 1  # some CALLs were claimed together
 
 
 class SlowSystem(v201.BasicChargeSystem):

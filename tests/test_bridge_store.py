@@ -49,6 +49,22 @@ def test_in_progress_marks_between_workers(store: SqliteStore) -> None:
     assert store.claim_call("CP1", "1", "w0", 112.0).claim is Claim.NEW
 
 
+def test_claims_of_one_read_together(store: SqliteStore) -> None:
+    """claim_calls: one result per key, in order; answered ones DONE; with marks, a key given
+    twice is BUSY the second time and every NEW one is marked for other workers."""
+    assert store.finish_calls([finish("CP1", "1", b"one", state={"n": 1})]) == [None]
+    keys = [("CP1", "1"), ("CP1", "2"), ("CP2", "1"), ("CP2", "1")]
+    looked = store.claim_calls(keys, "w0", 101.0, mark=False)
+    assert [c.claim for c in looked] == [Claim.DONE, Claim.NEW, Claim.NEW, Claim.NEW]
+    assert looked[0].response == b"one" and looked[1].state == {"n": 1}
+    marked = store.claim_calls(keys, "w0", 101.0)
+    assert [c.claim for c in marked] == [Claim.DONE, Claim.NEW, Claim.NEW, Claim.BUSY]
+    assert marked[1].state == {"n": 1}
+    other = store.claim_calls([("CP1", "2"), ("CP2", "1"), ("CP3", "1")], "w1", 102.0)
+    assert [c.claim for c in other] == [Claim.BUSY, Claim.BUSY, Claim.NEW]
+    assert store.claim_calls([], "w0", 103.0) == []
+
+
 def test_second_copy_loses_and_its_writes_are_dropped(store: SqliteStore) -> None:
     first = finish("CP1", "1", b"first", effects=[("INSERT INTO effects VALUES (?)", ("a",))])
     second = finish("CP1", "1", b"second", effects=[("INSERT INTO effects VALUES (?)", ("b",))])

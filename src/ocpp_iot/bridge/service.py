@@ -129,6 +129,9 @@ class Bridge:
         self._inline_cache: dict[tuple[str, str], bool] = {}
         self._slow_warned: set[str] = set()
         self._station_queues: dict[str, deque[tuple[Message, str, Call | Send]]] = {}
+        #: CALLs/SENDs of the current socket read, handled together after it (one claim)
+        self._batch: list[tuple[str, Message, str, Call | Send]] = []
+        self._batch_stations: set[str] = set()
         self._station_tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters: dict[str, asyncio.Future[CallResult | CallError]] = {}
         self._status: dict[str, str] = {}
@@ -203,6 +206,7 @@ class Bridge:
             pending = [t for t in self._station_tasks.values() if not t.done()]
             if pending:
                 await asyncio.wait(pending, timeout=5.0)
+            self._run_batch()
             self._flush_commits()
             await self.client.stop_async([offline])
             if self._pool is not None:
@@ -305,8 +309,15 @@ class Bridge:
             self._publish(self.topic(station, "status"), b"online", retain=True)
         if isinstance(frame, Call | Send):
             if station not in self._station_tasks and self._inline(version, frame.action):
-                self._handle_call_inline(station, msg, version, frame)
+                # handled right after this socket read, with the other CALLs it brought
+                if not self._batch:
+                    assert self._loop is not None
+                    self._loop.call_soon(self._run_batch)
+                self._batch.append((station, msg, version, frame))
+                self._batch_stations.add(station)
                 return
+            if station in self._batch_stations:
+                self._run_batch()  # the station's earlier frames first
             q = self._station_queues.setdefault(station, deque())
             q.append((msg, version, frame))
             if station not in self._station_tasks:
@@ -327,6 +338,8 @@ class Bridge:
             self._ack(msg)
 
     def _undecodable(self, station: str, msg: Message, exc: _wire.DecodeError) -> None:
+        if station in self._batch_stations:
+            self._run_batch()  # answer the station's frames in the order they came
         self.stats["dropped"] += 1
         version = getattr(exc, "version", None) or self._known_version(station)
         answer = error_for_undecodable(
@@ -368,42 +381,77 @@ class Bridge:
             self._inline_cache[key] = cached
         return cached
 
-    def _claim(self, station: str, msg: Message, call: Call) -> ClaimResult | None:
-        """Duplicate detection; None if the CALL was a repeat and has been dealt with."""
-        key = (station, call.message_id)
-        if not self.config.shared and key in self._in_hand:
-            self.stats["duplicates"] += 1
-            log.info("repeated CALL %s from %s is already in hand", call.message_id, station)
-            self._ack(msg)
-            return None
-        claim = self.store.claim_call(
-            station, call.message_id, self.owner, time.time(), mark=self.config.shared
-        )
-        if claim.claim is Claim.DONE:
-            self.stats["duplicates"] += 1
-            assert claim.response is not None
-            log.info(
-                "repeated CALL %s from %s: sending the stored answer", call.message_id, station
-            )
-            self._publish(self.topic(station, "down"), claim.response)
-            self._ack(msg)
-            return None
-        if claim.claim is Claim.BUSY:
-            self.stats["duplicates"] += 1
-            log.info("repeated CALL %s from %s is in hand elsewhere", call.message_id, station)
-            self._ack(msg)
-            return None
-        self._in_hand.add(key)
-        return claim
+    def _run_batch(self) -> None:
+        """Handle the CALLs and SENDs of one socket read: one store lookup (one transaction
+        with several workers) for all the CALLs, then each in the order it came."""
+        batch, self._batch = self._batch, []
+        self._batch_stations.clear()
+        if not batch:
+            return
+        calls = [(i, (s, m, f)) for i, (s, m, _, f) in enumerate(batch) if isinstance(f, Call)]
+        claims: dict[int, ClaimResult | None] = {}
+        if calls:
+            items = [item for _, item in calls]
+            try:
+                results = self._claims(items)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("could not look up %d CALLs in the store", len(calls))
+                results = [None] * len(calls)
+                for _, msg, _ in items:
+                    self._ack(msg)
+            claims = {i: r for (i, _), r in zip(calls, results, strict=True)}
+        for i, (station, msg, version, frame) in enumerate(batch):
+            if isinstance(frame, Call) and claims[i] is None:
+                continue  # a repeat, dealt with
+            try:
+                self._handle_call_inline(station, msg, version, frame, claims.get(i))
+            except Exception:
+                log.exception("failed to handle %s from %s", frame.message_id, station)
+                self._in_hand.discard((station, frame.message_id))
+                self._ack(msg)
 
-    def _start_call(
-        self, station: str, msg: Message, call: Call
-    ) -> tuple[dict[str, Any], str] | None:
-        """Claim a CALL; its station state and that state as JSON (to see whether the handler
-        changed it), or None if it was a repeat and has been dealt with."""
-        claim = self._claim(station, msg, call)
-        if claim is None:
-            return None
+    def _claims(self, items: list[tuple[str, Message, Call]]) -> list[ClaimResult | None]:
+        """Duplicate detection for CALLs, in one store call; per CALL its claim, or None if it
+        was a repeat and has been dealt with (acknowledged, and answered if it was before)."""
+        shared = self.config.shared
+        out: list[ClaimResult | None] = [None] * len(items)
+        todo: list[int] = []
+        seen: set[tuple[str, str]] = set()
+        for i, (station, msg, call) in enumerate(items):
+            key = (station, call.message_id)
+            if key in seen or (not shared and key in self._in_hand):
+                self.stats["duplicates"] += 1
+                log.info("repeated CALL %s from %s is already in hand", call.message_id, station)
+                self._ack(msg)
+                continue
+            seen.add(key)
+            todo.append(i)
+        if not todo:
+            return out
+        keys = [(items[i][0], items[i][2].message_id) for i in todo]
+        results = self.store.claim_calls(keys, self.owner, time.time(), mark=shared)
+        for i, claim in zip(todo, results, strict=True):
+            station, msg, call = items[i]
+            if claim.claim is Claim.DONE:
+                self.stats["duplicates"] += 1
+                assert claim.response is not None
+                log.info(
+                    "repeated CALL %s from %s: sending the stored answer", call.message_id, station
+                )
+                self._publish(self.topic(station, "down"), claim.response)
+                self._ack(msg)
+            elif claim.claim is Claim.BUSY:
+                self.stats["duplicates"] += 1
+                log.info("repeated CALL %s from %s is in hand elsewhere", call.message_id, station)
+                self._ack(msg)
+            else:
+                self._in_hand.add((station, call.message_id))
+                out[i] = claim
+        return out
+
+    def _started(self, claim: ClaimResult) -> tuple[dict[str, Any], str]:
+        """A claimed CALL starts: its station state, and that state as JSON (to see later
+        whether the handler changed it)."""
         self.stats["calls"] += 1
         state = claim.state
         return state, json.dumps(state, sort_keys=True) if state else ""
@@ -415,7 +463,12 @@ class Bridge:
         self._ack(msg)
 
     def _handle_call_inline(
-        self, station: str, msg: Message, version: str, frame: Call | Send
+        self,
+        station: str,
+        msg: Message,
+        version: str,
+        frame: Call | Send,
+        claim: ClaimResult | None,
     ) -> None:
         handler = self.handlers.get(version)
         if isinstance(frame, Send):
@@ -425,10 +478,8 @@ class Bridge:
                 err = dispatch(handler, frame, ctx)
             self._send_handled(station, msg, frame, err)
             return
-        started = self._start_call(station, msg, frame)
-        if started is None:
-            return
-        state, before = started
+        assert claim is not None
+        state, before = self._started(claim)
         t0 = time.perf_counter()
         try:
             with collect_effects(self.store_path) as effects:
@@ -480,10 +531,10 @@ class Bridge:
                 err = await dispatch_async(handler, frame, ctx)
             self._send_handled(station, msg, frame, err)
             return
-        started = self._start_call(station, msg, frame)
-        if started is None:
+        claim = self._claims([(station, msg, frame)])[0]
+        if claim is None:
             return
-        state, before = started
+        state, before = self._started(claim)
         with collect_effects(self.store_path) as effects:
             answer = await self._dispatch(station, version, frame, state)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -136,6 +136,14 @@ class Store(Protocol):
         """
         ...
 
+    def claim_calls(
+        self, keys: Sequence[tuple[str, str]], owner: str, now: float, *, mark: bool = True
+    ) -> list[ClaimResult]:
+        """:meth:`claim_call` for several ``(station, message_id)`` at once, in one
+        transaction: the bridge claims all the CALLs of one socket read together. Results are
+        in the order of ``keys``; a key given twice is BUSY the second time when ``mark``."""
+        ...
+
     def finish_calls(self, items: Sequence[Finish]) -> list[bytes | EffectsFailed | None]:
         """Store answers in one transaction, each with its handler's deferred writes
         (:func:`defer_sql`) and the station's new state and version.
@@ -264,40 +272,56 @@ class SqliteStore:
     def claim_call(
         self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
     ) -> ClaimResult:
+        return self.claim_calls([(station, message_id)], owner, now, mark=mark)[0]
+
+    def claim_calls(
+        self, keys: Sequence[tuple[str, str]], owner: str, now: float, *, mark: bool = True
+    ) -> list[ClaimResult]:
+        if not keys:
+            return []
         if not mark:
-            with self._lock:  # one statement: the answer if any, and the station's state
-                row = self._db.execute(
-                    "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
-                    "message_id=?2 AND finished IS NOT NULL), "
-                    "(SELECT state FROM bridge_stations WHERE station=?1)",
-                    (station, message_id),
-                ).fetchone()
-            if row[0] is not None:
-                return ClaimResult(Claim.DONE, bytes(row[0]), {})
-            return ClaimResult(Claim.NEW, None, json.loads(row[1]) if row[1] else {})
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT owner, started, finished, response FROM bridge_calls "
-                "WHERE station=? AND message_id=?",
-                (station, message_id),
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO bridge_calls (station, message_id, owner, started) "
-                    "VALUES (?, ?, ?, ?)",
-                    (station, message_id, owner, now),
-                )
-                return ClaimResult(Claim.NEW, None, self._state(station))
-            prev_owner, started, finished, response = row
-            if finished is not None:
-                return ClaimResult(Claim.DONE, bytes(response), {})
-            if prev_owner == owner or now - started < self.lease:
-                return ClaimResult(Claim.BUSY, None, {})
+            with self._lock:
+                return [self._look_up(station, message_id) for station, message_id in keys]
+        with self._tx() as db:  # one write transaction for all of them
+            return [self._mark(db, station, mid, owner, now) for station, mid in keys]
+
+    def _look_up(self, station: str, message_id: str) -> ClaimResult:
+        # one statement: the answer if any, and the station's state
+        row = self._db.execute(
+            "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
+            "message_id=?2 AND finished IS NOT NULL), "
+            "(SELECT state FROM bridge_stations WHERE station=?1)",
+            (station, message_id),
+        ).fetchone()
+        if row[0] is not None:
+            return ClaimResult(Claim.DONE, bytes(row[0]), {})
+        return ClaimResult(Claim.NEW, None, json.loads(row[1]) if row[1] else {})
+
+    def _mark(
+        self, db: sqlite3.Connection, station: str, message_id: str, owner: str, now: float
+    ) -> ClaimResult:
+        row = db.execute(
+            "SELECT owner, started, finished, response FROM bridge_calls "
+            "WHERE station=? AND message_id=?",
+            (station, message_id),
+        ).fetchone()
+        if row is None:
             db.execute(
-                "UPDATE bridge_calls SET owner=?, started=? WHERE station=? AND message_id=?",
-                (owner, now, station, message_id),
+                "INSERT INTO bridge_calls (station, message_id, owner, started) "
+                "VALUES (?, ?, ?, ?)",
+                (station, message_id, owner, now),
             )
             return ClaimResult(Claim.NEW, None, self._state(station))
+        prev_owner, started, finished, response = row
+        if finished is not None:
+            return ClaimResult(Claim.DONE, bytes(response), {})
+        if prev_owner == owner or now - started < self.lease:
+            return ClaimResult(Claim.BUSY, None, {})
+        db.execute(
+            "UPDATE bridge_calls SET owner=?, started=? WHERE station=? AND message_id=?",
+            (owner, now, station, message_id),
+        )
+        return ClaimResult(Claim.NEW, None, self._state(station))
 
     def _state(self, station: str) -> dict[str, Any]:
         row = self._db.execute(
