@@ -363,3 +363,38 @@ def test_mqtts_with_client_certificate(mtls_broker: tuple[str, Path]) -> None:
     assert not anonymous_tls.wait_connected(2)
     anonymous_tls.stop()
     bridge.stop()
+
+
+def test_publish_confirmed_beside_plain_publishes_does_not_deadlock(broker: Mosquitto) -> None:
+    """paho calls on_publish with its own lock held; publish_confirmed must never hold a lock
+    of ours while it calls into paho, or the two threads wait for each other forever."""
+    import threading
+
+    cp1 = MqttClient(settings(broker, "CP1"))
+    cp1.start()
+    assert cp1.wait_connected(5)
+    refused: list[str] = []
+
+    def confirmed() -> None:
+        for i in range(300):
+            cp1.publish_confirmed("ocpp/CP1/up", b"c%d" % i, timeout=10)
+        try:
+            cp1.publish_confirmed("ocpp/CP2/up", b"not mine", timeout=10)
+        except PublishRefused as exc:
+            refused.append(exc.reason_name)
+
+    def plain() -> None:
+        for i in range(3000):
+            cp1.publish("ocpp/CP1/up", b"p%d" % i, 1)
+
+    threads = [threading.Thread(target=plain, daemon=True)] + [
+        threading.Thread(target=confirmed, daemon=True) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    stuck = [t for t in threads if t.is_alive()]
+    assert not stuck, "publish_confirmed deadlocked with paho's network thread"
+    cp1.kill()
+    assert refused == ["Not authorized"] * 3  # reason codes still reach the right caller

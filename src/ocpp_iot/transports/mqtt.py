@@ -16,6 +16,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,7 +227,13 @@ class MqttClient:
         self._connected = threading.Event()
         self._generation = 0
         self._stopping = False
-        self._pub_results: dict[int, tuple[threading.Event, list[int]]] = {}
+        # PUBACK reason codes for publish_confirmed: mid -> (arrival number, reason code).
+        # Guarded by _reasons_cond, which is never held while calling into paho: paho calls
+        # on_publish with its own lock held, so the opposite order would deadlock.
+        self._reasons_cond = threading.Condition()
+        self._reasons: dict[int, tuple[int, int]] = {}
+        self._pubacks = 0  # PUBACKs recorded so far
+        self._confirming = 0  # publish_confirmed calls in progress
         self.last_connect_error: str | None = None
 
         proto = paho.MQTTv5 if settings.mqtt5 else paho.MQTTv311
@@ -361,20 +368,32 @@ class MqttClient:
     ) -> None:
         """Publish and wait for the broker's PUBACK; raise :class:`PublishRefused` on an MQTT 5
         failure reason code, TimeoutError if no PUBACK comes."""
-        ev = threading.Event()
-        box: list[int] = []
-        with self._lock:
+        cond = self._reasons_cond
+        with cond:
+            self._confirming += 1
+            before = self._pubacks  # our PUBACK is recorded after this
+        try:
             info = self._client.publish(topic, payload, qos=qos, retain=retain)
-            self._pub_results[info.mid] = (ev, box)
-        if qos == 0:
-            return
-        if not ev.wait(timeout):
-            with self._lock:
-                self._pub_results.pop(info.mid, None)
-            raise TimeoutError(f"no PUBACK for {topic!r} within {timeout} s")
-        if box and box[0] >= 0x80:
+            if qos == 0:
+                return
+            deadline = time.monotonic() + timeout
+            with cond:
+                while True:
+                    got = self._reasons.get(info.mid)
+                    if got is not None and got[0] > before:  # not a PUBACK of an older use
+                        del self._reasons[info.mid]
+                        code = got[1]
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"no PUBACK for {topic!r} within {timeout} s")
+                    cond.wait(left)
+        finally:
+            with cond:
+                self._confirming -= 1
+        if code >= 0x80:
             raise PublishRefused(
-                topic, box[0], ReasonCode(PacketTypes.PUBACK, identifier=box[0]).getName()
+                topic, code, ReasonCode(PacketTypes.PUBACK, identifier=code).getName()
             )
 
     def ack(self, msg: Message) -> None:
@@ -448,12 +467,15 @@ class MqttClient:
     def _handle_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
-        with self._lock:
-            waiter = self._pub_results.pop(mid, None)
-        if waiter is not None:
-            ev, box = waiter
-            box.append(int(reason.value) if reason is not None else 0)
-            ev.set()
+        # paho's thread, with paho's lock held: take only _reasons_cond (see __init__)
+        if not self._confirming:
+            return
+        with self._reasons_cond:
+            self._pubacks += 1
+            self._reasons[mid] = (self._pubacks, int(reason.value) if reason is not None else 0)
+            if len(self._reasons) > 1024:  # PUBACKs of plain publishes nobody waits for
+                del self._reasons[next(iter(self._reasons))]
+            self._reasons_cond.notify_all()
 
 
 class LoopMqttClient(MqttClient):
