@@ -397,7 +397,8 @@ class Bridge:
             except Exception:
                 log.exception("could not look up %d CALLs in the store", len(calls))
                 results = [None] * len(calls)
-                for _, msg, _ in items:
+                for station, msg, call in items:
+                    self._in_hand.discard((station, call.message_id))
                     self._ack(msg)
             claims = {i: r for (i, _), r in zip(calls, results, strict=True)}
         for i, (station, msg, version, frame) in enumerate(batch):
