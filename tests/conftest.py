@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import queue
 import signal
@@ -51,12 +52,13 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         m.close()
 
 
+def _openssl(d: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+
 def make_certs(d: Path) -> None:
     """A test CA and a server certificate for 127.0.0.1 (needs the openssl command)."""
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
+    run = functools.partial(_openssl, d)
     run(
         "req",
         "-x509",
@@ -106,10 +108,7 @@ def make_certs(d: Path) -> None:
 
 def make_client_cert(d: Path, name: str) -> tuple[str, str]:
     """A client certificate for ``name`` signed by the test CA of :func:`make_certs`."""
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
+    run = functools.partial(_openssl, d)
     run(
         "req",
         "-newkey",
@@ -140,36 +139,12 @@ def make_client_cert(d: Path, name: str) -> tuple[str, str]:
     return str(d / f"{name}.pem"), str(d / f"{name}.key")
 
 
-@pytest.fixture
-def mtls_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """mosquitto whose TLS listener requires a client certificate signed by the test CA
-    (and still a username and password): (its mqtts:// URL, the directory of the certs)."""
-    import shutil
-
-    from ocpp_iot.testing import free_port
-
-    if find_mosquitto() is None or shutil.which("openssl") is None:
-        pytest.skip("needs mosquitto and openssl")
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    make_certs(certs)
-    port = free_port()
-    extra = (
-        f"listener {port} 127.0.0.1\n"
-        f"cafile {certs / 'ca.pem'}\ncertfile {certs / 'server.pem'}\n"
-        f"keyfile {certs / 'server.key'}\nrequire_certificate true\n"
-    )
-    m = Mosquitto(USERS, directory=tmp_path / "mosquitto-mtls", extra_config=extra)
-    m.start()
-    try:
-        yield f"mqtts://127.0.0.1:{port}", certs
-    finally:
-        m.close()
-
-
-@pytest.fixture
-def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, str, str]]:
-    """mosquitto with a TLS listener too: (broker, its mqtts:// URL, the CA file)."""
+@contextlib.contextmanager
+def _tls_mosquitto(
+    tmp_path: Path, *, require_certificate: bool
+) -> Iterator[tuple[Mosquitto, str, Path]]:
+    """mosquitto with a TLS listener too, certificates from :func:`make_certs`:
+    (broker, its mqtts:// URL, the directory of the certificates)."""
     import shutil
 
     from ocpp_iot.testing import free_port
@@ -185,12 +160,29 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, str, str]]:
         f"cafile {certs / 'ca.pem'}\ncertfile {certs / 'server.pem'}\n"
         f"keyfile {certs / 'server.key'}\n"
     )
+    if require_certificate:
+        extra += "require_certificate true\n"
     m = Mosquitto(USERS, directory=tmp_path / "mosquitto-tls", extra_config=extra)
     m.start()
     try:
-        yield m, f"mqtts://127.0.0.1:{port}", str(certs / "ca.pem")
+        yield m, f"mqtts://127.0.0.1:{port}", certs
     finally:
         m.close()
+
+
+@pytest.fixture
+def mtls_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """mosquitto whose TLS listener requires a client certificate signed by the test CA
+    (and still a username and password): (its mqtts:// URL, the directory of the certs)."""
+    with _tls_mosquitto(tmp_path, require_certificate=True) as (_, url, certs):
+        yield url, certs
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, str, str]]:
+    """mosquitto with a TLS listener too: (broker, its mqtts:// URL, the CA file)."""
+    with _tls_mosquitto(tmp_path, require_certificate=False) as (m, url, certs):
+        yield m, url, str(certs / "ca.pem")
 
 
 class Probe:

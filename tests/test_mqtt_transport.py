@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ from ocpp_iot.transports.mqtt import (
     parse_url,
     topic_matches,
 )
+
+
+def _wait_until(done: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``done`` until it is true or ``timeout`` passes (the asserts after it decide)."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def settings(broker: Mosquitto, user: str, **kw: object) -> MqttSettings:
@@ -168,9 +176,7 @@ def test_persistent_session_gets_what_was_sent_while_away(broker: Mosquitto, pro
     sub = MqttClient(s, lambda m: got.append(m.payload))
     sub.start()
     assert sub.wait_connected(5)
-    deadline = time.monotonic() + 5
-    while len(got) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_until(lambda: len(got) >= 5)
     sub.stop()
     assert got == [b"0", b"1", b"2", b"3", b"4"]
 
@@ -188,9 +194,7 @@ def test_unacknowledged_messages_come_again(broker: Mosquitto) -> None:
     assert pub.wait_connected(5)
     pub.publish_confirmed("ocpp/CP1/up", b"a")
     pub.publish_confirmed("ocpp/CP1/up", b"b")
-    deadline = time.monotonic() + 5
-    while len(first) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_until(lambda: len(first) >= 2)
     sub.ack(first[0])  # type: ignore[arg-type]
     time.sleep(0.2)
     sub.kill()
@@ -198,9 +202,7 @@ def test_unacknowledged_messages_come_again(broker: Mosquitto) -> None:
     sub = MqttClient(s, second.append, manual_ack=True)
     sub.start()
     assert sub.wait_connected(5)
-    deadline = time.monotonic() + 5
-    while not second and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_until(lambda: bool(second))
     time.sleep(0.3)
     assert [m.payload for m in second] == [b"b"]  # type: ignore[attr-defined]
     assert second[0].dup  # type: ignore[attr-defined]
@@ -224,9 +226,7 @@ def test_reconnects_after_broker_restart(broker: Mosquitto) -> None:
     pub.start()
     assert pub.wait_connected(5)
     pub.publish_confirmed("ocpp/CP1/up", b"after")
-    deadline = time.monotonic() + 5
-    while not got and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_until(lambda: bool(got))
     assert got == [b"after"]
     pub.stop()
     sub.stop()
@@ -255,9 +255,7 @@ def test_mqtts_with_ca(tls_broker: tuple[Mosquitto, str, str]) -> None:
     assert ok.wait_connected(10), ok.last_connect_error
     time.sleep(0.2)
     ok.publish_confirmed("ocpp/CP1/up", b"over tls")
-    deadline = time.monotonic() + 5
-    while not got and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_until(lambda: bool(got))
     assert got == [b"over tls"]
     ok.stop()
     # without our CA the broker's certificate is not trusted
@@ -350,9 +348,7 @@ def test_mqtts_with_client_certificate(mtls_broker: tuple[str, Path]) -> None:
     cp1.start()
     assert cp1.wait_connected(10), cp1.last_connect_error
     cp1.publish_confirmed("ocpp/CP1/up", b"mutual tls")
-    deadline = time.monotonic() + 5
-    while not watcher_got and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_until(lambda: bool(watcher_got))
     assert watcher_got == [b"mutual tls"]
     cp1.stop()
     # the right CA and password, but no client certificate: refused
