@@ -283,7 +283,26 @@ def test_burst_with_repeats_after_a_restart(
     assert max(batches) > 1  # some CALLs were claimed together
 
 
-class SlowSystem(v201.BasicChargeSystem):
+class AcceptingSystem(v201.BasicChargeSystem):
+    """Answers every basic action at once; the systems below override what they test."""
+
+    async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {"currentTime": "2026-01-01T00:00:00Z", "interval": 60, "status": "Accepted"}
+
+    def heartbeat(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {"currentTime": "2026-01-01T00:00:00Z"}
+
+    def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {"idTokenInfo": {"status": "Accepted"}}
+
+    def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {}
+
+
+class SlowSystem(AcceptingSystem):
     """CP2's boot takes 2 s (async), CP3's 2 s (blocking); everyone else is quick."""
 
     async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
@@ -295,15 +314,6 @@ class SlowSystem(v201.BasicChargeSystem):
         if ctx.station_id == "CP3":
             time.sleep(2.0)
         return {"currentTime": "2026-01-01T00:00:00Z"}
-
-    def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {"idTokenInfo": {"status": "Accepted"}}
-
-    def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {}
-
-    def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {}
 
 
 def test_slow_handler_does_not_stall_other_stations(broker: Mosquitto, tmp_path: Path) -> None:
@@ -333,7 +343,7 @@ def test_slow_handler_does_not_stall_other_stations(broker: Mosquitto, tmp_path:
     assert asyncio.run(scenario()) < 1.5
 
 
-class CallingSystem(v201.BasicChargeSystem):
+class CallingSystem(AcceptingSystem):
     """On boot, asks the station for a variable (async) before accepting it."""
 
     async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
@@ -355,15 +365,6 @@ class CallingSystem(v201.BasicChargeSystem):
         assert isinstance(answer, CallResult)
         ctx.state["reset"] = answer.payload["status"]
         return {"currentTime": "2026-01-01T00:00:00Z"}
-
-    def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {"idTokenInfo": {"status": "Accepted"}}
-
-    def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {}
-
-    def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {}
 
 
 def test_handler_calls_the_station_through_its_context(broker: Mosquitto, tmp_path: Path) -> None:
@@ -488,7 +489,7 @@ def test_workers_share_calls_to_stations(broker: Mosquitto, bridge_process: Any)
     assert bp.terminate() == 0
 
 
-class TimeoutSystem(v201.BasicChargeSystem):
+class TimeoutSystem(AcceptingSystem):
     """Asks the station to reset before accepting its boot; gives up after the call timeout."""
 
     async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
@@ -498,18 +499,6 @@ class TimeoutSystem(v201.BasicChargeSystem):
         except CallTimeout:
             status = "Rejected"
         return {"currentTime": "2026-01-01T00:00:00Z", "interval": 60, "status": status}
-
-    def heartbeat(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {"currentTime": "2026-01-01T00:00:00Z"}
-
-    def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {"idTokenInfo": {"status": "Accepted"}}
-
-    def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {}
-
-    def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return {}
 
 
 def test_handler_call_times_out(broker: Mosquitto, tmp_path: Path) -> None:
