@@ -1,0 +1,153 @@
+"""The store's interface and the values that cross it (shared by every implementation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol, TypeVar
+
+Statement = tuple[str, Sequence[Any]]
+T = TypeVar("T")
+
+#: ``update_station_state``'s function: the stored value (None: none) -> (new value, result)
+StateUpdate = Callable[[Any | None], tuple[Any | None, T]]
+
+
+class Claim(Enum):
+    NEW = "new"  #: first sight of this CALL: run the handler, then ``finish_call``
+    DONE = "done"  #: answered before: send the cached answer again
+    BUSY = "busy"  #: another copy is being handled right now: send nothing
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    claim: Claim
+    response: bytes | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Finish:
+    """One answered CALL to store (see :meth:`Store.finish_calls`)."""
+
+    station: str
+    message_id: str
+    response: bytes
+    version: str
+    now: float
+    state: dict[str, Any] | None = None  #: None: unchanged
+    effects: Sequence[Statement] = ()
+    touch_station: bool = True  #: record version and last-seen time
+
+
+class EffectsFailed(Exception):
+    """A handler's deferred writes could not be committed (returned in place of an answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingCall:
+    """A CALL from the bridge (an operator or a handler) to a station."""
+
+    station: str
+    message_id: str
+    action: str
+    payload: dict[str, Any]
+    version: str
+    origin: str  #: "operator" (answer goes to json/result) or "handler" (a worker awaits it)
+    owner: str  #: the worker that created it
+    created: float = 0.0
+    sent_at: float | None = None
+
+
+class Store(Protocol):
+    """The shared-state interface of the bridge (one implementation per database).
+
+    Every method is synchronous and may wait on a disk, a lock or a network: the bridge calls
+    them through :class:`~ocpp_iot.bridge.store.AsyncStore`, never from its event loop.
+    """
+
+    #: the database handlers may join transactions with (:func:`defer_sql`); "" if none
+    path: str
+
+    def claim_call(
+        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
+    ) -> ClaimResult:
+        """Look a received CALL up: answered before (DONE, with the answer), in hand elsewhere
+        (BUSY), or NEW, with the station's state.
+
+        With ``mark`` the CALL is also marked in progress by ``owner``, so that other workers
+        leave a repeated copy alone; a mark older than the lease counts as abandoned (its
+        worker died) and is taken over. A single worker passes ``mark=False`` and keeps its
+        marks in memory: one write transaction less per CALL.
+        """
+        ...
+
+    def claim_calls(
+        self, keys: Sequence[tuple[str, str]], owner: str, now: float, *, mark: bool = True
+    ) -> list[ClaimResult]:
+        """:meth:`claim_call` for several ``(station, message_id)`` at once, in one
+        transaction: the bridge claims all the CALLs of one socket read together. Results are
+        in the order of ``keys``; a key given twice is BUSY the second time when ``mark``."""
+        ...
+
+    def finish_calls(self, items: Sequence[Finish]) -> list[bytes | EffectsFailed | None]:
+        """Store answers in one transaction, each with its handler's deferred writes
+        (:func:`defer_sql`) and the station's new state and version.
+
+        Returns, per item: None if it was stored; the answer stored before by another copy of
+        the same CALL (then nothing of the item is written: send that answer instead); or
+        :class:`EffectsFailed` if the item's deferred writes failed (nothing of it written).
+        """
+        ...
+
+    def release_owner(self, owner: str) -> int:
+        """Drop the in-progress marks of ``owner`` (a restarted worker clears its old life's)."""
+        ...
+
+    def station_version(self, station: str) -> str | None: ...
+
+    def station_state(self, station: str) -> dict[str, Any]: ...
+
+    def set_status(self, station: str, status: str, now: float) -> None: ...
+
+    def stations(self) -> list[dict[str, Any]]:
+        """Every known station: ``station``, ``version``, ``status``, ``last_seen``."""
+        ...
+
+    def update_station_state(self, station: str, key: str, fn: StateUpdate[T], now: float) -> T:
+        """Read-modify-write the JSON value stored under ``(station, key)``, atomically.
+
+        In one write transaction: read the value (None if there is none), call ``fn(value)``
+        for ``(new_value, result)``, store ``new_value`` (None deletes it), commit and return
+        ``result``. If ``fn`` raises, nothing is written and the exception propagates. ``fn``
+        runs inside the transaction: it must be quick and must not call the store.
+        """
+        ...
+
+    def scan_station_state(self, key: str) -> list[tuple[str, Any]]:
+        """Every station's value under ``key``, as ``(station, value)`` sorted by station."""
+        ...
+
+    def submit_call(self, call: OutgoingCall, now: float) -> OutgoingCall | None:
+        """Queue a CALL to a station; return it (marked sent) if nothing else is outstanding."""
+        ...
+
+    def resolve_call(
+        self, station: str, message_id: str, now: float
+    ) -> tuple[OutgoingCall | None, OutgoingCall | None]:
+        """The station answered ``message_id``: return that call (None if unknown) and the next
+        queued call for the station, now marked sent."""
+        ...
+
+    def expire_calls(
+        self, older_than: float, now: float
+    ) -> list[tuple[OutgoingCall, OutgoingCall | None]]:
+        """Abandon outstanding calls sent before ``older_than``; return each with its successor."""
+        ...
+
+    def prune(self, older_than: float) -> int:
+        """Forget answered CALLs finished before ``older_than``."""
+        ...
+
+    def close(self) -> None: ...

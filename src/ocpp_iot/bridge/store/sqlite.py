@@ -1,0 +1,326 @@
+""":class:`SqliteStore`: the bridge's store on SQLite, shared by the worker processes of one
+machine (WAL mode). Times are wall-clock seconds (``time.time()``): several processes compare
+them. Every method is one short transaction and may wait up to ``busy_timeout`` for another
+process's write lock, so the bridge calls it through :class:`~.facade.AsyncStore`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from . import _outgoing
+from ._types import Claim, ClaimResult, EffectsFailed, Finish, OutgoingCall, StateUpdate, T
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bridge_calls (
+    station TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    owner TEXT,
+    started REAL NOT NULL,
+    finished REAL,
+    response BLOB,
+    PRIMARY KEY (station, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bridge_calls_finished ON bridge_calls (finished);
+CREATE TABLE IF NOT EXISTS bridge_stations (
+    station TEXT PRIMARY KEY,
+    version TEXT,
+    state TEXT,
+    status TEXT,
+    status_at REAL,
+    last_seen REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bridge_station_kv (
+    station TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (station, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bridge_station_kv_key ON bridge_station_kv (key, station);
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class SqliteStore:
+    """:class:`Store` on SQLite in WAL mode; safe to share between processes on one machine.
+
+    ``lease`` is how long (seconds) an in-progress mark of another worker is respected before
+    it is taken to be abandoned; ``busy_timeout`` how long (seconds) a statement waits for
+    another connection's write lock before it fails with ``sqlite3.OperationalError``.
+    """
+
+    def __init__(self, path: str, *, lease: float = 60.0, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        self.lease = lease
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        with self._tx():
+            for stmt in (_SCHEMA + _outgoing.SCHEMA).split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+
+    # -- transactions ------------------------------------------------------------------------
+
+    class _Tx:
+        def __init__(self, store: SqliteStore) -> None:
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            try:
+                self.store._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.store._lock.release()
+                raise
+            return self.store._db
+
+        def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+            try:
+                self.store._db.execute("COMMIT" if t is None else "ROLLBACK")
+            finally:
+                self.store._lock.release()
+
+    def _tx(self) -> SqliteStore._Tx:
+        return SqliteStore._Tx(self)
+
+    # -- received CALLs ----------------------------------------------------------------------
+
+    def claim_call(
+        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
+    ) -> ClaimResult:
+        return self.claim_calls([(station, message_id)], owner, now, mark=mark)[0]
+
+    def claim_calls(
+        self, keys: Sequence[tuple[str, str]], owner: str, now: float, *, mark: bool = True
+    ) -> list[ClaimResult]:
+        if not keys:
+            return []
+        if not mark:
+            with self._lock:
+                return [self._look_up(station, message_id) for station, message_id in keys]
+        with self._tx() as db:  # one write transaction for all of them
+            return [self._mark(db, station, mid, owner, now) for station, mid in keys]
+
+    def _look_up(self, station: str, message_id: str) -> ClaimResult:
+        # one statement: the answer if any, and the station's state
+        row = self._db.execute(
+            "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
+            "message_id=?2 AND finished IS NOT NULL), "
+            "(SELECT state FROM bridge_stations WHERE station=?1)",
+            (station, message_id),
+        ).fetchone()
+        if row[0] is not None:
+            return ClaimResult(Claim.DONE, bytes(row[0]), {})
+        return ClaimResult(Claim.NEW, None, json.loads(row[1]) if row[1] else {})
+
+    def _mark(
+        self, db: sqlite3.Connection, station: str, message_id: str, owner: str, now: float
+    ) -> ClaimResult:
+        row = db.execute(
+            "SELECT owner, started, finished, response FROM bridge_calls "
+            "WHERE station=? AND message_id=?",
+            (station, message_id),
+        ).fetchone()
+        if row is None:
+            db.execute(
+                "INSERT INTO bridge_calls (station, message_id, owner, started) "
+                "VALUES (?, ?, ?, ?)",
+                (station, message_id, owner, now),
+            )
+            return ClaimResult(Claim.NEW, None, self._state(station))
+        prev_owner, started, finished, response = row
+        if finished is not None:
+            return ClaimResult(Claim.DONE, bytes(response), {})
+        if prev_owner == owner or now - started < self.lease:
+            return ClaimResult(Claim.BUSY, None, {})
+        db.execute(
+            "UPDATE bridge_calls SET owner=?, started=? WHERE station=? AND message_id=?",
+            (owner, now, station, message_id),
+        )
+        return ClaimResult(Claim.NEW, None, self._state(station))
+
+    def _state(self, station: str) -> dict[str, Any]:
+        row = self._db.execute(
+            "SELECT state FROM bridge_stations WHERE station=?", (station,)
+        ).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    _FINISH = (
+        "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response) "
+        "VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE SET "
+        "finished=excluded.finished, response=excluded.response, owner=NULL "
+        "WHERE bridge_calls.finished IS NULL"
+    )
+
+    def finish_calls(self, items: Sequence[Finish]) -> list[bytes | EffectsFailed | None]:
+        if len(items) == 1 and not items[0].effects and items[0].state is None:
+            it = items[0]
+            if not it.touch_station:  # the common case: one statement, its own transaction
+                with self._lock:
+                    cur = self._db.execute(
+                        self._FINISH, (it.station, it.message_id, it.now, it.now, it.response)
+                    )
+                    if cur.rowcount:
+                        return [None]
+                    return [self._stored_response(it)]
+        results: list[bytes | EffectsFailed | None] = []
+        with self._tx() as db:
+            for it in items:
+                savepoint = bool(it.effects)
+                if savepoint:
+                    db.execute("SAVEPOINT item")
+                try:
+                    cur = db.execute(
+                        self._FINISH, (it.station, it.message_id, it.now, it.now, it.response)
+                    )
+                    if cur.rowcount == 0:  # another copy was answered first
+                        if savepoint:
+                            db.execute("RELEASE item")
+                        results.append(self._stored_response(it))
+                        continue
+                    for sql, params in it.effects:
+                        db.execute(sql, tuple(params))
+                    if it.touch_station or it.state is not None:
+                        db.execute(
+                            "INSERT INTO bridge_stations (station, version, last_seen) "
+                            "VALUES (?, ?, ?) ON CONFLICT(station) DO UPDATE SET "
+                            "version=excluded.version, last_seen=excluded.last_seen",
+                            (it.station, it.version, it.now),
+                        )
+                    if it.state is not None:
+                        db.execute(
+                            "UPDATE bridge_stations SET state=? WHERE station=?",
+                            (_dumps(it.state), it.station),
+                        )
+                    if savepoint:
+                        db.execute("RELEASE item")
+                    results.append(None)
+                except sqlite3.Error as exc:
+                    if not savepoint:
+                        raise
+                    db.execute("ROLLBACK TO item")
+                    db.execute("RELEASE item")
+                    results.append(EffectsFailed(str(exc)))
+        return results
+
+    def _stored_response(self, it: Finish) -> bytes:
+        row = self._db.execute(
+            "SELECT response FROM bridge_calls WHERE station=? AND message_id=?",
+            (it.station, it.message_id),
+        ).fetchone()
+        return bytes(row[0])
+
+    def release_owner(self, owner: str) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM bridge_calls WHERE owner=? AND finished IS NULL", (owner,)
+            )
+            return cur.rowcount
+
+    # -- stations ----------------------------------------------------------------------------
+
+    def station_version(self, station: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version FROM bridge_stations WHERE station=?", (station,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def station_state(self, station: str) -> dict[str, Any]:
+        with self._lock:
+            return self._state(station)
+
+    def set_status(self, station: str, status: str, now: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO bridge_stations (station, status, status_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(station) DO UPDATE SET status=excluded.status, "
+                "status_at=excluded.status_at",
+                (station, status, now),
+            )
+
+    def stations(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT station, version, status, last_seen FROM bridge_stations ORDER BY station"
+            ).fetchall()
+        return [
+            dict(zip(("station", "version", "status", "last_seen"), r, strict=True)) for r in rows
+        ]
+
+    # -- per-station values (the session machine's outbound queue) ---------------------------
+
+    def update_station_state(self, station: str, key: str, fn: StateUpdate[T], now: float) -> T:
+        # BEGIN IMMEDIATE takes the write lock before the read: no other worker can change the
+        # value between our read and our write (no lost update between processes)
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT value FROM bridge_station_kv WHERE station=? AND key=?", (station, key)
+            ).fetchone()
+            old = json.loads(row[0]) if row else None
+            new, result = fn(old)  # an exception here rolls back (``_Tx.__exit__``)
+            if new is None:
+                if row is not None:
+                    db.execute(
+                        "DELETE FROM bridge_station_kv WHERE station=? AND key=?", (station, key)
+                    )
+            else:
+                text = _dumps(new)
+                if row is None or text != row[0]:
+                    db.execute(
+                        "INSERT INTO bridge_station_kv (station, key, value, updated) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT(station, key) DO UPDATE SET "
+                        "value=excluded.value, updated=excluded.updated",
+                        (station, key, text, now),
+                    )
+            return result
+
+    def scan_station_state(self, key: str) -> list[tuple[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT station, value FROM bridge_station_kv WHERE key=? ORDER BY station",
+                (key,),
+            ).fetchall()
+        return [(station, json.loads(value)) for station, value in rows]
+
+    # -- calls to stations (the bridge's queue until the session machine replaces it) --------
+
+    def submit_call(self, call: OutgoingCall, now: float) -> OutgoingCall | None:
+        with self._tx() as db:
+            return _outgoing.submit(db, call, now)
+
+    def resolve_call(
+        self, station: str, message_id: str, now: float
+    ) -> tuple[OutgoingCall | None, OutgoingCall | None]:
+        with self._tx() as db:
+            return _outgoing.resolve(db, station, message_id, now)
+
+    def expire_calls(
+        self, older_than: float, now: float
+    ) -> list[tuple[OutgoingCall, OutgoingCall | None]]:
+        with self._tx() as db:
+            return _outgoing.expire(db, older_than, now)
+
+    def prune(self, older_than: float) -> int:
+        with self._tx() as db:
+            return db.execute(
+                "DELETE FROM bridge_calls WHERE finished IS NOT NULL AND finished < ?",
+                (older_than,),
+            ).rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
