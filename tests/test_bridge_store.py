@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,3 +142,81 @@ def test_two_processes_claim_each_call_once(tmp_path: Path) -> None:
     for p in procs:
         p.join(60)
     assert q.get(timeout=5) + q.get(timeout=5) == 200
+
+
+def push(item: object) -> object:
+    """An update for update_station_state: append ``item`` to a list; result: the new length."""
+
+    def fn(value: list[object] | None) -> tuple[list[object], int]:
+        value = [*(value or []), item]
+        return value, len(value)
+
+    return fn
+
+
+def test_station_state_update_reads_writes_and_deletes(store: SqliteStore) -> None:
+    seen: list[object] = []
+
+    def look(value: object) -> tuple[object, str]:
+        seen.append(value)
+        return value, "looked"
+
+    assert store.update_station_state("CP1", "queue", look, 100.0) == "looked"
+    assert seen == [None]  # nothing stored yet
+    assert store.scan_station_state("queue") == []  # and None stores nothing
+    assert store.update_station_state("CP1", "queue", push({"id": "a"}), 100.0) == 1
+    assert store.update_station_state("CP1", "queue", push({"id": "b"}), 101.0) == 2
+    assert store.update_station_state("CP2", "queue", push("x"), 101.0) == 1
+    assert store.update_station_state("CP2", "other", push("y"), 101.0) == 1
+    assert store.scan_station_state("queue") == [
+        ("CP1", [{"id": "a"}, {"id": "b"}]),
+        ("CP2", ["x"]),
+    ]
+    assert store.update_station_state("CP1", "queue", lambda v: (None, v), 102.0) == [
+        {"id": "a"},
+        {"id": "b"},
+    ]
+    assert store.scan_station_state("queue") == [("CP2", ["x"])]
+    assert store.scan_station_state("other") == [("CP2", ["y"])]
+    # the values are not the bridge's per-station state (claim results)
+    assert store.station_state("CP2") == {}
+
+
+def test_station_state_update_that_raises_writes_nothing(store: SqliteStore) -> None:
+    store.update_station_state("CP1", "n", lambda v: (1, None), 100.0)
+    boom = ValueError("no")
+
+    def fail(value: object) -> tuple[object, None]:
+        raise boom
+
+    with pytest.raises(ValueError) as info:
+        store.update_station_state("CP1", "n", fail, 101.0)
+    assert info.value is boom
+    with pytest.raises(TypeError):  # not JSON: fails before the write, so nothing is written
+        store.update_station_state("CP1", "n", lambda v: ({1, 2}, None), 101.0)
+    assert store.scan_station_state("n") == [("CP1", 1)]
+    assert not store._db.in_transaction  # rolled back, the connection is usable
+    assert store.update_station_state("CP1", "n", lambda v: (v + 1, v + 1), 102.0) == 2
+
+
+def _increment(path: str, n: int, q: multiprocessing.Queue, start: Any) -> None:  # type: ignore[type-arg]
+    s = SqliteStore(path)
+    start.wait(30)  # both processes opened: now they overlap
+    for _ in range(n):
+        s.update_station_state("CP1", "counter", lambda v: ((v or 0) + 1, None), 100.0)
+    s.close()
+    q.put(n)
+
+
+def test_two_processes_update_one_value_without_losing_any(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite3")
+    SqliteStore(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    q, start = ctx.Queue(), ctx.Barrier(2)
+    procs = [ctx.Process(target=_increment, args=(path, 200, q, start)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    assert q.get(timeout=60) + q.get(timeout=60) == 400
+    for p in procs:
+        p.join(10)
+    assert SqliteStore(path).scan_station_state("counter") == [("CP1", 400)]
