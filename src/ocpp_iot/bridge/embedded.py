@@ -1,6 +1,6 @@
 """An in-process MQTT broker (amqtt, MQTT 3.1.1) for ``--embedded-broker`` and ``bridge demo``.
 
-It needs no installation beyond ``pip install amqtt`` (the ``demo`` extra) and listens on
+It needs no installation beyond ``pip install 'amqtt>=0.11'`` (the ``demo`` extra) and listens on
 loopback. It accepts any client that gives a username, whatever the password (amqtt keeps
 persistent sessions only for clients that are not anonymous), and has no ACL: a way to see the
 bridge work, not a production broker.
@@ -9,11 +9,35 @@ bridge work, not a production broker.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
-from ..testing.mosquitto import free_port
+__all__ = ["AMQTT_MISSING", "AmqttMissing", "EmbeddedBroker", "amqtt_available", "free_port"]
 
-__all__ = ["EmbeddedBroker"]
+#: One line telling how to get the embedded broker (amqtt), from a checkout or anywhere.
+AMQTT_MISSING = (
+    "the embedded broker needs amqtt: pip install 'amqtt>=0.11' "
+    "(or, in the ocpp-iot checkout: pip install '.[demo]')"
+)
+
+
+class AmqttMissing(RuntimeError):
+    """amqtt is not installed; the message says how to install it."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def amqtt_available() -> bool:
+    try:
+        import amqtt.broker  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class EmbeddedBroker:
@@ -29,10 +53,8 @@ class EmbeddedBroker:
     async def start(self) -> EmbeddedBroker:
         try:
             from amqtt.broker import Broker
-        except ImportError as exc:  # pragma: no cover - depends on the installation
-            raise RuntimeError(
-                "the embedded broker needs amqtt: pip install 'ocpp-iot[demo]'"
-            ) from exc
+        except ImportError:
+            raise AmqttMissing(AMQTT_MISSING) from None
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
         config = {

@@ -11,10 +11,7 @@ topic prefix). Station usernames are station ids.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +21,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+
+from ..bridge.embedded import free_port
+from ..deploy import ACL_TEMPLATE, hash_password, passwd_line, render_acl
 
 __all__ = [
     "ACL_TEMPLATE",
@@ -36,50 +36,9 @@ __all__ = [
     "render_acl",
 ]
 
-#: The ACL every deployment starts from (``deploy/acl`` is this text for the prefix ``ocpp``).
-#: ``%u`` is the MQTT username, which for a station is its station id.
-ACL_TEMPLATE = """\
-# Mosquitto ACL for ocpp-iot (topic prefix: {prefix}).
-#
-# Stations log in with their station id as username. Each one may publish only its own
-# frames and status, and read only what the bridge sends it.
-pattern write {prefix}/%u/up
-pattern write {prefix}/%u/status
-pattern read {prefix}/%u/down
-
-# The bridge reads and writes every topic under the prefix (frames, mirrors, calls, status).
-user bridge
-topic readwrite {prefix}/#
-
-# Operators (`bridge call`, dashboards) call stations and watch the mirror.
-user operator
-topic write {prefix}/+/json/call
-topic read {prefix}/+/json/result
-topic read {prefix}/+/json/up
-topic read {prefix}/+/json/down
-topic read {prefix}/+/status
-"""
-
 
 class MosquittoNotFound(RuntimeError):
     pass
-
-
-def render_acl(prefix: str = "ocpp") -> str:
-    return ACL_TEMPLATE.format(prefix=prefix)
-
-
-def hash_password(password: str, *, iterations: int = 101, salt: bytes | None = None) -> str:
-    """Mosquitto 2's ``$7$`` password hash (PBKDF2-SHA512), as ``mosquitto_passwd`` writes it."""
-    salt = salt if salt is not None else secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def passwd_line(username: str, password: str) -> str:
-    if not username or ":" in username or "\n" in username:
-        raise ValueError(f"invalid MQTT username {username!r}")
-    return f"{username}:{hash_password(password)}\n"
 
 
 def find_mosquitto() -> str | None:
@@ -95,12 +54,6 @@ def find_mosquitto() -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Mosquitto:
