@@ -96,6 +96,44 @@ def test_malformed_frames(data: bytes, message_id: str | None, code: str) -> Non
         ocppj.decode(data, "2.0.1")
     assert info.value.message_id == message_id
     assert info.value.error_code == code
+    assert info.value.version == "2.0.1"
+
+
+@pytest.mark.parametrize(
+    ("data", "message_id", "code"),
+    [
+        (b"not json", None, "GenericError"),  # 1.6 has no RpcFrameworkError
+        (b'[2,"' + b"x" * 37 + b'","Heartbeat",{}]', None, "GenericError"),
+        (b'[5,"42","x","y",{}]', "42", "GenericError"),  # nor MessageTypeNotSupported
+        (b'[2,"42","Heartbeat",[]]', "42", "FormationViolation"),
+    ],
+)
+def test_16_error_codes_are_spelled_for_16(data: bytes, message_id: str | None, code: str) -> None:
+    # OCPP-J 1.6 section 4.2.3 (Table 7) is the list of codes a 1.6 peer understands.
+    with pytest.raises(DecodeError) as info:
+        ocppj.decode(data, "1.6")
+    assert (info.value.message_id, info.value.error_code, info.value.version) == (
+        message_id,
+        code,
+        "1.6",
+    )
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+def test_message_id_limit_is_36_in_every_version(version: str) -> None:
+    # OCPP-J 1.6 4.1.4 Table 3, 2.0.1 / 2.1 4.1.4 Table 4: at most 36 characters.
+    ok = "u" * ocppj.MAX_MESSAGE_ID_LENGTH
+    assert ocppj.MAX_MESSAGE_ID_LENGTH == 36
+    assert ocppj.decode(f'[2,"{ok}","Heartbeat",{{}}]', version) == Call(ok, "Heartbeat", {})
+    with pytest.raises(DecodeError) as info:
+        ocppj.decode(f'[2,"{ok}x","Heartbeat",{{}}]', version)
+    assert info.value.message_id is None and info.value.version == version
+
+
+def test_decode_does_not_judge_the_action() -> None:
+    # Whether an action exists is the model's question (parse_frame_json, dispatch: both
+    # answer NotImplemented); the codec carries any action name.
+    assert ocppj.decode(b'[2,"1","NoSuchAction",{}]', "2.0.1") == Call("1", "NoSuchAction", {})
 
 
 def test_oversized_and_deep_input_is_refused() -> None:

@@ -4,6 +4,10 @@
 :class:`~ocpp_iot.codecs.DecodeError` (and nothing else) for anything that is not a well-formed
 frame of the given OCPP version. Payloads are checked for shape only (a JSON object); schema
 validation belongs to :mod:`ocpp_iot.model`.
+
+:func:`from_list` holds the header rules (message type, message id, element count) and the error
+code of each failure. They exist once: :func:`ocpp_iot.model.parse_frame_json`, the fast path
+from OCPP-J bytes to a typed model, uses them for every frame its fast path does not take.
 """
 
 from __future__ import annotations
@@ -17,19 +21,32 @@ from ..rpc import (
     CallError,
     CallResult,
     CallResultError,
+    ErrorCode,
     Frame,
-    MessageType,
     Send,
+    error_code_for,
 )
 from . import DecodeError
 
-__all__ = ["encode", "decode", "to_list", "from_list", "MAX_FRAME_BYTES", "DecodeError"]
+__all__ = [
+    "encode",
+    "decode",
+    "to_list",
+    "from_list",
+    "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_ID_LENGTH",
+    "DecodeError",
+]
 
 #: Frames larger than this are refused before parsing (a guard against memory exhaustion).
 MAX_FRAME_BYTES = 1 << 20
 
-# OCPP-J 2.0.1 4.1.4: a message id is a string of at most 36 characters.
+#: A message id is a string of at most 36 characters (room for a UUID): OCPP-J 1.6 section 4.1.4
+#: (Table 3), 2.0.1 and 2.1 section 4.1.4 (Table 4). One limit for every version and both parsers.
 MAX_MESSAGE_ID_LENGTH = 36
+
+# message type numbers (OCPP-J 4.1.3; 5 and 6 are 2.1 only), as plain ints for speed
+_CALL, _CALLRESULT, _CALLERROR, _CALLRESULTERROR, _SEND = 2, 3, 4, 5, 6
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -62,76 +79,113 @@ def encode(frame: Frame) -> bytes:
 
 
 def decode(data: bytes | bytearray | memoryview | str, version: str = "2.0.1") -> Frame:
-    """Decode one OCPP-J frame of OCPP ``version``."""
+    """Decode one OCPP-J frame of OCPP ``version``.
+
+    Checks the frame, not the action: whether ``action`` exists in the version and whether the
+    payload fits its schema is the model's question (:func:`ocpp_iot.model.parse_frame_json`,
+    :func:`ocpp_iot.behaviours.dispatch`).
+    """
     if version not in VERSIONS:
         raise ValueError(f"unknown OCPP version {version!r}")
     if isinstance(data, memoryview | bytearray):
         data = bytes(data)
     if len(data) > MAX_FRAME_BYTES:
-        raise DecodeError(f"frame of {len(data)} bytes exceeds the limit of {MAX_FRAME_BYTES}")
+        raise _error(f"frame of {len(data)} bytes exceeds the limit of {MAX_FRAME_BYTES}", version)
     try:
         value = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        # JSONDecodeError and UnicodeDecodeError are both ValueErrors.
-        raise DecodeError(f"not JSON: {exc}") from None
+        # JSONDecodeError and UnicodeDecodeError are both ValueErrors. The message id cannot be
+        # read from text that is not JSON: RpcFrameworkError, answered with id "-1" (4.2.3).
+        raise _error(f"not JSON: {exc}", version) from None
     return from_list(value, version)
 
 
 def from_list(value: Any, version: str = "2.0.1") -> Frame:
-    """Build a frame from the JSON array of an OCPP-J message (already parsed)."""
-    if not isinstance(value, list) or not value:
-        raise DecodeError("an OCPP-J frame is a non-empty JSON array")
+    """Build a frame from the JSON array of an OCPP-J message (already parsed).
+
+    The header rules of OCPP-J part 4 section 4, in the order they are checked (every failure
+    raises :class:`DecodeError` with the code to answer with, spelled for ``version``):
+
+    1. a non-empty array whose first element is an integer, second a string: else
+       ``RpcFrameworkError`` (the id cannot be read);
+    2. the message id has 1 to :data:`MAX_MESSAGE_ID_LENGTH` characters: else
+       ``RpcFrameworkError``, id unreadable (section 4.2.3 lists "unique identifier too long");
+    3. the message type exists in ``version`` (2, 3, 4; 2.1 adds 5 and 6): else
+       ``MessageTypeNotSupported`` (sections 4.1.3 and 4.4);
+    4. the element count and types of that message type: else ``RpcFrameworkError``, or
+       ``FormatViolation`` for a payload that is not a JSON object.
+    """
+    if value.__class__ is not list or not value:
+        raise _error("an OCPP-J frame is a non-empty JSON array", version)
     kind = value[0]
-    if type(kind) is not int:
-        raise DecodeError("the message type is not an integer")
-    if len(value) < 2 or type(value[1]) is not str:
-        raise DecodeError("the message id is missing or not a string")
+    if kind.__class__ is not int:
+        raise _error("the message type is not an integer", version)
+    if len(value) < 2 or value[1].__class__ is not str:
+        raise _error("the message id is missing or not a string", version)
     message_id: str = value[1]
     if not message_id or len(message_id) > MAX_MESSAGE_ID_LENGTH:
-        raise DecodeError(f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} characters")
+        raise _error(f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} characters", version)
     v21 = version == "2.1"
-    try:
-        return _frame_of(kind, message_id, value, v21, version)
-    except DecodeError as exc:
-        if exc.message_id is None:
-            exc.message_id = message_id
-        raise
-
-
-def _frame_of(kind: int, message_id: str, value: list[Any], v21: bool, version: str) -> Frame:
-    if kind in (MessageType.CALL, MessageType.SEND):
-        if kind == MessageType.SEND and not v21:
-            raise DecodeError(
-                f"message type 6 (SEND) does not exist in OCPP {version}",
-                error_code="MessageTypeNotSupported",
-            )
+    if kind == _CALL or kind == _SEND:
+        if kind == _SEND and not v21:
+            raise _type_error(kind, message_id, version)
         if len(value) != 4:
-            raise DecodeError(f"a {'CALL' if kind == 2 else 'SEND'} has 4 elements")
+            raise _error(f"a {'CALL' if kind == 2 else 'SEND'} has 4 elements", version, message_id)
         action, payload = value[2], value[3]
-        if type(action) is not str or not action:
-            raise DecodeError("the action is not a non-empty string")
-        if type(payload) is not dict:
-            raise DecodeError("the payload is not a JSON object", error_code="FormatViolation")
-        if kind == MessageType.CALL:
+        if action.__class__ is not str or not action:
+            raise _error("the action is not a non-empty string", version, message_id)
+        if payload.__class__ is not dict:
+            raise _error("the payload is not a JSON object", version, message_id, FORMAT)
+        if kind == _CALL:
             return Call(message_id, action, payload)
         return Send(message_id, action, payload)
-    if kind == MessageType.CALLRESULT:
+    if kind == _CALLRESULT:
         if len(value) != 3:
-            raise DecodeError("a CALLRESULT has 3 elements")
-        if type(value[2]) is not dict:
-            raise DecodeError("the payload is not a JSON object", error_code="FormatViolation")
+            raise _error("a CALLRESULT has 3 elements", version, message_id)
+        if value[2].__class__ is not dict:
+            raise _error("the payload is not a JSON object", version, message_id, FORMAT)
         return CallResult(message_id, value[2])
-    if kind in (MessageType.CALLERROR, MessageType.CALLRESULTERROR):
-        if kind == MessageType.CALLRESULTERROR and not v21:
-            raise DecodeError(
-                f"message type 5 (CALLRESULTERROR) does not exist in OCPP {version}",
-                error_code="MessageTypeNotSupported",
-            )
+    if kind == _CALLERROR or kind == _CALLRESULTERROR:
+        if kind == _CALLRESULTERROR and not v21:
+            raise _type_error(kind, message_id, version)
         if len(value) != 5:
-            raise DecodeError("a CALLERROR has 5 elements")
+            raise _error("a CALLERROR has 5 elements", version, message_id)
         code, description, details = value[2], value[3], value[4]
-        if type(code) is not str or type(description) is not str or type(details) is not dict:
-            raise DecodeError("errorCode and errorDescription are strings, errorDetails an object")
-        cls = CallError if kind == MessageType.CALLERROR else CallResultError
+        if (
+            code.__class__ is not str
+            or description.__class__ is not str
+            or details.__class__ is not dict
+        ):
+            raise _error(
+                "errorCode and errorDescription are strings, errorDetails an object",
+                version,
+                message_id,
+            )
+        cls = CallError if kind == _CALLERROR else CallResultError
         return cls(message_id, code, description, details)
-    raise DecodeError(f"unknown message type {kind}", error_code="MessageTypeNotSupported")
+    raise _type_error(kind, message_id, version)
+
+
+FORMAT = ErrorCode.FORMAT_VIOLATION
+
+
+def _error(
+    reason: str,
+    version: str,
+    message_id: str | None = None,
+    code: str = ErrorCode.RPC_FRAMEWORK_ERROR,
+) -> DecodeError:
+    """The DecodeError of one header rule: ``code`` (2.0.1 spelling) spelled for ``version``."""
+    return DecodeError(
+        reason, message_id=message_id, error_code=error_code_for(code, version), version=version
+    )
+
+
+def _type_error(kind: int, message_id: str, version: str) -> DecodeError:
+    name = {5: " (CALLRESULTERROR)", 6: " (SEND)"}.get(kind, "")
+    return _error(
+        f"message type {kind}{name} does not exist in OCPP {version}",
+        version,
+        message_id,
+        ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED,
+    )
