@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import rfc3339_validator
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_model_support import (
     all_schemas,
     del_at,
@@ -24,6 +26,7 @@ from test_model_support import (
     set_at,
 )
 
+from ocpp_iot.codecs import DecodeError
 from ocpp_iot.model import (
     DATE_TIME_PATTERN,
     VERSION_MODULES,
@@ -31,6 +34,7 @@ from ocpp_iot.model import (
     OcppModel,
     PayloadError,
     TypedFrame,
+    find_action,
     get_version,
     parse,
     parse_frame_json,
@@ -534,27 +538,144 @@ def test_frame_fast_and_slow_paths_agree() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "version", "code"),
+    ("data", "version", "code", "message_id"),
     [
-        (b'[2,"1","Heartbeat",{}', "2.0.1", FMT),
-        (b'{"a":1}', "2.0.1", "RpcFrameworkError"),
-        (b'[2,1,"Heartbeat",{}]', "2.0.1", "RpcFrameworkError"),
-        (b'[7,"1","Heartbeat",{}]', "2.0.1", "MessageTypeNotSupported"),
-        (b'[6,"1","Heartbeat",{}]', "2.0.1", "MessageTypeNotSupported"),
-        (b'[2,"1","NoSuchAction",{}]', "2.0.1", "NotImplemented"),
-        (b'[2,"1","Heartbeat",{},{}]', "2.0.1", "RpcFrameworkError"),
-        (b'[2,"1","Heartbeat",[]]', "2.0.1", FMT),
-        (b'[2,"1","Heartbeat",{"x":1}]', "2.0.1", FMT),
-        (b'[2,"1","BootNotification",{"reason":"PowerUp"}]', "2.0.1", OCC),
-        (b'[3,"1",{"currentTime":5}]', "2.0.1", TYPE),
+        # the frame: the rules of ocppj.from_list (OCPP-J part 4 section 4)
+        (b'[2,"1","Heartbeat",{}', "2.0.1", "RpcFrameworkError", None),  # not JSON
+        (b'{"a":1}', "2.0.1", "RpcFrameworkError", None),
+        (b'[2,1,"Heartbeat",{}]', "2.0.1", "RpcFrameworkError", None),
+        (b'[2,"' + b"x" * 37 + b'","Heartbeat",{}]', "2.0.1", "RpcFrameworkError", None),
+        (b'[7,"1","Heartbeat",{}]', "2.0.1", "MessageTypeNotSupported", "1"),
+        (b'[6,"1","Heartbeat",{}]', "2.0.1", "MessageTypeNotSupported", "1"),
+        (b'[2,"1","Heartbeat",{},{}]', "2.0.1", "RpcFrameworkError", "1"),
+        (b'[2,"1","Heartbeat",[]]', "2.0.1", FMT, "1"),
+        # the action: not known to the version (section 4.3)
+        (b'[2,"1","NoSuchAction",{}]', "2.0.1", "NotImplemented", "1"),
+        (b'[2,"1","NoSuchAction",{}]', "1.6", "NotImplemented", "1"),
+        (b'[2,"1","NotifyPeriodicEventStream",{}]', "2.0.1", "NotImplemented", "1"),  # 2.1 only
+        # the payload
+        (b'[2,"1","Heartbeat",{"x":1}]', "2.0.1", FMT, "1"),
+        (b'[2,"1","BootNotification",{"reason":"PowerUp"}]', "2.0.1", OCC, "1"),
+        (b'[3,"1",{"currentTime":5}]', "2.0.1", TYPE, "1"),
+        # 1.6 spells two codes differently and has neither RpcFrameworkError nor
+        # MessageTypeNotSupported (OCPP-J 1.6 section 4.2.3)
+        (b'[2,"1","Heartbeat",{"x":1}]', "1.6", "FormationViolation", "1"),
+        (b'[2,"1","Authorize",{}]', "1.6", "OccurenceConstraintViolation", "1"),
+        (b'[2,"1","Heartbeat",[]]', "1.6", "FormationViolation", "1"),
+        (b'[6,"1","Heartbeat",{}]', "1.6", "GenericError", "1"),
+        (b"nope", "1.6", "GenericError", None),
     ],
 )
-def test_frame_errors(data: bytes, version: str, code: str) -> None:
-    with pytest.raises(PayloadError) as e:
+def test_frame_errors(data: bytes, version: str, code: str, message_id: str | None) -> None:
+    with pytest.raises(DecodeError) as e:
         parse_frame_json(data, version, {"1": "Heartbeat"}.get)
-    assert e.value.code == code
-    if code not in (FMT, "RpcFrameworkError") or b'"1"' in data[:8]:
-        assert e.value.message_id in ("1", None)
+    assert (e.value.error_code, e.value.message_id, e.value.version) == (code, message_id, version)
+
+
+def test_payload_error_is_a_decode_error_with_both_spellings() -> None:
+    with pytest.raises(PayloadError) as e:
+        parse(get_version("1.6").AuthorizeRequest, {})
+    assert isinstance(e.value, DecodeError) and isinstance(e.value, ValueError)
+    assert (e.value.code, e.value.error_code, e.value.version) == (
+        OCC,
+        "OccurenceConstraintViolation",
+        "1.6",
+    )
+
+
+def test_find_action_answers_not_implemented() -> None:
+    assert find_action("2.0.1", "Heartbeat").request is get_version("2.0.1").HeartbeatRequest
+    with pytest.raises(DecodeError) as e:
+        find_action("1.6", "TransactionEvent", "m1")  # 2.0.1 has it, 1.6 does not
+    assert (e.value.error_code, e.value.message_id, e.value.version) == (
+        "NotImplemented",
+        "m1",
+        "1.6",
+    )
+
+
+# Frames around the header rules: each is decided by ocppj.from_list in both readers.
+HEADER_CASES = [
+    b"",
+    b"[]",
+    b"[2]",
+    b'[2,"1"]',
+    b'[true,"1","Heartbeat",{}]',
+    b'[2.0,"1","Heartbeat",{}]',
+    b'[2,"","Heartbeat",{}]',
+    b'[2,"' + b"a" * 36 + b'","Heartbeat",{}]',  # fast path, longest id
+    b'[2,"' + b"a" * 37 + b'","Heartbeat",{}]',  # was accepted by the fast path (128) before
+    b'[3,"' + b"b" * 37 + b'",{"currentTime":"2024-01-01T00:00:00Z"}]',
+    b'[2,"1","",{}]',
+    b'[2,"1","Heartbeat",null]',
+    b'[3,"1",[]]',
+    b'[3,"1",{},{}]',
+    b'[4,"1","X","y"]',
+    b'[4,"1","X","y",{}]',
+    b'[5,"1","X","y",{}]',
+    b'[6,"1","NotifyPeriodicEventStream",{}]',
+    b'[9,"1",{}]',
+    b'[2,"1","Heartbeat",{}]]',
+    b'[2,"1","Heartbeat",{}] ',
+]
+
+
+def _verdict(fn: Any, data: bytes, version: str) -> tuple[Any, ...]:
+    try:
+        frame = fn(data, version)
+    except DecodeError as exc:
+        return ("error", exc.message_id, exc.error_code, exc.version)
+    return ("frame", frame.message_type, frame.message_id)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+@pytest.mark.parametrize("data", HEADER_CASES)
+def test_both_readers_apply_the_same_header_rules(data: bytes, version: str) -> None:
+    from ocpp_iot.codecs import ocppj
+
+    codec = _verdict(ocppj.decode, data, version)
+    typed = _verdict(lambda d, v: parse_frame_json(d, v, {"1": "Heartbeat"}.get), data, version)
+    if codec[0] == "error":
+        assert typed == codec
+    elif typed[0] == "error":  # the frame is fine; only the action or payload can fail now
+        assert typed[1] == codec[2]
+        assert typed[2] in {
+            "NotImplemented",
+            FMT,
+            OCC,
+            TYPE,
+            PROP,
+            "FormationViolation",
+            "OccurenceConstraintViolation",
+        }
+    else:
+        assert typed[1:] == codec[1:]
+
+
+frame_parts = st.builds(
+    lambda kind, mid, action, payload, tail: json.dumps([kind, mid, action, payload, *tail]),
+    st.sampled_from([2, 3, 4, 5, 6, 7, "2", True]),
+    st.one_of(st.text(max_size=40), st.integers()),
+    st.sampled_from(["Heartbeat", "NoSuchAction", "", 3]),
+    st.sampled_from([{}, [], None, {"x": 1}]),
+    st.lists(st.sampled_from([{}, "x"]), max_size=1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame_parts, st.sampled_from(["1.6", "2.0.1", "2.1"]))
+def test_header_verdicts_agree_on_generated_frames(text: str, version: str) -> None:
+    from ocpp_iot.codecs import ocppj
+
+    data = text.replace(", ", ",").encode()  # compact, so the fast path is tried too
+    codec = _verdict(ocppj.decode, data, version)
+    typed = _verdict(parse_frame_json, data, version)
+    if codec[0] == "error":
+        assert typed == codec
+    elif typed[0] == "frame":
+        assert typed[1:] == codec[1:]
+    else:
+        assert typed[1] == codec[2] and typed[3] == version
 
 
 # --- generator --------------------------------------------------------------------------------

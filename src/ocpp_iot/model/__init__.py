@@ -9,10 +9,16 @@ Entry points:
 * :func:`parse` - validate a JSON-level value (what ``json.loads`` returns) into a model;
 * :func:`parse_json` - the same from JSON text/bytes, without building Python dicts first;
 * :func:`parse_frame_json` - a whole OCPP-J frame (bytes) in, header fields and the validated
-  payload model out, with a fast path that never materialises the payload as ``dict``;
-* :class:`PayloadError` - raised on invalid input, with the OCPP-J error code to answer with.
+  payload model out, with a fast path that never materialises the payload as ``dict``; its
+  header rules are :func:`ocpp_iot.codecs.ocppj.from_list`'s, so both OCPP-J readers answer
+  every malformed frame with the same code;
+* :func:`find_action` - the registry entry of an action, or ``NotImplemented`` (OCPP-J part 4
+  section 4.3: the action is not known to the version), for the frame parser and dispatch;
+* :class:`PayloadError` - raised on invalid input, with the OCPP-J error code to answer with
+  (a :class:`~ocpp_iot.codecs.DecodeError`).
 
-Error code mapping (2.0.1 spelling; ``ocpp_iot.rpc.error_code_for`` gives the 1.6 one):
+Error code mapping (2.0.1 spelling; ``PayloadError.error_code`` has the version's, 1.6 writing
+``FormationViolation`` and ``OccurenceConstraintViolation``):
 
 =====================================================  ================================
 payload not an object, additional property, bad JSON   ``FormatViolation``
@@ -30,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import re
 from collections.abc import Callable
 from types import ModuleType
@@ -39,6 +44,8 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import ValidationError
 from pydantic_core import SchemaValidator
 
+from ..codecs import DecodeError, ocppj
+from ..rpc import Call, CallError, CallResult, CallResultError, ErrorCode, Send, error_code_for
 from ._base import DATE_TIME_PATTERN, URI_PATTERN, Action, OcppModel, OpenOcppModel
 
 __all__ = [
@@ -50,6 +57,7 @@ __all__ = [
     "PayloadError",
     "TypedFrame",
     "VERSION_MODULES",
+    "find_action",
     "get_version",
     "parse",
     "parse_json",
@@ -66,13 +74,10 @@ _ATTR_VERSIONS = {"v16": "1.6", "v201": "2.0.1", "v21": "2.1"}
 
 M = TypeVar("M", bound=OcppModel)
 
-FORMAT_VIOLATION = "FormatViolation"
-OCCURRENCE_CONSTRAINT_VIOLATION = "OccurrenceConstraintViolation"
-TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
-PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
-RPC_FRAMEWORK_ERROR = "RpcFrameworkError"
-MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
-NOT_IMPLEMENTED = "NotImplemented"
+FORMAT_VIOLATION = ErrorCode.FORMAT_VIOLATION
+OCCURRENCE_CONSTRAINT_VIOLATION = ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
+TYPE_CONSTRAINT_VIOLATION = ErrorCode.TYPE_CONSTRAINT_VIOLATION
+PROPERTY_CONSTRAINT_VIOLATION = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
 
 
 _LOADED: dict[str, ModuleType] = {}
@@ -99,12 +104,13 @@ def __getattr__(name: str) -> ModuleType:  # lazy ``ocpp_iot.model.v201``
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class PayloadError(ValueError):
-    """A payload (or frame) that does not validate.
+class PayloadError(DecodeError):
+    """A payload that does not validate against its schema.
 
-    ``code`` is the OCPP-J error code in 2.0.1 spelling, ``description`` one short line,
-    ``details`` a small JSON-able dict (the first few error locations), ``message_id`` the frame's
-    message id when :func:`parse_frame_json` could read it.
+    ``code`` is the OCPP-J error code in 2.0.1 spelling, ``error_code`` the same as ``version``
+    spells it (what goes in the CALLERROR), ``description`` one short line, ``details`` a small
+    JSON-able dict (the first few error locations), ``message_id`` the frame's message id when
+    :func:`parse_frame_json` read one. ``version`` is that of the model class.
     """
 
     def __init__(
@@ -113,12 +119,42 @@ class PayloadError(ValueError):
         description: str,
         details: dict[str, Any] | None = None,
         message_id: str | None = None,
+        version: str | None = None,
     ) -> None:
-        super().__init__(f"{code}: {description}")
+        super().__init__(
+            f"{code}: {description}",
+            message_id=message_id,
+            error_code=code if version is None else error_code_for(code, version),
+            version=version,
+        )
         self.code = code
         self.description = description
         self.details = details or {}
-        self.message_id = message_id
+
+
+def _version_of(model_cls: type[OcppModel]) -> str | None:
+    """The OCPP version of a generated class (``ocpp_iot.model.v201.messages`` -> "2.0.1")."""
+    parts = model_cls.__module__.split(".")
+    return _ATTR_VERSIONS.get(parts[2]) if len(parts) > 2 else None
+
+
+def find_action(version: str, action: str, message_id: str | None = None) -> Action:
+    """The registry entry of ``action`` in OCPP ``version``.
+
+    Raises :class:`~ocpp_iot.codecs.DecodeError` with ``NotImplemented`` when the version does
+    not define the action: OCPP-J part 4 section 4.3 (1.6: 4.2.3), "Requested Action is not
+    known by receiver". (An action the version defines that this side does not handle is
+    ``NotSupported``; that is for :func:`ocpp_iot.behaviours.dispatch` to say.)
+    """
+    spec: Action | None = get_version(version).ACTIONS.get(action)
+    if spec is None:
+        raise DecodeError(
+            f"{action!r} is not an OCPP {version} action",
+            message_id=message_id,
+            error_code=ErrorCode.NOT_IMPLEMENTED,  # spelled alike in every version
+            version=version,
+        )
+    return spec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +245,7 @@ def _payload_error(
     }
     if len(errors) > _MAX_DETAILS:
         details["more"] = len(errors) - _MAX_DETAILS
-    return PayloadError(code, description, details)
+    return PayloadError(code, description, details, version=_version_of(model_cls))
 
 
 def _tolerated(err: dict[str, Any]) -> bool:
@@ -276,6 +312,7 @@ def parse(
             FORMAT_VIOLATION,
             f"{model_cls.__name__}: payload is a {type(payload).__name__}, not an object",
             {"errors": [{"loc": "(payload)", "type": "not_an_object", "code": FORMAT_VIOLATION}]},
+            version=_version_of(model_cls),
         )
     try:
         return model_cls.model_validate(payload)
@@ -317,13 +354,15 @@ class TypedFrame(NamedTuple):
     error: tuple[str, str, dict[str, Any]] | None = None
 
 
-_ID = rb'"([\x20\x21\x23-\x5b\x5d-\x7e]{1,128})"'  # printable ASCII without " and \\
+# printable ASCII without " and \\, up to ocppj.MAX_MESSAGE_ID_LENGTH (36) characters: a subset of
+# the ids ocppj.from_list accepts, so the fast path never takes a frame the header rules refuse
+_ID = rb'"([\x20\x21\x23-\x5b\x5d-\x7e]{1,%d})"' % ocppj.MAX_MESSAGE_ID_LENGTH
 _NAME = rb'"([A-Za-z0-9]{1,64})"'
 #: compact header of a CALL or SEND (type, id, action), up to the payload's first byte
 _FAST_CALL = re.compile(rb"\[([26])," + _ID + b"," + _NAME + b",")
 #: compact header of a CALLRESULT (id)
 _FAST_RESULT = re.compile(rb"\[3," + _ID + b",")
-_MESSAGE_TYPES = {"1.6": (2, 3, 4), "2.0.1": (2, 3, 4), "2.1": (2, 3, 4, 5, 6)}
+_MAX_FRAME_BYTES = ocppj.MAX_FRAME_BYTES
 _tuple_new = tuple.__new__
 
 
@@ -384,21 +423,27 @@ def parse_frame_json(
 
     ``action_of_result(message_id)`` names the action of the CALL a CALLRESULT answers (OCPP-J
     CALLRESULTs do not carry it); without it, or when it returns None, a CALLRESULT comes back
-    with ``model=None``. Raises :class:`PayloadError` (``message_id`` set when it was readable):
-    ``FormatViolation`` for invalid JSON, ``RpcFrameworkError`` for a frame that is not an OCPP-J
-    array of the right shape, ``MessageTypeNotSupported``, ``NotImplemented`` for an action the
-    version does not have, and the payload codes of :func:`parse`.
+    with ``model=None``.
+
+    Raises :class:`~ocpp_iot.codecs.DecodeError`, with ``message_id`` when it was readable,
+    ``version`` and the ``error_code`` to answer with (in the version's spelling): for the frame
+    itself exactly what :func:`ocpp_iot.codecs.ocppj.decode` raises (``RpcFrameworkError`` for
+    text that is not JSON or not an OCPP-J array of the right shape, or an id that is not 1 to 36
+    characters; ``MessageTypeNotSupported``; ``FormatViolation`` for a payload that is not an
+    object), then ``NotImplemented`` for an action the version does not define
+    (:func:`find_action`), then :class:`PayloadError` with the payload codes of :func:`parse`.
 
     Fast path: for compact ``[2,"id","Action",{...}]`` / ``[3,"id",{...}]`` frames (what every
-    OCPP-J encoder we know of sends) the header is matched with a regular expression and the
-    payload bytes go straight to pydantic-core. Anything else, and every failure, takes the
-    general path (``json.loads`` then :func:`parse`), so results and error codes do not depend
-    on which path ran. It is the per-frame hot path of an OCPP-J server; keep it lean
+    OCPP-J encoder we know of sends) the header is matched with a regular expression that
+    accepts only headers :func:`ocpp_iot.codecs.ocppj.from_list` accepts too, and the payload
+    bytes go straight to pydantic-core. Anything else, and every failure, takes the general path
+    (``ocppj.decode``, :func:`find_action`, then :func:`parse`), so results and error codes do
+    not depend on which path ran. It is the per-frame hot path of an OCPP-J server; keep it lean
     (``bench/validate_speed.py`` measures it).
     """
     if type(data) is not bytes:
         data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    if data[-1:] == b"]":
+    if data[-1:] == b"]" and len(data) <= _MAX_FRAME_BYTES:
         if data[1:2] == b"3":
             if action_of_result is not None:
                 m = _FAST_RESULT.match(data)
@@ -448,48 +493,22 @@ def _parse_frame_slow(
     lenient: bool,
     warnings: list[str] | None,
 ) -> TypedFrame:
-    try:
-        frame = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(FORMAT_VIOLATION, f"frame is not valid JSON: {exc}") from None
-    if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
-        raise PayloadError(RPC_FRAMEWORK_ERROR, "not an OCPP-J frame (array with message id)")
-    mtype, mid = frame[0], frame[1]
-    if type(mtype) is not int or mtype not in _MESSAGE_TYPES.get(version, ()):
-        raise PayloadError(
-            MESSAGE_TYPE_NOT_SUPPORTED, f"message type {mtype!r} not in OCPP {version}", None, mid
-        )
-    acts = _actions(version)
-    if mtype in (2, 6):
-        if len(frame) != 4 or not isinstance(frame[2], str):
-            raise PayloadError(RPC_FRAMEWORK_ERROR, "CALL/SEND must have 4 elements", None, mid)
-        act = acts.get(frame[2])
-        if act is None:
-            raise PayloadError(NOT_IMPLEMENTED, f"unknown action {frame[2]!r}", None, mid)
-        model = _parse_with_id(act.request, frame[3], mid, lenient, warnings)
-        return TypedFrame(mtype, mid, act.name, model)
-    if mtype == 3:
-        if len(frame) != 3:
-            raise PayloadError(RPC_FRAMEWORK_ERROR, "CALLRESULT must have 3 elements", None, mid)
+    frame = ocppj.decode(data, version)  # the header rules and their error codes
+    mid = frame.message_id
+    if frame.__class__ is Call or frame.__class__ is Send:
+        act = find_action(version, frame.action, mid)
+        model = _parse_with_id(act.request, frame.payload, mid, lenient, warnings)
+        return TypedFrame(int(frame.message_type), mid, act.name, model)
+    if frame.__class__ is CallResult:
         name = action_of_result(mid) if action_of_result is not None else None
-        act = acts.get(name) if name else None
-        if act is None or act.response is None:
-            if not isinstance(frame[2], dict):
-                raise PayloadError(
-                    FORMAT_VIOLATION, "CALLRESULT payload is not an object", None, mid
-                )
+        result = _actions(version).get(name) if name else None
+        if result is None or result.response is None:
             return TypedFrame(3, mid, name, None)
-        model = _parse_with_id(act.response, frame[2], mid, lenient, warnings)
-        return TypedFrame(3, mid, act.name, model)
-    # 4 CALLERROR, 5 CALLRESULTERROR
-    if (
-        len(frame) != 5
-        or not isinstance(frame[2], str)
-        or not isinstance(frame[3], str)
-        or not isinstance(frame[4], dict)
-    ):
-        raise PayloadError(RPC_FRAMEWORK_ERROR, "CALLERROR must have 5 elements", None, mid)
-    return TypedFrame(mtype, mid, None, None, (frame[2], frame[3], frame[4]))
+        model = _parse_with_id(result.response, frame.payload, mid, lenient, warnings)
+        return TypedFrame(3, mid, result.name, model)
+    assert isinstance(frame, CallError | CallResultError)
+    error = (frame.error_code, frame.error_description, frame.error_details)
+    return TypedFrame(int(frame.message_type), mid, None, None, error)
 
 
 def _parse_with_id(
