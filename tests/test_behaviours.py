@@ -23,6 +23,14 @@ BOOT = {
     "chargingStation": {"model": "S-Series", "vendorName": "Kempower"},
     "reason": "PowerUp",
 }
+STATUS = {"timestamp": NOW, "connectorStatus": "Available", "evseId": 9, "connectorId": 1}
+TX_STARTED = {
+    "eventType": "Started",
+    "timestamp": NOW,
+    "triggerReason": "Authorized",
+    "seqNo": 0,
+    "transactionInfo": {"transactionId": "T1"},
+}
 
 
 def ctx(version: str = "2.0.1", state: dict[str, Any] | None = None, **kw: Any) -> Context:
@@ -106,23 +114,50 @@ def test_dict_response_is_validated_and_passed_through() -> None:
     assert result == CallResult("7", {"currentTime": NOW}, "Heartbeat")
 
 
+class ChargeSystem16(b16.ChargeSystem):
+    def heartbeat(self, request, ctx):
+        return {"currentTime": NOW}
+
+
 @pytest.mark.parametrize(
-    ("version", "action", "payload", "code"),
+    ("handler", "action", "payload", "code"),
     [
-        ("2.0.1", "NoSuchAction", {}, "NotSupported"),
-        ("2.0.1", "Reset", {"type": "Immediate"}, "NotSupported"),  # a charger's action
-        ("2.0.1", "MeterValues", {"evseId": 1, "meterValue": []}, "NotImplemented"),
-        ("2.0.1", "BootNotification", {"reason": "PowerUp"}, "OccurrenceConstraintViolation"),
-        ("2.0.1", "BootNotification", {**BOOT, "reason": "Bored"}, "PropertyConstraintViolation"),
-        ("2.0.1", "BootNotification", {**BOOT, "reason": 3}, "TypeConstraintViolation"),
-        ("2.0.1", "BootNotification", {**BOOT, "extra": 1}, "FormatViolation"),
-        ("2.0.1", "StatusNotification", {}, "OccurrenceConstraintViolation"),
+        # OCPP-J part 4 section 4.3: not known to the version -> NotImplemented ...
+        (ChargeSystem, "NoSuchAction", {}, "NotImplemented"),
+        (ChargeSystem, "StartTransaction", {}, "NotImplemented"),  # 1.6 has it, 2.0.1 not
+        (ChargeSystem16, "TransactionEvent", {}, "NotImplemented"),  # and the reverse
+        # ... known but not handled by this side -> NotSupported
+        (ChargeSystem, "Reset", {"type": "Immediate"}, "NotSupported"),  # a charger's action
+        (ChargeSystem, "MeterValues", {"evseId": 1, "meterValue": []}, "NotSupported"),
+        (ChargeSystem16, "Reset", {"type": "Hard"}, "NotSupported"),
+        (ChargeSystem16, "Authorize", {"idTag": "A"}, "NotSupported"),  # not overridden
+        (ChargeSystem, "BootNotification", {"reason": "PowerUp"}, "OccurrenceConstraintViolation"),
+        (
+            ChargeSystem,
+            "BootNotification",
+            {**BOOT, "reason": "Bored"},
+            "PropertyConstraintViolation",
+        ),
+        (ChargeSystem, "BootNotification", {**BOOT, "reason": 3}, "TypeConstraintViolation"),
+        (ChargeSystem, "BootNotification", {**BOOT, "extra": 1}, "FormatViolation"),
+        (ChargeSystem, "StatusNotification", {}, "OccurrenceConstraintViolation"),
+        (ChargeSystem16, "Heartbeat", {"x": 1}, "FormationViolation"),  # 1.6 spelling
     ],
 )
-def test_error_paths(version: str, action: str, payload: dict, code: str) -> None:
-    result = dispatch(ChargeSystem(), Call("9", action, payload), ctx(version))
+def test_error_paths(handler: type, action: str, payload: dict, code: str) -> None:
+    c = ctx(handler.version)
+    result = dispatch(handler(), Call("9", action, payload), c)
     assert isinstance(result, CallError)
     assert (result.message_id, result.error_code) == ("9", code)
+    # the async path runs the same steps: the same answer, to the byte
+    assert asyncio.run(dispatch_async(handler(), Call("9", action, payload), c)) == result
+
+
+def test_not_supported_answers_name_the_action() -> None:
+    result = dispatch(ChargeSystem(), Call("1", "MeterValues", {}), ctx())
+    assert result == CallError("1", "NotSupported", "MeterValues is not supported here", {})
+    result = dispatch(ChargeSystem(), Call("2", "Nope", {}), ctx())
+    assert result == CallError("2", "NotImplemented", "'Nope' is not an OCPP 2.0.1 action", {})
 
 
 def test_ocpp_error_from_handler() -> None:
@@ -294,3 +329,21 @@ def test_method_for_uses_the_registry_names() -> None:
     method = method_for(EvCharging(), "NotifyEVChargingNeeds")
     assert method is not None and asyncio.iscoroutinefunction(method)
     assert EvCharging().implemented_actions() == {"NotifyEVChargingNeeds"}
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+@pytest.mark.parametrize(
+    ("action", "payload"),
+    [
+        ("BootNotification", BOOT),  # a CALLRESULT
+        ("Heartbeat", {}),  # a dict answer
+        ("StatusNotification", STATUS),  # OcppError
+        ("TransactionEvent", TX_STARTED),  # crash -> InternalError
+        ("DataTransfer", {"vendorId": "x"}),  # invalid response -> InternalError
+    ],
+)
+def test_sync_and_async_dispatch_give_the_same_answer(action: str, payload: dict) -> None:
+    call = Call("8", action, payload)
+    sync = dispatch(ChargeSystem(), call, ctx())
+    assert sync is not None
+    assert asyncio.run(dispatch_async(ChargeSystem(), call, ctx())) == sync

@@ -80,7 +80,8 @@ def render(version: str) -> str:
             f'    """The {SIDE_TEXT[side]} side of OCPP {version}.',
             "",
             f"    One method per action the {SIDE_TEXT[other]} sends. Override those you support;",
-            "    the others answer NotImplemented. Methods may be ``async def``.",
+            "    the others answer NotSupported (OCPP-J part 4 section 4.3: known to the version,",
+            "    not handled here). Methods may be ``async def``.",
             '    """',
             "",
             f'    version: ClassVar[str] = "{version}"',
@@ -155,11 +156,15 @@ def main() -> int:
 
 
 def _formatted(text: str) -> str:
-    """Format with ruff when it is installed, so the output is stable and lint-clean."""
+    """Format with ruff when it is installed, so the output is stable and lint-clean.
+
+    ruff is looked for on PATH, then beside the running interpreter (a virtualenv's ``bin``
+    is often not on PATH: ``--check`` must not report drift just because of that).
+    """
     import shutil
     import subprocess
 
-    ruff = shutil.which("ruff")
+    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
     if ruff is None:
         return text
     done = subprocess.run(

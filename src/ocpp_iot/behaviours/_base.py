@@ -69,7 +69,10 @@ class Context:
 
 
 def unimplemented(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a generated default method: dispatch answers NotImplemented without calling it."""
+    """Mark a generated default method: dispatch answers NotSupported without calling it.
+
+    OCPP-J part 4 section 4.3: the action is known to the version but not handled here.
+    """
     func.__ocpp_unimplemented__ = True  # type: ignore[attr-defined]
     return func
 
@@ -89,7 +92,7 @@ class Behaviour(ABC):  # noqa: B024 - abstract only in the Basic* subsets
     lenient: ClassVar[bool] = False
 
     def implemented_actions(self) -> frozenset[str]:
-        """The actions this handler answers with something other than NotImplemented."""
+        """The actions this handler handles (the others of ``actions`` answer NotSupported)."""
         return frozenset(
             a
             for a in self.actions

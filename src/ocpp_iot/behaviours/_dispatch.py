@@ -1,24 +1,31 @@
 """Dispatch a CALL to a behaviour: validate, call, validate the answer, map errors.
 
 This is the seed's ``handle(module, action, payload, state)`` made Pythonic. The order of the
-checks follows OCPP-J part 4 section 4.3 (see DESIGN.md "Errors"):
+checks and the codes follow OCPP-J part 4 section 4.3 (1.6: 4.2.3; see DESIGN.md "Errors"):
 
-1. an action the version does not define, or that this side never receives -> ``NotSupported``;
-2. an action of this side the handler does not override -> ``NotImplemented``;
+1. an action the version does not define -> ``NotImplemented`` ("not known by receiver"; the
+   answer :func:`ocpp_iot.model.parse_frame_json` gives too: both use ``model.find_action``);
+2. an action the version defines but this side does not handle -> ``NotSupported`` ("recognized
+   but not supported"): one this side never receives, or one the handler does not override;
 3. a payload that fails the schema -> FormatViolation / TypeConstraintViolation /
    PropertyConstraintViolation / OccurrenceConstraintViolation (1.6 spellings for 1.6);
 4. ``OcppError`` raised by the handler -> its code; any other exception -> ``InternalError``,
    with the traceback logged locally and never put on the wire;
 5. a response that fails its schema -> ``InternalError`` (the fault is ours, not the peer's).
+
+:func:`dispatch` and :func:`dispatch_async` share every step (:func:`_prepare`, :func:`_finish`,
+:func:`_crash`); they differ only in how they call the method.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from ..model import Action, OcppModel, PayloadError, get_version, parse
+from ..codecs import DecodeError
+from ..model import OcppModel, PayloadError, find_action, get_version, parse
 from ..rpc import Call, CallError, CallResult, ErrorCode, Send, error_code_for
 from ._base import Behaviour, Context, OcppError
 
@@ -26,19 +33,22 @@ __all__ = ["dispatch", "dispatch_async"]
 
 log = logging.getLogger("ocpp_iot.behaviours")
 
+Answer = CallResult | CallError | None
+
 
 def _error(call: Call | Send, code: str, description: str, version: str) -> CallError:
     return CallError(call.message_id, error_code_for(code, version), description, {})
 
 
-def _prepare(handler: Behaviour, call: Call | Send, ctx: Context) -> tuple[Any, Any] | CallError:
+def _prepare(
+    handler: Behaviour, call: Call | Send, ctx: Context
+) -> tuple[Callable[..., Any], Any] | CallError:
     """Find the method and parse the request, or return the CALLERROR that answers instead."""
     version = handler.version
-    spec: Action | None = get_version(version).ACTIONS.get(call.action)
-    if spec is None:
-        return _error(
-            call, ErrorCode.NOT_SUPPORTED, f"{call.action} is not an OCPP {version} action", version
-        )
+    try:
+        spec = find_action(version, call.action, call.message_id)
+    except DecodeError as exc:  # not an action of this version: NotImplemented
+        return CallError(call.message_id, exc.error_code, exc.reason, {})
     if call.action not in handler.actions:
         return _error(
             call,
@@ -49,7 +59,7 @@ def _prepare(handler: Behaviour, call: Call | Send, ctx: Context) -> tuple[Any, 
     method = getattr(handler, spec.method)
     if getattr(method, "__ocpp_unimplemented__", False):
         return _error(
-            call, ErrorCode.NOT_IMPLEMENTED, f"{call.action} is not implemented here", version
+            call, ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported here", version
         )
     try:
         request = parse(spec.request, call.payload, lenient=handler.lenient, warnings=ctx.warnings)
@@ -60,8 +70,11 @@ def _prepare(handler: Behaviour, call: Call | Send, ctx: Context) -> tuple[Any, 
     return method, request
 
 
-def _finish(handler: Behaviour, call: Call, result: Any) -> CallResult | CallError:
-    """Turn what the handler returned into the CALLRESULT, after checking it."""
+def _finish(handler: Behaviour, call: Call | Send, result: Any) -> Answer:
+    """Turn what the method returned into the answer: the checked CALLRESULT of a CALL, or
+    ``None`` for a SEND (OCPP 2.1 part 4 section 4.2.4: a SEND is never answered)."""
+    if call.__class__ is not Call:
+        return None
     version = handler.version
     spec = get_version(version).ACTIONS[call.action]
     if isinstance(result, OcppModel):
@@ -76,7 +89,8 @@ def _finish(handler: Behaviour, call: Call, result: Any) -> CallResult | CallErr
             spec.response.__name__ if spec.response else "response",
         )
         return _error(call, ErrorCode.INTERNAL_ERROR, "handler returned no response", version)
-    assert spec.response is not None
+    if spec.response is None:  # a SEND-only action (2.1) sent as a CALL: nothing to check
+        return _error(call, ErrorCode.INTERNAL_ERROR, "the action has no response", version)
     try:
         parse(spec.response, payload)
     except PayloadError as exc:
@@ -103,11 +117,12 @@ def _reject_awaitable(handler: Behaviour, method: Any, result: Any) -> None:
     raise TypeError(f"{type(handler).__name__}.{method.__name__} is async: use dispatch_async")
 
 
-def dispatch(handler: Behaviour, call: Call | Send, ctx: Context) -> CallResult | CallError | None:
+def dispatch(handler: Behaviour, call: Call | Send, ctx: Context) -> Answer:
     """Answer ``call`` with ``handler`` (whose methods are plain functions).
 
     For an unconfirmed SEND (OCPP 2.1) nothing goes back on the wire: the result is ``None`` on
-    success, or the CALLERROR that would have answered it, for the adapter's log.
+    success, or the CALLERROR that would have answered it, for the adapter's log. An ``async
+    def`` method raises ``TypeError`` (use :func:`dispatch_async`).
     """
     prepared = _prepare(handler, call, ctx)
     if isinstance(prepared, CallError):
@@ -119,12 +134,10 @@ def dispatch(handler: Behaviour, call: Call | Send, ctx: Context) -> CallResult 
         return _crash(handler, call, exc)
     if inspect.isawaitable(result):
         _reject_awaitable(handler, method, result)
-    return _finish(handler, call, result) if isinstance(call, Call) else None
+    return _finish(handler, call, result)
 
 
-async def dispatch_async(
-    handler: Behaviour, call: Call | Send, ctx: Context
-) -> CallResult | CallError | None:
+async def dispatch_async(handler: Behaviour, call: Call | Send, ctx: Context) -> Answer:
     """:func:`dispatch` for handlers whose methods may be ``async def`` or plain."""
     prepared = _prepare(handler, call, ctx)
     if isinstance(prepared, CallError):
@@ -136,4 +149,4 @@ async def dispatch_async(
             result = await result
     except Exception as exc:
         return _crash(handler, call, exc)
-    return _finish(handler, call, result) if isinstance(call, Call) else None
+    return _finish(handler, call, result)

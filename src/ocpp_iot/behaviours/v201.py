@@ -19,7 +19,8 @@ class Charger(Behaviour):
     """The charging station side of OCPP 2.0.1.
 
     One method per action the charge system (CSMS) sends. Override those you support;
-    the others answer NotImplemented. Methods may be ``async def``.
+    the others answer NotSupported (OCPP-J part 4 section 4.3: known to the version,
+    not handled here). Methods may be ``async def``.
     """
 
     version: ClassVar[str] = "2.0.1"
@@ -354,7 +355,8 @@ class ChargeSystem(Behaviour):
     """The charge system (CSMS) side of OCPP 2.0.1.
 
     One method per action the charging station sends. Override those you support;
-    the others answer NotImplemented. Methods may be ``async def``.
+    the others answer NotSupported (OCPP-J part 4 section 4.3: known to the version,
+    not handled here). Methods may be ``async def``.
     """
 
     version: ClassVar[str] = "2.0.1"
