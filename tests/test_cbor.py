@@ -595,3 +595,25 @@ def test_decode_error_carries_a_readable_message_id() -> None:
     with pytest.raises(DecodeError) as info:
         cbor.decode(data[:1] + b"\xff")  # the id itself is unreadable
     assert info.value.message_id is None
+
+
+def test_decode_error_codes_follow_part_4_and_the_version() -> None:
+    heartbeat = cbor.encode(Call("42", "Heartbeat", {}), "1.6")
+    header, rest = heartbeat[:1], heartbeat[1:]
+    mid = rest[: len(rest) - 1]  # the id item; the last byte is Heartbeat's action code
+    cases = [
+        # an action code beyond the version's table: not known by the receiver (4.3)
+        (header + mid + b"\x18\xff", "42", "NotImplemented"),
+        # a CALL whose payload is wrong: 1.6 spells FormatViolation FormationViolation
+        (header + mid + b"\x20\x01", "42", "FormationViolation"),
+        # the id is unreadable: RpcFrameworkError, which 1.6 does not have (GenericError)
+        (header + b"\xff", None, "GenericError"),
+    ]
+    for data, message_id, code in cases:
+        with pytest.raises(DecodeError) as info:
+            cbor.decode(data)
+        assert (info.value.message_id, info.value.error_code, info.value.version) == (
+            message_id,
+            code,
+            "1.6",
+        ), data.hex()
