@@ -257,14 +257,21 @@ _RESERVED = {
     "StrictBool",
     "DateTime",
     "Uri",
+    "Omittable",
 }
 
 # --------------------------------------------------------------------------------------------
 # Naming helpers
 # --------------------------------------------------------------------------------------------
 
-_WORD_FIXES = (("SoC", "Soc"), ("soC", "soc"), ("SoH", "Soh"), ("soH", "soh"), ("V2X", "V2x"))
-_WORD_FIXES += (("EMAIDs", "Emaids"),)
+_WORD_FIXES: tuple[tuple[str, str], ...] = (
+    ("SoC", "Soc"),
+    ("soC", "soc"),
+    ("SoH", "Soh"),
+    ("soH", "soh"),
+    ("V2X", "V2x"),
+    ("EMAIDs", "Emaids"),
+)
 
 
 def snake(name: str, *, split_digits: bool = False) -> str:
@@ -386,7 +393,8 @@ def schema_dir(version: str) -> Path:
 
 def load_schema(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8-sig") as f:
-        return json.load(f)
+        schema: dict[str, Any] = json.load(f)
+    return schema
 
 
 class Builder:
@@ -556,19 +564,19 @@ def build(version: str) -> VersionModel:
             raise SystemExit(f"{version}: {action} has no request schema")
         names: list[str | None] = []
         for part in ("request", "response"):
-            fn = parts.get(part)
-            if fn is None:
+            part_file = parts.get(part)
+            if part_file is None:
                 if action not in SEND_ONLY.get(version, set()):
                     raise SystemExit(f"{version}: {action} has no response schema")
                 names.append(None)
                 continue
-            schema = load_schema(sdir / fn)
+            schema = load_schema(sdir / part_file)
             b.defs = schema.get("definitions", {})
             cname = action + ("Request" if part == "request" else "Response")
             if schema.get("type") != "object":
-                raise SystemExit(f"{fn}: top level is not an object")
-            b.object(cname, schema, fn, "message", fn[:-5])
-            vm.classes[cname].source = fn
+                raise SystemExit(f"{part_file}: top level is not an object")
+            b.object(cname, schema, part_file, "message", part_file[:-5])
+            vm.classes[cname].source = part_file
             names.append(cname)
         vm.messages[action] = (names[0] or "", names[1])
         if (action in FROM_CHARGER[version]) + (action in FROM_SYSTEM[version]) + (
@@ -734,11 +742,41 @@ def topo(names: list[str], vm: VersionModel) -> list[str]:
     return order
 
 
+def widens(t: T, twins: set[str]) -> bool:
+    """Whether the lenient type of a field is not a subtype of its strict one for a type
+    checker: an enum that also takes any string, or a list whose items change (lists are
+    invariant). A lenient twin class is a subclass of the strict one, so a plain field of it
+    narrows and needs nothing."""
+    if t.kind == "enum":
+        return True
+    if t.kind == "list":
+        assert t.item is not None
+        return _item_differs(t.item, twins)
+    return False
+
+
+def _item_differs(t: T, twins: set[str]) -> bool:
+    """Whether a list item's lenient type is a different type to a type checker (a dropped
+    ``maxLength`` leaves it ``str``)."""
+    if t.kind == "enum":
+        return True
+    if t.kind == "obj":
+        return t.ref in twins
+    if t.kind == "list":
+        assert t.item is not None
+        return _item_differs(t.item, twins)
+    return False
+
+
 def field_line(f: FieldDef, lenient: bool, twins: set[str]) -> str:
     te = type_expr(f.type, lenient, twins)
+    # The lenient twins widen their parents' fields on purpose (unknown enum values accepted):
+    # tell the type checker so on exactly those lines.
+    ignore = "  # type: ignore[assignment]" if lenient and widens(f.type, twins) else ""
     if f.required:
-        return f"    {f.attr}: {te} = Field(alias={f.alias!r})"
-    return f"    {f.attr}: {te} = Field(None, alias={f.alias!r})"
+        return f"    {f.attr}: {te} = Field(alias={f.alias!r}){ignore}"
+    # Omittable[X]: `X | None` for type checkers, `X` (null refused) for validation; see _base.
+    return f"    {f.attr}: Omittable[{te}] = Field(None, alias={f.alias!r}){ignore}"
 
 
 def class_block(c: ClassDef, vm: VersionModel, doc: str) -> str:
@@ -753,8 +791,8 @@ def class_block(c: ClassDef, vm: VersionModel, doc: str) -> str:
 IMPORTS = (
     "from typing import Annotated, Any, ClassVar\n\n"
     "from pydantic import Field, StrictBool\n\n"
-    "from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr"
-    ", Uri\n"
+    "from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt"
+    ", StrictStr, Uri\n"
     "from ._types import *\n"
 )
 
@@ -889,9 +927,9 @@ def main(argv: list[str] | None = None) -> int:
     files = generate()
     drift: list[str] = []
     for pkg in VERSIONS.values():
-        d = OUT / pkg
-        if d.exists():
-            for p in sorted(d.glob("*.py")):
+        out_dir = OUT / pkg
+        if out_dir.exists():
+            for p in sorted(out_dir.glob("*.py")):
                 if p not in files:
                     drift.append(f"unexpected file {p.relative_to(ROOT)}")
                     if not args.check:

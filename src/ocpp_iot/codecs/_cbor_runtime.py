@@ -11,7 +11,7 @@ described in ``docs/codec.md``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["Bad", "VersionCodec", "compile_version", "enc_string", "dec_string", "check_json"]
@@ -65,11 +65,11 @@ def enc_string(v: Any, out: list[Any], st: Any = None) -> None:
             out.append(b"\x00" + b)
             return
     if 9 <= n <= 120 and _PACK.issuperset(v):
-        x = 1
+        packed = 1
         for ch in v:
-            x = x << 6 | _PACK_IDX[ch]
-        k = (x.bit_length() + 7) >> 3
-        out.append(b"\x03" + x.to_bytes(16 if k == 15 else k, "big"))
+            packed = packed << 6 | _PACK_IDX[ch]
+        k = (packed.bit_length() + 7) >> 3
+        out.append(b"\x03" + packed.to_bytes(16 if k == 15 else k, "big"))
         return
     out.append(v)
 
@@ -470,6 +470,12 @@ def check_json(v: Any, depth: int = 0) -> Any:
 # the compiler
 
 
+#: A compiled payload encoder: (payload, output items, per-frame state list) -> None.
+Encoder = Callable[[Any, list[Any], list[Any]], None]
+#: A compiled payload decoder: (items iterator, per-frame state list) -> payload.
+Decoder = Callable[[Iterator[Any], list[Any]], Any]
+
+
 class VersionCodec:
     """Compiled encoders/decoders of one OCPP version."""
 
@@ -482,10 +488,10 @@ class VersionCodec:
         self.error_code: dict[str, int] = {e: i for i, e in enumerate(self.errors)}
         ns = _compile(tables.TYPES)
         # a type index of -1 (no response schema: SEND-only messages) maps to None
-        self.enc_req = [ns.get(f"e{a[1]}") for a in tables.ACTIONS]
-        self.enc_resp = [ns.get(f"e{a[2]}") for a in tables.ACTIONS]
-        self.dec_req = [ns.get(f"d{a[1]}") for a in tables.ACTIONS]
-        self.dec_resp = [ns.get(f"d{a[2]}") for a in tables.ACTIONS]
+        self.enc_req: list[Encoder | None] = [ns.get(f"e{a[1]}") for a in tables.ACTIONS]
+        self.enc_resp: list[Encoder | None] = [ns.get(f"e{a[2]}") for a in tables.ACTIONS]
+        self.dec_req: list[Decoder | None] = [ns.get(f"d{a[1]}") for a in tables.ACTIONS]
+        self.dec_resp: list[Decoder | None] = [ns.get(f"d{a[2]}") for a in tables.ACTIONS]
 
 
 def compile_version(tables: Any) -> VersionCodec:
@@ -500,13 +506,13 @@ def _dec_enum_item(values: tuple[str, ...], x: Any) -> str:
 
 def _enc_bool_item(v: Any) -> bool:
     if v is True or v is False:
-        return v  # type: ignore[no-any-return]
+        return v
     raise Bad("boolean expected")
 
 
 def _dec_bool_item(x: Any) -> bool:
     if x is True or x is False:
-        return x  # type: ignore[no-any-return]
+        return x
     raise Bad("boolean expected")
 
 

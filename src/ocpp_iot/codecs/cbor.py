@@ -36,17 +36,7 @@ from ocpp_iot.codecs._cbor_runtime import (
     dec_string,
     enc_string,
 )
-from ocpp_iot.codecs.ocppj import MAX_MESSAGE_ID_LENGTH
-from ocpp_iot.rpc import (
-    Call,
-    CallError,
-    CallResult,
-    CallResultError,
-    ErrorCode,
-    Frame,
-    Send,
-    error_code_for,
-)
+from ocpp_iot.rpc import Call, CallError, CallResult, CallResultError, Frame, Send
 
 __all__ = ["FORMAT_VERSION", "MAX_FRAME_SIZE", "encode", "decode", "header"]
 
@@ -133,16 +123,22 @@ def encode(frame: Frame, version: str) -> bytes:
             enc_string(mid, out)
         except Bad:
             raise ValueError("message id must be a string") from None
+    # The message type was found from the class above; the attributes are read without
+    # isinstance() narrowing (hot path), so through an untyped view of the frame.
+    f: Any = frame
     if mt != 4 and mt != 5:
-        action = frame.action  # type: ignore[union-attr]
-        payload = frame.payload  # type: ignore[union-attr]
+        action = f.action
+        payload = f.payload
         code = codec.action_code.get(action) if action.__class__ is str else None
         if code is not None:
             n = len(out)
             out.append(code)
-            st = [None, -1, None]
+            st: list[Any] = [None, -1, None]
+            enc = (codec.enc_resp if mt == 3 else codec.enc_req)[code]
             try:
-                (codec.enc_resp if mt == 3 else codec.enc_req)[code](payload, out, st)
+                if enc is None:  # no schema for this direction (SEND-only action's response)
+                    raise Bad("no schema")
+                enc(payload, out, st)
                 if st[1] == len(out) - 1 and out[-1] == 0:
                     out.pop()  # a trailing object head 0 is implied
             except _SCHEMA_MISFIT:
@@ -155,14 +151,14 @@ def encode(frame: Frame, version: str) -> bytes:
         else:
             raise ValueError("action must be a string")
     else:
-        code = frame.error_code  # type: ignore[union-attr]
-        desc = frame.error_description  # type: ignore[union-attr]
+        code = f.error_code
+        desc = f.error_description
         if code.__class__ is not str or desc.__class__ is not str:
             raise ValueError("error code and description must be strings")
         i = codec.error_code.get(code)
         out.append(code if i is None else i)
         try:
-            details = check_json(frame.error_details)  # type: ignore[union-attr]
+            details = check_json(f.error_details)
         except (Bad, RecursionError) as exc:
             raise ValueError(f"error details are not a JSON value: {exc}") from None
         if details != {} or details.__class__ is not dict:
@@ -203,7 +199,7 @@ def _items(data: bytes, start: int) -> list[Any]:
         raise DecodeError(f"malformed CBOR: {exc}") from None
     if items.__class__ is not list:
         raise DecodeError("malformed CBOR")
-    return items  # type: ignore[no-any-return]
+    return items
 
 
 def decode(data: bytes) -> tuple[str, Frame]:
@@ -236,29 +232,20 @@ def decode(data: bytes) -> tuple[str, Frame]:
                 raise DecodeError("frame truncated")
             mid = dec_string(items[0])
             start = 1
-    except DecodeError as exc:  # the id is unreadable: RpcFrameworkError, as 1.6 spells it
-        exc.version = version
-        exc.error_code = error_code_for(exc.error_code, version)
+    except DecodeError:
         raise
     except Exception as exc:  # any failure on hostile input is still a DecodeError
-        raise _decode_error(exc, None, mt, version) from None
+        raise _decode_error(exc, None, mt) from None
     try:
         return version, _frame(_CODECS.get(version) or _codec(version), mt, mid, items, start)
     except Exception as exc:
         # The message id was readable: say so, so that a receiver can answer a CALL with a
         # CALLERROR carrying its id (OCPP-J 2.0.1 section 4.2.3) instead of id "-1".
-        readable = mid if isinstance(mid, str) and 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH else None
-        raise _decode_error(exc, readable, mt, version) from None
+        readable = mid if isinstance(mid, str) and 0 < len(mid) <= 36 else None
+        raise _decode_error(exc, readable, mt) from None
 
 
-def _decode_error(exc: Exception, mid: str | None, mt: int, version: str) -> DecodeError:
-    """The DecodeError of a frame whose header (and so ``version``) was read.
-
-    A CALL or SEND with a readable id is answered with its id: ``NotImplemented`` for an action
-    code beyond the version's table (OCPP-J part 4 section 4.3: not known by the receiver),
-    ``FormatViolation`` for anything else wrong in it; otherwise ``RpcFrameworkError``. Codes
-    are spelled as ``version`` spells them (1.6: ``FormationViolation``, ``GenericError``).
-    """
+def _decode_error(exc: Exception, mid: str | None, mt: int) -> DecodeError:
     if isinstance(exc, DecodeError):
         reason = exc.reason
     elif isinstance(exc, Bad):
@@ -267,15 +254,8 @@ def _decode_error(exc: Exception, mid: str | None, mt: int, version: str) -> Dec
         reason = "frame truncated: fewer items than the schema needs"
     else:
         reason = f"malformed frame: {type(exc).__name__}: {exc}"
-    if mid is None or mt not in (2, 6):
-        code = ErrorCode.RPC_FRAMEWORK_ERROR
-    elif isinstance(exc, DecodeError) and exc.error_code == ErrorCode.NOT_IMPLEMENTED:
-        code = ErrorCode.NOT_IMPLEMENTED
-    else:
-        code = ErrorCode.FORMAT_VIOLATION
-    return DecodeError(
-        reason, message_id=mid, error_code=error_code_for(code, version), version=version
-    )
+    code = "FormatViolation" if mid is not None and mt in (2, 6) else "RpcFrameworkError"
+    return DecodeError(reason, message_id=mid, error_code=code)
 
 
 def _frame(codec: VersionCodec, mt: int, mid: str, items: list[Any], start: int) -> Frame:
@@ -301,7 +281,7 @@ def _frame(codec: VersionCodec, mt: int, mid: str, items: list[Any], start: int)
     c = act.__class__
     if c is int and act >= 0:
         if act >= len(codec.actions):
-            raise DecodeError(f"unknown action code {act}", error_code=ErrorCode.NOT_IMPLEMENTED)
+            raise DecodeError(f"unknown action code {act}")
         it = iter(items)
         for _ in range(start + 1):
             next(it)

@@ -10,14 +10,17 @@ rules that turn JSON Schema keywords into pydantic constraints live in one place
 * ``format: date-time`` -> :data:`DateTime`, a ``str`` checked against :data:`DATE_TIME_PATTERN`
   (RFC 3339 with real month lengths and leap years) and kept exactly as received;
 * ``format: uri`` (two OCPP 1.6 fields) -> :data:`Uri`, a ``str`` that must start with a scheme and
-  contain no whitespace.
+  contain no whitespace;
+* a property not in ``required`` -> ``Omittable[X]``: a type checker sees ``X | None`` (the
+  attribute is ``None`` when the key was absent), while validation uses ``X`` alone, so an
+  explicit JSON ``null`` is still refused (no OCPP schema lists ``"null"`` as a type).
 
 No I/O, no clocks.
 """
 
 # No ``from __future__ import annotations`` here: pydantic would evaluate the string
 # annotations of this base class again for each of the ~800 generated subclasses.
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
@@ -28,6 +31,7 @@ __all__ = [
     "DateTime",
     "Uri",
     "OcppModel",
+    "Omittable",
     "OpenOcppModel",
     "StrictFloat",
     "StrictInt",
@@ -56,6 +60,23 @@ URI_PATTERN = "^[A-Za-z][A-Za-z0-9+.-]*:[^\\x00-\\x20\\x7f]*$"
 
 DateTime = Annotated[StrictStr, Field(pattern=DATE_TIME_PATTERN)]
 Uri = Annotated[StrictStr, Field(pattern=URI_PATTERN)]
+
+_T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    #: An optional property (JSON Schema: not in ``required``): ``X | None`` to a type checker,
+    #: since the attribute holds ``None`` when the key is absent.
+    Omittable: TypeAlias = _T | None
+else:
+
+    class Omittable:
+        """At run time ``Omittable[X]`` is ``X`` itself: pydantic validates a present key
+        against ``X``, which refuses ``None``, and the ``None`` default (pydantic does not
+        validate defaults) stands for "absent". The validator is the same one a plain ``X``
+        annotation builds, so this costs nothing per frame."""
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            return item
 
 
 class OcppModel(BaseModel):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import enums
@@ -24,8 +24,8 @@ class IdTagInfo(OcppModel):
     """OCPP 1.6 data type IdTagInfo."""
 
     schema_name: ClassVar[str] = 'IdTagInfo'
-    expiry_date: DateTime = Field(None, alias='expiryDate')
-    parent_id_tag: Str_max_length20 = Field(None, alias='parentIdTag')
+    expiry_date: Omittable[DateTime] = Field(None, alias='expiryDate')
+    parent_id_tag: Omittable[Str_max_length20] = Field(None, alias='parentIdTag')
     status: enums.AuthorizationStatus = Field(alias='status')
 
 
@@ -34,7 +34,7 @@ class AuthorizationData(OcppModel):
 
     schema_name: ClassVar[str] = 'AuthorizationData'
     id_tag: Str_max_length20 = Field(alias='idTag')
-    id_tag_info: IdTagInfo = Field(None, alias='idTagInfo')
+    id_tag_info: Omittable[IdTagInfo] = Field(None, alias='idTagInfo')
 
 
 class CertificateHashDataType(OcppModel):
@@ -53,18 +53,18 @@ class ChargingSchedulePeriod(OcppModel):
     schema_name: ClassVar[str] = 'ChargingSchedulePeriod'
     start_period: StrictInt = Field(alias='startPeriod')
     limit: Number_multiple_of0p1 = Field(alias='limit')
-    number_phases: StrictInt = Field(None, alias='numberPhases')
+    number_phases: Omittable[StrictInt] = Field(None, alias='numberPhases')
 
 
 class ChargingSchedule(OcppModel):
     """OCPP 1.6 data type ChargingSchedule."""
 
     schema_name: ClassVar[str] = 'ChargingSchedule'
-    duration: StrictInt = Field(None, alias='duration')
-    start_schedule: DateTime = Field(None, alias='startSchedule')
+    duration: Omittable[StrictInt] = Field(None, alias='duration')
+    start_schedule: Omittable[DateTime] = Field(None, alias='startSchedule')
     charging_rate_unit: enums.ChargingRateUnitType = Field(alias='chargingRateUnit')
     charging_schedule_period: list[ChargingSchedulePeriod] = Field(alias='chargingSchedulePeriod')
-    min_charging_rate: Number_multiple_of0p1 = Field(None, alias='minChargingRate')
+    min_charging_rate: Omittable[Number_multiple_of0p1] = Field(None, alias='minChargingRate')
 
 
 class ChargingProfile(OcppModel):
@@ -72,13 +72,13 @@ class ChargingProfile(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingProfile'
     charging_profile_id: StrictInt = Field(alias='chargingProfileId')
-    transaction_id: StrictInt = Field(None, alias='transactionId')
+    transaction_id: Omittable[StrictInt] = Field(None, alias='transactionId')
     stack_level: StrictInt = Field(alias='stackLevel')
     charging_profile_purpose: enums.ChargingProfilePurposeType = Field(alias='chargingProfilePurpose')
     charging_profile_kind: enums.ChargingProfileKindType = Field(alias='chargingProfileKind')
-    recurrency_kind: enums.RecurrencyKindType = Field(None, alias='recurrencyKind')
-    valid_from: DateTime = Field(None, alias='validFrom')
-    valid_to: DateTime = Field(None, alias='validTo')
+    recurrency_kind: Omittable[enums.RecurrencyKindType] = Field(None, alias='recurrencyKind')
+    valid_from: Omittable[DateTime] = Field(None, alias='validFrom')
+    valid_to: Omittable[DateTime] = Field(None, alias='validTo')
     charging_schedule: ChargingSchedule = Field(alias='chargingSchedule')
 
 
@@ -88,7 +88,7 @@ class FirmwareType(OcppModel):
     schema_name: ClassVar[str] = 'FirmwareType'
     location: Str_max_length512 = Field(alias='location')
     retrieve_date_time: DateTime = Field(alias='retrieveDateTime')
-    install_date_time: DateTime = Field(None, alias='installDateTime')
+    install_date_time: Omittable[DateTime] = Field(None, alias='installDateTime')
     signing_certificate: Str_max_length5500 = Field(alias='signingCertificate')
     signature: Str_max_length800 = Field(alias='signature')
 
@@ -99,7 +99,7 @@ class KeyValue(OcppModel):
     schema_name: ClassVar[str] = 'KeyValue'
     key: Str_max_length50 = Field(alias='key')
     readonly: StrictBool = Field(alias='readonly')
-    value: Str_max_length500 = Field(None, alias='value')
+    value: Omittable[Str_max_length500] = Field(None, alias='value')
 
 
 class LogParametersType(OcppModel):
@@ -107,8 +107,8 @@ class LogParametersType(OcppModel):
 
     schema_name: ClassVar[str] = 'LogParametersType'
     remote_location: Str_max_length512 = Field(alias='remoteLocation')
-    oldest_timestamp: DateTime = Field(None, alias='oldestTimestamp')
-    latest_timestamp: DateTime = Field(None, alias='latestTimestamp')
+    oldest_timestamp: Omittable[DateTime] = Field(None, alias='oldestTimestamp')
+    latest_timestamp: Omittable[DateTime] = Field(None, alias='latestTimestamp')
 
 
 class SampledValue(OcppModel):
@@ -116,12 +116,12 @@ class SampledValue(OcppModel):
 
     schema_name: ClassVar[str] = 'SampledValue'
     value: StrictStr = Field(alias='value')
-    context: enums.ReadingContext = Field(None, alias='context')
-    format: enums.ValueFormat = Field(None, alias='format')
-    measurand: enums.Measurand = Field(None, alias='measurand')
-    phase: enums.Phase = Field(None, alias='phase')
-    location: enums.Location = Field(None, alias='location')
-    unit: enums.UnitOfMeasure = Field(None, alias='unit')
+    context: Omittable[enums.ReadingContext] = Field(None, alias='context')
+    format: Omittable[enums.ValueFormat] = Field(None, alias='format')
+    measurand: Omittable[enums.Measurand] = Field(None, alias='measurand')
+    phase: Omittable[enums.Phase] = Field(None, alias='phase')
+    location: Omittable[enums.Location] = Field(None, alias='location')
+    unit: Omittable[enums.UnitOfMeasure] = Field(None, alias='unit')
 
 
 class MeterValue(OcppModel):
@@ -137,12 +137,12 @@ class TransactionDataSampledValue(OcppModel):
 
     schema_name: ClassVar[str] = 'TransactionDataSampledValue'
     value: StrictStr = Field(alias='value')
-    context: enums.ReadingContext = Field(None, alias='context')
-    format: enums.ValueFormat = Field(None, alias='format')
-    measurand: enums.Measurand = Field(None, alias='measurand')
-    phase: enums.Phase = Field(None, alias='phase')
-    location: enums.Location = Field(None, alias='location')
-    unit: enums.TransactionDataSampledValueUnit = Field(None, alias='unit')
+    context: Omittable[enums.ReadingContext] = Field(None, alias='context')
+    format: Omittable[enums.ValueFormat] = Field(None, alias='format')
+    measurand: Omittable[enums.Measurand] = Field(None, alias='measurand')
+    phase: Omittable[enums.Phase] = Field(None, alias='phase')
+    location: Omittable[enums.Location] = Field(None, alias='location')
+    unit: Omittable[enums.TransactionDataSampledValueUnit] = Field(None, alias='unit')
 
 
 class TransactionData(OcppModel):

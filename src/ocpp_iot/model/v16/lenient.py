@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import datatypes, enums, messages
@@ -23,15 +23,15 @@ __all__ = ['AuthorizationData', 'AuthorizeRequest', 'AuthorizeResponse', 'BootNo
 class IdTagInfo(datatypes.IdTagInfo):
     """Lenient form of :class:`datatypes.IdTagInfo`."""
 
-    parent_id_tag: StrictStr = Field(None, alias='parentIdTag')
-    status: Annotated[enums.AuthorizationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    parent_id_tag: Omittable[StrictStr] = Field(None, alias='parentIdTag')
+    status: Annotated[enums.AuthorizationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class AuthorizationData(datatypes.AuthorizationData):
     """Lenient form of :class:`datatypes.AuthorizationData`."""
 
     id_tag: StrictStr = Field(alias='idTag')
-    id_tag_info: IdTagInfo = Field(None, alias='idTagInfo')
+    id_tag_info: Omittable[IdTagInfo] = Field(None, alias='idTagInfo')
 
 
 class AuthorizeRequest(messages.AuthorizeRequest):
@@ -51,31 +51,31 @@ class BootNotificationRequest(messages.BootNotificationRequest):
 
     charge_point_vendor: StrictStr = Field(alias='chargePointVendor')
     charge_point_model: StrictStr = Field(alias='chargePointModel')
-    charge_point_serial_number: StrictStr = Field(None, alias='chargePointSerialNumber')
-    charge_box_serial_number: StrictStr = Field(None, alias='chargeBoxSerialNumber')
-    firmware_version: StrictStr = Field(None, alias='firmwareVersion')
-    iccid: StrictStr = Field(None, alias='iccid')
-    imsi: StrictStr = Field(None, alias='imsi')
-    meter_type: StrictStr = Field(None, alias='meterType')
-    meter_serial_number: StrictStr = Field(None, alias='meterSerialNumber')
+    charge_point_serial_number: Omittable[StrictStr] = Field(None, alias='chargePointSerialNumber')
+    charge_box_serial_number: Omittable[StrictStr] = Field(None, alias='chargeBoxSerialNumber')
+    firmware_version: Omittable[StrictStr] = Field(None, alias='firmwareVersion')
+    iccid: Omittable[StrictStr] = Field(None, alias='iccid')
+    imsi: Omittable[StrictStr] = Field(None, alias='imsi')
+    meter_type: Omittable[StrictStr] = Field(None, alias='meterType')
+    meter_serial_number: Omittable[StrictStr] = Field(None, alias='meterSerialNumber')
 
 
 class BootNotificationResponse(messages.BootNotificationResponse):
     """Lenient form of :class:`messages.BootNotificationResponse`."""
 
-    status: Annotated[enums.RegistrationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.RegistrationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class CancelReservationResponse(messages.CancelReservationResponse):
     """Lenient form of :class:`messages.CancelReservationResponse`."""
 
-    status: Annotated[enums.CancelReservationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.CancelReservationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class CertificateHashDataType(datatypes.CertificateHashDataType):
     """Lenient form of :class:`datatypes.CertificateHashDataType`."""
 
-    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')
+    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')  # type: ignore[assignment]
     issuer_name_hash: StrictStr = Field(alias='issuerNameHash')
     issuer_key_hash: StrictStr = Field(alias='issuerKeyHash')
     serial_number: StrictStr = Field(alias='serialNumber')
@@ -90,19 +90,19 @@ class CertificateSignedRequest(messages.CertificateSignedRequest):
 class CertificateSignedResponse(messages.CertificateSignedResponse):
     """Lenient form of :class:`messages.CertificateSignedResponse`."""
 
-    status: Annotated[enums.CertificateSignedStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.CertificateSignedStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class ChangeAvailabilityRequest(messages.ChangeAvailabilityRequest):
     """Lenient form of :class:`messages.ChangeAvailabilityRequest`."""
 
-    type: Annotated[enums.AvailabilityType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    type: Annotated[enums.AvailabilityType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
 
 
 class ChangeAvailabilityResponse(messages.ChangeAvailabilityResponse):
     """Lenient form of :class:`messages.ChangeAvailabilityResponse`."""
 
-    status: Annotated[enums.AvailabilityStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.AvailabilityStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class ChangeConfigurationRequest(messages.ChangeConfigurationRequest):
@@ -115,53 +115,53 @@ class ChangeConfigurationRequest(messages.ChangeConfigurationRequest):
 class ChangeConfigurationResponse(messages.ChangeConfigurationResponse):
     """Lenient form of :class:`messages.ChangeConfigurationResponse`."""
 
-    status: Annotated[enums.ConfigurationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.ConfigurationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class ChargingSchedule(datatypes.ChargingSchedule):
     """Lenient form of :class:`datatypes.ChargingSchedule`."""
 
-    charging_rate_unit: Annotated[enums.ChargingRateUnitType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')
+    charging_rate_unit: Annotated[enums.ChargingRateUnitType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')  # type: ignore[assignment]
 
 
 class ChargingProfile(datatypes.ChargingProfile):
     """Lenient form of :class:`datatypes.ChargingProfile`."""
 
-    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfilePurpose')
-    charging_profile_kind: Annotated[enums.ChargingProfileKindType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfileKind')
-    recurrency_kind: Annotated[enums.RecurrencyKindType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='recurrencyKind')
+    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfilePurpose')  # type: ignore[assignment]
+    charging_profile_kind: Annotated[enums.ChargingProfileKindType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfileKind')  # type: ignore[assignment]
+    recurrency_kind: Omittable[Annotated[enums.RecurrencyKindType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='recurrencyKind')  # type: ignore[assignment]
     charging_schedule: ChargingSchedule = Field(alias='chargingSchedule')
 
 
 class ClearCacheResponse(messages.ClearCacheResponse):
     """Lenient form of :class:`messages.ClearCacheResponse`."""
 
-    status: Annotated[enums.ClearCacheStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.ClearCacheStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class ClearChargingProfileRequest(messages.ClearChargingProfileRequest):
     """Lenient form of :class:`messages.ClearChargingProfileRequest`."""
 
-    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingProfilePurpose')
+    charging_profile_purpose: Omittable[Annotated[enums.ChargingProfilePurposeType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingProfilePurpose')  # type: ignore[assignment]
 
 
 class ClearChargingProfileResponse(messages.ClearChargingProfileResponse):
     """Lenient form of :class:`messages.ClearChargingProfileResponse`."""
 
-    status: Annotated[enums.ClearChargingProfileStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.ClearChargingProfileStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class DataTransferRequest(messages.DataTransferRequest):
     """Lenient form of :class:`messages.DataTransferRequest`."""
 
     vendor_id: StrictStr = Field(alias='vendorId')
-    message_id: StrictStr = Field(None, alias='messageId')
+    message_id: Omittable[StrictStr] = Field(None, alias='messageId')
 
 
 class DataTransferResponse(messages.DataTransferResponse):
     """Lenient form of :class:`messages.DataTransferResponse`."""
 
-    status: Annotated[enums.DataTransferStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.DataTransferStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class DeleteCertificateRequest(messages.DeleteCertificateRequest):
@@ -173,31 +173,31 @@ class DeleteCertificateRequest(messages.DeleteCertificateRequest):
 class DeleteCertificateResponse(messages.DeleteCertificateResponse):
     """Lenient form of :class:`messages.DeleteCertificateResponse`."""
 
-    status: Annotated[enums.DeleteCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.DeleteCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class DiagnosticsStatusNotificationRequest(messages.DiagnosticsStatusNotificationRequest):
     """Lenient form of :class:`messages.DiagnosticsStatusNotificationRequest`."""
 
-    status: Annotated[enums.DiagnosticsStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.DiagnosticsStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class ExtendedTriggerMessageRequest(messages.ExtendedTriggerMessageRequest):
     """Lenient form of :class:`messages.ExtendedTriggerMessageRequest`."""
 
-    requested_message: Annotated[enums.MessageTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedMessage')
+    requested_message: Annotated[enums.MessageTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedMessage')  # type: ignore[assignment]
 
 
 class ExtendedTriggerMessageResponse(messages.ExtendedTriggerMessageResponse):
     """Lenient form of :class:`messages.ExtendedTriggerMessageResponse`."""
 
-    status: Annotated[enums.TriggerMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.TriggerMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class FirmwareStatusNotificationRequest(messages.FirmwareStatusNotificationRequest):
     """Lenient form of :class:`messages.FirmwareStatusNotificationRequest`."""
 
-    status: Annotated[enums.FirmwareStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.FirmwareStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class FirmwareType(datatypes.FirmwareType):
@@ -211,53 +211,53 @@ class FirmwareType(datatypes.FirmwareType):
 class GetCompositeScheduleRequest(messages.GetCompositeScheduleRequest):
     """Lenient form of :class:`messages.GetCompositeScheduleRequest`."""
 
-    charging_rate_unit: Annotated[enums.ChargingRateUnitType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingRateUnit')
+    charging_rate_unit: Omittable[Annotated[enums.ChargingRateUnitType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingRateUnit')  # type: ignore[assignment]
 
 
 class GetCompositeScheduleResponse(messages.GetCompositeScheduleResponse):
     """Lenient form of :class:`messages.GetCompositeScheduleResponse`."""
 
-    status: Annotated[enums.GetCompositeScheduleStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    charging_schedule: ChargingSchedule = Field(None, alias='chargingSchedule')
+    status: Annotated[enums.GetCompositeScheduleStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    charging_schedule: Omittable[ChargingSchedule] = Field(None, alias='chargingSchedule')
 
 
 class GetConfigurationRequest(messages.GetConfigurationRequest):
     """Lenient form of :class:`messages.GetConfigurationRequest`."""
 
-    key: list[StrictStr] = Field(None, alias='key')
+    key: Omittable[list[StrictStr]] = Field(None, alias='key')
 
 
 class KeyValue(datatypes.KeyValue):
     """Lenient form of :class:`datatypes.KeyValue`."""
 
     key: StrictStr = Field(alias='key')
-    value: StrictStr = Field(None, alias='value')
+    value: Omittable[StrictStr] = Field(None, alias='value')
 
 
 class GetConfigurationResponse(messages.GetConfigurationResponse):
     """Lenient form of :class:`messages.GetConfigurationResponse`."""
 
-    configuration_key: list[KeyValue] = Field(None, alias='configurationKey')
-    unknown_key: list[StrictStr] = Field(None, alias='unknownKey')
+    configuration_key: Omittable[list[KeyValue]] = Field(None, alias='configurationKey')  # type: ignore[assignment]
+    unknown_key: Omittable[list[StrictStr]] = Field(None, alias='unknownKey')
 
 
 class GetDiagnosticsResponse(messages.GetDiagnosticsResponse):
     """Lenient form of :class:`messages.GetDiagnosticsResponse`."""
 
-    file_name: StrictStr = Field(None, alias='fileName')
+    file_name: Omittable[StrictStr] = Field(None, alias='fileName')
 
 
 class GetInstalledCertificateIdsRequest(messages.GetInstalledCertificateIdsRequest):
     """Lenient form of :class:`messages.GetInstalledCertificateIdsRequest`."""
 
-    certificate_type: Annotated[enums.CertificateUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')
+    certificate_type: Annotated[enums.CertificateUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')  # type: ignore[assignment]
 
 
 class GetInstalledCertificateIdsResponse(messages.GetInstalledCertificateIdsResponse):
     """Lenient form of :class:`messages.GetInstalledCertificateIdsResponse`."""
 
-    certificate_hash_data: Annotated[list[CertificateHashDataType], Field(min_length=1)] = Field(None, alias='certificateHashData')
-    status: Annotated[enums.GetInstalledCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    certificate_hash_data: Omittable[Annotated[list[CertificateHashDataType], Field(min_length=1)]] = Field(None, alias='certificateHashData')  # type: ignore[assignment]
+    status: Annotated[enums.GetInstalledCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class LogParametersType(datatypes.LogParametersType):
@@ -270,120 +270,120 @@ class GetLogRequest(messages.GetLogRequest):
     """Lenient form of :class:`messages.GetLogRequest`."""
 
     log: LogParametersType = Field(alias='log')
-    log_type: Annotated[enums.LogEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='logType')
+    log_type: Annotated[enums.LogEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='logType')  # type: ignore[assignment]
 
 
 class GetLogResponse(messages.GetLogResponse):
     """Lenient form of :class:`messages.GetLogResponse`."""
 
-    status: Annotated[enums.LogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    filename: StrictStr = Field(None, alias='filename')
+    status: Annotated[enums.LogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    filename: Omittable[StrictStr] = Field(None, alias='filename')
 
 
 class InstallCertificateRequest(messages.InstallCertificateRequest):
     """Lenient form of :class:`messages.InstallCertificateRequest`."""
 
-    certificate_type: Annotated[enums.CertificateUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')
+    certificate_type: Annotated[enums.CertificateUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')  # type: ignore[assignment]
     certificate: StrictStr = Field(alias='certificate')
 
 
 class InstallCertificateResponse(messages.InstallCertificateResponse):
     """Lenient form of :class:`messages.InstallCertificateResponse`."""
 
-    status: Annotated[enums.InstallCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.InstallCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class LogStatusNotificationRequest(messages.LogStatusNotificationRequest):
     """Lenient form of :class:`messages.LogStatusNotificationRequest`."""
 
-    status: Annotated[enums.UploadLogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.UploadLogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class SampledValue(datatypes.SampledValue):
     """Lenient form of :class:`datatypes.SampledValue`."""
 
-    context: Annotated[enums.ReadingContext | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='context')
-    format: Annotated[enums.ValueFormat | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='format')
-    measurand: Annotated[enums.Measurand | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='measurand')
-    phase: Annotated[enums.Phase | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='phase')
-    location: Annotated[enums.Location | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='location')
-    unit: Annotated[enums.UnitOfMeasure | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='unit')
+    context: Omittable[Annotated[enums.ReadingContext | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='context')  # type: ignore[assignment]
+    format: Omittable[Annotated[enums.ValueFormat | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='format')  # type: ignore[assignment]
+    measurand: Omittable[Annotated[enums.Measurand | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='measurand')  # type: ignore[assignment]
+    phase: Omittable[Annotated[enums.Phase | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='phase')  # type: ignore[assignment]
+    location: Omittable[Annotated[enums.Location | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='location')  # type: ignore[assignment]
+    unit: Omittable[Annotated[enums.UnitOfMeasure | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='unit')  # type: ignore[assignment]
 
 
 class MeterValue(datatypes.MeterValue):
     """Lenient form of :class:`datatypes.MeterValue`."""
 
-    sampled_value: Annotated[list[SampledValue], Field(min_length=1)] = Field(alias='sampledValue')
+    sampled_value: Annotated[list[SampledValue], Field(min_length=1)] = Field(alias='sampledValue')  # type: ignore[assignment]
 
 
 class MeterValuesRequest(messages.MeterValuesRequest):
     """Lenient form of :class:`messages.MeterValuesRequest`."""
 
-    meter_value: Annotated[list[MeterValue], Field(min_length=1)] = Field(alias='meterValue')
+    meter_value: Annotated[list[MeterValue], Field(min_length=1)] = Field(alias='meterValue')  # type: ignore[assignment]
 
 
 class RemoteStartTransactionRequest(messages.RemoteStartTransactionRequest):
     """Lenient form of :class:`messages.RemoteStartTransactionRequest`."""
 
     id_tag: StrictStr = Field(alias='idTag')
-    charging_profile: ChargingProfile = Field(None, alias='chargingProfile')
+    charging_profile: Omittable[ChargingProfile] = Field(None, alias='chargingProfile')
 
 
 class RemoteStartTransactionResponse(messages.RemoteStartTransactionResponse):
     """Lenient form of :class:`messages.RemoteStartTransactionResponse`."""
 
-    status: Annotated[enums.RemoteStartStopStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.RemoteStartStopStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class RemoteStopTransactionResponse(messages.RemoteStopTransactionResponse):
     """Lenient form of :class:`messages.RemoteStopTransactionResponse`."""
 
-    status: Annotated[enums.RemoteStartStopStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.RemoteStartStopStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class ReserveNowRequest(messages.ReserveNowRequest):
     """Lenient form of :class:`messages.ReserveNowRequest`."""
 
     id_tag: StrictStr = Field(alias='idTag')
-    parent_id_tag: StrictStr = Field(None, alias='parentIdTag')
+    parent_id_tag: Omittable[StrictStr] = Field(None, alias='parentIdTag')
 
 
 class ReserveNowResponse(messages.ReserveNowResponse):
     """Lenient form of :class:`messages.ReserveNowResponse`."""
 
-    status: Annotated[enums.ReservationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.ReservationStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class ResetRequest(messages.ResetRequest):
     """Lenient form of :class:`messages.ResetRequest`."""
 
-    type: Annotated[enums.ResetType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    type: Annotated[enums.ResetType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
 
 
 class ResetResponse(messages.ResetResponse):
     """Lenient form of :class:`messages.ResetResponse`."""
 
-    status: Annotated[enums.ResetStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.ResetStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class SecurityEventNotificationRequest(messages.SecurityEventNotificationRequest):
     """Lenient form of :class:`messages.SecurityEventNotificationRequest`."""
 
     type: StrictStr = Field(alias='type')
-    tech_info: StrictStr = Field(None, alias='techInfo')
+    tech_info: Omittable[StrictStr] = Field(None, alias='techInfo')
 
 
 class SendLocalListRequest(messages.SendLocalListRequest):
     """Lenient form of :class:`messages.SendLocalListRequest`."""
 
-    local_authorization_list: list[AuthorizationData] = Field(None, alias='localAuthorizationList')
-    update_type: Annotated[enums.UpdateType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='updateType')
+    local_authorization_list: Omittable[list[AuthorizationData]] = Field(None, alias='localAuthorizationList')  # type: ignore[assignment]
+    update_type: Annotated[enums.UpdateType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='updateType')  # type: ignore[assignment]
 
 
 class SendLocalListResponse(messages.SendLocalListResponse):
     """Lenient form of :class:`messages.SendLocalListResponse`."""
 
-    status: Annotated[enums.UpdateStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.UpdateStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class SetChargingProfileRequest(messages.SetChargingProfileRequest):
@@ -395,7 +395,7 @@ class SetChargingProfileRequest(messages.SetChargingProfileRequest):
 class SetChargingProfileResponse(messages.SetChargingProfileResponse):
     """Lenient form of :class:`messages.SetChargingProfileResponse`."""
 
-    status: Annotated[enums.ChargingProfileStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.ChargingProfileStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class SignCertificateRequest(messages.SignCertificateRequest):
@@ -407,13 +407,13 @@ class SignCertificateRequest(messages.SignCertificateRequest):
 class SignCertificateResponse(messages.SignCertificateResponse):
     """Lenient form of :class:`messages.SignCertificateResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class SignedFirmwareStatusNotificationRequest(messages.SignedFirmwareStatusNotificationRequest):
     """Lenient form of :class:`messages.SignedFirmwareStatusNotificationRequest`."""
 
-    status: Annotated[enums.FirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.FirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class SignedUpdateFirmwareRequest(messages.SignedUpdateFirmwareRequest):
@@ -425,7 +425,7 @@ class SignedUpdateFirmwareRequest(messages.SignedUpdateFirmwareRequest):
 class SignedUpdateFirmwareResponse(messages.SignedUpdateFirmwareResponse):
     """Lenient form of :class:`messages.SignedUpdateFirmwareResponse`."""
 
-    status: Annotated[enums.UpdateFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.UpdateFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class StartTransactionRequest(messages.StartTransactionRequest):
@@ -443,57 +443,57 @@ class StartTransactionResponse(messages.StartTransactionResponse):
 class StatusNotificationRequest(messages.StatusNotificationRequest):
     """Lenient form of :class:`messages.StatusNotificationRequest`."""
 
-    error_code: Annotated[enums.ChargePointErrorCode | StrictStr, Field(union_mode="left_to_right")] = Field(alias='errorCode')
-    info: StrictStr = Field(None, alias='info')
-    status: Annotated[enums.ChargePointStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    vendor_id: StrictStr = Field(None, alias='vendorId')
-    vendor_error_code: StrictStr = Field(None, alias='vendorErrorCode')
+    error_code: Annotated[enums.ChargePointErrorCode | StrictStr, Field(union_mode="left_to_right")] = Field(alias='errorCode')  # type: ignore[assignment]
+    info: Omittable[StrictStr] = Field(None, alias='info')
+    status: Annotated[enums.ChargePointStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    vendor_id: Omittable[StrictStr] = Field(None, alias='vendorId')
+    vendor_error_code: Omittable[StrictStr] = Field(None, alias='vendorErrorCode')
 
 
 class TransactionDataSampledValue(datatypes.TransactionDataSampledValue):
     """Lenient form of :class:`datatypes.TransactionDataSampledValue`."""
 
-    context: Annotated[enums.ReadingContext | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='context')
-    format: Annotated[enums.ValueFormat | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='format')
-    measurand: Annotated[enums.Measurand | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='measurand')
-    phase: Annotated[enums.Phase | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='phase')
-    location: Annotated[enums.Location | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='location')
-    unit: Annotated[enums.TransactionDataSampledValueUnit | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='unit')
+    context: Omittable[Annotated[enums.ReadingContext | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='context')  # type: ignore[assignment]
+    format: Omittable[Annotated[enums.ValueFormat | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='format')  # type: ignore[assignment]
+    measurand: Omittable[Annotated[enums.Measurand | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='measurand')  # type: ignore[assignment]
+    phase: Omittable[Annotated[enums.Phase | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='phase')  # type: ignore[assignment]
+    location: Omittable[Annotated[enums.Location | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='location')  # type: ignore[assignment]
+    unit: Omittable[Annotated[enums.TransactionDataSampledValueUnit | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='unit')  # type: ignore[assignment]
 
 
 class TransactionData(datatypes.TransactionData):
     """Lenient form of :class:`datatypes.TransactionData`."""
 
-    sampled_value: list[TransactionDataSampledValue] = Field(alias='sampledValue')
+    sampled_value: list[TransactionDataSampledValue] = Field(alias='sampledValue')  # type: ignore[assignment]
 
 
 class StopTransactionRequest(messages.StopTransactionRequest):
     """Lenient form of :class:`messages.StopTransactionRequest`."""
 
-    id_tag: StrictStr = Field(None, alias='idTag')
-    reason: Annotated[enums.Reason | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='reason')
-    transaction_data: list[TransactionData] = Field(None, alias='transactionData')
+    id_tag: Omittable[StrictStr] = Field(None, alias='idTag')
+    reason: Omittable[Annotated[enums.Reason | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='reason')  # type: ignore[assignment]
+    transaction_data: Omittable[list[TransactionData]] = Field(None, alias='transactionData')  # type: ignore[assignment]
 
 
 class StopTransactionResponse(messages.StopTransactionResponse):
     """Lenient form of :class:`messages.StopTransactionResponse`."""
 
-    id_tag_info: IdTagInfo = Field(None, alias='idTagInfo')
+    id_tag_info: Omittable[IdTagInfo] = Field(None, alias='idTagInfo')
 
 
 class TriggerMessageRequest(messages.TriggerMessageRequest):
     """Lenient form of :class:`messages.TriggerMessageRequest`."""
 
-    requested_message: Annotated[enums.MessageTrigger | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedMessage')
+    requested_message: Annotated[enums.MessageTrigger | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedMessage')  # type: ignore[assignment]
 
 
 class TriggerMessageResponse(messages.TriggerMessageResponse):
     """Lenient form of :class:`messages.TriggerMessageResponse`."""
 
-    status: Annotated[enums.TriggerMessageStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.TriggerMessageStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class UnlockConnectorResponse(messages.UnlockConnectorResponse):
     """Lenient form of :class:`messages.UnlockConnectorResponse`."""
 
-    status: Annotated[enums.UnlockStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    status: Annotated[enums.UnlockStatus | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]

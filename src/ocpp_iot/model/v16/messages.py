@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import datatypes, enums
@@ -40,13 +40,13 @@ class BootNotificationRequest(OcppModel):
     schema_name: ClassVar[str] = 'BootNotification'
     charge_point_vendor: Str_max_length20 = Field(alias='chargePointVendor')
     charge_point_model: Str_max_length20 = Field(alias='chargePointModel')
-    charge_point_serial_number: Str_max_length25 = Field(None, alias='chargePointSerialNumber')
-    charge_box_serial_number: Str_max_length25 = Field(None, alias='chargeBoxSerialNumber')
-    firmware_version: Str_max_length50 = Field(None, alias='firmwareVersion')
-    iccid: Str_max_length20 = Field(None, alias='iccid')
-    imsi: Str_max_length20 = Field(None, alias='imsi')
-    meter_type: Str_max_length25 = Field(None, alias='meterType')
-    meter_serial_number: Str_max_length25 = Field(None, alias='meterSerialNumber')
+    charge_point_serial_number: Omittable[Str_max_length25] = Field(None, alias='chargePointSerialNumber')
+    charge_box_serial_number: Omittable[Str_max_length25] = Field(None, alias='chargeBoxSerialNumber')
+    firmware_version: Omittable[Str_max_length50] = Field(None, alias='firmwareVersion')
+    iccid: Omittable[Str_max_length20] = Field(None, alias='iccid')
+    imsi: Omittable[Str_max_length20] = Field(None, alias='imsi')
+    meter_type: Omittable[Str_max_length25] = Field(None, alias='meterType')
+    meter_serial_number: Omittable[Str_max_length25] = Field(None, alias='meterSerialNumber')
 
 
 class BootNotificationResponse(OcppModel):
@@ -133,10 +133,10 @@ class ClearChargingProfileRequest(OcppModel):
     """OCPP 1.6 ClearChargingProfileRequest (schema ClearChargingProfile.json)."""
 
     schema_name: ClassVar[str] = 'ClearChargingProfile'
-    id: StrictInt = Field(None, alias='id')
-    connector_id: StrictInt = Field(None, alias='connectorId')
-    charging_profile_purpose: enums.ChargingProfilePurposeType = Field(None, alias='chargingProfilePurpose')
-    stack_level: StrictInt = Field(None, alias='stackLevel')
+    id: Omittable[StrictInt] = Field(None, alias='id')
+    connector_id: Omittable[StrictInt] = Field(None, alias='connectorId')
+    charging_profile_purpose: Omittable[enums.ChargingProfilePurposeType] = Field(None, alias='chargingProfilePurpose')
+    stack_level: Omittable[StrictInt] = Field(None, alias='stackLevel')
 
 
 class ClearChargingProfileResponse(OcppModel):
@@ -151,8 +151,8 @@ class DataTransferRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'DataTransfer'
     vendor_id: Str_max_length255 = Field(alias='vendorId')
-    message_id: Str_max_length50 = Field(None, alias='messageId')
-    data: StrictStr = Field(None, alias='data')
+    message_id: Omittable[Str_max_length50] = Field(None, alias='messageId')
+    data: Omittable[StrictStr] = Field(None, alias='data')
 
 
 class DataTransferResponse(OcppModel):
@@ -160,7 +160,7 @@ class DataTransferResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'DataTransferResponse'
     status: enums.DataTransferStatus = Field(alias='status')
-    data: StrictStr = Field(None, alias='data')
+    data: Omittable[StrictStr] = Field(None, alias='data')
 
 
 class DeleteCertificateRequest(OcppModel):
@@ -195,7 +195,7 @@ class ExtendedTriggerMessageRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ExtendedTriggerMessage'
     requested_message: enums.MessageTriggerEnumType = Field(alias='requestedMessage')
-    connector_id: StrictInt = Field(None, alias='connectorId')
+    connector_id: Omittable[StrictInt] = Field(None, alias='connectorId')
 
 
 class ExtendedTriggerMessageResponse(OcppModel):
@@ -224,7 +224,7 @@ class GetCompositeScheduleRequest(OcppModel):
     schema_name: ClassVar[str] = 'GetCompositeSchedule'
     connector_id: StrictInt = Field(alias='connectorId')
     duration: StrictInt = Field(alias='duration')
-    charging_rate_unit: enums.ChargingRateUnitType = Field(None, alias='chargingRateUnit')
+    charging_rate_unit: Omittable[enums.ChargingRateUnitType] = Field(None, alias='chargingRateUnit')
 
 
 class GetCompositeScheduleResponse(OcppModel):
@@ -232,24 +232,24 @@ class GetCompositeScheduleResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetCompositeScheduleResponse'
     status: enums.GetCompositeScheduleStatus = Field(alias='status')
-    connector_id: StrictInt = Field(None, alias='connectorId')
-    schedule_start: DateTime = Field(None, alias='scheduleStart')
-    charging_schedule: datatypes.ChargingSchedule = Field(None, alias='chargingSchedule')
+    connector_id: Omittable[StrictInt] = Field(None, alias='connectorId')
+    schedule_start: Omittable[DateTime] = Field(None, alias='scheduleStart')
+    charging_schedule: Omittable[datatypes.ChargingSchedule] = Field(None, alias='chargingSchedule')
 
 
 class GetConfigurationRequest(OcppModel):
     """OCPP 1.6 GetConfigurationRequest (schema GetConfiguration.json)."""
 
     schema_name: ClassVar[str] = 'GetConfiguration'
-    key: list[Str_max_length50] = Field(None, alias='key')
+    key: Omittable[list[Str_max_length50]] = Field(None, alias='key')
 
 
 class GetConfigurationResponse(OcppModel):
     """OCPP 1.6 GetConfigurationResponse (schema GetConfigurationResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetConfigurationResponse'
-    configuration_key: list[datatypes.KeyValue] = Field(None, alias='configurationKey')
-    unknown_key: list[Str_max_length50] = Field(None, alias='unknownKey')
+    configuration_key: Omittable[list[datatypes.KeyValue]] = Field(None, alias='configurationKey')
+    unknown_key: Omittable[list[Str_max_length50]] = Field(None, alias='unknownKey')
 
 
 class GetDiagnosticsRequest(OcppModel):
@@ -257,17 +257,17 @@ class GetDiagnosticsRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetDiagnostics'
     location: Uri = Field(alias='location')
-    retries: StrictInt = Field(None, alias='retries')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
-    start_time: DateTime = Field(None, alias='startTime')
-    stop_time: DateTime = Field(None, alias='stopTime')
+    retries: Omittable[StrictInt] = Field(None, alias='retries')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
+    start_time: Omittable[DateTime] = Field(None, alias='startTime')
+    stop_time: Omittable[DateTime] = Field(None, alias='stopTime')
 
 
 class GetDiagnosticsResponse(OcppModel):
     """OCPP 1.6 GetDiagnosticsResponse (schema GetDiagnosticsResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetDiagnosticsResponse'
-    file_name: Str_max_length255 = Field(None, alias='fileName')
+    file_name: Omittable[Str_max_length255] = Field(None, alias='fileName')
 
 
 class GetInstalledCertificateIdsRequest(OcppModel):
@@ -281,7 +281,7 @@ class GetInstalledCertificateIdsResponse(OcppModel):
     """OCPP 1.6 GetInstalledCertificateIdsResponse (schema GetInstalledCertificateIdsResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetInstalledCertificateIdsResponse'
-    certificate_hash_data: Annotated[list[datatypes.CertificateHashDataType], Field(min_length=1)] = Field(None, alias='certificateHashData')
+    certificate_hash_data: Omittable[Annotated[list[datatypes.CertificateHashDataType], Field(min_length=1)]] = Field(None, alias='certificateHashData')
     status: enums.GetInstalledCertificateStatusEnumType = Field(alias='status')
 
 
@@ -305,8 +305,8 @@ class GetLogRequest(OcppModel):
     log: datatypes.LogParametersType = Field(alias='log')
     log_type: enums.LogEnumType = Field(alias='logType')
     request_id: StrictInt = Field(alias='requestId')
-    retries: StrictInt = Field(None, alias='retries')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
+    retries: Omittable[StrictInt] = Field(None, alias='retries')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
 
 
 class GetLogResponse(OcppModel):
@@ -314,7 +314,7 @@ class GetLogResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetLogResponse'
     status: enums.LogStatusEnumType = Field(alias='status')
-    filename: Str_max_length255 = Field(None, alias='filename')
+    filename: Omittable[Str_max_length255] = Field(None, alias='filename')
 
 
 class HeartbeatRequest(OcppModel):
@@ -350,7 +350,7 @@ class LogStatusNotificationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'LogStatusNotification'
     status: enums.UploadLogStatusEnumType = Field(alias='status')
-    request_id: StrictInt = Field(None, alias='requestId')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
 
 
 class LogStatusNotificationResponse(OcppModel):
@@ -364,7 +364,7 @@ class MeterValuesRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'MeterValues'
     connector_id: StrictInt = Field(alias='connectorId')
-    transaction_id: StrictInt = Field(None, alias='transactionId')
+    transaction_id: Omittable[StrictInt] = Field(None, alias='transactionId')
     meter_value: Annotated[list[datatypes.MeterValue], Field(min_length=1)] = Field(alias='meterValue')
 
 
@@ -378,9 +378,9 @@ class RemoteStartTransactionRequest(OcppModel):
     """OCPP 1.6 RemoteStartTransactionRequest (schema RemoteStartTransaction.json)."""
 
     schema_name: ClassVar[str] = 'RemoteStartTransaction'
-    connector_id: StrictInt = Field(None, alias='connectorId')
+    connector_id: Omittable[StrictInt] = Field(None, alias='connectorId')
     id_tag: Str_max_length20 = Field(alias='idTag')
-    charging_profile: datatypes.ChargingProfile = Field(None, alias='chargingProfile')
+    charging_profile: Omittable[datatypes.ChargingProfile] = Field(None, alias='chargingProfile')
 
 
 class RemoteStartTransactionResponse(OcppModel):
@@ -411,7 +411,7 @@ class ReserveNowRequest(OcppModel):
     connector_id: StrictInt = Field(alias='connectorId')
     expiry_date: DateTime = Field(alias='expiryDate')
     id_tag: Str_max_length20 = Field(alias='idTag')
-    parent_id_tag: Str_max_length20 = Field(None, alias='parentIdTag')
+    parent_id_tag: Omittable[Str_max_length20] = Field(None, alias='parentIdTag')
     reservation_id: StrictInt = Field(alias='reservationId')
 
 
@@ -442,7 +442,7 @@ class SecurityEventNotificationRequest(OcppModel):
     schema_name: ClassVar[str] = 'SecurityEventNotification'
     type: Str_max_length50 = Field(alias='type')
     timestamp: DateTime = Field(alias='timestamp')
-    tech_info: Str_max_length255 = Field(None, alias='techInfo')
+    tech_info: Omittable[Str_max_length255] = Field(None, alias='techInfo')
 
 
 class SecurityEventNotificationResponse(OcppModel):
@@ -456,7 +456,7 @@ class SendLocalListRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SendLocalList'
     list_version: StrictInt = Field(alias='listVersion')
-    local_authorization_list: list[datatypes.AuthorizationData] = Field(None, alias='localAuthorizationList')
+    local_authorization_list: Omittable[list[datatypes.AuthorizationData]] = Field(None, alias='localAuthorizationList')
     update_type: enums.UpdateType = Field(alias='updateType')
 
 
@@ -501,7 +501,7 @@ class SignedFirmwareStatusNotificationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SignedFirmwareStatusNotification'
     status: enums.FirmwareStatusEnumType = Field(alias='status')
-    request_id: StrictInt = Field(None, alias='requestId')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
 
 
 class SignedFirmwareStatusNotificationResponse(OcppModel):
@@ -514,8 +514,8 @@ class SignedUpdateFirmwareRequest(OcppModel):
     """OCPP 1.6 SignedUpdateFirmwareRequest (schema SignedUpdateFirmware.json)."""
 
     schema_name: ClassVar[str] = 'SignedUpdateFirmware'
-    retries: StrictInt = Field(None, alias='retries')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
+    retries: Omittable[StrictInt] = Field(None, alias='retries')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
     request_id: StrictInt = Field(alias='requestId')
     firmware: datatypes.FirmwareType = Field(alias='firmware')
 
@@ -534,7 +534,7 @@ class StartTransactionRequest(OcppModel):
     connector_id: StrictInt = Field(alias='connectorId')
     id_tag: Str_max_length20 = Field(alias='idTag')
     meter_start: StrictInt = Field(alias='meterStart')
-    reservation_id: StrictInt = Field(None, alias='reservationId')
+    reservation_id: Omittable[StrictInt] = Field(None, alias='reservationId')
     timestamp: DateTime = Field(alias='timestamp')
 
 
@@ -552,11 +552,11 @@ class StatusNotificationRequest(OcppModel):
     schema_name: ClassVar[str] = 'StatusNotification'
     connector_id: StrictInt = Field(alias='connectorId')
     error_code: enums.ChargePointErrorCode = Field(alias='errorCode')
-    info: Str_max_length50 = Field(None, alias='info')
+    info: Omittable[Str_max_length50] = Field(None, alias='info')
     status: enums.ChargePointStatus = Field(alias='status')
-    timestamp: DateTime = Field(None, alias='timestamp')
-    vendor_id: Str_max_length255 = Field(None, alias='vendorId')
-    vendor_error_code: Str_max_length50 = Field(None, alias='vendorErrorCode')
+    timestamp: Omittable[DateTime] = Field(None, alias='timestamp')
+    vendor_id: Omittable[Str_max_length255] = Field(None, alias='vendorId')
+    vendor_error_code: Omittable[Str_max_length50] = Field(None, alias='vendorErrorCode')
 
 
 class StatusNotificationResponse(OcppModel):
@@ -569,19 +569,19 @@ class StopTransactionRequest(OcppModel):
     """OCPP 1.6 StopTransactionRequest (schema StopTransaction.json)."""
 
     schema_name: ClassVar[str] = 'StopTransaction'
-    id_tag: Str_max_length20 = Field(None, alias='idTag')
+    id_tag: Omittable[Str_max_length20] = Field(None, alias='idTag')
     meter_stop: StrictInt = Field(alias='meterStop')
     timestamp: DateTime = Field(alias='timestamp')
     transaction_id: StrictInt = Field(alias='transactionId')
-    reason: enums.Reason = Field(None, alias='reason')
-    transaction_data: list[datatypes.TransactionData] = Field(None, alias='transactionData')
+    reason: Omittable[enums.Reason] = Field(None, alias='reason')
+    transaction_data: Omittable[list[datatypes.TransactionData]] = Field(None, alias='transactionData')
 
 
 class StopTransactionResponse(OcppModel):
     """OCPP 1.6 StopTransactionResponse (schema StopTransactionResponse.json)."""
 
     schema_name: ClassVar[str] = 'StopTransactionResponse'
-    id_tag_info: datatypes.IdTagInfo = Field(None, alias='idTagInfo')
+    id_tag_info: Omittable[datatypes.IdTagInfo] = Field(None, alias='idTagInfo')
 
 
 class TriggerMessageRequest(OcppModel):
@@ -589,7 +589,7 @@ class TriggerMessageRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'TriggerMessage'
     requested_message: enums.MessageTrigger = Field(alias='requestedMessage')
-    connector_id: StrictInt = Field(None, alias='connectorId')
+    connector_id: Omittable[StrictInt] = Field(None, alias='connectorId')
 
 
 class TriggerMessageResponse(OcppModel):
@@ -618,9 +618,9 @@ class UpdateFirmwareRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'UpdateFirmware'
     location: Uri = Field(alias='location')
-    retries: StrictInt = Field(None, alias='retries')
+    retries: Omittable[StrictInt] = Field(None, alias='retries')
     retrieve_date: DateTime = Field(alias='retrieveDate')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
 
 
 class UpdateFirmwareResponse(OcppModel):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import enums
@@ -31,7 +31,7 @@ class ACChargingParametersType(OcppModel):
     """OCPP 2.0.1 data type ACChargingParametersType."""
 
     schema_name: ClassVar[str] = 'ACChargingParametersType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     energy_amount: StrictInt = Field(alias='energyAmount')
     ev_min_current: StrictInt = Field(alias='evMinCurrent')
     ev_max_current: StrictInt = Field(alias='evMaxCurrent')
@@ -42,13 +42,13 @@ class APNType(OcppModel):
     """OCPP 2.0.1 data type APNType."""
 
     schema_name: ClassVar[str] = 'APNType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     apn: Str_max_length512 = Field(alias='apn')
-    apn_user_name: Str_max_length20 = Field(None, alias='apnUserName')
-    apn_password: Str_max_length20 = Field(None, alias='apnPassword')
-    sim_pin: StrictInt = Field(None, alias='simPin')
-    preferred_network: Str_max_length6 = Field(None, alias='preferredNetwork')
-    use_only_preferred_network: StrictBool = Field(None, alias='useOnlyPreferredNetwork')
+    apn_user_name: Omittable[Str_max_length20] = Field(None, alias='apnUserName')
+    apn_password: Omittable[Str_max_length20] = Field(None, alias='apnPassword')
+    sim_pin: Omittable[StrictInt] = Field(None, alias='simPin')
+    preferred_network: Omittable[Str_max_length6] = Field(None, alias='preferredNetwork')
+    use_only_preferred_network: Omittable[StrictBool] = Field(None, alias='useOnlyPreferredNetwork')
     apn_authentication: enums.APNAuthenticationEnumType = Field(alias='apnAuthentication')
 
 
@@ -56,7 +56,7 @@ class AdditionalInfoType(OcppModel):
     """OCPP 2.0.1 data type AdditionalInfoType."""
 
     schema_name: ClassVar[str] = 'AdditionalInfoType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     additional_id_token: Str_max_length36 = Field(alias='additionalIdToken')
     type: Str_max_length50 = Field(alias='type')
 
@@ -65,8 +65,8 @@ class IdTokenType(OcppModel):
     """OCPP 2.0.1 data type IdTokenType."""
 
     schema_name: ClassVar[str] = 'IdTokenType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    additional_info: Annotated[list[AdditionalInfoType], Field(min_length=1)] = Field(None, alias='additionalInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    additional_info: Omittable[Annotated[list[AdditionalInfoType], Field(min_length=1)]] = Field(None, alias='additionalInfo')
     id_token: Str_max_length36 = Field(alias='idToken')
     type: enums.IdTokenEnumType = Field(alias='type')
 
@@ -75,9 +75,9 @@ class MessageContentType(OcppModel):
     """OCPP 2.0.1 data type MessageContentType."""
 
     schema_name: ClassVar[str] = 'MessageContentType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     format: enums.MessageFormatEnumType = Field(alias='format')
-    language: Str_max_length8 = Field(None, alias='language')
+    language: Omittable[Str_max_length8] = Field(None, alias='language')
     content: Str_max_length512 = Field(alias='content')
 
 
@@ -85,31 +85,31 @@ class IdTokenInfoType(OcppModel):
     """OCPP 2.0.1 data type IdTokenInfoType."""
 
     schema_name: ClassVar[str] = 'IdTokenInfoType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     status: enums.AuthorizationStatusEnumType = Field(alias='status')
-    cache_expiry_date_time: DateTime = Field(None, alias='cacheExpiryDateTime')
-    charging_priority: StrictInt = Field(None, alias='chargingPriority')
-    language1: Str_max_length8 = Field(None, alias='language1')
-    evse_id: Annotated[list[StrictInt], Field(min_length=1)] = Field(None, alias='evseId')
-    group_id_token: IdTokenType = Field(None, alias='groupIdToken')
-    language2: Str_max_length8 = Field(None, alias='language2')
-    personal_message: MessageContentType = Field(None, alias='personalMessage')
+    cache_expiry_date_time: Omittable[DateTime] = Field(None, alias='cacheExpiryDateTime')
+    charging_priority: Omittable[StrictInt] = Field(None, alias='chargingPriority')
+    language1: Omittable[Str_max_length8] = Field(None, alias='language1')
+    evse_id: Omittable[Annotated[list[StrictInt], Field(min_length=1)]] = Field(None, alias='evseId')
+    group_id_token: Omittable[IdTokenType] = Field(None, alias='groupIdToken')
+    language2: Omittable[Str_max_length8] = Field(None, alias='language2')
+    personal_message: Omittable[MessageContentType] = Field(None, alias='personalMessage')
 
 
 class AuthorizationData(OcppModel):
     """OCPP 2.0.1 data type AuthorizationData."""
 
     schema_name: ClassVar[str] = 'AuthorizationData'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id_token: IdTokenType = Field(alias='idToken')
-    id_token_info: IdTokenInfoType = Field(None, alias='idTokenInfo')
+    id_token_info: Omittable[IdTokenInfoType] = Field(None, alias='idTokenInfo')
 
 
 class CertificateHashDataType(OcppModel):
     """OCPP 2.0.1 data type CertificateHashDataType."""
 
     schema_name: ClassVar[str] = 'CertificateHashDataType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     hash_algorithm: enums.HashAlgorithmEnumType = Field(alias='hashAlgorithm')
     issuer_name_hash: Str_max_length128 = Field(alias='issuerNameHash')
     issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
@@ -120,93 +120,93 @@ class CertificateHashDataChainType(OcppModel):
     """OCPP 2.0.1 data type CertificateHashDataChainType."""
 
     schema_name: ClassVar[str] = 'CertificateHashDataChainType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
     certificate_type: enums.GetCertificateIdUseEnumType = Field(alias='certificateType')
-    child_certificate_hash_data: Annotated[list[CertificateHashDataType], Field(min_length=1, max_length=4)] = Field(None, alias='childCertificateHashData')
+    child_certificate_hash_data: Omittable[Annotated[list[CertificateHashDataType], Field(min_length=1, max_length=4)]] = Field(None, alias='childCertificateHashData')
 
 
 class ChargingLimitType(OcppModel):
     """OCPP 2.0.1 data type ChargingLimitType."""
 
     schema_name: ClassVar[str] = 'ChargingLimitType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     charging_limit_source: enums.ChargingLimitSourceEnumType = Field(alias='chargingLimitSource')
-    is_grid_critical: StrictBool = Field(None, alias='isGridCritical')
+    is_grid_critical: Omittable[StrictBool] = Field(None, alias='isGridCritical')
 
 
 class DCChargingParametersType(OcppModel):
     """OCPP 2.0.1 data type DCChargingParametersType."""
 
     schema_name: ClassVar[str] = 'DCChargingParametersType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     ev_max_current: StrictInt = Field(alias='evMaxCurrent')
     ev_max_voltage: StrictInt = Field(alias='evMaxVoltage')
-    energy_amount: StrictInt = Field(None, alias='energyAmount')
-    ev_max_power: StrictInt = Field(None, alias='evMaxPower')
-    state_of_charge: Int_ge0_le100 = Field(None, alias='stateOfCharge')
-    ev_energy_capacity: StrictInt = Field(None, alias='evEnergyCapacity')
-    full_soc: Int_ge0_le100 = Field(None, alias='fullSoC')
-    bulk_soc: Int_ge0_le100 = Field(None, alias='bulkSoC')
+    energy_amount: Omittable[StrictInt] = Field(None, alias='energyAmount')
+    ev_max_power: Omittable[StrictInt] = Field(None, alias='evMaxPower')
+    state_of_charge: Omittable[Int_ge0_le100] = Field(None, alias='stateOfCharge')
+    ev_energy_capacity: Omittable[StrictInt] = Field(None, alias='evEnergyCapacity')
+    full_soc: Omittable[Int_ge0_le100] = Field(None, alias='fullSoC')
+    bulk_soc: Omittable[Int_ge0_le100] = Field(None, alias='bulkSoC')
 
 
 class ChargingNeedsType(OcppModel):
     """OCPP 2.0.1 data type ChargingNeedsType."""
 
     schema_name: ClassVar[str] = 'ChargingNeedsType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    ac_charging_parameters: ACChargingParametersType = Field(None, alias='acChargingParameters')
-    dc_charging_parameters: DCChargingParametersType = Field(None, alias='dcChargingParameters')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    ac_charging_parameters: Omittable[ACChargingParametersType] = Field(None, alias='acChargingParameters')
+    dc_charging_parameters: Omittable[DCChargingParametersType] = Field(None, alias='dcChargingParameters')
     requested_energy_transfer: enums.EnergyTransferModeEnumType = Field(alias='requestedEnergyTransfer')
-    departure_time: DateTime = Field(None, alias='departureTime')
+    departure_time: Omittable[DateTime] = Field(None, alias='departureTime')
 
 
 class ChargingProfileCriterionType(OcppModel):
     """OCPP 2.0.1 data type ChargingProfileCriterionType."""
 
     schema_name: ClassVar[str] = 'ChargingProfileCriterionType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(None, alias='chargingProfilePurpose')
-    stack_level: StrictInt = Field(None, alias='stackLevel')
-    charging_profile_id: Annotated[list[StrictInt], Field(min_length=1)] = Field(None, alias='chargingProfileId')
-    charging_limit_source: Annotated[list[enums.ChargingLimitSourceEnumType], Field(min_length=1, max_length=4)] = Field(None, alias='chargingLimitSource')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_profile_purpose: Omittable[enums.ChargingProfilePurposeEnumType] = Field(None, alias='chargingProfilePurpose')
+    stack_level: Omittable[StrictInt] = Field(None, alias='stackLevel')
+    charging_profile_id: Omittable[Annotated[list[StrictInt], Field(min_length=1)]] = Field(None, alias='chargingProfileId')
+    charging_limit_source: Omittable[Annotated[list[enums.ChargingLimitSourceEnumType], Field(min_length=1, max_length=4)]] = Field(None, alias='chargingLimitSource')
 
 
 class ChargingSchedulePeriodType(OcppModel):
     """OCPP 2.0.1 data type ChargingSchedulePeriodType."""
 
     schema_name: ClassVar[str] = 'ChargingSchedulePeriodType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     start_period: StrictInt = Field(alias='startPeriod')
     limit: Number = Field(alias='limit')
-    number_phases: StrictInt = Field(None, alias='numberPhases')
-    phase_to_use: StrictInt = Field(None, alias='phaseToUse')
+    number_phases: Omittable[StrictInt] = Field(None, alias='numberPhases')
+    phase_to_use: Omittable[StrictInt] = Field(None, alias='phaseToUse')
 
 
 class RelativeTimeIntervalType(OcppModel):
     """OCPP 2.0.1 data type RelativeTimeIntervalType."""
 
     schema_name: ClassVar[str] = 'RelativeTimeIntervalType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     start: StrictInt = Field(alias='start')
-    duration: StrictInt = Field(None, alias='duration')
+    duration: Omittable[StrictInt] = Field(None, alias='duration')
 
 
 class CostType(OcppModel):
     """OCPP 2.0.1 data type CostType."""
 
     schema_name: ClassVar[str] = 'CostType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     cost_kind: enums.CostKindEnumType = Field(alias='costKind')
     amount: StrictInt = Field(alias='amount')
-    amount_multiplier: StrictInt = Field(None, alias='amountMultiplier')
+    amount_multiplier: Omittable[StrictInt] = Field(None, alias='amountMultiplier')
 
 
 class ConsumptionCostType(OcppModel):
     """OCPP 2.0.1 data type ConsumptionCostType."""
 
     schema_name: ClassVar[str] = 'ConsumptionCostType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     start_value: Number = Field(alias='startValue')
     cost: Annotated[list[CostType], Field(min_length=1, max_length=3)] = Field(alias='cost')
 
@@ -215,20 +215,20 @@ class SalesTariffEntryType(OcppModel):
     """OCPP 2.0.1 data type SalesTariffEntryType."""
 
     schema_name: ClassVar[str] = 'SalesTariffEntryType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     relative_time_interval: RelativeTimeIntervalType = Field(alias='relativeTimeInterval')
-    e_price_level: Int_ge0 = Field(None, alias='ePriceLevel')
-    consumption_cost: Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)] = Field(None, alias='consumptionCost')
+    e_price_level: Omittable[Int_ge0] = Field(None, alias='ePriceLevel')
+    consumption_cost: Omittable[Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)]] = Field(None, alias='consumptionCost')
 
 
 class SalesTariffType(OcppModel):
     """OCPP 2.0.1 data type SalesTariffType."""
 
     schema_name: ClassVar[str] = 'SalesTariffType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
-    sales_tariff_description: Str_max_length32 = Field(None, alias='salesTariffDescription')
-    num_e_price_levels: StrictInt = Field(None, alias='numEPriceLevels')
+    sales_tariff_description: Omittable[Str_max_length32] = Field(None, alias='salesTariffDescription')
+    num_e_price_levels: Omittable[StrictInt] = Field(None, alias='numEPriceLevels')
     sales_tariff_entry: Annotated[list[SalesTariffEntryType], Field(min_length=1, max_length=1024)] = Field(alias='salesTariffEntry')
 
 
@@ -236,124 +236,124 @@ class ChargingScheduleType(OcppModel):
     """OCPP 2.0.1 data type ChargingScheduleType."""
 
     schema_name: ClassVar[str] = 'ChargingScheduleType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
-    start_schedule: DateTime = Field(None, alias='startSchedule')
-    duration: StrictInt = Field(None, alias='duration')
+    start_schedule: Omittable[DateTime] = Field(None, alias='startSchedule')
+    duration: Omittable[StrictInt] = Field(None, alias='duration')
     charging_rate_unit: enums.ChargingRateUnitEnumType = Field(alias='chargingRateUnit')
     charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1, max_length=1024)] = Field(alias='chargingSchedulePeriod')
-    min_charging_rate: Number = Field(None, alias='minChargingRate')
-    sales_tariff: SalesTariffType = Field(None, alias='salesTariff')
+    min_charging_rate: Omittable[Number] = Field(None, alias='minChargingRate')
+    sales_tariff: Omittable[SalesTariffType] = Field(None, alias='salesTariff')
 
 
 class ChargingProfileType(OcppModel):
     """OCPP 2.0.1 data type ChargingProfileType."""
 
     schema_name: ClassVar[str] = 'ChargingProfileType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
     stack_level: StrictInt = Field(alias='stackLevel')
     charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(alias='chargingProfilePurpose')
     charging_profile_kind: enums.ChargingProfileKindEnumType = Field(alias='chargingProfileKind')
-    recurrency_kind: enums.RecurrencyKindEnumType = Field(None, alias='recurrencyKind')
-    valid_from: DateTime = Field(None, alias='validFrom')
-    valid_to: DateTime = Field(None, alias='validTo')
+    recurrency_kind: Omittable[enums.RecurrencyKindEnumType] = Field(None, alias='recurrencyKind')
+    valid_from: Omittable[DateTime] = Field(None, alias='validFrom')
+    valid_to: Omittable[DateTime] = Field(None, alias='validTo')
     charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1, max_length=3)] = Field(alias='chargingSchedule')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
 
 
 class ModemType(OcppModel):
     """OCPP 2.0.1 data type ModemType."""
 
     schema_name: ClassVar[str] = 'ModemType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    iccid: Str_max_length20 = Field(None, alias='iccid')
-    imsi: Str_max_length20 = Field(None, alias='imsi')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    iccid: Omittable[Str_max_length20] = Field(None, alias='iccid')
+    imsi: Omittable[Str_max_length20] = Field(None, alias='imsi')
 
 
 class ChargingStationType(OcppModel):
     """OCPP 2.0.1 data type ChargingStationType."""
 
     schema_name: ClassVar[str] = 'ChargingStationType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    serial_number: Str_max_length25 = Field(None, alias='serialNumber')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    serial_number: Omittable[Str_max_length25] = Field(None, alias='serialNumber')
     model: Str_max_length20 = Field(alias='model')
-    modem: ModemType = Field(None, alias='modem')
+    modem: Omittable[ModemType] = Field(None, alias='modem')
     vendor_name: Str_max_length50 = Field(alias='vendorName')
-    firmware_version: Str_max_length50 = Field(None, alias='firmwareVersion')
+    firmware_version: Omittable[Str_max_length50] = Field(None, alias='firmwareVersion')
 
 
 class ClearChargingProfileType(OcppModel):
     """OCPP 2.0.1 data type ClearChargingProfileType."""
 
     schema_name: ClassVar[str] = 'ClearChargingProfileType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    evse_id: StrictInt = Field(None, alias='evseId')
-    charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(None, alias='chargingProfilePurpose')
-    stack_level: StrictInt = Field(None, alias='stackLevel')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    evse_id: Omittable[StrictInt] = Field(None, alias='evseId')
+    charging_profile_purpose: Omittable[enums.ChargingProfilePurposeEnumType] = Field(None, alias='chargingProfilePurpose')
+    stack_level: Omittable[StrictInt] = Field(None, alias='stackLevel')
 
 
 class StatusInfoType(OcppModel):
     """OCPP 2.0.1 data type StatusInfoType."""
 
     schema_name: ClassVar[str] = 'StatusInfoType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     reason_code: Str_max_length20 = Field(alias='reasonCode')
-    additional_info: Str_max_length512 = Field(None, alias='additionalInfo')
+    additional_info: Omittable[Str_max_length512] = Field(None, alias='additionalInfo')
 
 
 class ClearMonitoringResultType(OcppModel):
     """OCPP 2.0.1 data type ClearMonitoringResultType."""
 
     schema_name: ClassVar[str] = 'ClearMonitoringResultType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     status: enums.ClearMonitoringStatusEnumType = Field(alias='status')
     id: StrictInt = Field(alias='id')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class EVSEType(OcppModel):
     """OCPP 2.0.1 data type EVSEType."""
 
     schema_name: ClassVar[str] = 'EVSEType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
-    connector_id: StrictInt = Field(None, alias='connectorId')
+    connector_id: Omittable[StrictInt] = Field(None, alias='connectorId')
 
 
 class ComponentType(OcppModel):
     """OCPP 2.0.1 data type ComponentType."""
 
     schema_name: ClassVar[str] = 'ComponentType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    evse: EVSEType = Field(None, alias='evse')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
     name: Str_max_length50 = Field(alias='name')
-    instance: Str_max_length50 = Field(None, alias='instance')
+    instance: Omittable[Str_max_length50] = Field(None, alias='instance')
 
 
 class VariableType(OcppModel):
     """OCPP 2.0.1 data type VariableType."""
 
     schema_name: ClassVar[str] = 'VariableType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     name: Str_max_length50 = Field(alias='name')
-    instance: Str_max_length50 = Field(None, alias='instance')
+    instance: Omittable[Str_max_length50] = Field(None, alias='instance')
 
 
 class ComponentVariableType(OcppModel):
     """OCPP 2.0.1 data type ComponentVariableType."""
 
     schema_name: ClassVar[str] = 'ComponentVariableType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     component: ComponentType = Field(alias='component')
-    variable: VariableType = Field(None, alias='variable')
+    variable: Omittable[VariableType] = Field(None, alias='variable')
 
 
 class CompositeScheduleType(OcppModel):
     """OCPP 2.0.1 data type CompositeScheduleType."""
 
     schema_name: ClassVar[str] = 'CompositeScheduleType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1)] = Field(alias='chargingSchedulePeriod')
     evse_id: StrictInt = Field(alias='evseId')
     duration: StrictInt = Field(alias='duration')
@@ -365,18 +365,18 @@ class EventDataType(OcppModel):
     """OCPP 2.0.1 data type EventDataType."""
 
     schema_name: ClassVar[str] = 'EventDataType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     event_id: StrictInt = Field(alias='eventId')
     timestamp: DateTime = Field(alias='timestamp')
     trigger: enums.EventTriggerEnumType = Field(alias='trigger')
-    cause: StrictInt = Field(None, alias='cause')
+    cause: Omittable[StrictInt] = Field(None, alias='cause')
     actual_value: Str_max_length2500 = Field(alias='actualValue')
-    tech_code: Str_max_length50 = Field(None, alias='techCode')
-    tech_info: Str_max_length500 = Field(None, alias='techInfo')
-    cleared: StrictBool = Field(None, alias='cleared')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    tech_code: Omittable[Str_max_length50] = Field(None, alias='techCode')
+    tech_info: Omittable[Str_max_length500] = Field(None, alias='techInfo')
+    cleared: Omittable[StrictBool] = Field(None, alias='cleared')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
     component: ComponentType = Field(alias='component')
-    variable_monitoring_id: StrictInt = Field(None, alias='variableMonitoringId')
+    variable_monitoring_id: Omittable[StrictInt] = Field(None, alias='variableMonitoringId')
     event_notification_type: enums.EventNotificationEnumType = Field(alias='eventNotificationType')
     variable: VariableType = Field(alias='variable')
 
@@ -385,20 +385,20 @@ class FirmwareType(OcppModel):
     """OCPP 2.0.1 data type FirmwareType."""
 
     schema_name: ClassVar[str] = 'FirmwareType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     location: Str_max_length512 = Field(alias='location')
     retrieve_date_time: DateTime = Field(alias='retrieveDateTime')
-    install_date_time: DateTime = Field(None, alias='installDateTime')
-    signing_certificate: Str_max_length5500 = Field(None, alias='signingCertificate')
-    signature: Str_max_length800 = Field(None, alias='signature')
+    install_date_time: Omittable[DateTime] = Field(None, alias='installDateTime')
+    signing_certificate: Omittable[Str_max_length5500] = Field(None, alias='signingCertificate')
+    signature: Omittable[Str_max_length800] = Field(None, alias='signature')
 
 
 class GetVariableDataType(OcppModel):
     """OCPP 2.0.1 data type GetVariableDataType."""
 
     schema_name: ClassVar[str] = 'GetVariableDataType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    attribute_type: Omittable[enums.AttributeEnumType] = Field(None, alias='attributeType')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -407,11 +407,11 @@ class GetVariableResultType(OcppModel):
     """OCPP 2.0.1 data type GetVariableResultType."""
 
     schema_name: ClassVar[str] = 'GetVariableResultType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    attribute_status_info: Omittable[StatusInfoType] = Field(None, alias='attributeStatusInfo')
     attribute_status: enums.GetVariableStatusEnumType = Field(alias='attributeStatus')
-    attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
-    attribute_value: Str_max_length2500 = Field(None, alias='attributeValue')
+    attribute_type: Omittable[enums.AttributeEnumType] = Field(None, alias='attributeType')
+    attribute_value: Omittable[Str_max_length2500] = Field(None, alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -420,24 +420,24 @@ class LogParametersType(OcppModel):
     """OCPP 2.0.1 data type LogParametersType."""
 
     schema_name: ClassVar[str] = 'LogParametersType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     remote_location: Str_max_length512 = Field(alias='remoteLocation')
-    oldest_timestamp: DateTime = Field(None, alias='oldestTimestamp')
-    latest_timestamp: DateTime = Field(None, alias='latestTimestamp')
+    oldest_timestamp: Omittable[DateTime] = Field(None, alias='oldestTimestamp')
+    latest_timestamp: Omittable[DateTime] = Field(None, alias='latestTimestamp')
 
 
 class MessageInfoType(OcppModel):
     """OCPP 2.0.1 data type MessageInfoType."""
 
     schema_name: ClassVar[str] = 'MessageInfoType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    display: ComponentType = Field(None, alias='display')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    display: Omittable[ComponentType] = Field(None, alias='display')
     id: StrictInt = Field(alias='id')
     priority: enums.MessagePriorityEnumType = Field(alias='priority')
-    state: enums.MessageStateEnumType = Field(None, alias='state')
-    start_date_time: DateTime = Field(None, alias='startDateTime')
-    end_date_time: DateTime = Field(None, alias='endDateTime')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    state: Omittable[enums.MessageStateEnumType] = Field(None, alias='state')
+    start_date_time: Omittable[DateTime] = Field(None, alias='startDateTime')
+    end_date_time: Omittable[DateTime] = Field(None, alias='endDateTime')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
     message: MessageContentType = Field(alias='message')
 
 
@@ -445,7 +445,7 @@ class SignedMeterValueType(OcppModel):
     """OCPP 2.0.1 data type SignedMeterValueType."""
 
     schema_name: ClassVar[str] = 'SignedMeterValueType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     signed_meter_data: Str_max_length2500 = Field(alias='signedMeterData')
     signing_method: Str_max_length50 = Field(alias='signingMethod')
     encoding_method: Str_max_length50 = Field(alias='encodingMethod')
@@ -456,30 +456,30 @@ class UnitOfMeasureType(OcppModel):
     """OCPP 2.0.1 data type UnitOfMeasureType."""
 
     schema_name: ClassVar[str] = 'UnitOfMeasureType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    unit: Str_max_length20 = Field(None, alias='unit')
-    multiplier: StrictInt = Field(None, alias='multiplier')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    unit: Omittable[Str_max_length20] = Field(None, alias='unit')
+    multiplier: Omittable[StrictInt] = Field(None, alias='multiplier')
 
 
 class SampledValueType(OcppModel):
     """OCPP 2.0.1 data type SampledValueType."""
 
     schema_name: ClassVar[str] = 'SampledValueType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     value: Number = Field(alias='value')
-    context: enums.ReadingContextEnumType = Field(None, alias='context')
-    measurand: enums.MeasurandEnumType = Field(None, alias='measurand')
-    phase: enums.PhaseEnumType = Field(None, alias='phase')
-    location: enums.LocationEnumType = Field(None, alias='location')
-    signed_meter_value: SignedMeterValueType = Field(None, alias='signedMeterValue')
-    unit_of_measure: UnitOfMeasureType = Field(None, alias='unitOfMeasure')
+    context: Omittable[enums.ReadingContextEnumType] = Field(None, alias='context')
+    measurand: Omittable[enums.MeasurandEnumType] = Field(None, alias='measurand')
+    phase: Omittable[enums.PhaseEnumType] = Field(None, alias='phase')
+    location: Omittable[enums.LocationEnumType] = Field(None, alias='location')
+    signed_meter_value: Omittable[SignedMeterValueType] = Field(None, alias='signedMeterValue')
+    unit_of_measure: Omittable[UnitOfMeasureType] = Field(None, alias='unitOfMeasure')
 
 
 class MeterValueType(OcppModel):
     """OCPP 2.0.1 data type MeterValueType."""
 
     schema_name: ClassVar[str] = 'MeterValueType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     sampled_value: Annotated[list[SampledValueType], Field(min_length=1)] = Field(alias='sampledValue')
     timestamp: DateTime = Field(alias='timestamp')
 
@@ -488,7 +488,7 @@ class VariableMonitoringType(OcppModel):
     """OCPP 2.0.1 data type VariableMonitoringType."""
 
     schema_name: ClassVar[str] = 'VariableMonitoringType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
     transaction: StrictBool = Field(alias='transaction')
     value: Number = Field(alias='value')
@@ -500,7 +500,7 @@ class MonitoringDataType(OcppModel):
     """OCPP 2.0.1 data type MonitoringDataType."""
 
     schema_name: ClassVar[str] = 'MonitoringDataType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
     variable_monitoring: Annotated[list[VariableMonitoringType], Field(min_length=1)] = Field(alias='variableMonitoring')
@@ -510,10 +510,10 @@ class VPNType(OcppModel):
     """OCPP 2.0.1 data type VPNType."""
 
     schema_name: ClassVar[str] = 'VPNType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     server: Str_max_length512 = Field(alias='server')
     user: Str_max_length20 = Field(alias='user')
-    group: Str_max_length20 = Field(None, alias='group')
+    group: Omittable[Str_max_length20] = Field(None, alias='group')
     password: Str_max_length20 = Field(alias='password')
     key: Str_max_length255 = Field(alias='key')
     type: enums.VPNEnumType = Field(alias='type')
@@ -523,22 +523,22 @@ class NetworkConnectionProfileType(OcppModel):
     """OCPP 2.0.1 data type NetworkConnectionProfileType."""
 
     schema_name: ClassVar[str] = 'NetworkConnectionProfileType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    apn: APNType = Field(None, alias='apn')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    apn: Omittable[APNType] = Field(None, alias='apn')
     ocpp_version: enums.OCPPVersionEnumType = Field(alias='ocppVersion')
     ocpp_transport: enums.OCPPTransportEnumType = Field(alias='ocppTransport')
     ocpp_csms_url: Str_max_length512 = Field(alias='ocppCsmsUrl')
     message_timeout: StrictInt = Field(alias='messageTimeout')
     security_profile: StrictInt = Field(alias='securityProfile')
     ocpp_interface: enums.OCPPInterfaceEnumType = Field(alias='ocppInterface')
-    vpn: VPNType = Field(None, alias='vpn')
+    vpn: Omittable[VPNType] = Field(None, alias='vpn')
 
 
 class OCSPRequestDataType(OcppModel):
     """OCPP 2.0.1 data type OCSPRequestDataType."""
 
     schema_name: ClassVar[str] = 'OCSPRequestDataType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     hash_algorithm: enums.HashAlgorithmEnumType = Field(alias='hashAlgorithm')
     issuer_name_hash: Str_max_length128 = Field(alias='issuerNameHash')
     issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
@@ -550,24 +550,24 @@ class VariableAttributeType(OcppModel):
     """OCPP 2.0.1 data type VariableAttributeType."""
 
     schema_name: ClassVar[str] = 'VariableAttributeType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    type: enums.AttributeEnumType = Field(None, alias='type')
-    value: Str_max_length2500 = Field(None, alias='value')
-    mutability: enums.MutabilityEnumType = Field(None, alias='mutability')
-    persistent: StrictBool = Field(None, alias='persistent')
-    constant: StrictBool = Field(None, alias='constant')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    type: Omittable[enums.AttributeEnumType] = Field(None, alias='type')
+    value: Omittable[Str_max_length2500] = Field(None, alias='value')
+    mutability: Omittable[enums.MutabilityEnumType] = Field(None, alias='mutability')
+    persistent: Omittable[StrictBool] = Field(None, alias='persistent')
+    constant: Omittable[StrictBool] = Field(None, alias='constant')
 
 
 class VariableCharacteristicsType(OcppModel):
     """OCPP 2.0.1 data type VariableCharacteristicsType."""
 
     schema_name: ClassVar[str] = 'VariableCharacteristicsType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    unit: Str_max_length16 = Field(None, alias='unit')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    unit: Omittable[Str_max_length16] = Field(None, alias='unit')
     data_type: enums.DataEnumType = Field(alias='dataType')
-    min_limit: Number = Field(None, alias='minLimit')
-    max_limit: Number = Field(None, alias='maxLimit')
-    values_list: Str_max_length1000 = Field(None, alias='valuesList')
+    min_limit: Omittable[Number] = Field(None, alias='minLimit')
+    max_limit: Omittable[Number] = Field(None, alias='maxLimit')
+    values_list: Omittable[Str_max_length1000] = Field(None, alias='valuesList')
     supports_monitoring: StrictBool = Field(alias='supportsMonitoring')
 
 
@@ -575,20 +575,20 @@ class ReportDataType(OcppModel):
     """OCPP 2.0.1 data type ReportDataType."""
 
     schema_name: ClassVar[str] = 'ReportDataType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
     variable_attribute: Annotated[list[VariableAttributeType], Field(min_length=1, max_length=4)] = Field(alias='variableAttribute')
-    variable_characteristics: VariableCharacteristicsType = Field(None, alias='variableCharacteristics')
+    variable_characteristics: Omittable[VariableCharacteristicsType] = Field(None, alias='variableCharacteristics')
 
 
 class SetMonitoringDataType(OcppModel):
     """OCPP 2.0.1 data type SetMonitoringDataType."""
 
     schema_name: ClassVar[str] = 'SetMonitoringDataType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    id: StrictInt = Field(None, alias='id')
-    transaction: StrictBool = Field(None, alias='transaction')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    id: Omittable[StrictInt] = Field(None, alias='id')
+    transaction: Omittable[StrictBool] = Field(None, alias='transaction')
     value: Number = Field(alias='value')
     type: enums.MonitorEnumType = Field(alias='type')
     severity: StrictInt = Field(alias='severity')
@@ -600,9 +600,9 @@ class SetMonitoringResultType(OcppModel):
     """OCPP 2.0.1 data type SetMonitoringResultType."""
 
     schema_name: ClassVar[str] = 'SetMonitoringResultType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    id: StrictInt = Field(None, alias='id')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    id: Omittable[StrictInt] = Field(None, alias='id')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
     status: enums.SetMonitoringStatusEnumType = Field(alias='status')
     type: enums.MonitorEnumType = Field(alias='type')
     component: ComponentType = Field(alias='component')
@@ -614,8 +614,8 @@ class SetVariableDataType(OcppModel):
     """OCPP 2.0.1 data type SetVariableDataType."""
 
     schema_name: ClassVar[str] = 'SetVariableDataType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    attribute_type: Omittable[enums.AttributeEnumType] = Field(None, alias='attributeType')
     attribute_value: Str_max_length1000 = Field(alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
@@ -625,10 +625,10 @@ class SetVariableResultType(OcppModel):
     """OCPP 2.0.1 data type SetVariableResultType."""
 
     schema_name: ClassVar[str] = 'SetVariableResultType'
-    custom_data: CustomDataType = Field(None, alias='customData')
-    attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    attribute_type: Omittable[enums.AttributeEnumType] = Field(None, alias='attributeType')
     attribute_status: enums.SetVariableStatusEnumType = Field(alias='attributeStatus')
-    attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
+    attribute_status_info: Omittable[StatusInfoType] = Field(None, alias='attributeStatusInfo')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -637,9 +637,9 @@ class TransactionType(OcppModel):
     """OCPP 2.0.1 data type TransactionType."""
 
     schema_name: ClassVar[str] = 'TransactionType'
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     transaction_id: Str_max_length36 = Field(alias='transactionId')
-    charging_state: enums.ChargingStateEnumType = Field(None, alias='chargingState')
-    time_spent_charging: StrictInt = Field(None, alias='timeSpentCharging')
-    stopped_reason: enums.ReasonEnumType = Field(None, alias='stoppedReason')
-    remote_start_id: StrictInt = Field(None, alias='remoteStartId')
+    charging_state: Omittable[enums.ChargingStateEnumType] = Field(None, alias='chargingState')
+    time_spent_charging: Omittable[StrictInt] = Field(None, alias='timeSpentCharging')
+    stopped_reason: Omittable[enums.ReasonEnumType] = Field(None, alias='stoppedReason')
+    remote_start_id: Omittable[StrictInt] = Field(None, alias='remoteStartId')

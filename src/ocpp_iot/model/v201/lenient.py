@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import datatypes, enums, messages
@@ -29,24 +29,24 @@ class CustomDataType(datatypes.CustomDataType):
 class ACChargingParametersType(datatypes.ACChargingParametersType):
     """Lenient form of :class:`datatypes.ACChargingParametersType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class APNType(datatypes.APNType):
     """Lenient form of :class:`datatypes.APNType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     apn: StrictStr = Field(alias='apn')
-    apn_user_name: StrictStr = Field(None, alias='apnUserName')
-    apn_password: StrictStr = Field(None, alias='apnPassword')
-    preferred_network: StrictStr = Field(None, alias='preferredNetwork')
-    apn_authentication: Annotated[enums.APNAuthenticationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='apnAuthentication')
+    apn_user_name: Omittable[StrictStr] = Field(None, alias='apnUserName')
+    apn_password: Omittable[StrictStr] = Field(None, alias='apnPassword')
+    preferred_network: Omittable[StrictStr] = Field(None, alias='preferredNetwork')
+    apn_authentication: Annotated[enums.APNAuthenticationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='apnAuthentication')  # type: ignore[assignment]
 
 
 class AdditionalInfoType(datatypes.AdditionalInfoType):
     """Lenient form of :class:`datatypes.AdditionalInfoType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     additional_id_token: StrictStr = Field(alias='additionalIdToken')
     type: StrictStr = Field(alias='type')
 
@@ -54,45 +54,45 @@ class AdditionalInfoType(datatypes.AdditionalInfoType):
 class IdTokenType(datatypes.IdTokenType):
     """Lenient form of :class:`datatypes.IdTokenType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    additional_info: Annotated[list[AdditionalInfoType], Field(min_length=1)] = Field(None, alias='additionalInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    additional_info: Omittable[Annotated[list[AdditionalInfoType], Field(min_length=1)]] = Field(None, alias='additionalInfo')  # type: ignore[assignment]
     id_token: StrictStr = Field(alias='idToken')
-    type: Annotated[enums.IdTokenEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    type: Annotated[enums.IdTokenEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
 
 
 class MessageContentType(datatypes.MessageContentType):
     """Lenient form of :class:`datatypes.MessageContentType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    format: Annotated[enums.MessageFormatEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='format')
-    language: StrictStr = Field(None, alias='language')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    format: Annotated[enums.MessageFormatEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='format')  # type: ignore[assignment]
+    language: Omittable[StrictStr] = Field(None, alias='language')
     content: StrictStr = Field(alias='content')
 
 
 class IdTokenInfoType(datatypes.IdTokenInfoType):
     """Lenient form of :class:`datatypes.IdTokenInfoType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.AuthorizationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    language1: StrictStr = Field(None, alias='language1')
-    group_id_token: IdTokenType = Field(None, alias='groupIdToken')
-    language2: StrictStr = Field(None, alias='language2')
-    personal_message: MessageContentType = Field(None, alias='personalMessage')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.AuthorizationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    language1: Omittable[StrictStr] = Field(None, alias='language1')
+    group_id_token: Omittable[IdTokenType] = Field(None, alias='groupIdToken')
+    language2: Omittable[StrictStr] = Field(None, alias='language2')
+    personal_message: Omittable[MessageContentType] = Field(None, alias='personalMessage')
 
 
 class AuthorizationData(datatypes.AuthorizationData):
     """Lenient form of :class:`datatypes.AuthorizationData`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id_token: IdTokenType = Field(alias='idToken')
-    id_token_info: IdTokenInfoType = Field(None, alias='idTokenInfo')
+    id_token_info: Omittable[IdTokenInfoType] = Field(None, alias='idTokenInfo')
 
 
 class OCSPRequestDataType(datatypes.OCSPRequestDataType):
     """Lenient form of :class:`datatypes.OCSPRequestDataType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')  # type: ignore[assignment]
     issuer_name_hash: StrictStr = Field(alias='issuerNameHash')
     issuer_key_hash: StrictStr = Field(alias='issuerKeyHash')
     serial_number: StrictStr = Field(alias='serialNumber')
@@ -102,82 +102,82 @@ class OCSPRequestDataType(datatypes.OCSPRequestDataType):
 class AuthorizeRequest(messages.AuthorizeRequest):
     """Lenient form of :class:`messages.AuthorizeRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id_token: IdTokenType = Field(alias='idToken')
-    certificate: StrictStr = Field(None, alias='certificate')
-    iso15118_certificate_hash_data: Annotated[list[OCSPRequestDataType], Field(min_length=1, max_length=4)] = Field(None, alias='iso15118CertificateHashData')
+    certificate: Omittable[StrictStr] = Field(None, alias='certificate')
+    iso15118_certificate_hash_data: Omittable[Annotated[list[OCSPRequestDataType], Field(min_length=1, max_length=4)]] = Field(None, alias='iso15118CertificateHashData')  # type: ignore[assignment]
 
 
 class AuthorizeResponse(messages.AuthorizeResponse):
     """Lenient form of :class:`messages.AuthorizeResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     id_token_info: IdTokenInfoType = Field(alias='idTokenInfo')
-    certificate_status: Annotated[enums.AuthorizeCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='certificateStatus')
+    certificate_status: Omittable[Annotated[enums.AuthorizeCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='certificateStatus')  # type: ignore[assignment]
 
 
 class ModemType(datatypes.ModemType):
     """Lenient form of :class:`datatypes.ModemType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    iccid: StrictStr = Field(None, alias='iccid')
-    imsi: StrictStr = Field(None, alias='imsi')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    iccid: Omittable[StrictStr] = Field(None, alias='iccid')
+    imsi: Omittable[StrictStr] = Field(None, alias='imsi')
 
 
 class ChargingStationType(datatypes.ChargingStationType):
     """Lenient form of :class:`datatypes.ChargingStationType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    serial_number: StrictStr = Field(None, alias='serialNumber')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    serial_number: Omittable[StrictStr] = Field(None, alias='serialNumber')
     model: StrictStr = Field(alias='model')
-    modem: ModemType = Field(None, alias='modem')
+    modem: Omittable[ModemType] = Field(None, alias='modem')
     vendor_name: StrictStr = Field(alias='vendorName')
-    firmware_version: StrictStr = Field(None, alias='firmwareVersion')
+    firmware_version: Omittable[StrictStr] = Field(None, alias='firmwareVersion')
 
 
 class BootNotificationRequest(messages.BootNotificationRequest):
     """Lenient form of :class:`messages.BootNotificationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     charging_station: ChargingStationType = Field(alias='chargingStation')
-    reason: Annotated[enums.BootReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reason')
+    reason: Annotated[enums.BootReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reason')  # type: ignore[assignment]
 
 
 class StatusInfoType(datatypes.StatusInfoType):
     """Lenient form of :class:`datatypes.StatusInfoType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     reason_code: StrictStr = Field(alias='reasonCode')
-    additional_info: StrictStr = Field(None, alias='additionalInfo')
+    additional_info: Omittable[StrictStr] = Field(None, alias='additionalInfo')
 
 
 class BootNotificationResponse(messages.BootNotificationResponse):
     """Lenient form of :class:`messages.BootNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.RegistrationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.RegistrationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class CancelReservationRequest(messages.CancelReservationRequest):
     """Lenient form of :class:`messages.CancelReservationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CancelReservationResponse(messages.CancelReservationResponse):
     """Lenient form of :class:`messages.CancelReservationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.CancelReservationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.CancelReservationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class CertificateHashDataType(datatypes.CertificateHashDataType):
     """Lenient form of :class:`datatypes.CertificateHashDataType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')  # type: ignore[assignment]
     issuer_name_hash: StrictStr = Field(alias='issuerNameHash')
     issuer_key_hash: StrictStr = Field(alias='issuerKeyHash')
     serial_number: StrictStr = Field(alias='serialNumber')
@@ -186,554 +186,554 @@ class CertificateHashDataType(datatypes.CertificateHashDataType):
 class CertificateHashDataChainType(datatypes.CertificateHashDataChainType):
     """Lenient form of :class:`datatypes.CertificateHashDataChainType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
-    certificate_type: Annotated[enums.GetCertificateIdUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')
-    child_certificate_hash_data: Annotated[list[CertificateHashDataType], Field(min_length=1, max_length=4)] = Field(None, alias='childCertificateHashData')
+    certificate_type: Annotated[enums.GetCertificateIdUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')  # type: ignore[assignment]
+    child_certificate_hash_data: Omittable[Annotated[list[CertificateHashDataType], Field(min_length=1, max_length=4)]] = Field(None, alias='childCertificateHashData')  # type: ignore[assignment]
 
 
 class CertificateSignedRequest(messages.CertificateSignedRequest):
     """Lenient form of :class:`messages.CertificateSignedRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     certificate_chain: StrictStr = Field(alias='certificateChain')
-    certificate_type: Annotated[enums.CertificateSigningUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='certificateType')
+    certificate_type: Omittable[Annotated[enums.CertificateSigningUseEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='certificateType')  # type: ignore[assignment]
 
 
 class CertificateSignedResponse(messages.CertificateSignedResponse):
     """Lenient form of :class:`messages.CertificateSignedResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.CertificateSignedStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.CertificateSignedStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class EVSEType(datatypes.EVSEType):
     """Lenient form of :class:`datatypes.EVSEType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeAvailabilityRequest(messages.ChangeAvailabilityRequest):
     """Lenient form of :class:`messages.ChangeAvailabilityRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    evse: EVSEType = Field(None, alias='evse')
-    operational_status: Annotated[enums.OperationalStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='operationalStatus')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
+    operational_status: Annotated[enums.OperationalStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='operationalStatus')  # type: ignore[assignment]
 
 
 class ChangeAvailabilityResponse(messages.ChangeAvailabilityResponse):
     """Lenient form of :class:`messages.ChangeAvailabilityResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.ChangeAvailabilityStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.ChangeAvailabilityStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ChargingLimitType(datatypes.ChargingLimitType):
     """Lenient form of :class:`datatypes.ChargingLimitType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_limit_source: Annotated[enums.ChargingLimitSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingLimitSource')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_limit_source: Annotated[enums.ChargingLimitSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingLimitSource')  # type: ignore[assignment]
 
 
 class DCChargingParametersType(datatypes.DCChargingParametersType):
     """Lenient form of :class:`datatypes.DCChargingParametersType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingNeedsType(datatypes.ChargingNeedsType):
     """Lenient form of :class:`datatypes.ChargingNeedsType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    ac_charging_parameters: ACChargingParametersType = Field(None, alias='acChargingParameters')
-    dc_charging_parameters: DCChargingParametersType = Field(None, alias='dcChargingParameters')
-    requested_energy_transfer: Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedEnergyTransfer')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    ac_charging_parameters: Omittable[ACChargingParametersType] = Field(None, alias='acChargingParameters')
+    dc_charging_parameters: Omittable[DCChargingParametersType] = Field(None, alias='dcChargingParameters')
+    requested_energy_transfer: Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedEnergyTransfer')  # type: ignore[assignment]
 
 
 class ChargingProfileCriterionType(datatypes.ChargingProfileCriterionType):
     """Lenient form of :class:`datatypes.ChargingProfileCriterionType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingProfilePurpose')
-    charging_limit_source: Annotated[list[Annotated[enums.ChargingLimitSourceEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=4)] = Field(None, alias='chargingLimitSource')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_profile_purpose: Omittable[Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingProfilePurpose')  # type: ignore[assignment]
+    charging_limit_source: Omittable[Annotated[list[Annotated[enums.ChargingLimitSourceEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=4)]] = Field(None, alias='chargingLimitSource')  # type: ignore[assignment]
 
 
 class ChargingSchedulePeriodType(datatypes.ChargingSchedulePeriodType):
     """Lenient form of :class:`datatypes.ChargingSchedulePeriodType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RelativeTimeIntervalType(datatypes.RelativeTimeIntervalType):
     """Lenient form of :class:`datatypes.RelativeTimeIntervalType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostType(datatypes.CostType):
     """Lenient form of :class:`datatypes.CostType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    cost_kind: Annotated[enums.CostKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='costKind')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    cost_kind: Annotated[enums.CostKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='costKind')  # type: ignore[assignment]
 
 
 class ConsumptionCostType(datatypes.ConsumptionCostType):
     """Lenient form of :class:`datatypes.ConsumptionCostType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    cost: Annotated[list[CostType], Field(min_length=1, max_length=3)] = Field(alias='cost')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    cost: Annotated[list[CostType], Field(min_length=1, max_length=3)] = Field(alias='cost')  # type: ignore[assignment]
 
 
 class SalesTariffEntryType(datatypes.SalesTariffEntryType):
     """Lenient form of :class:`datatypes.SalesTariffEntryType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     relative_time_interval: RelativeTimeIntervalType = Field(alias='relativeTimeInterval')
-    consumption_cost: Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)] = Field(None, alias='consumptionCost')
+    consumption_cost: Omittable[Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)]] = Field(None, alias='consumptionCost')  # type: ignore[assignment]
 
 
 class SalesTariffType(datatypes.SalesTariffType):
     """Lenient form of :class:`datatypes.SalesTariffType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    sales_tariff_description: StrictStr = Field(None, alias='salesTariffDescription')
-    sales_tariff_entry: Annotated[list[SalesTariffEntryType], Field(min_length=1, max_length=1024)] = Field(alias='salesTariffEntry')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    sales_tariff_description: Omittable[StrictStr] = Field(None, alias='salesTariffDescription')
+    sales_tariff_entry: Annotated[list[SalesTariffEntryType], Field(min_length=1, max_length=1024)] = Field(alias='salesTariffEntry')  # type: ignore[assignment]
 
 
 class ChargingScheduleType(datatypes.ChargingScheduleType):
     """Lenient form of :class:`datatypes.ChargingScheduleType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')
-    charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1, max_length=1024)] = Field(alias='chargingSchedulePeriod')
-    sales_tariff: SalesTariffType = Field(None, alias='salesTariff')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')  # type: ignore[assignment]
+    charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1, max_length=1024)] = Field(alias='chargingSchedulePeriod')  # type: ignore[assignment]
+    sales_tariff: Omittable[SalesTariffType] = Field(None, alias='salesTariff')
 
 
 class ChargingProfileType(datatypes.ChargingProfileType):
     """Lenient form of :class:`datatypes.ChargingProfileType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfilePurpose')
-    charging_profile_kind: Annotated[enums.ChargingProfileKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfileKind')
-    recurrency_kind: Annotated[enums.RecurrencyKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='recurrencyKind')
-    charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1, max_length=3)] = Field(alias='chargingSchedule')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfilePurpose')  # type: ignore[assignment]
+    charging_profile_kind: Annotated[enums.ChargingProfileKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfileKind')  # type: ignore[assignment]
+    recurrency_kind: Omittable[Annotated[enums.RecurrencyKindEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='recurrencyKind')  # type: ignore[assignment]
+    charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1, max_length=3)] = Field(alias='chargingSchedule')  # type: ignore[assignment]
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
 
 
 class ClearCacheRequest(messages.ClearCacheRequest):
     """Lenient form of :class:`messages.ClearCacheRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearCacheResponse(messages.ClearCacheResponse):
     """Lenient form of :class:`messages.ClearCacheResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.ClearCacheStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.ClearCacheStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ClearChargingProfileType(datatypes.ClearChargingProfileType):
     """Lenient form of :class:`datatypes.ClearChargingProfileType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingProfilePurpose')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_profile_purpose: Omittable[Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingProfilePurpose')  # type: ignore[assignment]
 
 
 class ClearChargingProfileRequest(messages.ClearChargingProfileRequest):
     """Lenient form of :class:`messages.ClearChargingProfileRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_profile_criteria: ClearChargingProfileType = Field(None, alias='chargingProfileCriteria')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_profile_criteria: Omittable[ClearChargingProfileType] = Field(None, alias='chargingProfileCriteria')
 
 
 class ClearChargingProfileResponse(messages.ClearChargingProfileResponse):
     """Lenient form of :class:`messages.ClearChargingProfileResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.ClearChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.ClearChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ClearDisplayMessageRequest(messages.ClearDisplayMessageRequest):
     """Lenient form of :class:`messages.ClearDisplayMessageRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDisplayMessageResponse(messages.ClearDisplayMessageResponse):
     """Lenient form of :class:`messages.ClearDisplayMessageResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.ClearMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.ClearMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ClearMonitoringResultType(datatypes.ClearMonitoringResultType):
     """Lenient form of :class:`datatypes.ClearMonitoringResultType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.ClearMonitoringStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.ClearMonitoringStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ClearVariableMonitoringRequest(messages.ClearVariableMonitoringRequest):
     """Lenient form of :class:`messages.ClearVariableMonitoringRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearVariableMonitoringResponse(messages.ClearVariableMonitoringResponse):
     """Lenient form of :class:`messages.ClearVariableMonitoringResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    clear_monitoring_result: Annotated[list[ClearMonitoringResultType], Field(min_length=1)] = Field(alias='clearMonitoringResult')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    clear_monitoring_result: Annotated[list[ClearMonitoringResultType], Field(min_length=1)] = Field(alias='clearMonitoringResult')  # type: ignore[assignment]
 
 
 class ClearedChargingLimitRequest(messages.ClearedChargingLimitRequest):
     """Lenient form of :class:`messages.ClearedChargingLimitRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_limit_source: Annotated[enums.ChargingLimitSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingLimitSource')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_limit_source: Annotated[enums.ChargingLimitSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingLimitSource')  # type: ignore[assignment]
 
 
 class ClearedChargingLimitResponse(messages.ClearedChargingLimitResponse):
     """Lenient form of :class:`messages.ClearedChargingLimitResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ComponentType(datatypes.ComponentType):
     """Lenient form of :class:`datatypes.ComponentType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    evse: EVSEType = Field(None, alias='evse')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
     name: StrictStr = Field(alias='name')
-    instance: StrictStr = Field(None, alias='instance')
+    instance: Omittable[StrictStr] = Field(None, alias='instance')
 
 
 class VariableType(datatypes.VariableType):
     """Lenient form of :class:`datatypes.VariableType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     name: StrictStr = Field(alias='name')
-    instance: StrictStr = Field(None, alias='instance')
+    instance: Omittable[StrictStr] = Field(None, alias='instance')
 
 
 class ComponentVariableType(datatypes.ComponentVariableType):
     """Lenient form of :class:`datatypes.ComponentVariableType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     component: ComponentType = Field(alias='component')
-    variable: VariableType = Field(None, alias='variable')
+    variable: Omittable[VariableType] = Field(None, alias='variable')
 
 
 class CompositeScheduleType(datatypes.CompositeScheduleType):
     """Lenient form of :class:`datatypes.CompositeScheduleType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1)] = Field(alias='chargingSchedulePeriod')
-    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1)] = Field(alias='chargingSchedulePeriod')  # type: ignore[assignment]
+    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')  # type: ignore[assignment]
 
 
 class CostUpdatedRequest(messages.CostUpdatedRequest):
     """Lenient form of :class:`messages.CostUpdatedRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     transaction_id: StrictStr = Field(alias='transactionId')
 
 
 class CostUpdatedResponse(messages.CostUpdatedResponse):
     """Lenient form of :class:`messages.CostUpdatedResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CustomerInformationRequest(messages.CustomerInformationRequest):
     """Lenient form of :class:`messages.CustomerInformationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    customer_certificate: CertificateHashDataType = Field(None, alias='customerCertificate')
-    id_token: IdTokenType = Field(None, alias='idToken')
-    customer_identifier: StrictStr = Field(None, alias='customerIdentifier')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    customer_certificate: Omittable[CertificateHashDataType] = Field(None, alias='customerCertificate')
+    id_token: Omittable[IdTokenType] = Field(None, alias='idToken')
+    customer_identifier: Omittable[StrictStr] = Field(None, alias='customerIdentifier')
 
 
 class CustomerInformationResponse(messages.CustomerInformationResponse):
     """Lenient form of :class:`messages.CustomerInformationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.CustomerInformationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.CustomerInformationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class DataTransferRequest(messages.DataTransferRequest):
     """Lenient form of :class:`messages.DataTransferRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    message_id: StrictStr = Field(None, alias='messageId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    message_id: Omittable[StrictStr] = Field(None, alias='messageId')
     vendor_id: StrictStr = Field(alias='vendorId')
 
 
 class DataTransferResponse(messages.DataTransferResponse):
     """Lenient form of :class:`messages.DataTransferResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.DataTransferStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.DataTransferStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class DeleteCertificateRequest(messages.DeleteCertificateRequest):
     """Lenient form of :class:`messages.DeleteCertificateRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
 
 
 class DeleteCertificateResponse(messages.DeleteCertificateResponse):
     """Lenient form of :class:`messages.DeleteCertificateResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.DeleteCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.DeleteCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class EventDataType(datatypes.EventDataType):
     """Lenient form of :class:`datatypes.EventDataType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    trigger: Annotated[enums.EventTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='trigger')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    trigger: Annotated[enums.EventTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='trigger')  # type: ignore[assignment]
     actual_value: StrictStr = Field(alias='actualValue')
-    tech_code: StrictStr = Field(None, alias='techCode')
-    tech_info: StrictStr = Field(None, alias='techInfo')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
+    tech_code: Omittable[StrictStr] = Field(None, alias='techCode')
+    tech_info: Omittable[StrictStr] = Field(None, alias='techInfo')
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
     component: ComponentType = Field(alias='component')
-    event_notification_type: Annotated[enums.EventNotificationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventNotificationType')
+    event_notification_type: Annotated[enums.EventNotificationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventNotificationType')  # type: ignore[assignment]
     variable: VariableType = Field(alias='variable')
 
 
 class FirmwareStatusNotificationRequest(messages.FirmwareStatusNotificationRequest):
     """Lenient form of :class:`messages.FirmwareStatusNotificationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.FirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.FirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class FirmwareStatusNotificationResponse(messages.FirmwareStatusNotificationResponse):
     """Lenient form of :class:`messages.FirmwareStatusNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FirmwareType(datatypes.FirmwareType):
     """Lenient form of :class:`datatypes.FirmwareType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     location: StrictStr = Field(alias='location')
-    signing_certificate: StrictStr = Field(None, alias='signingCertificate')
-    signature: StrictStr = Field(None, alias='signature')
+    signing_certificate: Omittable[StrictStr] = Field(None, alias='signingCertificate')
+    signature: Omittable[StrictStr] = Field(None, alias='signature')
 
 
 class Get15118EVCertificateRequest(messages.Get15118EVCertificateRequest):
     """Lenient form of :class:`messages.Get15118EVCertificateRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     iso15118_schema_version: StrictStr = Field(alias='iso15118SchemaVersion')
-    action: Annotated[enums.CertificateActionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='action')
+    action: Annotated[enums.CertificateActionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='action')  # type: ignore[assignment]
     exi_request: StrictStr = Field(alias='exiRequest')
 
 
 class Get15118EVCertificateResponse(messages.Get15118EVCertificateResponse):
     """Lenient form of :class:`messages.Get15118EVCertificateResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.Iso15118EVCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.Iso15118EVCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
     exi_response: StrictStr = Field(alias='exiResponse')
 
 
 class GetBaseReportRequest(messages.GetBaseReportRequest):
     """Lenient form of :class:`messages.GetBaseReportRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    report_base: Annotated[enums.ReportBaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reportBase')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    report_base: Annotated[enums.ReportBaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reportBase')  # type: ignore[assignment]
 
 
 class GetBaseReportResponse(messages.GetBaseReportResponse):
     """Lenient form of :class:`messages.GetBaseReportResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetCertificateStatusRequest(messages.GetCertificateStatusRequest):
     """Lenient form of :class:`messages.GetCertificateStatusRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     ocsp_request_data: OCSPRequestDataType = Field(alias='ocspRequestData')
 
 
 class GetCertificateStatusResponse(messages.GetCertificateStatusResponse):
     """Lenient form of :class:`messages.GetCertificateStatusResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GetCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    ocsp_result: StrictStr = Field(None, alias='ocspResult')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GetCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    ocsp_result: Omittable[StrictStr] = Field(None, alias='ocspResult')
 
 
 class GetChargingProfilesRequest(messages.GetChargingProfilesRequest):
     """Lenient form of :class:`messages.GetChargingProfilesRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     charging_profile: ChargingProfileCriterionType = Field(alias='chargingProfile')
 
 
 class GetChargingProfilesResponse(messages.GetChargingProfilesResponse):
     """Lenient form of :class:`messages.GetChargingProfilesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GetChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GetChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetCompositeScheduleRequest(messages.GetCompositeScheduleRequest):
     """Lenient form of :class:`messages.GetCompositeScheduleRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingRateUnit')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_rate_unit: Omittable[Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingRateUnit')  # type: ignore[assignment]
 
 
 class GetCompositeScheduleResponse(messages.GetCompositeScheduleResponse):
     """Lenient form of :class:`messages.GetCompositeScheduleResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    schedule: CompositeScheduleType = Field(None, alias='schedule')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    schedule: Omittable[CompositeScheduleType] = Field(None, alias='schedule')
 
 
 class GetDisplayMessagesRequest(messages.GetDisplayMessagesRequest):
     """Lenient form of :class:`messages.GetDisplayMessagesRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    priority: Annotated[enums.MessagePriorityEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='priority')
-    state: Annotated[enums.MessageStateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='state')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    priority: Omittable[Annotated[enums.MessagePriorityEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='priority')  # type: ignore[assignment]
+    state: Omittable[Annotated[enums.MessageStateEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='state')  # type: ignore[assignment]
 
 
 class GetDisplayMessagesResponse(messages.GetDisplayMessagesResponse):
     """Lenient form of :class:`messages.GetDisplayMessagesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GetDisplayMessagesStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GetDisplayMessagesStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetInstalledCertificateIdsRequest(messages.GetInstalledCertificateIdsRequest):
     """Lenient form of :class:`messages.GetInstalledCertificateIdsRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    certificate_type: Annotated[list[Annotated[enums.GetCertificateIdUseEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)] = Field(None, alias='certificateType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    certificate_type: Omittable[Annotated[list[Annotated[enums.GetCertificateIdUseEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)]] = Field(None, alias='certificateType')  # type: ignore[assignment]
 
 
 class GetInstalledCertificateIdsResponse(messages.GetInstalledCertificateIdsResponse):
     """Lenient form of :class:`messages.GetInstalledCertificateIdsResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GetInstalledCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    certificate_hash_data_chain: Annotated[list[CertificateHashDataChainType], Field(min_length=1)] = Field(None, alias='certificateHashDataChain')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GetInstalledCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    certificate_hash_data_chain: Omittable[Annotated[list[CertificateHashDataChainType], Field(min_length=1)]] = Field(None, alias='certificateHashDataChain')  # type: ignore[assignment]
 
 
 class GetLocalListVersionRequest(messages.GetLocalListVersionRequest):
     """Lenient form of :class:`messages.GetLocalListVersionRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetLocalListVersionResponse(messages.GetLocalListVersionResponse):
     """Lenient form of :class:`messages.GetLocalListVersionResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LogParametersType(datatypes.LogParametersType):
     """Lenient form of :class:`datatypes.LogParametersType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     remote_location: StrictStr = Field(alias='remoteLocation')
 
 
 class GetLogRequest(messages.GetLogRequest):
     """Lenient form of :class:`messages.GetLogRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     log: LogParametersType = Field(alias='log')
-    log_type: Annotated[enums.LogEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='logType')
+    log_type: Annotated[enums.LogEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='logType')  # type: ignore[assignment]
 
 
 class GetLogResponse(messages.GetLogResponse):
     """Lenient form of :class:`messages.GetLogResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.LogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    filename: StrictStr = Field(None, alias='filename')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.LogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    filename: Omittable[StrictStr] = Field(None, alias='filename')
 
 
 class GetMonitoringReportRequest(messages.GetMonitoringReportRequest):
     """Lenient form of :class:`messages.GetMonitoringReportRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    component_variable: Annotated[list[ComponentVariableType], Field(min_length=1)] = Field(None, alias='componentVariable')
-    monitoring_criteria: Annotated[list[Annotated[enums.MonitoringCriterionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=3)] = Field(None, alias='monitoringCriteria')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    component_variable: Omittable[Annotated[list[ComponentVariableType], Field(min_length=1)]] = Field(None, alias='componentVariable')  # type: ignore[assignment]
+    monitoring_criteria: Omittable[Annotated[list[Annotated[enums.MonitoringCriterionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=3)]] = Field(None, alias='monitoringCriteria')  # type: ignore[assignment]
 
 
 class GetMonitoringReportResponse(messages.GetMonitoringReportResponse):
     """Lenient form of :class:`messages.GetMonitoringReportResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetReportRequest(messages.GetReportRequest):
     """Lenient form of :class:`messages.GetReportRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    component_variable: Annotated[list[ComponentVariableType], Field(min_length=1)] = Field(None, alias='componentVariable')
-    component_criteria: Annotated[list[Annotated[enums.ComponentCriterionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=4)] = Field(None, alias='componentCriteria')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    component_variable: Omittable[Annotated[list[ComponentVariableType], Field(min_length=1)]] = Field(None, alias='componentVariable')  # type: ignore[assignment]
+    component_criteria: Omittable[Annotated[list[Annotated[enums.ComponentCriterionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=4)]] = Field(None, alias='componentCriteria')  # type: ignore[assignment]
 
 
 class GetReportResponse(messages.GetReportResponse):
     """Lenient form of :class:`messages.GetReportResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetTransactionStatusRequest(messages.GetTransactionStatusRequest):
     """Lenient form of :class:`messages.GetTransactionStatusRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
 
 
 class GetTransactionStatusResponse(messages.GetTransactionStatusResponse):
     """Lenient form of :class:`messages.GetTransactionStatusResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariableDataType(datatypes.GetVariableDataType):
     """Lenient form of :class:`datatypes.GetVariableDataType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    attribute_type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='attributeType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    attribute_type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='attributeType')  # type: ignore[assignment]
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -741,11 +741,11 @@ class GetVariableDataType(datatypes.GetVariableDataType):
 class GetVariableResultType(datatypes.GetVariableResultType):
     """Lenient form of :class:`datatypes.GetVariableResultType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
-    attribute_status: Annotated[enums.GetVariableStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='attributeStatus')
-    attribute_type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='attributeType')
-    attribute_value: StrictStr = Field(None, alias='attributeValue')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    attribute_status_info: Omittable[StatusInfoType] = Field(None, alias='attributeStatusInfo')
+    attribute_status: Annotated[enums.GetVariableStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='attributeStatus')  # type: ignore[assignment]
+    attribute_type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='attributeType')  # type: ignore[assignment]
+    attribute_value: Omittable[StrictStr] = Field(None, alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -753,73 +753,73 @@ class GetVariableResultType(datatypes.GetVariableResultType):
 class GetVariablesRequest(messages.GetVariablesRequest):
     """Lenient form of :class:`messages.GetVariablesRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    get_variable_data: Annotated[list[GetVariableDataType], Field(min_length=1)] = Field(alias='getVariableData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    get_variable_data: Annotated[list[GetVariableDataType], Field(min_length=1)] = Field(alias='getVariableData')  # type: ignore[assignment]
 
 
 class GetVariablesResponse(messages.GetVariablesResponse):
     """Lenient form of :class:`messages.GetVariablesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    get_variable_result: Annotated[list[GetVariableResultType], Field(min_length=1)] = Field(alias='getVariableResult')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    get_variable_result: Annotated[list[GetVariableResultType], Field(min_length=1)] = Field(alias='getVariableResult')  # type: ignore[assignment]
 
 
 class HeartbeatRequest(messages.HeartbeatRequest):
     """Lenient form of :class:`messages.HeartbeatRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class HeartbeatResponse(messages.HeartbeatResponse):
     """Lenient form of :class:`messages.HeartbeatResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class InstallCertificateRequest(messages.InstallCertificateRequest):
     """Lenient form of :class:`messages.InstallCertificateRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    certificate_type: Annotated[enums.InstallCertificateUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    certificate_type: Annotated[enums.InstallCertificateUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')  # type: ignore[assignment]
     certificate: StrictStr = Field(alias='certificate')
 
 
 class InstallCertificateResponse(messages.InstallCertificateResponse):
     """Lenient form of :class:`messages.InstallCertificateResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.InstallCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.InstallCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class LogStatusNotificationRequest(messages.LogStatusNotificationRequest):
     """Lenient form of :class:`messages.LogStatusNotificationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.UploadLogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.UploadLogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class LogStatusNotificationResponse(messages.LogStatusNotificationResponse):
     """Lenient form of :class:`messages.LogStatusNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MessageInfoType(datatypes.MessageInfoType):
     """Lenient form of :class:`datatypes.MessageInfoType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    display: ComponentType = Field(None, alias='display')
-    priority: Annotated[enums.MessagePriorityEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='priority')
-    state: Annotated[enums.MessageStateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='state')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    display: Omittable[ComponentType] = Field(None, alias='display')
+    priority: Annotated[enums.MessagePriorityEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='priority')  # type: ignore[assignment]
+    state: Omittable[Annotated[enums.MessageStateEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='state')  # type: ignore[assignment]
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
     message: MessageContentType = Field(alias='message')
 
 
 class SignedMeterValueType(datatypes.SignedMeterValueType):
     """Lenient form of :class:`datatypes.SignedMeterValueType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     signed_meter_data: StrictStr = Field(alias='signedMeterData')
     signing_method: StrictStr = Field(alias='signingMethod')
     encoding_method: StrictStr = Field(alias='encodingMethod')
@@ -829,223 +829,223 @@ class SignedMeterValueType(datatypes.SignedMeterValueType):
 class UnitOfMeasureType(datatypes.UnitOfMeasureType):
     """Lenient form of :class:`datatypes.UnitOfMeasureType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    unit: StrictStr = Field(None, alias='unit')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    unit: Omittable[StrictStr] = Field(None, alias='unit')
 
 
 class SampledValueType(datatypes.SampledValueType):
     """Lenient form of :class:`datatypes.SampledValueType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    context: Annotated[enums.ReadingContextEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='context')
-    measurand: Annotated[enums.MeasurandEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='measurand')
-    phase: Annotated[enums.PhaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='phase')
-    location: Annotated[enums.LocationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='location')
-    signed_meter_value: SignedMeterValueType = Field(None, alias='signedMeterValue')
-    unit_of_measure: UnitOfMeasureType = Field(None, alias='unitOfMeasure')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    context: Omittable[Annotated[enums.ReadingContextEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='context')  # type: ignore[assignment]
+    measurand: Omittable[Annotated[enums.MeasurandEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='measurand')  # type: ignore[assignment]
+    phase: Omittable[Annotated[enums.PhaseEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='phase')  # type: ignore[assignment]
+    location: Omittable[Annotated[enums.LocationEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='location')  # type: ignore[assignment]
+    signed_meter_value: Omittable[SignedMeterValueType] = Field(None, alias='signedMeterValue')
+    unit_of_measure: Omittable[UnitOfMeasureType] = Field(None, alias='unitOfMeasure')
 
 
 class MeterValueType(datatypes.MeterValueType):
     """Lenient form of :class:`datatypes.MeterValueType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    sampled_value: Annotated[list[SampledValueType], Field(min_length=1)] = Field(alias='sampledValue')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    sampled_value: Annotated[list[SampledValueType], Field(min_length=1)] = Field(alias='sampledValue')  # type: ignore[assignment]
 
 
 class MeterValuesRequest(messages.MeterValuesRequest):
     """Lenient form of :class:`messages.MeterValuesRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    meter_value: Annotated[list[MeterValueType], Field(min_length=1)] = Field(alias='meterValue')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    meter_value: Annotated[list[MeterValueType], Field(min_length=1)] = Field(alias='meterValue')  # type: ignore[assignment]
 
 
 class MeterValuesResponse(messages.MeterValuesResponse):
     """Lenient form of :class:`messages.MeterValuesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableMonitoringType(datatypes.VariableMonitoringType):
     """Lenient form of :class:`datatypes.VariableMonitoringType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
 
 
 class MonitoringDataType(datatypes.MonitoringDataType):
     """Lenient form of :class:`datatypes.MonitoringDataType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    variable_monitoring: Annotated[list[VariableMonitoringType], Field(min_length=1)] = Field(alias='variableMonitoring')
+    variable_monitoring: Annotated[list[VariableMonitoringType], Field(min_length=1)] = Field(alias='variableMonitoring')  # type: ignore[assignment]
 
 
 class VPNType(datatypes.VPNType):
     """Lenient form of :class:`datatypes.VPNType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     server: StrictStr = Field(alias='server')
     user: StrictStr = Field(alias='user')
-    group: StrictStr = Field(None, alias='group')
+    group: Omittable[StrictStr] = Field(None, alias='group')
     password: StrictStr = Field(alias='password')
     key: StrictStr = Field(alias='key')
-    type: Annotated[enums.VPNEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    type: Annotated[enums.VPNEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
 
 
 class NetworkConnectionProfileType(datatypes.NetworkConnectionProfileType):
     """Lenient form of :class:`datatypes.NetworkConnectionProfileType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    apn: APNType = Field(None, alias='apn')
-    ocpp_version: Annotated[enums.OCPPVersionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppVersion')
-    ocpp_transport: Annotated[enums.OCPPTransportEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppTransport')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    apn: Omittable[APNType] = Field(None, alias='apn')
+    ocpp_version: Annotated[enums.OCPPVersionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppVersion')  # type: ignore[assignment]
+    ocpp_transport: Annotated[enums.OCPPTransportEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppTransport')  # type: ignore[assignment]
     ocpp_csms_url: StrictStr = Field(alias='ocppCsmsUrl')
-    ocpp_interface: Annotated[enums.OCPPInterfaceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppInterface')
-    vpn: VPNType = Field(None, alias='vpn')
+    ocpp_interface: Annotated[enums.OCPPInterfaceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppInterface')  # type: ignore[assignment]
+    vpn: Omittable[VPNType] = Field(None, alias='vpn')
 
 
 class NotifyChargingLimitRequest(messages.NotifyChargingLimitRequest):
     """Lenient form of :class:`messages.NotifyChargingLimitRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1)] = Field(None, alias='chargingSchedule')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_schedule: Omittable[Annotated[list[ChargingScheduleType], Field(min_length=1)]] = Field(None, alias='chargingSchedule')  # type: ignore[assignment]
     charging_limit: ChargingLimitType = Field(alias='chargingLimit')
 
 
 class NotifyChargingLimitResponse(messages.NotifyChargingLimitResponse):
     """Lenient form of :class:`messages.NotifyChargingLimitResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyCustomerInformationRequest(messages.NotifyCustomerInformationRequest):
     """Lenient form of :class:`messages.NotifyCustomerInformationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     data: StrictStr = Field(alias='data')
 
 
 class NotifyCustomerInformationResponse(messages.NotifyCustomerInformationResponse):
     """Lenient form of :class:`messages.NotifyCustomerInformationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDisplayMessagesRequest(messages.NotifyDisplayMessagesRequest):
     """Lenient form of :class:`messages.NotifyDisplayMessagesRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    message_info: Annotated[list[MessageInfoType], Field(min_length=1)] = Field(None, alias='messageInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    message_info: Omittable[Annotated[list[MessageInfoType], Field(min_length=1)]] = Field(None, alias='messageInfo')  # type: ignore[assignment]
 
 
 class NotifyDisplayMessagesResponse(messages.NotifyDisplayMessagesResponse):
     """Lenient form of :class:`messages.NotifyDisplayMessagesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingNeedsRequest(messages.NotifyEVChargingNeedsRequest):
     """Lenient form of :class:`messages.NotifyEVChargingNeedsRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     charging_needs: ChargingNeedsType = Field(alias='chargingNeeds')
 
 
 class NotifyEVChargingNeedsResponse(messages.NotifyEVChargingNeedsResponse):
     """Lenient form of :class:`messages.NotifyEVChargingNeedsResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.NotifyEVChargingNeedsStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.NotifyEVChargingNeedsStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class NotifyEVChargingScheduleRequest(messages.NotifyEVChargingScheduleRequest):
     """Lenient form of :class:`messages.NotifyEVChargingScheduleRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     charging_schedule: ChargingScheduleType = Field(alias='chargingSchedule')
 
 
 class NotifyEVChargingScheduleResponse(messages.NotifyEVChargingScheduleResponse):
     """Lenient form of :class:`messages.NotifyEVChargingScheduleResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class NotifyEventRequest(messages.NotifyEventRequest):
     """Lenient form of :class:`messages.NotifyEventRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    event_data: Annotated[list[EventDataType], Field(min_length=1)] = Field(alias='eventData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    event_data: Annotated[list[EventDataType], Field(min_length=1)] = Field(alias='eventData')  # type: ignore[assignment]
 
 
 class NotifyEventResponse(messages.NotifyEventResponse):
     """Lenient form of :class:`messages.NotifyEventResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyMonitoringReportRequest(messages.NotifyMonitoringReportRequest):
     """Lenient form of :class:`messages.NotifyMonitoringReportRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    monitor: Annotated[list[MonitoringDataType], Field(min_length=1)] = Field(None, alias='monitor')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    monitor: Omittable[Annotated[list[MonitoringDataType], Field(min_length=1)]] = Field(None, alias='monitor')  # type: ignore[assignment]
 
 
 class NotifyMonitoringReportResponse(messages.NotifyMonitoringReportResponse):
     """Lenient form of :class:`messages.NotifyMonitoringReportResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableAttributeType(datatypes.VariableAttributeType):
     """Lenient form of :class:`datatypes.VariableAttributeType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='type')
-    value: StrictStr = Field(None, alias='value')
-    mutability: Annotated[enums.MutabilityEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='mutability')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='type')  # type: ignore[assignment]
+    value: Omittable[StrictStr] = Field(None, alias='value')
+    mutability: Omittable[Annotated[enums.MutabilityEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='mutability')  # type: ignore[assignment]
 
 
 class VariableCharacteristicsType(datatypes.VariableCharacteristicsType):
     """Lenient form of :class:`datatypes.VariableCharacteristicsType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    unit: StrictStr = Field(None, alias='unit')
-    data_type: Annotated[enums.DataEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='dataType')
-    values_list: StrictStr = Field(None, alias='valuesList')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    unit: Omittable[StrictStr] = Field(None, alias='unit')
+    data_type: Annotated[enums.DataEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='dataType')  # type: ignore[assignment]
+    values_list: Omittable[StrictStr] = Field(None, alias='valuesList')
 
 
 class ReportDataType(datatypes.ReportDataType):
     """Lenient form of :class:`datatypes.ReportDataType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    variable_attribute: Annotated[list[VariableAttributeType], Field(min_length=1, max_length=4)] = Field(alias='variableAttribute')
-    variable_characteristics: VariableCharacteristicsType = Field(None, alias='variableCharacteristics')
+    variable_attribute: Annotated[list[VariableAttributeType], Field(min_length=1, max_length=4)] = Field(alias='variableAttribute')  # type: ignore[assignment]
+    variable_characteristics: Omittable[VariableCharacteristicsType] = Field(None, alias='variableCharacteristics')
 
 
 class NotifyReportRequest(messages.NotifyReportRequest):
     """Lenient form of :class:`messages.NotifyReportRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    report_data: Annotated[list[ReportDataType], Field(min_length=1)] = Field(None, alias='reportData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    report_data: Omittable[Annotated[list[ReportDataType], Field(min_length=1)]] = Field(None, alias='reportData')  # type: ignore[assignment]
 
 
 class NotifyReportResponse(messages.NotifyReportResponse):
     """Lenient form of :class:`messages.NotifyReportResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareRequest(messages.PublishFirmwareRequest):
     """Lenient form of :class:`messages.PublishFirmwareRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     location: StrictStr = Field(alias='location')
     checksum: StrictStr = Field(alias='checksum')
 
@@ -1053,197 +1053,197 @@ class PublishFirmwareRequest(messages.PublishFirmwareRequest):
 class PublishFirmwareResponse(messages.PublishFirmwareResponse):
     """Lenient form of :class:`messages.PublishFirmwareResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class PublishFirmwareStatusNotificationRequest(messages.PublishFirmwareStatusNotificationRequest):
     """Lenient form of :class:`messages.PublishFirmwareStatusNotificationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.PublishFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    location: Annotated[list[StrictStr], Field(min_length=1)] = Field(None, alias='location')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.PublishFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    location: Omittable[Annotated[list[StrictStr], Field(min_length=1)]] = Field(None, alias='location')
 
 
 class PublishFirmwareStatusNotificationResponse(messages.PublishFirmwareStatusNotificationResponse):
     """Lenient form of :class:`messages.PublishFirmwareStatusNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReportChargingProfilesRequest(messages.ReportChargingProfilesRequest):
     """Lenient form of :class:`messages.ReportChargingProfilesRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    charging_limit_source: Annotated[enums.ChargingLimitSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingLimitSource')
-    charging_profile: Annotated[list[ChargingProfileType], Field(min_length=1)] = Field(alias='chargingProfile')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    charging_limit_source: Annotated[enums.ChargingLimitSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingLimitSource')  # type: ignore[assignment]
+    charging_profile: Annotated[list[ChargingProfileType], Field(min_length=1)] = Field(alias='chargingProfile')  # type: ignore[assignment]
 
 
 class ReportChargingProfilesResponse(messages.ReportChargingProfilesResponse):
     """Lenient form of :class:`messages.ReportChargingProfilesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStartTransactionRequest(messages.RequestStartTransactionRequest):
     """Lenient form of :class:`messages.RequestStartTransactionRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    group_id_token: IdTokenType = Field(None, alias='groupIdToken')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    group_id_token: Omittable[IdTokenType] = Field(None, alias='groupIdToken')
     id_token: IdTokenType = Field(alias='idToken')
-    charging_profile: ChargingProfileType = Field(None, alias='chargingProfile')
+    charging_profile: Omittable[ChargingProfileType] = Field(None, alias='chargingProfile')
 
 
 class RequestStartTransactionResponse(messages.RequestStartTransactionResponse):
     """Lenient form of :class:`messages.RequestStartTransactionResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.RequestStartStopStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.RequestStartStopStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
 
 
 class RequestStopTransactionRequest(messages.RequestStopTransactionRequest):
     """Lenient form of :class:`messages.RequestStopTransactionRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     transaction_id: StrictStr = Field(alias='transactionId')
 
 
 class RequestStopTransactionResponse(messages.RequestStopTransactionResponse):
     """Lenient form of :class:`messages.RequestStopTransactionResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.RequestStartStopStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.RequestStartStopStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ReservationStatusUpdateRequest(messages.ReservationStatusUpdateRequest):
     """Lenient form of :class:`messages.ReservationStatusUpdateRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    reservation_update_status: Annotated[enums.ReservationUpdateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reservationUpdateStatus')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    reservation_update_status: Annotated[enums.ReservationUpdateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reservationUpdateStatus')  # type: ignore[assignment]
 
 
 class ReservationStatusUpdateResponse(messages.ReservationStatusUpdateResponse):
     """Lenient form of :class:`messages.ReservationStatusUpdateResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReserveNowRequest(messages.ReserveNowRequest):
     """Lenient form of :class:`messages.ReserveNowRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    connector_type: Annotated[enums.ConnectorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='connectorType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    connector_type: Omittable[Annotated[enums.ConnectorEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='connectorType')  # type: ignore[assignment]
     id_token: IdTokenType = Field(alias='idToken')
-    group_id_token: IdTokenType = Field(None, alias='groupIdToken')
+    group_id_token: Omittable[IdTokenType] = Field(None, alias='groupIdToken')
 
 
 class ReserveNowResponse(messages.ReserveNowResponse):
     """Lenient form of :class:`messages.ReserveNowResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.ReserveNowStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.ReserveNowStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ResetRequest(messages.ResetRequest):
     """Lenient form of :class:`messages.ResetRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    type: Annotated[enums.ResetEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    type: Annotated[enums.ResetEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
 
 
 class ResetResponse(messages.ResetResponse):
     """Lenient form of :class:`messages.ResetResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.ResetStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.ResetStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SecurityEventNotificationRequest(messages.SecurityEventNotificationRequest):
     """Lenient form of :class:`messages.SecurityEventNotificationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     type: StrictStr = Field(alias='type')
-    tech_info: StrictStr = Field(None, alias='techInfo')
+    tech_info: Omittable[StrictStr] = Field(None, alias='techInfo')
 
 
 class SecurityEventNotificationResponse(messages.SecurityEventNotificationResponse):
     """Lenient form of :class:`messages.SecurityEventNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SendLocalListRequest(messages.SendLocalListRequest):
     """Lenient form of :class:`messages.SendLocalListRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    local_authorization_list: Annotated[list[AuthorizationData], Field(min_length=1)] = Field(None, alias='localAuthorizationList')
-    update_type: Annotated[enums.UpdateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='updateType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    local_authorization_list: Omittable[Annotated[list[AuthorizationData], Field(min_length=1)]] = Field(None, alias='localAuthorizationList')  # type: ignore[assignment]
+    update_type: Annotated[enums.UpdateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='updateType')  # type: ignore[assignment]
 
 
 class SendLocalListResponse(messages.SendLocalListResponse):
     """Lenient form of :class:`messages.SendLocalListResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.SendLocalListStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.SendLocalListStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetChargingProfileRequest(messages.SetChargingProfileRequest):
     """Lenient form of :class:`messages.SetChargingProfileRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     charging_profile: ChargingProfileType = Field(alias='chargingProfile')
 
 
 class SetChargingProfileResponse(messages.SetChargingProfileResponse):
     """Lenient form of :class:`messages.SetChargingProfileResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.ChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.ChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetDisplayMessageRequest(messages.SetDisplayMessageRequest):
     """Lenient form of :class:`messages.SetDisplayMessageRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     message: MessageInfoType = Field(alias='message')
 
 
 class SetDisplayMessageResponse(messages.SetDisplayMessageResponse):
     """Lenient form of :class:`messages.SetDisplayMessageResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.DisplayMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.DisplayMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetMonitoringBaseRequest(messages.SetMonitoringBaseRequest):
     """Lenient form of :class:`messages.SetMonitoringBaseRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    monitoring_base: Annotated[enums.MonitoringBaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='monitoringBase')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    monitoring_base: Annotated[enums.MonitoringBaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='monitoringBase')  # type: ignore[assignment]
 
 
 class SetMonitoringBaseResponse(messages.SetMonitoringBaseResponse):
     """Lenient form of :class:`messages.SetMonitoringBaseResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetMonitoringDataType(datatypes.SetMonitoringDataType):
     """Lenient form of :class:`datatypes.SetMonitoringDataType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -1251,24 +1251,24 @@ class SetMonitoringDataType(datatypes.SetMonitoringDataType):
 class SetMonitoringLevelRequest(messages.SetMonitoringLevelRequest):
     """Lenient form of :class:`messages.SetMonitoringLevelRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringLevelResponse(messages.SetMonitoringLevelResponse):
     """Lenient form of :class:`messages.SetMonitoringLevelResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetMonitoringResultType(datatypes.SetMonitoringResultType):
     """Lenient form of :class:`datatypes.SetMonitoringResultType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    status: Annotated[enums.SetMonitoringStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    status: Annotated[enums.SetMonitoringStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -1276,23 +1276,23 @@ class SetMonitoringResultType(datatypes.SetMonitoringResultType):
 class SetNetworkProfileRequest(messages.SetNetworkProfileRequest):
     """Lenient form of :class:`messages.SetNetworkProfileRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     connection_data: NetworkConnectionProfileType = Field(alias='connectionData')
 
 
 class SetNetworkProfileResponse(messages.SetNetworkProfileResponse):
     """Lenient form of :class:`messages.SetNetworkProfileResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.SetNetworkProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.SetNetworkProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetVariableDataType(datatypes.SetVariableDataType):
     """Lenient form of :class:`datatypes.SetVariableDataType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    attribute_type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='attributeType')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    attribute_type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='attributeType')  # type: ignore[assignment]
     attribute_value: StrictStr = Field(alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
@@ -1301,24 +1301,24 @@ class SetVariableDataType(datatypes.SetVariableDataType):
 class SetVariableMonitoringRequest(messages.SetVariableMonitoringRequest):
     """Lenient form of :class:`messages.SetVariableMonitoringRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    set_monitoring_data: Annotated[list[SetMonitoringDataType], Field(min_length=1)] = Field(alias='setMonitoringData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    set_monitoring_data: Annotated[list[SetMonitoringDataType], Field(min_length=1)] = Field(alias='setMonitoringData')  # type: ignore[assignment]
 
 
 class SetVariableMonitoringResponse(messages.SetVariableMonitoringResponse):
     """Lenient form of :class:`messages.SetVariableMonitoringResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    set_monitoring_result: Annotated[list[SetMonitoringResultType], Field(min_length=1)] = Field(alias='setMonitoringResult')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    set_monitoring_result: Annotated[list[SetMonitoringResultType], Field(min_length=1)] = Field(alias='setMonitoringResult')  # type: ignore[assignment]
 
 
 class SetVariableResultType(datatypes.SetVariableResultType):
     """Lenient form of :class:`datatypes.SetVariableResultType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    attribute_type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='attributeType')
-    attribute_status: Annotated[enums.SetVariableStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='attributeStatus')
-    attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    attribute_type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='attributeType')  # type: ignore[assignment]
+    attribute_status: Annotated[enums.SetVariableStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='attributeStatus')  # type: ignore[assignment]
+    attribute_status_info: Omittable[StatusInfoType] = Field(None, alias='attributeStatusInfo')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
 
@@ -1326,129 +1326,129 @@ class SetVariableResultType(datatypes.SetVariableResultType):
 class SetVariablesRequest(messages.SetVariablesRequest):
     """Lenient form of :class:`messages.SetVariablesRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    set_variable_data: Annotated[list[SetVariableDataType], Field(min_length=1)] = Field(alias='setVariableData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    set_variable_data: Annotated[list[SetVariableDataType], Field(min_length=1)] = Field(alias='setVariableData')  # type: ignore[assignment]
 
 
 class SetVariablesResponse(messages.SetVariablesResponse):
     """Lenient form of :class:`messages.SetVariablesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    set_variable_result: Annotated[list[SetVariableResultType], Field(min_length=1)] = Field(alias='setVariableResult')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    set_variable_result: Annotated[list[SetVariableResultType], Field(min_length=1)] = Field(alias='setVariableResult')  # type: ignore[assignment]
 
 
 class SignCertificateRequest(messages.SignCertificateRequest):
     """Lenient form of :class:`messages.SignCertificateRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     csr: StrictStr = Field(alias='csr')
-    certificate_type: Annotated[enums.CertificateSigningUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='certificateType')
+    certificate_type: Omittable[Annotated[enums.CertificateSigningUseEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='certificateType')  # type: ignore[assignment]
 
 
 class SignCertificateResponse(messages.SignCertificateResponse):
     """Lenient form of :class:`messages.SignCertificateResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class StatusNotificationRequest(messages.StatusNotificationRequest):
     """Lenient form of :class:`messages.StatusNotificationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    connector_status: Annotated[enums.ConnectorStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='connectorStatus')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    connector_status: Annotated[enums.ConnectorStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='connectorStatus')  # type: ignore[assignment]
 
 
 class StatusNotificationResponse(messages.StatusNotificationResponse):
     """Lenient form of :class:`messages.StatusNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionType(datatypes.TransactionType):
     """Lenient form of :class:`datatypes.TransactionType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     transaction_id: StrictStr = Field(alias='transactionId')
-    charging_state: Annotated[enums.ChargingStateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingState')
-    stopped_reason: Annotated[enums.ReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='stoppedReason')
+    charging_state: Omittable[Annotated[enums.ChargingStateEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingState')  # type: ignore[assignment]
+    stopped_reason: Omittable[Annotated[enums.ReasonEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='stoppedReason')  # type: ignore[assignment]
 
 
 class TransactionEventRequest(messages.TransactionEventRequest):
     """Lenient form of :class:`messages.TransactionEventRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    event_type: Annotated[enums.TransactionEventEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventType')
-    meter_value: Annotated[list[MeterValueType], Field(min_length=1)] = Field(None, alias='meterValue')
-    trigger_reason: Annotated[enums.TriggerReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='triggerReason')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    event_type: Annotated[enums.TransactionEventEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventType')  # type: ignore[assignment]
+    meter_value: Omittable[Annotated[list[MeterValueType], Field(min_length=1)]] = Field(None, alias='meterValue')  # type: ignore[assignment]
+    trigger_reason: Annotated[enums.TriggerReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='triggerReason')  # type: ignore[assignment]
     transaction_info: TransactionType = Field(alias='transactionInfo')
-    evse: EVSEType = Field(None, alias='evse')
-    id_token: IdTokenType = Field(None, alias='idToken')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
+    id_token: Omittable[IdTokenType] = Field(None, alias='idToken')
 
 
 class TransactionEventResponse(messages.TransactionEventResponse):
     """Lenient form of :class:`messages.TransactionEventResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    id_token_info: IdTokenInfoType = Field(None, alias='idTokenInfo')
-    updated_personal_message: MessageContentType = Field(None, alias='updatedPersonalMessage')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    id_token_info: Omittable[IdTokenInfoType] = Field(None, alias='idTokenInfo')
+    updated_personal_message: Omittable[MessageContentType] = Field(None, alias='updatedPersonalMessage')
 
 
 class TriggerMessageRequest(messages.TriggerMessageRequest):
     """Lenient form of :class:`messages.TriggerMessageRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    evse: EVSEType = Field(None, alias='evse')
-    requested_message: Annotated[enums.MessageTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedMessage')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
+    requested_message: Annotated[enums.MessageTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedMessage')  # type: ignore[assignment]
 
 
 class TriggerMessageResponse(messages.TriggerMessageResponse):
     """Lenient form of :class:`messages.TriggerMessageResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.TriggerMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.TriggerMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class UnlockConnectorRequest(messages.UnlockConnectorRequest):
     """Lenient form of :class:`messages.UnlockConnectorRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UnlockConnectorResponse(messages.UnlockConnectorResponse):
     """Lenient form of :class:`messages.UnlockConnectorResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.UnlockStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.UnlockStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class UnpublishFirmwareRequest(messages.UnpublishFirmwareRequest):
     """Lenient form of :class:`messages.UnpublishFirmwareRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     checksum: StrictStr = Field(alias='checksum')
 
 
 class UnpublishFirmwareResponse(messages.UnpublishFirmwareResponse):
     """Lenient form of :class:`messages.UnpublishFirmwareResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.UnpublishFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.UnpublishFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
 
 
 class UpdateFirmwareRequest(messages.UpdateFirmwareRequest):
     """Lenient form of :class:`messages.UpdateFirmwareRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
     firmware: FirmwareType = Field(alias='firmware')
 
 
 class UpdateFirmwareResponse(messages.UpdateFirmwareResponse):
     """Lenient form of :class:`messages.UpdateFirmwareResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
-    status: Annotated[enums.UpdateFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
+    status: Annotated[enums.UpdateFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')

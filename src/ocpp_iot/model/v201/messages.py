@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import datatypes, enums
@@ -24,26 +24,26 @@ class AuthorizeRequest(OcppModel):
     """OCPP 2.0.1 AuthorizeRequest (schema AuthorizeRequest.json)."""
 
     schema_name: ClassVar[str] = 'AuthorizeRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
-    certificate: Str_max_length5500 = Field(None, alias='certificate')
-    iso15118_certificate_hash_data: Annotated[list[datatypes.OCSPRequestDataType], Field(min_length=1, max_length=4)] = Field(None, alias='iso15118CertificateHashData')
+    certificate: Omittable[Str_max_length5500] = Field(None, alias='certificate')
+    iso15118_certificate_hash_data: Omittable[Annotated[list[datatypes.OCSPRequestDataType], Field(min_length=1, max_length=4)]] = Field(None, alias='iso15118CertificateHashData')
 
 
 class AuthorizeResponse(OcppModel):
     """OCPP 2.0.1 AuthorizeResponse (schema AuthorizeResponse.json)."""
 
     schema_name: ClassVar[str] = 'AuthorizeResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     id_token_info: datatypes.IdTokenInfoType = Field(alias='idTokenInfo')
-    certificate_status: enums.AuthorizeCertificateStatusEnumType = Field(None, alias='certificateStatus')
+    certificate_status: Omittable[enums.AuthorizeCertificateStatusEnumType] = Field(None, alias='certificateStatus')
 
 
 class BootNotificationRequest(OcppModel):
     """OCPP 2.0.1 BootNotificationRequest (schema BootNotificationRequest.json)."""
 
     schema_name: ClassVar[str] = 'BootNotificationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     charging_station: datatypes.ChargingStationType = Field(alias='chargingStation')
     reason: enums.BootReasonEnumType = Field(alias='reason')
 
@@ -52,18 +52,18 @@ class BootNotificationResponse(OcppModel):
     """OCPP 2.0.1 BootNotificationResponse (schema BootNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'BootNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     current_time: DateTime = Field(alias='currentTime')
     interval: StrictInt = Field(alias='interval')
     status: enums.RegistrationStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class CancelReservationRequest(OcppModel):
     """OCPP 2.0.1 CancelReservationRequest (schema CancelReservationRequest.json)."""
 
     schema_name: ClassVar[str] = 'CancelReservationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     reservation_id: StrictInt = Field(alias='reservationId')
 
 
@@ -71,35 +71,35 @@ class CancelReservationResponse(OcppModel):
     """OCPP 2.0.1 CancelReservationResponse (schema CancelReservationResponse.json)."""
 
     schema_name: ClassVar[str] = 'CancelReservationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.CancelReservationStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class CertificateSignedRequest(OcppModel):
     """OCPP 2.0.1 CertificateSignedRequest (schema CertificateSignedRequest.json)."""
 
     schema_name: ClassVar[str] = 'CertificateSignedRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     certificate_chain: Str_max_length10000 = Field(alias='certificateChain')
-    certificate_type: enums.CertificateSigningUseEnumType = Field(None, alias='certificateType')
+    certificate_type: Omittable[enums.CertificateSigningUseEnumType] = Field(None, alias='certificateType')
 
 
 class CertificateSignedResponse(OcppModel):
     """OCPP 2.0.1 CertificateSignedResponse (schema CertificateSignedResponse.json)."""
 
     schema_name: ClassVar[str] = 'CertificateSignedResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.CertificateSignedStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ChangeAvailabilityRequest(OcppModel):
     """OCPP 2.0.1 ChangeAvailabilityRequest (schema ChangeAvailabilityRequest.json)."""
 
     schema_name: ClassVar[str] = 'ChangeAvailabilityRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    evse: datatypes.EVSEType = Field(None, alias='evse')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    evse: Omittable[datatypes.EVSEType] = Field(None, alias='evse')
     operational_status: enums.OperationalStatusEnumType = Field(alias='operationalStatus')
 
 
@@ -107,50 +107,50 @@ class ChangeAvailabilityResponse(OcppModel):
     """OCPP 2.0.1 ChangeAvailabilityResponse (schema ChangeAvailabilityResponse.json)."""
 
     schema_name: ClassVar[str] = 'ChangeAvailabilityResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.ChangeAvailabilityStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ClearCacheRequest(OcppModel):
     """OCPP 2.0.1 ClearCacheRequest (schema ClearCacheRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearCacheRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearCacheResponse(OcppModel):
     """OCPP 2.0.1 ClearCacheResponse (schema ClearCacheResponse.json)."""
 
     schema_name: ClassVar[str] = 'ClearCacheResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.ClearCacheStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ClearChargingProfileRequest(OcppModel):
     """OCPP 2.0.1 ClearChargingProfileRequest (schema ClearChargingProfileRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearChargingProfileRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    charging_profile_id: StrictInt = Field(None, alias='chargingProfileId')
-    charging_profile_criteria: datatypes.ClearChargingProfileType = Field(None, alias='chargingProfileCriteria')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    charging_profile_id: Omittable[StrictInt] = Field(None, alias='chargingProfileId')
+    charging_profile_criteria: Omittable[datatypes.ClearChargingProfileType] = Field(None, alias='chargingProfileCriteria')
 
 
 class ClearChargingProfileResponse(OcppModel):
     """OCPP 2.0.1 ClearChargingProfileResponse (schema ClearChargingProfileResponse.json)."""
 
     schema_name: ClassVar[str] = 'ClearChargingProfileResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.ClearChargingProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ClearDisplayMessageRequest(OcppModel):
     """OCPP 2.0.1 ClearDisplayMessageRequest (schema ClearDisplayMessageRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearDisplayMessageRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
 
 
@@ -158,16 +158,16 @@ class ClearDisplayMessageResponse(OcppModel):
     """OCPP 2.0.1 ClearDisplayMessageResponse (schema ClearDisplayMessageResponse.json)."""
 
     schema_name: ClassVar[str] = 'ClearDisplayMessageResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.ClearMessageStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ClearVariableMonitoringRequest(OcppModel):
     """OCPP 2.0.1 ClearVariableMonitoringRequest (schema ClearVariableMonitoringRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearVariableMonitoringRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     id: Annotated[list[StrictInt], Field(min_length=1)] = Field(alias='id')
 
 
@@ -175,7 +175,7 @@ class ClearVariableMonitoringResponse(OcppModel):
     """OCPP 2.0.1 ClearVariableMonitoringResponse (schema ClearVariableMonitoringResponse.json)."""
 
     schema_name: ClassVar[str] = 'ClearVariableMonitoringResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     clear_monitoring_result: Annotated[list[datatypes.ClearMonitoringResultType], Field(min_length=1)] = Field(alias='clearMonitoringResult')
 
 
@@ -183,23 +183,23 @@ class ClearedChargingLimitRequest(OcppModel):
     """OCPP 2.0.1 ClearedChargingLimitRequest (schema ClearedChargingLimitRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearedChargingLimitRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     charging_limit_source: enums.ChargingLimitSourceEnumType = Field(alias='chargingLimitSource')
-    evse_id: StrictInt = Field(None, alias='evseId')
+    evse_id: Omittable[StrictInt] = Field(None, alias='evseId')
 
 
 class ClearedChargingLimitResponse(OcppModel):
     """OCPP 2.0.1 ClearedChargingLimitResponse (schema ClearedChargingLimitResponse.json)."""
 
     schema_name: ClassVar[str] = 'ClearedChargingLimitResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CostUpdatedRequest(OcppModel):
     """OCPP 2.0.1 CostUpdatedRequest (schema CostUpdatedRequest.json)."""
 
     schema_name: ClassVar[str] = 'CostUpdatedRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     total_cost: Number = Field(alias='totalCost')
     transaction_id: Str_max_length36 = Field(alias='transactionId')
 
@@ -208,38 +208,38 @@ class CostUpdatedResponse(OcppModel):
     """OCPP 2.0.1 CostUpdatedResponse (schema CostUpdatedResponse.json)."""
 
     schema_name: ClassVar[str] = 'CostUpdatedResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CustomerInformationRequest(OcppModel):
     """OCPP 2.0.1 CustomerInformationRequest (schema CustomerInformationRequest.json)."""
 
     schema_name: ClassVar[str] = 'CustomerInformationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    customer_certificate: datatypes.CertificateHashDataType = Field(None, alias='customerCertificate')
-    id_token: datatypes.IdTokenType = Field(None, alias='idToken')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    customer_certificate: Omittable[datatypes.CertificateHashDataType] = Field(None, alias='customerCertificate')
+    id_token: Omittable[datatypes.IdTokenType] = Field(None, alias='idToken')
     request_id: StrictInt = Field(alias='requestId')
     report: StrictBool = Field(alias='report')
     clear: StrictBool = Field(alias='clear')
-    customer_identifier: Str_max_length64 = Field(None, alias='customerIdentifier')
+    customer_identifier: Omittable[Str_max_length64] = Field(None, alias='customerIdentifier')
 
 
 class CustomerInformationResponse(OcppModel):
     """OCPP 2.0.1 CustomerInformationResponse (schema CustomerInformationResponse.json)."""
 
     schema_name: ClassVar[str] = 'CustomerInformationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.CustomerInformationStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class DataTransferRequest(OcppModel):
     """OCPP 2.0.1 DataTransferRequest (schema DataTransferRequest.json)."""
 
     schema_name: ClassVar[str] = 'DataTransferRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    message_id: Str_max_length50 = Field(None, alias='messageId')
-    data: Any = Field(None, alias='data')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    message_id: Omittable[Str_max_length50] = Field(None, alias='messageId')
+    data: Omittable[Any] = Field(None, alias='data')
     vendor_id: Str_max_length255 = Field(alias='vendorId')
 
 
@@ -247,17 +247,17 @@ class DataTransferResponse(OcppModel):
     """OCPP 2.0.1 DataTransferResponse (schema DataTransferResponse.json)."""
 
     schema_name: ClassVar[str] = 'DataTransferResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.DataTransferStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    data: Any = Field(None, alias='data')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    data: Omittable[Any] = Field(None, alias='data')
 
 
 class DeleteCertificateRequest(OcppModel):
     """OCPP 2.0.1 DeleteCertificateRequest (schema DeleteCertificateRequest.json)."""
 
     schema_name: ClassVar[str] = 'DeleteCertificateRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     certificate_hash_data: datatypes.CertificateHashDataType = Field(alias='certificateHashData')
 
 
@@ -265,32 +265,32 @@ class DeleteCertificateResponse(OcppModel):
     """OCPP 2.0.1 DeleteCertificateResponse (schema DeleteCertificateResponse.json)."""
 
     schema_name: ClassVar[str] = 'DeleteCertificateResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.DeleteCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class FirmwareStatusNotificationRequest(OcppModel):
     """OCPP 2.0.1 FirmwareStatusNotificationRequest (schema FirmwareStatusNotificationRequest.json)."""
 
     schema_name: ClassVar[str] = 'FirmwareStatusNotificationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.FirmwareStatusEnumType = Field(alias='status')
-    request_id: StrictInt = Field(None, alias='requestId')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
 
 
 class FirmwareStatusNotificationResponse(OcppModel):
     """OCPP 2.0.1 FirmwareStatusNotificationResponse (schema FirmwareStatusNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'FirmwareStatusNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class Get15118EVCertificateRequest(OcppModel):
     """OCPP 2.0.1 Get15118EVCertificateRequest (schema Get15118EVCertificateRequest.json)."""
 
     schema_name: ClassVar[str] = 'Get15118EVCertificateRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     iso15118_schema_version: Str_max_length50 = Field(alias='iso15118SchemaVersion')
     action: enums.CertificateActionEnumType = Field(alias='action')
     exi_request: Str_max_length5600 = Field(alias='exiRequest')
@@ -300,9 +300,9 @@ class Get15118EVCertificateResponse(OcppModel):
     """OCPP 2.0.1 Get15118EVCertificateResponse (schema Get15118EVCertificateResponse.json)."""
 
     schema_name: ClassVar[str] = 'Get15118EVCertificateResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.Iso15118EVCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
     exi_response: Str_max_length7500 = Field(alias='exiResponse')
 
 
@@ -310,7 +310,7 @@ class GetBaseReportRequest(OcppModel):
     """OCPP 2.0.1 GetBaseReportRequest (schema GetBaseReportRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetBaseReportRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     request_id: StrictInt = Field(alias='requestId')
     report_base: enums.ReportBaseEnumType = Field(alias='reportBase')
 
@@ -319,16 +319,16 @@ class GetBaseReportResponse(OcppModel):
     """OCPP 2.0.1 GetBaseReportResponse (schema GetBaseReportResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetBaseReportResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericDeviceModelStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetCertificateStatusRequest(OcppModel):
     """OCPP 2.0.1 GetCertificateStatusRequest (schema GetCertificateStatusRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetCertificateStatusRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     ocsp_request_data: datatypes.OCSPRequestDataType = Field(alias='ocspRequestData')
 
 
@@ -336,19 +336,19 @@ class GetCertificateStatusResponse(OcppModel):
     """OCPP 2.0.1 GetCertificateStatusResponse (schema GetCertificateStatusResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetCertificateStatusResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GetCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    ocsp_result: Str_max_length5500 = Field(None, alias='ocspResult')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    ocsp_result: Omittable[Str_max_length5500] = Field(None, alias='ocspResult')
 
 
 class GetChargingProfilesRequest(OcppModel):
     """OCPP 2.0.1 GetChargingProfilesRequest (schema GetChargingProfilesRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetChargingProfilesRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     request_id: StrictInt = Field(alias='requestId')
-    evse_id: StrictInt = Field(None, alias='evseId')
+    evse_id: Omittable[StrictInt] = Field(None, alias='evseId')
     charging_profile: datatypes.ChargingProfileCriterionType = Field(alias='chargingProfile')
 
 
@@ -356,18 +356,18 @@ class GetChargingProfilesResponse(OcppModel):
     """OCPP 2.0.1 GetChargingProfilesResponse (schema GetChargingProfilesResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetChargingProfilesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GetChargingProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetCompositeScheduleRequest(OcppModel):
     """OCPP 2.0.1 GetCompositeScheduleRequest (schema GetCompositeScheduleRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetCompositeScheduleRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     duration: StrictInt = Field(alias='duration')
-    charging_rate_unit: enums.ChargingRateUnitEnumType = Field(None, alias='chargingRateUnit')
+    charging_rate_unit: Omittable[enums.ChargingRateUnitEnumType] = Field(None, alias='chargingRateUnit')
     evse_id: StrictInt = Field(alias='evseId')
 
 
@@ -375,62 +375,62 @@ class GetCompositeScheduleResponse(OcppModel):
     """OCPP 2.0.1 GetCompositeScheduleResponse (schema GetCompositeScheduleResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetCompositeScheduleResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    schedule: datatypes.CompositeScheduleType = Field(None, alias='schedule')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    schedule: Omittable[datatypes.CompositeScheduleType] = Field(None, alias='schedule')
 
 
 class GetDisplayMessagesRequest(OcppModel):
     """OCPP 2.0.1 GetDisplayMessagesRequest (schema GetDisplayMessagesRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetDisplayMessagesRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    id: Annotated[list[StrictInt], Field(min_length=1)] = Field(None, alias='id')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    id: Omittable[Annotated[list[StrictInt], Field(min_length=1)]] = Field(None, alias='id')
     request_id: StrictInt = Field(alias='requestId')
-    priority: enums.MessagePriorityEnumType = Field(None, alias='priority')
-    state: enums.MessageStateEnumType = Field(None, alias='state')
+    priority: Omittable[enums.MessagePriorityEnumType] = Field(None, alias='priority')
+    state: Omittable[enums.MessageStateEnumType] = Field(None, alias='state')
 
 
 class GetDisplayMessagesResponse(OcppModel):
     """OCPP 2.0.1 GetDisplayMessagesResponse (schema GetDisplayMessagesResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetDisplayMessagesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GetDisplayMessagesStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetInstalledCertificateIdsRequest(OcppModel):
     """OCPP 2.0.1 GetInstalledCertificateIdsRequest (schema GetInstalledCertificateIdsRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetInstalledCertificateIdsRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    certificate_type: Annotated[list[enums.GetCertificateIdUseEnumType], Field(min_length=1)] = Field(None, alias='certificateType')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    certificate_type: Omittable[Annotated[list[enums.GetCertificateIdUseEnumType], Field(min_length=1)]] = Field(None, alias='certificateType')
 
 
 class GetInstalledCertificateIdsResponse(OcppModel):
     """OCPP 2.0.1 GetInstalledCertificateIdsResponse (schema GetInstalledCertificateIdsResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetInstalledCertificateIdsResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GetInstalledCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    certificate_hash_data_chain: Annotated[list[datatypes.CertificateHashDataChainType], Field(min_length=1)] = Field(None, alias='certificateHashDataChain')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    certificate_hash_data_chain: Omittable[Annotated[list[datatypes.CertificateHashDataChainType], Field(min_length=1)]] = Field(None, alias='certificateHashDataChain')
 
 
 class GetLocalListVersionRequest(OcppModel):
     """OCPP 2.0.1 GetLocalListVersionRequest (schema GetLocalListVersionRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetLocalListVersionRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetLocalListVersionResponse(OcppModel):
     """OCPP 2.0.1 GetLocalListVersionResponse (schema GetLocalListVersionResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetLocalListVersionResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     version_number: StrictInt = Field(alias='versionNumber')
 
 
@@ -438,76 +438,76 @@ class GetLogRequest(OcppModel):
     """OCPP 2.0.1 GetLogRequest (schema GetLogRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetLogRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     log: datatypes.LogParametersType = Field(alias='log')
     log_type: enums.LogEnumType = Field(alias='logType')
     request_id: StrictInt = Field(alias='requestId')
-    retries: StrictInt = Field(None, alias='retries')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
+    retries: Omittable[StrictInt] = Field(None, alias='retries')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
 
 
 class GetLogResponse(OcppModel):
     """OCPP 2.0.1 GetLogResponse (schema GetLogResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetLogResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.LogStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    filename: Str_max_length255 = Field(None, alias='filename')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    filename: Omittable[Str_max_length255] = Field(None, alias='filename')
 
 
 class GetMonitoringReportRequest(OcppModel):
     """OCPP 2.0.1 GetMonitoringReportRequest (schema GetMonitoringReportRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetMonitoringReportRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    component_variable: Annotated[list[datatypes.ComponentVariableType], Field(min_length=1)] = Field(None, alias='componentVariable')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    component_variable: Omittable[Annotated[list[datatypes.ComponentVariableType], Field(min_length=1)]] = Field(None, alias='componentVariable')
     request_id: StrictInt = Field(alias='requestId')
-    monitoring_criteria: Annotated[list[enums.MonitoringCriterionEnumType], Field(min_length=1, max_length=3)] = Field(None, alias='monitoringCriteria')
+    monitoring_criteria: Omittable[Annotated[list[enums.MonitoringCriterionEnumType], Field(min_length=1, max_length=3)]] = Field(None, alias='monitoringCriteria')
 
 
 class GetMonitoringReportResponse(OcppModel):
     """OCPP 2.0.1 GetMonitoringReportResponse (schema GetMonitoringReportResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetMonitoringReportResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericDeviceModelStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetReportRequest(OcppModel):
     """OCPP 2.0.1 GetReportRequest (schema GetReportRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetReportRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    component_variable: Annotated[list[datatypes.ComponentVariableType], Field(min_length=1)] = Field(None, alias='componentVariable')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    component_variable: Omittable[Annotated[list[datatypes.ComponentVariableType], Field(min_length=1)]] = Field(None, alias='componentVariable')
     request_id: StrictInt = Field(alias='requestId')
-    component_criteria: Annotated[list[enums.ComponentCriterionEnumType], Field(min_length=1, max_length=4)] = Field(None, alias='componentCriteria')
+    component_criteria: Omittable[Annotated[list[enums.ComponentCriterionEnumType], Field(min_length=1, max_length=4)]] = Field(None, alias='componentCriteria')
 
 
 class GetReportResponse(OcppModel):
     """OCPP 2.0.1 GetReportResponse (schema GetReportResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetReportResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericDeviceModelStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class GetTransactionStatusRequest(OcppModel):
     """OCPP 2.0.1 GetTransactionStatusRequest (schema GetTransactionStatusRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetTransactionStatusRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
 
 
 class GetTransactionStatusResponse(OcppModel):
     """OCPP 2.0.1 GetTransactionStatusResponse (schema GetTransactionStatusResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetTransactionStatusResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    ongoing_indicator: StrictBool = Field(None, alias='ongoingIndicator')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    ongoing_indicator: Omittable[StrictBool] = Field(None, alias='ongoingIndicator')
     messages_in_queue: StrictBool = Field(alias='messagesInQueue')
 
 
@@ -515,7 +515,7 @@ class GetVariablesRequest(OcppModel):
     """OCPP 2.0.1 GetVariablesRequest (schema GetVariablesRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetVariablesRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     get_variable_data: Annotated[list[datatypes.GetVariableDataType], Field(min_length=1)] = Field(alias='getVariableData')
 
 
@@ -523,7 +523,7 @@ class GetVariablesResponse(OcppModel):
     """OCPP 2.0.1 GetVariablesResponse (schema GetVariablesResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetVariablesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     get_variable_result: Annotated[list[datatypes.GetVariableResultType], Field(min_length=1)] = Field(alias='getVariableResult')
 
 
@@ -531,14 +531,14 @@ class HeartbeatRequest(OcppModel):
     """OCPP 2.0.1 HeartbeatRequest (schema HeartbeatRequest.json)."""
 
     schema_name: ClassVar[str] = 'HeartbeatRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class HeartbeatResponse(OcppModel):
     """OCPP 2.0.1 HeartbeatResponse (schema HeartbeatResponse.json)."""
 
     schema_name: ClassVar[str] = 'HeartbeatResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     current_time: DateTime = Field(alias='currentTime')
 
 
@@ -546,7 +546,7 @@ class InstallCertificateRequest(OcppModel):
     """OCPP 2.0.1 InstallCertificateRequest (schema InstallCertificateRequest.json)."""
 
     schema_name: ClassVar[str] = 'InstallCertificateRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     certificate_type: enums.InstallCertificateUseEnumType = Field(alias='certificateType')
     certificate: Str_max_length5500 = Field(alias='certificate')
 
@@ -555,32 +555,32 @@ class InstallCertificateResponse(OcppModel):
     """OCPP 2.0.1 InstallCertificateResponse (schema InstallCertificateResponse.json)."""
 
     schema_name: ClassVar[str] = 'InstallCertificateResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.InstallCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class LogStatusNotificationRequest(OcppModel):
     """OCPP 2.0.1 LogStatusNotificationRequest (schema LogStatusNotificationRequest.json)."""
 
     schema_name: ClassVar[str] = 'LogStatusNotificationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.UploadLogStatusEnumType = Field(alias='status')
-    request_id: StrictInt = Field(None, alias='requestId')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
 
 
 class LogStatusNotificationResponse(OcppModel):
     """OCPP 2.0.1 LogStatusNotificationResponse (schema LogStatusNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'LogStatusNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class MeterValuesRequest(OcppModel):
     """OCPP 2.0.1 MeterValuesRequest (schema MeterValuesRequest.json)."""
 
     schema_name: ClassVar[str] = 'MeterValuesRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     evse_id: StrictInt = Field(alias='evseId')
     meter_value: Annotated[list[datatypes.MeterValueType], Field(min_length=1)] = Field(alias='meterValue')
 
@@ -589,16 +589,16 @@ class MeterValuesResponse(OcppModel):
     """OCPP 2.0.1 MeterValuesResponse (schema MeterValuesResponse.json)."""
 
     schema_name: ClassVar[str] = 'MeterValuesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyChargingLimitRequest(OcppModel):
     """OCPP 2.0.1 NotifyChargingLimitRequest (schema NotifyChargingLimitRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyChargingLimitRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    charging_schedule: Annotated[list[datatypes.ChargingScheduleType], Field(min_length=1)] = Field(None, alias='chargingSchedule')
-    evse_id: StrictInt = Field(None, alias='evseId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    charging_schedule: Omittable[Annotated[list[datatypes.ChargingScheduleType], Field(min_length=1)]] = Field(None, alias='chargingSchedule')
+    evse_id: Omittable[StrictInt] = Field(None, alias='evseId')
     charging_limit: datatypes.ChargingLimitType = Field(alias='chargingLimit')
 
 
@@ -606,16 +606,16 @@ class NotifyChargingLimitResponse(OcppModel):
     """OCPP 2.0.1 NotifyChargingLimitResponse (schema NotifyChargingLimitResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyChargingLimitResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyCustomerInformationRequest(OcppModel):
     """OCPP 2.0.1 NotifyCustomerInformationRequest (schema NotifyCustomerInformationRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyCustomerInformationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     data: Str_max_length512 = Field(alias='data')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     seq_no: StrictInt = Field(alias='seqNo')
     generated_at: DateTime = Field(alias='generatedAt')
     request_id: StrictInt = Field(alias='requestId')
@@ -625,32 +625,32 @@ class NotifyCustomerInformationResponse(OcppModel):
     """OCPP 2.0.1 NotifyCustomerInformationResponse (schema NotifyCustomerInformationResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyCustomerInformationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDisplayMessagesRequest(OcppModel):
     """OCPP 2.0.1 NotifyDisplayMessagesRequest (schema NotifyDisplayMessagesRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyDisplayMessagesRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    message_info: Annotated[list[datatypes.MessageInfoType], Field(min_length=1)] = Field(None, alias='messageInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    message_info: Omittable[Annotated[list[datatypes.MessageInfoType], Field(min_length=1)]] = Field(None, alias='messageInfo')
     request_id: StrictInt = Field(alias='requestId')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
 
 
 class NotifyDisplayMessagesResponse(OcppModel):
     """OCPP 2.0.1 NotifyDisplayMessagesResponse (schema NotifyDisplayMessagesResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyDisplayMessagesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingNeedsRequest(OcppModel):
     """OCPP 2.0.1 NotifyEVChargingNeedsRequest (schema NotifyEVChargingNeedsRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyEVChargingNeedsRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    max_schedule_tuples: StrictInt = Field(None, alias='maxScheduleTuples')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    max_schedule_tuples: Omittable[StrictInt] = Field(None, alias='maxScheduleTuples')
     charging_needs: datatypes.ChargingNeedsType = Field(alias='chargingNeeds')
     evse_id: StrictInt = Field(alias='evseId')
 
@@ -659,16 +659,16 @@ class NotifyEVChargingNeedsResponse(OcppModel):
     """OCPP 2.0.1 NotifyEVChargingNeedsResponse (schema NotifyEVChargingNeedsResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyEVChargingNeedsResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.NotifyEVChargingNeedsStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class NotifyEVChargingScheduleRequest(OcppModel):
     """OCPP 2.0.1 NotifyEVChargingScheduleRequest (schema NotifyEVChargingScheduleRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyEVChargingScheduleRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     time_base: DateTime = Field(alias='timeBase')
     charging_schedule: datatypes.ChargingScheduleType = Field(alias='chargingSchedule')
     evse_id: StrictInt = Field(alias='evseId')
@@ -678,18 +678,18 @@ class NotifyEVChargingScheduleResponse(OcppModel):
     """OCPP 2.0.1 NotifyEVChargingScheduleResponse (schema NotifyEVChargingScheduleResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyEVChargingScheduleResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class NotifyEventRequest(OcppModel):
     """OCPP 2.0.1 NotifyEventRequest (schema NotifyEventRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyEventRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     generated_at: DateTime = Field(alias='generatedAt')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     seq_no: StrictInt = Field(alias='seqNo')
     event_data: Annotated[list[datatypes.EventDataType], Field(min_length=1)] = Field(alias='eventData')
 
@@ -698,17 +698,17 @@ class NotifyEventResponse(OcppModel):
     """OCPP 2.0.1 NotifyEventResponse (schema NotifyEventResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyEventResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyMonitoringReportRequest(OcppModel):
     """OCPP 2.0.1 NotifyMonitoringReportRequest (schema NotifyMonitoringReportRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyMonitoringReportRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    monitor: Annotated[list[datatypes.MonitoringDataType], Field(min_length=1)] = Field(None, alias='monitor')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    monitor: Omittable[Annotated[list[datatypes.MonitoringDataType], Field(min_length=1)]] = Field(None, alias='monitor')
     request_id: StrictInt = Field(alias='requestId')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     seq_no: StrictInt = Field(alias='seqNo')
     generated_at: DateTime = Field(alias='generatedAt')
 
@@ -717,18 +717,18 @@ class NotifyMonitoringReportResponse(OcppModel):
     """OCPP 2.0.1 NotifyMonitoringReportResponse (schema NotifyMonitoringReportResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyMonitoringReportResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyReportRequest(OcppModel):
     """OCPP 2.0.1 NotifyReportRequest (schema NotifyReportRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyReportRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     request_id: StrictInt = Field(alias='requestId')
     generated_at: DateTime = Field(alias='generatedAt')
-    report_data: Annotated[list[datatypes.ReportDataType], Field(min_length=1)] = Field(None, alias='reportData')
-    tbc: StrictBool = Field(None, alias='tbc')
+    report_data: Omittable[Annotated[list[datatypes.ReportDataType], Field(min_length=1)]] = Field(None, alias='reportData')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     seq_no: StrictInt = Field(alias='seqNo')
 
 
@@ -736,56 +736,56 @@ class NotifyReportResponse(OcppModel):
     """OCPP 2.0.1 NotifyReportResponse (schema NotifyReportResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyReportResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareRequest(OcppModel):
     """OCPP 2.0.1 PublishFirmwareRequest (schema PublishFirmwareRequest.json)."""
 
     schema_name: ClassVar[str] = 'PublishFirmwareRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     location: Str_max_length512 = Field(alias='location')
-    retries: StrictInt = Field(None, alias='retries')
+    retries: Omittable[StrictInt] = Field(None, alias='retries')
     checksum: Str_max_length32 = Field(alias='checksum')
     request_id: StrictInt = Field(alias='requestId')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
 
 
 class PublishFirmwareResponse(OcppModel):
     """OCPP 2.0.1 PublishFirmwareResponse (schema PublishFirmwareResponse.json)."""
 
     schema_name: ClassVar[str] = 'PublishFirmwareResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class PublishFirmwareStatusNotificationRequest(OcppModel):
     """OCPP 2.0.1 PublishFirmwareStatusNotificationRequest (schema PublishFirmwareStatusNotificationRequest.json)."""
 
     schema_name: ClassVar[str] = 'PublishFirmwareStatusNotificationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.PublishFirmwareStatusEnumType = Field(alias='status')
-    location: Annotated[list[Str_max_length512], Field(min_length=1)] = Field(None, alias='location')
-    request_id: StrictInt = Field(None, alias='requestId')
+    location: Omittable[Annotated[list[Str_max_length512], Field(min_length=1)]] = Field(None, alias='location')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
 
 
 class PublishFirmwareStatusNotificationResponse(OcppModel):
     """OCPP 2.0.1 PublishFirmwareStatusNotificationResponse (schema PublishFirmwareStatusNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'PublishFirmwareStatusNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReportChargingProfilesRequest(OcppModel):
     """OCPP 2.0.1 ReportChargingProfilesRequest (schema ReportChargingProfilesRequest.json)."""
 
     schema_name: ClassVar[str] = 'ReportChargingProfilesRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     request_id: StrictInt = Field(alias='requestId')
     charging_limit_source: enums.ChargingLimitSourceEnumType = Field(alias='chargingLimitSource')
     charging_profile: Annotated[list[datatypes.ChargingProfileType], Field(min_length=1)] = Field(alias='chargingProfile')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     evse_id: StrictInt = Field(alias='evseId')
 
 
@@ -793,36 +793,36 @@ class ReportChargingProfilesResponse(OcppModel):
     """OCPP 2.0.1 ReportChargingProfilesResponse (schema ReportChargingProfilesResponse.json)."""
 
     schema_name: ClassVar[str] = 'ReportChargingProfilesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStartTransactionRequest(OcppModel):
     """OCPP 2.0.1 RequestStartTransactionRequest (schema RequestStartTransactionRequest.json)."""
 
     schema_name: ClassVar[str] = 'RequestStartTransactionRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    evse_id: StrictInt = Field(None, alias='evseId')
-    group_id_token: datatypes.IdTokenType = Field(None, alias='groupIdToken')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    evse_id: Omittable[StrictInt] = Field(None, alias='evseId')
+    group_id_token: Omittable[datatypes.IdTokenType] = Field(None, alias='groupIdToken')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
     remote_start_id: StrictInt = Field(alias='remoteStartId')
-    charging_profile: datatypes.ChargingProfileType = Field(None, alias='chargingProfile')
+    charging_profile: Omittable[datatypes.ChargingProfileType] = Field(None, alias='chargingProfile')
 
 
 class RequestStartTransactionResponse(OcppModel):
     """OCPP 2.0.1 RequestStartTransactionResponse (schema RequestStartTransactionResponse.json)."""
 
     schema_name: ClassVar[str] = 'RequestStartTransactionResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.RequestStartStopStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
 
 
 class RequestStopTransactionRequest(OcppModel):
     """OCPP 2.0.1 RequestStopTransactionRequest (schema RequestStopTransactionRequest.json)."""
 
     schema_name: ClassVar[str] = 'RequestStopTransactionRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     transaction_id: Str_max_length36 = Field(alias='transactionId')
 
 
@@ -830,16 +830,16 @@ class RequestStopTransactionResponse(OcppModel):
     """OCPP 2.0.1 RequestStopTransactionResponse (schema RequestStopTransactionResponse.json)."""
 
     schema_name: ClassVar[str] = 'RequestStopTransactionResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.RequestStartStopStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ReservationStatusUpdateRequest(OcppModel):
     """OCPP 2.0.1 ReservationStatusUpdateRequest (schema ReservationStatusUpdateRequest.json)."""
 
     schema_name: ClassVar[str] = 'ReservationStatusUpdateRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     reservation_id: StrictInt = Field(alias='reservationId')
     reservation_update_status: enums.ReservationUpdateStatusEnumType = Field(alias='reservationUpdateStatus')
 
@@ -848,72 +848,72 @@ class ReservationStatusUpdateResponse(OcppModel):
     """OCPP 2.0.1 ReservationStatusUpdateResponse (schema ReservationStatusUpdateResponse.json)."""
 
     schema_name: ClassVar[str] = 'ReservationStatusUpdateResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReserveNowRequest(OcppModel):
     """OCPP 2.0.1 ReserveNowRequest (schema ReserveNowRequest.json)."""
 
     schema_name: ClassVar[str] = 'ReserveNowRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     id: StrictInt = Field(alias='id')
     expiry_date_time: DateTime = Field(alias='expiryDateTime')
-    connector_type: enums.ConnectorEnumType = Field(None, alias='connectorType')
+    connector_type: Omittable[enums.ConnectorEnumType] = Field(None, alias='connectorType')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
-    evse_id: StrictInt = Field(None, alias='evseId')
-    group_id_token: datatypes.IdTokenType = Field(None, alias='groupIdToken')
+    evse_id: Omittable[StrictInt] = Field(None, alias='evseId')
+    group_id_token: Omittable[datatypes.IdTokenType] = Field(None, alias='groupIdToken')
 
 
 class ReserveNowResponse(OcppModel):
     """OCPP 2.0.1 ReserveNowResponse (schema ReserveNowResponse.json)."""
 
     schema_name: ClassVar[str] = 'ReserveNowResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.ReserveNowStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class ResetRequest(OcppModel):
     """OCPP 2.0.1 ResetRequest (schema ResetRequest.json)."""
 
     schema_name: ClassVar[str] = 'ResetRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     type: enums.ResetEnumType = Field(alias='type')
-    evse_id: StrictInt = Field(None, alias='evseId')
+    evse_id: Omittable[StrictInt] = Field(None, alias='evseId')
 
 
 class ResetResponse(OcppModel):
     """OCPP 2.0.1 ResetResponse (schema ResetResponse.json)."""
 
     schema_name: ClassVar[str] = 'ResetResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.ResetStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SecurityEventNotificationRequest(OcppModel):
     """OCPP 2.0.1 SecurityEventNotificationRequest (schema SecurityEventNotificationRequest.json)."""
 
     schema_name: ClassVar[str] = 'SecurityEventNotificationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     type: Str_max_length50 = Field(alias='type')
     timestamp: DateTime = Field(alias='timestamp')
-    tech_info: Str_max_length255 = Field(None, alias='techInfo')
+    tech_info: Omittable[Str_max_length255] = Field(None, alias='techInfo')
 
 
 class SecurityEventNotificationResponse(OcppModel):
     """OCPP 2.0.1 SecurityEventNotificationResponse (schema SecurityEventNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'SecurityEventNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SendLocalListRequest(OcppModel):
     """OCPP 2.0.1 SendLocalListRequest (schema SendLocalListRequest.json)."""
 
     schema_name: ClassVar[str] = 'SendLocalListRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    local_authorization_list: Annotated[list[datatypes.AuthorizationData], Field(min_length=1)] = Field(None, alias='localAuthorizationList')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    local_authorization_list: Omittable[Annotated[list[datatypes.AuthorizationData], Field(min_length=1)]] = Field(None, alias='localAuthorizationList')
     version_number: StrictInt = Field(alias='versionNumber')
     update_type: enums.UpdateEnumType = Field(alias='updateType')
 
@@ -922,16 +922,16 @@ class SendLocalListResponse(OcppModel):
     """OCPP 2.0.1 SendLocalListResponse (schema SendLocalListResponse.json)."""
 
     schema_name: ClassVar[str] = 'SendLocalListResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.SendLocalListStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetChargingProfileRequest(OcppModel):
     """OCPP 2.0.1 SetChargingProfileRequest (schema SetChargingProfileRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetChargingProfileRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     evse_id: StrictInt = Field(alias='evseId')
     charging_profile: datatypes.ChargingProfileType = Field(alias='chargingProfile')
 
@@ -940,16 +940,16 @@ class SetChargingProfileResponse(OcppModel):
     """OCPP 2.0.1 SetChargingProfileResponse (schema SetChargingProfileResponse.json)."""
 
     schema_name: ClassVar[str] = 'SetChargingProfileResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.ChargingProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetDisplayMessageRequest(OcppModel):
     """OCPP 2.0.1 SetDisplayMessageRequest (schema SetDisplayMessageRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetDisplayMessageRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     message: datatypes.MessageInfoType = Field(alias='message')
 
 
@@ -957,16 +957,16 @@ class SetDisplayMessageResponse(OcppModel):
     """OCPP 2.0.1 SetDisplayMessageResponse (schema SetDisplayMessageResponse.json)."""
 
     schema_name: ClassVar[str] = 'SetDisplayMessageResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.DisplayMessageStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetMonitoringBaseRequest(OcppModel):
     """OCPP 2.0.1 SetMonitoringBaseRequest (schema SetMonitoringBaseRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetMonitoringBaseRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     monitoring_base: enums.MonitoringBaseEnumType = Field(alias='monitoringBase')
 
 
@@ -974,16 +974,16 @@ class SetMonitoringBaseResponse(OcppModel):
     """OCPP 2.0.1 SetMonitoringBaseResponse (schema SetMonitoringBaseResponse.json)."""
 
     schema_name: ClassVar[str] = 'SetMonitoringBaseResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericDeviceModelStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetMonitoringLevelRequest(OcppModel):
     """OCPP 2.0.1 SetMonitoringLevelRequest (schema SetMonitoringLevelRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetMonitoringLevelRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     severity: StrictInt = Field(alias='severity')
 
 
@@ -991,16 +991,16 @@ class SetMonitoringLevelResponse(OcppModel):
     """OCPP 2.0.1 SetMonitoringLevelResponse (schema SetMonitoringLevelResponse.json)."""
 
     schema_name: ClassVar[str] = 'SetMonitoringLevelResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetNetworkProfileRequest(OcppModel):
     """OCPP 2.0.1 SetNetworkProfileRequest (schema SetNetworkProfileRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetNetworkProfileRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     configuration_slot: StrictInt = Field(alias='configurationSlot')
     connection_data: datatypes.NetworkConnectionProfileType = Field(alias='connectionData')
 
@@ -1009,16 +1009,16 @@ class SetNetworkProfileResponse(OcppModel):
     """OCPP 2.0.1 SetNetworkProfileResponse (schema SetNetworkProfileResponse.json)."""
 
     schema_name: ClassVar[str] = 'SetNetworkProfileResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.SetNetworkProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class SetVariableMonitoringRequest(OcppModel):
     """OCPP 2.0.1 SetVariableMonitoringRequest (schema SetVariableMonitoringRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetVariableMonitoringRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     set_monitoring_data: Annotated[list[datatypes.SetMonitoringDataType], Field(min_length=1)] = Field(alias='setMonitoringData')
 
 
@@ -1026,7 +1026,7 @@ class SetVariableMonitoringResponse(OcppModel):
     """OCPP 2.0.1 SetVariableMonitoringResponse (schema SetVariableMonitoringResponse.json)."""
 
     schema_name: ClassVar[str] = 'SetVariableMonitoringResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     set_monitoring_result: Annotated[list[datatypes.SetMonitoringResultType], Field(min_length=1)] = Field(alias='setMonitoringResult')
 
 
@@ -1034,7 +1034,7 @@ class SetVariablesRequest(OcppModel):
     """OCPP 2.0.1 SetVariablesRequest (schema SetVariablesRequest.json)."""
 
     schema_name: ClassVar[str] = 'SetVariablesRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     set_variable_data: Annotated[list[datatypes.SetVariableDataType], Field(min_length=1)] = Field(alias='setVariableData')
 
 
@@ -1042,7 +1042,7 @@ class SetVariablesResponse(OcppModel):
     """OCPP 2.0.1 SetVariablesResponse (schema SetVariablesResponse.json)."""
 
     schema_name: ClassVar[str] = 'SetVariablesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     set_variable_result: Annotated[list[datatypes.SetVariableResultType], Field(min_length=1)] = Field(alias='setVariableResult')
 
 
@@ -1050,25 +1050,25 @@ class SignCertificateRequest(OcppModel):
     """OCPP 2.0.1 SignCertificateRequest (schema SignCertificateRequest.json)."""
 
     schema_name: ClassVar[str] = 'SignCertificateRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     csr: Str_max_length5500 = Field(alias='csr')
-    certificate_type: enums.CertificateSigningUseEnumType = Field(None, alias='certificateType')
+    certificate_type: Omittable[enums.CertificateSigningUseEnumType] = Field(None, alias='certificateType')
 
 
 class SignCertificateResponse(OcppModel):
     """OCPP 2.0.1 SignCertificateResponse (schema SignCertificateResponse.json)."""
 
     schema_name: ClassVar[str] = 'SignCertificateResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class StatusNotificationRequest(OcppModel):
     """OCPP 2.0.1 StatusNotificationRequest (schema StatusNotificationRequest.json)."""
 
     schema_name: ClassVar[str] = 'StatusNotificationRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     timestamp: DateTime = Field(alias='timestamp')
     connector_status: enums.ConnectorStatusEnumType = Field(alias='connectorStatus')
     evse_id: StrictInt = Field(alias='evseId')
@@ -1079,45 +1079,45 @@ class StatusNotificationResponse(OcppModel):
     """OCPP 2.0.1 StatusNotificationResponse (schema StatusNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'StatusNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionEventRequest(OcppModel):
     """OCPP 2.0.1 TransactionEventRequest (schema TransactionEventRequest.json)."""
 
     schema_name: ClassVar[str] = 'TransactionEventRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     event_type: enums.TransactionEventEnumType = Field(alias='eventType')
-    meter_value: Annotated[list[datatypes.MeterValueType], Field(min_length=1)] = Field(None, alias='meterValue')
+    meter_value: Omittable[Annotated[list[datatypes.MeterValueType], Field(min_length=1)]] = Field(None, alias='meterValue')
     timestamp: DateTime = Field(alias='timestamp')
     trigger_reason: enums.TriggerReasonEnumType = Field(alias='triggerReason')
     seq_no: StrictInt = Field(alias='seqNo')
-    offline: StrictBool = Field(None, alias='offline')
-    number_of_phases_used: StrictInt = Field(None, alias='numberOfPhasesUsed')
-    cable_max_current: StrictInt = Field(None, alias='cableMaxCurrent')
-    reservation_id: StrictInt = Field(None, alias='reservationId')
+    offline: Omittable[StrictBool] = Field(None, alias='offline')
+    number_of_phases_used: Omittable[StrictInt] = Field(None, alias='numberOfPhasesUsed')
+    cable_max_current: Omittable[StrictInt] = Field(None, alias='cableMaxCurrent')
+    reservation_id: Omittable[StrictInt] = Field(None, alias='reservationId')
     transaction_info: datatypes.TransactionType = Field(alias='transactionInfo')
-    evse: datatypes.EVSEType = Field(None, alias='evse')
-    id_token: datatypes.IdTokenType = Field(None, alias='idToken')
+    evse: Omittable[datatypes.EVSEType] = Field(None, alias='evse')
+    id_token: Omittable[datatypes.IdTokenType] = Field(None, alias='idToken')
 
 
 class TransactionEventResponse(OcppModel):
     """OCPP 2.0.1 TransactionEventResponse (schema TransactionEventResponse.json)."""
 
     schema_name: ClassVar[str] = 'TransactionEventResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    total_cost: Number = Field(None, alias='totalCost')
-    charging_priority: StrictInt = Field(None, alias='chargingPriority')
-    id_token_info: datatypes.IdTokenInfoType = Field(None, alias='idTokenInfo')
-    updated_personal_message: datatypes.MessageContentType = Field(None, alias='updatedPersonalMessage')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    total_cost: Omittable[Number] = Field(None, alias='totalCost')
+    charging_priority: Omittable[StrictInt] = Field(None, alias='chargingPriority')
+    id_token_info: Omittable[datatypes.IdTokenInfoType] = Field(None, alias='idTokenInfo')
+    updated_personal_message: Omittable[datatypes.MessageContentType] = Field(None, alias='updatedPersonalMessage')
 
 
 class TriggerMessageRequest(OcppModel):
     """OCPP 2.0.1 TriggerMessageRequest (schema TriggerMessageRequest.json)."""
 
     schema_name: ClassVar[str] = 'TriggerMessageRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    evse: datatypes.EVSEType = Field(None, alias='evse')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    evse: Omittable[datatypes.EVSEType] = Field(None, alias='evse')
     requested_message: enums.MessageTriggerEnumType = Field(alias='requestedMessage')
 
 
@@ -1125,16 +1125,16 @@ class TriggerMessageResponse(OcppModel):
     """OCPP 2.0.1 TriggerMessageResponse (schema TriggerMessageResponse.json)."""
 
     schema_name: ClassVar[str] = 'TriggerMessageResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.TriggerMessageStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class UnlockConnectorRequest(OcppModel):
     """OCPP 2.0.1 UnlockConnectorRequest (schema UnlockConnectorRequest.json)."""
 
     schema_name: ClassVar[str] = 'UnlockConnectorRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     evse_id: StrictInt = Field(alias='evseId')
     connector_id: StrictInt = Field(alias='connectorId')
 
@@ -1143,16 +1143,16 @@ class UnlockConnectorResponse(OcppModel):
     """OCPP 2.0.1 UnlockConnectorResponse (schema UnlockConnectorResponse.json)."""
 
     schema_name: ClassVar[str] = 'UnlockConnectorResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.UnlockStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
 
 
 class UnpublishFirmwareRequest(OcppModel):
     """OCPP 2.0.1 UnpublishFirmwareRequest (schema UnpublishFirmwareRequest.json)."""
 
     schema_name: ClassVar[str] = 'UnpublishFirmwareRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     checksum: Str_max_length32 = Field(alias='checksum')
 
 
@@ -1160,7 +1160,7 @@ class UnpublishFirmwareResponse(OcppModel):
     """OCPP 2.0.1 UnpublishFirmwareResponse (schema UnpublishFirmwareResponse.json)."""
 
     schema_name: ClassVar[str] = 'UnpublishFirmwareResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.UnpublishFirmwareStatusEnumType = Field(alias='status')
 
 
@@ -1168,9 +1168,9 @@ class UpdateFirmwareRequest(OcppModel):
     """OCPP 2.0.1 UpdateFirmwareRequest (schema UpdateFirmwareRequest.json)."""
 
     schema_name: ClassVar[str] = 'UpdateFirmwareRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
-    retries: StrictInt = Field(None, alias='retries')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
+    retries: Omittable[StrictInt] = Field(None, alias='retries')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
     request_id: StrictInt = Field(alias='requestId')
     firmware: datatypes.FirmwareType = Field(alias='firmware')
 
@@ -1179,6 +1179,6 @@ class UpdateFirmwareResponse(OcppModel):
     """OCPP 2.0.1 UpdateFirmwareResponse (schema UpdateFirmwareResponse.json)."""
 
     schema_name: ClassVar[str] = 'UpdateFirmwareResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
     status: enums.UpdateFirmwareStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import enums
@@ -35,7 +35,7 @@ class ACChargingParametersType(OcppModel):
     ev_min_current: Number = Field(alias='evMinCurrent')
     ev_max_current: Number = Field(alias='evMaxCurrent')
     ev_max_voltage: Number = Field(alias='evMaxVoltage')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class APNType(OcppModel):
@@ -43,13 +43,13 @@ class APNType(OcppModel):
 
     schema_name: ClassVar[str] = 'APNType'
     apn: Str_max_length2000 = Field(alias='apn')
-    apn_user_name: Str_max_length50 = Field(None, alias='apnUserName')
-    apn_password: Str_max_length64 = Field(None, alias='apnPassword')
-    sim_pin: StrictInt = Field(None, alias='simPin')
-    preferred_network: Str_max_length6 = Field(None, alias='preferredNetwork')
-    use_only_preferred_network: StrictBool = Field(None, alias='useOnlyPreferredNetwork')
+    apn_user_name: Omittable[Str_max_length50] = Field(None, alias='apnUserName')
+    apn_password: Omittable[Str_max_length64] = Field(None, alias='apnPassword')
+    sim_pin: Omittable[StrictInt] = Field(None, alias='simPin')
+    preferred_network: Omittable[Str_max_length6] = Field(None, alias='preferredNetwork')
+    use_only_preferred_network: Omittable[StrictBool] = Field(None, alias='useOnlyPreferredNetwork')
     apn_authentication: enums.APNAuthenticationEnumType = Field(alias='apnAuthentication')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RationalNumberType(OcppModel):
@@ -58,20 +58,20 @@ class RationalNumberType(OcppModel):
     schema_name: ClassVar[str] = 'RationalNumberType'
     exponent: StrictInt = Field(alias='exponent')
     value: StrictInt = Field(alias='value')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceRuleType(OcppModel):
     """OCPP 2.1 data type PriceRuleType."""
 
     schema_name: ClassVar[str] = 'PriceRuleType'
-    parking_fee_period: StrictInt = Field(None, alias='parkingFeePeriod')
-    carbon_dioxide_emission: Int_ge0 = Field(None, alias='carbonDioxideEmission')
-    renewable_generation_percentage: Int_ge0_le100 = Field(None, alias='renewableGenerationPercentage')
+    parking_fee_period: Omittable[StrictInt] = Field(None, alias='parkingFeePeriod')
+    carbon_dioxide_emission: Omittable[Int_ge0] = Field(None, alias='carbonDioxideEmission')
+    renewable_generation_percentage: Omittable[Int_ge0_le100] = Field(None, alias='renewableGenerationPercentage')
     energy_fee: RationalNumberType = Field(alias='energyFee')
-    parking_fee: RationalNumberType = Field(None, alias='parkingFee')
+    parking_fee: Omittable[RationalNumberType] = Field(None, alias='parkingFee')
     power_range_start: RationalNumberType = Field(alias='powerRangeStart')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceRuleStackType(OcppModel):
@@ -80,7 +80,7 @@ class PriceRuleStackType(OcppModel):
     schema_name: ClassVar[str] = 'PriceRuleStackType'
     duration: StrictInt = Field(alias='duration')
     price_rule: Annotated[list[PriceRuleType], Field(min_length=1, max_length=8)] = Field(alias='priceRule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TaxRuleType(OcppModel):
@@ -88,14 +88,14 @@ class TaxRuleType(OcppModel):
 
     schema_name: ClassVar[str] = 'TaxRuleType'
     tax_rule_id: Int_ge0 = Field(alias='taxRuleID')
-    tax_rule_name: Str_max_length100 = Field(None, alias='taxRuleName')
-    tax_included_in_price: StrictBool = Field(None, alias='taxIncludedInPrice')
+    tax_rule_name: Omittable[Str_max_length100] = Field(None, alias='taxRuleName')
+    tax_included_in_price: Omittable[StrictBool] = Field(None, alias='taxIncludedInPrice')
     applies_to_energy_fee: StrictBool = Field(alias='appliesToEnergyFee')
     applies_to_parking_fee: StrictBool = Field(alias='appliesToParkingFee')
     applies_to_overstay_fee: StrictBool = Field(alias='appliesToOverstayFee')
     applies_to_minimum_maximum_cost: StrictBool = Field(alias='appliesToMinimumMaximumCost')
     tax_rate: RationalNumberType = Field(alias='taxRate')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class OverstayRuleType(OcppModel):
@@ -103,20 +103,20 @@ class OverstayRuleType(OcppModel):
 
     schema_name: ClassVar[str] = 'OverstayRuleType'
     overstay_fee: RationalNumberType = Field(alias='overstayFee')
-    overstay_rule_description: Str_max_length32 = Field(None, alias='overstayRuleDescription')
+    overstay_rule_description: Omittable[Str_max_length32] = Field(None, alias='overstayRuleDescription')
     start_time: StrictInt = Field(alias='startTime')
     overstay_fee_period: StrictInt = Field(alias='overstayFeePeriod')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class OverstayRuleListType(OcppModel):
     """OCPP 2.1 data type OverstayRuleListType."""
 
     schema_name: ClassVar[str] = 'OverstayRuleListType'
-    overstay_power_threshold: RationalNumberType = Field(None, alias='overstayPowerThreshold')
+    overstay_power_threshold: Omittable[RationalNumberType] = Field(None, alias='overstayPowerThreshold')
     overstay_rule: Annotated[list[OverstayRuleType], Field(min_length=1, max_length=5)] = Field(alias='overstayRule')
-    overstay_time_threshold: StrictInt = Field(None, alias='overstayTimeThreshold')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    overstay_time_threshold: Omittable[StrictInt] = Field(None, alias='overstayTimeThreshold')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AdditionalSelectedServicesType(OcppModel):
@@ -125,7 +125,7 @@ class AdditionalSelectedServicesType(OcppModel):
     schema_name: ClassVar[str] = 'AdditionalSelectedServicesType'
     service_fee: RationalNumberType = Field(alias='serviceFee')
     service_name: Str_max_length80 = Field(alias='serviceName')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AbsolutePriceScheduleType(OcppModel):
@@ -134,17 +134,17 @@ class AbsolutePriceScheduleType(OcppModel):
     schema_name: ClassVar[str] = 'AbsolutePriceScheduleType'
     time_anchor: DateTime = Field(alias='timeAnchor')
     price_schedule_id: Int_ge0 = Field(alias='priceScheduleID')
-    price_schedule_description: Str_max_length160 = Field(None, alias='priceScheduleDescription')
+    price_schedule_description: Omittable[Str_max_length160] = Field(None, alias='priceScheduleDescription')
     currency: Str_max_length3 = Field(alias='currency')
     language: Str_max_length8 = Field(alias='language')
     price_algorithm: Str_max_length2000 = Field(alias='priceAlgorithm')
-    minimum_cost: RationalNumberType = Field(None, alias='minimumCost')
-    maximum_cost: RationalNumberType = Field(None, alias='maximumCost')
+    minimum_cost: Omittable[RationalNumberType] = Field(None, alias='minimumCost')
+    maximum_cost: Omittable[RationalNumberType] = Field(None, alias='maximumCost')
     price_rule_stacks: Annotated[list[PriceRuleStackType], Field(min_length=1, max_length=1024)] = Field(alias='priceRuleStacks')
-    tax_rules: Annotated[list[TaxRuleType], Field(min_length=1, max_length=10)] = Field(None, alias='taxRules')
-    overstay_rule_list: OverstayRuleListType = Field(None, alias='overstayRuleList')
-    additional_selected_services: Annotated[list[AdditionalSelectedServicesType], Field(min_length=1, max_length=5)] = Field(None, alias='additionalSelectedServices')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    tax_rules: Omittable[Annotated[list[TaxRuleType], Field(min_length=1, max_length=10)]] = Field(None, alias='taxRules')
+    overstay_rule_list: Omittable[OverstayRuleListType] = Field(None, alias='overstayRuleList')
+    additional_selected_services: Omittable[Annotated[list[AdditionalSelectedServicesType], Field(min_length=1, max_length=5)]] = Field(None, alias='additionalSelectedServices')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AdditionalInfoType(OcppModel):
@@ -153,7 +153,7 @@ class AdditionalInfoType(OcppModel):
     schema_name: ClassVar[str] = 'AdditionalInfoType'
     additional_id_token: Str_max_length255 = Field(alias='additionalIdToken')
     type: Str_max_length50 = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AddressType(OcppModel):
@@ -162,21 +162,21 @@ class AddressType(OcppModel):
     schema_name: ClassVar[str] = 'AddressType'
     name: Str_max_length50 = Field(alias='name')
     address1: Str_max_length100 = Field(alias='address1')
-    address2: Str_max_length100 = Field(None, alias='address2')
+    address2: Omittable[Str_max_length100] = Field(None, alias='address2')
     city: Str_max_length100 = Field(alias='city')
-    postal_code: Str_max_length20 = Field(None, alias='postalCode')
+    postal_code: Omittable[Str_max_length20] = Field(None, alias='postalCode')
     country: Str_max_length50 = Field(alias='country')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class IdTokenType(OcppModel):
     """OCPP 2.1 data type IdTokenType."""
 
     schema_name: ClassVar[str] = 'IdTokenType'
-    additional_info: Annotated[list[AdditionalInfoType], Field(min_length=1)] = Field(None, alias='additionalInfo')
+    additional_info: Omittable[Annotated[list[AdditionalInfoType], Field(min_length=1)]] = Field(None, alias='additionalInfo')
     id_token: Str_max_length255 = Field(alias='idToken')
     type: Str_max_length20 = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MessageContentType(OcppModel):
@@ -184,9 +184,9 @@ class MessageContentType(OcppModel):
 
     schema_name: ClassVar[str] = 'MessageContentType'
     format: enums.MessageFormatEnumType = Field(alias='format')
-    language: Str_max_length8 = Field(None, alias='language')
+    language: Omittable[Str_max_length8] = Field(None, alias='language')
     content: Str_max_length1024 = Field(alias='content')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class IdTokenInfoType(OcppModel):
@@ -194,14 +194,14 @@ class IdTokenInfoType(OcppModel):
 
     schema_name: ClassVar[str] = 'IdTokenInfoType'
     status: enums.AuthorizationStatusEnumType = Field(alias='status')
-    cache_expiry_date_time: DateTime = Field(None, alias='cacheExpiryDateTime')
-    charging_priority: StrictInt = Field(None, alias='chargingPriority')
-    group_id_token: IdTokenType = Field(None, alias='groupIdToken')
-    language1: Str_max_length8 = Field(None, alias='language1')
-    language2: Str_max_length8 = Field(None, alias='language2')
-    evse_id: Annotated[list[Int_ge0], Field(min_length=1)] = Field(None, alias='evseId')
-    personal_message: MessageContentType = Field(None, alias='personalMessage')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    cache_expiry_date_time: Omittable[DateTime] = Field(None, alias='cacheExpiryDateTime')
+    charging_priority: Omittable[StrictInt] = Field(None, alias='chargingPriority')
+    group_id_token: Omittable[IdTokenType] = Field(None, alias='groupIdToken')
+    language1: Omittable[Str_max_length8] = Field(None, alias='language1')
+    language2: Omittable[Str_max_length8] = Field(None, alias='language2')
+    evse_id: Omittable[Annotated[list[Int_ge0], Field(min_length=1)]] = Field(None, alias='evseId')
+    personal_message: Omittable[MessageContentType] = Field(None, alias='personalMessage')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AuthorizationData(OcppModel):
@@ -209,8 +209,8 @@ class AuthorizationData(OcppModel):
 
     schema_name: ClassVar[str] = 'AuthorizationData'
     id_token: IdTokenType = Field(alias='idToken')
-    id_token_info: IdTokenInfoType = Field(None, alias='idTokenInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    id_token_info: Omittable[IdTokenInfoType] = Field(None, alias='idTokenInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class BatteryDataType(OcppModel):
@@ -221,9 +221,9 @@ class BatteryDataType(OcppModel):
     serial_number: Str_max_length50 = Field(alias='serialNumber')
     soc: Number_ge0_le100 = Field(alias='soC')
     soh: Number_ge0_le100 = Field(alias='soH')
-    production_date: DateTime = Field(None, alias='productionDate')
-    vendor_info: Str_max_length500 = Field(None, alias='vendorInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    production_date: Omittable[DateTime] = Field(None, alias='productionDate')
+    vendor_info: Omittable[Str_max_length500] = Field(None, alias='vendorInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateHashDataType(OcppModel):
@@ -234,7 +234,7 @@ class CertificateHashDataType(OcppModel):
     issuer_name_hash: Str_max_length128 = Field(alias='issuerNameHash')
     issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
     serial_number: Str_max_length40 = Field(alias='serialNumber')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateHashDataChainType(OcppModel):
@@ -243,8 +243,8 @@ class CertificateHashDataChainType(OcppModel):
     schema_name: ClassVar[str] = 'CertificateHashDataChainType'
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
     certificate_type: enums.GetCertificateIdUseEnumType = Field(alias='certificateType')
-    child_certificate_hash_data: Annotated[list[CertificateHashDataType], Field(min_length=1, max_length=4)] = Field(None, alias='childCertificateHashData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    child_certificate_hash_data: Omittable[Annotated[list[CertificateHashDataType], Field(min_length=1, max_length=4)]] = Field(None, alias='childCertificateHashData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateStatusRequestInfoType(OcppModel):
@@ -254,7 +254,7 @@ class CertificateStatusRequestInfoType(OcppModel):
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
     source: enums.CertificateStatusSourceEnumType = Field(alias='source')
     urls: Annotated[list[Str_max_length2000], Field(min_length=1, max_length=5)] = Field(alias='urls')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateStatusType(OcppModel):
@@ -265,7 +265,7 @@ class CertificateStatusType(OcppModel):
     source: enums.CertificateStatusSourceEnumType = Field(alias='source')
     status: enums.CertificateStatusEnumType = Field(alias='status')
     next_update: DateTime = Field(alias='nextUpdate')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingLimitType(OcppModel):
@@ -273,57 +273,57 @@ class ChargingLimitType(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingLimitType'
     charging_limit_source: Str_max_length20 = Field(alias='chargingLimitSource')
-    is_local_generation: StrictBool = Field(None, alias='isLocalGeneration')
-    is_grid_critical: StrictBool = Field(None, alias='isGridCritical')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    is_local_generation: Omittable[StrictBool] = Field(None, alias='isLocalGeneration')
+    is_grid_critical: Omittable[StrictBool] = Field(None, alias='isGridCritical')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DERChargingParametersType(OcppModel):
     """OCPP 2.1 data type DERChargingParametersType."""
 
     schema_name: ClassVar[str] = 'DERChargingParametersType'
-    ev_supported_der_control: Annotated[list[enums.DERControlEnumType], Field(min_length=1)] = Field(None, alias='evSupportedDERControl')
-    ev_over_excited_max_discharge_power: Number = Field(None, alias='evOverExcitedMaxDischargePower')
-    ev_over_excited_power_factor: Number = Field(None, alias='evOverExcitedPowerFactor')
-    ev_under_excited_max_discharge_power: Number = Field(None, alias='evUnderExcitedMaxDischargePower')
-    ev_under_excited_power_factor: Number = Field(None, alias='evUnderExcitedPowerFactor')
-    max_apparent_power: Number = Field(None, alias='maxApparentPower')
-    max_charge_apparent_power: Number = Field(None, alias='maxChargeApparentPower')
-    max_charge_apparent_power_l2: Number = Field(None, alias='maxChargeApparentPower_L2')
-    max_charge_apparent_power_l3: Number = Field(None, alias='maxChargeApparentPower_L3')
-    max_discharge_apparent_power: Number = Field(None, alias='maxDischargeApparentPower')
-    max_discharge_apparent_power_l2: Number = Field(None, alias='maxDischargeApparentPower_L2')
-    max_discharge_apparent_power_l3: Number = Field(None, alias='maxDischargeApparentPower_L3')
-    max_charge_reactive_power: Number = Field(None, alias='maxChargeReactivePower')
-    max_charge_reactive_power_l2: Number = Field(None, alias='maxChargeReactivePower_L2')
-    max_charge_reactive_power_l3: Number = Field(None, alias='maxChargeReactivePower_L3')
-    min_charge_reactive_power: Number = Field(None, alias='minChargeReactivePower')
-    min_charge_reactive_power_l2: Number = Field(None, alias='minChargeReactivePower_L2')
-    min_charge_reactive_power_l3: Number = Field(None, alias='minChargeReactivePower_L3')
-    max_discharge_reactive_power: Number = Field(None, alias='maxDischargeReactivePower')
-    max_discharge_reactive_power_l2: Number = Field(None, alias='maxDischargeReactivePower_L2')
-    max_discharge_reactive_power_l3: Number = Field(None, alias='maxDischargeReactivePower_L3')
-    min_discharge_reactive_power: Number = Field(None, alias='minDischargeReactivePower')
-    min_discharge_reactive_power_l2: Number = Field(None, alias='minDischargeReactivePower_L2')
-    min_discharge_reactive_power_l3: Number = Field(None, alias='minDischargeReactivePower_L3')
-    nominal_voltage: Number = Field(None, alias='nominalVoltage')
-    nominal_voltage_offset: Number = Field(None, alias='nominalVoltageOffset')
-    max_nominal_voltage: Number = Field(None, alias='maxNominalVoltage')
-    min_nominal_voltage: Number = Field(None, alias='minNominalVoltage')
-    ev_inverter_manufacturer: Str_max_length50 = Field(None, alias='evInverterManufacturer')
-    ev_inverter_model: Str_max_length50 = Field(None, alias='evInverterModel')
-    ev_inverter_serial_number: Str_max_length50 = Field(None, alias='evInverterSerialNumber')
-    ev_inverter_sw_version: Str_max_length50 = Field(None, alias='evInverterSwVersion')
-    ev_inverter_hw_version: Str_max_length50 = Field(None, alias='evInverterHwVersion')
-    ev_islanding_detection_method: Annotated[list[enums.IslandingDetectionEnumType], Field(min_length=1)] = Field(None, alias='evIslandingDetectionMethod')
-    ev_islanding_trip_time: Number = Field(None, alias='evIslandingTripTime')
-    ev_maximum_level1_dc_injection: Number = Field(None, alias='evMaximumLevel1DCInjection')
-    ev_duration_level1_dc_injection: Number = Field(None, alias='evDurationLevel1DCInjection')
-    ev_maximum_level2_dc_injection: Number = Field(None, alias='evMaximumLevel2DCInjection')
-    ev_duration_level2_dc_injection: Number = Field(None, alias='evDurationLevel2DCInjection')
-    ev_reactive_susceptance: Number = Field(None, alias='evReactiveSusceptance')
-    ev_session_total_discharge_energy_available: Number = Field(None, alias='evSessionTotalDischargeEnergyAvailable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    ev_supported_der_control: Omittable[Annotated[list[enums.DERControlEnumType], Field(min_length=1)]] = Field(None, alias='evSupportedDERControl')
+    ev_over_excited_max_discharge_power: Omittable[Number] = Field(None, alias='evOverExcitedMaxDischargePower')
+    ev_over_excited_power_factor: Omittable[Number] = Field(None, alias='evOverExcitedPowerFactor')
+    ev_under_excited_max_discharge_power: Omittable[Number] = Field(None, alias='evUnderExcitedMaxDischargePower')
+    ev_under_excited_power_factor: Omittable[Number] = Field(None, alias='evUnderExcitedPowerFactor')
+    max_apparent_power: Omittable[Number] = Field(None, alias='maxApparentPower')
+    max_charge_apparent_power: Omittable[Number] = Field(None, alias='maxChargeApparentPower')
+    max_charge_apparent_power_l2: Omittable[Number] = Field(None, alias='maxChargeApparentPower_L2')
+    max_charge_apparent_power_l3: Omittable[Number] = Field(None, alias='maxChargeApparentPower_L3')
+    max_discharge_apparent_power: Omittable[Number] = Field(None, alias='maxDischargeApparentPower')
+    max_discharge_apparent_power_l2: Omittable[Number] = Field(None, alias='maxDischargeApparentPower_L2')
+    max_discharge_apparent_power_l3: Omittable[Number] = Field(None, alias='maxDischargeApparentPower_L3')
+    max_charge_reactive_power: Omittable[Number] = Field(None, alias='maxChargeReactivePower')
+    max_charge_reactive_power_l2: Omittable[Number] = Field(None, alias='maxChargeReactivePower_L2')
+    max_charge_reactive_power_l3: Omittable[Number] = Field(None, alias='maxChargeReactivePower_L3')
+    min_charge_reactive_power: Omittable[Number] = Field(None, alias='minChargeReactivePower')
+    min_charge_reactive_power_l2: Omittable[Number] = Field(None, alias='minChargeReactivePower_L2')
+    min_charge_reactive_power_l3: Omittable[Number] = Field(None, alias='minChargeReactivePower_L3')
+    max_discharge_reactive_power: Omittable[Number] = Field(None, alias='maxDischargeReactivePower')
+    max_discharge_reactive_power_l2: Omittable[Number] = Field(None, alias='maxDischargeReactivePower_L2')
+    max_discharge_reactive_power_l3: Omittable[Number] = Field(None, alias='maxDischargeReactivePower_L3')
+    min_discharge_reactive_power: Omittable[Number] = Field(None, alias='minDischargeReactivePower')
+    min_discharge_reactive_power_l2: Omittable[Number] = Field(None, alias='minDischargeReactivePower_L2')
+    min_discharge_reactive_power_l3: Omittable[Number] = Field(None, alias='minDischargeReactivePower_L3')
+    nominal_voltage: Omittable[Number] = Field(None, alias='nominalVoltage')
+    nominal_voltage_offset: Omittable[Number] = Field(None, alias='nominalVoltageOffset')
+    max_nominal_voltage: Omittable[Number] = Field(None, alias='maxNominalVoltage')
+    min_nominal_voltage: Omittable[Number] = Field(None, alias='minNominalVoltage')
+    ev_inverter_manufacturer: Omittable[Str_max_length50] = Field(None, alias='evInverterManufacturer')
+    ev_inverter_model: Omittable[Str_max_length50] = Field(None, alias='evInverterModel')
+    ev_inverter_serial_number: Omittable[Str_max_length50] = Field(None, alias='evInverterSerialNumber')
+    ev_inverter_sw_version: Omittable[Str_max_length50] = Field(None, alias='evInverterSwVersion')
+    ev_inverter_hw_version: Omittable[Str_max_length50] = Field(None, alias='evInverterHwVersion')
+    ev_islanding_detection_method: Omittable[Annotated[list[enums.IslandingDetectionEnumType], Field(min_length=1)]] = Field(None, alias='evIslandingDetectionMethod')
+    ev_islanding_trip_time: Omittable[Number] = Field(None, alias='evIslandingTripTime')
+    ev_maximum_level1_dc_injection: Omittable[Number] = Field(None, alias='evMaximumLevel1DCInjection')
+    ev_duration_level1_dc_injection: Omittable[Number] = Field(None, alias='evDurationLevel1DCInjection')
+    ev_maximum_level2_dc_injection: Omittable[Number] = Field(None, alias='evMaximumLevel2DCInjection')
+    ev_duration_level2_dc_injection: Omittable[Number] = Field(None, alias='evDurationLevel2DCInjection')
+    ev_reactive_susceptance: Omittable[Number] = Field(None, alias='evReactiveSusceptance')
+    ev_session_total_discharge_energy_available: Omittable[Number] = Field(None, alias='evSessionTotalDischargeEnergyAvailable')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVPriceRuleType(OcppModel):
@@ -332,7 +332,7 @@ class EVPriceRuleType(OcppModel):
     schema_name: ClassVar[str] = 'EVPriceRuleType'
     energy_fee: Number = Field(alias='energyFee')
     power_range_start: Number = Field(alias='powerRangeStart')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVAbsolutePriceScheduleEntryType(OcppModel):
@@ -341,7 +341,7 @@ class EVAbsolutePriceScheduleEntryType(OcppModel):
     schema_name: ClassVar[str] = 'EVAbsolutePriceScheduleEntryType'
     duration: StrictInt = Field(alias='duration')
     ev_price_rule: Annotated[list[EVPriceRuleType], Field(min_length=1, max_length=8)] = Field(alias='evPriceRule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVAbsolutePriceScheduleType(OcppModel):
@@ -352,7 +352,7 @@ class EVAbsolutePriceScheduleType(OcppModel):
     currency: Str_max_length3 = Field(alias='currency')
     ev_absolute_price_schedule_entries: Annotated[list[EVAbsolutePriceScheduleEntryType], Field(min_length=1, max_length=1024)] = Field(alias='evAbsolutePriceScheduleEntries')
     price_algorithm: Str_max_length2000 = Field(alias='priceAlgorithm')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVPowerScheduleEntryType(OcppModel):
@@ -361,7 +361,7 @@ class EVPowerScheduleEntryType(OcppModel):
     schema_name: ClassVar[str] = 'EVPowerScheduleEntryType'
     duration: StrictInt = Field(alias='duration')
     power: Number = Field(alias='power')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVPowerScheduleType(OcppModel):
@@ -370,16 +370,16 @@ class EVPowerScheduleType(OcppModel):
     schema_name: ClassVar[str] = 'EVPowerScheduleType'
     ev_power_schedule_entries: Annotated[list[EVPowerScheduleEntryType], Field(min_length=1, max_length=1024)] = Field(alias='evPowerScheduleEntries')
     time_anchor: DateTime = Field(alias='timeAnchor')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVEnergyOfferType(OcppModel):
     """OCPP 2.1 data type EVEnergyOfferType."""
 
     schema_name: ClassVar[str] = 'EVEnergyOfferType'
-    ev_absolute_price_schedule: EVAbsolutePriceScheduleType = Field(None, alias='evAbsolutePriceSchedule')
+    ev_absolute_price_schedule: Omittable[EVAbsolutePriceScheduleType] = Field(None, alias='evAbsolutePriceSchedule')
     ev_power_schedule: EVPowerScheduleType = Field(alias='evPowerSchedule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DCChargingParametersType(OcppModel):
@@ -388,61 +388,61 @@ class DCChargingParametersType(OcppModel):
     schema_name: ClassVar[str] = 'DCChargingParametersType'
     ev_max_current: Number = Field(alias='evMaxCurrent')
     ev_max_voltage: Number = Field(alias='evMaxVoltage')
-    ev_max_power: Number = Field(None, alias='evMaxPower')
-    ev_energy_capacity: Number = Field(None, alias='evEnergyCapacity')
-    energy_amount: Number = Field(None, alias='energyAmount')
-    state_of_charge: Int_ge0_le100 = Field(None, alias='stateOfCharge')
-    full_soc: Int_ge0_le100 = Field(None, alias='fullSoC')
-    bulk_soc: Int_ge0_le100 = Field(None, alias='bulkSoC')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    ev_max_power: Omittable[Number] = Field(None, alias='evMaxPower')
+    ev_energy_capacity: Omittable[Number] = Field(None, alias='evEnergyCapacity')
+    energy_amount: Omittable[Number] = Field(None, alias='energyAmount')
+    state_of_charge: Omittable[Int_ge0_le100] = Field(None, alias='stateOfCharge')
+    full_soc: Omittable[Int_ge0_le100] = Field(None, alias='fullSoC')
+    bulk_soc: Omittable[Int_ge0_le100] = Field(None, alias='bulkSoC')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class V2XChargingParametersType(OcppModel):
     """OCPP 2.1 data type V2XChargingParametersType."""
 
     schema_name: ClassVar[str] = 'V2XChargingParametersType'
-    min_charge_power: Number = Field(None, alias='minChargePower')
-    min_charge_power_l2: Number = Field(None, alias='minChargePower_L2')
-    min_charge_power_l3: Number = Field(None, alias='minChargePower_L3')
-    max_charge_power: Number = Field(None, alias='maxChargePower')
-    max_charge_power_l2: Number = Field(None, alias='maxChargePower_L2')
-    max_charge_power_l3: Number = Field(None, alias='maxChargePower_L3')
-    min_discharge_power: Number = Field(None, alias='minDischargePower')
-    min_discharge_power_l2: Number = Field(None, alias='minDischargePower_L2')
-    min_discharge_power_l3: Number = Field(None, alias='minDischargePower_L3')
-    max_discharge_power: Number = Field(None, alias='maxDischargePower')
-    max_discharge_power_l2: Number = Field(None, alias='maxDischargePower_L2')
-    max_discharge_power_l3: Number = Field(None, alias='maxDischargePower_L3')
-    min_charge_current: Number = Field(None, alias='minChargeCurrent')
-    max_charge_current: Number = Field(None, alias='maxChargeCurrent')
-    min_discharge_current: Number = Field(None, alias='minDischargeCurrent')
-    max_discharge_current: Number = Field(None, alias='maxDischargeCurrent')
-    min_voltage: Number = Field(None, alias='minVoltage')
-    max_voltage: Number = Field(None, alias='maxVoltage')
-    ev_target_energy_request: Number = Field(None, alias='evTargetEnergyRequest')
-    ev_min_energy_request: Number = Field(None, alias='evMinEnergyRequest')
-    ev_max_energy_request: Number = Field(None, alias='evMaxEnergyRequest')
-    ev_min_v2x_energy_request: Number = Field(None, alias='evMinV2XEnergyRequest')
-    ev_max_v2x_energy_request: Number = Field(None, alias='evMaxV2XEnergyRequest')
-    target_soc: Int_ge0_le100 = Field(None, alias='targetSoC')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    min_charge_power: Omittable[Number] = Field(None, alias='minChargePower')
+    min_charge_power_l2: Omittable[Number] = Field(None, alias='minChargePower_L2')
+    min_charge_power_l3: Omittable[Number] = Field(None, alias='minChargePower_L3')
+    max_charge_power: Omittable[Number] = Field(None, alias='maxChargePower')
+    max_charge_power_l2: Omittable[Number] = Field(None, alias='maxChargePower_L2')
+    max_charge_power_l3: Omittable[Number] = Field(None, alias='maxChargePower_L3')
+    min_discharge_power: Omittable[Number] = Field(None, alias='minDischargePower')
+    min_discharge_power_l2: Omittable[Number] = Field(None, alias='minDischargePower_L2')
+    min_discharge_power_l3: Omittable[Number] = Field(None, alias='minDischargePower_L3')
+    max_discharge_power: Omittable[Number] = Field(None, alias='maxDischargePower')
+    max_discharge_power_l2: Omittable[Number] = Field(None, alias='maxDischargePower_L2')
+    max_discharge_power_l3: Omittable[Number] = Field(None, alias='maxDischargePower_L3')
+    min_charge_current: Omittable[Number] = Field(None, alias='minChargeCurrent')
+    max_charge_current: Omittable[Number] = Field(None, alias='maxChargeCurrent')
+    min_discharge_current: Omittable[Number] = Field(None, alias='minDischargeCurrent')
+    max_discharge_current: Omittable[Number] = Field(None, alias='maxDischargeCurrent')
+    min_voltage: Omittable[Number] = Field(None, alias='minVoltage')
+    max_voltage: Omittable[Number] = Field(None, alias='maxVoltage')
+    ev_target_energy_request: Omittable[Number] = Field(None, alias='evTargetEnergyRequest')
+    ev_min_energy_request: Omittable[Number] = Field(None, alias='evMinEnergyRequest')
+    ev_max_energy_request: Omittable[Number] = Field(None, alias='evMaxEnergyRequest')
+    ev_min_v2x_energy_request: Omittable[Number] = Field(None, alias='evMinV2XEnergyRequest')
+    ev_max_v2x_energy_request: Omittable[Number] = Field(None, alias='evMaxV2XEnergyRequest')
+    target_soc: Omittable[Int_ge0_le100] = Field(None, alias='targetSoC')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingNeedsType(OcppModel):
     """OCPP 2.1 data type ChargingNeedsType."""
 
     schema_name: ClassVar[str] = 'ChargingNeedsType'
-    ac_charging_parameters: ACChargingParametersType = Field(None, alias='acChargingParameters')
-    der_charging_parameters: DERChargingParametersType = Field(None, alias='derChargingParameters')
-    ev_energy_offer: EVEnergyOfferType = Field(None, alias='evEnergyOffer')
+    ac_charging_parameters: Omittable[ACChargingParametersType] = Field(None, alias='acChargingParameters')
+    der_charging_parameters: Omittable[DERChargingParametersType] = Field(None, alias='derChargingParameters')
+    ev_energy_offer: Omittable[EVEnergyOfferType] = Field(None, alias='evEnergyOffer')
     requested_energy_transfer: enums.EnergyTransferModeEnumType = Field(alias='requestedEnergyTransfer')
-    dc_charging_parameters: DCChargingParametersType = Field(None, alias='dcChargingParameters')
-    v2x_charging_parameters: V2XChargingParametersType = Field(None, alias='v2xChargingParameters')
-    available_energy_transfer: Annotated[list[enums.EnergyTransferModeEnumType], Field(min_length=1)] = Field(None, alias='availableEnergyTransfer')
-    control_mode: enums.ControlModeEnumType = Field(None, alias='controlMode')
-    mobility_needs_mode: enums.MobilityNeedsModeEnumType = Field(None, alias='mobilityNeedsMode')
-    departure_time: DateTime = Field(None, alias='departureTime')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    dc_charging_parameters: Omittable[DCChargingParametersType] = Field(None, alias='dcChargingParameters')
+    v2x_charging_parameters: Omittable[V2XChargingParametersType] = Field(None, alias='v2xChargingParameters')
+    available_energy_transfer: Omittable[Annotated[list[enums.EnergyTransferModeEnumType], Field(min_length=1)]] = Field(None, alias='availableEnergyTransfer')
+    control_mode: Omittable[enums.ControlModeEnumType] = Field(None, alias='controlMode')
+    mobility_needs_mode: Omittable[enums.MobilityNeedsModeEnumType] = Field(None, alias='mobilityNeedsMode')
+    departure_time: Omittable[DateTime] = Field(None, alias='departureTime')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostDimensionType(OcppModel):
@@ -451,28 +451,28 @@ class CostDimensionType(OcppModel):
     schema_name: ClassVar[str] = 'CostDimensionType'
     type: enums.CostDimensionEnumType = Field(alias='type')
     volume: Number = Field(alias='volume')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingPeriodType(OcppModel):
     """OCPP 2.1 data type ChargingPeriodType."""
 
     schema_name: ClassVar[str] = 'ChargingPeriodType'
-    dimensions: Annotated[list[CostDimensionType], Field(min_length=1)] = Field(None, alias='dimensions')
-    tariff_id: Str_max_length60 = Field(None, alias='tariffId')
+    dimensions: Omittable[Annotated[list[CostDimensionType], Field(min_length=1)]] = Field(None, alias='dimensions')
+    tariff_id: Omittable[Str_max_length60] = Field(None, alias='tariffId')
     start_period: DateTime = Field(alias='startPeriod')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingProfileCriterionType(OcppModel):
     """OCPP 2.1 data type ChargingProfileCriterionType."""
 
     schema_name: ClassVar[str] = 'ChargingProfileCriterionType'
-    charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(None, alias='chargingProfilePurpose')
-    stack_level: Int_ge0 = Field(None, alias='stackLevel')
-    charging_profile_id: Annotated[list[StrictInt], Field(min_length=1)] = Field(None, alias='chargingProfileId')
-    charging_limit_source: Annotated[list[Str_max_length20], Field(min_length=1, max_length=4)] = Field(None, alias='chargingLimitSource')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_profile_purpose: Omittable[enums.ChargingProfilePurposeEnumType] = Field(None, alias='chargingProfilePurpose')
+    stack_level: Omittable[Int_ge0] = Field(None, alias='stackLevel')
+    charging_profile_id: Omittable[Annotated[list[StrictInt], Field(min_length=1)]] = Field(None, alias='chargingProfileId')
+    charging_limit_source: Omittable[Annotated[list[Str_max_length20], Field(min_length=1, max_length=4)]] = Field(None, alias='chargingLimitSource')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LimitAtSoCType(OcppModel):
@@ -481,7 +481,7 @@ class LimitAtSoCType(OcppModel):
     schema_name: ClassVar[str] = 'LimitAtSoCType'
     soc: Int_ge0_le100 = Field(alias='soc')
     limit: Number = Field(alias='limit')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class V2XFreqWattPointType(OcppModel):
@@ -490,7 +490,7 @@ class V2XFreqWattPointType(OcppModel):
     schema_name: ClassVar[str] = 'V2XFreqWattPointType'
     frequency: Number = Field(alias='frequency')
     power: Number = Field(alias='power')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class V2XSignalWattPointType(OcppModel):
@@ -499,7 +499,7 @@ class V2XSignalWattPointType(OcppModel):
     schema_name: ClassVar[str] = 'V2XSignalWattPointType'
     signal: StrictInt = Field(alias='signal')
     power: Number = Field(alias='power')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingSchedulePeriodType(OcppModel):
@@ -507,27 +507,27 @@ class ChargingSchedulePeriodType(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingSchedulePeriodType'
     start_period: StrictInt = Field(alias='startPeriod')
-    limit: Number = Field(None, alias='limit')
-    limit_l2: Number = Field(None, alias='limit_L2')
-    limit_l3: Number = Field(None, alias='limit_L3')
-    number_phases: Int_ge0_le3 = Field(None, alias='numberPhases')
-    phase_to_use: Int_ge0_le3 = Field(None, alias='phaseToUse')
-    discharge_limit: Number_le0 = Field(None, alias='dischargeLimit')
-    discharge_limit_l2: Number_le0 = Field(None, alias='dischargeLimit_L2')
-    discharge_limit_l3: Number_le0 = Field(None, alias='dischargeLimit_L3')
-    setpoint: Number = Field(None, alias='setpoint')
-    setpoint_l2: Number = Field(None, alias='setpoint_L2')
-    setpoint_l3: Number = Field(None, alias='setpoint_L3')
-    setpoint_reactive: Number = Field(None, alias='setpointReactive')
-    setpoint_reactive_l2: Number = Field(None, alias='setpointReactive_L2')
-    setpoint_reactive_l3: Number = Field(None, alias='setpointReactive_L3')
-    preconditioning_request: StrictBool = Field(None, alias='preconditioningRequest')
-    evse_sleep: StrictBool = Field(None, alias='evseSleep')
-    v2x_baseline: Number = Field(None, alias='v2xBaseline')
-    operation_mode: enums.OperationModeEnumType = Field(None, alias='operationMode')
-    v2x_freq_watt_curve: Annotated[list[V2XFreqWattPointType], Field(min_length=1, max_length=20)] = Field(None, alias='v2xFreqWattCurve')
-    v2x_signal_watt_curve: Annotated[list[V2XSignalWattPointType], Field(min_length=1, max_length=20)] = Field(None, alias='v2xSignalWattCurve')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    limit: Omittable[Number] = Field(None, alias='limit')
+    limit_l2: Omittable[Number] = Field(None, alias='limit_L2')
+    limit_l3: Omittable[Number] = Field(None, alias='limit_L3')
+    number_phases: Omittable[Int_ge0_le3] = Field(None, alias='numberPhases')
+    phase_to_use: Omittable[Int_ge0_le3] = Field(None, alias='phaseToUse')
+    discharge_limit: Omittable[Number_le0] = Field(None, alias='dischargeLimit')
+    discharge_limit_l2: Omittable[Number_le0] = Field(None, alias='dischargeLimit_L2')
+    discharge_limit_l3: Omittable[Number_le0] = Field(None, alias='dischargeLimit_L3')
+    setpoint: Omittable[Number] = Field(None, alias='setpoint')
+    setpoint_l2: Omittable[Number] = Field(None, alias='setpoint_L2')
+    setpoint_l3: Omittable[Number] = Field(None, alias='setpoint_L3')
+    setpoint_reactive: Omittable[Number] = Field(None, alias='setpointReactive')
+    setpoint_reactive_l2: Omittable[Number] = Field(None, alias='setpointReactive_L2')
+    setpoint_reactive_l3: Omittable[Number] = Field(None, alias='setpointReactive_L3')
+    preconditioning_request: Omittable[StrictBool] = Field(None, alias='preconditioningRequest')
+    evse_sleep: Omittable[StrictBool] = Field(None, alias='evseSleep')
+    v2x_baseline: Omittable[Number] = Field(None, alias='v2xBaseline')
+    operation_mode: Omittable[enums.OperationModeEnumType] = Field(None, alias='operationMode')
+    v2x_freq_watt_curve: Omittable[Annotated[list[V2XFreqWattPointType], Field(min_length=1, max_length=20)]] = Field(None, alias='v2xFreqWattCurve')
+    v2x_signal_watt_curve: Omittable[Annotated[list[V2XSignalWattPointType], Field(min_length=1, max_length=20)]] = Field(None, alias='v2xSignalWattCurve')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RelativeTimeIntervalType(OcppModel):
@@ -535,8 +535,8 @@ class RelativeTimeIntervalType(OcppModel):
 
     schema_name: ClassVar[str] = 'RelativeTimeIntervalType'
     start: StrictInt = Field(alias='start')
-    duration: StrictInt = Field(None, alias='duration')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    duration: Omittable[StrictInt] = Field(None, alias='duration')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostType(OcppModel):
@@ -545,8 +545,8 @@ class CostType(OcppModel):
     schema_name: ClassVar[str] = 'CostType'
     cost_kind: enums.CostKindEnumType = Field(alias='costKind')
     amount: StrictInt = Field(alias='amount')
-    amount_multiplier: StrictInt = Field(None, alias='amountMultiplier')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    amount_multiplier: Omittable[StrictInt] = Field(None, alias='amountMultiplier')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ConsumptionCostType(OcppModel):
@@ -555,7 +555,7 @@ class ConsumptionCostType(OcppModel):
     schema_name: ClassVar[str] = 'ConsumptionCostType'
     start_value: Number = Field(alias='startValue')
     cost: Annotated[list[CostType], Field(min_length=1, max_length=3)] = Field(alias='cost')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SalesTariffEntryType(OcppModel):
@@ -563,9 +563,9 @@ class SalesTariffEntryType(OcppModel):
 
     schema_name: ClassVar[str] = 'SalesTariffEntryType'
     relative_time_interval: RelativeTimeIntervalType = Field(alias='relativeTimeInterval')
-    e_price_level: Int_ge0 = Field(None, alias='ePriceLevel')
-    consumption_cost: Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)] = Field(None, alias='consumptionCost')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    e_price_level: Omittable[Int_ge0] = Field(None, alias='ePriceLevel')
+    consumption_cost: Omittable[Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)]] = Field(None, alias='consumptionCost')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SalesTariffType(OcppModel):
@@ -573,10 +573,10 @@ class SalesTariffType(OcppModel):
 
     schema_name: ClassVar[str] = 'SalesTariffType'
     id: Int_ge0 = Field(alias='id')
-    sales_tariff_description: Str_max_length32 = Field(None, alias='salesTariffDescription')
-    num_e_price_levels: Int_ge0 = Field(None, alias='numEPriceLevels')
+    sales_tariff_description: Omittable[Str_max_length32] = Field(None, alias='salesTariffDescription')
+    num_e_price_levels: Omittable[Int_ge0] = Field(None, alias='numEPriceLevels')
     sales_tariff_entry: Annotated[list[SalesTariffEntryType], Field(min_length=1, max_length=1024)] = Field(alias='salesTariffEntry')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceLevelScheduleEntryType(OcppModel):
@@ -585,7 +585,7 @@ class PriceLevelScheduleEntryType(OcppModel):
     schema_name: ClassVar[str] = 'PriceLevelScheduleEntryType'
     duration: StrictInt = Field(alias='duration')
     price_level: Int_ge0 = Field(alias='priceLevel')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceLevelScheduleType(OcppModel):
@@ -595,9 +595,9 @@ class PriceLevelScheduleType(OcppModel):
     price_level_schedule_entries: Annotated[list[PriceLevelScheduleEntryType], Field(min_length=1, max_length=100)] = Field(alias='priceLevelScheduleEntries')
     time_anchor: DateTime = Field(alias='timeAnchor')
     price_schedule_id: Int_ge0 = Field(alias='priceScheduleId')
-    price_schedule_description: Str_max_length32 = Field(None, alias='priceScheduleDescription')
+    price_schedule_description: Omittable[Str_max_length32] = Field(None, alias='priceScheduleDescription')
     number_of_price_levels: Int_ge0 = Field(alias='numberOfPriceLevels')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingScheduleType(OcppModel):
@@ -605,21 +605,21 @@ class ChargingScheduleType(OcppModel):
 
     schema_name: ClassVar[str] = 'ChargingScheduleType'
     id: StrictInt = Field(alias='id')
-    limit_at_soc: LimitAtSoCType = Field(None, alias='limitAtSoC')
-    start_schedule: DateTime = Field(None, alias='startSchedule')
-    duration: StrictInt = Field(None, alias='duration')
+    limit_at_soc: Omittable[LimitAtSoCType] = Field(None, alias='limitAtSoC')
+    start_schedule: Omittable[DateTime] = Field(None, alias='startSchedule')
+    duration: Omittable[StrictInt] = Field(None, alias='duration')
     charging_rate_unit: enums.ChargingRateUnitEnumType = Field(alias='chargingRateUnit')
-    min_charging_rate: Number = Field(None, alias='minChargingRate')
-    power_tolerance: Number = Field(None, alias='powerTolerance')
-    signature_id: Int_ge0 = Field(None, alias='signatureId')
-    digest_value: Str_max_length88 = Field(None, alias='digestValue')
-    use_local_time: StrictBool = Field(None, alias='useLocalTime')
+    min_charging_rate: Omittable[Number] = Field(None, alias='minChargingRate')
+    power_tolerance: Omittable[Number] = Field(None, alias='powerTolerance')
+    signature_id: Omittable[Int_ge0] = Field(None, alias='signatureId')
+    digest_value: Omittable[Str_max_length88] = Field(None, alias='digestValue')
+    use_local_time: Omittable[StrictBool] = Field(None, alias='useLocalTime')
     charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1, max_length=1024)] = Field(alias='chargingSchedulePeriod')
-    randomized_delay: Int_ge0 = Field(None, alias='randomizedDelay')
-    sales_tariff: SalesTariffType = Field(None, alias='salesTariff')
-    absolute_price_schedule: AbsolutePriceScheduleType = Field(None, alias='absolutePriceSchedule')
-    price_level_schedule: PriceLevelScheduleType = Field(None, alias='priceLevelSchedule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    randomized_delay: Omittable[Int_ge0] = Field(None, alias='randomizedDelay')
+    sales_tariff: Omittable[SalesTariffType] = Field(None, alias='salesTariff')
+    absolute_price_schedule: Omittable[AbsolutePriceScheduleType] = Field(None, alias='absolutePriceSchedule')
+    price_level_schedule: Omittable[PriceLevelScheduleType] = Field(None, alias='priceLevelSchedule')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingProfileType(OcppModel):
@@ -630,67 +630,67 @@ class ChargingProfileType(OcppModel):
     stack_level: Int_ge0 = Field(alias='stackLevel')
     charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(alias='chargingProfilePurpose')
     charging_profile_kind: enums.ChargingProfileKindEnumType = Field(alias='chargingProfileKind')
-    recurrency_kind: enums.RecurrencyKindEnumType = Field(None, alias='recurrencyKind')
-    valid_from: DateTime = Field(None, alias='validFrom')
-    valid_to: DateTime = Field(None, alias='validTo')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
-    max_offline_duration: StrictInt = Field(None, alias='maxOfflineDuration')
+    recurrency_kind: Omittable[enums.RecurrencyKindEnumType] = Field(None, alias='recurrencyKind')
+    valid_from: Omittable[DateTime] = Field(None, alias='validFrom')
+    valid_to: Omittable[DateTime] = Field(None, alias='validTo')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
+    max_offline_duration: Omittable[StrictInt] = Field(None, alias='maxOfflineDuration')
     charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1, max_length=3)] = Field(alias='chargingSchedule')
-    invalid_after_offline_duration: StrictBool = Field(None, alias='invalidAfterOfflineDuration')
-    dyn_update_interval: StrictInt = Field(None, alias='dynUpdateInterval')
-    dyn_update_time: DateTime = Field(None, alias='dynUpdateTime')
-    price_schedule_signature: Str_max_length256 = Field(None, alias='priceScheduleSignature')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    invalid_after_offline_duration: Omittable[StrictBool] = Field(None, alias='invalidAfterOfflineDuration')
+    dyn_update_interval: Omittable[StrictInt] = Field(None, alias='dynUpdateInterval')
+    dyn_update_time: Omittable[DateTime] = Field(None, alias='dynUpdateTime')
+    price_schedule_signature: Omittable[Str_max_length256] = Field(None, alias='priceScheduleSignature')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingScheduleUpdateType(OcppModel):
     """OCPP 2.1 data type ChargingScheduleUpdateType."""
 
     schema_name: ClassVar[str] = 'ChargingScheduleUpdateType'
-    limit: Number = Field(None, alias='limit')
-    limit_l2: Number = Field(None, alias='limit_L2')
-    limit_l3: Number = Field(None, alias='limit_L3')
-    discharge_limit: Number_le0 = Field(None, alias='dischargeLimit')
-    discharge_limit_l2: Number_le0 = Field(None, alias='dischargeLimit_L2')
-    discharge_limit_l3: Number_le0 = Field(None, alias='dischargeLimit_L3')
-    setpoint: Number = Field(None, alias='setpoint')
-    setpoint_l2: Number = Field(None, alias='setpoint_L2')
-    setpoint_l3: Number = Field(None, alias='setpoint_L3')
-    setpoint_reactive: Number = Field(None, alias='setpointReactive')
-    setpoint_reactive_l2: Number = Field(None, alias='setpointReactive_L2')
-    setpoint_reactive_l3: Number = Field(None, alias='setpointReactive_L3')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    limit: Omittable[Number] = Field(None, alias='limit')
+    limit_l2: Omittable[Number] = Field(None, alias='limit_L2')
+    limit_l3: Omittable[Number] = Field(None, alias='limit_L3')
+    discharge_limit: Omittable[Number_le0] = Field(None, alias='dischargeLimit')
+    discharge_limit_l2: Omittable[Number_le0] = Field(None, alias='dischargeLimit_L2')
+    discharge_limit_l3: Omittable[Number_le0] = Field(None, alias='dischargeLimit_L3')
+    setpoint: Omittable[Number] = Field(None, alias='setpoint')
+    setpoint_l2: Omittable[Number] = Field(None, alias='setpoint_L2')
+    setpoint_l3: Omittable[Number] = Field(None, alias='setpoint_L3')
+    setpoint_reactive: Omittable[Number] = Field(None, alias='setpointReactive')
+    setpoint_reactive_l2: Omittable[Number] = Field(None, alias='setpointReactive_L2')
+    setpoint_reactive_l3: Omittable[Number] = Field(None, alias='setpointReactive_L3')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ModemType(OcppModel):
     """OCPP 2.1 data type ModemType."""
 
     schema_name: ClassVar[str] = 'ModemType'
-    iccid: Str_max_length20 = Field(None, alias='iccid')
-    imsi: Str_max_length20 = Field(None, alias='imsi')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    iccid: Omittable[Str_max_length20] = Field(None, alias='iccid')
+    imsi: Omittable[Str_max_length20] = Field(None, alias='imsi')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingStationType(OcppModel):
     """OCPP 2.1 data type ChargingStationType."""
 
     schema_name: ClassVar[str] = 'ChargingStationType'
-    serial_number: Str_max_length25 = Field(None, alias='serialNumber')
+    serial_number: Omittable[Str_max_length25] = Field(None, alias='serialNumber')
     model: Str_max_length20 = Field(alias='model')
-    modem: ModemType = Field(None, alias='modem')
+    modem: Omittable[ModemType] = Field(None, alias='modem')
     vendor_name: Str_max_length50 = Field(alias='vendorName')
-    firmware_version: Str_max_length50 = Field(None, alias='firmwareVersion')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    firmware_version: Omittable[Str_max_length50] = Field(None, alias='firmwareVersion')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearChargingProfileType(OcppModel):
     """OCPP 2.1 data type ClearChargingProfileType."""
 
     schema_name: ClassVar[str] = 'ClearChargingProfileType'
-    evse_id: Int_ge0 = Field(None, alias='evseId')
-    charging_profile_purpose: enums.ChargingProfilePurposeEnumType = Field(None, alias='chargingProfilePurpose')
-    stack_level: Int_ge0 = Field(None, alias='stackLevel')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
+    charging_profile_purpose: Omittable[enums.ChargingProfilePurposeEnumType] = Field(None, alias='chargingProfilePurpose')
+    stack_level: Omittable[Int_ge0] = Field(None, alias='stackLevel')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class StatusInfoType(OcppModel):
@@ -698,8 +698,8 @@ class StatusInfoType(OcppModel):
 
     schema_name: ClassVar[str] = 'StatusInfoType'
     reason_code: Str_max_length20 = Field(alias='reasonCode')
-    additional_info: Str_max_length1024 = Field(None, alias='additionalInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    additional_info: Omittable[Str_max_length1024] = Field(None, alias='additionalInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearMonitoringResultType(OcppModel):
@@ -708,18 +708,18 @@ class ClearMonitoringResultType(OcppModel):
     schema_name: ClassVar[str] = 'ClearMonitoringResultType'
     status: enums.ClearMonitoringStatusEnumType = Field(alias='status')
     id: Int_ge0 = Field(alias='id')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearTariffsResultType(OcppModel):
     """OCPP 2.1 data type ClearTariffsResultType."""
 
     schema_name: ClassVar[str] = 'ClearTariffsResultType'
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    tariff_id: Str_max_length60 = Field(None, alias='tariffId')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    tariff_id: Omittable[Str_max_length60] = Field(None, alias='tariffId')
     status: enums.TariffClearStatusEnumType = Field(alias='status')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVSEType(OcppModel):
@@ -727,18 +727,18 @@ class EVSEType(OcppModel):
 
     schema_name: ClassVar[str] = 'EVSEType'
     id: Int_ge0 = Field(alias='id')
-    connector_id: Int_ge0 = Field(None, alias='connectorId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    connector_id: Omittable[Int_ge0] = Field(None, alias='connectorId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ComponentType(OcppModel):
     """OCPP 2.1 data type ComponentType."""
 
     schema_name: ClassVar[str] = 'ComponentType'
-    evse: EVSEType = Field(None, alias='evse')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
     name: Str_max_length50 = Field(alias='name')
-    instance: Str_max_length50 = Field(None, alias='instance')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    instance: Omittable[Str_max_length50] = Field(None, alias='instance')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableType(OcppModel):
@@ -746,8 +746,8 @@ class VariableType(OcppModel):
 
     schema_name: ClassVar[str] = 'VariableType'
     name: Str_max_length50 = Field(alias='name')
-    instance: Str_max_length50 = Field(None, alias='instance')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    instance: Omittable[Str_max_length50] = Field(None, alias='instance')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ComponentVariableType(OcppModel):
@@ -755,8 +755,8 @@ class ComponentVariableType(OcppModel):
 
     schema_name: ClassVar[str] = 'ComponentVariableType'
     component: ComponentType = Field(alias='component')
-    variable: VariableType = Field(None, alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    variable: Omittable[VariableType] = Field(None, alias='variable')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CompositeScheduleType(OcppModel):
@@ -768,16 +768,16 @@ class CompositeScheduleType(OcppModel):
     schedule_start: DateTime = Field(alias='scheduleStart')
     charging_rate_unit: enums.ChargingRateUnitEnumType = Field(alias='chargingRateUnit')
     charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1)] = Field(alias='chargingSchedulePeriod')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PeriodicEventStreamParamsType(OcppModel):
     """OCPP 2.1 data type PeriodicEventStreamParamsType."""
 
     schema_name: ClassVar[str] = 'PeriodicEventStreamParamsType'
-    interval: Int_ge0 = Field(None, alias='interval')
-    values: Int_ge0 = Field(None, alias='values')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    interval: Omittable[Int_ge0] = Field(None, alias='interval')
+    values: Omittable[Int_ge0] = Field(None, alias='values')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ConstantStreamDataType(OcppModel):
@@ -787,7 +787,7 @@ class ConstantStreamDataType(OcppModel):
     id: Int_ge0 = Field(alias='id')
     params: PeriodicEventStreamParamsType = Field(alias='params')
     variable_monitoring_id: Int_ge0 = Field(alias='variableMonitoringId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TaxRateType(OcppModel):
@@ -796,27 +796,27 @@ class TaxRateType(OcppModel):
     schema_name: ClassVar[str] = 'TaxRateType'
     type: Str_max_length20 = Field(alias='type')
     tax: Number = Field(alias='tax')
-    stack: Int_ge0 = Field(None, alias='stack')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    stack: Omittable[Int_ge0] = Field(None, alias='stack')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceType(OcppModel):
     """OCPP 2.1 data type PriceType."""
 
     schema_name: ClassVar[str] = 'PriceType'
-    excl_tax: Number = Field(None, alias='exclTax')
-    incl_tax: Number = Field(None, alias='inclTax')
-    tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    excl_tax: Omittable[Number] = Field(None, alias='exclTax')
+    incl_tax: Omittable[Number] = Field(None, alias='inclTax')
+    tax_rates: Omittable[Annotated[list[TaxRateType], Field(min_length=1, max_length=5)]] = Field(None, alias='taxRates')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TotalPriceType(OcppModel):
     """OCPP 2.1 data type TotalPriceType."""
 
     schema_name: ClassVar[str] = 'TotalPriceType'
-    excl_tax: Number = Field(None, alias='exclTax')
-    incl_tax: Number = Field(None, alias='inclTax')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    excl_tax: Omittable[Number] = Field(None, alias='exclTax')
+    incl_tax: Omittable[Number] = Field(None, alias='inclTax')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TotalCostType(OcppModel):
@@ -825,14 +825,14 @@ class TotalCostType(OcppModel):
     schema_name: ClassVar[str] = 'TotalCostType'
     currency: Str_max_length3 = Field(alias='currency')
     type_of_cost: enums.TariffCostEnumType = Field(alias='typeOfCost')
-    fixed: PriceType = Field(None, alias='fixed')
-    energy: PriceType = Field(None, alias='energy')
-    charging_time: PriceType = Field(None, alias='chargingTime')
-    idle_time: PriceType = Field(None, alias='idleTime')
-    reservation_time: PriceType = Field(None, alias='reservationTime')
-    reservation_fixed: PriceType = Field(None, alias='reservationFixed')
+    fixed: Omittable[PriceType] = Field(None, alias='fixed')
+    energy: Omittable[PriceType] = Field(None, alias='energy')
+    charging_time: Omittable[PriceType] = Field(None, alias='chargingTime')
+    idle_time: Omittable[PriceType] = Field(None, alias='idleTime')
+    reservation_time: Omittable[PriceType] = Field(None, alias='reservationTime')
+    reservation_fixed: Omittable[PriceType] = Field(None, alias='reservationFixed')
     total: TotalPriceType = Field(alias='total')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TotalUsageType(OcppModel):
@@ -842,20 +842,20 @@ class TotalUsageType(OcppModel):
     energy: Number = Field(alias='energy')
     charging_time: StrictInt = Field(alias='chargingTime')
     idle_time: StrictInt = Field(alias='idleTime')
-    reservation_time: StrictInt = Field(None, alias='reservationTime')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    reservation_time: Omittable[StrictInt] = Field(None, alias='reservationTime')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostDetailsType(OcppModel):
     """OCPP 2.1 data type CostDetailsType."""
 
     schema_name: ClassVar[str] = 'CostDetailsType'
-    charging_periods: Annotated[list[ChargingPeriodType], Field(min_length=1)] = Field(None, alias='chargingPeriods')
+    charging_periods: Omittable[Annotated[list[ChargingPeriodType], Field(min_length=1)]] = Field(None, alias='chargingPeriods')
     total_cost: TotalCostType = Field(alias='totalCost')
     total_usage: TotalUsageType = Field(alias='totalUsage')
-    failure_to_calculate: StrictBool = Field(None, alias='failureToCalculate')
-    failure_reason: Str_max_length500 = Field(None, alias='failureReason')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    failure_to_calculate: Omittable[StrictBool] = Field(None, alias='failureToCalculate')
+    failure_reason: Omittable[Str_max_length500] = Field(None, alias='failureReason')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DERCurvePointsType(OcppModel):
@@ -864,38 +864,38 @@ class DERCurvePointsType(OcppModel):
     schema_name: ClassVar[str] = 'DERCurvePointsType'
     x: Number = Field(alias='x')
     y: Number = Field(alias='y')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class HysteresisType(OcppModel):
     """OCPP 2.1 data type HysteresisType."""
 
     schema_name: ClassVar[str] = 'HysteresisType'
-    hysteresis_high: Number = Field(None, alias='hysteresisHigh')
-    hysteresis_low: Number = Field(None, alias='hysteresisLow')
-    hysteresis_delay: Number = Field(None, alias='hysteresisDelay')
-    hysteresis_gradient: Number = Field(None, alias='hysteresisGradient')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    hysteresis_high: Omittable[Number] = Field(None, alias='hysteresisHigh')
+    hysteresis_low: Omittable[Number] = Field(None, alias='hysteresisLow')
+    hysteresis_delay: Omittable[Number] = Field(None, alias='hysteresisDelay')
+    hysteresis_gradient: Omittable[Number] = Field(None, alias='hysteresisGradient')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReactivePowerParamsType(OcppModel):
     """OCPP 2.1 data type ReactivePowerParamsType."""
 
     schema_name: ClassVar[str] = 'ReactivePowerParamsType'
-    v_ref: Number = Field(None, alias='vRef')
-    autonomous_v_ref_enable: StrictBool = Field(None, alias='autonomousVRefEnable')
-    autonomous_v_ref_time_constant: Number = Field(None, alias='autonomousVRefTimeConstant')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    v_ref: Omittable[Number] = Field(None, alias='vRef')
+    autonomous_v_ref_enable: Omittable[StrictBool] = Field(None, alias='autonomousVRefEnable')
+    autonomous_v_ref_time_constant: Omittable[Number] = Field(None, alias='autonomousVRefTimeConstant')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VoltageParamsType(OcppModel):
     """OCPP 2.1 data type VoltageParamsType."""
 
     schema_name: ClassVar[str] = 'VoltageParamsType'
-    hv10_min_mean_value: Number = Field(None, alias='hv10MinMeanValue')
-    hv10_min_mean_trip_delay: Number = Field(None, alias='hv10MinMeanTripDelay')
-    power_during_cessation: enums.PowerDuringCessationEnumType = Field(None, alias='powerDuringCessation')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    hv10_min_mean_value: Omittable[Number] = Field(None, alias='hv10MinMeanValue')
+    hv10_min_mean_trip_delay: Omittable[Number] = Field(None, alias='hv10MinMeanTripDelay')
+    power_during_cessation: Omittable[enums.PowerDuringCessationEnumType] = Field(None, alias='powerDuringCessation')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DERCurveType(OcppModel):
@@ -903,15 +903,15 @@ class DERCurveType(OcppModel):
 
     schema_name: ClassVar[str] = 'DERCurveType'
     curve_data: Annotated[list[DERCurvePointsType], Field(min_length=1, max_length=10)] = Field(alias='curveData')
-    hysteresis: HysteresisType = Field(None, alias='hysteresis')
+    hysteresis: Omittable[HysteresisType] = Field(None, alias='hysteresis')
     priority: Int_ge0 = Field(alias='priority')
-    reactive_power_params: ReactivePowerParamsType = Field(None, alias='reactivePowerParams')
-    voltage_params: VoltageParamsType = Field(None, alias='voltageParams')
+    reactive_power_params: Omittable[ReactivePowerParamsType] = Field(None, alias='reactivePowerParams')
+    voltage_params: Omittable[VoltageParamsType] = Field(None, alias='voltageParams')
     y_unit: enums.DERUnitEnumType = Field(alias='yUnit')
-    response_time: Number = Field(None, alias='responseTime')
-    start_time: DateTime = Field(None, alias='startTime')
-    duration: Number = Field(None, alias='duration')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    response_time: Omittable[Number] = Field(None, alias='responseTime')
+    start_time: Omittable[DateTime] = Field(None, alias='startTime')
+    duration: Omittable[Number] = Field(None, alias='duration')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DERCurveGetType(OcppModel):
@@ -923,7 +923,7 @@ class DERCurveGetType(OcppModel):
     curve_type: enums.DERControlEnumType = Field(alias='curveType')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EnterServiceType(OcppModel):
@@ -935,10 +935,10 @@ class EnterServiceType(OcppModel):
     low_voltage: Number = Field(alias='lowVoltage')
     high_freq: Number = Field(alias='highFreq')
     low_freq: Number = Field(alias='lowFreq')
-    delay: Number = Field(None, alias='delay')
-    random_delay: Number = Field(None, alias='randomDelay')
-    ramp_rate: Number = Field(None, alias='rampRate')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    delay: Omittable[Number] = Field(None, alias='delay')
+    random_delay: Omittable[Number] = Field(None, alias='randomDelay')
+    ramp_rate: Omittable[Number] = Field(None, alias='rampRate')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EnterServiceGetType(OcppModel):
@@ -947,7 +947,7 @@ class EnterServiceGetType(OcppModel):
     schema_name: ClassVar[str] = 'EnterServiceGetType'
     enter_service: EnterServiceType = Field(alias='enterService')
     id: Str_max_length36 = Field(alias='id')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EventDataType(OcppModel):
@@ -957,18 +957,18 @@ class EventDataType(OcppModel):
     event_id: Int_ge0 = Field(alias='eventId')
     timestamp: DateTime = Field(alias='timestamp')
     trigger: enums.EventTriggerEnumType = Field(alias='trigger')
-    cause: Int_ge0 = Field(None, alias='cause')
+    cause: Omittable[Int_ge0] = Field(None, alias='cause')
     actual_value: Str_max_length2500 = Field(alias='actualValue')
-    tech_code: Str_max_length50 = Field(None, alias='techCode')
-    tech_info: Str_max_length500 = Field(None, alias='techInfo')
-    cleared: StrictBool = Field(None, alias='cleared')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    tech_code: Omittable[Str_max_length50] = Field(None, alias='techCode')
+    tech_info: Omittable[Str_max_length500] = Field(None, alias='techInfo')
+    cleared: Omittable[StrictBool] = Field(None, alias='cleared')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
     component: ComponentType = Field(alias='component')
-    variable_monitoring_id: Int_ge0 = Field(None, alias='variableMonitoringId')
+    variable_monitoring_id: Omittable[Int_ge0] = Field(None, alias='variableMonitoringId')
     event_notification_type: enums.EventNotificationEnumType = Field(alias='eventNotificationType')
     variable: VariableType = Field(alias='variable')
-    severity: Int_ge0 = Field(None, alias='severity')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    severity: Omittable[Int_ge0] = Field(None, alias='severity')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FirmwareType(OcppModel):
@@ -977,10 +977,10 @@ class FirmwareType(OcppModel):
     schema_name: ClassVar[str] = 'FirmwareType'
     location: Str_max_length2000 = Field(alias='location')
     retrieve_date_time: DateTime = Field(alias='retrieveDateTime')
-    install_date_time: DateTime = Field(None, alias='installDateTime')
-    signing_certificate: Str_max_length5500 = Field(None, alias='signingCertificate')
-    signature: Str_max_length800 = Field(None, alias='signature')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    install_date_time: Omittable[DateTime] = Field(None, alias='installDateTime')
+    signing_certificate: Omittable[Str_max_length5500] = Field(None, alias='signingCertificate')
+    signature: Omittable[Str_max_length800] = Field(None, alias='signature')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FixedPFType(OcppModel):
@@ -990,9 +990,9 @@ class FixedPFType(OcppModel):
     priority: Int_ge0 = Field(alias='priority')
     displacement: Number = Field(alias='displacement')
     excitation: StrictBool = Field(alias='excitation')
-    start_time: DateTime = Field(None, alias='startTime')
-    duration: Number = Field(None, alias='duration')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    start_time: Omittable[DateTime] = Field(None, alias='startTime')
+    duration: Omittable[Number] = Field(None, alias='duration')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FixedPFGetType(OcppModel):
@@ -1003,7 +1003,7 @@ class FixedPFGetType(OcppModel):
     id: Str_max_length36 = Field(alias='id')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FixedVarType(OcppModel):
@@ -1013,9 +1013,9 @@ class FixedVarType(OcppModel):
     priority: Int_ge0 = Field(alias='priority')
     setpoint: Number = Field(alias='setpoint')
     unit: enums.DERUnitEnumType = Field(alias='unit')
-    start_time: DateTime = Field(None, alias='startTime')
-    duration: Number = Field(None, alias='duration')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    start_time: Omittable[DateTime] = Field(None, alias='startTime')
+    duration: Omittable[Number] = Field(None, alias='duration')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FixedVarGetType(OcppModel):
@@ -1026,7 +1026,7 @@ class FixedVarGetType(OcppModel):
     id: Str_max_length36 = Field(alias='id')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FreqDroopType(OcppModel):
@@ -1039,9 +1039,9 @@ class FreqDroopType(OcppModel):
     over_droop: Number = Field(alias='overDroop')
     under_droop: Number = Field(alias='underDroop')
     response_time: Number = Field(alias='responseTime')
-    start_time: DateTime = Field(None, alias='startTime')
-    duration: Number = Field(None, alias='duration')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    start_time: Omittable[DateTime] = Field(None, alias='startTime')
+    duration: Omittable[Number] = Field(None, alias='duration')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FreqDroopGetType(OcppModel):
@@ -1052,17 +1052,17 @@ class FreqDroopGetType(OcppModel):
     id: Str_max_length36 = Field(alias='id')
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariableDataType(OcppModel):
     """OCPP 2.1 data type GetVariableDataType."""
 
     schema_name: ClassVar[str] = 'GetVariableDataType'
-    attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
+    attribute_type: Omittable[enums.AttributeEnumType] = Field(None, alias='attributeType')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariableResultType(OcppModel):
@@ -1070,12 +1070,12 @@ class GetVariableResultType(OcppModel):
 
     schema_name: ClassVar[str] = 'GetVariableResultType'
     attribute_status: enums.GetVariableStatusEnumType = Field(alias='attributeStatus')
-    attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
-    attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
-    attribute_value: Str_max_length2500 = Field(None, alias='attributeValue')
+    attribute_status_info: Omittable[StatusInfoType] = Field(None, alias='attributeStatusInfo')
+    attribute_type: Omittable[enums.AttributeEnumType] = Field(None, alias='attributeType')
+    attribute_value: Omittable[Str_max_length2500] = Field(None, alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GradientType(OcppModel):
@@ -1085,7 +1085,7 @@ class GradientType(OcppModel):
     priority: Int_ge0 = Field(alias='priority')
     gradient: Number = Field(alias='gradient')
     soft_gradient: Number = Field(alias='softGradient')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GradientGetType(OcppModel):
@@ -1094,7 +1094,7 @@ class GradientGetType(OcppModel):
     schema_name: ClassVar[str] = 'GradientGetType'
     gradient: GradientType = Field(alias='gradient')
     id: Str_max_length36 = Field(alias='id')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LimitMaxDischargeType(OcppModel):
@@ -1102,11 +1102,11 @@ class LimitMaxDischargeType(OcppModel):
 
     schema_name: ClassVar[str] = 'LimitMaxDischargeType'
     priority: Int_ge0 = Field(alias='priority')
-    pct_max_discharge_power: Number = Field(None, alias='pctMaxDischargePower')
-    power_monitoring_must_trip: DERCurveType = Field(None, alias='powerMonitoringMustTrip')
-    start_time: DateTime = Field(None, alias='startTime')
-    duration: Number = Field(None, alias='duration')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    pct_max_discharge_power: Omittable[Number] = Field(None, alias='pctMaxDischargePower')
+    power_monitoring_must_trip: Omittable[DERCurveType] = Field(None, alias='powerMonitoringMustTrip')
+    start_time: Omittable[DateTime] = Field(None, alias='startTime')
+    duration: Omittable[Number] = Field(None, alias='duration')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LimitMaxDischargeGetType(OcppModel):
@@ -1117,7 +1117,7 @@ class LimitMaxDischargeGetType(OcppModel):
     is_default: StrictBool = Field(alias='isDefault')
     is_superseded: StrictBool = Field(alias='isSuperseded')
     limit_max_discharge: LimitMaxDischargeType = Field(alias='limitMaxDischarge')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LogParametersType(OcppModel):
@@ -1125,25 +1125,25 @@ class LogParametersType(OcppModel):
 
     schema_name: ClassVar[str] = 'LogParametersType'
     remote_location: Str_max_length2000 = Field(alias='remoteLocation')
-    oldest_timestamp: DateTime = Field(None, alias='oldestTimestamp')
-    latest_timestamp: DateTime = Field(None, alias='latestTimestamp')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    oldest_timestamp: Omittable[DateTime] = Field(None, alias='oldestTimestamp')
+    latest_timestamp: Omittable[DateTime] = Field(None, alias='latestTimestamp')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MessageInfoType(OcppModel):
     """OCPP 2.1 data type MessageInfoType."""
 
     schema_name: ClassVar[str] = 'MessageInfoType'
-    display: ComponentType = Field(None, alias='display')
+    display: Omittable[ComponentType] = Field(None, alias='display')
     id: Int_ge0 = Field(alias='id')
     priority: enums.MessagePriorityEnumType = Field(alias='priority')
-    state: enums.MessageStateEnumType = Field(None, alias='state')
-    start_date_time: DateTime = Field(None, alias='startDateTime')
-    end_date_time: DateTime = Field(None, alias='endDateTime')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    state: Omittable[enums.MessageStateEnumType] = Field(None, alias='state')
+    start_date_time: Omittable[DateTime] = Field(None, alias='startDateTime')
+    end_date_time: Omittable[DateTime] = Field(None, alias='endDateTime')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
     message: MessageContentType = Field(alias='message')
-    message_extra: Annotated[list[MessageContentType], Field(min_length=1, max_length=4)] = Field(None, alias='messageExtra')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    message_extra: Omittable[Annotated[list[MessageContentType], Field(min_length=1, max_length=4)]] = Field(None, alias='messageExtra')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SignedMeterValueType(OcppModel):
@@ -1151,19 +1151,19 @@ class SignedMeterValueType(OcppModel):
 
     schema_name: ClassVar[str] = 'SignedMeterValueType'
     signed_meter_data: Str_max_length32768 = Field(alias='signedMeterData')
-    signing_method: Str_max_length50 = Field(None, alias='signingMethod')
+    signing_method: Omittable[Str_max_length50] = Field(None, alias='signingMethod')
     encoding_method: Str_max_length50 = Field(alias='encodingMethod')
-    public_key: Str_max_length2500 = Field(None, alias='publicKey')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    public_key: Omittable[Str_max_length2500] = Field(None, alias='publicKey')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UnitOfMeasureType(OcppModel):
     """OCPP 2.1 data type UnitOfMeasureType."""
 
     schema_name: ClassVar[str] = 'UnitOfMeasureType'
-    unit: Str_max_length20 = Field(None, alias='unit')
-    multiplier: StrictInt = Field(None, alias='multiplier')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    unit: Omittable[Str_max_length20] = Field(None, alias='unit')
+    multiplier: Omittable[StrictInt] = Field(None, alias='multiplier')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SampledValueType(OcppModel):
@@ -1171,13 +1171,13 @@ class SampledValueType(OcppModel):
 
     schema_name: ClassVar[str] = 'SampledValueType'
     value: Number = Field(alias='value')
-    measurand: enums.MeasurandEnumType = Field(None, alias='measurand')
-    context: enums.ReadingContextEnumType = Field(None, alias='context')
-    phase: enums.PhaseEnumType = Field(None, alias='phase')
-    location: enums.LocationEnumType = Field(None, alias='location')
-    signed_meter_value: SignedMeterValueType = Field(None, alias='signedMeterValue')
-    unit_of_measure: UnitOfMeasureType = Field(None, alias='unitOfMeasure')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    measurand: Omittable[enums.MeasurandEnumType] = Field(None, alias='measurand')
+    context: Omittable[enums.ReadingContextEnumType] = Field(None, alias='context')
+    phase: Omittable[enums.PhaseEnumType] = Field(None, alias='phase')
+    location: Omittable[enums.LocationEnumType] = Field(None, alias='location')
+    signed_meter_value: Omittable[SignedMeterValueType] = Field(None, alias='signedMeterValue')
+    unit_of_measure: Omittable[UnitOfMeasureType] = Field(None, alias='unitOfMeasure')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MeterValueType(OcppModel):
@@ -1186,7 +1186,7 @@ class MeterValueType(OcppModel):
     schema_name: ClassVar[str] = 'MeterValueType'
     sampled_value: Annotated[list[SampledValueType], Field(min_length=1)] = Field(alias='sampledValue')
     timestamp: DateTime = Field(alias='timestamp')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableMonitoringType(OcppModel):
@@ -1199,7 +1199,7 @@ class VariableMonitoringType(OcppModel):
     type: enums.MonitorEnumType = Field(alias='type')
     severity: Int_ge0 = Field(alias='severity')
     event_notification_type: enums.EventNotificationEnumType = Field(alias='eventNotificationType')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MonitoringDataType(OcppModel):
@@ -1209,7 +1209,7 @@ class MonitoringDataType(OcppModel):
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
     variable_monitoring: Annotated[list[VariableMonitoringType], Field(min_length=1)] = Field(alias='variableMonitoring')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VPNType(OcppModel):
@@ -1218,28 +1218,28 @@ class VPNType(OcppModel):
     schema_name: ClassVar[str] = 'VPNType'
     server: Str_max_length2000 = Field(alias='server')
     user: Str_max_length50 = Field(alias='user')
-    group: Str_max_length50 = Field(None, alias='group')
+    group: Omittable[Str_max_length50] = Field(None, alias='group')
     password: Str_max_length64 = Field(alias='password')
     key: Str_max_length255 = Field(alias='key')
     type: enums.VPNEnumType = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NetworkConnectionProfileType(OcppModel):
     """OCPP 2.1 data type NetworkConnectionProfileType."""
 
     schema_name: ClassVar[str] = 'NetworkConnectionProfileType'
-    apn: APNType = Field(None, alias='apn')
-    ocpp_version: enums.OCPPVersionEnumType = Field(None, alias='ocppVersion')
+    apn: Omittable[APNType] = Field(None, alias='apn')
+    ocpp_version: Omittable[enums.OCPPVersionEnumType] = Field(None, alias='ocppVersion')
     ocpp_interface: enums.OCPPInterfaceEnumType = Field(alias='ocppInterface')
     ocpp_transport: enums.OCPPTransportEnumType = Field(alias='ocppTransport')
     message_timeout: StrictInt = Field(alias='messageTimeout')
     ocpp_csms_url: Str_max_length2000 = Field(alias='ocppCsmsUrl')
     security_profile: Int_ge0 = Field(alias='securityProfile')
-    identity: Str_max_length48 = Field(None, alias='identity')
-    basic_auth_password: Str_max_length64 = Field(None, alias='basicAuthPassword')
-    vpn: VPNType = Field(None, alias='vpn')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    identity: Omittable[Str_max_length48] = Field(None, alias='identity')
+    basic_auth_password: Omittable[Str_max_length64] = Field(None, alias='basicAuthPassword')
+    vpn: Omittable[VPNType] = Field(None, alias='vpn')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class OCSPRequestDataType(OcppModel):
@@ -1251,33 +1251,33 @@ class OCSPRequestDataType(OcppModel):
     issuer_key_hash: Str_max_length128 = Field(alias='issuerKeyHash')
     serial_number: Str_max_length40 = Field(alias='serialNumber')
     responder_url: Str_max_length2000 = Field(alias='responderURL')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableAttributeType(OcppModel):
     """OCPP 2.1 data type VariableAttributeType."""
 
     schema_name: ClassVar[str] = 'VariableAttributeType'
-    type: enums.AttributeEnumType = Field(None, alias='type')
-    value: Str_max_length2500 = Field(None, alias='value')
-    mutability: enums.MutabilityEnumType = Field(None, alias='mutability')
-    persistent: StrictBool = Field(None, alias='persistent')
-    constant: StrictBool = Field(None, alias='constant')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    type: Omittable[enums.AttributeEnumType] = Field(None, alias='type')
+    value: Omittable[Str_max_length2500] = Field(None, alias='value')
+    mutability: Omittable[enums.MutabilityEnumType] = Field(None, alias='mutability')
+    persistent: Omittable[StrictBool] = Field(None, alias='persistent')
+    constant: Omittable[StrictBool] = Field(None, alias='constant')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableCharacteristicsType(OcppModel):
     """OCPP 2.1 data type VariableCharacteristicsType."""
 
     schema_name: ClassVar[str] = 'VariableCharacteristicsType'
-    unit: Str_max_length16 = Field(None, alias='unit')
+    unit: Omittable[Str_max_length16] = Field(None, alias='unit')
     data_type: enums.DataEnumType = Field(alias='dataType')
-    min_limit: Number = Field(None, alias='minLimit')
-    max_limit: Number = Field(None, alias='maxLimit')
-    max_elements: Int_ge1 = Field(None, alias='maxElements')
-    values_list: Str_max_length1000 = Field(None, alias='valuesList')
+    min_limit: Omittable[Number] = Field(None, alias='minLimit')
+    max_limit: Omittable[Number] = Field(None, alias='maxLimit')
+    max_elements: Omittable[Int_ge1] = Field(None, alias='maxElements')
+    values_list: Omittable[Str_max_length1000] = Field(None, alias='valuesList')
     supports_monitoring: StrictBool = Field(alias='supportsMonitoring')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReportDataType(OcppModel):
@@ -1287,60 +1287,60 @@ class ReportDataType(OcppModel):
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
     variable_attribute: Annotated[list[VariableAttributeType], Field(min_length=1, max_length=4)] = Field(alias='variableAttribute')
-    variable_characteristics: VariableCharacteristicsType = Field(None, alias='variableCharacteristics')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    variable_characteristics: Omittable[VariableCharacteristicsType] = Field(None, alias='variableCharacteristics')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringDataType(OcppModel):
     """OCPP 2.1 data type SetMonitoringDataType."""
 
     schema_name: ClassVar[str] = 'SetMonitoringDataType'
-    id: Int_ge0 = Field(None, alias='id')
-    periodic_event_stream: PeriodicEventStreamParamsType = Field(None, alias='periodicEventStream')
-    transaction: StrictBool = Field(None, alias='transaction')
+    id: Omittable[Int_ge0] = Field(None, alias='id')
+    periodic_event_stream: Omittable[PeriodicEventStreamParamsType] = Field(None, alias='periodicEventStream')
+    transaction: Omittable[StrictBool] = Field(None, alias='transaction')
     value: Number = Field(alias='value')
     type: enums.MonitorEnumType = Field(alias='type')
     severity: Int_ge0 = Field(alias='severity')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringResultType(OcppModel):
     """OCPP 2.1 data type SetMonitoringResultType."""
 
     schema_name: ClassVar[str] = 'SetMonitoringResultType'
-    id: Int_ge0 = Field(None, alias='id')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    id: Omittable[Int_ge0] = Field(None, alias='id')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
     status: enums.SetMonitoringStatusEnumType = Field(alias='status')
     type: enums.MonitorEnumType = Field(alias='type')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
     severity: Int_ge0 = Field(alias='severity')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariableDataType(OcppModel):
     """OCPP 2.1 data type SetVariableDataType."""
 
     schema_name: ClassVar[str] = 'SetVariableDataType'
-    attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
+    attribute_type: Omittable[enums.AttributeEnumType] = Field(None, alias='attributeType')
     attribute_value: Str_max_length2500 = Field(alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariableResultType(OcppModel):
     """OCPP 2.1 data type SetVariableResultType."""
 
     schema_name: ClassVar[str] = 'SetVariableResultType'
-    attribute_type: enums.AttributeEnumType = Field(None, alias='attributeType')
+    attribute_type: Omittable[enums.AttributeEnumType] = Field(None, alias='attributeType')
     attribute_status: enums.SetVariableStatusEnumType = Field(alias='attributeStatus')
-    attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
+    attribute_status_info: Omittable[StatusInfoType] = Field(None, alias='attributeStatusInfo')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class StreamDataElementType(OcppModel):
@@ -1349,7 +1349,7 @@ class StreamDataElementType(OcppModel):
     schema_name: ClassVar[str] = 'StreamDataElementType'
     t: Number = Field(alias='t')
     v: Str_max_length2500 = Field(alias='v')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffAssignmentType(OcppModel):
@@ -1358,50 +1358,50 @@ class TariffAssignmentType(OcppModel):
     schema_name: ClassVar[str] = 'TariffAssignmentType'
     tariff_id: Str_max_length60 = Field(alias='tariffId')
     tariff_kind: enums.TariffKindEnumType = Field(alias='tariffKind')
-    valid_from: DateTime = Field(None, alias='validFrom')
-    evse_ids: Annotated[list[Int_ge0], Field(min_length=1)] = Field(None, alias='evseIds')
-    id_tokens: Annotated[list[Str_max_length255], Field(min_length=1)] = Field(None, alias='idTokens')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    valid_from: Omittable[DateTime] = Field(None, alias='validFrom')
+    evse_ids: Omittable[Annotated[list[Int_ge0], Field(min_length=1)]] = Field(None, alias='evseIds')
+    id_tokens: Omittable[Annotated[list[Str_max_length255], Field(min_length=1)]] = Field(None, alias='idTokens')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffConditionsFixedType(OcppModel):
     """OCPP 2.1 data type TariffConditionsFixedType."""
 
     schema_name: ClassVar[str] = 'TariffConditionsFixedType'
-    start_time_of_day: StrictStr = Field(None, alias='startTimeOfDay')
-    end_time_of_day: StrictStr = Field(None, alias='endTimeOfDay')
-    day_of_week: Annotated[list[enums.DayOfWeekEnumType], Field(min_length=1, max_length=7)] = Field(None, alias='dayOfWeek')
-    valid_from_date: StrictStr = Field(None, alias='validFromDate')
-    valid_to_date: StrictStr = Field(None, alias='validToDate')
-    evse_kind: enums.EvseKindEnumType = Field(None, alias='evseKind')
-    payment_brand: Str_max_length20 = Field(None, alias='paymentBrand')
-    payment_recognition: Str_max_length20 = Field(None, alias='paymentRecognition')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    start_time_of_day: Omittable[StrictStr] = Field(None, alias='startTimeOfDay')
+    end_time_of_day: Omittable[StrictStr] = Field(None, alias='endTimeOfDay')
+    day_of_week: Omittable[Annotated[list[enums.DayOfWeekEnumType], Field(min_length=1, max_length=7)]] = Field(None, alias='dayOfWeek')
+    valid_from_date: Omittable[StrictStr] = Field(None, alias='validFromDate')
+    valid_to_date: Omittable[StrictStr] = Field(None, alias='validToDate')
+    evse_kind: Omittable[enums.EvseKindEnumType] = Field(None, alias='evseKind')
+    payment_brand: Omittable[Str_max_length20] = Field(None, alias='paymentBrand')
+    payment_recognition: Omittable[Str_max_length20] = Field(None, alias='paymentRecognition')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffConditionsType(OcppModel):
     """OCPP 2.1 data type TariffConditionsType."""
 
     schema_name: ClassVar[str] = 'TariffConditionsType'
-    start_time_of_day: StrictStr = Field(None, alias='startTimeOfDay')
-    end_time_of_day: StrictStr = Field(None, alias='endTimeOfDay')
-    day_of_week: Annotated[list[enums.DayOfWeekEnumType], Field(min_length=1, max_length=7)] = Field(None, alias='dayOfWeek')
-    valid_from_date: StrictStr = Field(None, alias='validFromDate')
-    valid_to_date: StrictStr = Field(None, alias='validToDate')
-    evse_kind: enums.EvseKindEnumType = Field(None, alias='evseKind')
-    min_energy: Number = Field(None, alias='minEnergy')
-    max_energy: Number = Field(None, alias='maxEnergy')
-    min_current: Number = Field(None, alias='minCurrent')
-    max_current: Number = Field(None, alias='maxCurrent')
-    min_power: Number = Field(None, alias='minPower')
-    max_power: Number = Field(None, alias='maxPower')
-    min_time: StrictInt = Field(None, alias='minTime')
-    max_time: StrictInt = Field(None, alias='maxTime')
-    min_charging_time: StrictInt = Field(None, alias='minChargingTime')
-    max_charging_time: StrictInt = Field(None, alias='maxChargingTime')
-    min_idle_time: StrictInt = Field(None, alias='minIdleTime')
-    max_idle_time: StrictInt = Field(None, alias='maxIdleTime')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    start_time_of_day: Omittable[StrictStr] = Field(None, alias='startTimeOfDay')
+    end_time_of_day: Omittable[StrictStr] = Field(None, alias='endTimeOfDay')
+    day_of_week: Omittable[Annotated[list[enums.DayOfWeekEnumType], Field(min_length=1, max_length=7)]] = Field(None, alias='dayOfWeek')
+    valid_from_date: Omittable[StrictStr] = Field(None, alias='validFromDate')
+    valid_to_date: Omittable[StrictStr] = Field(None, alias='validToDate')
+    evse_kind: Omittable[enums.EvseKindEnumType] = Field(None, alias='evseKind')
+    min_energy: Omittable[Number] = Field(None, alias='minEnergy')
+    max_energy: Omittable[Number] = Field(None, alias='maxEnergy')
+    min_current: Omittable[Number] = Field(None, alias='minCurrent')
+    max_current: Omittable[Number] = Field(None, alias='maxCurrent')
+    min_power: Omittable[Number] = Field(None, alias='minPower')
+    max_power: Omittable[Number] = Field(None, alias='maxPower')
+    min_time: Omittable[StrictInt] = Field(None, alias='minTime')
+    max_time: Omittable[StrictInt] = Field(None, alias='maxTime')
+    min_charging_time: Omittable[StrictInt] = Field(None, alias='minChargingTime')
+    max_charging_time: Omittable[StrictInt] = Field(None, alias='maxChargingTime')
+    min_idle_time: Omittable[StrictInt] = Field(None, alias='minIdleTime')
+    max_idle_time: Omittable[StrictInt] = Field(None, alias='maxIdleTime')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffEnergyPriceType(OcppModel):
@@ -1409,8 +1409,8 @@ class TariffEnergyPriceType(OcppModel):
 
     schema_name: ClassVar[str] = 'TariffEnergyPriceType'
     price_kwh: Number = Field(alias='priceKwh')
-    conditions: TariffConditionsType = Field(None, alias='conditions')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    conditions: Omittable[TariffConditionsType] = Field(None, alias='conditions')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffEnergyType(OcppModel):
@@ -1418,17 +1418,17 @@ class TariffEnergyType(OcppModel):
 
     schema_name: ClassVar[str] = 'TariffEnergyType'
     prices: Annotated[list[TariffEnergyPriceType], Field(min_length=1)] = Field(alias='prices')
-    tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    tax_rates: Omittable[Annotated[list[TaxRateType], Field(min_length=1, max_length=5)]] = Field(None, alias='taxRates')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffFixedPriceType(OcppModel):
     """OCPP 2.1 data type TariffFixedPriceType."""
 
     schema_name: ClassVar[str] = 'TariffFixedPriceType'
-    conditions: TariffConditionsFixedType = Field(None, alias='conditions')
+    conditions: Omittable[TariffConditionsFixedType] = Field(None, alias='conditions')
     price_fixed: Number = Field(alias='priceFixed')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffFixedType(OcppModel):
@@ -1436,8 +1436,8 @@ class TariffFixedType(OcppModel):
 
     schema_name: ClassVar[str] = 'TariffFixedType'
     prices: Annotated[list[TariffFixedPriceType], Field(min_length=1)] = Field(alias='prices')
-    tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    tax_rates: Omittable[Annotated[list[TaxRateType], Field(min_length=1, max_length=5)]] = Field(None, alias='taxRates')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffTimePriceType(OcppModel):
@@ -1445,8 +1445,8 @@ class TariffTimePriceType(OcppModel):
 
     schema_name: ClassVar[str] = 'TariffTimePriceType'
     price_minute: Number = Field(alias='priceMinute')
-    conditions: TariffConditionsType = Field(None, alias='conditions')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    conditions: Omittable[TariffConditionsType] = Field(None, alias='conditions')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffTimeType(OcppModel):
@@ -1454,8 +1454,8 @@ class TariffTimeType(OcppModel):
 
     schema_name: ClassVar[str] = 'TariffTimeType'
     prices: Annotated[list[TariffTimePriceType], Field(min_length=1)] = Field(alias='prices')
-    tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    tax_rates: Omittable[Annotated[list[TaxRateType], Field(min_length=1, max_length=5)]] = Field(None, alias='taxRates')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffType(OcppModel):
@@ -1463,29 +1463,29 @@ class TariffType(OcppModel):
 
     schema_name: ClassVar[str] = 'TariffType'
     tariff_id: Str_max_length60 = Field(alias='tariffId')
-    description: Annotated[list[MessageContentType], Field(min_length=1, max_length=10)] = Field(None, alias='description')
+    description: Omittable[Annotated[list[MessageContentType], Field(min_length=1, max_length=10)]] = Field(None, alias='description')
     currency: Str_max_length3 = Field(alias='currency')
-    energy: TariffEnergyType = Field(None, alias='energy')
-    valid_from: DateTime = Field(None, alias='validFrom')
-    charging_time: TariffTimeType = Field(None, alias='chargingTime')
-    idle_time: TariffTimeType = Field(None, alias='idleTime')
-    fixed_fee: TariffFixedType = Field(None, alias='fixedFee')
-    reservation_time: TariffTimeType = Field(None, alias='reservationTime')
-    reservation_fixed: TariffFixedType = Field(None, alias='reservationFixed')
-    min_cost: PriceType = Field(None, alias='minCost')
-    max_cost: PriceType = Field(None, alias='maxCost')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    energy: Omittable[TariffEnergyType] = Field(None, alias='energy')
+    valid_from: Omittable[DateTime] = Field(None, alias='validFrom')
+    charging_time: Omittable[TariffTimeType] = Field(None, alias='chargingTime')
+    idle_time: Omittable[TariffTimeType] = Field(None, alias='idleTime')
+    fixed_fee: Omittable[TariffFixedType] = Field(None, alias='fixedFee')
+    reservation_time: Omittable[TariffTimeType] = Field(None, alias='reservationTime')
+    reservation_fixed: Omittable[TariffFixedType] = Field(None, alias='reservationFixed')
+    min_cost: Omittable[PriceType] = Field(None, alias='minCost')
+    max_cost: Omittable[PriceType] = Field(None, alias='maxCost')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionLimitType(OcppModel):
     """OCPP 2.1 data type TransactionLimitType."""
 
     schema_name: ClassVar[str] = 'TransactionLimitType'
-    max_cost: Number = Field(None, alias='maxCost')
-    max_energy: Number = Field(None, alias='maxEnergy')
-    max_time: StrictInt = Field(None, alias='maxTime')
-    max_soc: Int_ge0_le100 = Field(None, alias='maxSoC')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    max_cost: Omittable[Number] = Field(None, alias='maxCost')
+    max_energy: Omittable[Number] = Field(None, alias='maxEnergy')
+    max_time: Omittable[StrictInt] = Field(None, alias='maxTime')
+    max_soc: Omittable[Int_ge0_le100] = Field(None, alias='maxSoC')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionType(OcppModel):
@@ -1493,11 +1493,11 @@ class TransactionType(OcppModel):
 
     schema_name: ClassVar[str] = 'TransactionType'
     transaction_id: Str_max_length36 = Field(alias='transactionId')
-    charging_state: enums.ChargingStateEnumType = Field(None, alias='chargingState')
-    time_spent_charging: StrictInt = Field(None, alias='timeSpentCharging')
-    stopped_reason: enums.ReasonEnumType = Field(None, alias='stoppedReason')
-    remote_start_id: StrictInt = Field(None, alias='remoteStartId')
-    operation_mode: enums.OperationModeEnumType = Field(None, alias='operationMode')
-    tariff_id: Str_max_length60 = Field(None, alias='tariffId')
-    transaction_limit: TransactionLimitType = Field(None, alias='transactionLimit')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_state: Omittable[enums.ChargingStateEnumType] = Field(None, alias='chargingState')
+    time_spent_charging: Omittable[StrictInt] = Field(None, alias='timeSpentCharging')
+    stopped_reason: Omittable[enums.ReasonEnumType] = Field(None, alias='stoppedReason')
+    remote_start_id: Omittable[StrictInt] = Field(None, alias='remoteStartId')
+    operation_mode: Omittable[enums.OperationModeEnumType] = Field(None, alias='operationMode')
+    tariff_id: Omittable[Str_max_length60] = Field(None, alias='tariffId')
+    transaction_limit: Omittable[TransactionLimitType] = Field(None, alias='transactionLimit')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import datatypes, enums, messages
@@ -29,86 +29,86 @@ class CustomDataType(datatypes.CustomDataType):
 class ACChargingParametersType(datatypes.ACChargingParametersType):
     """Lenient form of :class:`datatypes.ACChargingParametersType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AFRRSignalRequest(messages.AFRRSignalRequest):
     """Lenient form of :class:`messages.AFRRSignalRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class StatusInfoType(datatypes.StatusInfoType):
     """Lenient form of :class:`datatypes.StatusInfoType`."""
 
     reason_code: StrictStr = Field(alias='reasonCode')
-    additional_info: StrictStr = Field(None, alias='additionalInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    additional_info: Omittable[StrictStr] = Field(None, alias='additionalInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AFRRSignalResponse(messages.AFRRSignalResponse):
     """Lenient form of :class:`messages.AFRRSignalResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class APNType(datatypes.APNType):
     """Lenient form of :class:`datatypes.APNType`."""
 
     apn: StrictStr = Field(alias='apn')
-    apn_user_name: StrictStr = Field(None, alias='apnUserName')
-    apn_password: StrictStr = Field(None, alias='apnPassword')
-    preferred_network: StrictStr = Field(None, alias='preferredNetwork')
-    apn_authentication: Annotated[enums.APNAuthenticationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='apnAuthentication')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    apn_user_name: Omittable[StrictStr] = Field(None, alias='apnUserName')
+    apn_password: Omittable[StrictStr] = Field(None, alias='apnPassword')
+    preferred_network: Omittable[StrictStr] = Field(None, alias='preferredNetwork')
+    apn_authentication: Annotated[enums.APNAuthenticationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='apnAuthentication')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RationalNumberType(datatypes.RationalNumberType):
     """Lenient form of :class:`datatypes.RationalNumberType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceRuleType(datatypes.PriceRuleType):
     """Lenient form of :class:`datatypes.PriceRuleType`."""
 
     energy_fee: RationalNumberType = Field(alias='energyFee')
-    parking_fee: RationalNumberType = Field(None, alias='parkingFee')
+    parking_fee: Omittable[RationalNumberType] = Field(None, alias='parkingFee')
     power_range_start: RationalNumberType = Field(alias='powerRangeStart')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceRuleStackType(datatypes.PriceRuleStackType):
     """Lenient form of :class:`datatypes.PriceRuleStackType`."""
 
-    price_rule: Annotated[list[PriceRuleType], Field(min_length=1, max_length=8)] = Field(alias='priceRule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    price_rule: Annotated[list[PriceRuleType], Field(min_length=1, max_length=8)] = Field(alias='priceRule')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TaxRuleType(datatypes.TaxRuleType):
     """Lenient form of :class:`datatypes.TaxRuleType`."""
 
-    tax_rule_name: StrictStr = Field(None, alias='taxRuleName')
+    tax_rule_name: Omittable[StrictStr] = Field(None, alias='taxRuleName')
     tax_rate: RationalNumberType = Field(alias='taxRate')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class OverstayRuleType(datatypes.OverstayRuleType):
     """Lenient form of :class:`datatypes.OverstayRuleType`."""
 
     overstay_fee: RationalNumberType = Field(alias='overstayFee')
-    overstay_rule_description: StrictStr = Field(None, alias='overstayRuleDescription')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    overstay_rule_description: Omittable[StrictStr] = Field(None, alias='overstayRuleDescription')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class OverstayRuleListType(datatypes.OverstayRuleListType):
     """Lenient form of :class:`datatypes.OverstayRuleListType`."""
 
-    overstay_power_threshold: RationalNumberType = Field(None, alias='overstayPowerThreshold')
-    overstay_rule: Annotated[list[OverstayRuleType], Field(min_length=1, max_length=5)] = Field(alias='overstayRule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    overstay_power_threshold: Omittable[RationalNumberType] = Field(None, alias='overstayPowerThreshold')
+    overstay_rule: Annotated[list[OverstayRuleType], Field(min_length=1, max_length=5)] = Field(alias='overstayRule')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AdditionalSelectedServicesType(datatypes.AdditionalSelectedServicesType):
@@ -116,23 +116,23 @@ class AdditionalSelectedServicesType(datatypes.AdditionalSelectedServicesType):
 
     service_fee: RationalNumberType = Field(alias='serviceFee')
     service_name: StrictStr = Field(alias='serviceName')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AbsolutePriceScheduleType(datatypes.AbsolutePriceScheduleType):
     """Lenient form of :class:`datatypes.AbsolutePriceScheduleType`."""
 
-    price_schedule_description: StrictStr = Field(None, alias='priceScheduleDescription')
+    price_schedule_description: Omittable[StrictStr] = Field(None, alias='priceScheduleDescription')
     currency: StrictStr = Field(alias='currency')
     language: StrictStr = Field(alias='language')
     price_algorithm: StrictStr = Field(alias='priceAlgorithm')
-    minimum_cost: RationalNumberType = Field(None, alias='minimumCost')
-    maximum_cost: RationalNumberType = Field(None, alias='maximumCost')
-    price_rule_stacks: Annotated[list[PriceRuleStackType], Field(min_length=1, max_length=1024)] = Field(alias='priceRuleStacks')
-    tax_rules: Annotated[list[TaxRuleType], Field(min_length=1, max_length=10)] = Field(None, alias='taxRules')
-    overstay_rule_list: OverstayRuleListType = Field(None, alias='overstayRuleList')
-    additional_selected_services: Annotated[list[AdditionalSelectedServicesType], Field(min_length=1, max_length=5)] = Field(None, alias='additionalSelectedServices')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    minimum_cost: Omittable[RationalNumberType] = Field(None, alias='minimumCost')
+    maximum_cost: Omittable[RationalNumberType] = Field(None, alias='maximumCost')
+    price_rule_stacks: Annotated[list[PriceRuleStackType], Field(min_length=1, max_length=1024)] = Field(alias='priceRuleStacks')  # type: ignore[assignment]
+    tax_rules: Omittable[Annotated[list[TaxRuleType], Field(min_length=1, max_length=10)]] = Field(None, alias='taxRules')  # type: ignore[assignment]
+    overstay_rule_list: Omittable[OverstayRuleListType] = Field(None, alias='overstayRuleList')
+    additional_selected_services: Omittable[Annotated[list[AdditionalSelectedServicesType], Field(min_length=1, max_length=5)]] = Field(None, alias='additionalSelectedServices')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AdditionalInfoType(datatypes.AdditionalInfoType):
@@ -140,7 +140,7 @@ class AdditionalInfoType(datatypes.AdditionalInfoType):
 
     additional_id_token: StrictStr = Field(alias='additionalIdToken')
     type: StrictStr = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AddressType(datatypes.AddressType):
@@ -148,340 +148,340 @@ class AddressType(datatypes.AddressType):
 
     name: StrictStr = Field(alias='name')
     address1: StrictStr = Field(alias='address1')
-    address2: StrictStr = Field(None, alias='address2')
+    address2: Omittable[StrictStr] = Field(None, alias='address2')
     city: StrictStr = Field(alias='city')
-    postal_code: StrictStr = Field(None, alias='postalCode')
+    postal_code: Omittable[StrictStr] = Field(None, alias='postalCode')
     country: StrictStr = Field(alias='country')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PeriodicEventStreamParamsType(datatypes.PeriodicEventStreamParamsType):
     """Lenient form of :class:`datatypes.PeriodicEventStreamParamsType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AdjustPeriodicEventStreamRequest(messages.AdjustPeriodicEventStreamRequest):
     """Lenient form of :class:`messages.AdjustPeriodicEventStreamRequest`."""
 
     params: PeriodicEventStreamParamsType = Field(alias='params')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AdjustPeriodicEventStreamResponse(messages.AdjustPeriodicEventStreamResponse):
     """Lenient form of :class:`messages.AdjustPeriodicEventStreamResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class IdTokenType(datatypes.IdTokenType):
     """Lenient form of :class:`datatypes.IdTokenType`."""
 
-    additional_info: Annotated[list[AdditionalInfoType], Field(min_length=1)] = Field(None, alias='additionalInfo')
+    additional_info: Omittable[Annotated[list[AdditionalInfoType], Field(min_length=1)]] = Field(None, alias='additionalInfo')  # type: ignore[assignment]
     id_token: StrictStr = Field(alias='idToken')
     type: StrictStr = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MessageContentType(datatypes.MessageContentType):
     """Lenient form of :class:`datatypes.MessageContentType`."""
 
-    format: Annotated[enums.MessageFormatEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='format')
-    language: StrictStr = Field(None, alias='language')
+    format: Annotated[enums.MessageFormatEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='format')  # type: ignore[assignment]
+    language: Omittable[StrictStr] = Field(None, alias='language')
     content: StrictStr = Field(alias='content')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class IdTokenInfoType(datatypes.IdTokenInfoType):
     """Lenient form of :class:`datatypes.IdTokenInfoType`."""
 
-    status: Annotated[enums.AuthorizationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    group_id_token: IdTokenType = Field(None, alias='groupIdToken')
-    language1: StrictStr = Field(None, alias='language1')
-    language2: StrictStr = Field(None, alias='language2')
-    personal_message: MessageContentType = Field(None, alias='personalMessage')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.AuthorizationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    group_id_token: Omittable[IdTokenType] = Field(None, alias='groupIdToken')
+    language1: Omittable[StrictStr] = Field(None, alias='language1')
+    language2: Omittable[StrictStr] = Field(None, alias='language2')
+    personal_message: Omittable[MessageContentType] = Field(None, alias='personalMessage')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AuthorizationData(datatypes.AuthorizationData):
     """Lenient form of :class:`datatypes.AuthorizationData`."""
 
     id_token: IdTokenType = Field(alias='idToken')
-    id_token_info: IdTokenInfoType = Field(None, alias='idTokenInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    id_token_info: Omittable[IdTokenInfoType] = Field(None, alias='idTokenInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class OCSPRequestDataType(datatypes.OCSPRequestDataType):
     """Lenient form of :class:`datatypes.OCSPRequestDataType`."""
 
-    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')
+    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')  # type: ignore[assignment]
     issuer_name_hash: StrictStr = Field(alias='issuerNameHash')
     issuer_key_hash: StrictStr = Field(alias='issuerKeyHash')
     serial_number: StrictStr = Field(alias='serialNumber')
     responder_url: StrictStr = Field(alias='responderURL')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AuthorizeRequest(messages.AuthorizeRequest):
     """Lenient form of :class:`messages.AuthorizeRequest`."""
 
     id_token: IdTokenType = Field(alias='idToken')
-    certificate: StrictStr = Field(None, alias='certificate')
-    iso15118_certificate_hash_data: Annotated[list[OCSPRequestDataType], Field(min_length=1, max_length=4)] = Field(None, alias='iso15118CertificateHashData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    certificate: Omittable[StrictStr] = Field(None, alias='certificate')
+    iso15118_certificate_hash_data: Omittable[Annotated[list[OCSPRequestDataType], Field(min_length=1, max_length=4)]] = Field(None, alias='iso15118CertificateHashData')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffConditionsType(datatypes.TariffConditionsType):
     """Lenient form of :class:`datatypes.TariffConditionsType`."""
 
-    day_of_week: Annotated[list[Annotated[enums.DayOfWeekEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=7)] = Field(None, alias='dayOfWeek')
-    evse_kind: Annotated[enums.EvseKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='evseKind')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    day_of_week: Omittable[Annotated[list[Annotated[enums.DayOfWeekEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=7)]] = Field(None, alias='dayOfWeek')  # type: ignore[assignment]
+    evse_kind: Omittable[Annotated[enums.EvseKindEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='evseKind')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffEnergyPriceType(datatypes.TariffEnergyPriceType):
     """Lenient form of :class:`datatypes.TariffEnergyPriceType`."""
 
-    conditions: TariffConditionsType = Field(None, alias='conditions')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    conditions: Omittable[TariffConditionsType] = Field(None, alias='conditions')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TaxRateType(datatypes.TaxRateType):
     """Lenient form of :class:`datatypes.TaxRateType`."""
 
     type: StrictStr = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffEnergyType(datatypes.TariffEnergyType):
     """Lenient form of :class:`datatypes.TariffEnergyType`."""
 
-    prices: Annotated[list[TariffEnergyPriceType], Field(min_length=1)] = Field(alias='prices')
-    tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    prices: Annotated[list[TariffEnergyPriceType], Field(min_length=1)] = Field(alias='prices')  # type: ignore[assignment]
+    tax_rates: Omittable[Annotated[list[TaxRateType], Field(min_length=1, max_length=5)]] = Field(None, alias='taxRates')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffTimePriceType(datatypes.TariffTimePriceType):
     """Lenient form of :class:`datatypes.TariffTimePriceType`."""
 
-    conditions: TariffConditionsType = Field(None, alias='conditions')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    conditions: Omittable[TariffConditionsType] = Field(None, alias='conditions')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffTimeType(datatypes.TariffTimeType):
     """Lenient form of :class:`datatypes.TariffTimeType`."""
 
-    prices: Annotated[list[TariffTimePriceType], Field(min_length=1)] = Field(alias='prices')
-    tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    prices: Annotated[list[TariffTimePriceType], Field(min_length=1)] = Field(alias='prices')  # type: ignore[assignment]
+    tax_rates: Omittable[Annotated[list[TaxRateType], Field(min_length=1, max_length=5)]] = Field(None, alias='taxRates')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffConditionsFixedType(datatypes.TariffConditionsFixedType):
     """Lenient form of :class:`datatypes.TariffConditionsFixedType`."""
 
-    day_of_week: Annotated[list[Annotated[enums.DayOfWeekEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=7)] = Field(None, alias='dayOfWeek')
-    evse_kind: Annotated[enums.EvseKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='evseKind')
-    payment_brand: StrictStr = Field(None, alias='paymentBrand')
-    payment_recognition: StrictStr = Field(None, alias='paymentRecognition')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    day_of_week: Omittable[Annotated[list[Annotated[enums.DayOfWeekEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=7)]] = Field(None, alias='dayOfWeek')  # type: ignore[assignment]
+    evse_kind: Omittable[Annotated[enums.EvseKindEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='evseKind')  # type: ignore[assignment]
+    payment_brand: Omittable[StrictStr] = Field(None, alias='paymentBrand')
+    payment_recognition: Omittable[StrictStr] = Field(None, alias='paymentRecognition')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffFixedPriceType(datatypes.TariffFixedPriceType):
     """Lenient form of :class:`datatypes.TariffFixedPriceType`."""
 
-    conditions: TariffConditionsFixedType = Field(None, alias='conditions')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    conditions: Omittable[TariffConditionsFixedType] = Field(None, alias='conditions')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffFixedType(datatypes.TariffFixedType):
     """Lenient form of :class:`datatypes.TariffFixedType`."""
 
-    prices: Annotated[list[TariffFixedPriceType], Field(min_length=1)] = Field(alias='prices')
-    tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    prices: Annotated[list[TariffFixedPriceType], Field(min_length=1)] = Field(alias='prices')  # type: ignore[assignment]
+    tax_rates: Omittable[Annotated[list[TaxRateType], Field(min_length=1, max_length=5)]] = Field(None, alias='taxRates')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceType(datatypes.PriceType):
     """Lenient form of :class:`datatypes.PriceType`."""
 
-    tax_rates: Annotated[list[TaxRateType], Field(min_length=1, max_length=5)] = Field(None, alias='taxRates')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    tax_rates: Omittable[Annotated[list[TaxRateType], Field(min_length=1, max_length=5)]] = Field(None, alias='taxRates')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffType(datatypes.TariffType):
     """Lenient form of :class:`datatypes.TariffType`."""
 
     tariff_id: StrictStr = Field(alias='tariffId')
-    description: Annotated[list[MessageContentType], Field(min_length=1, max_length=10)] = Field(None, alias='description')
+    description: Omittable[Annotated[list[MessageContentType], Field(min_length=1, max_length=10)]] = Field(None, alias='description')  # type: ignore[assignment]
     currency: StrictStr = Field(alias='currency')
-    energy: TariffEnergyType = Field(None, alias='energy')
-    charging_time: TariffTimeType = Field(None, alias='chargingTime')
-    idle_time: TariffTimeType = Field(None, alias='idleTime')
-    fixed_fee: TariffFixedType = Field(None, alias='fixedFee')
-    reservation_time: TariffTimeType = Field(None, alias='reservationTime')
-    reservation_fixed: TariffFixedType = Field(None, alias='reservationFixed')
-    min_cost: PriceType = Field(None, alias='minCost')
-    max_cost: PriceType = Field(None, alias='maxCost')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    energy: Omittable[TariffEnergyType] = Field(None, alias='energy')
+    charging_time: Omittable[TariffTimeType] = Field(None, alias='chargingTime')
+    idle_time: Omittable[TariffTimeType] = Field(None, alias='idleTime')
+    fixed_fee: Omittable[TariffFixedType] = Field(None, alias='fixedFee')
+    reservation_time: Omittable[TariffTimeType] = Field(None, alias='reservationTime')
+    reservation_fixed: Omittable[TariffFixedType] = Field(None, alias='reservationFixed')
+    min_cost: Omittable[PriceType] = Field(None, alias='minCost')
+    max_cost: Omittable[PriceType] = Field(None, alias='maxCost')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class AuthorizeResponse(messages.AuthorizeResponse):
     """Lenient form of :class:`messages.AuthorizeResponse`."""
 
     id_token_info: IdTokenInfoType = Field(alias='idTokenInfo')
-    certificate_status: Annotated[enums.AuthorizeCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='certificateStatus')
-    allowed_energy_transfer: Annotated[list[Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)] = Field(None, alias='allowedEnergyTransfer')
-    tariff: TariffType = Field(None, alias='tariff')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    certificate_status: Omittable[Annotated[enums.AuthorizeCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='certificateStatus')  # type: ignore[assignment]
+    allowed_energy_transfer: Omittable[Annotated[list[Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)]] = Field(None, alias='allowedEnergyTransfer')  # type: ignore[assignment]
+    tariff: Omittable[TariffType] = Field(None, alias='tariff')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class BatteryDataType(datatypes.BatteryDataType):
     """Lenient form of :class:`datatypes.BatteryDataType`."""
 
     serial_number: StrictStr = Field(alias='serialNumber')
-    vendor_info: StrictStr = Field(None, alias='vendorInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    vendor_info: Omittable[StrictStr] = Field(None, alias='vendorInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class BatterySwapRequest(messages.BatterySwapRequest):
     """Lenient form of :class:`messages.BatterySwapRequest`."""
 
-    battery_data: Annotated[list[BatteryDataType], Field(min_length=1)] = Field(alias='batteryData')
-    event_type: Annotated[enums.BatterySwapEventEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventType')
+    battery_data: Annotated[list[BatteryDataType], Field(min_length=1)] = Field(alias='batteryData')  # type: ignore[assignment]
+    event_type: Annotated[enums.BatterySwapEventEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventType')  # type: ignore[assignment]
     id_token: IdTokenType = Field(alias='idToken')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class BatterySwapResponse(messages.BatterySwapResponse):
     """Lenient form of :class:`messages.BatterySwapResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ModemType(datatypes.ModemType):
     """Lenient form of :class:`datatypes.ModemType`."""
 
-    iccid: StrictStr = Field(None, alias='iccid')
-    imsi: StrictStr = Field(None, alias='imsi')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    iccid: Omittable[StrictStr] = Field(None, alias='iccid')
+    imsi: Omittable[StrictStr] = Field(None, alias='imsi')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingStationType(datatypes.ChargingStationType):
     """Lenient form of :class:`datatypes.ChargingStationType`."""
 
-    serial_number: StrictStr = Field(None, alias='serialNumber')
+    serial_number: Omittable[StrictStr] = Field(None, alias='serialNumber')
     model: StrictStr = Field(alias='model')
-    modem: ModemType = Field(None, alias='modem')
+    modem: Omittable[ModemType] = Field(None, alias='modem')
     vendor_name: StrictStr = Field(alias='vendorName')
-    firmware_version: StrictStr = Field(None, alias='firmwareVersion')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    firmware_version: Omittable[StrictStr] = Field(None, alias='firmwareVersion')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class BootNotificationRequest(messages.BootNotificationRequest):
     """Lenient form of :class:`messages.BootNotificationRequest`."""
 
     charging_station: ChargingStationType = Field(alias='chargingStation')
-    reason: Annotated[enums.BootReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reason')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    reason: Annotated[enums.BootReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reason')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class BootNotificationResponse(messages.BootNotificationResponse):
     """Lenient form of :class:`messages.BootNotificationResponse`."""
 
-    status: Annotated[enums.RegistrationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.RegistrationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CancelReservationRequest(messages.CancelReservationRequest):
     """Lenient form of :class:`messages.CancelReservationRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CancelReservationResponse(messages.CancelReservationResponse):
     """Lenient form of :class:`messages.CancelReservationResponse`."""
 
-    status: Annotated[enums.CancelReservationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.CancelReservationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateHashDataType(datatypes.CertificateHashDataType):
     """Lenient form of :class:`datatypes.CertificateHashDataType`."""
 
-    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')
+    hash_algorithm: Annotated[enums.HashAlgorithmEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='hashAlgorithm')  # type: ignore[assignment]
     issuer_name_hash: StrictStr = Field(alias='issuerNameHash')
     issuer_key_hash: StrictStr = Field(alias='issuerKeyHash')
     serial_number: StrictStr = Field(alias='serialNumber')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateHashDataChainType(datatypes.CertificateHashDataChainType):
     """Lenient form of :class:`datatypes.CertificateHashDataChainType`."""
 
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
-    certificate_type: Annotated[enums.GetCertificateIdUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')
-    child_certificate_hash_data: Annotated[list[CertificateHashDataType], Field(min_length=1, max_length=4)] = Field(None, alias='childCertificateHashData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    certificate_type: Annotated[enums.GetCertificateIdUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')  # type: ignore[assignment]
+    child_certificate_hash_data: Omittable[Annotated[list[CertificateHashDataType], Field(min_length=1, max_length=4)]] = Field(None, alias='childCertificateHashData')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateSignedRequest(messages.CertificateSignedRequest):
     """Lenient form of :class:`messages.CertificateSignedRequest`."""
 
     certificate_chain: StrictStr = Field(alias='certificateChain')
-    certificate_type: Annotated[enums.CertificateSigningUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='certificateType')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    certificate_type: Omittable[Annotated[enums.CertificateSigningUseEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='certificateType')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateSignedResponse(messages.CertificateSignedResponse):
     """Lenient form of :class:`messages.CertificateSignedResponse`."""
 
-    status: Annotated[enums.CertificateSignedStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.CertificateSignedStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateStatusRequestInfoType(datatypes.CertificateStatusRequestInfoType):
     """Lenient form of :class:`datatypes.CertificateStatusRequestInfoType`."""
 
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
-    source: Annotated[enums.CertificateStatusSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='source')
+    source: Annotated[enums.CertificateStatusSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='source')  # type: ignore[assignment]
     urls: Annotated[list[StrictStr], Field(min_length=1, max_length=5)] = Field(alias='urls')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateStatusType(datatypes.CertificateStatusType):
     """Lenient form of :class:`datatypes.CertificateStatusType`."""
 
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
-    source: Annotated[enums.CertificateStatusSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='source')
-    status: Annotated[enums.CertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    source: Annotated[enums.CertificateStatusSourceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='source')  # type: ignore[assignment]
+    status: Annotated[enums.CertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVSEType(datatypes.EVSEType):
     """Lenient form of :class:`datatypes.EVSEType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeAvailabilityRequest(messages.ChangeAvailabilityRequest):
     """Lenient form of :class:`messages.ChangeAvailabilityRequest`."""
 
-    evse: EVSEType = Field(None, alias='evse')
-    operational_status: Annotated[enums.OperationalStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='operationalStatus')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
+    operational_status: Annotated[enums.OperationalStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='operationalStatus')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeAvailabilityResponse(messages.ChangeAvailabilityResponse):
     """Lenient form of :class:`messages.ChangeAvailabilityResponse`."""
 
-    status: Annotated[enums.ChangeAvailabilityStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ChangeAvailabilityStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeTransactionTariffRequest(messages.ChangeTransactionTariffRequest):
@@ -489,514 +489,514 @@ class ChangeTransactionTariffRequest(messages.ChangeTransactionTariffRequest):
 
     tariff: TariffType = Field(alias='tariff')
     transaction_id: StrictStr = Field(alias='transactionId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeTransactionTariffResponse(messages.ChangeTransactionTariffResponse):
     """Lenient form of :class:`messages.ChangeTransactionTariffResponse`."""
 
-    status: Annotated[enums.TariffChangeStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.TariffChangeStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingLimitType(datatypes.ChargingLimitType):
     """Lenient form of :class:`datatypes.ChargingLimitType`."""
 
     charging_limit_source: StrictStr = Field(alias='chargingLimitSource')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DERChargingParametersType(datatypes.DERChargingParametersType):
     """Lenient form of :class:`datatypes.DERChargingParametersType`."""
 
-    ev_supported_der_control: Annotated[list[Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)] = Field(None, alias='evSupportedDERControl')
-    ev_inverter_manufacturer: StrictStr = Field(None, alias='evInverterManufacturer')
-    ev_inverter_model: StrictStr = Field(None, alias='evInverterModel')
-    ev_inverter_serial_number: StrictStr = Field(None, alias='evInverterSerialNumber')
-    ev_inverter_sw_version: StrictStr = Field(None, alias='evInverterSwVersion')
-    ev_inverter_hw_version: StrictStr = Field(None, alias='evInverterHwVersion')
-    ev_islanding_detection_method: Annotated[list[Annotated[enums.IslandingDetectionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)] = Field(None, alias='evIslandingDetectionMethod')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    ev_supported_der_control: Omittable[Annotated[list[Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)]] = Field(None, alias='evSupportedDERControl')  # type: ignore[assignment]
+    ev_inverter_manufacturer: Omittable[StrictStr] = Field(None, alias='evInverterManufacturer')
+    ev_inverter_model: Omittable[StrictStr] = Field(None, alias='evInverterModel')
+    ev_inverter_serial_number: Omittable[StrictStr] = Field(None, alias='evInverterSerialNumber')
+    ev_inverter_sw_version: Omittable[StrictStr] = Field(None, alias='evInverterSwVersion')
+    ev_inverter_hw_version: Omittable[StrictStr] = Field(None, alias='evInverterHwVersion')
+    ev_islanding_detection_method: Omittable[Annotated[list[Annotated[enums.IslandingDetectionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)]] = Field(None, alias='evIslandingDetectionMethod')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVPriceRuleType(datatypes.EVPriceRuleType):
     """Lenient form of :class:`datatypes.EVPriceRuleType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVAbsolutePriceScheduleEntryType(datatypes.EVAbsolutePriceScheduleEntryType):
     """Lenient form of :class:`datatypes.EVAbsolutePriceScheduleEntryType`."""
 
-    ev_price_rule: Annotated[list[EVPriceRuleType], Field(min_length=1, max_length=8)] = Field(alias='evPriceRule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    ev_price_rule: Annotated[list[EVPriceRuleType], Field(min_length=1, max_length=8)] = Field(alias='evPriceRule')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVAbsolutePriceScheduleType(datatypes.EVAbsolutePriceScheduleType):
     """Lenient form of :class:`datatypes.EVAbsolutePriceScheduleType`."""
 
     currency: StrictStr = Field(alias='currency')
-    ev_absolute_price_schedule_entries: Annotated[list[EVAbsolutePriceScheduleEntryType], Field(min_length=1, max_length=1024)] = Field(alias='evAbsolutePriceScheduleEntries')
+    ev_absolute_price_schedule_entries: Annotated[list[EVAbsolutePriceScheduleEntryType], Field(min_length=1, max_length=1024)] = Field(alias='evAbsolutePriceScheduleEntries')  # type: ignore[assignment]
     price_algorithm: StrictStr = Field(alias='priceAlgorithm')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVPowerScheduleEntryType(datatypes.EVPowerScheduleEntryType):
     """Lenient form of :class:`datatypes.EVPowerScheduleEntryType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVPowerScheduleType(datatypes.EVPowerScheduleType):
     """Lenient form of :class:`datatypes.EVPowerScheduleType`."""
 
-    ev_power_schedule_entries: Annotated[list[EVPowerScheduleEntryType], Field(min_length=1, max_length=1024)] = Field(alias='evPowerScheduleEntries')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    ev_power_schedule_entries: Annotated[list[EVPowerScheduleEntryType], Field(min_length=1, max_length=1024)] = Field(alias='evPowerScheduleEntries')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EVEnergyOfferType(datatypes.EVEnergyOfferType):
     """Lenient form of :class:`datatypes.EVEnergyOfferType`."""
 
-    ev_absolute_price_schedule: EVAbsolutePriceScheduleType = Field(None, alias='evAbsolutePriceSchedule')
+    ev_absolute_price_schedule: Omittable[EVAbsolutePriceScheduleType] = Field(None, alias='evAbsolutePriceSchedule')
     ev_power_schedule: EVPowerScheduleType = Field(alias='evPowerSchedule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DCChargingParametersType(datatypes.DCChargingParametersType):
     """Lenient form of :class:`datatypes.DCChargingParametersType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class V2XChargingParametersType(datatypes.V2XChargingParametersType):
     """Lenient form of :class:`datatypes.V2XChargingParametersType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingNeedsType(datatypes.ChargingNeedsType):
     """Lenient form of :class:`datatypes.ChargingNeedsType`."""
 
-    ac_charging_parameters: ACChargingParametersType = Field(None, alias='acChargingParameters')
-    der_charging_parameters: DERChargingParametersType = Field(None, alias='derChargingParameters')
-    ev_energy_offer: EVEnergyOfferType = Field(None, alias='evEnergyOffer')
-    requested_energy_transfer: Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedEnergyTransfer')
-    dc_charging_parameters: DCChargingParametersType = Field(None, alias='dcChargingParameters')
-    v2x_charging_parameters: V2XChargingParametersType = Field(None, alias='v2xChargingParameters')
-    available_energy_transfer: Annotated[list[Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)] = Field(None, alias='availableEnergyTransfer')
-    control_mode: Annotated[enums.ControlModeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='controlMode')
-    mobility_needs_mode: Annotated[enums.MobilityNeedsModeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='mobilityNeedsMode')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    ac_charging_parameters: Omittable[ACChargingParametersType] = Field(None, alias='acChargingParameters')
+    der_charging_parameters: Omittable[DERChargingParametersType] = Field(None, alias='derChargingParameters')
+    ev_energy_offer: Omittable[EVEnergyOfferType] = Field(None, alias='evEnergyOffer')
+    requested_energy_transfer: Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedEnergyTransfer')  # type: ignore[assignment]
+    dc_charging_parameters: Omittable[DCChargingParametersType] = Field(None, alias='dcChargingParameters')
+    v2x_charging_parameters: Omittable[V2XChargingParametersType] = Field(None, alias='v2xChargingParameters')
+    available_energy_transfer: Omittable[Annotated[list[Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)]] = Field(None, alias='availableEnergyTransfer')  # type: ignore[assignment]
+    control_mode: Omittable[Annotated[enums.ControlModeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='controlMode')  # type: ignore[assignment]
+    mobility_needs_mode: Omittable[Annotated[enums.MobilityNeedsModeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='mobilityNeedsMode')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostDimensionType(datatypes.CostDimensionType):
     """Lenient form of :class:`datatypes.CostDimensionType`."""
 
-    type: Annotated[enums.CostDimensionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    type: Annotated[enums.CostDimensionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingPeriodType(datatypes.ChargingPeriodType):
     """Lenient form of :class:`datatypes.ChargingPeriodType`."""
 
-    dimensions: Annotated[list[CostDimensionType], Field(min_length=1)] = Field(None, alias='dimensions')
-    tariff_id: StrictStr = Field(None, alias='tariffId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    dimensions: Omittable[Annotated[list[CostDimensionType], Field(min_length=1)]] = Field(None, alias='dimensions')  # type: ignore[assignment]
+    tariff_id: Omittable[StrictStr] = Field(None, alias='tariffId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingProfileCriterionType(datatypes.ChargingProfileCriterionType):
     """Lenient form of :class:`datatypes.ChargingProfileCriterionType`."""
 
-    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingProfilePurpose')
-    charging_limit_source: Annotated[list[StrictStr], Field(min_length=1, max_length=4)] = Field(None, alias='chargingLimitSource')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_profile_purpose: Omittable[Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingProfilePurpose')  # type: ignore[assignment]
+    charging_limit_source: Omittable[Annotated[list[StrictStr], Field(min_length=1, max_length=4)]] = Field(None, alias='chargingLimitSource')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LimitAtSoCType(datatypes.LimitAtSoCType):
     """Lenient form of :class:`datatypes.LimitAtSoCType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class V2XFreqWattPointType(datatypes.V2XFreqWattPointType):
     """Lenient form of :class:`datatypes.V2XFreqWattPointType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class V2XSignalWattPointType(datatypes.V2XSignalWattPointType):
     """Lenient form of :class:`datatypes.V2XSignalWattPointType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingSchedulePeriodType(datatypes.ChargingSchedulePeriodType):
     """Lenient form of :class:`datatypes.ChargingSchedulePeriodType`."""
 
-    operation_mode: Annotated[enums.OperationModeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='operationMode')
-    v2x_freq_watt_curve: Annotated[list[V2XFreqWattPointType], Field(min_length=1, max_length=20)] = Field(None, alias='v2xFreqWattCurve')
-    v2x_signal_watt_curve: Annotated[list[V2XSignalWattPointType], Field(min_length=1, max_length=20)] = Field(None, alias='v2xSignalWattCurve')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    operation_mode: Omittable[Annotated[enums.OperationModeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='operationMode')  # type: ignore[assignment]
+    v2x_freq_watt_curve: Omittable[Annotated[list[V2XFreqWattPointType], Field(min_length=1, max_length=20)]] = Field(None, alias='v2xFreqWattCurve')  # type: ignore[assignment]
+    v2x_signal_watt_curve: Omittable[Annotated[list[V2XSignalWattPointType], Field(min_length=1, max_length=20)]] = Field(None, alias='v2xSignalWattCurve')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RelativeTimeIntervalType(datatypes.RelativeTimeIntervalType):
     """Lenient form of :class:`datatypes.RelativeTimeIntervalType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostType(datatypes.CostType):
     """Lenient form of :class:`datatypes.CostType`."""
 
-    cost_kind: Annotated[enums.CostKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='costKind')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    cost_kind: Annotated[enums.CostKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='costKind')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ConsumptionCostType(datatypes.ConsumptionCostType):
     """Lenient form of :class:`datatypes.ConsumptionCostType`."""
 
-    cost: Annotated[list[CostType], Field(min_length=1, max_length=3)] = Field(alias='cost')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    cost: Annotated[list[CostType], Field(min_length=1, max_length=3)] = Field(alias='cost')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SalesTariffEntryType(datatypes.SalesTariffEntryType):
     """Lenient form of :class:`datatypes.SalesTariffEntryType`."""
 
     relative_time_interval: RelativeTimeIntervalType = Field(alias='relativeTimeInterval')
-    consumption_cost: Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)] = Field(None, alias='consumptionCost')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    consumption_cost: Omittable[Annotated[list[ConsumptionCostType], Field(min_length=1, max_length=3)]] = Field(None, alias='consumptionCost')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SalesTariffType(datatypes.SalesTariffType):
     """Lenient form of :class:`datatypes.SalesTariffType`."""
 
-    sales_tariff_description: StrictStr = Field(None, alias='salesTariffDescription')
-    sales_tariff_entry: Annotated[list[SalesTariffEntryType], Field(min_length=1, max_length=1024)] = Field(alias='salesTariffEntry')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    sales_tariff_description: Omittable[StrictStr] = Field(None, alias='salesTariffDescription')
+    sales_tariff_entry: Annotated[list[SalesTariffEntryType], Field(min_length=1, max_length=1024)] = Field(alias='salesTariffEntry')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceLevelScheduleEntryType(datatypes.PriceLevelScheduleEntryType):
     """Lenient form of :class:`datatypes.PriceLevelScheduleEntryType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PriceLevelScheduleType(datatypes.PriceLevelScheduleType):
     """Lenient form of :class:`datatypes.PriceLevelScheduleType`."""
 
-    price_level_schedule_entries: Annotated[list[PriceLevelScheduleEntryType], Field(min_length=1, max_length=100)] = Field(alias='priceLevelScheduleEntries')
-    price_schedule_description: StrictStr = Field(None, alias='priceScheduleDescription')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    price_level_schedule_entries: Annotated[list[PriceLevelScheduleEntryType], Field(min_length=1, max_length=100)] = Field(alias='priceLevelScheduleEntries')  # type: ignore[assignment]
+    price_schedule_description: Omittable[StrictStr] = Field(None, alias='priceScheduleDescription')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingScheduleType(datatypes.ChargingScheduleType):
     """Lenient form of :class:`datatypes.ChargingScheduleType`."""
 
-    limit_at_soc: LimitAtSoCType = Field(None, alias='limitAtSoC')
-    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')
-    digest_value: StrictStr = Field(None, alias='digestValue')
-    charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1, max_length=1024)] = Field(alias='chargingSchedulePeriod')
-    sales_tariff: SalesTariffType = Field(None, alias='salesTariff')
-    absolute_price_schedule: AbsolutePriceScheduleType = Field(None, alias='absolutePriceSchedule')
-    price_level_schedule: PriceLevelScheduleType = Field(None, alias='priceLevelSchedule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    limit_at_soc: Omittable[LimitAtSoCType] = Field(None, alias='limitAtSoC')
+    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')  # type: ignore[assignment]
+    digest_value: Omittable[StrictStr] = Field(None, alias='digestValue')
+    charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1, max_length=1024)] = Field(alias='chargingSchedulePeriod')  # type: ignore[assignment]
+    sales_tariff: Omittable[SalesTariffType] = Field(None, alias='salesTariff')
+    absolute_price_schedule: Omittable[AbsolutePriceScheduleType] = Field(None, alias='absolutePriceSchedule')
+    price_level_schedule: Omittable[PriceLevelScheduleType] = Field(None, alias='priceLevelSchedule')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingProfileType(datatypes.ChargingProfileType):
     """Lenient form of :class:`datatypes.ChargingProfileType`."""
 
-    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfilePurpose')
-    charging_profile_kind: Annotated[enums.ChargingProfileKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfileKind')
-    recurrency_kind: Annotated[enums.RecurrencyKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='recurrencyKind')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
-    charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1, max_length=3)] = Field(alias='chargingSchedule')
-    price_schedule_signature: StrictStr = Field(None, alias='priceScheduleSignature')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfilePurpose')  # type: ignore[assignment]
+    charging_profile_kind: Annotated[enums.ChargingProfileKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingProfileKind')  # type: ignore[assignment]
+    recurrency_kind: Omittable[Annotated[enums.RecurrencyKindEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='recurrencyKind')  # type: ignore[assignment]
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
+    charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1, max_length=3)] = Field(alias='chargingSchedule')  # type: ignore[assignment]
+    price_schedule_signature: Omittable[StrictStr] = Field(None, alias='priceScheduleSignature')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ChargingScheduleUpdateType(datatypes.ChargingScheduleUpdateType):
     """Lenient form of :class:`datatypes.ChargingScheduleUpdateType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearCacheRequest(messages.ClearCacheRequest):
     """Lenient form of :class:`messages.ClearCacheRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearCacheResponse(messages.ClearCacheResponse):
     """Lenient form of :class:`messages.ClearCacheResponse`."""
 
-    status: Annotated[enums.ClearCacheStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ClearCacheStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearChargingProfileType(datatypes.ClearChargingProfileType):
     """Lenient form of :class:`datatypes.ClearChargingProfileType`."""
 
-    charging_profile_purpose: Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingProfilePurpose')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_profile_purpose: Omittable[Annotated[enums.ChargingProfilePurposeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingProfilePurpose')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearChargingProfileRequest(messages.ClearChargingProfileRequest):
     """Lenient form of :class:`messages.ClearChargingProfileRequest`."""
 
-    charging_profile_criteria: ClearChargingProfileType = Field(None, alias='chargingProfileCriteria')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_profile_criteria: Omittable[ClearChargingProfileType] = Field(None, alias='chargingProfileCriteria')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearChargingProfileResponse(messages.ClearChargingProfileResponse):
     """Lenient form of :class:`messages.ClearChargingProfileResponse`."""
 
-    status: Annotated[enums.ClearChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ClearChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDERControlRequest(messages.ClearDERControlRequest):
     """Lenient form of :class:`messages.ClearDERControlRequest`."""
 
-    control_type: Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='controlType')
-    control_id: StrictStr = Field(None, alias='controlId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    control_type: Omittable[Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='controlType')  # type: ignore[assignment]
+    control_id: Omittable[StrictStr] = Field(None, alias='controlId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDERControlResponse(messages.ClearDERControlResponse):
     """Lenient form of :class:`messages.ClearDERControlResponse`."""
 
-    status: Annotated[enums.DERControlStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.DERControlStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDisplayMessageRequest(messages.ClearDisplayMessageRequest):
     """Lenient form of :class:`messages.ClearDisplayMessageRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDisplayMessageResponse(messages.ClearDisplayMessageResponse):
     """Lenient form of :class:`messages.ClearDisplayMessageResponse`."""
 
-    status: Annotated[enums.ClearMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ClearMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearMonitoringResultType(datatypes.ClearMonitoringResultType):
     """Lenient form of :class:`datatypes.ClearMonitoringResultType`."""
 
-    status: Annotated[enums.ClearMonitoringStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ClearMonitoringStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearTariffsRequest(messages.ClearTariffsRequest):
     """Lenient form of :class:`messages.ClearTariffsRequest`."""
 
-    tariff_ids: Annotated[list[StrictStr], Field(min_length=1)] = Field(None, alias='tariffIds')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    tariff_ids: Omittable[Annotated[list[StrictStr], Field(min_length=1)]] = Field(None, alias='tariffIds')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearTariffsResultType(datatypes.ClearTariffsResultType):
     """Lenient form of :class:`datatypes.ClearTariffsResultType`."""
 
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    tariff_id: StrictStr = Field(None, alias='tariffId')
-    status: Annotated[enums.TariffClearStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    tariff_id: Omittable[StrictStr] = Field(None, alias='tariffId')
+    status: Annotated[enums.TariffClearStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearTariffsResponse(messages.ClearTariffsResponse):
     """Lenient form of :class:`messages.ClearTariffsResponse`."""
 
-    clear_tariffs_result: Annotated[list[ClearTariffsResultType], Field(min_length=1)] = Field(alias='clearTariffsResult')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    clear_tariffs_result: Annotated[list[ClearTariffsResultType], Field(min_length=1)] = Field(alias='clearTariffsResult')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearVariableMonitoringRequest(messages.ClearVariableMonitoringRequest):
     """Lenient form of :class:`messages.ClearVariableMonitoringRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearVariableMonitoringResponse(messages.ClearVariableMonitoringResponse):
     """Lenient form of :class:`messages.ClearVariableMonitoringResponse`."""
 
-    clear_monitoring_result: Annotated[list[ClearMonitoringResultType], Field(min_length=1)] = Field(alias='clearMonitoringResult')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    clear_monitoring_result: Annotated[list[ClearMonitoringResultType], Field(min_length=1)] = Field(alias='clearMonitoringResult')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearedChargingLimitRequest(messages.ClearedChargingLimitRequest):
     """Lenient form of :class:`messages.ClearedChargingLimitRequest`."""
 
     charging_limit_source: StrictStr = Field(alias='chargingLimitSource')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClearedChargingLimitResponse(messages.ClearedChargingLimitResponse):
     """Lenient form of :class:`messages.ClearedChargingLimitResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClosePeriodicEventStreamRequest(messages.ClosePeriodicEventStreamRequest):
     """Lenient form of :class:`messages.ClosePeriodicEventStreamRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ClosePeriodicEventStreamResponse(messages.ClosePeriodicEventStreamResponse):
     """Lenient form of :class:`messages.ClosePeriodicEventStreamResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ComponentType(datatypes.ComponentType):
     """Lenient form of :class:`datatypes.ComponentType`."""
 
-    evse: EVSEType = Field(None, alias='evse')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
     name: StrictStr = Field(alias='name')
-    instance: StrictStr = Field(None, alias='instance')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    instance: Omittable[StrictStr] = Field(None, alias='instance')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableType(datatypes.VariableType):
     """Lenient form of :class:`datatypes.VariableType`."""
 
     name: StrictStr = Field(alias='name')
-    instance: StrictStr = Field(None, alias='instance')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    instance: Omittable[StrictStr] = Field(None, alias='instance')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ComponentVariableType(datatypes.ComponentVariableType):
     """Lenient form of :class:`datatypes.ComponentVariableType`."""
 
     component: ComponentType = Field(alias='component')
-    variable: VariableType = Field(None, alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    variable: Omittable[VariableType] = Field(None, alias='variable')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CompositeScheduleType(datatypes.CompositeScheduleType):
     """Lenient form of :class:`datatypes.CompositeScheduleType`."""
 
-    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')
-    charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1)] = Field(alias='chargingSchedulePeriod')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='chargingRateUnit')  # type: ignore[assignment]
+    charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Field(min_length=1)] = Field(alias='chargingSchedulePeriod')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ConstantStreamDataType(datatypes.ConstantStreamDataType):
     """Lenient form of :class:`datatypes.ConstantStreamDataType`."""
 
     params: PeriodicEventStreamParamsType = Field(alias='params')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TotalPriceType(datatypes.TotalPriceType):
     """Lenient form of :class:`datatypes.TotalPriceType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TotalCostType(datatypes.TotalCostType):
     """Lenient form of :class:`datatypes.TotalCostType`."""
 
     currency: StrictStr = Field(alias='currency')
-    type_of_cost: Annotated[enums.TariffCostEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='typeOfCost')
-    fixed: PriceType = Field(None, alias='fixed')
-    energy: PriceType = Field(None, alias='energy')
-    charging_time: PriceType = Field(None, alias='chargingTime')
-    idle_time: PriceType = Field(None, alias='idleTime')
-    reservation_time: PriceType = Field(None, alias='reservationTime')
-    reservation_fixed: PriceType = Field(None, alias='reservationFixed')
+    type_of_cost: Annotated[enums.TariffCostEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='typeOfCost')  # type: ignore[assignment]
+    fixed: Omittable[PriceType] = Field(None, alias='fixed')
+    energy: Omittable[PriceType] = Field(None, alias='energy')
+    charging_time: Omittable[PriceType] = Field(None, alias='chargingTime')
+    idle_time: Omittable[PriceType] = Field(None, alias='idleTime')
+    reservation_time: Omittable[PriceType] = Field(None, alias='reservationTime')
+    reservation_fixed: Omittable[PriceType] = Field(None, alias='reservationFixed')
     total: TotalPriceType = Field(alias='total')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TotalUsageType(datatypes.TotalUsageType):
     """Lenient form of :class:`datatypes.TotalUsageType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostDetailsType(datatypes.CostDetailsType):
     """Lenient form of :class:`datatypes.CostDetailsType`."""
 
-    charging_periods: Annotated[list[ChargingPeriodType], Field(min_length=1)] = Field(None, alias='chargingPeriods')
+    charging_periods: Omittable[Annotated[list[ChargingPeriodType], Field(min_length=1)]] = Field(None, alias='chargingPeriods')  # type: ignore[assignment]
     total_cost: TotalCostType = Field(alias='totalCost')
     total_usage: TotalUsageType = Field(alias='totalUsage')
-    failure_reason: StrictStr = Field(None, alias='failureReason')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    failure_reason: Omittable[StrictStr] = Field(None, alias='failureReason')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostUpdatedRequest(messages.CostUpdatedRequest):
     """Lenient form of :class:`messages.CostUpdatedRequest`."""
 
     transaction_id: StrictStr = Field(alias='transactionId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CostUpdatedResponse(messages.CostUpdatedResponse):
     """Lenient form of :class:`messages.CostUpdatedResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CustomerInformationRequest(messages.CustomerInformationRequest):
     """Lenient form of :class:`messages.CustomerInformationRequest`."""
 
-    customer_certificate: CertificateHashDataType = Field(None, alias='customerCertificate')
-    id_token: IdTokenType = Field(None, alias='idToken')
-    customer_identifier: StrictStr = Field(None, alias='customerIdentifier')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    customer_certificate: Omittable[CertificateHashDataType] = Field(None, alias='customerCertificate')
+    id_token: Omittable[IdTokenType] = Field(None, alias='idToken')
+    customer_identifier: Omittable[StrictStr] = Field(None, alias='customerIdentifier')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class CustomerInformationResponse(messages.CustomerInformationResponse):
     """Lenient form of :class:`messages.CustomerInformationResponse`."""
 
-    status: Annotated[enums.CustomerInformationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.CustomerInformationStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DERCurvePointsType(datatypes.DERCurvePointsType):
     """Lenient form of :class:`datatypes.DERCurvePointsType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class HysteresisType(datatypes.HysteresisType):
     """Lenient form of :class:`datatypes.HysteresisType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReactivePowerParamsType(datatypes.ReactivePowerParamsType):
     """Lenient form of :class:`datatypes.ReactivePowerParamsType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VoltageParamsType(datatypes.VoltageParamsType):
     """Lenient form of :class:`datatypes.VoltageParamsType`."""
 
-    power_during_cessation: Annotated[enums.PowerDuringCessationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='powerDuringCessation')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    power_during_cessation: Omittable[Annotated[enums.PowerDuringCessationEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='powerDuringCessation')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DERCurveType(datatypes.DERCurveType):
     """Lenient form of :class:`datatypes.DERCurveType`."""
 
-    curve_data: Annotated[list[DERCurvePointsType], Field(min_length=1, max_length=10)] = Field(alias='curveData')
-    hysteresis: HysteresisType = Field(None, alias='hysteresis')
-    reactive_power_params: ReactivePowerParamsType = Field(None, alias='reactivePowerParams')
-    voltage_params: VoltageParamsType = Field(None, alias='voltageParams')
-    y_unit: Annotated[enums.DERUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='yUnit')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    curve_data: Annotated[list[DERCurvePointsType], Field(min_length=1, max_length=10)] = Field(alias='curveData')  # type: ignore[assignment]
+    hysteresis: Omittable[HysteresisType] = Field(None, alias='hysteresis')
+    reactive_power_params: Omittable[ReactivePowerParamsType] = Field(None, alias='reactivePowerParams')
+    voltage_params: Omittable[VoltageParamsType] = Field(None, alias='voltageParams')
+    y_unit: Annotated[enums.DERUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='yUnit')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DERCurveGetType(datatypes.DERCurveGetType):
@@ -1004,45 +1004,45 @@ class DERCurveGetType(datatypes.DERCurveGetType):
 
     curve: DERCurveType = Field(alias='curve')
     id: StrictStr = Field(alias='id')
-    curve_type: Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='curveType')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    curve_type: Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='curveType')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DataTransferRequest(messages.DataTransferRequest):
     """Lenient form of :class:`messages.DataTransferRequest`."""
 
-    message_id: StrictStr = Field(None, alias='messageId')
+    message_id: Omittable[StrictStr] = Field(None, alias='messageId')
     vendor_id: StrictStr = Field(alias='vendorId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DataTransferResponse(messages.DataTransferResponse):
     """Lenient form of :class:`messages.DataTransferResponse`."""
 
-    status: Annotated[enums.DataTransferStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.DataTransferStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DeleteCertificateRequest(messages.DeleteCertificateRequest):
     """Lenient form of :class:`messages.DeleteCertificateRequest`."""
 
     certificate_hash_data: CertificateHashDataType = Field(alias='certificateHashData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class DeleteCertificateResponse(messages.DeleteCertificateResponse):
     """Lenient form of :class:`messages.DeleteCertificateResponse`."""
 
-    status: Annotated[enums.DeleteCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.DeleteCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EnterServiceType(datatypes.EnterServiceType):
     """Lenient form of :class:`datatypes.EnterServiceType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EnterServiceGetType(datatypes.EnterServiceGetType):
@@ -1050,50 +1050,50 @@ class EnterServiceGetType(datatypes.EnterServiceGetType):
 
     enter_service: EnterServiceType = Field(alias='enterService')
     id: StrictStr = Field(alias='id')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class EventDataType(datatypes.EventDataType):
     """Lenient form of :class:`datatypes.EventDataType`."""
 
-    trigger: Annotated[enums.EventTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='trigger')
+    trigger: Annotated[enums.EventTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='trigger')  # type: ignore[assignment]
     actual_value: StrictStr = Field(alias='actualValue')
-    tech_code: StrictStr = Field(None, alias='techCode')
-    tech_info: StrictStr = Field(None, alias='techInfo')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
+    tech_code: Omittable[StrictStr] = Field(None, alias='techCode')
+    tech_info: Omittable[StrictStr] = Field(None, alias='techInfo')
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
     component: ComponentType = Field(alias='component')
-    event_notification_type: Annotated[enums.EventNotificationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventNotificationType')
+    event_notification_type: Annotated[enums.EventNotificationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventNotificationType')  # type: ignore[assignment]
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FirmwareStatusNotificationRequest(messages.FirmwareStatusNotificationRequest):
     """Lenient form of :class:`messages.FirmwareStatusNotificationRequest`."""
 
-    status: Annotated[enums.FirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.FirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FirmwareStatusNotificationResponse(messages.FirmwareStatusNotificationResponse):
     """Lenient form of :class:`messages.FirmwareStatusNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FirmwareType(datatypes.FirmwareType):
     """Lenient form of :class:`datatypes.FirmwareType`."""
 
     location: StrictStr = Field(alias='location')
-    signing_certificate: StrictStr = Field(None, alias='signingCertificate')
-    signature: StrictStr = Field(None, alias='signature')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    signing_certificate: Omittable[StrictStr] = Field(None, alias='signingCertificate')
+    signature: Omittable[StrictStr] = Field(None, alias='signature')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FixedPFType(datatypes.FixedPFType):
     """Lenient form of :class:`datatypes.FixedPFType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FixedPFGetType(datatypes.FixedPFGetType):
@@ -1101,14 +1101,14 @@ class FixedPFGetType(datatypes.FixedPFGetType):
 
     fixed_pf: FixedPFType = Field(alias='fixedPF')
     id: StrictStr = Field(alias='id')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FixedVarType(datatypes.FixedVarType):
     """Lenient form of :class:`datatypes.FixedVarType`."""
 
-    unit: Annotated[enums.DERUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='unit')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    unit: Annotated[enums.DERUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='unit')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FixedVarGetType(datatypes.FixedVarGetType):
@@ -1116,13 +1116,13 @@ class FixedVarGetType(datatypes.FixedVarGetType):
 
     fixed_var: FixedVarType = Field(alias='fixedVar')
     id: StrictStr = Field(alias='id')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FreqDroopType(datatypes.FreqDroopType):
     """Lenient form of :class:`datatypes.FreqDroopType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class FreqDroopGetType(datatypes.FreqDroopGetType):
@@ -1130,309 +1130,309 @@ class FreqDroopGetType(datatypes.FreqDroopGetType):
 
     freq_droop: FreqDroopType = Field(alias='freqDroop')
     id: StrictStr = Field(alias='id')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class Get15118EVCertificateRequest(messages.Get15118EVCertificateRequest):
     """Lenient form of :class:`messages.Get15118EVCertificateRequest`."""
 
     iso15118_schema_version: StrictStr = Field(alias='iso15118SchemaVersion')
-    action: Annotated[enums.CertificateActionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='action')
+    action: Annotated[enums.CertificateActionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='action')  # type: ignore[assignment]
     exi_request: StrictStr = Field(alias='exiRequest')
-    prioritized_emaids: Annotated[list[StrictStr], Field(min_length=1, max_length=8)] = Field(None, alias='prioritizedEMAIDs')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    prioritized_emaids: Omittable[Annotated[list[StrictStr], Field(min_length=1, max_length=8)]] = Field(None, alias='prioritizedEMAIDs')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class Get15118EVCertificateResponse(messages.Get15118EVCertificateResponse):
     """Lenient form of :class:`messages.Get15118EVCertificateResponse`."""
 
-    status: Annotated[enums.Iso15118EVCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    status: Annotated[enums.Iso15118EVCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
     exi_response: StrictStr = Field(alias='exiResponse')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetBaseReportRequest(messages.GetBaseReportRequest):
     """Lenient form of :class:`messages.GetBaseReportRequest`."""
 
-    report_base: Annotated[enums.ReportBaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reportBase')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    report_base: Annotated[enums.ReportBaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reportBase')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetBaseReportResponse(messages.GetBaseReportResponse):
     """Lenient form of :class:`messages.GetBaseReportResponse`."""
 
-    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetCertificateChainStatusRequest(messages.GetCertificateChainStatusRequest):
     """Lenient form of :class:`messages.GetCertificateChainStatusRequest`."""
 
-    certificate_status_requests: Annotated[list[CertificateStatusRequestInfoType], Field(min_length=1, max_length=4)] = Field(alias='certificateStatusRequests')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    certificate_status_requests: Annotated[list[CertificateStatusRequestInfoType], Field(min_length=1, max_length=4)] = Field(alias='certificateStatusRequests')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetCertificateChainStatusResponse(messages.GetCertificateChainStatusResponse):
     """Lenient form of :class:`messages.GetCertificateChainStatusResponse`."""
 
-    certificate_status: Annotated[list[CertificateStatusType], Field(min_length=1, max_length=4)] = Field(alias='certificateStatus')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    certificate_status: Annotated[list[CertificateStatusType], Field(min_length=1, max_length=4)] = Field(alias='certificateStatus')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetCertificateStatusRequest(messages.GetCertificateStatusRequest):
     """Lenient form of :class:`messages.GetCertificateStatusRequest`."""
 
     ocsp_request_data: OCSPRequestDataType = Field(alias='ocspRequestData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetCertificateStatusResponse(messages.GetCertificateStatusResponse):
     """Lenient form of :class:`messages.GetCertificateStatusResponse`."""
 
-    status: Annotated[enums.GetCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    ocsp_result: StrictStr = Field(None, alias='ocspResult')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GetCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    ocsp_result: Omittable[StrictStr] = Field(None, alias='ocspResult')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetChargingProfilesRequest(messages.GetChargingProfilesRequest):
     """Lenient form of :class:`messages.GetChargingProfilesRequest`."""
 
     charging_profile: ChargingProfileCriterionType = Field(alias='chargingProfile')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetChargingProfilesResponse(messages.GetChargingProfilesResponse):
     """Lenient form of :class:`messages.GetChargingProfilesResponse`."""
 
-    status: Annotated[enums.GetChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GetChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetCompositeScheduleRequest(messages.GetCompositeScheduleRequest):
     """Lenient form of :class:`messages.GetCompositeScheduleRequest`."""
 
-    charging_rate_unit: Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingRateUnit')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_rate_unit: Omittable[Annotated[enums.ChargingRateUnitEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingRateUnit')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetCompositeScheduleResponse(messages.GetCompositeScheduleResponse):
     """Lenient form of :class:`messages.GetCompositeScheduleResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    schedule: CompositeScheduleType = Field(None, alias='schedule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    schedule: Omittable[CompositeScheduleType] = Field(None, alias='schedule')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetDERControlRequest(messages.GetDERControlRequest):
     """Lenient form of :class:`messages.GetDERControlRequest`."""
 
-    control_type: Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='controlType')
-    control_id: StrictStr = Field(None, alias='controlId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    control_type: Omittable[Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='controlType')  # type: ignore[assignment]
+    control_id: Omittable[StrictStr] = Field(None, alias='controlId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetDERControlResponse(messages.GetDERControlResponse):
     """Lenient form of :class:`messages.GetDERControlResponse`."""
 
-    status: Annotated[enums.DERControlStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.DERControlStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetDisplayMessagesRequest(messages.GetDisplayMessagesRequest):
     """Lenient form of :class:`messages.GetDisplayMessagesRequest`."""
 
-    priority: Annotated[enums.MessagePriorityEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='priority')
-    state: Annotated[enums.MessageStateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='state')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    priority: Omittable[Annotated[enums.MessagePriorityEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='priority')  # type: ignore[assignment]
+    state: Omittable[Annotated[enums.MessageStateEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='state')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetDisplayMessagesResponse(messages.GetDisplayMessagesResponse):
     """Lenient form of :class:`messages.GetDisplayMessagesResponse`."""
 
-    status: Annotated[enums.GetDisplayMessagesStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GetDisplayMessagesStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetInstalledCertificateIdsRequest(messages.GetInstalledCertificateIdsRequest):
     """Lenient form of :class:`messages.GetInstalledCertificateIdsRequest`."""
 
-    certificate_type: Annotated[list[Annotated[enums.GetCertificateIdUseEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)] = Field(None, alias='certificateType')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    certificate_type: Omittable[Annotated[list[Annotated[enums.GetCertificateIdUseEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)]] = Field(None, alias='certificateType')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetInstalledCertificateIdsResponse(messages.GetInstalledCertificateIdsResponse):
     """Lenient form of :class:`messages.GetInstalledCertificateIdsResponse`."""
 
-    status: Annotated[enums.GetInstalledCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    certificate_hash_data_chain: Annotated[list[CertificateHashDataChainType], Field(min_length=1)] = Field(None, alias='certificateHashDataChain')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GetInstalledCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    certificate_hash_data_chain: Omittable[Annotated[list[CertificateHashDataChainType], Field(min_length=1)]] = Field(None, alias='certificateHashDataChain')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetLocalListVersionRequest(messages.GetLocalListVersionRequest):
     """Lenient form of :class:`messages.GetLocalListVersionRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetLocalListVersionResponse(messages.GetLocalListVersionResponse):
     """Lenient form of :class:`messages.GetLocalListVersionResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LogParametersType(datatypes.LogParametersType):
     """Lenient form of :class:`datatypes.LogParametersType`."""
 
     remote_location: StrictStr = Field(alias='remoteLocation')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetLogRequest(messages.GetLogRequest):
     """Lenient form of :class:`messages.GetLogRequest`."""
 
     log: LogParametersType = Field(alias='log')
-    log_type: Annotated[enums.LogEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='logType')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    log_type: Annotated[enums.LogEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='logType')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetLogResponse(messages.GetLogResponse):
     """Lenient form of :class:`messages.GetLogResponse`."""
 
-    status: Annotated[enums.LogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    filename: StrictStr = Field(None, alias='filename')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.LogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    filename: Omittable[StrictStr] = Field(None, alias='filename')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetMonitoringReportRequest(messages.GetMonitoringReportRequest):
     """Lenient form of :class:`messages.GetMonitoringReportRequest`."""
 
-    component_variable: Annotated[list[ComponentVariableType], Field(min_length=1)] = Field(None, alias='componentVariable')
-    monitoring_criteria: Annotated[list[Annotated[enums.MonitoringCriterionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=3)] = Field(None, alias='monitoringCriteria')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    component_variable: Omittable[Annotated[list[ComponentVariableType], Field(min_length=1)]] = Field(None, alias='componentVariable')  # type: ignore[assignment]
+    monitoring_criteria: Omittable[Annotated[list[Annotated[enums.MonitoringCriterionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=3)]] = Field(None, alias='monitoringCriteria')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetMonitoringReportResponse(messages.GetMonitoringReportResponse):
     """Lenient form of :class:`messages.GetMonitoringReportResponse`."""
 
-    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetPeriodicEventStreamRequest(messages.GetPeriodicEventStreamRequest):
     """Lenient form of :class:`messages.GetPeriodicEventStreamRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetPeriodicEventStreamResponse(messages.GetPeriodicEventStreamResponse):
     """Lenient form of :class:`messages.GetPeriodicEventStreamResponse`."""
 
-    constant_stream_data: Annotated[list[ConstantStreamDataType], Field(min_length=1)] = Field(None, alias='constantStreamData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    constant_stream_data: Omittable[Annotated[list[ConstantStreamDataType], Field(min_length=1)]] = Field(None, alias='constantStreamData')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetReportRequest(messages.GetReportRequest):
     """Lenient form of :class:`messages.GetReportRequest`."""
 
-    component_variable: Annotated[list[ComponentVariableType], Field(min_length=1)] = Field(None, alias='componentVariable')
-    component_criteria: Annotated[list[Annotated[enums.ComponentCriterionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=4)] = Field(None, alias='componentCriteria')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    component_variable: Omittable[Annotated[list[ComponentVariableType], Field(min_length=1)]] = Field(None, alias='componentVariable')  # type: ignore[assignment]
+    component_criteria: Omittable[Annotated[list[Annotated[enums.ComponentCriterionEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1, max_length=4)]] = Field(None, alias='componentCriteria')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetReportResponse(messages.GetReportResponse):
     """Lenient form of :class:`messages.GetReportResponse`."""
 
-    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetTariffsRequest(messages.GetTariffsRequest):
     """Lenient form of :class:`messages.GetTariffsRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TariffAssignmentType(datatypes.TariffAssignmentType):
     """Lenient form of :class:`datatypes.TariffAssignmentType`."""
 
     tariff_id: StrictStr = Field(alias='tariffId')
-    tariff_kind: Annotated[enums.TariffKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='tariffKind')
-    id_tokens: Annotated[list[StrictStr], Field(min_length=1)] = Field(None, alias='idTokens')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    tariff_kind: Annotated[enums.TariffKindEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='tariffKind')  # type: ignore[assignment]
+    id_tokens: Omittable[Annotated[list[StrictStr], Field(min_length=1)]] = Field(None, alias='idTokens')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetTariffsResponse(messages.GetTariffsResponse):
     """Lenient form of :class:`messages.GetTariffsResponse`."""
 
-    status: Annotated[enums.TariffGetStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    tariff_assignments: Annotated[list[TariffAssignmentType], Field(min_length=1)] = Field(None, alias='tariffAssignments')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.TariffGetStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    tariff_assignments: Omittable[Annotated[list[TariffAssignmentType], Field(min_length=1)]] = Field(None, alias='tariffAssignments')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetTransactionStatusRequest(messages.GetTransactionStatusRequest):
     """Lenient form of :class:`messages.GetTransactionStatusRequest`."""
 
-    transaction_id: StrictStr = Field(None, alias='transactionId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetTransactionStatusResponse(messages.GetTransactionStatusResponse):
     """Lenient form of :class:`messages.GetTransactionStatusResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariableDataType(datatypes.GetVariableDataType):
     """Lenient form of :class:`datatypes.GetVariableDataType`."""
 
-    attribute_type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='attributeType')
+    attribute_type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='attributeType')  # type: ignore[assignment]
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariableResultType(datatypes.GetVariableResultType):
     """Lenient form of :class:`datatypes.GetVariableResultType`."""
 
-    attribute_status: Annotated[enums.GetVariableStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='attributeStatus')
-    attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
-    attribute_type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='attributeType')
-    attribute_value: StrictStr = Field(None, alias='attributeValue')
+    attribute_status: Annotated[enums.GetVariableStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='attributeStatus')  # type: ignore[assignment]
+    attribute_status_info: Omittable[StatusInfoType] = Field(None, alias='attributeStatusInfo')
+    attribute_type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='attributeType')  # type: ignore[assignment]
+    attribute_value: Omittable[StrictStr] = Field(None, alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariablesRequest(messages.GetVariablesRequest):
     """Lenient form of :class:`messages.GetVariablesRequest`."""
 
-    get_variable_data: Annotated[list[GetVariableDataType], Field(min_length=1)] = Field(alias='getVariableData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    get_variable_data: Annotated[list[GetVariableDataType], Field(min_length=1)] = Field(alias='getVariableData')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariablesResponse(messages.GetVariablesResponse):
     """Lenient form of :class:`messages.GetVariablesResponse`."""
 
-    get_variable_result: Annotated[list[GetVariableResultType], Field(min_length=1)] = Field(alias='getVariableResult')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    get_variable_result: Annotated[list[GetVariableResultType], Field(min_length=1)] = Field(alias='getVariableResult')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GradientType(datatypes.GradientType):
     """Lenient form of :class:`datatypes.GradientType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class GradientGetType(datatypes.GradientGetType):
@@ -1440,42 +1440,42 @@ class GradientGetType(datatypes.GradientGetType):
 
     gradient: GradientType = Field(alias='gradient')
     id: StrictStr = Field(alias='id')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class HeartbeatRequest(messages.HeartbeatRequest):
     """Lenient form of :class:`messages.HeartbeatRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class HeartbeatResponse(messages.HeartbeatResponse):
     """Lenient form of :class:`messages.HeartbeatResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class InstallCertificateRequest(messages.InstallCertificateRequest):
     """Lenient form of :class:`messages.InstallCertificateRequest`."""
 
-    certificate_type: Annotated[enums.InstallCertificateUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')
+    certificate_type: Annotated[enums.InstallCertificateUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='certificateType')  # type: ignore[assignment]
     certificate: StrictStr = Field(alias='certificate')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class InstallCertificateResponse(messages.InstallCertificateResponse):
     """Lenient form of :class:`messages.InstallCertificateResponse`."""
 
-    status: Annotated[enums.InstallCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.InstallCertificateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LimitMaxDischargeType(datatypes.LimitMaxDischargeType):
     """Lenient form of :class:`datatypes.LimitMaxDischargeType`."""
 
-    power_monitoring_must_trip: DERCurveType = Field(None, alias='powerMonitoringMustTrip')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    power_monitoring_must_trip: Omittable[DERCurveType] = Field(None, alias='powerMonitoringMustTrip')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LimitMaxDischargeGetType(datatypes.LimitMaxDischargeGetType):
@@ -1483,90 +1483,90 @@ class LimitMaxDischargeGetType(datatypes.LimitMaxDischargeGetType):
 
     id: StrictStr = Field(alias='id')
     limit_max_discharge: LimitMaxDischargeType = Field(alias='limitMaxDischarge')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LogStatusNotificationRequest(messages.LogStatusNotificationRequest):
     """Lenient form of :class:`messages.LogStatusNotificationRequest`."""
 
-    status: Annotated[enums.UploadLogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.UploadLogStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class LogStatusNotificationResponse(messages.LogStatusNotificationResponse):
     """Lenient form of :class:`messages.LogStatusNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MessageInfoType(datatypes.MessageInfoType):
     """Lenient form of :class:`datatypes.MessageInfoType`."""
 
-    display: ComponentType = Field(None, alias='display')
-    priority: Annotated[enums.MessagePriorityEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='priority')
-    state: Annotated[enums.MessageStateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='state')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
+    display: Omittable[ComponentType] = Field(None, alias='display')
+    priority: Annotated[enums.MessagePriorityEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='priority')  # type: ignore[assignment]
+    state: Omittable[Annotated[enums.MessageStateEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='state')  # type: ignore[assignment]
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
     message: MessageContentType = Field(alias='message')
-    message_extra: Annotated[list[MessageContentType], Field(min_length=1, max_length=4)] = Field(None, alias='messageExtra')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    message_extra: Omittable[Annotated[list[MessageContentType], Field(min_length=1, max_length=4)]] = Field(None, alias='messageExtra')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SignedMeterValueType(datatypes.SignedMeterValueType):
     """Lenient form of :class:`datatypes.SignedMeterValueType`."""
 
     signed_meter_data: StrictStr = Field(alias='signedMeterData')
-    signing_method: StrictStr = Field(None, alias='signingMethod')
+    signing_method: Omittable[StrictStr] = Field(None, alias='signingMethod')
     encoding_method: StrictStr = Field(alias='encodingMethod')
-    public_key: StrictStr = Field(None, alias='publicKey')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    public_key: Omittable[StrictStr] = Field(None, alias='publicKey')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UnitOfMeasureType(datatypes.UnitOfMeasureType):
     """Lenient form of :class:`datatypes.UnitOfMeasureType`."""
 
-    unit: StrictStr = Field(None, alias='unit')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    unit: Omittable[StrictStr] = Field(None, alias='unit')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SampledValueType(datatypes.SampledValueType):
     """Lenient form of :class:`datatypes.SampledValueType`."""
 
-    measurand: Annotated[enums.MeasurandEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='measurand')
-    context: Annotated[enums.ReadingContextEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='context')
-    phase: Annotated[enums.PhaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='phase')
-    location: Annotated[enums.LocationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='location')
-    signed_meter_value: SignedMeterValueType = Field(None, alias='signedMeterValue')
-    unit_of_measure: UnitOfMeasureType = Field(None, alias='unitOfMeasure')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    measurand: Omittable[Annotated[enums.MeasurandEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='measurand')  # type: ignore[assignment]
+    context: Omittable[Annotated[enums.ReadingContextEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='context')  # type: ignore[assignment]
+    phase: Omittable[Annotated[enums.PhaseEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='phase')  # type: ignore[assignment]
+    location: Omittable[Annotated[enums.LocationEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='location')  # type: ignore[assignment]
+    signed_meter_value: Omittable[SignedMeterValueType] = Field(None, alias='signedMeterValue')
+    unit_of_measure: Omittable[UnitOfMeasureType] = Field(None, alias='unitOfMeasure')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MeterValueType(datatypes.MeterValueType):
     """Lenient form of :class:`datatypes.MeterValueType`."""
 
-    sampled_value: Annotated[list[SampledValueType], Field(min_length=1)] = Field(alias='sampledValue')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    sampled_value: Annotated[list[SampledValueType], Field(min_length=1)] = Field(alias='sampledValue')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MeterValuesRequest(messages.MeterValuesRequest):
     """Lenient form of :class:`messages.MeterValuesRequest`."""
 
-    meter_value: Annotated[list[MeterValueType], Field(min_length=1)] = Field(alias='meterValue')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    meter_value: Annotated[list[MeterValueType], Field(min_length=1)] = Field(alias='meterValue')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MeterValuesResponse(messages.MeterValuesResponse):
     """Lenient form of :class:`messages.MeterValuesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableMonitoringType(datatypes.VariableMonitoringType):
     """Lenient form of :class:`datatypes.VariableMonitoringType`."""
 
-    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
-    event_notification_type: Annotated[enums.EventNotificationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventNotificationType')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
+    event_notification_type: Annotated[enums.EventNotificationEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventNotificationType')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class MonitoringDataType(datatypes.MonitoringDataType):
@@ -1574,8 +1574,8 @@ class MonitoringDataType(datatypes.MonitoringDataType):
 
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    variable_monitoring: Annotated[list[VariableMonitoringType], Field(min_length=1)] = Field(alias='variableMonitoring')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    variable_monitoring: Annotated[list[VariableMonitoringType], Field(min_length=1)] = Field(alias='variableMonitoring')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VPNType(datatypes.VPNType):
@@ -1583,211 +1583,211 @@ class VPNType(datatypes.VPNType):
 
     server: StrictStr = Field(alias='server')
     user: StrictStr = Field(alias='user')
-    group: StrictStr = Field(None, alias='group')
+    group: Omittable[StrictStr] = Field(None, alias='group')
     password: StrictStr = Field(alias='password')
     key: StrictStr = Field(alias='key')
-    type: Annotated[enums.VPNEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    type: Annotated[enums.VPNEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NetworkConnectionProfileType(datatypes.NetworkConnectionProfileType):
     """Lenient form of :class:`datatypes.NetworkConnectionProfileType`."""
 
-    apn: APNType = Field(None, alias='apn')
-    ocpp_version: Annotated[enums.OCPPVersionEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='ocppVersion')
-    ocpp_interface: Annotated[enums.OCPPInterfaceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppInterface')
-    ocpp_transport: Annotated[enums.OCPPTransportEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppTransport')
+    apn: Omittable[APNType] = Field(None, alias='apn')
+    ocpp_version: Omittable[Annotated[enums.OCPPVersionEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='ocppVersion')  # type: ignore[assignment]
+    ocpp_interface: Annotated[enums.OCPPInterfaceEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppInterface')  # type: ignore[assignment]
+    ocpp_transport: Annotated[enums.OCPPTransportEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='ocppTransport')  # type: ignore[assignment]
     ocpp_csms_url: StrictStr = Field(alias='ocppCsmsUrl')
-    identity: StrictStr = Field(None, alias='identity')
-    basic_auth_password: StrictStr = Field(None, alias='basicAuthPassword')
-    vpn: VPNType = Field(None, alias='vpn')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    identity: Omittable[StrictStr] = Field(None, alias='identity')
+    basic_auth_password: Omittable[StrictStr] = Field(None, alias='basicAuthPassword')
+    vpn: Omittable[VPNType] = Field(None, alias='vpn')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyAllowedEnergyTransferRequest(messages.NotifyAllowedEnergyTransferRequest):
     """Lenient form of :class:`messages.NotifyAllowedEnergyTransferRequest`."""
 
     transaction_id: StrictStr = Field(alias='transactionId')
-    allowed_energy_transfer: Annotated[list[Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)] = Field(alias='allowedEnergyTransfer')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    allowed_energy_transfer: Annotated[list[Annotated[enums.EnergyTransferModeEnumType | StrictStr, Field(union_mode="left_to_right")]], Field(min_length=1)] = Field(alias='allowedEnergyTransfer')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyAllowedEnergyTransferResponse(messages.NotifyAllowedEnergyTransferResponse):
     """Lenient form of :class:`messages.NotifyAllowedEnergyTransferResponse`."""
 
-    status: Annotated[enums.NotifyAllowedEnergyTransferStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.NotifyAllowedEnergyTransferStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyChargingLimitRequest(messages.NotifyChargingLimitRequest):
     """Lenient form of :class:`messages.NotifyChargingLimitRequest`."""
 
-    charging_schedule: Annotated[list[ChargingScheduleType], Field(min_length=1)] = Field(None, alias='chargingSchedule')
+    charging_schedule: Omittable[Annotated[list[ChargingScheduleType], Field(min_length=1)]] = Field(None, alias='chargingSchedule')  # type: ignore[assignment]
     charging_limit: ChargingLimitType = Field(alias='chargingLimit')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyChargingLimitResponse(messages.NotifyChargingLimitResponse):
     """Lenient form of :class:`messages.NotifyChargingLimitResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyCustomerInformationRequest(messages.NotifyCustomerInformationRequest):
     """Lenient form of :class:`messages.NotifyCustomerInformationRequest`."""
 
     data: StrictStr = Field(alias='data')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyCustomerInformationResponse(messages.NotifyCustomerInformationResponse):
     """Lenient form of :class:`messages.NotifyCustomerInformationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDERAlarmRequest(messages.NotifyDERAlarmRequest):
     """Lenient form of :class:`messages.NotifyDERAlarmRequest`."""
 
-    control_type: Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='controlType')
-    grid_event_fault: Annotated[enums.GridEventFaultEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='gridEventFault')
-    extra_info: StrictStr = Field(None, alias='extraInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    control_type: Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='controlType')  # type: ignore[assignment]
+    grid_event_fault: Omittable[Annotated[enums.GridEventFaultEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='gridEventFault')  # type: ignore[assignment]
+    extra_info: Omittable[StrictStr] = Field(None, alias='extraInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDERAlarmResponse(messages.NotifyDERAlarmResponse):
     """Lenient form of :class:`messages.NotifyDERAlarmResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDERStartStopRequest(messages.NotifyDERStartStopRequest):
     """Lenient form of :class:`messages.NotifyDERStartStopRequest`."""
 
     control_id: StrictStr = Field(alias='controlId')
-    superseded_ids: Annotated[list[StrictStr], Field(min_length=1, max_length=24)] = Field(None, alias='supersededIds')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    superseded_ids: Omittable[Annotated[list[StrictStr], Field(min_length=1, max_length=24)]] = Field(None, alias='supersededIds')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDERStartStopResponse(messages.NotifyDERStartStopResponse):
     """Lenient form of :class:`messages.NotifyDERStartStopResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDisplayMessagesRequest(messages.NotifyDisplayMessagesRequest):
     """Lenient form of :class:`messages.NotifyDisplayMessagesRequest`."""
 
-    message_info: Annotated[list[MessageInfoType], Field(min_length=1)] = Field(None, alias='messageInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    message_info: Omittable[Annotated[list[MessageInfoType], Field(min_length=1)]] = Field(None, alias='messageInfo')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDisplayMessagesResponse(messages.NotifyDisplayMessagesResponse):
     """Lenient form of :class:`messages.NotifyDisplayMessagesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingNeedsRequest(messages.NotifyEVChargingNeedsRequest):
     """Lenient form of :class:`messages.NotifyEVChargingNeedsRequest`."""
 
     charging_needs: ChargingNeedsType = Field(alias='chargingNeeds')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingNeedsResponse(messages.NotifyEVChargingNeedsResponse):
     """Lenient form of :class:`messages.NotifyEVChargingNeedsResponse`."""
 
-    status: Annotated[enums.NotifyEVChargingNeedsStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.NotifyEVChargingNeedsStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingScheduleRequest(messages.NotifyEVChargingScheduleRequest):
     """Lenient form of :class:`messages.NotifyEVChargingScheduleRequest`."""
 
     charging_schedule: ChargingScheduleType = Field(alias='chargingSchedule')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingScheduleResponse(messages.NotifyEVChargingScheduleResponse):
     """Lenient form of :class:`messages.NotifyEVChargingScheduleResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEventRequest(messages.NotifyEventRequest):
     """Lenient form of :class:`messages.NotifyEventRequest`."""
 
-    event_data: Annotated[list[EventDataType], Field(min_length=1)] = Field(alias='eventData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    event_data: Annotated[list[EventDataType], Field(min_length=1)] = Field(alias='eventData')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEventResponse(messages.NotifyEventResponse):
     """Lenient form of :class:`messages.NotifyEventResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyMonitoringReportRequest(messages.NotifyMonitoringReportRequest):
     """Lenient form of :class:`messages.NotifyMonitoringReportRequest`."""
 
-    monitor: Annotated[list[MonitoringDataType], Field(min_length=1)] = Field(None, alias='monitor')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    monitor: Omittable[Annotated[list[MonitoringDataType], Field(min_length=1)]] = Field(None, alias='monitor')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyMonitoringReportResponse(messages.NotifyMonitoringReportResponse):
     """Lenient form of :class:`messages.NotifyMonitoringReportResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class StreamDataElementType(datatypes.StreamDataElementType):
     """Lenient form of :class:`datatypes.StreamDataElementType`."""
 
     v: StrictStr = Field(alias='v')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyPeriodicEventStreamRequest(messages.NotifyPeriodicEventStreamRequest):
     """Lenient form of :class:`messages.NotifyPeriodicEventStreamRequest`."""
 
-    data: Annotated[list[StreamDataElementType], Field(min_length=1)] = Field(alias='data')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    data: Annotated[list[StreamDataElementType], Field(min_length=1)] = Field(alias='data')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyPriorityChargingRequest(messages.NotifyPriorityChargingRequest):
     """Lenient form of :class:`messages.NotifyPriorityChargingRequest`."""
 
     transaction_id: StrictStr = Field(alias='transactionId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyPriorityChargingResponse(messages.NotifyPriorityChargingResponse):
     """Lenient form of :class:`messages.NotifyPriorityChargingResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableAttributeType(datatypes.VariableAttributeType):
     """Lenient form of :class:`datatypes.VariableAttributeType`."""
 
-    type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='type')
-    value: StrictStr = Field(None, alias='value')
-    mutability: Annotated[enums.MutabilityEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='mutability')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='type')  # type: ignore[assignment]
+    value: Omittable[StrictStr] = Field(None, alias='value')
+    mutability: Omittable[Annotated[enums.MutabilityEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='mutability')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VariableCharacteristicsType(datatypes.VariableCharacteristicsType):
     """Lenient form of :class:`datatypes.VariableCharacteristicsType`."""
 
-    unit: StrictStr = Field(None, alias='unit')
-    data_type: Annotated[enums.DataEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='dataType')
-    values_list: StrictStr = Field(None, alias='valuesList')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    unit: Omittable[StrictStr] = Field(None, alias='unit')
+    data_type: Annotated[enums.DataEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='dataType')  # type: ignore[assignment]
+    values_list: Omittable[StrictStr] = Field(None, alias='valuesList')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReportDataType(datatypes.ReportDataType):
@@ -1795,71 +1795,71 @@ class ReportDataType(datatypes.ReportDataType):
 
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    variable_attribute: Annotated[list[VariableAttributeType], Field(min_length=1, max_length=4)] = Field(alias='variableAttribute')
-    variable_characteristics: VariableCharacteristicsType = Field(None, alias='variableCharacteristics')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    variable_attribute: Annotated[list[VariableAttributeType], Field(min_length=1, max_length=4)] = Field(alias='variableAttribute')  # type: ignore[assignment]
+    variable_characteristics: Omittable[VariableCharacteristicsType] = Field(None, alias='variableCharacteristics')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyReportRequest(messages.NotifyReportRequest):
     """Lenient form of :class:`messages.NotifyReportRequest`."""
 
-    report_data: Annotated[list[ReportDataType], Field(min_length=1)] = Field(None, alias='reportData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    report_data: Omittable[Annotated[list[ReportDataType], Field(min_length=1)]] = Field(None, alias='reportData')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyReportResponse(messages.NotifyReportResponse):
     """Lenient form of :class:`messages.NotifyReportResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifySettlementRequest(messages.NotifySettlementRequest):
     """Lenient form of :class:`messages.NotifySettlementRequest`."""
 
-    transaction_id: StrictStr = Field(None, alias='transactionId')
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
     psp_ref: StrictStr = Field(alias='pspRef')
-    status: Annotated[enums.PaymentStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StrictStr = Field(None, alias='statusInfo')
-    receipt_id: StrictStr = Field(None, alias='receiptId')
-    receipt_url: StrictStr = Field(None, alias='receiptUrl')
-    vat_company: AddressType = Field(None, alias='vatCompany')
-    vat_number: StrictStr = Field(None, alias='vatNumber')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.PaymentStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StrictStr] = Field(None, alias='statusInfo')
+    receipt_id: Omittable[StrictStr] = Field(None, alias='receiptId')
+    receipt_url: Omittable[StrictStr] = Field(None, alias='receiptUrl')
+    vat_company: Omittable[AddressType] = Field(None, alias='vatCompany')
+    vat_number: Omittable[StrictStr] = Field(None, alias='vatNumber')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifySettlementResponse(messages.NotifySettlementResponse):
     """Lenient form of :class:`messages.NotifySettlementResponse`."""
 
-    receipt_url: StrictStr = Field(None, alias='receiptUrl')
-    receipt_id: StrictStr = Field(None, alias='receiptId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    receipt_url: Omittable[StrictStr] = Field(None, alias='receiptUrl')
+    receipt_id: Omittable[StrictStr] = Field(None, alias='receiptId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyWebPaymentStartedRequest(messages.NotifyWebPaymentStartedRequest):
     """Lenient form of :class:`messages.NotifyWebPaymentStartedRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyWebPaymentStartedResponse(messages.NotifyWebPaymentStartedResponse):
     """Lenient form of :class:`messages.NotifyWebPaymentStartedResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class OpenPeriodicEventStreamRequest(messages.OpenPeriodicEventStreamRequest):
     """Lenient form of :class:`messages.OpenPeriodicEventStreamRequest`."""
 
     constant_stream_data: ConstantStreamDataType = Field(alias='constantStreamData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class OpenPeriodicEventStreamResponse(messages.OpenPeriodicEventStreamResponse):
     """Lenient form of :class:`messages.OpenPeriodicEventStreamResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareRequest(messages.PublishFirmwareRequest):
@@ -1867,562 +1867,562 @@ class PublishFirmwareRequest(messages.PublishFirmwareRequest):
 
     location: StrictStr = Field(alias='location')
     checksum: StrictStr = Field(alias='checksum')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareResponse(messages.PublishFirmwareResponse):
     """Lenient form of :class:`messages.PublishFirmwareResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareStatusNotificationRequest(messages.PublishFirmwareStatusNotificationRequest):
     """Lenient form of :class:`messages.PublishFirmwareStatusNotificationRequest`."""
 
-    status: Annotated[enums.PublishFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    location: Annotated[list[StrictStr], Field(min_length=1)] = Field(None, alias='location')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.PublishFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    location: Omittable[Annotated[list[StrictStr], Field(min_length=1)]] = Field(None, alias='location')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareStatusNotificationResponse(messages.PublishFirmwareStatusNotificationResponse):
     """Lenient form of :class:`messages.PublishFirmwareStatusNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PullDynamicScheduleUpdateRequest(messages.PullDynamicScheduleUpdateRequest):
     """Lenient form of :class:`messages.PullDynamicScheduleUpdateRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class PullDynamicScheduleUpdateResponse(messages.PullDynamicScheduleUpdateResponse):
     """Lenient form of :class:`messages.PullDynamicScheduleUpdateResponse`."""
 
-    schedule_update: ChargingScheduleUpdateType = Field(None, alias='scheduleUpdate')
-    status: Annotated[enums.ChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    schedule_update: Omittable[ChargingScheduleUpdateType] = Field(None, alias='scheduleUpdate')
+    status: Annotated[enums.ChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReportChargingProfilesRequest(messages.ReportChargingProfilesRequest):
     """Lenient form of :class:`messages.ReportChargingProfilesRequest`."""
 
     charging_limit_source: StrictStr = Field(alias='chargingLimitSource')
-    charging_profile: Annotated[list[ChargingProfileType], Field(min_length=1)] = Field(alias='chargingProfile')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_profile: Annotated[list[ChargingProfileType], Field(min_length=1)] = Field(alias='chargingProfile')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReportChargingProfilesResponse(messages.ReportChargingProfilesResponse):
     """Lenient form of :class:`messages.ReportChargingProfilesResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReportDERControlRequest(messages.ReportDERControlRequest):
     """Lenient form of :class:`messages.ReportDERControlRequest`."""
 
-    curve: Annotated[list[DERCurveGetType], Field(min_length=1, max_length=24)] = Field(None, alias='curve')
-    enter_service: Annotated[list[EnterServiceGetType], Field(min_length=1, max_length=24)] = Field(None, alias='enterService')
-    fixed_pf_absorb: Annotated[list[FixedPFGetType], Field(min_length=1, max_length=24)] = Field(None, alias='fixedPFAbsorb')
-    fixed_pf_inject: Annotated[list[FixedPFGetType], Field(min_length=1, max_length=24)] = Field(None, alias='fixedPFInject')
-    fixed_var: Annotated[list[FixedVarGetType], Field(min_length=1, max_length=24)] = Field(None, alias='fixedVar')
-    freq_droop: Annotated[list[FreqDroopGetType], Field(min_length=1, max_length=24)] = Field(None, alias='freqDroop')
-    gradient: Annotated[list[GradientGetType], Field(min_length=1, max_length=24)] = Field(None, alias='gradient')
-    limit_max_discharge: Annotated[list[LimitMaxDischargeGetType], Field(min_length=1, max_length=24)] = Field(None, alias='limitMaxDischarge')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    curve: Omittable[Annotated[list[DERCurveGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='curve')  # type: ignore[assignment]
+    enter_service: Omittable[Annotated[list[EnterServiceGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='enterService')  # type: ignore[assignment]
+    fixed_pf_absorb: Omittable[Annotated[list[FixedPFGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='fixedPFAbsorb')  # type: ignore[assignment]
+    fixed_pf_inject: Omittable[Annotated[list[FixedPFGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='fixedPFInject')  # type: ignore[assignment]
+    fixed_var: Omittable[Annotated[list[FixedVarGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='fixedVar')  # type: ignore[assignment]
+    freq_droop: Omittable[Annotated[list[FreqDroopGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='freqDroop')  # type: ignore[assignment]
+    gradient: Omittable[Annotated[list[GradientGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='gradient')  # type: ignore[assignment]
+    limit_max_discharge: Omittable[Annotated[list[LimitMaxDischargeGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='limitMaxDischarge')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReportDERControlResponse(messages.ReportDERControlResponse):
     """Lenient form of :class:`messages.ReportDERControlResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RequestBatterySwapRequest(messages.RequestBatterySwapRequest):
     """Lenient form of :class:`messages.RequestBatterySwapRequest`."""
 
     id_token: IdTokenType = Field(alias='idToken')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RequestBatterySwapResponse(messages.RequestBatterySwapResponse):
     """Lenient form of :class:`messages.RequestBatterySwapResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStartTransactionRequest(messages.RequestStartTransactionRequest):
     """Lenient form of :class:`messages.RequestStartTransactionRequest`."""
 
-    group_id_token: IdTokenType = Field(None, alias='groupIdToken')
+    group_id_token: Omittable[IdTokenType] = Field(None, alias='groupIdToken')
     id_token: IdTokenType = Field(alias='idToken')
-    charging_profile: ChargingProfileType = Field(None, alias='chargingProfile')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_profile: Omittable[ChargingProfileType] = Field(None, alias='chargingProfile')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStartTransactionResponse(messages.RequestStartTransactionResponse):
     """Lenient form of :class:`messages.RequestStartTransactionResponse`."""
 
-    status: Annotated[enums.RequestStartStopStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    transaction_id: StrictStr = Field(None, alias='transactionId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.RequestStartStopStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    transaction_id: Omittable[StrictStr] = Field(None, alias='transactionId')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStopTransactionRequest(messages.RequestStopTransactionRequest):
     """Lenient form of :class:`messages.RequestStopTransactionRequest`."""
 
     transaction_id: StrictStr = Field(alias='transactionId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStopTransactionResponse(messages.RequestStopTransactionResponse):
     """Lenient form of :class:`messages.RequestStopTransactionResponse`."""
 
-    status: Annotated[enums.RequestStartStopStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.RequestStartStopStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReservationStatusUpdateRequest(messages.ReservationStatusUpdateRequest):
     """Lenient form of :class:`messages.ReservationStatusUpdateRequest`."""
 
-    reservation_update_status: Annotated[enums.ReservationUpdateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reservationUpdateStatus')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    reservation_update_status: Annotated[enums.ReservationUpdateStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='reservationUpdateStatus')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReservationStatusUpdateResponse(messages.ReservationStatusUpdateResponse):
     """Lenient form of :class:`messages.ReservationStatusUpdateResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReserveNowRequest(messages.ReserveNowRequest):
     """Lenient form of :class:`messages.ReserveNowRequest`."""
 
-    connector_type: StrictStr = Field(None, alias='connectorType')
+    connector_type: Omittable[StrictStr] = Field(None, alias='connectorType')
     id_token: IdTokenType = Field(alias='idToken')
-    group_id_token: IdTokenType = Field(None, alias='groupIdToken')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    group_id_token: Omittable[IdTokenType] = Field(None, alias='groupIdToken')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ReserveNowResponse(messages.ReserveNowResponse):
     """Lenient form of :class:`messages.ReserveNowResponse`."""
 
-    status: Annotated[enums.ReserveNowStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ReserveNowStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ResetRequest(messages.ResetRequest):
     """Lenient form of :class:`messages.ResetRequest`."""
 
-    type: Annotated[enums.ResetEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    type: Annotated[enums.ResetEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class ResetResponse(messages.ResetResponse):
     """Lenient form of :class:`messages.ResetResponse`."""
 
-    status: Annotated[enums.ResetStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ResetStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SecurityEventNotificationRequest(messages.SecurityEventNotificationRequest):
     """Lenient form of :class:`messages.SecurityEventNotificationRequest`."""
 
     type: StrictStr = Field(alias='type')
-    tech_info: StrictStr = Field(None, alias='techInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    tech_info: Omittable[StrictStr] = Field(None, alias='techInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SecurityEventNotificationResponse(messages.SecurityEventNotificationResponse):
     """Lenient form of :class:`messages.SecurityEventNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SendLocalListRequest(messages.SendLocalListRequest):
     """Lenient form of :class:`messages.SendLocalListRequest`."""
 
-    local_authorization_list: Annotated[list[AuthorizationData], Field(min_length=1)] = Field(None, alias='localAuthorizationList')
-    update_type: Annotated[enums.UpdateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='updateType')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    local_authorization_list: Omittable[Annotated[list[AuthorizationData], Field(min_length=1)]] = Field(None, alias='localAuthorizationList')  # type: ignore[assignment]
+    update_type: Annotated[enums.UpdateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='updateType')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SendLocalListResponse(messages.SendLocalListResponse):
     """Lenient form of :class:`messages.SendLocalListResponse`."""
 
-    status: Annotated[enums.SendLocalListStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.SendLocalListStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetChargingProfileRequest(messages.SetChargingProfileRequest):
     """Lenient form of :class:`messages.SetChargingProfileRequest`."""
 
     charging_profile: ChargingProfileType = Field(alias='chargingProfile')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetChargingProfileResponse(messages.SetChargingProfileResponse):
     """Lenient form of :class:`messages.SetChargingProfileResponse`."""
 
-    status: Annotated[enums.ChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetDERControlRequest(messages.SetDERControlRequest):
     """Lenient form of :class:`messages.SetDERControlRequest`."""
 
     control_id: StrictStr = Field(alias='controlId')
-    control_type: Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='controlType')
-    curve: DERCurveType = Field(None, alias='curve')
-    enter_service: EnterServiceType = Field(None, alias='enterService')
-    fixed_pf_absorb: FixedPFType = Field(None, alias='fixedPFAbsorb')
-    fixed_pf_inject: FixedPFType = Field(None, alias='fixedPFInject')
-    fixed_var: FixedVarType = Field(None, alias='fixedVar')
-    freq_droop: FreqDroopType = Field(None, alias='freqDroop')
-    gradient: GradientType = Field(None, alias='gradient')
-    limit_max_discharge: LimitMaxDischargeType = Field(None, alias='limitMaxDischarge')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    control_type: Annotated[enums.DERControlEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='controlType')  # type: ignore[assignment]
+    curve: Omittable[DERCurveType] = Field(None, alias='curve')
+    enter_service: Omittable[EnterServiceType] = Field(None, alias='enterService')
+    fixed_pf_absorb: Omittable[FixedPFType] = Field(None, alias='fixedPFAbsorb')
+    fixed_pf_inject: Omittable[FixedPFType] = Field(None, alias='fixedPFInject')
+    fixed_var: Omittable[FixedVarType] = Field(None, alias='fixedVar')
+    freq_droop: Omittable[FreqDroopType] = Field(None, alias='freqDroop')
+    gradient: Omittable[GradientType] = Field(None, alias='gradient')
+    limit_max_discharge: Omittable[LimitMaxDischargeType] = Field(None, alias='limitMaxDischarge')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetDERControlResponse(messages.SetDERControlResponse):
     """Lenient form of :class:`messages.SetDERControlResponse`."""
 
-    status: Annotated[enums.DERControlStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    superseded_ids: Annotated[list[StrictStr], Field(min_length=1, max_length=24)] = Field(None, alias='supersededIds')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.DERControlStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    superseded_ids: Omittable[Annotated[list[StrictStr], Field(min_length=1, max_length=24)]] = Field(None, alias='supersededIds')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetDefaultTariffRequest(messages.SetDefaultTariffRequest):
     """Lenient form of :class:`messages.SetDefaultTariffRequest`."""
 
     tariff: TariffType = Field(alias='tariff')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetDefaultTariffResponse(messages.SetDefaultTariffResponse):
     """Lenient form of :class:`messages.SetDefaultTariffResponse`."""
 
-    status: Annotated[enums.TariffSetStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.TariffSetStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetDisplayMessageRequest(messages.SetDisplayMessageRequest):
     """Lenient form of :class:`messages.SetDisplayMessageRequest`."""
 
     message: MessageInfoType = Field(alias='message')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetDisplayMessageResponse(messages.SetDisplayMessageResponse):
     """Lenient form of :class:`messages.SetDisplayMessageResponse`."""
 
-    status: Annotated[enums.DisplayMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.DisplayMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringBaseRequest(messages.SetMonitoringBaseRequest):
     """Lenient form of :class:`messages.SetMonitoringBaseRequest`."""
 
-    monitoring_base: Annotated[enums.MonitoringBaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='monitoringBase')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    monitoring_base: Annotated[enums.MonitoringBaseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='monitoringBase')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringBaseResponse(messages.SetMonitoringBaseResponse):
     """Lenient form of :class:`messages.SetMonitoringBaseResponse`."""
 
-    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericDeviceModelStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringDataType(datatypes.SetMonitoringDataType):
     """Lenient form of :class:`datatypes.SetMonitoringDataType`."""
 
-    periodic_event_stream: PeriodicEventStreamParamsType = Field(None, alias='periodicEventStream')
-    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    periodic_event_stream: Omittable[PeriodicEventStreamParamsType] = Field(None, alias='periodicEventStream')
+    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringLevelRequest(messages.SetMonitoringLevelRequest):
     """Lenient form of :class:`messages.SetMonitoringLevelRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringLevelResponse(messages.SetMonitoringLevelResponse):
     """Lenient form of :class:`messages.SetMonitoringLevelResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringResultType(datatypes.SetMonitoringResultType):
     """Lenient form of :class:`datatypes.SetMonitoringResultType`."""
 
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    status: Annotated[enums.SetMonitoringStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    status: Annotated[enums.SetMonitoringStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    type: Annotated[enums.MonitorEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='type')  # type: ignore[assignment]
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetNetworkProfileRequest(messages.SetNetworkProfileRequest):
     """Lenient form of :class:`messages.SetNetworkProfileRequest`."""
 
     connection_data: NetworkConnectionProfileType = Field(alias='connectionData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetNetworkProfileResponse(messages.SetNetworkProfileResponse):
     """Lenient form of :class:`messages.SetNetworkProfileResponse`."""
 
-    status: Annotated[enums.SetNetworkProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.SetNetworkProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariableDataType(datatypes.SetVariableDataType):
     """Lenient form of :class:`datatypes.SetVariableDataType`."""
 
-    attribute_type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='attributeType')
+    attribute_type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='attributeType')  # type: ignore[assignment]
     attribute_value: StrictStr = Field(alias='attributeValue')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariableMonitoringRequest(messages.SetVariableMonitoringRequest):
     """Lenient form of :class:`messages.SetVariableMonitoringRequest`."""
 
-    set_monitoring_data: Annotated[list[SetMonitoringDataType], Field(min_length=1)] = Field(alias='setMonitoringData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    set_monitoring_data: Annotated[list[SetMonitoringDataType], Field(min_length=1)] = Field(alias='setMonitoringData')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariableMonitoringResponse(messages.SetVariableMonitoringResponse):
     """Lenient form of :class:`messages.SetVariableMonitoringResponse`."""
 
-    set_monitoring_result: Annotated[list[SetMonitoringResultType], Field(min_length=1)] = Field(alias='setMonitoringResult')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    set_monitoring_result: Annotated[list[SetMonitoringResultType], Field(min_length=1)] = Field(alias='setMonitoringResult')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariableResultType(datatypes.SetVariableResultType):
     """Lenient form of :class:`datatypes.SetVariableResultType`."""
 
-    attribute_type: Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='attributeType')
-    attribute_status: Annotated[enums.SetVariableStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='attributeStatus')
-    attribute_status_info: StatusInfoType = Field(None, alias='attributeStatusInfo')
+    attribute_type: Omittable[Annotated[enums.AttributeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='attributeType')  # type: ignore[assignment]
+    attribute_status: Annotated[enums.SetVariableStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='attributeStatus')  # type: ignore[assignment]
+    attribute_status_info: Omittable[StatusInfoType] = Field(None, alias='attributeStatusInfo')
     component: ComponentType = Field(alias='component')
     variable: VariableType = Field(alias='variable')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariablesRequest(messages.SetVariablesRequest):
     """Lenient form of :class:`messages.SetVariablesRequest`."""
 
-    set_variable_data: Annotated[list[SetVariableDataType], Field(min_length=1)] = Field(alias='setVariableData')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    set_variable_data: Annotated[list[SetVariableDataType], Field(min_length=1)] = Field(alias='setVariableData')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariablesResponse(messages.SetVariablesResponse):
     """Lenient form of :class:`messages.SetVariablesResponse`."""
 
-    set_variable_result: Annotated[list[SetVariableResultType], Field(min_length=1)] = Field(alias='setVariableResult')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    set_variable_result: Annotated[list[SetVariableResultType], Field(min_length=1)] = Field(alias='setVariableResult')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SignCertificateRequest(messages.SignCertificateRequest):
     """Lenient form of :class:`messages.SignCertificateRequest`."""
 
     csr: StrictStr = Field(alias='csr')
-    certificate_type: Annotated[enums.CertificateSigningUseEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='certificateType')
-    hash_root_certificate: CertificateHashDataType = Field(None, alias='hashRootCertificate')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    certificate_type: Omittable[Annotated[enums.CertificateSigningUseEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='certificateType')  # type: ignore[assignment]
+    hash_root_certificate: Omittable[CertificateHashDataType] = Field(None, alias='hashRootCertificate')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class SignCertificateResponse(messages.SignCertificateResponse):
     """Lenient form of :class:`messages.SignCertificateResponse`."""
 
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class StatusNotificationRequest(messages.StatusNotificationRequest):
     """Lenient form of :class:`messages.StatusNotificationRequest`."""
 
-    connector_status: Annotated[enums.ConnectorStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='connectorStatus')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    connector_status: Annotated[enums.ConnectorStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='connectorStatus')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class StatusNotificationResponse(messages.StatusNotificationResponse):
     """Lenient form of :class:`messages.StatusNotificationResponse`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionLimitType(datatypes.TransactionLimitType):
     """Lenient form of :class:`datatypes.TransactionLimitType`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionType(datatypes.TransactionType):
     """Lenient form of :class:`datatypes.TransactionType`."""
 
     transaction_id: StrictStr = Field(alias='transactionId')
-    charging_state: Annotated[enums.ChargingStateEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='chargingState')
-    stopped_reason: Annotated[enums.ReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='stoppedReason')
-    operation_mode: Annotated[enums.OperationModeEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='operationMode')
-    tariff_id: StrictStr = Field(None, alias='tariffId')
-    transaction_limit: TransactionLimitType = Field(None, alias='transactionLimit')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    charging_state: Omittable[Annotated[enums.ChargingStateEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='chargingState')  # type: ignore[assignment]
+    stopped_reason: Omittable[Annotated[enums.ReasonEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='stoppedReason')  # type: ignore[assignment]
+    operation_mode: Omittable[Annotated[enums.OperationModeEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='operationMode')  # type: ignore[assignment]
+    tariff_id: Omittable[StrictStr] = Field(None, alias='tariffId')
+    transaction_limit: Omittable[TransactionLimitType] = Field(None, alias='transactionLimit')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionEventRequest(messages.TransactionEventRequest):
     """Lenient form of :class:`messages.TransactionEventRequest`."""
 
-    cost_details: CostDetailsType = Field(None, alias='costDetails')
-    event_type: Annotated[enums.TransactionEventEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventType')
-    meter_value: Annotated[list[MeterValueType], Field(min_length=1)] = Field(None, alias='meterValue')
-    trigger_reason: Annotated[enums.TriggerReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='triggerReason')
-    preconditioning_status: Annotated[enums.PreconditioningStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(None, alias='preconditioningStatus')
+    cost_details: Omittable[CostDetailsType] = Field(None, alias='costDetails')
+    event_type: Annotated[enums.TransactionEventEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='eventType')  # type: ignore[assignment]
+    meter_value: Omittable[Annotated[list[MeterValueType], Field(min_length=1)]] = Field(None, alias='meterValue')  # type: ignore[assignment]
+    trigger_reason: Annotated[enums.TriggerReasonEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='triggerReason')  # type: ignore[assignment]
+    preconditioning_status: Omittable[Annotated[enums.PreconditioningStatusEnumType | StrictStr, Field(union_mode="left_to_right")]] = Field(None, alias='preconditioningStatus')  # type: ignore[assignment]
     transaction_info: TransactionType = Field(alias='transactionInfo')
-    evse: EVSEType = Field(None, alias='evse')
-    id_token: IdTokenType = Field(None, alias='idToken')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
+    id_token: Omittable[IdTokenType] = Field(None, alias='idToken')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionEventResponse(messages.TransactionEventResponse):
     """Lenient form of :class:`messages.TransactionEventResponse`."""
 
-    id_token_info: IdTokenInfoType = Field(None, alias='idTokenInfo')
-    transaction_limit: TransactionLimitType = Field(None, alias='transactionLimit')
-    updated_personal_message: MessageContentType = Field(None, alias='updatedPersonalMessage')
-    updated_personal_message_extra: Annotated[list[MessageContentType], Field(min_length=1, max_length=4)] = Field(None, alias='updatedPersonalMessageExtra')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    id_token_info: Omittable[IdTokenInfoType] = Field(None, alias='idTokenInfo')
+    transaction_limit: Omittable[TransactionLimitType] = Field(None, alias='transactionLimit')
+    updated_personal_message: Omittable[MessageContentType] = Field(None, alias='updatedPersonalMessage')
+    updated_personal_message_extra: Omittable[Annotated[list[MessageContentType], Field(min_length=1, max_length=4)]] = Field(None, alias='updatedPersonalMessageExtra')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TriggerMessageRequest(messages.TriggerMessageRequest):
     """Lenient form of :class:`messages.TriggerMessageRequest`."""
 
-    evse: EVSEType = Field(None, alias='evse')
-    requested_message: Annotated[enums.MessageTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedMessage')
-    custom_trigger: StrictStr = Field(None, alias='customTrigger')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    evse: Omittable[EVSEType] = Field(None, alias='evse')
+    requested_message: Annotated[enums.MessageTriggerEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='requestedMessage')  # type: ignore[assignment]
+    custom_trigger: Omittable[StrictStr] = Field(None, alias='customTrigger')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class TriggerMessageResponse(messages.TriggerMessageResponse):
     """Lenient form of :class:`messages.TriggerMessageResponse`."""
 
-    status: Annotated[enums.TriggerMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.TriggerMessageStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UnlockConnectorRequest(messages.UnlockConnectorRequest):
     """Lenient form of :class:`messages.UnlockConnectorRequest`."""
 
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UnlockConnectorResponse(messages.UnlockConnectorResponse):
     """Lenient form of :class:`messages.UnlockConnectorResponse`."""
 
-    status: Annotated[enums.UnlockStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.UnlockStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UnpublishFirmwareRequest(messages.UnpublishFirmwareRequest):
     """Lenient form of :class:`messages.UnpublishFirmwareRequest`."""
 
     checksum: StrictStr = Field(alias='checksum')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UnpublishFirmwareResponse(messages.UnpublishFirmwareResponse):
     """Lenient form of :class:`messages.UnpublishFirmwareResponse`."""
 
-    status: Annotated[enums.UnpublishFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.UnpublishFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UpdateDynamicScheduleRequest(messages.UpdateDynamicScheduleRequest):
     """Lenient form of :class:`messages.UpdateDynamicScheduleRequest`."""
 
     schedule_update: ChargingScheduleUpdateType = Field(alias='scheduleUpdate')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UpdateDynamicScheduleResponse(messages.UpdateDynamicScheduleResponse):
     """Lenient form of :class:`messages.UpdateDynamicScheduleResponse`."""
 
-    status: Annotated[enums.ChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.ChargingProfileStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UpdateFirmwareRequest(messages.UpdateFirmwareRequest):
     """Lenient form of :class:`messages.UpdateFirmwareRequest`."""
 
     firmware: FirmwareType = Field(alias='firmware')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UpdateFirmwareResponse(messages.UpdateFirmwareResponse):
     """Lenient form of :class:`messages.UpdateFirmwareResponse`."""
 
-    status: Annotated[enums.UpdateFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.UpdateFirmwareStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UsePriorityChargingRequest(messages.UsePriorityChargingRequest):
     """Lenient form of :class:`messages.UsePriorityChargingRequest`."""
 
     transaction_id: StrictStr = Field(alias='transactionId')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class UsePriorityChargingResponse(messages.UsePriorityChargingResponse):
     """Lenient form of :class:`messages.UsePriorityChargingResponse`."""
 
-    status: Annotated[enums.PriorityChargingStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.PriorityChargingStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VatNumberValidationRequest(messages.VatNumberValidationRequest):
     """Lenient form of :class:`messages.VatNumberValidationRequest`."""
 
     vat_number: StrictStr = Field(alias='vatNumber')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')
 
 
 class VatNumberValidationResponse(messages.VatNumberValidationResponse):
     """Lenient form of :class:`messages.VatNumberValidationResponse`."""
 
-    company: AddressType = Field(None, alias='company')
-    status_info: StatusInfoType = Field(None, alias='statusInfo')
+    company: Omittable[AddressType] = Field(None, alias='company')
+    status_info: Omittable[StatusInfoType] = Field(None, alias='statusInfo')
     vat_number: StrictStr = Field(alias='vatNumber')
-    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')
-    custom_data: CustomDataType = Field(None, alias='customData')
+    status: Annotated[enums.GenericStatusEnumType | StrictStr, Field(union_mode="left_to_right")] = Field(alias='status')  # type: ignore[assignment]
+    custom_data: Omittable[CustomDataType] = Field(None, alias='customData')

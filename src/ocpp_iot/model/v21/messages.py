@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StrictBool
 
-from .._base import DateTime, OcppModel, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
+from .._base import DateTime, OcppModel, Omittable, OpenOcppModel, StrictFloat, StrictInt, StrictStr, Uri
 from ._types import *
 
 from . import datatypes, enums
@@ -26,7 +26,7 @@ class AFRRSignalRequest(OcppModel):
     schema_name: ClassVar[str] = 'AFRRSignalRequest'
     timestamp: DateTime = Field(alias='timestamp')
     signal: StrictInt = Field(alias='signal')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class AFRRSignalResponse(OcppModel):
@@ -34,8 +34,8 @@ class AFRRSignalResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'AFRRSignalResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class AdjustPeriodicEventStreamRequest(OcppModel):
@@ -44,7 +44,7 @@ class AdjustPeriodicEventStreamRequest(OcppModel):
     schema_name: ClassVar[str] = 'AdjustPeriodicEventStreamRequest'
     id: Int_ge0 = Field(alias='id')
     params: datatypes.PeriodicEventStreamParamsType = Field(alias='params')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class AdjustPeriodicEventStreamResponse(OcppModel):
@@ -52,8 +52,8 @@ class AdjustPeriodicEventStreamResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'AdjustPeriodicEventStreamResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class AuthorizeRequest(OcppModel):
@@ -61,9 +61,9 @@ class AuthorizeRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'AuthorizeRequest'
     id_token: datatypes.IdTokenType = Field(alias='idToken')
-    certificate: Str_max_length10000 = Field(None, alias='certificate')
-    iso15118_certificate_hash_data: Annotated[list[datatypes.OCSPRequestDataType], Field(min_length=1, max_length=4)] = Field(None, alias='iso15118CertificateHashData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    certificate: Omittable[Str_max_length10000] = Field(None, alias='certificate')
+    iso15118_certificate_hash_data: Omittable[Annotated[list[datatypes.OCSPRequestDataType], Field(min_length=1, max_length=4)]] = Field(None, alias='iso15118CertificateHashData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class AuthorizeResponse(OcppModel):
@@ -71,10 +71,10 @@ class AuthorizeResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'AuthorizeResponse'
     id_token_info: datatypes.IdTokenInfoType = Field(alias='idTokenInfo')
-    certificate_status: enums.AuthorizeCertificateStatusEnumType = Field(None, alias='certificateStatus')
-    allowed_energy_transfer: Annotated[list[enums.EnergyTransferModeEnumType], Field(min_length=1)] = Field(None, alias='allowedEnergyTransfer')
-    tariff: datatypes.TariffType = Field(None, alias='tariff')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    certificate_status: Omittable[enums.AuthorizeCertificateStatusEnumType] = Field(None, alias='certificateStatus')
+    allowed_energy_transfer: Omittable[Annotated[list[enums.EnergyTransferModeEnumType], Field(min_length=1)]] = Field(None, alias='allowedEnergyTransfer')
+    tariff: Omittable[datatypes.TariffType] = Field(None, alias='tariff')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class BatterySwapRequest(OcppModel):
@@ -85,14 +85,14 @@ class BatterySwapRequest(OcppModel):
     event_type: enums.BatterySwapEventEnumType = Field(alias='eventType')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
     request_id: StrictInt = Field(alias='requestId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class BatterySwapResponse(OcppModel):
     """OCPP 2.1 BatterySwapResponse (schema BatterySwapResponse.json)."""
 
     schema_name: ClassVar[str] = 'BatterySwapResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class BootNotificationRequest(OcppModel):
@@ -101,7 +101,7 @@ class BootNotificationRequest(OcppModel):
     schema_name: ClassVar[str] = 'BootNotificationRequest'
     charging_station: datatypes.ChargingStationType = Field(alias='chargingStation')
     reason: enums.BootReasonEnumType = Field(alias='reason')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class BootNotificationResponse(OcppModel):
@@ -111,8 +111,8 @@ class BootNotificationResponse(OcppModel):
     current_time: DateTime = Field(alias='currentTime')
     interval: StrictInt = Field(alias='interval')
     status: enums.RegistrationStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CancelReservationRequest(OcppModel):
@@ -120,7 +120,7 @@ class CancelReservationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'CancelReservationRequest'
     reservation_id: Int_ge0 = Field(alias='reservationId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CancelReservationResponse(OcppModel):
@@ -128,8 +128,8 @@ class CancelReservationResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'CancelReservationResponse'
     status: enums.CancelReservationStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateSignedRequest(OcppModel):
@@ -137,9 +137,9 @@ class CertificateSignedRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'CertificateSignedRequest'
     certificate_chain: Str_max_length10000 = Field(alias='certificateChain')
-    certificate_type: enums.CertificateSigningUseEnumType = Field(None, alias='certificateType')
-    request_id: StrictInt = Field(None, alias='requestId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    certificate_type: Omittable[enums.CertificateSigningUseEnumType] = Field(None, alias='certificateType')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CertificateSignedResponse(OcppModel):
@@ -147,17 +147,17 @@ class CertificateSignedResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'CertificateSignedResponse'
     status: enums.CertificateSignedStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeAvailabilityRequest(OcppModel):
     """OCPP 2.1 ChangeAvailabilityRequest (schema ChangeAvailabilityRequest.json)."""
 
     schema_name: ClassVar[str] = 'ChangeAvailabilityRequest'
-    evse: datatypes.EVSEType = Field(None, alias='evse')
+    evse: Omittable[datatypes.EVSEType] = Field(None, alias='evse')
     operational_status: enums.OperationalStatusEnumType = Field(alias='operationalStatus')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeAvailabilityResponse(OcppModel):
@@ -165,8 +165,8 @@ class ChangeAvailabilityResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ChangeAvailabilityResponse'
     status: enums.ChangeAvailabilityStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeTransactionTariffRequest(OcppModel):
@@ -175,7 +175,7 @@ class ChangeTransactionTariffRequest(OcppModel):
     schema_name: ClassVar[str] = 'ChangeTransactionTariffRequest'
     tariff: datatypes.TariffType = Field(alias='tariff')
     transaction_id: Str_max_length36 = Field(alias='transactionId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ChangeTransactionTariffResponse(OcppModel):
@@ -183,15 +183,15 @@ class ChangeTransactionTariffResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ChangeTransactionTariffResponse'
     status: enums.TariffChangeStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearCacheRequest(OcppModel):
     """OCPP 2.1 ClearCacheRequest (schema ClearCacheRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearCacheRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearCacheResponse(OcppModel):
@@ -199,17 +199,17 @@ class ClearCacheResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearCacheResponse'
     status: enums.ClearCacheStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearChargingProfileRequest(OcppModel):
     """OCPP 2.1 ClearChargingProfileRequest (schema ClearChargingProfileRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearChargingProfileRequest'
-    charging_profile_id: StrictInt = Field(None, alias='chargingProfileId')
-    charging_profile_criteria: datatypes.ClearChargingProfileType = Field(None, alias='chargingProfileCriteria')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    charging_profile_id: Omittable[StrictInt] = Field(None, alias='chargingProfileId')
+    charging_profile_criteria: Omittable[datatypes.ClearChargingProfileType] = Field(None, alias='chargingProfileCriteria')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearChargingProfileResponse(OcppModel):
@@ -217,8 +217,8 @@ class ClearChargingProfileResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearChargingProfileResponse'
     status: enums.ClearChargingProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDERControlRequest(OcppModel):
@@ -226,9 +226,9 @@ class ClearDERControlRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearDERControlRequest'
     is_default: StrictBool = Field(alias='isDefault')
-    control_type: enums.DERControlEnumType = Field(None, alias='controlType')
-    control_id: Str_max_length36 = Field(None, alias='controlId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    control_type: Omittable[enums.DERControlEnumType] = Field(None, alias='controlType')
+    control_id: Omittable[Str_max_length36] = Field(None, alias='controlId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDERControlResponse(OcppModel):
@@ -236,8 +236,8 @@ class ClearDERControlResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearDERControlResponse'
     status: enums.DERControlStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDisplayMessageRequest(OcppModel):
@@ -245,7 +245,7 @@ class ClearDisplayMessageRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearDisplayMessageRequest'
     id: Int_ge0 = Field(alias='id')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearDisplayMessageResponse(OcppModel):
@@ -253,17 +253,17 @@ class ClearDisplayMessageResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearDisplayMessageResponse'
     status: enums.ClearMessageStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearTariffsRequest(OcppModel):
     """OCPP 2.1 ClearTariffsRequest (schema ClearTariffsRequest.json)."""
 
     schema_name: ClassVar[str] = 'ClearTariffsRequest'
-    tariff_ids: Annotated[list[Str_max_length60], Field(min_length=1)] = Field(None, alias='tariffIds')
-    evse_id: Int_ge0 = Field(None, alias='evseId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    tariff_ids: Omittable[Annotated[list[Str_max_length60], Field(min_length=1)]] = Field(None, alias='tariffIds')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearTariffsResponse(OcppModel):
@@ -271,7 +271,7 @@ class ClearTariffsResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearTariffsResponse'
     clear_tariffs_result: Annotated[list[datatypes.ClearTariffsResultType], Field(min_length=1)] = Field(alias='clearTariffsResult')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearVariableMonitoringRequest(OcppModel):
@@ -279,7 +279,7 @@ class ClearVariableMonitoringRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearVariableMonitoringRequest'
     id: Annotated[list[Int_ge0], Field(min_length=1)] = Field(alias='id')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearVariableMonitoringResponse(OcppModel):
@@ -287,7 +287,7 @@ class ClearVariableMonitoringResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearVariableMonitoringResponse'
     clear_monitoring_result: Annotated[list[datatypes.ClearMonitoringResultType], Field(min_length=1)] = Field(alias='clearMonitoringResult')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearedChargingLimitRequest(OcppModel):
@@ -295,15 +295,15 @@ class ClearedChargingLimitRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ClearedChargingLimitRequest'
     charging_limit_source: Str_max_length20 = Field(alias='chargingLimitSource')
-    evse_id: Int_ge0 = Field(None, alias='evseId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClearedChargingLimitResponse(OcppModel):
     """OCPP 2.1 ClearedChargingLimitResponse (schema ClearedChargingLimitResponse.json)."""
 
     schema_name: ClassVar[str] = 'ClearedChargingLimitResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClosePeriodicEventStreamRequest(OcppModel):
@@ -311,14 +311,14 @@ class ClosePeriodicEventStreamRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ClosePeriodicEventStreamRequest'
     id: Int_ge0 = Field(alias='id')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ClosePeriodicEventStreamResponse(OcppModel):
     """OCPP 2.1 ClosePeriodicEventStreamResponse (schema ClosePeriodicEventStreamResponse.json)."""
 
     schema_name: ClassVar[str] = 'ClosePeriodicEventStreamResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CostUpdatedRequest(OcppModel):
@@ -327,27 +327,27 @@ class CostUpdatedRequest(OcppModel):
     schema_name: ClassVar[str] = 'CostUpdatedRequest'
     total_cost: Number = Field(alias='totalCost')
     transaction_id: Str_max_length36 = Field(alias='transactionId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CostUpdatedResponse(OcppModel):
     """OCPP 2.1 CostUpdatedResponse (schema CostUpdatedResponse.json)."""
 
     schema_name: ClassVar[str] = 'CostUpdatedResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CustomerInformationRequest(OcppModel):
     """OCPP 2.1 CustomerInformationRequest (schema CustomerInformationRequest.json)."""
 
     schema_name: ClassVar[str] = 'CustomerInformationRequest'
-    customer_certificate: datatypes.CertificateHashDataType = Field(None, alias='customerCertificate')
-    id_token: datatypes.IdTokenType = Field(None, alias='idToken')
+    customer_certificate: Omittable[datatypes.CertificateHashDataType] = Field(None, alias='customerCertificate')
+    id_token: Omittable[datatypes.IdTokenType] = Field(None, alias='idToken')
     request_id: Int_ge0 = Field(alias='requestId')
     report: StrictBool = Field(alias='report')
     clear: StrictBool = Field(alias='clear')
-    customer_identifier: Str_max_length64 = Field(None, alias='customerIdentifier')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    customer_identifier: Omittable[Str_max_length64] = Field(None, alias='customerIdentifier')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class CustomerInformationResponse(OcppModel):
@@ -355,18 +355,18 @@ class CustomerInformationResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'CustomerInformationResponse'
     status: enums.CustomerInformationStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class DataTransferRequest(OcppModel):
     """OCPP 2.1 DataTransferRequest (schema DataTransferRequest.json)."""
 
     schema_name: ClassVar[str] = 'DataTransferRequest'
-    message_id: Str_max_length50 = Field(None, alias='messageId')
-    data: Any = Field(None, alias='data')
+    message_id: Omittable[Str_max_length50] = Field(None, alias='messageId')
+    data: Omittable[Any] = Field(None, alias='data')
     vendor_id: Str_max_length255 = Field(alias='vendorId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class DataTransferResponse(OcppModel):
@@ -374,9 +374,9 @@ class DataTransferResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'DataTransferResponse'
     status: enums.DataTransferStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    data: Any = Field(None, alias='data')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    data: Omittable[Any] = Field(None, alias='data')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class DeleteCertificateRequest(OcppModel):
@@ -384,7 +384,7 @@ class DeleteCertificateRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'DeleteCertificateRequest'
     certificate_hash_data: datatypes.CertificateHashDataType = Field(alias='certificateHashData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class DeleteCertificateResponse(OcppModel):
@@ -392,8 +392,8 @@ class DeleteCertificateResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'DeleteCertificateResponse'
     status: enums.DeleteCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class FirmwareStatusNotificationRequest(OcppModel):
@@ -401,16 +401,16 @@ class FirmwareStatusNotificationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'FirmwareStatusNotificationRequest'
     status: enums.FirmwareStatusEnumType = Field(alias='status')
-    request_id: StrictInt = Field(None, alias='requestId')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class FirmwareStatusNotificationResponse(OcppModel):
     """OCPP 2.1 FirmwareStatusNotificationResponse (schema FirmwareStatusNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'FirmwareStatusNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class Get15118EVCertificateRequest(OcppModel):
@@ -420,9 +420,9 @@ class Get15118EVCertificateRequest(OcppModel):
     iso15118_schema_version: Str_max_length50 = Field(alias='iso15118SchemaVersion')
     action: enums.CertificateActionEnumType = Field(alias='action')
     exi_request: Str_max_length11000 = Field(alias='exiRequest')
-    maximum_contract_certificate_chains: Int_ge0 = Field(None, alias='maximumContractCertificateChains')
-    prioritized_emaids: Annotated[list[Str_max_length255], Field(min_length=1, max_length=8)] = Field(None, alias='prioritizedEMAIDs')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    maximum_contract_certificate_chains: Omittable[Int_ge0] = Field(None, alias='maximumContractCertificateChains')
+    prioritized_emaids: Omittable[Annotated[list[Str_max_length255], Field(min_length=1, max_length=8)]] = Field(None, alias='prioritizedEMAIDs')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class Get15118EVCertificateResponse(OcppModel):
@@ -430,10 +430,10 @@ class Get15118EVCertificateResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'Get15118EVCertificateResponse'
     status: enums.Iso15118EVCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
     exi_response: Str_max_length17000 = Field(alias='exiResponse')
-    remaining_contracts: Int_ge0 = Field(None, alias='remainingContracts')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    remaining_contracts: Omittable[Int_ge0] = Field(None, alias='remainingContracts')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetBaseReportRequest(OcppModel):
@@ -442,7 +442,7 @@ class GetBaseReportRequest(OcppModel):
     schema_name: ClassVar[str] = 'GetBaseReportRequest'
     request_id: StrictInt = Field(alias='requestId')
     report_base: enums.ReportBaseEnumType = Field(alias='reportBase')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetBaseReportResponse(OcppModel):
@@ -450,8 +450,8 @@ class GetBaseReportResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetBaseReportResponse'
     status: enums.GenericDeviceModelStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetCertificateChainStatusRequest(OcppModel):
@@ -459,7 +459,7 @@ class GetCertificateChainStatusRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetCertificateChainStatusRequest'
     certificate_status_requests: Annotated[list[datatypes.CertificateStatusRequestInfoType], Field(min_length=1, max_length=4)] = Field(alias='certificateStatusRequests')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetCertificateChainStatusResponse(OcppModel):
@@ -467,7 +467,7 @@ class GetCertificateChainStatusResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetCertificateChainStatusResponse'
     certificate_status: Annotated[list[datatypes.CertificateStatusType], Field(min_length=1, max_length=4)] = Field(alias='certificateStatus')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetCertificateStatusRequest(OcppModel):
@@ -475,7 +475,7 @@ class GetCertificateStatusRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetCertificateStatusRequest'
     ocsp_request_data: datatypes.OCSPRequestDataType = Field(alias='ocspRequestData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetCertificateStatusResponse(OcppModel):
@@ -483,9 +483,9 @@ class GetCertificateStatusResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetCertificateStatusResponse'
     status: enums.GetCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    ocsp_result: Str_max_length18000 = Field(None, alias='ocspResult')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    ocsp_result: Omittable[Str_max_length18000] = Field(None, alias='ocspResult')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetChargingProfilesRequest(OcppModel):
@@ -493,9 +493,9 @@ class GetChargingProfilesRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetChargingProfilesRequest'
     request_id: StrictInt = Field(alias='requestId')
-    evse_id: Int_ge0 = Field(None, alias='evseId')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
     charging_profile: datatypes.ChargingProfileCriterionType = Field(alias='chargingProfile')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetChargingProfilesResponse(OcppModel):
@@ -503,8 +503,8 @@ class GetChargingProfilesResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetChargingProfilesResponse'
     status: enums.GetChargingProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetCompositeScheduleRequest(OcppModel):
@@ -512,9 +512,9 @@ class GetCompositeScheduleRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetCompositeScheduleRequest'
     duration: StrictInt = Field(alias='duration')
-    charging_rate_unit: enums.ChargingRateUnitEnumType = Field(None, alias='chargingRateUnit')
+    charging_rate_unit: Omittable[enums.ChargingRateUnitEnumType] = Field(None, alias='chargingRateUnit')
     evse_id: Int_ge0 = Field(alias='evseId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetCompositeScheduleResponse(OcppModel):
@@ -522,9 +522,9 @@ class GetCompositeScheduleResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetCompositeScheduleResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    schedule: datatypes.CompositeScheduleType = Field(None, alias='schedule')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    schedule: Omittable[datatypes.CompositeScheduleType] = Field(None, alias='schedule')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetDERControlRequest(OcppModel):
@@ -532,10 +532,10 @@ class GetDERControlRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetDERControlRequest'
     request_id: StrictInt = Field(alias='requestId')
-    is_default: StrictBool = Field(None, alias='isDefault')
-    control_type: enums.DERControlEnumType = Field(None, alias='controlType')
-    control_id: Str_max_length36 = Field(None, alias='controlId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    is_default: Omittable[StrictBool] = Field(None, alias='isDefault')
+    control_type: Omittable[enums.DERControlEnumType] = Field(None, alias='controlType')
+    control_id: Omittable[Str_max_length36] = Field(None, alias='controlId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetDERControlResponse(OcppModel):
@@ -543,19 +543,19 @@ class GetDERControlResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetDERControlResponse'
     status: enums.DERControlStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetDisplayMessagesRequest(OcppModel):
     """OCPP 2.1 GetDisplayMessagesRequest (schema GetDisplayMessagesRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetDisplayMessagesRequest'
-    id: Annotated[list[Int_ge0], Field(min_length=1)] = Field(None, alias='id')
+    id: Omittable[Annotated[list[Int_ge0], Field(min_length=1)]] = Field(None, alias='id')
     request_id: StrictInt = Field(alias='requestId')
-    priority: enums.MessagePriorityEnumType = Field(None, alias='priority')
-    state: enums.MessageStateEnumType = Field(None, alias='state')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    priority: Omittable[enums.MessagePriorityEnumType] = Field(None, alias='priority')
+    state: Omittable[enums.MessageStateEnumType] = Field(None, alias='state')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetDisplayMessagesResponse(OcppModel):
@@ -563,16 +563,16 @@ class GetDisplayMessagesResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetDisplayMessagesResponse'
     status: enums.GetDisplayMessagesStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetInstalledCertificateIdsRequest(OcppModel):
     """OCPP 2.1 GetInstalledCertificateIdsRequest (schema GetInstalledCertificateIdsRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetInstalledCertificateIdsRequest'
-    certificate_type: Annotated[list[enums.GetCertificateIdUseEnumType], Field(min_length=1)] = Field(None, alias='certificateType')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    certificate_type: Omittable[Annotated[list[enums.GetCertificateIdUseEnumType], Field(min_length=1)]] = Field(None, alias='certificateType')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetInstalledCertificateIdsResponse(OcppModel):
@@ -580,16 +580,16 @@ class GetInstalledCertificateIdsResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetInstalledCertificateIdsResponse'
     status: enums.GetInstalledCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    certificate_hash_data_chain: Annotated[list[datatypes.CertificateHashDataChainType], Field(min_length=1)] = Field(None, alias='certificateHashDataChain')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    certificate_hash_data_chain: Omittable[Annotated[list[datatypes.CertificateHashDataChainType], Field(min_length=1)]] = Field(None, alias='certificateHashDataChain')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetLocalListVersionRequest(OcppModel):
     """OCPP 2.1 GetLocalListVersionRequest (schema GetLocalListVersionRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetLocalListVersionRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetLocalListVersionResponse(OcppModel):
@@ -597,7 +597,7 @@ class GetLocalListVersionResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetLocalListVersionResponse'
     version_number: StrictInt = Field(alias='versionNumber')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetLogRequest(OcppModel):
@@ -607,9 +607,9 @@ class GetLogRequest(OcppModel):
     log: datatypes.LogParametersType = Field(alias='log')
     log_type: enums.LogEnumType = Field(alias='logType')
     request_id: StrictInt = Field(alias='requestId')
-    retries: Int_ge0 = Field(None, alias='retries')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    retries: Omittable[Int_ge0] = Field(None, alias='retries')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetLogResponse(OcppModel):
@@ -617,19 +617,19 @@ class GetLogResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetLogResponse'
     status: enums.LogStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    filename: Str_max_length255 = Field(None, alias='filename')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    filename: Omittable[Str_max_length255] = Field(None, alias='filename')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetMonitoringReportRequest(OcppModel):
     """OCPP 2.1 GetMonitoringReportRequest (schema GetMonitoringReportRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetMonitoringReportRequest'
-    component_variable: Annotated[list[datatypes.ComponentVariableType], Field(min_length=1)] = Field(None, alias='componentVariable')
+    component_variable: Omittable[Annotated[list[datatypes.ComponentVariableType], Field(min_length=1)]] = Field(None, alias='componentVariable')
     request_id: StrictInt = Field(alias='requestId')
-    monitoring_criteria: Annotated[list[enums.MonitoringCriterionEnumType], Field(min_length=1, max_length=3)] = Field(None, alias='monitoringCriteria')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    monitoring_criteria: Omittable[Annotated[list[enums.MonitoringCriterionEnumType], Field(min_length=1, max_length=3)]] = Field(None, alias='monitoringCriteria')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetMonitoringReportResponse(OcppModel):
@@ -637,33 +637,33 @@ class GetMonitoringReportResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetMonitoringReportResponse'
     status: enums.GenericDeviceModelStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetPeriodicEventStreamRequest(OcppModel):
     """OCPP 2.1 GetPeriodicEventStreamRequest (schema GetPeriodicEventStreamRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetPeriodicEventStreamRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetPeriodicEventStreamResponse(OcppModel):
     """OCPP 2.1 GetPeriodicEventStreamResponse (schema GetPeriodicEventStreamResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetPeriodicEventStreamResponse'
-    constant_stream_data: Annotated[list[datatypes.ConstantStreamDataType], Field(min_length=1)] = Field(None, alias='constantStreamData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    constant_stream_data: Omittable[Annotated[list[datatypes.ConstantStreamDataType], Field(min_length=1)]] = Field(None, alias='constantStreamData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetReportRequest(OcppModel):
     """OCPP 2.1 GetReportRequest (schema GetReportRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetReportRequest'
-    component_variable: Annotated[list[datatypes.ComponentVariableType], Field(min_length=1)] = Field(None, alias='componentVariable')
+    component_variable: Omittable[Annotated[list[datatypes.ComponentVariableType], Field(min_length=1)]] = Field(None, alias='componentVariable')
     request_id: StrictInt = Field(alias='requestId')
-    component_criteria: Annotated[list[enums.ComponentCriterionEnumType], Field(min_length=1, max_length=4)] = Field(None, alias='componentCriteria')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    component_criteria: Omittable[Annotated[list[enums.ComponentCriterionEnumType], Field(min_length=1, max_length=4)]] = Field(None, alias='componentCriteria')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetReportResponse(OcppModel):
@@ -671,8 +671,8 @@ class GetReportResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetReportResponse'
     status: enums.GenericDeviceModelStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetTariffsRequest(OcppModel):
@@ -680,7 +680,7 @@ class GetTariffsRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetTariffsRequest'
     evse_id: Int_ge0 = Field(alias='evseId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetTariffsResponse(OcppModel):
@@ -688,26 +688,26 @@ class GetTariffsResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetTariffsResponse'
     status: enums.TariffGetStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    tariff_assignments: Annotated[list[datatypes.TariffAssignmentType], Field(min_length=1)] = Field(None, alias='tariffAssignments')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    tariff_assignments: Omittable[Annotated[list[datatypes.TariffAssignmentType], Field(min_length=1)]] = Field(None, alias='tariffAssignments')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetTransactionStatusRequest(OcppModel):
     """OCPP 2.1 GetTransactionStatusRequest (schema GetTransactionStatusRequest.json)."""
 
     schema_name: ClassVar[str] = 'GetTransactionStatusRequest'
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetTransactionStatusResponse(OcppModel):
     """OCPP 2.1 GetTransactionStatusResponse (schema GetTransactionStatusResponse.json)."""
 
     schema_name: ClassVar[str] = 'GetTransactionStatusResponse'
-    ongoing_indicator: StrictBool = Field(None, alias='ongoingIndicator')
+    ongoing_indicator: Omittable[StrictBool] = Field(None, alias='ongoingIndicator')
     messages_in_queue: StrictBool = Field(alias='messagesInQueue')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariablesRequest(OcppModel):
@@ -715,7 +715,7 @@ class GetVariablesRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'GetVariablesRequest'
     get_variable_data: Annotated[list[datatypes.GetVariableDataType], Field(min_length=1)] = Field(alias='getVariableData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class GetVariablesResponse(OcppModel):
@@ -723,14 +723,14 @@ class GetVariablesResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'GetVariablesResponse'
     get_variable_result: Annotated[list[datatypes.GetVariableResultType], Field(min_length=1)] = Field(alias='getVariableResult')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class HeartbeatRequest(OcppModel):
     """OCPP 2.1 HeartbeatRequest (schema HeartbeatRequest.json)."""
 
     schema_name: ClassVar[str] = 'HeartbeatRequest'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class HeartbeatResponse(OcppModel):
@@ -738,7 +738,7 @@ class HeartbeatResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'HeartbeatResponse'
     current_time: DateTime = Field(alias='currentTime')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class InstallCertificateRequest(OcppModel):
@@ -747,7 +747,7 @@ class InstallCertificateRequest(OcppModel):
     schema_name: ClassVar[str] = 'InstallCertificateRequest'
     certificate_type: enums.InstallCertificateUseEnumType = Field(alias='certificateType')
     certificate: Str_max_length10000 = Field(alias='certificate')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class InstallCertificateResponse(OcppModel):
@@ -755,8 +755,8 @@ class InstallCertificateResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'InstallCertificateResponse'
     status: enums.InstallCertificateStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class LogStatusNotificationRequest(OcppModel):
@@ -764,16 +764,16 @@ class LogStatusNotificationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'LogStatusNotificationRequest'
     status: enums.UploadLogStatusEnumType = Field(alias='status')
-    request_id: StrictInt = Field(None, alias='requestId')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class LogStatusNotificationResponse(OcppModel):
     """OCPP 2.1 LogStatusNotificationResponse (schema LogStatusNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'LogStatusNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class MeterValuesRequest(OcppModel):
@@ -782,14 +782,14 @@ class MeterValuesRequest(OcppModel):
     schema_name: ClassVar[str] = 'MeterValuesRequest'
     evse_id: Int_ge0 = Field(alias='evseId')
     meter_value: Annotated[list[datatypes.MeterValueType], Field(min_length=1)] = Field(alias='meterValue')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class MeterValuesResponse(OcppModel):
     """OCPP 2.1 MeterValuesResponse (schema MeterValuesResponse.json)."""
 
     schema_name: ClassVar[str] = 'MeterValuesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyAllowedEnergyTransferRequest(OcppModel):
@@ -798,7 +798,7 @@ class NotifyAllowedEnergyTransferRequest(OcppModel):
     schema_name: ClassVar[str] = 'NotifyAllowedEnergyTransferRequest'
     transaction_id: Str_max_length36 = Field(alias='transactionId')
     allowed_energy_transfer: Annotated[list[enums.EnergyTransferModeEnumType], Field(min_length=1)] = Field(alias='allowedEnergyTransfer')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyAllowedEnergyTransferResponse(OcppModel):
@@ -806,25 +806,25 @@ class NotifyAllowedEnergyTransferResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyAllowedEnergyTransferResponse'
     status: enums.NotifyAllowedEnergyTransferStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyChargingLimitRequest(OcppModel):
     """OCPP 2.1 NotifyChargingLimitRequest (schema NotifyChargingLimitRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyChargingLimitRequest'
-    charging_schedule: Annotated[list[datatypes.ChargingScheduleType], Field(min_length=1)] = Field(None, alias='chargingSchedule')
-    evse_id: Int_ge0 = Field(None, alias='evseId')
+    charging_schedule: Omittable[Annotated[list[datatypes.ChargingScheduleType], Field(min_length=1)]] = Field(None, alias='chargingSchedule')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
     charging_limit: datatypes.ChargingLimitType = Field(alias='chargingLimit')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyChargingLimitResponse(OcppModel):
     """OCPP 2.1 NotifyChargingLimitResponse (schema NotifyChargingLimitResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyChargingLimitResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyCustomerInformationRequest(OcppModel):
@@ -832,18 +832,18 @@ class NotifyCustomerInformationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyCustomerInformationRequest'
     data: Str_max_length512 = Field(alias='data')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     seq_no: Int_ge0 = Field(alias='seqNo')
     generated_at: DateTime = Field(alias='generatedAt')
     request_id: Int_ge0 = Field(alias='requestId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyCustomerInformationResponse(OcppModel):
     """OCPP 2.1 NotifyCustomerInformationResponse (schema NotifyCustomerInformationResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyCustomerInformationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDERAlarmRequest(OcppModel):
@@ -851,18 +851,18 @@ class NotifyDERAlarmRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyDERAlarmRequest'
     control_type: enums.DERControlEnumType = Field(alias='controlType')
-    grid_event_fault: enums.GridEventFaultEnumType = Field(None, alias='gridEventFault')
-    alarm_ended: StrictBool = Field(None, alias='alarmEnded')
+    grid_event_fault: Omittable[enums.GridEventFaultEnumType] = Field(None, alias='gridEventFault')
+    alarm_ended: Omittable[StrictBool] = Field(None, alias='alarmEnded')
     timestamp: DateTime = Field(alias='timestamp')
-    extra_info: Str_max_length200 = Field(None, alias='extraInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    extra_info: Omittable[Str_max_length200] = Field(None, alias='extraInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDERAlarmResponse(OcppModel):
     """OCPP 2.1 NotifyDERAlarmResponse (schema NotifyDERAlarmResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyDERAlarmResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDERStartStopRequest(OcppModel):
@@ -872,32 +872,32 @@ class NotifyDERStartStopRequest(OcppModel):
     control_id: Str_max_length36 = Field(alias='controlId')
     started: StrictBool = Field(alias='started')
     timestamp: DateTime = Field(alias='timestamp')
-    superseded_ids: Annotated[list[Str_max_length36], Field(min_length=1, max_length=24)] = Field(None, alias='supersededIds')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    superseded_ids: Omittable[Annotated[list[Str_max_length36], Field(min_length=1, max_length=24)]] = Field(None, alias='supersededIds')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDERStartStopResponse(OcppModel):
     """OCPP 2.1 NotifyDERStartStopResponse (schema NotifyDERStartStopResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyDERStartStopResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDisplayMessagesRequest(OcppModel):
     """OCPP 2.1 NotifyDisplayMessagesRequest (schema NotifyDisplayMessagesRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyDisplayMessagesRequest'
-    message_info: Annotated[list[datatypes.MessageInfoType], Field(min_length=1)] = Field(None, alias='messageInfo')
+    message_info: Omittable[Annotated[list[datatypes.MessageInfoType], Field(min_length=1)]] = Field(None, alias='messageInfo')
     request_id: StrictInt = Field(alias='requestId')
-    tbc: StrictBool = Field(None, alias='tbc')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyDisplayMessagesResponse(OcppModel):
     """OCPP 2.1 NotifyDisplayMessagesResponse (schema NotifyDisplayMessagesResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyDisplayMessagesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingNeedsRequest(OcppModel):
@@ -905,10 +905,10 @@ class NotifyEVChargingNeedsRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyEVChargingNeedsRequest'
     evse_id: Int_ge1 = Field(alias='evseId')
-    max_schedule_tuples: Int_ge0 = Field(None, alias='maxScheduleTuples')
+    max_schedule_tuples: Omittable[Int_ge0] = Field(None, alias='maxScheduleTuples')
     charging_needs: datatypes.ChargingNeedsType = Field(alias='chargingNeeds')
-    timestamp: DateTime = Field(None, alias='timestamp')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    timestamp: Omittable[DateTime] = Field(None, alias='timestamp')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingNeedsResponse(OcppModel):
@@ -916,8 +916,8 @@ class NotifyEVChargingNeedsResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyEVChargingNeedsResponse'
     status: enums.NotifyEVChargingNeedsStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingScheduleRequest(OcppModel):
@@ -927,9 +927,9 @@ class NotifyEVChargingScheduleRequest(OcppModel):
     time_base: DateTime = Field(alias='timeBase')
     charging_schedule: datatypes.ChargingScheduleType = Field(alias='chargingSchedule')
     evse_id: Int_ge1 = Field(alias='evseId')
-    selected_charging_schedule_id: Int_ge0 = Field(None, alias='selectedChargingScheduleId')
-    power_tolerance_acceptance: StrictBool = Field(None, alias='powerToleranceAcceptance')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    selected_charging_schedule_id: Omittable[Int_ge0] = Field(None, alias='selectedChargingScheduleId')
+    power_tolerance_acceptance: Omittable[StrictBool] = Field(None, alias='powerToleranceAcceptance')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEVChargingScheduleResponse(OcppModel):
@@ -937,8 +937,8 @@ class NotifyEVChargingScheduleResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyEVChargingScheduleResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEventRequest(OcppModel):
@@ -946,36 +946,36 @@ class NotifyEventRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'NotifyEventRequest'
     generated_at: DateTime = Field(alias='generatedAt')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     seq_no: Int_ge0 = Field(alias='seqNo')
     event_data: Annotated[list[datatypes.EventDataType], Field(min_length=1)] = Field(alias='eventData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyEventResponse(OcppModel):
     """OCPP 2.1 NotifyEventResponse (schema NotifyEventResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyEventResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyMonitoringReportRequest(OcppModel):
     """OCPP 2.1 NotifyMonitoringReportRequest (schema NotifyMonitoringReportRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifyMonitoringReportRequest'
-    monitor: Annotated[list[datatypes.MonitoringDataType], Field(min_length=1)] = Field(None, alias='monitor')
+    monitor: Omittable[Annotated[list[datatypes.MonitoringDataType], Field(min_length=1)]] = Field(None, alias='monitor')
     request_id: StrictInt = Field(alias='requestId')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     seq_no: Int_ge0 = Field(alias='seqNo')
     generated_at: DateTime = Field(alias='generatedAt')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyMonitoringReportResponse(OcppModel):
     """OCPP 2.1 NotifyMonitoringReportResponse (schema NotifyMonitoringReportResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyMonitoringReportResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyPeriodicEventStreamRequest(OcppModel):
@@ -986,7 +986,7 @@ class NotifyPeriodicEventStreamRequest(OcppModel):
     id: Int_ge0 = Field(alias='id')
     pending: Int_ge0 = Field(alias='pending')
     basetime: DateTime = Field(alias='basetime')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyPriorityChargingRequest(OcppModel):
@@ -995,14 +995,14 @@ class NotifyPriorityChargingRequest(OcppModel):
     schema_name: ClassVar[str] = 'NotifyPriorityChargingRequest'
     transaction_id: Str_max_length36 = Field(alias='transactionId')
     activated: StrictBool = Field(alias='activated')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyPriorityChargingResponse(OcppModel):
     """OCPP 2.1 NotifyPriorityChargingResponse (schema NotifyPriorityChargingResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyPriorityChargingResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyReportRequest(OcppModel):
@@ -1011,43 +1011,43 @@ class NotifyReportRequest(OcppModel):
     schema_name: ClassVar[str] = 'NotifyReportRequest'
     request_id: StrictInt = Field(alias='requestId')
     generated_at: DateTime = Field(alias='generatedAt')
-    report_data: Annotated[list[datatypes.ReportDataType], Field(min_length=1)] = Field(None, alias='reportData')
-    tbc: StrictBool = Field(None, alias='tbc')
+    report_data: Omittable[Annotated[list[datatypes.ReportDataType], Field(min_length=1)]] = Field(None, alias='reportData')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     seq_no: Int_ge0 = Field(alias='seqNo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyReportResponse(OcppModel):
     """OCPP 2.1 NotifyReportResponse (schema NotifyReportResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyReportResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifySettlementRequest(OcppModel):
     """OCPP 2.1 NotifySettlementRequest (schema NotifySettlementRequest.json)."""
 
     schema_name: ClassVar[str] = 'NotifySettlementRequest'
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
     psp_ref: Str_max_length255 = Field(alias='pspRef')
     status: enums.PaymentStatusEnumType = Field(alias='status')
-    status_info: Str_max_length500 = Field(None, alias='statusInfo')
+    status_info: Omittable[Str_max_length500] = Field(None, alias='statusInfo')
     settlement_amount: Number = Field(alias='settlementAmount')
     settlement_time: DateTime = Field(alias='settlementTime')
-    receipt_id: Str_max_length50 = Field(None, alias='receiptId')
-    receipt_url: Str_max_length2000 = Field(None, alias='receiptUrl')
-    vat_company: datatypes.AddressType = Field(None, alias='vatCompany')
-    vat_number: Str_max_length20 = Field(None, alias='vatNumber')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    receipt_id: Omittable[Str_max_length50] = Field(None, alias='receiptId')
+    receipt_url: Omittable[Str_max_length2000] = Field(None, alias='receiptUrl')
+    vat_company: Omittable[datatypes.AddressType] = Field(None, alias='vatCompany')
+    vat_number: Omittable[Str_max_length20] = Field(None, alias='vatNumber')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifySettlementResponse(OcppModel):
     """OCPP 2.1 NotifySettlementResponse (schema NotifySettlementResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifySettlementResponse'
-    receipt_url: Str_max_length2000 = Field(None, alias='receiptUrl')
-    receipt_id: Str_max_length50 = Field(None, alias='receiptId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    receipt_url: Omittable[Str_max_length2000] = Field(None, alias='receiptUrl')
+    receipt_id: Omittable[Str_max_length50] = Field(None, alias='receiptId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyWebPaymentStartedRequest(OcppModel):
@@ -1056,14 +1056,14 @@ class NotifyWebPaymentStartedRequest(OcppModel):
     schema_name: ClassVar[str] = 'NotifyWebPaymentStartedRequest'
     evse_id: Int_ge0 = Field(alias='evseId')
     timeout: StrictInt = Field(alias='timeout')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class NotifyWebPaymentStartedResponse(OcppModel):
     """OCPP 2.1 NotifyWebPaymentStartedResponse (schema NotifyWebPaymentStartedResponse.json)."""
 
     schema_name: ClassVar[str] = 'NotifyWebPaymentStartedResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class OpenPeriodicEventStreamRequest(OcppModel):
@@ -1071,7 +1071,7 @@ class OpenPeriodicEventStreamRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'OpenPeriodicEventStreamRequest'
     constant_stream_data: datatypes.ConstantStreamDataType = Field(alias='constantStreamData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class OpenPeriodicEventStreamResponse(OcppModel):
@@ -1079,8 +1079,8 @@ class OpenPeriodicEventStreamResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'OpenPeriodicEventStreamResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareRequest(OcppModel):
@@ -1088,11 +1088,11 @@ class PublishFirmwareRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'PublishFirmwareRequest'
     location: Str_max_length2000 = Field(alias='location')
-    retries: Int_ge0 = Field(None, alias='retries')
+    retries: Omittable[Int_ge0] = Field(None, alias='retries')
     checksum: Str_max_length32 = Field(alias='checksum')
     request_id: Int_ge0 = Field(alias='requestId')
-    retry_interval: Int_ge0 = Field(None, alias='retryInterval')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    retry_interval: Omittable[Int_ge0] = Field(None, alias='retryInterval')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareResponse(OcppModel):
@@ -1100,8 +1100,8 @@ class PublishFirmwareResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'PublishFirmwareResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareStatusNotificationRequest(OcppModel):
@@ -1109,17 +1109,17 @@ class PublishFirmwareStatusNotificationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'PublishFirmwareStatusNotificationRequest'
     status: enums.PublishFirmwareStatusEnumType = Field(alias='status')
-    location: Annotated[list[Str_max_length2000], Field(min_length=1)] = Field(None, alias='location')
-    request_id: Int_ge0 = Field(None, alias='requestId')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    location: Omittable[Annotated[list[Str_max_length2000], Field(min_length=1)]] = Field(None, alias='location')
+    request_id: Omittable[Int_ge0] = Field(None, alias='requestId')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class PublishFirmwareStatusNotificationResponse(OcppModel):
     """OCPP 2.1 PublishFirmwareStatusNotificationResponse (schema PublishFirmwareStatusNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'PublishFirmwareStatusNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class PullDynamicScheduleUpdateRequest(OcppModel):
@@ -1127,17 +1127,17 @@ class PullDynamicScheduleUpdateRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'PullDynamicScheduleUpdateRequest'
     charging_profile_id: StrictInt = Field(alias='chargingProfileId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class PullDynamicScheduleUpdateResponse(OcppModel):
     """OCPP 2.1 PullDynamicScheduleUpdateResponse (schema PullDynamicScheduleUpdateResponse.json)."""
 
     schema_name: ClassVar[str] = 'PullDynamicScheduleUpdateResponse'
-    schedule_update: datatypes.ChargingScheduleUpdateType = Field(None, alias='scheduleUpdate')
+    schedule_update: Omittable[datatypes.ChargingScheduleUpdateType] = Field(None, alias='scheduleUpdate')
     status: enums.ChargingProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReportChargingProfilesRequest(OcppModel):
@@ -1147,40 +1147,40 @@ class ReportChargingProfilesRequest(OcppModel):
     request_id: StrictInt = Field(alias='requestId')
     charging_limit_source: Str_max_length20 = Field(alias='chargingLimitSource')
     charging_profile: Annotated[list[datatypes.ChargingProfileType], Field(min_length=1)] = Field(alias='chargingProfile')
-    tbc: StrictBool = Field(None, alias='tbc')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
     evse_id: Int_ge0 = Field(alias='evseId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReportChargingProfilesResponse(OcppModel):
     """OCPP 2.1 ReportChargingProfilesResponse (schema ReportChargingProfilesResponse.json)."""
 
     schema_name: ClassVar[str] = 'ReportChargingProfilesResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReportDERControlRequest(OcppModel):
     """OCPP 2.1 ReportDERControlRequest (schema ReportDERControlRequest.json)."""
 
     schema_name: ClassVar[str] = 'ReportDERControlRequest'
-    curve: Annotated[list[datatypes.DERCurveGetType], Field(min_length=1, max_length=24)] = Field(None, alias='curve')
-    enter_service: Annotated[list[datatypes.EnterServiceGetType], Field(min_length=1, max_length=24)] = Field(None, alias='enterService')
-    fixed_pf_absorb: Annotated[list[datatypes.FixedPFGetType], Field(min_length=1, max_length=24)] = Field(None, alias='fixedPFAbsorb')
-    fixed_pf_inject: Annotated[list[datatypes.FixedPFGetType], Field(min_length=1, max_length=24)] = Field(None, alias='fixedPFInject')
-    fixed_var: Annotated[list[datatypes.FixedVarGetType], Field(min_length=1, max_length=24)] = Field(None, alias='fixedVar')
-    freq_droop: Annotated[list[datatypes.FreqDroopGetType], Field(min_length=1, max_length=24)] = Field(None, alias='freqDroop')
-    gradient: Annotated[list[datatypes.GradientGetType], Field(min_length=1, max_length=24)] = Field(None, alias='gradient')
-    limit_max_discharge: Annotated[list[datatypes.LimitMaxDischargeGetType], Field(min_length=1, max_length=24)] = Field(None, alias='limitMaxDischarge')
+    curve: Omittable[Annotated[list[datatypes.DERCurveGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='curve')
+    enter_service: Omittable[Annotated[list[datatypes.EnterServiceGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='enterService')
+    fixed_pf_absorb: Omittable[Annotated[list[datatypes.FixedPFGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='fixedPFAbsorb')
+    fixed_pf_inject: Omittable[Annotated[list[datatypes.FixedPFGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='fixedPFInject')
+    fixed_var: Omittable[Annotated[list[datatypes.FixedVarGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='fixedVar')
+    freq_droop: Omittable[Annotated[list[datatypes.FreqDroopGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='freqDroop')
+    gradient: Omittable[Annotated[list[datatypes.GradientGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='gradient')
+    limit_max_discharge: Omittable[Annotated[list[datatypes.LimitMaxDischargeGetType], Field(min_length=1, max_length=24)]] = Field(None, alias='limitMaxDischarge')
     request_id: StrictInt = Field(alias='requestId')
-    tbc: StrictBool = Field(None, alias='tbc')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    tbc: Omittable[StrictBool] = Field(None, alias='tbc')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReportDERControlResponse(OcppModel):
     """OCPP 2.1 ReportDERControlResponse (schema ReportDERControlResponse.json)."""
 
     schema_name: ClassVar[str] = 'ReportDERControlResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class RequestBatterySwapRequest(OcppModel):
@@ -1189,7 +1189,7 @@ class RequestBatterySwapRequest(OcppModel):
     schema_name: ClassVar[str] = 'RequestBatterySwapRequest'
     id_token: datatypes.IdTokenType = Field(alias='idToken')
     request_id: StrictInt = Field(alias='requestId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class RequestBatterySwapResponse(OcppModel):
@@ -1197,20 +1197,20 @@ class RequestBatterySwapResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'RequestBatterySwapResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStartTransactionRequest(OcppModel):
     """OCPP 2.1 RequestStartTransactionRequest (schema RequestStartTransactionRequest.json)."""
 
     schema_name: ClassVar[str] = 'RequestStartTransactionRequest'
-    evse_id: Int_ge1 = Field(None, alias='evseId')
-    group_id_token: datatypes.IdTokenType = Field(None, alias='groupIdToken')
+    evse_id: Omittable[Int_ge1] = Field(None, alias='evseId')
+    group_id_token: Omittable[datatypes.IdTokenType] = Field(None, alias='groupIdToken')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
     remote_start_id: StrictInt = Field(alias='remoteStartId')
-    charging_profile: datatypes.ChargingProfileType = Field(None, alias='chargingProfile')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    charging_profile: Omittable[datatypes.ChargingProfileType] = Field(None, alias='chargingProfile')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStartTransactionResponse(OcppModel):
@@ -1218,9 +1218,9 @@ class RequestStartTransactionResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'RequestStartTransactionResponse'
     status: enums.RequestStartStopStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    transaction_id: Str_max_length36 = Field(None, alias='transactionId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    transaction_id: Omittable[Str_max_length36] = Field(None, alias='transactionId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStopTransactionRequest(OcppModel):
@@ -1228,7 +1228,7 @@ class RequestStopTransactionRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'RequestStopTransactionRequest'
     transaction_id: Str_max_length36 = Field(alias='transactionId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class RequestStopTransactionResponse(OcppModel):
@@ -1236,8 +1236,8 @@ class RequestStopTransactionResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'RequestStopTransactionResponse'
     status: enums.RequestStartStopStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReservationStatusUpdateRequest(OcppModel):
@@ -1246,14 +1246,14 @@ class ReservationStatusUpdateRequest(OcppModel):
     schema_name: ClassVar[str] = 'ReservationStatusUpdateRequest'
     reservation_id: Int_ge0 = Field(alias='reservationId')
     reservation_update_status: enums.ReservationUpdateStatusEnumType = Field(alias='reservationUpdateStatus')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReservationStatusUpdateResponse(OcppModel):
     """OCPP 2.1 ReservationStatusUpdateResponse (schema ReservationStatusUpdateResponse.json)."""
 
     schema_name: ClassVar[str] = 'ReservationStatusUpdateResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReserveNowRequest(OcppModel):
@@ -1262,11 +1262,11 @@ class ReserveNowRequest(OcppModel):
     schema_name: ClassVar[str] = 'ReserveNowRequest'
     id: Int_ge0 = Field(alias='id')
     expiry_date_time: DateTime = Field(alias='expiryDateTime')
-    connector_type: Str_max_length20 = Field(None, alias='connectorType')
+    connector_type: Omittable[Str_max_length20] = Field(None, alias='connectorType')
     id_token: datatypes.IdTokenType = Field(alias='idToken')
-    evse_id: Int_ge0 = Field(None, alias='evseId')
-    group_id_token: datatypes.IdTokenType = Field(None, alias='groupIdToken')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
+    group_id_token: Omittable[datatypes.IdTokenType] = Field(None, alias='groupIdToken')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ReserveNowResponse(OcppModel):
@@ -1274,8 +1274,8 @@ class ReserveNowResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ReserveNowResponse'
     status: enums.ReserveNowStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ResetRequest(OcppModel):
@@ -1283,8 +1283,8 @@ class ResetRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'ResetRequest'
     type: enums.ResetEnumType = Field(alias='type')
-    evse_id: Int_ge0 = Field(None, alias='evseId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class ResetResponse(OcppModel):
@@ -1292,8 +1292,8 @@ class ResetResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'ResetResponse'
     status: enums.ResetStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SecurityEventNotificationRequest(OcppModel):
@@ -1302,25 +1302,25 @@ class SecurityEventNotificationRequest(OcppModel):
     schema_name: ClassVar[str] = 'SecurityEventNotificationRequest'
     type: Str_max_length50 = Field(alias='type')
     timestamp: DateTime = Field(alias='timestamp')
-    tech_info: Str_max_length255 = Field(None, alias='techInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    tech_info: Omittable[Str_max_length255] = Field(None, alias='techInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SecurityEventNotificationResponse(OcppModel):
     """OCPP 2.1 SecurityEventNotificationResponse (schema SecurityEventNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'SecurityEventNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SendLocalListRequest(OcppModel):
     """OCPP 2.1 SendLocalListRequest (schema SendLocalListRequest.json)."""
 
     schema_name: ClassVar[str] = 'SendLocalListRequest'
-    local_authorization_list: Annotated[list[datatypes.AuthorizationData], Field(min_length=1)] = Field(None, alias='localAuthorizationList')
+    local_authorization_list: Omittable[Annotated[list[datatypes.AuthorizationData], Field(min_length=1)]] = Field(None, alias='localAuthorizationList')
     version_number: StrictInt = Field(alias='versionNumber')
     update_type: enums.UpdateEnumType = Field(alias='updateType')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SendLocalListResponse(OcppModel):
@@ -1328,8 +1328,8 @@ class SendLocalListResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SendLocalListResponse'
     status: enums.SendLocalListStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetChargingProfileRequest(OcppModel):
@@ -1338,7 +1338,7 @@ class SetChargingProfileRequest(OcppModel):
     schema_name: ClassVar[str] = 'SetChargingProfileRequest'
     evse_id: Int_ge0 = Field(alias='evseId')
     charging_profile: datatypes.ChargingProfileType = Field(alias='chargingProfile')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetChargingProfileResponse(OcppModel):
@@ -1346,8 +1346,8 @@ class SetChargingProfileResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetChargingProfileResponse'
     status: enums.ChargingProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetDERControlRequest(OcppModel):
@@ -1357,15 +1357,15 @@ class SetDERControlRequest(OcppModel):
     is_default: StrictBool = Field(alias='isDefault')
     control_id: Str_max_length36 = Field(alias='controlId')
     control_type: enums.DERControlEnumType = Field(alias='controlType')
-    curve: datatypes.DERCurveType = Field(None, alias='curve')
-    enter_service: datatypes.EnterServiceType = Field(None, alias='enterService')
-    fixed_pf_absorb: datatypes.FixedPFType = Field(None, alias='fixedPFAbsorb')
-    fixed_pf_inject: datatypes.FixedPFType = Field(None, alias='fixedPFInject')
-    fixed_var: datatypes.FixedVarType = Field(None, alias='fixedVar')
-    freq_droop: datatypes.FreqDroopType = Field(None, alias='freqDroop')
-    gradient: datatypes.GradientType = Field(None, alias='gradient')
-    limit_max_discharge: datatypes.LimitMaxDischargeType = Field(None, alias='limitMaxDischarge')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    curve: Omittable[datatypes.DERCurveType] = Field(None, alias='curve')
+    enter_service: Omittable[datatypes.EnterServiceType] = Field(None, alias='enterService')
+    fixed_pf_absorb: Omittable[datatypes.FixedPFType] = Field(None, alias='fixedPFAbsorb')
+    fixed_pf_inject: Omittable[datatypes.FixedPFType] = Field(None, alias='fixedPFInject')
+    fixed_var: Omittable[datatypes.FixedVarType] = Field(None, alias='fixedVar')
+    freq_droop: Omittable[datatypes.FreqDroopType] = Field(None, alias='freqDroop')
+    gradient: Omittable[datatypes.GradientType] = Field(None, alias='gradient')
+    limit_max_discharge: Omittable[datatypes.LimitMaxDischargeType] = Field(None, alias='limitMaxDischarge')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetDERControlResponse(OcppModel):
@@ -1373,9 +1373,9 @@ class SetDERControlResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetDERControlResponse'
     status: enums.DERControlStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    superseded_ids: Annotated[list[Str_max_length36], Field(min_length=1, max_length=24)] = Field(None, alias='supersededIds')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    superseded_ids: Omittable[Annotated[list[Str_max_length36], Field(min_length=1, max_length=24)]] = Field(None, alias='supersededIds')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetDefaultTariffRequest(OcppModel):
@@ -1384,7 +1384,7 @@ class SetDefaultTariffRequest(OcppModel):
     schema_name: ClassVar[str] = 'SetDefaultTariffRequest'
     evse_id: Int_ge0 = Field(alias='evseId')
     tariff: datatypes.TariffType = Field(alias='tariff')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetDefaultTariffResponse(OcppModel):
@@ -1392,8 +1392,8 @@ class SetDefaultTariffResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetDefaultTariffResponse'
     status: enums.TariffSetStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetDisplayMessageRequest(OcppModel):
@@ -1401,7 +1401,7 @@ class SetDisplayMessageRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SetDisplayMessageRequest'
     message: datatypes.MessageInfoType = Field(alias='message')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetDisplayMessageResponse(OcppModel):
@@ -1409,8 +1409,8 @@ class SetDisplayMessageResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetDisplayMessageResponse'
     status: enums.DisplayMessageStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringBaseRequest(OcppModel):
@@ -1418,7 +1418,7 @@ class SetMonitoringBaseRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SetMonitoringBaseRequest'
     monitoring_base: enums.MonitoringBaseEnumType = Field(alias='monitoringBase')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringBaseResponse(OcppModel):
@@ -1426,8 +1426,8 @@ class SetMonitoringBaseResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetMonitoringBaseResponse'
     status: enums.GenericDeviceModelStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringLevelRequest(OcppModel):
@@ -1435,7 +1435,7 @@ class SetMonitoringLevelRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SetMonitoringLevelRequest'
     severity: Int_ge0 = Field(alias='severity')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetMonitoringLevelResponse(OcppModel):
@@ -1443,8 +1443,8 @@ class SetMonitoringLevelResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetMonitoringLevelResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetNetworkProfileRequest(OcppModel):
@@ -1453,7 +1453,7 @@ class SetNetworkProfileRequest(OcppModel):
     schema_name: ClassVar[str] = 'SetNetworkProfileRequest'
     configuration_slot: StrictInt = Field(alias='configurationSlot')
     connection_data: datatypes.NetworkConnectionProfileType = Field(alias='connectionData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetNetworkProfileResponse(OcppModel):
@@ -1461,8 +1461,8 @@ class SetNetworkProfileResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetNetworkProfileResponse'
     status: enums.SetNetworkProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariableMonitoringRequest(OcppModel):
@@ -1470,7 +1470,7 @@ class SetVariableMonitoringRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SetVariableMonitoringRequest'
     set_monitoring_data: Annotated[list[datatypes.SetMonitoringDataType], Field(min_length=1)] = Field(alias='setMonitoringData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariableMonitoringResponse(OcppModel):
@@ -1478,7 +1478,7 @@ class SetVariableMonitoringResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetVariableMonitoringResponse'
     set_monitoring_result: Annotated[list[datatypes.SetMonitoringResultType], Field(min_length=1)] = Field(alias='setMonitoringResult')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariablesRequest(OcppModel):
@@ -1486,7 +1486,7 @@ class SetVariablesRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SetVariablesRequest'
     set_variable_data: Annotated[list[datatypes.SetVariableDataType], Field(min_length=1)] = Field(alias='setVariableData')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SetVariablesResponse(OcppModel):
@@ -1494,7 +1494,7 @@ class SetVariablesResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SetVariablesResponse'
     set_variable_result: Annotated[list[datatypes.SetVariableResultType], Field(min_length=1)] = Field(alias='setVariableResult')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SignCertificateRequest(OcppModel):
@@ -1502,10 +1502,10 @@ class SignCertificateRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'SignCertificateRequest'
     csr: Str_max_length5500 = Field(alias='csr')
-    certificate_type: enums.CertificateSigningUseEnumType = Field(None, alias='certificateType')
-    hash_root_certificate: datatypes.CertificateHashDataType = Field(None, alias='hashRootCertificate')
-    request_id: StrictInt = Field(None, alias='requestId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    certificate_type: Omittable[enums.CertificateSigningUseEnumType] = Field(None, alias='certificateType')
+    hash_root_certificate: Omittable[datatypes.CertificateHashDataType] = Field(None, alias='hashRootCertificate')
+    request_id: Omittable[StrictInt] = Field(None, alias='requestId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class SignCertificateResponse(OcppModel):
@@ -1513,8 +1513,8 @@ class SignCertificateResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'SignCertificateResponse'
     status: enums.GenericStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class StatusNotificationRequest(OcppModel):
@@ -1525,59 +1525,59 @@ class StatusNotificationRequest(OcppModel):
     connector_status: enums.ConnectorStatusEnumType = Field(alias='connectorStatus')
     evse_id: Int_ge0 = Field(alias='evseId')
     connector_id: Int_ge0 = Field(alias='connectorId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class StatusNotificationResponse(OcppModel):
     """OCPP 2.1 StatusNotificationResponse (schema StatusNotificationResponse.json)."""
 
     schema_name: ClassVar[str] = 'StatusNotificationResponse'
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionEventRequest(OcppModel):
     """OCPP 2.1 TransactionEventRequest (schema TransactionEventRequest.json)."""
 
     schema_name: ClassVar[str] = 'TransactionEventRequest'
-    cost_details: datatypes.CostDetailsType = Field(None, alias='costDetails')
+    cost_details: Omittable[datatypes.CostDetailsType] = Field(None, alias='costDetails')
     event_type: enums.TransactionEventEnumType = Field(alias='eventType')
-    meter_value: Annotated[list[datatypes.MeterValueType], Field(min_length=1)] = Field(None, alias='meterValue')
+    meter_value: Omittable[Annotated[list[datatypes.MeterValueType], Field(min_length=1)]] = Field(None, alias='meterValue')
     timestamp: DateTime = Field(alias='timestamp')
     trigger_reason: enums.TriggerReasonEnumType = Field(alias='triggerReason')
     seq_no: Int_ge0 = Field(alias='seqNo')
-    offline: StrictBool = Field(None, alias='offline')
-    number_of_phases_used: Int_ge0_le3 = Field(None, alias='numberOfPhasesUsed')
-    cable_max_current: StrictInt = Field(None, alias='cableMaxCurrent')
-    reservation_id: Int_ge0 = Field(None, alias='reservationId')
-    preconditioning_status: enums.PreconditioningStatusEnumType = Field(None, alias='preconditioningStatus')
-    evse_sleep: StrictBool = Field(None, alias='evseSleep')
+    offline: Omittable[StrictBool] = Field(None, alias='offline')
+    number_of_phases_used: Omittable[Int_ge0_le3] = Field(None, alias='numberOfPhasesUsed')
+    cable_max_current: Omittable[StrictInt] = Field(None, alias='cableMaxCurrent')
+    reservation_id: Omittable[Int_ge0] = Field(None, alias='reservationId')
+    preconditioning_status: Omittable[enums.PreconditioningStatusEnumType] = Field(None, alias='preconditioningStatus')
+    evse_sleep: Omittable[StrictBool] = Field(None, alias='evseSleep')
     transaction_info: datatypes.TransactionType = Field(alias='transactionInfo')
-    evse: datatypes.EVSEType = Field(None, alias='evse')
-    id_token: datatypes.IdTokenType = Field(None, alias='idToken')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    evse: Omittable[datatypes.EVSEType] = Field(None, alias='evse')
+    id_token: Omittable[datatypes.IdTokenType] = Field(None, alias='idToken')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class TransactionEventResponse(OcppModel):
     """OCPP 2.1 TransactionEventResponse (schema TransactionEventResponse.json)."""
 
     schema_name: ClassVar[str] = 'TransactionEventResponse'
-    total_cost: Number = Field(None, alias='totalCost')
-    charging_priority: StrictInt = Field(None, alias='chargingPriority')
-    id_token_info: datatypes.IdTokenInfoType = Field(None, alias='idTokenInfo')
-    transaction_limit: datatypes.TransactionLimitType = Field(None, alias='transactionLimit')
-    updated_personal_message: datatypes.MessageContentType = Field(None, alias='updatedPersonalMessage')
-    updated_personal_message_extra: Annotated[list[datatypes.MessageContentType], Field(min_length=1, max_length=4)] = Field(None, alias='updatedPersonalMessageExtra')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    total_cost: Omittable[Number] = Field(None, alias='totalCost')
+    charging_priority: Omittable[StrictInt] = Field(None, alias='chargingPriority')
+    id_token_info: Omittable[datatypes.IdTokenInfoType] = Field(None, alias='idTokenInfo')
+    transaction_limit: Omittable[datatypes.TransactionLimitType] = Field(None, alias='transactionLimit')
+    updated_personal_message: Omittable[datatypes.MessageContentType] = Field(None, alias='updatedPersonalMessage')
+    updated_personal_message_extra: Omittable[Annotated[list[datatypes.MessageContentType], Field(min_length=1, max_length=4)]] = Field(None, alias='updatedPersonalMessageExtra')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class TriggerMessageRequest(OcppModel):
     """OCPP 2.1 TriggerMessageRequest (schema TriggerMessageRequest.json)."""
 
     schema_name: ClassVar[str] = 'TriggerMessageRequest'
-    evse: datatypes.EVSEType = Field(None, alias='evse')
+    evse: Omittable[datatypes.EVSEType] = Field(None, alias='evse')
     requested_message: enums.MessageTriggerEnumType = Field(alias='requestedMessage')
-    custom_trigger: Str_max_length50 = Field(None, alias='customTrigger')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_trigger: Omittable[Str_max_length50] = Field(None, alias='customTrigger')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class TriggerMessageResponse(OcppModel):
@@ -1585,8 +1585,8 @@ class TriggerMessageResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'TriggerMessageResponse'
     status: enums.TriggerMessageStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UnlockConnectorRequest(OcppModel):
@@ -1595,7 +1595,7 @@ class UnlockConnectorRequest(OcppModel):
     schema_name: ClassVar[str] = 'UnlockConnectorRequest'
     evse_id: Int_ge0 = Field(alias='evseId')
     connector_id: Int_ge0 = Field(alias='connectorId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UnlockConnectorResponse(OcppModel):
@@ -1603,8 +1603,8 @@ class UnlockConnectorResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'UnlockConnectorResponse'
     status: enums.UnlockStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UnpublishFirmwareRequest(OcppModel):
@@ -1612,7 +1612,7 @@ class UnpublishFirmwareRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'UnpublishFirmwareRequest'
     checksum: Str_max_length32 = Field(alias='checksum')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UnpublishFirmwareResponse(OcppModel):
@@ -1620,7 +1620,7 @@ class UnpublishFirmwareResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'UnpublishFirmwareResponse'
     status: enums.UnpublishFirmwareStatusEnumType = Field(alias='status')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UpdateDynamicScheduleRequest(OcppModel):
@@ -1629,7 +1629,7 @@ class UpdateDynamicScheduleRequest(OcppModel):
     schema_name: ClassVar[str] = 'UpdateDynamicScheduleRequest'
     charging_profile_id: StrictInt = Field(alias='chargingProfileId')
     schedule_update: datatypes.ChargingScheduleUpdateType = Field(alias='scheduleUpdate')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UpdateDynamicScheduleResponse(OcppModel):
@@ -1637,19 +1637,19 @@ class UpdateDynamicScheduleResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'UpdateDynamicScheduleResponse'
     status: enums.ChargingProfileStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UpdateFirmwareRequest(OcppModel):
     """OCPP 2.1 UpdateFirmwareRequest (schema UpdateFirmwareRequest.json)."""
 
     schema_name: ClassVar[str] = 'UpdateFirmwareRequest'
-    retries: Int_ge0 = Field(None, alias='retries')
-    retry_interval: StrictInt = Field(None, alias='retryInterval')
+    retries: Omittable[Int_ge0] = Field(None, alias='retries')
+    retry_interval: Omittable[StrictInt] = Field(None, alias='retryInterval')
     request_id: StrictInt = Field(alias='requestId')
     firmware: datatypes.FirmwareType = Field(alias='firmware')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UpdateFirmwareResponse(OcppModel):
@@ -1657,8 +1657,8 @@ class UpdateFirmwareResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'UpdateFirmwareResponse'
     status: enums.UpdateFirmwareStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UsePriorityChargingRequest(OcppModel):
@@ -1667,7 +1667,7 @@ class UsePriorityChargingRequest(OcppModel):
     schema_name: ClassVar[str] = 'UsePriorityChargingRequest'
     transaction_id: Str_max_length36 = Field(alias='transactionId')
     activate: StrictBool = Field(alias='activate')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class UsePriorityChargingResponse(OcppModel):
@@ -1675,8 +1675,8 @@ class UsePriorityChargingResponse(OcppModel):
 
     schema_name: ClassVar[str] = 'UsePriorityChargingResponse'
     status: enums.PriorityChargingStatusEnumType = Field(alias='status')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class VatNumberValidationRequest(OcppModel):
@@ -1684,17 +1684,17 @@ class VatNumberValidationRequest(OcppModel):
 
     schema_name: ClassVar[str] = 'VatNumberValidationRequest'
     vat_number: Str_max_length20 = Field(alias='vatNumber')
-    evse_id: Int_ge0 = Field(None, alias='evseId')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
 
 
 class VatNumberValidationResponse(OcppModel):
     """OCPP 2.1 VatNumberValidationResponse (schema VatNumberValidationResponse.json)."""
 
     schema_name: ClassVar[str] = 'VatNumberValidationResponse'
-    company: datatypes.AddressType = Field(None, alias='company')
-    status_info: datatypes.StatusInfoType = Field(None, alias='statusInfo')
+    company: Omittable[datatypes.AddressType] = Field(None, alias='company')
+    status_info: Omittable[datatypes.StatusInfoType] = Field(None, alias='statusInfo')
     vat_number: Str_max_length20 = Field(alias='vatNumber')
-    evse_id: Int_ge0 = Field(None, alias='evseId')
+    evse_id: Omittable[Int_ge0] = Field(None, alias='evseId')
     status: enums.GenericStatusEnumType = Field(alias='status')
-    custom_data: datatypes.CustomDataType = Field(None, alias='customData')
+    custom_data: Omittable[datatypes.CustomDataType] = Field(None, alias='customData')
