@@ -520,6 +520,107 @@ def test_error_and_call_errors_set_last_error() -> None:
     assert view.faults == 0
 
 
+def started_201(s: Feed, tx_id: str, evse: int) -> dict[str, Any] | None:
+    return s.up(
+        "TransactionEvent",
+        {
+            "eventType": "Started",
+            "timestamp": "2026-05-28T20:30:00Z",
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": tx_id, "chargingState": "Charging"},
+            "idToken": {"idToken": TOKEN, "type": "ISO14443"},
+            "evse": {"id": evse, "connectorId": 1},
+            "meterValue": [{"timestamp": "x", "sampledValue": [{"value": 10.5}]}],
+        },
+    )
+
+
+def test_restore_takes_back_a_published_state() -> None:
+    view = StationView()
+    s = Feed(view, "CP1", "2.0.1")
+    s.status("online")
+    s.up(
+        "BootNotification",
+        {
+            "chargingStation": {"vendorName": "V", "model": "M", "serialNumber": "S"},
+            "reason": "Watchdog",
+        },
+    )
+    s.answer({"currentTime": "x", "interval": 60, "status": "Accepted"})
+    s.up(
+        "StatusNotification",
+        {"timestamp": "x", "connectorStatus": "Occupied", "evseId": 2, "connectorId": 1},
+    )
+    started_201(s, "tx-9", 2)
+    s.answer({"idTokenInfo": {"status": "Accepted"}})
+    view.error("CP1", "undecodable frame", s.now)
+    retained = view.payload("CP1")
+    before = json.loads(retained)
+    assert before["transactions"]["2"]["authorized"] is True and before["last_error"]
+
+    restarted = StationView()
+    assert restarted.restore("CP1", retained)
+    assert restarted.snapshot("CP1") == before
+    assert not restarted.restore("CP1", retained)  # a station already held keeps its state
+    # The first frame after the restart publishes; the session carries on.
+    later = Feed(restarted, "CP1", "2.0.1", now=s.now)
+    state = later.up("Heartbeat", {})
+    assert state is not None and state["vendor"] == "V" and state["counts"]["up"] == 4
+    state = later.up(
+        "TransactionEvent",
+        {
+            "eventType": "Ended",
+            "timestamp": "x",
+            "triggerReason": "EVDeparted",
+            "seqNo": 1,
+            "transactionInfo": {"transactionId": "tx-9"},
+        },
+    )
+    assert state is not None and state["transactions"] == {}
+    assert restarted.faults == 0
+
+    # A 1.6 state (integer transaction ids, connector keys without an EVSE) round trips too.
+    v16 = Feed(StationView(), "CP16", "1.6")
+    v16.up("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Charging"})
+    v16.up(
+        "StartTransaction",
+        {"connectorId": 1, "idTag": TOKEN, "meterStart": 7, "timestamp": "2026-05-28T20:30:00Z"},
+    )
+    v16.answer({"transactionId": 3, "idTagInfo": {"status": "Accepted"}})
+    other = StationView()
+    assert other.restore("CP16", v16.view.payload("CP16").decode())
+    assert other.snapshot("CP16") == v16.state()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b"\xff\xfe",
+        b'{"station": "CP2"}',  # another station's state
+        b'{"station": "CP1", "status": 5, "connectors": {"a/b": {}, "1/2/3": {"status": "x"}}}',
+        b'{"station": "CP1", "transactions": {"x": {}, "1": {"id": [1]}, "2": 7}, "counts": []}',
+        b'{"station": "CP1", "boot": {"at": "never"}, "last_error": {"at": 1, "text": 2}}',
+        b'{"station": "CP1", "version": "9.9", "last_seen": "2026-13-45T99:00:00Z"}',
+    ],
+)
+def test_restore_takes_only_what_is_well_formed(data: bytes) -> None:
+    view = StationView()
+    if view.restore("CP1", data):
+        state = view.snapshot("CP1")
+        assert state["connectors"] == {} and state["transactions"] == {}
+        assert state["status"] == "unknown" and state["version"] is None
+        assert state["boot"] is None and state["last_error"] is None
+        assert state["counts"] == {"up": 0, "down": 0}
+        check_payload(view.payload("CP1"))
+    else:
+        assert "CP1" not in view
+    assert view.faults == 0
+
+
 def test_forget() -> None:
     view = StationView()
     view.observe("CP1", "2.0.1", "up", Call("1", "Heartbeat", {}), T0)

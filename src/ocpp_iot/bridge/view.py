@@ -72,6 +72,9 @@ station every minute. ``status`` "online" for a station in status "unknown" also
 frame the station sends (the MQTT birth message may have been missed); "offline" only from
 :meth:`~StationView.status`.
 
+After a restart, :meth:`~StationView.restore` takes the retained payload back, so the summary
+does not lose what only a BootNotification tells.
+
 Memory per station is bounded (at most 64 connectors, 16 transactions, 16 unanswered CALLs,
 8 remembered token verdicts, strings cut to 64 characters, error texts to 256);
 :meth:`~StationView.forget` drops a removed station.
@@ -85,7 +88,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ..rpc import Call, CallError, CallResult, CallResultError, Send
+from ..rpc import VERSIONS, Call, CallError, CallResult, CallResultError, Send
 
 __all__ = ["StationView", "DEFAULT_REFRESH"]
 
@@ -110,11 +113,20 @@ _PHASES = frozenset(("L1", "L2", "L3"))
 # -- small, total helpers: wrong types give None, never an exception -------------------------
 
 
+_ISO_CACHE: dict[int, str] = {}  # whole second -> text: the same few seconds recur in a state
+
+
 def _iso(t: float | None) -> str | None:
     if t is None:
         return None
     try:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        second = math.floor(t)
+        text = _ISO_CACHE.get(second)
+        if text is None:
+            if len(_ISO_CACHE) >= 4096:
+                _ISO_CACHE.clear()
+            text = _ISO_CACHE[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        return text
     except (OverflowError, OSError, ValueError, TypeError):
         return None
 
@@ -748,6 +760,26 @@ class StationView:
         """Drop a removed station (the caller also clears its retained topic)."""
         self._stations.pop(station, None)
 
+    def restore(self, station: str, data: bytes | str) -> bool:
+        """Start from a state this view published before a restart (the retained message).
+
+        Without it, a restarted bridge would republish every station with vendor, model, boot and
+        transactions unknown until the station boots again. Only fields of the documented shape
+        and types are taken; anything else is left out. A station the view already holds keeps
+        what it has (frames seen since the start are newer). Returns whether the state was used.
+        The next frame or status of the station publishes, as for a new station.
+        """
+        try:
+            if station in self._stations:
+                return False
+            value = json.loads(data)
+            if type(value) is not dict or value.get("station") != station:
+                return False
+            self._stations[station] = _restored(station, value)
+            return True
+        except Exception:  # unreadable JSON included: start afresh instead
+            return False
+
     # -- internals --
 
     def _call_error(
@@ -774,6 +806,65 @@ class StationView:
         st.dirty = False
         st.published_at = now
         return data
+
+
+def _restored(station: str, value: dict[str, Any]) -> _Station:
+    """A station state from a published payload, taking only well-typed documented fields."""
+    st = _Station(station)
+    status = value.get("status")
+    if status == "online" or status == "offline":
+        st.status = status
+        st.status_since = _timestamp(value.get("status_since"))
+    version = value.get("version")
+    if version in VERSIONS:
+        st.version = version
+    st.vendor = _str(value.get("vendor"))
+    st.model = _str(value.get("model"))
+    st.serial = _str(value.get("serial"))
+    st.firmware = _str(value.get("firmware"))
+    boot = _dict(value.get("boot"))
+    st.boot_at = _timestamp(boot.get("at"))
+    if st.boot_at is not None:
+        st.boot_reason, st.boot_status = _str(boot.get("reason")), _str(boot.get("status"))
+    st.last_seen = _timestamp(value.get("last_seen"))
+    for key, item in _dict(value.get("connectors")).items():
+        if len(st.connectors) >= MAX_CONNECTORS:
+            break
+        if type(item) is not dict:
+            continue
+        numbers = tuple(int(part) for part in key.split("/") if part.isdecimal() and part.isascii())
+        status_text, since = _str(item.get("status")), _timestamp(item.get("since"))
+        if len(numbers) in (1, 2) and len(numbers) == key.count("/") + 1 and status_text:
+            if since is not None:
+                st.connectors[numbers] = (status_text, _str(item.get("error")), since)
+    for key, item in _dict(value.get("transactions")).items():
+        if len(st.transactions) >= MAX_TRANSACTIONS:
+            break
+        if type(item) is not dict or not (
+            key == _UNKNOWN_EVSE or (key.isdecimal() and key.isascii())
+        ):
+            continue
+        tx_id = item.get("id")
+        if not (type(tx_id) is int or _str(tx_id) == tx_id):  # 1.6 int, 2.x string (or null)
+            continue
+        tx = _Tx(tx_id)
+        tx.connector = _int(item.get("connector"))
+        tx.started = _timestamp(item.get("started"))
+        tx.authorized = item.get("authorized") is True
+        tx.state = _str(item.get("state"))
+        energy, power = item.get("energy_wh"), item.get("power_w")
+        tx.energy = _number(energy) if type(energy) is not str else None
+        tx.power = _number(power) if type(power) is not str else None
+        st.transactions[key] = tx
+    last_error = _dict(value.get("last_error"))
+    at, text = _timestamp(last_error.get("at")), _str(last_error.get("text"), MAX_TEXT)
+    if at is not None and text is not None:
+        st.last_error = (at, text)
+    counts = _dict(value.get("counts"))
+    up, down = _int(counts.get("up")), _int(counts.get("down"))
+    st.up = up if up is not None and up >= 0 else 0
+    st.down = down if down is not None and down >= 0 else 0
+    return st
 
 
 def _encode(value: dict[str, Any]) -> bytes:
