@@ -280,6 +280,11 @@ def test_v201_session_boot_connectors_transaction_disconnect() -> None:
     assert state["status"] == "offline" and state["status_since"] == iso(s.now)
     assert state["counts"] == {"up": 13, "down": 10}
     assert s.status("offline") is None  # a repeated will is no change
+    # A CALL to the station is no sign of life: last_seen stays.
+    seen = s.state()["last_seen"]
+    reset = Call("r1", "Reset", {"type": "Immediate"})
+    assert view.observe("CP1", "2.0.1", "down", reset, s.now + 5) is None
+    assert s.state()["last_seen"] == seen and s.state()["counts"]["down"] == 11
     # A late frame from a station marked offline does not make it online again.
     assert s.up("Heartbeat", {}) is None
     assert s.state()["status"] == "offline"
@@ -618,6 +623,30 @@ def test_restore_takes_only_what_is_well_formed(data: bytes) -> None:
         check_payload(view.payload("CP1"))
     else:
         assert "CP1" not in view
+    assert view.faults == 0
+
+
+def test_wrong_types_are_left_out_not_published() -> None:
+    view = StationView()
+    s = Feed(view, "CP1", "2.0.1")
+    state = s.up("BootNotification", {"chargingStation": {"vendorName": 5, "model": ["M"]}})
+    assert state is not None and (state["vendor"], state["model"]) == (None, None)
+    s.up("StatusNotification", {"connectorStatus": "Available", "evseId": True, "connectorId": 1})
+    s.up("StatusNotification", {"connectorStatus": "Available", "evseId": 1.0, "connectorId": 1})
+    s.up("StatusNotification", {"connectorStatus": 3, "evseId": 1, "connectorId": 1})
+    assert s.state()["connectors"] == {}
+    started_201(s, "tx-1", 1)
+    for bad in ("NaN", "Infinity", True, None, "12", [1], 1e400):
+        s.up(
+            "TransactionEvent",
+            {
+                "eventType": "Updated",
+                "transactionInfo": {"transactionId": "tx-1"},
+                "meterValue": [{"sampledValue": [{"value": bad}]}],
+            },
+        )
+    tx = s.state()["transactions"]["1"]
+    assert tx["energy_wh"] == 12.0  # "12" is read as a decimal string (the 1.6 form); the rest not
     assert view.faults == 0
 
 

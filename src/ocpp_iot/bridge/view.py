@@ -24,7 +24,7 @@ Payload (compact JSON, UTF-8, keys always present and in this order)::
         "status": "Accepted",           #   from the response; null while it is unanswered
         "at": "2026-06-05T12:41:02Z"    #   when the bridge saw the request
       },
-      "last_seen": "2026-06-05T12:54:51Z",  # last frame from or to the station, or "online"
+      "last_seen": "2026-06-05T12:54:51Z",  # last frame from the station, or its "online"
       "connectors": {                   # from StatusNotification, sorted by number
         "1/1": {                        #   2.x "<evseId>/<connectorId>"; 1.6 "<connectorId>"
           "status": "Occupied",         #   2.x connectorStatus; 1.6 status
@@ -680,13 +680,13 @@ class StationView:
             st = self._stations.get(station)
             if st is None:
                 st = self._stations[station] = _Station(station)
-            st.last_seen = now
             if version != st.version:
                 st.version = _str(version)
                 st.dirty = True
             kind = type(frame)
             if direction == "up":
                 st.up += 1
+                st.last_seen = now
                 if st.status == "unknown":  # the station speaks, so it is connected
                     st.status, st.status_since = "online", now
                     st.dirty = True
