@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Per-frame cost of reading and validating OCPP-J frames, ours against the usual validators.
+"""Per-frame cost of reading and validating OCPP frames, ours against the usual validators.
 
 Input: every frame of ../shared/corpus/sessions-v201.jsonl as compact JSON bytes (a
-CALLRESULT is validated against the response schema of the action of its CALL). Each row runs
+CALLRESULT is validated against the response schema of the action of its CALL), and the same
+frames as compact CBOR (``ocpp_iot.codecs.cbor``, what stations send on MQTT). Each row runs
 over all frames; the whole set of rows is repeated (default 7 times) in one process and the
 table shows the min and median per frame, and each row's median relative to ours (strict).
 Times are CPU time of this process (``time.process_time``): the machine is shared, and CPU
@@ -16,11 +17,16 @@ Rows:
    ``json.loads``;
 4. ``fastjsonschema``: one compiled function per schema, after ``json.loads``;
 5. ``jsonschema-rs``: one prebuilt validator per schema, after ``json.loads``;
-6. ours: ``ocpp_iot.model.parse_frame_json`` - frame bytes in, header fields and a typed,
-   validated pydantic model out (date-times checked), strict and lenient; then, for
-   information, ``json.loads`` + ``ocpp_iot.model.parse`` (dict in, model out), and the
-   pydantic-core validation of the already cut-out payload bytes alone (the part of ours that
-   the header handling does not add).
+6. ours, the paths the product uses, bytes in, typed and validated pydantic model out
+   (date-times checked):
+   - OCPP-J: ``ocpp_iot.model.parse_frame_json``, the one OCPP-J parser (its header rules are
+     ``ocpp_iot.codecs.ocppj``'s), strict and lenient;
+   - compact CBOR: ``ocpp_iot.codecs.cbor.decode``, then the model of the frame's action
+     (``find_action`` + ``parse``), as the bridge does before dispatch;
+   - for information: ``ocppj.decode`` + ``find_action`` + ``parse`` (OCPP-J through dicts),
+     ``cbor.decode`` alone (the codec's share of the CBOR row), and the pydantic-core
+     validation of the already cut-out payload bytes alone (the part of ours that the header
+     handling does not add).
 
 Usage: python bench/validate_speed.py [--reps 7] [--no-docs]
 Writes the table into docs/model.md (section "Validation speed") unless --no-docs.
@@ -47,6 +53,9 @@ CORPUS = ROOT.parent / "shared" / "corpus" / "sessions-v201.jsonl"  # shared/ be
 DOC = ROOT / "docs" / "model.md"
 BEGIN = "<!-- validate_speed:begin -->"
 END = "<!-- validate_speed:end -->"
+
+
+OURS = "ours, OCPP-J: parse_frame_json, strict -> typed model"
 
 
 def load_frames() -> tuple[list[bytes], dict[str, str], list[str]]:
@@ -122,7 +131,9 @@ def make_rows(
     rs = {n: jsonschema_rs.validator_for(s).validate for n, s in schemas.items()}
 
     # -- ours --------------------------------------------------------------------------------
-    from ocpp_iot.model import _validator, get_version, parse_frame_json
+    from ocpp_iot.codecs import cbor, ocppj
+    from ocpp_iot.model import _validator, find_action, get_version, parse, parse_frame_json
+    from ocpp_iot.rpc import CallResult
 
     get = actions.get
 
@@ -134,17 +145,39 @@ def make_rows(
         for b in datas:
             parse_frame_json(b, "2.0.1", get, lenient=True, warnings=[])
 
-    from ocpp_iot.model import parse
+    # the CBOR frames stations send (a CALLRESULT carries its action in CBOR)
+    cbor_datas = []
+    for b in datas:
+        frame = ocppj.decode(b, "2.0.1")
+        if isinstance(frame, CallResult):
+            frame = CallResult(frame.message_id, frame.payload, actions[frame.message_id])
+        cbor_datas.append(cbor.encode(frame, "2.0.1"))
+    cbor_decode = cbor.decode
 
-    acts201 = get_version("2.0.1").ACTIONS
+    def run_ours_cbor() -> None:
+        for b in cbor_datas:
+            version, frame = cbor_decode(b)
+            f: Any = frame  # a Call or a CallResult with its action
+            act = find_action(version, f.action)
+            cls = act.response if f.message_type == 3 else act.request
+            assert cls is not None
+            parse(cls, f.payload)
+
+    def run_cbor_only() -> None:
+        for b in cbor_datas:
+            cbor_decode(b)
+
+    ocppj_decode = ocppj.decode
 
     def run_ours_dict() -> None:
         for b in datas:
-            fr = loads(b)
-            if fr[0] == 2:
-                parse(acts201[fr[2]].request, fr[3])
+            f: Any = ocppj_decode(b, "2.0.1")
+            if f.message_type == 2:
+                parse(find_action("2.0.1", f.action).request, f.payload)
             else:
-                parse(acts201[actions[fr[1]]].response, fr[2])
+                response = find_action("2.0.1", actions[f.message_id]).response
+                assert response is not None
+                parse(response, f.payload)
 
     # breakdown: the pydantic-core part of ours alone (payload bytes already cut out)
 
@@ -166,9 +199,11 @@ def make_rows(
         ("json.loads + jsonschema (prebuilt)", after_loads(js)),
         ("json.loads + fastjsonschema (compiled)", after_loads(fj)),
         ("json.loads + jsonschema-rs (prebuilt)", after_loads(rs)),
-        ("ours: parse_frame_json, strict -> typed model", run_ours),
-        ("ours: parse_frame_json, lenient -> typed model", run_ours_lenient),
-        ("json.loads + ours: parse(dict) -> typed model", run_ours_dict),
+        (OURS, run_ours),
+        ("ours, OCPP-J: parse_frame_json, lenient -> typed model", run_ours_lenient),
+        ("ours, CBOR: cbor.decode + parse -> typed model", run_ours_cbor),
+        ("(breakdown) cbor.decode alone -> frame of dicts", run_cbor_only),
+        ("(for information) ocppj.decode + parse(dict) -> typed model", run_ours_dict),
         ("(breakdown) pydantic-core model validation of the payload alone", run_models_only),
     ]
 
@@ -189,7 +224,7 @@ def measure(
 
 
 def table(times: dict[str, list[float]]) -> str:
-    ours = statistics.median(times["ours: parse_frame_json, strict -> typed model"])
+    ours = statistics.median(times[OURS])
     out = [
         "| # | validator | min µs/frame | median µs/frame | median / ours |",
         "| --- | --- | ---: | ---: | ---: |",
@@ -274,7 +309,7 @@ def main() -> int:
     times = measure(rows, len(datas), args.reps)
     tab = table(times)
     rs = statistics.median(times["json.loads + jsonschema-rs (prebuilt)"])
-    ours = statistics.median(times["ours: parse_frame_json, strict -> typed model"])
+    ours = statistics.median(times[OURS])
     verdict = "met" if ours <= rs else "missed"
     import pydantic
     import pydantic_core
