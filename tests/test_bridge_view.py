@@ -647,6 +647,11 @@ def test_wrong_types_are_left_out_not_published() -> None:
         )
     tx = s.state()["transactions"]["1"]
     assert tx["energy_wh"] == 12.0  # "12" is read as a decimal string (the 1.6 form); the rest not
+    # A version that is none of ours is not published, and does not make every frame a change.
+    weird = Feed(view, "CP2", "9" * 100)
+    assert weird.up("Heartbeat", {}) is not None
+    assert weird.up("Heartbeat", {}) is None
+    assert weird.state()["version"] is None
     assert view.faults == 0
 
 

@@ -203,11 +203,12 @@ def _meter(values: Any) -> tuple[float | None, float | None]:
         for sample in samples:
             if type(sample) is not dict:
                 continue
-            # The measurand defaults to Energy.Active.Import.Register (1.6 and 2.x).
+            # SampledValue: measurand defaults to Energy.Active.Import.Register and the unit
+            # to Wh, in 1.6 and 2.x alike; 2.x adds a power-of-ten multiplier (default 0).
             measurand = sample.get("measurand", _ENERGY)
             if measurand == _ENERGY:
                 factors, default_unit = _ENERGY_FACTORS, "Wh"
-            elif measurand == _POWER:
+            elif measurand == _POWER:  # a power "in Wh" makes no sense: read a missing unit as W
                 factors, default_unit = _POWER_FACTORS, "W"
             else:
                 continue
@@ -215,12 +216,12 @@ def _meter(values: Any) -> tuple[float | None, float | None]:
             if x is None:
                 continue
             unit_of_measure = sample.get("unitOfMeasure")
-            if type(unit_of_measure) is dict:  # 2.x: unit (default Wh) and a power-of-10 multiplier
+            if type(unit_of_measure) is dict:  # 2.x: unitOfMeasure.unit and .multiplier
                 unit = unit_of_measure.get("unit", default_unit)
                 multiplier = unit_of_measure.get("multiplier", 0)
                 if type(multiplier) is not int or not -9 <= multiplier <= 9:
                     continue
-            else:  # 1.6: unit beside the value (default Wh)
+            else:  # 1.6: unit beside the value
                 unit = sample.get("unit", default_unit)
                 multiplier = 0
             factor = factors.get(unit) if type(unit) is str else None
@@ -426,6 +427,10 @@ def _tx_order(key: str) -> tuple[int, int | str]:
 
 
 # -- what the station's CALLs and their answers change ------------------------------------------
+# 2.0.1/2.1 part 2 use cases: B01 (boot), G01 (StatusNotification), C01 (Authorize), E01-E07
+# (TransactionEvent Started/Updated/Ended, one transaction per EVSE), J01/J02 (meter values).
+# 1.6 core profile: BootNotification, StatusNotification, Authorize, Start/StopTransaction
+# (the transactionId comes in the StartTransaction.conf), MeterValues.
 # Handlers take (station state, payload, now, message id) for CALLs from the station and
 # (station state, payload, context saved with the CALL or None, now) for the answers.
 
@@ -680,8 +685,8 @@ class StationView:
             st = self._stations.get(station)
             if st is None:
                 st = self._stations[station] = _Station(station)
-            if version != st.version:
-                st.version = _str(version)
+            if version != st.version and version in VERSIONS:
+                st.version = version
                 st.dirty = True
             kind = type(frame)
             if direction == "up":
