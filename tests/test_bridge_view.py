@@ -979,49 +979,65 @@ def id_tokens(value: Any) -> set[str]:
     return found
 
 
+def corpus_order(sessions: dict[int, list[tuple[str, Any]]], interleaved: bool) -> list[int]:
+    """Session numbers in the order their next frame is fed: one after another, or round robin."""
+    if not interleaved:
+        return [k for k, rows in sessions.items() for _ in rows]
+    lanes = [[k] * len(rows) for k, rows in sessions.items()]
+    return [k for turn in itertools.zip_longest(*lanes) for k in turn if k is not None]
+
+
 @pytest.mark.skipif(not CORPUS.exists(), reason="corpus not available")
-def test_corpus_sessions_keep_the_invariants() -> None:
+@pytest.mark.parametrize("interleaved", [False, True], ids=["one-by-one", "interleaved"])
+def test_corpus_sessions_keep_the_invariants(interleaved: bool) -> None:
     sessions = corpus_sessions()
     assert len(sessions) >= 200
     view = StationView()
     tokens: set[str] = set()
-    published = 0
-    frames = 0
+    published = frames = 0
     now = T0
-    for k, rows in sessions.items():
+    position = dict.fromkeys(sessions, 0)
+    actions: dict[int, dict[str, str]] = {k: {} for k in sessions}
+    vendors: dict[int, str] = {}
+    for k in sessions:
+        assert view.status(f"S{k}", "online", now) is not None
+    for k in corpus_order(sessions, interleaved):
         station = f"S{k}"
-        assert view.status(station, "online", now) is not None
-        actions: dict[str, str] = {}
-        boot_vendor = None
-        for direction, raw in rows:
-            now += 1.0
-            frames += 1
-            frame = ocppj.from_list(raw, "2.0.1")
-            tokens |= id_tokens(raw)
-            action = None
-            if isinstance(frame, Call):
-                actions[frame.message_id] = frame.action
-                if frame.action == "BootNotification":
-                    boot_vendor = frame.payload["chargingStation"]["vendorName"]
-            else:
-                action = actions.get(frame.message_id)
-            data = view.observe(station, "2.0.1", direction, frame, now, action=action)
-            if data is not None:
-                published += 1
-                state = check_payload(data)
-                assert state["station"] == station
-                assert all(token.encode() not in data for token in tokens)
-            if action == "Heartbeat" or (isinstance(frame, Call) and frame.action == "Heartbeat"):
-                assert data is None  # heartbeats never republish within the refresh interval
-            if isinstance(frame, Call) and frame.action == "TransactionEvent":
-                tx_id = frame.payload["transactionInfo"]["transactionId"]
-                ids = {tx["id"] for tx in view.snapshot(station)["transactions"].values()}
-                assert (tx_id in ids) == (frame.payload["eventType"] != "Ended")
-        final = check_payload(view.status(station, "offline", now) or b"")
-        assert final["transactions"] == {}  # every session ended its transaction
-        assert final["vendor"] == boot_vendor and final["boot"]["status"] == "Accepted"
-        assert final["connectors"] and final["counts"]["up"] + final["counts"]["down"] == len(rows)
-        view.forget(station)
+        direction, raw = sessions[k][position[k]]
+        position[k] += 1
+        now += 0.01
+        frames += 1
+        frame = ocppj.from_list(raw, "2.0.1")
+        tokens |= id_tokens(raw)
+        action = None
+        if isinstance(frame, Call):
+            actions[k][frame.message_id] = frame.action
+            if frame.action == "BootNotification":
+                vendors[k] = frame.payload["chargingStation"]["vendorName"]
+        else:
+            action = actions[k].get(frame.message_id)
+        data = view.observe(station, "2.0.1", direction, frame, now, action=action)
+        if data is not None:
+            published += 1
+            state = check_payload(data)
+            assert state["station"] == station
+            assert all(token.encode() not in data for token in tokens)
+        if action == "Heartbeat" or (isinstance(frame, Call) and frame.action == "Heartbeat"):
+            assert data is None  # heartbeats never republish within the refresh interval
+        active = view.snapshot(station)["transactions"].values()
+        if isinstance(frame, Call) and frame.action == "TransactionEvent":
+            tx_id = frame.payload["transactionInfo"]["transactionId"]
+            assert (tx_id in {tx["id"] for tx in active}) == (frame.payload["eventType"] != "Ended")
+        if action == "TransactionEvent" and isinstance(frame, CallResult):
+            if frame.payload.get("idTokenInfo", {}).get("status") == "Accepted":
+                assert all(tx["authorized"] for tx in active)
+        if position[k] == len(sessions[k]):  # the session's last frame
+            final = check_payload(view.status(station, "offline", now) or b"")
+            assert final["transactions"] == {}  # every session ended its transaction
+            assert final["vendor"] == vendors[k] and final["boot"]["status"] == "Accepted"
+            assert final["connectors"]
+            assert final["counts"]["up"] + final["counts"]["down"] == len(sessions[k])
+    assert len(view) == len(sessions)
     assert tokens and published < frames / 2  # far fewer publications than frames
     assert view.faults == 0
 
