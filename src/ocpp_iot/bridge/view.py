@@ -872,7 +872,9 @@ def _restored(station: str, value: dict[str, Any]) -> _Station:
     return st
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _encode(value: dict[str, Any]) -> bytes:
     # "replace": a lone surrogate from a station's JSON string must not make encoding fail.
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8", "replace")
+    return _ENCODER.encode(value).encode("utf-8", "replace")
