@@ -36,7 +36,17 @@ from ocpp_iot.codecs._cbor_runtime import (
     dec_string,
     enc_string,
 )
-from ocpp_iot.rpc import Call, CallError, CallResult, CallResultError, Frame, Send
+from ocpp_iot.codecs.ocppj import MAX_MESSAGE_ID_LENGTH
+from ocpp_iot.rpc import (
+    Call,
+    CallError,
+    CallResult,
+    CallResultError,
+    ErrorCode,
+    Frame,
+    Send,
+    error_code_for,
+)
 
 __all__ = ["FORMAT_VERSION", "MAX_FRAME_SIZE", "encode", "decode", "header"]
 
@@ -232,20 +242,29 @@ def decode(data: bytes) -> tuple[str, Frame]:
                 raise DecodeError("frame truncated")
             mid = dec_string(items[0])
             start = 1
-    except DecodeError:
+    except DecodeError as exc:  # the id is unreadable: RpcFrameworkError, as 1.6 spells it
+        exc.version = version
+        exc.error_code = error_code_for(exc.error_code, version)
         raise
     except Exception as exc:  # any failure on hostile input is still a DecodeError
-        raise _decode_error(exc, None, mt) from None
+        raise _decode_error(exc, None, mt, version) from None
     try:
         return version, _frame(_CODECS.get(version) or _codec(version), mt, mid, items, start)
     except Exception as exc:
         # The message id was readable: say so, so that a receiver can answer a CALL with a
         # CALLERROR carrying its id (OCPP-J 2.0.1 section 4.2.3) instead of id "-1".
-        readable = mid if isinstance(mid, str) and 0 < len(mid) <= 36 else None
-        raise _decode_error(exc, readable, mt) from None
+        readable = mid if isinstance(mid, str) and 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH else None
+        raise _decode_error(exc, readable, mt, version) from None
 
 
-def _decode_error(exc: Exception, mid: str | None, mt: int) -> DecodeError:
+def _decode_error(exc: Exception, mid: str | None, mt: int, version: str) -> DecodeError:
+    """The DecodeError of a frame whose header (and so ``version``) was read.
+
+    A CALL or SEND with a readable id is answered with its id: ``NotImplemented`` for an action
+    code beyond the version's table (OCPP-J part 4 section 4.3: not known by the receiver),
+    ``FormatViolation`` for anything else wrong in it; otherwise ``RpcFrameworkError``. Codes
+    are spelled as ``version`` spells them (1.6: ``FormationViolation``, ``GenericError``).
+    """
     if isinstance(exc, DecodeError):
         reason = exc.reason
     elif isinstance(exc, Bad):
@@ -254,8 +273,15 @@ def _decode_error(exc: Exception, mid: str | None, mt: int) -> DecodeError:
         reason = "frame truncated: fewer items than the schema needs"
     else:
         reason = f"malformed frame: {type(exc).__name__}: {exc}"
-    code = "FormatViolation" if mid is not None and mt in (2, 6) else "RpcFrameworkError"
-    return DecodeError(reason, message_id=mid, error_code=code)
+    if mid is None or mt not in (2, 6):
+        code = ErrorCode.RPC_FRAMEWORK_ERROR
+    elif isinstance(exc, DecodeError) and exc.error_code == ErrorCode.NOT_IMPLEMENTED:
+        code = ErrorCode.NOT_IMPLEMENTED
+    else:
+        code = ErrorCode.FORMAT_VIOLATION
+    return DecodeError(
+        reason, message_id=mid, error_code=error_code_for(code, version), version=version
+    )
 
 
 def _frame(codec: VersionCodec, mt: int, mid: str, items: list[Any], start: int) -> Frame:
@@ -281,7 +307,7 @@ def _frame(codec: VersionCodec, mt: int, mid: str, items: list[Any], start: int)
     c = act.__class__
     if c is int and act >= 0:
         if act >= len(codec.actions):
-            raise DecodeError(f"unknown action code {act}")
+            raise DecodeError(f"unknown action code {act}", error_code=ErrorCode.NOT_IMPLEMENTED)
         it = iter(items)
         for _ in range(start + 1):
             next(it)
