@@ -5,7 +5,8 @@ observe`), the station's MQTT status (:meth:`~StationView.status`) and its own c
 station (:meth:`~StationView.error`); each call returns the bytes to publish, retained, on the
 station's ``json/state`` topic, or ``None`` when nothing an operator cares about changed. The view
 does no I/O and reads no clock: ``now`` is passed in, as float seconds since the Unix epoch.
-No call ever raises: a station that sends nonsense must not break the bridge.
+``observe``, ``status``, ``error`` and ``restore`` never raise: a station that sends nonsense
+must not break the bridge (``faults`` counts what only the last-resort catch stopped).
 
 Payload (compact JSON, UTF-8, keys always present and in this order)::
 
