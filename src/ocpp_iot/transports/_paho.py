@@ -2,7 +2,7 @@
 
 Three speed-ups reach past paho's public API; :func:`internals` says which ones this paho
 still allows, each falls back to paho's own behaviour (logging one WARNING) when it does not,
-and ``tests/test_mqtt_internals.py`` fails as soon as a paho release changes what they rely on:
+and ``tests/test_mqtt_transport.py`` fails as soon as a paho release changes what they rely on:
 
 - ``Client._sock_recv(bufsize)``: paho reads every packet with three or more ``recv`` calls
   (the type byte, each byte of the length, the body). :class:`FastPaho` reads up to 64 KiB at
@@ -106,6 +106,7 @@ class FastPaho(paho.Client):
         self.recv_requests = 0  # paho's reads (served from the buffer when buffering)
         self.recv_calls = 0  # reads from the socket
         self.coalesced = 0  # packets joined into a bigger one
+        self.prepared_used = 0  # connections made on a socket connected off the loop
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -137,6 +138,7 @@ class FastPaho(paho.Client):
         if sock is None:
             return super()._create_socket()
         self.prepared_socket = None
+        self.prepared_used += 1
         return sock
 
     # -- writes -----------------------------------------------------------------------------

@@ -388,14 +388,16 @@ class AsyncMqttClient:
         """Describe why the connection of this attempt ended."""
         assert self._loop is not None
         cid = self.settings.client_id
-        name = str(reason) if reason is not None else "connection closed"
+        # paho names a socket closed under it "Unspecified error": say what happened instead
+        name = str(reason) if from_broker and reason is not None else "connection closed"
         refused = self._refused
         if refused is not None:
             code = int(refused.value)
             return self._outcome(
                 f"refused:{code}",
-                f"the MQTT broker at {self._url} refused client id {cid!r}: {refused} "
-                f"({code}): {refusal_advice(code, cid)}",
+                f"the MQTT broker at {self._url} refused client id {cid!r} (username "
+                f"{self.settings.credentials()[0]!r}): {refused} ({code}): "
+                f"{refusal_advice(code, cid)}",
             )
         if self._connected_at is None:
             return self._outcome(
@@ -414,9 +416,11 @@ class AsyncMqttClient:
                 f"another client with id {cid!r} took over the session on {self._url}: "
                 "is a second bridge (or another program with this client id) running?",
             )
-        if not self.settings.mqtt5 and not from_broker and self._short_drops >= 2:
-            # MQTT 3.1.1 has no reason codes: a broker that drops us again and again within
-            # seconds of a successful connect is most likely serving a rival with our id
+        if not from_broker and self._short_drops >= 2:
+            # MQTT 3.1.1 has no reason codes, and a broker may close an MQTT 5 connection
+            # without the DISCONNECT (mosquitto 2.0.11 does): a broker that drops us again and
+            # again within seconds of a successful connect is most likely serving a rival
+            # with our id
             self.taken_over = True
             return self._outcome(
                 "taken-over",
