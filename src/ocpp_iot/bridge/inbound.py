@@ -1,0 +1,488 @@
+"""Stations' CALLs and SENDs: claim, answer, store, send, acknowledge — in arrival order.
+
+Every frame a station publishes on ``up`` becomes one work item that goes through the same
+steps whatever runs the handler:
+
+1. **claim**: the CALLs of one socket read (more under load) are looked up in the store in one
+   call, off the event loop (:class:`~ocpp_iot.bridge.store.AsyncStore`): answered before (a
+   repeat after a restart, or answered by another worker), in hand elsewhere, or new. The
+   result primes the station's :class:`~ocpp_iot.rpc.Session`, whose answer cache then decides
+   (rule: a repeated CALL gets the first answer, the handler runs once);
+2. **answer**: the backend answers a new CALL, in the loop or awaited (``backend.runs_now``);
+3. **finish**: answers are stored with the handlers' deferred writes, one transaction for all
+   that are ready, and only then sent and acknowledged to the broker, in arrival order per
+   station (a CALLERROR for an unreadable frame waits its turn like any answer).
+
+Nothing is acknowledged before it is handled: when the store fails, the items are kept (not
+acknowledged) and retried with back-off; if the bridge dies meanwhile, the broker delivers them
+again (persistent session) and the store turns repeats into resends of the stored answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..rpc import (
+    IN_HAND,
+    Call,
+    CallError,
+    CallReceived,
+    CallResult,
+    DuplicateCall,
+    ErrorCode,
+    Frame,
+    InHand,
+    MemoryAnswerCache,
+    Send,
+    Session,
+    error_code_for,
+)
+from ..rpc import Answer as CachedAnswer
+from ..transports.mqtt import Message
+from .backend import Outcome
+from .store import Claim, ClaimResult, EffectsFailed, Finish
+
+if TYPE_CHECKING:
+    from .service import Bridge
+
+__all__ = ["Inbound", "StationCache"]
+
+log = logging.getLogger("ocpp_iot.bridge")
+
+_RETRY_MAX = 30.0
+
+
+class StationCache:
+    """One station's answer cache for its :class:`Session`: the last few answers in memory,
+    and what the store said about the CALLs of the batch in hand (primed before the session
+    sees them)."""
+
+    __slots__ = ("local", "primed")
+
+    def __init__(self, remember: int = 8) -> None:
+        self.local = MemoryAnswerCache(remember)
+        self.primed: dict[str, CachedAnswer | InHand | None] = {}
+
+    def get(self, message_id: str) -> CachedAnswer | InHand | None:
+        value = self.local.get(message_id)
+        if value is None:
+            value = self.primed.pop(message_id, None)
+        return value
+
+    def put(self, message_id: str, value: CachedAnswer | InHand) -> None:
+        self.local.put(message_id, value)
+
+
+@dataclass(slots=True)
+class Item:
+    """One frame from a station on its way through the bridge."""
+
+    station: str
+    msg: Message
+    version: str
+    frame: Call | Send | None
+    as_json: bool = False
+    #: the answer decided before any handler (a CALLERROR for an unreadable frame)
+    reject: CallError | None = None
+    claim: ClaimResult | None = None
+
+
+@dataclass(slots=True)
+class _Ready:
+    """An answer waiting to be stored (``finish``) and then sent, in order."""
+
+    item: Item
+    data: bytes | None
+    frame: Frame | None
+    finish: Finish | None = None
+    done: asyncio.Future[None] | None = None
+    state: dict[str, Any] | None = None
+
+
+@dataclass
+class _Backoff:
+    delay: float
+    first: float
+    failures: int = 0
+
+    def next(self) -> float:
+        self.failures += 1
+        wait = self.delay
+        self.delay = min(_RETRY_MAX, self.delay * 2)
+        return wait
+
+    def reset(self) -> None:
+        self.delay = self.first
+        self.failures = 0
+
+
+@dataclass
+class _StationWork:
+    queue: deque[Item] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+class Inbound:
+    """The inbound half of one bridge worker (see the module docstring)."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.config = bridge.config
+        self.store = bridge.store
+        self.backend = bridge.backend
+        self.sessions: dict[str, Session] = {}
+        self._incoming: list[Item] = []
+        self._consumer: asyncio.Task[None] | None = None
+        self._busy: dict[str, _StationWork] = {}
+        self._ready: list[_Ready] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        # stations whose handler state changed and is not stored yet: the latest state and
+        # how many stores of it are pending (a later CALL must not see the older stored one)
+        self._unstored: dict[str, tuple[dict[str, Any], int]] = {}
+        self._touched: dict[str, tuple[str, float]] = {}  # station -> (version, last stored)
+        self._claim_retry = _Backoff(self.config.store_retry, self.config.store_retry)
+        self._store_retry = _Backoff(self.config.store_retry, self.config.store_retry)
+
+    # -- entry --------------------------------------------------------------------------------
+
+    def session(self, station: str, version: str) -> Session:
+        s = self.sessions.get(station)
+        if s is None or s.version != version:
+            s = self.sessions[station] = Session(
+                version, call_timeout=self.config.call_timeout, cache=StationCache()
+            )
+        return s
+
+    def submit(self, item: Item) -> None:
+        """Take a CALL, a SEND or a rejected frame (from the loop thread)."""
+        self._incoming.append(item)
+        if self._consumer is None:
+            self._consumer = asyncio.ensure_future(self._consume())
+
+    async def drain(self, timeout: float) -> None:
+        """Finish what is in hand (shutdown): claimed items, station queues, pending stores."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (
+            self._incoming or self._consumer or self._busy or self._ready or self._flusher
+        ):
+            await asyncio.sleep(0.01)
+
+    # -- 1. claim -----------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        try:
+            while self._incoming:
+                items, self._incoming = self._incoming, []
+                try:
+                    await self._claim(items)
+                except Exception as exc:
+                    wait = self._claim_retry.next()
+                    log.error(
+                        "could not look up %d CALLs in the store (%s); not acknowledged, "
+                        "retrying in %.1f s",
+                        sum(1 for i in items if isinstance(i.frame, Call)),
+                        exc,
+                        wait,
+                    )
+                    self._incoming[:0] = items
+                    await asyncio.sleep(wait)
+                    continue
+                if self._claim_retry.failures:
+                    log.warning("the store answers again: claims resumed")
+                    self._claim_retry.reset()
+                for item in items:
+                    self._start(item)
+        finally:
+            self._consumer = None
+            if self._incoming:  # arrived after the last turn
+                self._consumer = asyncio.ensure_future(self._consume())
+
+    async def _claim(self, items: list[Item]) -> None:
+        keys: list[tuple[str, str]] = []
+        owners: list[Item] = []
+        for item in items:
+            frame = item.frame
+            if isinstance(frame, Call) and item.reject is None:
+                cache = self.session(item.station, item.version).cache
+                assert isinstance(cache, StationCache)
+                if cache.local.get(frame.message_id) is None:
+                    keys.append((item.station, frame.message_id))
+                    owners.append(item)
+        if not keys:
+            return
+        results = await self.store.claim_calls(
+            keys, self.bridge.owner, time.time(), mark=self.config.shared
+        )
+        for item, claim in zip(owners, results, strict=True):
+            assert isinstance(item.frame, Call)
+            item.claim = claim
+            cache = self.sessions[item.station].cache
+            assert isinstance(cache, StationCache)
+            if claim.claim is Claim.DONE:
+                cache.primed[item.frame.message_id] = claim.response
+            elif claim.claim is Claim.BUSY:
+                cache.primed[item.frame.message_id] = IN_HAND
+
+    # -- 2. answer ----------------------------------------------------------------------------
+
+    def _start(self, item: Item) -> None:
+        work = self._busy.get(item.station)
+        if work is not None:  # the station's earlier frames first
+            work.queue.append(item)
+            return
+        try:
+            needs_await = self._step(item, now_only=True)
+        except Exception:
+            self._failed(item)
+            return
+        if needs_await:
+            work = self._busy[item.station] = _StationWork(deque([item]))
+            work.task = asyncio.ensure_future(self._station(item.station, work))
+
+    def _step(self, item: Item, *, now_only: bool) -> bool:
+        """Do what can be done for ``item`` without awaiting; True if it needs an await."""
+        frame = item.frame
+        if item.reject is not None or frame is None:
+            self._queue_answer(item, item.reject, None)
+            return False
+        if isinstance(frame, Send):
+            if now_only and not self.backend.runs_now(item.version, frame.action):
+                return True
+            outcome = self.backend.answer_now(item.station, item.version, frame, {})
+            self._send_done(item, outcome)
+            return False
+        session = self.session(item.station, item.version)
+        event = session.receive(frame, time.time())
+        if isinstance(event, DuplicateCall):
+            self.bridge.stats["duplicates"] += 1
+            if event.response is None:
+                log.info("repeated CALL %s from %s is in hand", frame.message_id, item.station)
+                self.bridge.ack(item.msg)
+            else:
+                log.info(
+                    "repeated CALL %s from %s: the stored answer", frame.message_id, item.station
+                )
+                data = event.response if isinstance(event.response, bytes) else None
+                self._queue_raw(item, data, event.response)
+            return False
+        assert isinstance(event, CallReceived)
+        if now_only and not self.backend.runs_now(item.version, frame.action):
+            return True  # the session marked it in hand: repeats wait for this answer
+        state, before = self._state_of(item)
+        outcome = self.backend.answer_now(item.station, item.version, frame, state)
+        self._answered(item, outcome, state, before)
+        return False
+
+    async def _station(self, station: str, work: _StationWork) -> None:
+        """Handle a station's frames one after another while one of them needs an await."""
+        try:
+            first = True
+            while work.queue:
+                item = work.queue.popleft()
+                try:
+                    if first or self._step(item, now_only=True):
+                        await self._await_item(item)
+                except Exception:
+                    self._failed(item)
+                first = False
+        finally:
+            del self._busy[station]
+
+    async def _await_item(self, item: Item) -> None:
+        frame = item.frame
+        assert frame is not None
+        if isinstance(frame, Send):
+            self._send_done(item, await self.backend.answer(item.station, item.version, frame, {}))
+            return
+        state, before = self._state_of(item)
+        outcome = await self.backend.answer(item.station, item.version, frame, state)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._answered(item, outcome, state, before, done)
+        await done  # the station's next frame waits until this answer is stored and sent
+
+    def _state_of(self, item: Item) -> tuple[dict[str, Any], str]:
+        self.bridge.stats["calls"] += 1
+        pending = self._unstored.get(item.station)
+        state = dict(pending[0]) if pending else (item.claim.state if item.claim else {})
+        return state, json.dumps(state, sort_keys=True) if state else ""
+
+    def _send_done(self, item: Item, outcome: Outcome) -> None:
+        if outcome.answer is not None:
+            assert item.frame is not None
+            log.warning(
+                "SEND %s from %s failed: %s", item.frame.action, item.station, outcome.answer
+            )
+        self.bridge.ack(item.msg)
+
+    def _failed(self, item: Item) -> None:
+        """Our own code failed on ``item``: log, leave it unacknowledged (redelivered on the
+        next connection) and forget it was in hand, so the redelivery is handled."""
+        frame = item.frame
+        mid = frame.message_id if frame is not None else "?"
+        log.exception("failed to handle %s from %s; left unacknowledged", mid, item.station)
+        session = self.sessions.get(item.station)
+        if session is not None and isinstance(session.cache, StationCache):
+            session.cache.local.discard(mid)
+
+    # -- 3. finish ----------------------------------------------------------------------------
+
+    def _answered(
+        self,
+        item: Item,
+        outcome: Outcome,
+        state: dict[str, Any],
+        before: str,
+        done: asyncio.Future[None] | None = None,
+    ) -> None:
+        frame = item.frame
+        assert isinstance(frame, Call)
+        answer = outcome.answer
+        if answer is None:  # pragma: no cover - dispatch answers every CALL
+            answer = CallError(frame.message_id, ErrorCode.INTERNAL_ERROR, "no answer", {})
+        data, answer = self._encode_answer(item, frame, answer)
+        now = time.time()
+        changed = (json.dumps(state, sort_keys=True) if state else "") != before
+        if changed:
+            pending = self._unstored.get(item.station)
+            self._unstored[item.station] = (state, (pending[1] if pending else 0) + 1)
+        seen = self._touched.get(item.station)
+        touch = seen is None or seen[0] != item.version or now - seen[1] > 60.0
+        if touch:
+            self._touched[item.station] = (item.version, now)
+        finish = Finish(
+            item.station,
+            frame.message_id,
+            data,
+            item.version,
+            now,
+            state if changed else None,
+            outcome.effects,
+            touch,
+        )
+        self.sessions[item.station].respond(answer, stored=data)
+        self._push(_Ready(item, data, answer, finish, done, state if changed else None))
+
+    def _encode_answer(
+        self, item: Item, call: Call, answer: CallResult | CallError
+    ) -> tuple[bytes, CallResult | CallError]:
+        try:
+            return self.bridge.encode_down(answer, item.version, item.as_json), answer
+        except Exception as exc:
+            log.error("cannot encode the answer to %s %s: %s", call.action, call.message_id, exc)
+            err = CallError(
+                call.message_id,
+                error_code_for(ErrorCode.INTERNAL_ERROR, item.version),
+                "the answer could not be encoded",
+                {},
+            )
+            return self.bridge.encode_down(err, item.version, item.as_json), err
+
+    def _queue_answer(self, item: Item, answer: CallError | None, done: Any) -> None:
+        if answer is None:
+            self.bridge.ack(item.msg)
+            return
+        try:
+            data = self.bridge.encode_down(answer, item.version, item.as_json)
+        except Exception as exc:
+            log.error("cannot encode %r for %s: %s", answer, item.station, exc)
+            self.bridge.ack(item.msg)
+            return
+        self._push(_Ready(item, data, answer))
+
+    def _queue_raw(self, item: Item, data: bytes | None, answer: Any) -> None:
+        if data is None:
+            data = self.bridge.encode_down(answer, item.version, item.as_json)
+        self._push(_Ready(item, data, None))
+
+    def _push(self, ready: _Ready) -> None:
+        self._ready.append(ready)
+        if self._flusher is not None or self._flush_timer is not None:
+            return
+        delay = self.config.commit_delay
+        loop = asyncio.get_running_loop()
+        if delay > 0 and len(self._ready) < 256:
+            self._flush_timer = loop.call_later(delay, self._start_flush)
+        else:
+            self._start_flush()
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        if self._flusher is None and self._ready:
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        """Store every ready answer in one transaction, then send and acknowledge them."""
+        try:
+            while self._ready:
+                batch, self._ready = self._ready, []
+                finishes = [r.finish for r in batch if r.finish is not None]
+                try:
+                    results = await self.store.finish_calls(finishes) if finishes else []
+                except Exception as exc:
+                    wait = self._store_retry.next()
+                    log.error(
+                        "could not store %d answers (%s); nothing sent or acknowledged, "
+                        "retrying in %.1f s",
+                        len(finishes),
+                        exc,
+                        wait,
+                    )
+                    self._ready[:0] = batch
+                    await asyncio.sleep(wait)
+                    continue
+                if self._store_retry.failures:
+                    log.warning("the store answers again: %d answers stored", len(finishes))
+                    self._store_retry.reset()
+                stored = iter(results)
+                for ready in batch:
+                    result = next(stored) if ready.finish is not None else None
+                    try:
+                        self._deliver(ready, result)
+                    except Exception:
+                        log.exception("failed to send an answer to %s", ready.item.station)
+        finally:
+            self._flusher = None
+            if self._ready:
+                self._start_flush()
+
+    def _deliver(self, ready: _Ready, result: bytes | EffectsFailed | None) -> None:
+        item = ready.item
+        if ready.state is not None:
+            pending = self._unstored.get(item.station)
+            if pending is not None and pending[1] <= 1:
+                del self._unstored[item.station]
+            elif pending is not None:
+                self._unstored[item.station] = (pending[0], pending[1] - 1)
+        if isinstance(result, EffectsFailed):
+            frame = item.frame
+            assert isinstance(frame, Call)
+            log.error("the %s handler's writes failed: %s", frame.action, result)
+            err = CallError(
+                frame.message_id,
+                error_code_for(ErrorCode.INTERNAL_ERROR, item.version),
+                "the handler's writes failed",
+                {},
+            )
+            self._forget(item)
+            self.bridge.send_down(item.station, item.version, err, item.as_json)
+        elif result is not None:  # another copy was answered first: send the same answer
+            self.bridge.publish_down(item.station, result)
+        elif ready.data is not None:
+            self.bridge.publish_down(item.station, ready.data)
+            if ready.frame is not None:
+                self.bridge.observe_down(item.station, item.version, ready.frame, ready.data)
+        self.bridge.ack(item.msg)
+        if ready.done is not None and not ready.done.done():
+            ready.done.set_result(None)
+
+    def _forget(self, item: Item) -> None:
+        session = self.sessions.get(item.station)
+        if session is not None and isinstance(session.cache, StationCache) and item.frame:
+            session.cache.local.discard(item.frame.message_id)

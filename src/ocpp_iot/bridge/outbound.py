@@ -1,0 +1,323 @@
+"""CALLs from the back end to stations: operators' (``json/call``) and handlers' (``ctx.call``).
+
+Each station has one :class:`~ocpp_iot.rpc.OutboundQueue` (OCPP-J 4.1.1: one CALL of ours
+outstanding, the rest queued behind it, each abandoned unsent once the caller's patience runs
+out). The queue is kept in the store under the station (``update_station_state``), so every
+bridge worker applies the same rules to the same queue inside one transaction: any worker may
+receive the station's answer. Message ids are the queue's short per-station counter (what goes
+over a metered link is a few bytes, not a UUID); an operator's own id is kept in the call's tag
+and used again on ``json/result``.
+
+Nothing here signals through a frame's ``error_details``: a handler waiting for an answer gets
+the answer or :class:`~ocpp_iot.bridge.CallTimeout`; a waiter in another worker is told over
+the workers' internal topic with an explicit kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import model
+from ..codecs import DecodeError
+from ..rpc import (
+    MAX_DESCRIPTION,
+    Call,
+    CallError,
+    CallResult,
+    ErrorCode,
+    OutboundQueue,
+    Pending,
+    error_code_for,
+)
+from ..transports.mqtt import Message
+from . import _wire
+from .config import CallTimeout
+
+if TYPE_CHECKING:
+    from .service import Bridge
+
+__all__ = ["Outbound", "validate_call"]
+
+log = logging.getLogger("ocpp_iot.bridge")
+
+KEY = "outbound"  #: the store key of a station's queue
+_FULL_SCAN = 15.0  #: seconds between scans of every station's queue for timeouts
+
+
+def validate_call(version: str, call: Call) -> CallError | None:
+    """The CALLERROR a station would answer ``call`` with because of its action or payload, or
+    ``None`` if it is a valid CALL to a station: checked here so nothing invalid goes down a
+    slow link. Unknown action: NotImplemented; one only stations send: NotSupported; payload
+    against the schema: Format/Type/Property/OccurrenceConstraintViolation (OCPP-J 4.3)."""
+    try:
+        spec = model.find_action(version, call.action, call.message_id)
+    except DecodeError as exc:
+        return CallError(call.message_id, exc.error_code, str(exc)[:MAX_DESCRIPTION], {})
+    if spec.initiator == "charger":
+        return CallError(
+            call.message_id,
+            error_code_for(ErrorCode.NOT_SUPPORTED, version),
+            f"{call.action} is sent by charging stations, not to them",
+            {},
+        )
+    try:
+        model.parse(spec.request, call.payload)
+    except DecodeError as exc:
+        desc = getattr(exc, "description", str(exc))
+        return CallError(call.message_id, exc.error_code, str(desc)[:MAX_DESCRIPTION], {})
+    return None
+
+
+class Outbound:
+    """The outbound half of one bridge worker (see the module docstring)."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.config = bridge.config
+        self.timeout = self.config.call_timeout
+        self._waiters: dict[tuple[str, str], asyncio.Future[CallResult | CallError]] = {}
+        self._due: dict[str, float] = {}  # station -> when its queue next needs expire()
+        self._last_scan = 0.0
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    async def call(
+        self, station: str, action: str, request: Any, *, timeout: float | None = None
+    ) -> CallResult | CallError:
+        """Send a CALL to ``station`` (after its outstanding one) and wait for the answer.
+
+        ``request`` is a model or a JSON-level dict. A CALL that fails validation is answered
+        here with the CALLERROR the station would give, without sending it. Raises
+        :class:`CallTimeout` if no answer comes within the call timeout (queue time included).
+        """
+        payload = request.to_payload() if hasattr(request, "to_payload") else dict(request)
+        version = await self.bridge.version_of(station)
+        invalid = validate_call(version, Call("-", action, payload))
+        if invalid is not None:
+            return invalid
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[CallResult | CallError] = loop.create_future()
+        mid = await self._submit(station, version, action, payload, {"w": self.bridge.owner}, fut)
+        try:
+            limit = timeout or self.timeout * 2 + 1.0
+            return await asyncio.wait_for(fut, limit)
+        except TimeoutError:
+            raise CallTimeout(f"{station} did not answer {action} {mid}") from None
+        finally:
+            self._waiters.pop((station, mid), None)
+
+    async def operator(self, station: str, msg: Message) -> None:
+        """An operator's OCPP-J CALL on ``json/call``: validate, queue, answer on json/result."""
+        try:
+            version = await self.bridge.version_of(station)
+            try:
+                frame = _wire.json_decode(msg.payload, version)
+                if not isinstance(frame, Call):
+                    raise DecodeError("expected a CALL: [2, messageId, action, payload]")
+            except DecodeError as exc:
+                log.warning("bad operator call for %s: %s", station, exc)
+                code = error_code_for(ErrorCode.FORMAT_VIOLATION, version)
+                err = CallError(exc.message_id or "-1", code, str(exc)[:MAX_DESCRIPTION], {})
+                self.bridge.publish_result(station, err)
+                return
+            invalid = validate_call(version, frame)
+            if invalid is not None:
+                log.warning(
+                    "refused an operator's %s for %s: %s %s",
+                    frame.action,
+                    station,
+                    invalid.error_code,
+                    invalid.error_description,
+                )
+                self.bridge.publish_result(station, invalid)
+                return
+            tag = {"op": frame.message_id}
+            await self._submit(station, version, frame.action, frame.payload, tag, None)
+        finally:
+            self.bridge.ack(msg)
+
+    async def _submit(
+        self,
+        station: str,
+        version: str,
+        action: str,
+        payload: dict[str, Any],
+        tag: dict[str, Any],
+        fut: asyncio.Future[CallResult | CallError] | None,
+    ) -> str:
+        now = time.time()
+        timeout = self.timeout
+
+        def step(value: Any) -> tuple[Any, tuple[str, Call | None, list[Pending], float | None]]:
+            q = OutboundQueue.from_json(value, timeout)
+            expired = q.expire(now)
+            mid = q.new_message_id()
+            to_send = q.add(Call(mid, action, payload), now, tag=tag) or q.take_next(now)
+            return q.to_json(), (mid, to_send, expired, q.deadline())
+
+        mid, to_send, expired, due = await self.bridge.store.update_station_state(
+            station, KEY, step, now
+        )
+        if fut is not None:
+            self._waiters[(station, mid)] = fut
+        self._after_step(station, to_send, expired, due)
+        if to_send is None or to_send.message_id != mid:
+            log.info("queued %s %s for %s behind its outstanding CALL", action, mid, station)
+        return mid
+
+    def _after_step(
+        self, station: str, to_send: Call | None, expired: list[Pending], due: float | None
+    ) -> None:
+        for pending in expired:
+            self._abandoned(station, pending)
+        if due is None:
+            self._due.pop(station, None)
+        else:
+            self._due[station] = due
+        if to_send is not None:
+            self._transmit(station, to_send)
+
+    def _transmit(self, station: str, call: Call) -> None:
+        version = self.bridge.known_version(station)
+        try:
+            data = _wire.encode(call, version)
+        except Exception as exc:  # validated before, so a codec bug
+            log.error("cannot encode %s %s for %s: %s", call.action, call.message_id, station, exc)
+            return  # it times out like a lost frame
+        self.bridge.publish_down(station, data)
+        self.bridge.observe_down(station, version, call, data)
+
+    # -- answers and timeouts -----------------------------------------------------------------
+
+    async def answered(self, station: str, frame: CallResult | CallError, msg: Message) -> None:
+        """A station answered one of our CALLs (acknowledged once the queue is updated)."""
+        now = time.time()
+        timeout = self.timeout
+
+        def step(value: Any) -> tuple[Any, Any]:
+            if value is None:
+                return None, (None, None, [], None)
+            q = OutboundQueue.from_json(value, timeout)
+            pending = q.answered(frame.message_id)
+            expired = q.expire(now)
+            nxt = q.take_next(now)
+            return q.to_json(), (pending, nxt, expired, q.deadline())
+
+        try:
+            pending, to_send, expired, due = await self.bridge.store.update_station_state(
+                station, KEY, step, now
+            )
+        except Exception:
+            log.exception("could not record %s's answer to %s", station, frame.message_id)
+            return  # not acknowledged: the broker delivers it again
+        self.bridge.ack(msg)
+        if pending is None:
+            log.warning(
+                "%s answered %s, which is not an outstanding CALL (late or unknown)",
+                station,
+                frame.message_id,
+            )
+        else:
+            if isinstance(frame, CallResult) and frame.action is None:
+                frame = CallResult(frame.message_id, frame.payload, pending.call.action)
+            self._settle(station, pending, frame)
+        self._after_step(station, to_send, expired, due)
+
+    async def expire(self, now: float) -> None:
+        """Abandon CALLs that timed out and send what is due next (housekeeping, every second)."""
+        if now - self._last_scan >= _FULL_SCAN:  # also queues other workers left behind
+            self._last_scan = now
+            for station, value in await self.bridge.store.scan_station_state(KEY):
+                due = OutboundQueue.from_json(value, self.timeout).deadline()
+                if due is not None:
+                    self._due[station] = due
+        for station in [s for s, due in self._due.items() if due <= now]:
+            await self._expire_station(station, now)
+
+    async def _expire_station(self, station: str, now: float) -> None:
+        timeout = self.timeout
+
+        def step(value: Any) -> tuple[Any, Any]:
+            q = OutboundQueue.from_json(value, timeout)
+            expired = q.expire(now)
+            nxt = q.take_next(now)
+            return q.to_json(), (nxt, expired, q.deadline())
+
+        to_send, expired, due = await self.bridge.store.update_station_state(
+            station, KEY, step, now
+        )
+        self._after_step(station, to_send, expired, due)
+
+    def _abandoned(self, station: str, pending: Pending) -> None:
+        call = pending.call
+        if pending.sent_at is None:
+            why = f"not sent: {station} was still busy after {self.timeout:g} s"
+        else:
+            why = f"no answer from {station} within {self.timeout:g} s"
+        log.warning("gave up %s %s for %s: %s", call.action, call.message_id, station, why)
+        self._settle(station, pending, None, why)
+
+    def _settle(
+        self,
+        station: str,
+        pending: Pending,
+        answer: CallResult | CallError | None,
+        why: str = "",
+    ) -> None:
+        """Hand an answer (or, with ``None``, the news that there is none) to whoever waits."""
+        tag = pending.tag or {}
+        mid = pending.call.message_id
+        if "op" in tag:  # an operator: json/result, under the operator's own id
+            op_id = str(tag["op"])
+            if answer is None:
+                out: CallResult | CallError = CallError(op_id, ErrorCode.GENERIC_ERROR, why, {})
+            elif isinstance(answer, CallResult):
+                out = CallResult(op_id, answer.payload, answer.action)
+            else:
+                out = CallError(
+                    op_id, answer.error_code, answer.error_description, answer.error_details
+                )
+            self.bridge.publish_result(station, out)
+            return
+        owner = tag.get("w")
+        if owner == self.bridge.owner or not self.config.shared:
+            self._wake(station, mid, answer, why)
+        elif owner:
+            body: dict[str, Any] = {"station": station, "id": mid}
+            if answer is None:
+                body.update(kind="timeout", why=why)
+            else:
+                body.update(kind="answer", frame=json.loads(_wire.json_encode(answer)))
+                body["action"] = pending.call.action
+            self.bridge.relay(str(owner), json.dumps(body).encode())
+
+    def _wake(
+        self, station: str, mid: str, answer: CallResult | CallError | None, why: str
+    ) -> None:
+        fut = self._waiters.get((station, mid))
+        if fut is None or fut.done():
+            return
+        if answer is None:
+            fut.set_exception(CallTimeout(why))
+        else:
+            fut.set_result(answer)
+
+    def relayed(self, payload: bytes) -> None:
+        """Another worker received the answer to one of our handlers' CALLs."""
+        try:
+            body = json.loads(payload)
+            station, mid = str(body["station"]), str(body["id"])
+            if body["kind"] == "timeout":
+                self._wake(station, mid, None, str(body.get("why", "")))
+                return
+            frame = _wire.json_decode(json.dumps(body["frame"]).encode(), "2.0.1")
+            if isinstance(frame, CallResult):
+                frame = CallResult(frame.message_id, frame.payload, body.get("action"))
+            if isinstance(frame, CallResult | CallError):
+                self._wake(station, mid, frame, "")
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("bad message from another worker: %s", exc)
