@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -11,7 +13,11 @@ import pytest
 from conftest import ROOT, USERS, Probe, make_client_cert
 
 from ocpp_iot.testing import Mosquitto, hash_password, render_acl
+from ocpp_iot.transports import _paho
 from ocpp_iot.transports.mqtt import (
+    AsyncMqttClient,
+    LoopMqttClient,
+    Message,
     MqttClient,
     MqttSettings,
     PublishRefused,
@@ -268,46 +274,60 @@ def test_mqtts_with_ca(tls_broker: tuple[Mosquitto, str, str]) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
-def test_loop_client_reads_bursts_and_large_messages(broker: Mosquitto, protocol: str) -> None:
-    """LoopMqttClient reads the socket in 64 KiB chunks and serves paho from that buffer:
+def test_async_client_reads_bursts_and_large_messages(broker: Mosquitto, protocol: str) -> None:
+    """AsyncMqttClient reads the socket in 64 KiB chunks and serves paho from that buffer:
     a burst of many small messages (several per chunk) and messages larger than a chunk
     (split over several reads) all arrive whole, once each and in order, with no stall
-    waiting for the selector while complete packets sit in the buffer."""
-    import asyncio
-
-    from ocpp_iot.transports.mqtt import LoopMqttClient
-
+    waiting for the selector while complete packets sit in the buffer; and the buffer is
+    really used (paho.Client._sock_recv is what paho reads through: far fewer socket reads
+    than paho asks for)."""
     sizes = [(i * 37) % 300 + 1 for i in range(3000)]
     sizes[100] = sizes[1500] = 150_000  # larger than one read
     sizes[2000] = 65_536 * 2 + 3  # the last 999 are small: they end up in one buffer
     payloads = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
 
-    async def scenario() -> list[bytes]:
+    async def scenario() -> tuple[list[bytes], int, int]:
         got: list[bytes] = []
-        sub = LoopMqttClient(
-            settings(broker, "bridge", client_id="loop-burst", protocol=protocol),
-            lambda m: got.append(m.payload),
+        done = asyncio.Event()
+
+        def on_message(m: Message) -> None:
+            got.append(m.payload)
+            if len(got) == len(payloads):
+                done.set()
+
+        sub = AsyncMqttClient(
+            settings(broker, "bridge", client_id="loop-burst", protocol=protocol), on_message
         )
         sub.subscribe("ocpp/+/up", 1)
-        sub.start()
-        assert await sub.wait_connected_async(5)
-        await asyncio.sleep(0.2)  # the SUBACK
+        assert await sub.start(5)
+        await sub.publish_confirmed("ocpp/barrier/x", b"")  # our SUBSCRIBE is in effect
         pub = MqttClient(settings(broker, "CP1", protocol=protocol))
         pub.start()
         assert pub.wait_connected(5)
+        paho = sub._client
+        requests = [0]
+        served = paho._sock_recv
+
+        def counting(bufsize: int) -> bytes:
+            requests[0] += 1
+            return served(bufsize)
+
+        paho._sock_recv = counting  # type: ignore[method-assign]
+        calls0 = paho.recv_calls
         for p in payloads:  # back to back: the broker forwards them in big TCP segments
             pub.publish("ocpp/CP1/up", p, 1)
-        deadline = time.monotonic() + 20
-        while len(got) < len(payloads) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(done.wait(), 30)
         await asyncio.sleep(0.2)  # nothing more may come
         pub.stop()
-        await sub.stop_async()
-        return got
+        calls = paho.recv_calls - calls0
+        await sub.stop()
+        return got, requests[0], calls
 
-    got = asyncio.run(scenario())
+    got, requests, calls = asyncio.run(scenario())
     assert len(got) == len(payloads)
     assert got == payloads
+    assert requests >= 3 * len(payloads)  # type byte, length byte(s), body
+    assert calls < len(payloads) / 4  # served from the buffer
 
 
 def test_mqtts_with_client_certificate(mtls_broker: tuple[str, Path]) -> None:
@@ -394,3 +414,171 @@ def test_publish_confirmed_beside_plain_publishes_does_not_deadlock(broker: Mosq
     assert not stuck, "publish_confirmed deadlocked with paho's network thread"
     cp1.kill()
     assert refused == ["Not authorized"] * 3  # reason codes still reach the right caller
+
+
+# -- the async client ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_async_client_api(broker: Mosquitto, protocol: str) -> None:
+    """start/wait_connected/subscribe after start/publish with a content type/get/
+    publish_confirmed refused/manual ack/stop with final messages/kill and the will."""
+
+    async def scenario() -> None:
+        watcher = AsyncMqttClient(settings(broker, "operator", clean_start=True))
+        watcher.subscribe("ocpp/CP1/status")
+        assert await watcher.connect(5)
+        bridge = AsyncMqttClient(
+            settings(broker, "bridge", protocol=protocol, clean_start=True), manual_ack=True
+        )
+        bridge.start()
+        assert not bridge.connected
+        assert await bridge.wait_connected(5) and bridge.connected
+        bridge.subscribe("ocpp/+/up")  # after start: at once
+        await bridge.publish_confirmed("ocpp/barrier/x", b"")
+        cp1 = AsyncMqttClient(
+            settings(broker, "CP1", protocol=protocol, will=Will("ocpp/CP1/status", b"offline"))
+        )
+        assert await cp1.start(5)
+        cp1.publish("ocpp/CP1/up", b"[2]", content_type="application/json")
+        await cp1.publish_confirmed("ocpp/CP1/up", b"\x82", content_type="application/cbor")
+        first = await asyncio.wait_for(bridge.get(), 5)
+        second = await asyncio.wait_for(bridge.get(), 5)
+        assert (first.payload, second.payload) == (b"[2]", b"\x82")
+        if protocol == "5":
+            assert (first.content_type, second.content_type) == (
+                "application/json",
+                "application/cbor",
+            )
+            with pytest.raises(PublishRefused) as exc:
+                await cp1.publish_confirmed("ocpp/CP2/up", b"forged")
+            assert exc.value.reason == 135
+        else:  # no properties in MQTT 3.1.1
+            assert first.content_type is None and second.content_type is None
+        assert first.generation == bridge.generation == 1
+        bridge.ack(first)
+        bridge.ack(second)
+        cp1.kill()  # no DISCONNECT: the broker publishes the will
+        m = await asyncio.wait_for(watcher.get(), 10)
+        assert m.payload == b"offline"
+        await bridge.stop([Will("ocpp/CP1/status", b"bridge says bye")])
+        m = await asyncio.wait_for(watcher.get(), 5)
+        assert (m.payload, m.retain) == (b"bridge says bye", False)
+        assert not bridge.connected
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_station_style_usage_await_start_with_a_timeout(broker: Mosquitto) -> None:
+    """bridge/station.py awaits start(timeout) and reads messages with get()."""
+
+    async def scenario() -> None:
+        c = AsyncMqttClient(settings(broker, "CP2"))
+        c.subscribe("ocpp/CP2/down")
+        assert await c.start(5) is True
+        bad = AsyncMqttClient(MqttSettings(broker.url, client_id="CP3", username="CP3"))
+        assert await bad.start(0.5) is False
+        await bad.stop()
+        await c.stop()
+
+    asyncio.run(scenario())
+
+
+def test_loop_mqtt_client_is_a_deprecated_alias(broker: Mosquitto) -> None:
+    async def scenario() -> None:
+        with pytest.warns(DeprecationWarning):
+            c = LoopMqttClient(settings(broker, "bridge"), lambda m: None, manual_ack=True)
+        assert isinstance(c, AsyncMqttClient)
+        c.start()
+        assert await c.wait_connected_async(5)
+        await c.stop_async([])
+
+    asyncio.run(scenario())
+
+
+# -- paho internals we rely on (these fail when a paho release changes them) ----------------------
+
+
+def test_paho_still_has_the_internals_we_use() -> None:
+    import inspect
+
+    import paho.mqtt.client as paho
+
+    assert _paho.internals() == {"sock_recv": True, "create_socket": True, "out_packet": True}
+    # the read path goes through _sock_recv, reconnect() through _create_socket()
+    assert "self._sock_recv(" in inspect.getsource(paho.Client._packet_read)
+    assert "self._create_socket()" in inspect.getsource(paho.Client.reconnect)
+    # the layout of a queued packet that FastPaho.coalesce rewrites
+    source = inspect.getsource(paho.Client._packet_queue)
+    for key in ("command", "mid", "qos", "pos", "to_process", "packet", "info"):
+        assert f'"{key}"' in source, key
+
+
+def test_sockets_connected_off_the_loop_and_writes_coalesced(broker: Mosquitto) -> None:
+    """The connection is made on a socket we connected in a worker thread (paho's reconnect()
+    takes it through _create_socket), and publishes queued in one turn of the loop leave in
+    one write (FastPaho.coalesce on paho's _out_packet)."""
+
+    async def scenario() -> None:
+        sub = AsyncMqttClient(settings(broker, "bridge", clean_start=True))
+        sub.subscribe("ocpp/+/up")
+        assert await sub.start(5)
+        await sub.publish_confirmed("ocpp/barrier/x", b"")
+        c = AsyncMqttClient(settings(broker, "CP1"))
+        assert await c.start(5)
+        paho = c._client
+        assert paho.prepared_used == 1 and paho.external_connect
+        for i in range(50):
+            c.publish("ocpp/CP1/up", b"%d" % i)
+        queued = list(paho._out_packet)
+        assert len(queued) == 50
+        for p in queued:
+            assert set(p) == _paho._OUT_PACKET_KEYS
+            assert (p["command"] & 0xF0) == 0x30 and p["pos"] == 0
+        before = paho.coalesced
+        await c.publish_confirmed("ocpp/CP1/up", b"last")
+        assert paho.coalesced - before >= 50
+        got = [(await asyncio.wait_for(sub.get(), 5)).payload for _ in range(51)]
+        assert got == [b"%d" % i for i in range(50)] + [b"last"]
+        await c.stop()
+        await sub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_without_the_internals_it_still_works_and_warns_once(
+    broker: Mosquitto, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a paho that changed those internals gets: paho's own reads, connects and writes,
+    and one WARNING for each speed-up lost."""
+    monkeypatch.setattr(_paho, "_INTERNALS", None)
+    monkeypatch.setattr(_paho, "_warned", set())
+    monkeypatch.setattr(
+        _paho,
+        "internals",
+        lambda: {"sock_recv": False, "create_socket": False, "out_packet": False},
+    )
+
+    async def scenario() -> None:
+        sub = AsyncMqttClient(settings(broker, "bridge", clean_start=True))
+        sub.subscribe("ocpp/+/up")
+        assert await sub.start(5)
+        await sub.publish_confirmed("ocpp/barrier/x", b"")
+        c = AsyncMqttClient(settings(broker, "CP1"))
+        assert await c.start(5)
+        assert c._client.prepared_used == 0
+        for i in range(20):
+            c.publish("ocpp/CP1/up", b"%d" % i)
+        await c.publish_confirmed("ocpp/CP1/up", b"last")
+        assert c._client.coalesced == 0
+        assert c._client.recv_calls == 0  # paho's own _sock_recv did the reading
+        got = [(await asyncio.wait_for(sub.get(), 5)).payload for _ in range(21)]
+        assert got[-1] == b"last"
+        await c.stop()
+        await sub.stop()
+
+    with caplog.at_level(logging.WARNING, "ocpp_iot.transports.mqtt"):
+        asyncio.run(scenario())
+    warned = [r.getMessage() for r in caplog.records if "paho-mqtt" in r.getMessage()]
+    assert len(warned) == 3, warned

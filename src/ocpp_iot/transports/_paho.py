@@ -21,6 +21,7 @@ import inspect
 import logging
 import socket
 import ssl
+import types
 from collections import deque
 from typing import Any
 
@@ -103,10 +104,12 @@ class FastPaho(paho.Client):
         self.external_connect = use["create_socket"]
         self.coalescing = use["out_packet"]
         # counters for the tests of the speed-ups
-        self.recv_requests = 0  # paho's reads (served from the buffer when buffering)
         self.recv_calls = 0  # reads from the socket
         self.coalesced = 0  # packets joined into a bigger one
         self.prepared_used = 0  # connections made on a socket connected off the loop
+        plain = vars(paho.Client).get("_sock_recv")
+        if not self.buffering and plain is not None:  # paho's own, whatever it looks like now
+            self._sock_recv = types.MethodType(plain, self)  # type: ignore[method-assign]
 
     # -- reads ------------------------------------------------------------------------------
 
