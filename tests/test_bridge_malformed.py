@@ -29,7 +29,9 @@ CASES: list[tuple[str, bytes, Any]] = [
     ("empty", b"", ("-1", {"RpcFrameworkError"})),
     ("one byte", b"\x00", ("-1", {"RpcFrameworkError"})),
     ("random bytes", os.urandom(64), ("-1", {"RpcFrameworkError"})),
-    ("OCPP-J text instead of CBOR", b'[2,"1","Heartbeat",{}]', ("-1", {"RpcFrameworkError"})),
+    # OCPP-J text is served too (answered in kind); broken OCPP-J gets the same rules
+    ("truncated OCPP-J text", b'[2,"1","Heartbe', ("-1", {"RpcFrameworkError"})),
+    ("OCPP-J with an unknown action", b'[2,"j-1","FooBar",{}]', ("j-1", {"NotImplemented"})),
     ("truncated", _good[:2], ("-1", {"RpcFrameworkError"})),
     ("trailing garbage", _good + b"\xff\xff", ("-1", {"RpcFrameworkError"})),
     ("unknown action code", _good[:2] + b"\x19\xff\xff\xa0", ("-1", {"RpcFrameworkError"})),
@@ -37,7 +39,7 @@ CASES: list[tuple[str, bytes, Any]] = [
     (
         "action not in 2.0.1",
         _wire.encode(Call("m-1", "FooBar", {}), "2.0.1"),
-        ("m-1", {"NotSupported", "NotImplemented"}),
+        ("m-1", {"NotImplemented"}),  # not a 2.0.1 action: OCPP-J 4.3
     ),
     (
         "action the charge system never receives",
@@ -100,7 +102,10 @@ CASES: list[tuple[str, bytes, Any]] = [
 def _answers(probe: Probe) -> list[Any]:
     out = []
     for m in probe.drain(0.4):
-        out.append(_wire.decode(m.payload)[1])
+        if m.payload[:1] == b"[":  # an answer in kind to OCPP-J text
+            out.append(_wire.json_decode(m.payload, "2.0.1"))
+        else:
+            out.append(_wire.decode(m.payload)[1])
     return out
 
 
@@ -113,9 +118,10 @@ def test_malformed_frames(broker: Mosquitto, tmp_path: Path) -> None:
             async with station(broker, "CP1") as cp1, station(broker, "CP2") as cp2:
                 assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
                 downs.drain(0.3)
-                raw = cp1._client.client  # type: ignore[union-attr]
+                raw = cp1._client
+                assert raw is not None
                 for name, payload, expected in CASES:
-                    raw.publish_confirmed("ocpp/CP1/up", payload)
+                    await raw.publish_confirmed("ocpp/CP1/up", payload)
                     got = await asyncio.to_thread(_answers, downs)
                     if expected is None:
                         if got:
@@ -139,7 +145,8 @@ def test_malformed_frames(broker: Mosquitto, tmp_path: Path) -> None:
                 boot = {"chargePointModel": "M", "chargePointVendor": "V"}
                 assert isinstance(await cp3.call("BootNotification", boot), CallResult)
                 await asyncio.to_thread(downs.drain, 0.3)
-                cp3._client.client.publish_confirmed("ocpp/CP3/up", b"\x00garbage")  # type: ignore[union-attr]
+                assert cp3._client is not None
+                await cp3._client.publish_confirmed("ocpp/CP3/up", b"\x00garbage")
                 got = await asyncio.to_thread(_answers, downs)
                 if got:
                     failures.append(f"1.6 garbage: expected a drop, got {got}")

@@ -56,13 +56,14 @@ def test_send_reaches_the_handler_once_and_gets_no_answer(
             async with station(broker, "CP1", version="2.1") as cp1:
                 assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
                 await asyncio.to_thread(downs.drain, 0.3)
-                raw = cp1._client.client  # type: ignore[union-attr]
-                raw.publish_confirmed(
+                raw = cp1._client
+                assert raw is not None
+                await raw.publish_confirmed(
                     "ocpp/CP1/up",
                     _wire.encode(Send("s-1", "NotifyPeriodicEventStream", STREAM), "2.1"),
                 )
                 bad = dict(STREAM, data=[])  # minItems 1
-                raw.publish_confirmed(
+                await raw.publish_confirmed(
                     "ocpp/CP1/up",
                     _wire.encode(Send("s-2", "NotifyPeriodicEventStream", bad), "2.1"),
                 )

@@ -52,7 +52,7 @@ def test_basic_charger_example_answers() -> None:
         {"status": "Unlocked", "statusInfo": {"reasonCode": "cable unlocked"}},
     ]
     assert answers[2][:3] == [4, "3", "PropertyConstraintViolation"]
-    assert answers[3][:3] == [4, "4", "NotImplemented"]
+    assert answers[3][:3] == [4, "4", "NotSupported"]  # known action, not handled (4.3)
     assert len(answers) == 4  # the CALLRESULT it received is not answered
 
 
