@@ -49,6 +49,39 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+#: primary result codes that say the database failed (full, unreadable, locked, gone), not the
+#: statement: the whole call fails then, rather than one handler's writes
+_STORE_FAILURE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+
+def _store_failure(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _STORE_FAILURE_CODES
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    """Roll back after an error, if SQLite has not already (it does after some errors, e.g.
+    SQLITE_FULL), keeping the error that caused it rather than one from the rollback."""
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the next transaction rolls back first (``_Tx.__enter__``)
+
+
 class SqliteStore:
     """:class:`Store` on SQLite in WAL mode; safe to share between processes on one machine.
 
@@ -80,16 +113,27 @@ class SqliteStore:
 
         def __enter__(self) -> sqlite3.Connection:
             self.store._lock.acquire()
+            db = self.store._db
             try:
-                self.store._db.execute("BEGIN IMMEDIATE")
+                if db.in_transaction:  # a rollback after an earlier failure failed too
+                    db.execute("ROLLBACK")
+                db.execute("BEGIN IMMEDIATE")
             except BaseException:
                 self.store._lock.release()
                 raise
-            return self.store._db
+            return db
 
         def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+            db = self.store._db
             try:
-                self.store._db.execute("COMMIT" if t is None else "ROLLBACK")
+                if t is None:
+                    try:
+                        db.execute("COMMIT")
+                    except BaseException:
+                        _roll_back(db)
+                        raise
+                else:
+                    _roll_back(db)
             finally:
                 self.store._lock.release()
 
@@ -209,8 +253,8 @@ class SqliteStore:
                         db.execute("RELEASE item")
                     results.append(None)
                 except sqlite3.Error as exc:
-                    if not savepoint:
-                        raise
+                    if not savepoint or _store_failure(exc) or not db.in_transaction:
+                        raise  # the database failed, not the handler's statements
                     db.execute("ROLLBACK TO item")
                     db.execute("RELEASE item")
                     results.append(EffectsFailed(str(exc)))
