@@ -24,14 +24,15 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._redact import redact_url
 from ..behaviours import Behaviour
 from ..codecs import ocppj
 from ..rpc import Call, CallError, CallResult, CallResultError, ErrorCode, Frame, Send
-from ..transports.mqtt import LoopMqttClient, Message, Will
+from ..transports.base import PubSubClient
+from ..transports.mqtt import AsyncMqttClient, Message, Will
 from . import _wire
 from .backend import Backend, HostedBackend
 from .config import STATION_RE, BridgeConfig, CallTimeout
@@ -59,6 +60,10 @@ def looks_like_json(msg: Message) -> bool:
     return bool(data) and data[0] in _JSON_START
 
 
+#: builds the worker's MQTT client: ``AsyncMqttClient`` or ``MemoryBroker().client``
+ClientFactory = Callable[..., PubSubClient]
+
+
 class Bridge:
     """One bridge worker. ``handlers`` maps OCPP versions to ChargeSystem behaviours."""
 
@@ -70,6 +75,7 @@ class Bridge:
         *,
         observer: Observer | None = None,
         backend: Backend | None = None,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         self.config = config
         self.prefix = config.prefix.rstrip("/")
@@ -89,7 +95,8 @@ class Bridge:
         self.mirror = Mirror(self, observer)
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
-        self.client: LoopMqttClient | None = None
+        self.client: PubSubClient | None = None
+        self._client_factory: ClientFactory = client_factory or AsyncMqttClient
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- topics -------------------------------------------------------------------------------
@@ -131,7 +138,7 @@ class Bridge:
             will=offline,
             birth=(Will(self.status_topic, b"online", 1, True),),
         )
-        self.client = LoopMqttClient(settings, self._on_message, manual_ack=True)
+        self.client = self._client_factory(settings, self._on_message, manual_ack=True)
         for sub in self._subscriptions():
             self.client.subscribe(sub, 1)
         self.client.start()
@@ -150,7 +157,7 @@ class Bridge:
             log.info("bridge %s shutting down", self.owner)
             timer.cancel()
             await self.inbound.drain(5.0)
-            await self.client.stop_async([offline])
+            await self.client.stop([offline])
             self.backend.close()
             await self.store.close()
 
@@ -299,13 +306,10 @@ class Bridge:
         if self.client is None:
             return
         topic = self.topic(station, "down")
-        if data[:1] == b"[" and self.config.mqtt.mqtt5:
-            try:
-                self.client.publish(topic, data, 1, False, content_type=JSON_CONTENT_TYPE)  # type: ignore[call-arg]
-                return
-            except TypeError:  # a client without content types
-                pass
-        self.client.publish(topic, data, 1, False)
+        if data[:1] == b"[":
+            self.client.publish(topic, data, 1, False, content_type=JSON_CONTENT_TYPE)
+        else:
+            self.client.publish(topic, data, 1, False)
 
     def send_down(self, station: str, version: str, frame: Frame, as_json: bool) -> None:
         try:
