@@ -9,9 +9,10 @@ steps whatever runs the handler:
    result primes the station's :class:`~ocpp_iot.rpc.Session`, whose answer cache then decides
    (rule: a repeated CALL gets the first answer, the handler runs once);
 2. **answer**: the backend answers a new CALL, in the loop or awaited (``backend.runs_now``);
-3. **finish**: answers are stored with the handlers' deferred writes, one transaction for all
-   that are ready, and only then sent and acknowledged to the broker, in arrival order per
-   station (a CALLERROR for an unreadable frame waits its turn like any answer).
+3. **finish** (:mod:`.answers`): answers are stored with the handlers' deferred writes, one
+   transaction for all that are ready, and only then sent and acknowledged to the broker, in
+   arrival order per station (a CALLERROR for an unreadable frame waits its turn like any
+   answer).
 
 Nothing is acknowledged before it is handled: when the store fails, the items are kept (not
 acknowledged) and retried with back-off; if the bridge dies meanwhile, the broker delivers them
@@ -33,20 +34,17 @@ from ..rpc import (
     Call,
     CallError,
     CallReceived,
-    CallResult,
     DuplicateCall,
-    ErrorCode,
-    Frame,
     InHand,
     MemoryAnswerCache,
     Send,
     Session,
-    error_code_for,
 )
 from ..rpc import Answer as CachedAnswer
 from ..transports.mqtt import Message
+from .answers import Answers, Backoff
 from .backend import Outcome
-from .store import Claim, ClaimResult, EffectsFailed, Finish
+from .store import Claim, ClaimResult
 
 if TYPE_CHECKING:
     from .service import Bridge
@@ -93,35 +91,6 @@ class Item:
     claim: ClaimResult | None = None
 
 
-@dataclass(slots=True)
-class _Ready:
-    """An answer waiting to be stored (``finish``) and then sent, in order."""
-
-    item: Item
-    data: bytes | None
-    frame: Frame | None
-    finish: Finish | None = None
-    done: asyncio.Future[None] | None = None
-    state: dict[str, Any] | None = None
-
-
-@dataclass
-class _Backoff:
-    delay: float
-    first: float
-    failures: int = 0
-
-    def next(self) -> float:
-        self.failures += 1
-        wait = self.delay
-        self.delay = min(_RETRY_MAX, self.delay * 2)
-        return wait
-
-    def reset(self) -> None:
-        self.delay = self.first
-        self.failures = 0
-
-
 @dataclass
 class _StationWork:
     queue: deque[Item] = field(default_factory=deque)
@@ -140,15 +109,8 @@ class Inbound:
         self._incoming: list[Item] = []
         self._consumer: asyncio.Task[None] | None = None
         self._busy: dict[str, _StationWork] = {}
-        self._ready: list[_Ready] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._flush_timer: asyncio.TimerHandle | None = None
-        # stations whose handler state changed and is not stored yet: the latest state and
-        # how many stores of it are pending (a later CALL must not see the older stored one)
-        self._unstored: dict[str, tuple[dict[str, Any], int]] = {}
-        self._touched: dict[str, tuple[str, float]] = {}  # station -> (version, last stored)
-        self._claim_retry = _Backoff(self.config.store_retry, self.config.store_retry)
-        self._store_retry = _Backoff(self.config.store_retry, self.config.store_retry)
+        self._claim_retry = Backoff(self.config.store_retry, self.config.store_retry)
+        self.answers = Answers(self)
 
     # -- entry --------------------------------------------------------------------------------
 
@@ -170,7 +132,7 @@ class Inbound:
         """Finish what is in hand (shutdown): claimed items, station queues, pending stores."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and (
-            self._incoming or self._consumer or self._busy or self._ready or self._flusher
+            self._incoming or self._consumer or self._busy or not self.answers.idle
         ):
             await asyncio.sleep(0.01)
 
@@ -250,7 +212,7 @@ class Inbound:
         """Do what can be done for ``item`` without awaiting; True if it needs an await."""
         frame = item.frame
         if item.reject is not None or frame is None:
-            self._queue_answer(item, item.reject, None)
+            self.answers.queue_error(item, item.reject, None)
             return False
         if isinstance(frame, Send):
             if now_only and not self.backend.runs_now(item.version, frame.action):
@@ -270,14 +232,14 @@ class Inbound:
                     "repeated CALL %s from %s: the stored answer", frame.message_id, item.station
                 )
                 data = event.response if isinstance(event.response, bytes) else None
-                self._queue_raw(item, data, event.response)
+                self.answers.queue_raw(item, data, event.response)
             return False
         assert isinstance(event, CallReceived)
         if now_only and not self.backend.runs_now(item.version, frame.action):
             return True  # the session marked it in hand: repeats wait for this answer
         state, before = self._state_of(item)
         outcome = self.backend.answer_now(item.station, item.version, frame, state)
-        self._answered(item, outcome, state, before)
+        self.answers.answered(item, outcome, state, before)
         return False
 
     async def _station(self, station: str, work: _StationWork) -> None:
@@ -304,13 +266,14 @@ class Inbound:
         state, before = self._state_of(item)
         outcome = await self.backend.answer(item.station, item.version, frame, state)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._answered(item, outcome, state, before, done)
+        self.answers.answered(item, outcome, state, before, done)
         await done  # the station's next frame waits until this answer is stored and sent
 
     def _state_of(self, item: Item) -> tuple[dict[str, Any], str]:
         self.bridge.stats["calls"] += 1
-        pending = self._unstored.get(item.station)
-        state = dict(pending[0]) if pending else (item.claim.state if item.claim else {})
+        state = self.answers.state_of(item.station)
+        if state is None:
+            state = item.claim.state if item.claim else {}
         return state, json.dumps(state, sort_keys=True) if state else ""
 
     def _send_done(self, item: Item, outcome: Outcome) -> None:
@@ -327,162 +290,11 @@ class Inbound:
         frame = item.frame
         mid = frame.message_id if frame is not None else "?"
         log.exception("failed to handle %s from %s; left unacknowledged", mid, item.station)
-        session = self.sessions.get(item.station)
+        self.forget(item.station, mid)
+
+    def forget(self, station: str, message_id: str) -> None:
+        """Forget what the station's session remembers of ``message_id`` (so that a copy
+        delivered again is handled, not taken for a repeat)."""
+        session = self.sessions.get(station)
         if session is not None and isinstance(session.cache, StationCache):
-            session.cache.local.discard(mid)
-
-    # -- 3. finish ----------------------------------------------------------------------------
-
-    def _answered(
-        self,
-        item: Item,
-        outcome: Outcome,
-        state: dict[str, Any],
-        before: str,
-        done: asyncio.Future[None] | None = None,
-    ) -> None:
-        frame = item.frame
-        assert isinstance(frame, Call)
-        answer = outcome.answer
-        if answer is None:  # pragma: no cover - dispatch answers every CALL
-            answer = CallError(frame.message_id, ErrorCode.INTERNAL_ERROR, "no answer", {})
-        data, answer = self._encode_answer(item, frame, answer)
-        now = time.time()
-        changed = (json.dumps(state, sort_keys=True) if state else "") != before
-        if changed:
-            pending = self._unstored.get(item.station)
-            self._unstored[item.station] = (state, (pending[1] if pending else 0) + 1)
-        seen = self._touched.get(item.station)
-        touch = seen is None or seen[0] != item.version or now - seen[1] > 60.0
-        if touch:
-            self._touched[item.station] = (item.version, now)
-        finish = Finish(
-            item.station,
-            frame.message_id,
-            data,
-            item.version,
-            now,
-            state if changed else None,
-            outcome.effects,
-            touch,
-        )
-        self.sessions[item.station].respond(answer, stored=data)
-        self._push(_Ready(item, data, answer, finish, done, state if changed else None))
-
-    def _encode_answer(
-        self, item: Item, call: Call, answer: CallResult | CallError
-    ) -> tuple[bytes, CallResult | CallError]:
-        try:
-            return self.bridge.encode_down(answer, item.version, item.as_json), answer
-        except Exception as exc:
-            log.error("cannot encode the answer to %s %s: %s", call.action, call.message_id, exc)
-            err = CallError(
-                call.message_id,
-                error_code_for(ErrorCode.INTERNAL_ERROR, item.version),
-                "the answer could not be encoded",
-                {},
-            )
-            return self.bridge.encode_down(err, item.version, item.as_json), err
-
-    def _queue_answer(self, item: Item, answer: CallError | None, done: Any) -> None:
-        if answer is None:
-            self.bridge.ack(item.msg)
-            return
-        try:
-            data = self.bridge.encode_down(answer, item.version, item.as_json)
-        except Exception as exc:
-            log.error("cannot encode %r for %s: %s", answer, item.station, exc)
-            self.bridge.ack(item.msg)
-            return
-        self._push(_Ready(item, data, answer))
-
-    def _queue_raw(self, item: Item, data: bytes | None, answer: Any) -> None:
-        if data is None:
-            data = self.bridge.encode_down(answer, item.version, item.as_json)
-        self._push(_Ready(item, data, None))
-
-    def _push(self, ready: _Ready) -> None:
-        self._ready.append(ready)
-        if self._flusher is not None or self._flush_timer is not None:
-            return
-        delay = self.config.commit_delay
-        loop = asyncio.get_running_loop()
-        if delay > 0 and len(self._ready) < 256:
-            self._flush_timer = loop.call_later(delay, self._start_flush)
-        else:
-            self._start_flush()
-
-    def _start_flush(self) -> None:
-        self._flush_timer = None
-        if self._flusher is None and self._ready:
-            self._flusher = asyncio.ensure_future(self._flush())
-
-    async def _flush(self) -> None:
-        """Store every ready answer in one transaction, then send and acknowledge them."""
-        try:
-            while self._ready:
-                batch, self._ready = self._ready, []
-                finishes = [r.finish for r in batch if r.finish is not None]
-                try:
-                    results = await self.store.finish_calls(finishes) if finishes else []
-                except Exception as exc:
-                    wait = self._store_retry.next()
-                    log.error(
-                        "could not store %d answers (%s); nothing sent or acknowledged, "
-                        "retrying in %.1f s",
-                        len(finishes),
-                        exc,
-                        wait,
-                    )
-                    self._ready[:0] = batch
-                    await asyncio.sleep(wait)
-                    continue
-                if self._store_retry.failures:
-                    log.warning("the store answers again: %d answers stored", len(finishes))
-                    self._store_retry.reset()
-                stored = iter(results)
-                for ready in batch:
-                    result = next(stored) if ready.finish is not None else None
-                    try:
-                        self._deliver(ready, result)
-                    except Exception:
-                        log.exception("failed to send an answer to %s", ready.item.station)
-        finally:
-            self._flusher = None
-            if self._ready:
-                self._start_flush()
-
-    def _deliver(self, ready: _Ready, result: bytes | EffectsFailed | None) -> None:
-        item = ready.item
-        if ready.state is not None:
-            pending = self._unstored.get(item.station)
-            if pending is not None and pending[1] <= 1:
-                del self._unstored[item.station]
-            elif pending is not None:
-                self._unstored[item.station] = (pending[0], pending[1] - 1)
-        if isinstance(result, EffectsFailed):
-            frame = item.frame
-            assert isinstance(frame, Call)
-            log.error("the %s handler's writes failed: %s", frame.action, result)
-            err = CallError(
-                frame.message_id,
-                error_code_for(ErrorCode.INTERNAL_ERROR, item.version),
-                "the handler's writes failed",
-                {},
-            )
-            self._forget(item)
-            self.bridge.send_down(item.station, item.version, err, item.as_json)
-        elif result is not None:  # another copy was answered first: send the same answer
-            self.bridge.publish_down(item.station, result)
-        elif ready.data is not None:
-            self.bridge.publish_down(item.station, ready.data)
-            if ready.frame is not None:
-                self.bridge.observe_down(item.station, item.version, ready.frame, ready.data)
-        self.bridge.ack(item.msg)
-        if ready.done is not None and not ready.done.done():
-            ready.done.set_result(None)
-
-    def _forget(self, item: Item) -> None:
-        session = self.sessions.get(item.station)
-        if session is not None and isinstance(session.cache, StationCache) and item.frame:
-            session.cache.local.discard(item.frame.message_id)
+            session.cache.local.discard(message_id)

@@ -1,0 +1,243 @@
+"""Answers on their way out: stored first, then sent and acknowledged, in arrival order.
+
+Each answer to a station's frame (a handler's answer, a stored answer sent again for a repeat,
+a CALLERROR for an unreadable frame) waits here in one FIFO. Every answer ready in one turn of
+the loop (or within ``commit_delay``) is stored in one transaction together with the handlers'
+deferred writes and the stations' new state; only once that transaction is committed are the
+answers published on ``down`` and their requests acknowledged to the broker, in order. A store
+failure keeps them all (nothing sent, nothing acknowledged) and retries with back-off: the
+handlers' writes are in the same transaction, so a retry neither loses nor repeats them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..rpc import Call, CallError, CallResult, ErrorCode, Frame, error_code_for
+from .backend import Outcome
+from .store import EffectsFailed, Finish
+
+if TYPE_CHECKING:
+    from .inbound import Inbound, Item
+
+__all__ = ["Answers", "Backoff", "Ready"]
+
+log = logging.getLogger("ocpp_iot.bridge")
+
+_RETRY_MAX = 30.0
+
+
+@dataclass(slots=True)
+class Ready:
+    """An answer waiting to be stored (``finish``) and then sent, in order."""
+
+    item: Item
+    data: bytes | None
+    frame: Frame | None
+    finish: Finish | None = None
+    done: asyncio.Future[None] | None = None
+    state: dict[str, Any] | None = None
+
+
+@dataclass
+class Backoff:
+    delay: float
+    first: float
+    failures: int = 0
+
+    def next(self) -> float:
+        self.failures += 1
+        wait = self.delay
+        self.delay = min(_RETRY_MAX, self.delay * 2)
+        return wait
+
+    def reset(self) -> None:
+        self.delay = self.first
+        self.failures = 0
+
+
+class Answers:
+    """The ordered way out of one bridge worker (see the module docstring)."""
+
+    def __init__(self, inbound: Inbound) -> None:
+        self.inbound = inbound
+        self.bridge = inbound.bridge
+        self.config = inbound.config
+        self.store = inbound.store
+        self._ready: list[Ready] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        # stations whose handler state changed and is not stored yet: the latest state and
+        # how many stores of it are pending (a later CALL must not see the older stored one)
+        self._unstored: dict[str, tuple[dict[str, Any], int]] = {}
+        self._touched: dict[str, tuple[str, float]] = {}  # station -> (version, last stored)
+        self._retry = Backoff(self.config.store_retry, self.config.store_retry)
+
+    @property
+    def idle(self) -> bool:
+        return not self._ready and self._flusher is None and self._flush_timer is None
+
+    def state_of(self, station: str) -> dict[str, Any] | None:
+        """The station's handler state as last changed here, while not yet stored."""
+        pending = self._unstored.get(station)
+        return dict(pending[0]) if pending else None
+
+    # -- 3. finish ----------------------------------------------------------------------------
+
+    def answered(
+        self,
+        item: Item,
+        outcome: Outcome,
+        state: dict[str, Any],
+        before: str,
+        done: asyncio.Future[None] | None = None,
+    ) -> None:
+        frame = item.frame
+        assert isinstance(frame, Call)
+        answer = outcome.answer
+        if answer is None:  # pragma: no cover - dispatch answers every CALL
+            answer = CallError(frame.message_id, ErrorCode.INTERNAL_ERROR, "no answer", {})
+        data, answer = self._encode_answer(item, frame, answer)
+        now = time.time()
+        changed = (json.dumps(state, sort_keys=True) if state else "") != before
+        if changed:
+            pending = self._unstored.get(item.station)
+            self._unstored[item.station] = (state, (pending[1] if pending else 0) + 1)
+        seen = self._touched.get(item.station)
+        touch = seen is None or seen[0] != item.version or now - seen[1] > 60.0
+        if touch:
+            self._touched[item.station] = (item.version, now)
+        finish = Finish(
+            item.station,
+            frame.message_id,
+            data,
+            item.version,
+            now,
+            state if changed else None,
+            outcome.effects,
+            touch,
+        )
+        self.inbound.sessions[item.station].respond(answer, stored=data)
+        self._push(Ready(item, data, answer, finish, done, state if changed else None))
+
+    def _encode_answer(
+        self, item: Item, call: Call, answer: CallResult | CallError
+    ) -> tuple[bytes, CallResult | CallError]:
+        try:
+            return self.bridge.encode_down(answer, item.version, item.as_json), answer
+        except Exception as exc:
+            log.error("cannot encode the answer to %s %s: %s", call.action, call.message_id, exc)
+            err = CallError(
+                call.message_id,
+                error_code_for(ErrorCode.INTERNAL_ERROR, item.version),
+                "the answer could not be encoded",
+                {},
+            )
+            return self.bridge.encode_down(err, item.version, item.as_json), err
+
+    def queue_error(self, item: Item, answer: CallError | None, done: Any) -> None:
+        if answer is None:
+            self.bridge.ack(item.msg)
+            return
+        try:
+            data = self.bridge.encode_down(answer, item.version, item.as_json)
+        except Exception as exc:
+            log.error("cannot encode %r for %s: %s", answer, item.station, exc)
+            self.bridge.ack(item.msg)
+            return
+        self._push(Ready(item, data, answer))
+
+    def queue_raw(self, item: Item, data: bytes | None, answer: Any) -> None:
+        if data is None:
+            data = self.bridge.encode_down(answer, item.version, item.as_json)
+        self._push(Ready(item, data, None))
+
+    def _push(self, ready: Ready) -> None:
+        self._ready.append(ready)
+        if self._flusher is not None or self._flush_timer is not None:
+            return
+        delay = self.config.commit_delay
+        loop = asyncio.get_running_loop()
+        if delay > 0 and len(self._ready) < 256:
+            self._flush_timer = loop.call_later(delay, self._start_flush)
+        else:
+            self._start_flush()
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        if self._flusher is None and self._ready:
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        """Store every ready answer in one transaction, then send and acknowledge them."""
+        try:
+            while self._ready:
+                batch, self._ready = self._ready, []
+                finishes = [r.finish for r in batch if r.finish is not None]
+                try:
+                    results = await self.store.finish_calls(finishes) if finishes else []
+                except Exception as exc:
+                    wait = self._retry.next()
+                    log.error(
+                        "could not store %d answers (%s); nothing sent or acknowledged, "
+                        "retrying in %.1f s",
+                        len(finishes),
+                        exc,
+                        wait,
+                    )
+                    self._ready[:0] = batch
+                    await asyncio.sleep(wait)
+                    continue
+                if self._retry.failures:
+                    log.warning("the store answers again: %d answers stored", len(finishes))
+                    self._retry.reset()
+                stored = iter(results)
+                for ready in batch:
+                    result = next(stored) if ready.finish is not None else None
+                    try:
+                        self._deliver(ready, result)
+                    except Exception:
+                        log.exception("failed to send an answer to %s", ready.item.station)
+        finally:
+            self._flusher = None
+            if self._ready:
+                self._start_flush()
+
+    def _deliver(self, ready: Ready, result: bytes | EffectsFailed | None) -> None:
+        item = ready.item
+        if ready.state is not None:
+            pending = self._unstored.get(item.station)
+            if pending is not None and pending[1] <= 1:
+                del self._unstored[item.station]
+            elif pending is not None:
+                self._unstored[item.station] = (pending[0], pending[1] - 1)
+        if isinstance(result, EffectsFailed):
+            frame = item.frame
+            assert isinstance(frame, Call)
+            log.error("the %s handler's writes failed: %s", frame.action, result)
+            err = CallError(
+                frame.message_id,
+                error_code_for(ErrorCode.INTERNAL_ERROR, item.version),
+                "the handler's writes failed",
+                {},
+            )
+            self._forget(item)
+            self.bridge.send_down(item.station, item.version, err, item.as_json)
+        elif result is not None:  # another copy was answered first: send the same answer
+            self.bridge.publish_down(item.station, result)
+        elif ready.data is not None:
+            self.bridge.publish_down(item.station, ready.data)
+            if ready.frame is not None:
+                self.bridge.observe_down(item.station, item.version, ready.frame, ready.data)
+        self.bridge.ack(item.msg)
+        if ready.done is not None and not ready.done.done():
+            ready.done.set_result(None)
+
+    def _forget(self, item: Item) -> None:
+        if item.frame is not None:
+            self.inbound.forget(item.station, item.frame.message_id)
