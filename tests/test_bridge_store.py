@@ -75,12 +75,29 @@ def test_second_copy_loses_and_its_writes_are_dropped(store: SqliteStore) -> Non
 
 
 def test_failed_writes_spoil_only_their_item(store: SqliteStore) -> None:
-    good = finish("CP1", "1", b"ok", effects=[("INSERT INTO effects VALUES (?)", ("a",))])
+    """The batch is first tried without savepoints; when one item's writes fail it is done
+    again item by item, so the others' writes are there once and the failed item's not at all."""
+    good = finish(
+        "CP1", "1", b"ok", state={"n": 1}, effects=[("INSERT INTO effects VALUES (?)", ("a",))]
+    )
     bad = finish("CP2", "1", b"ok", effects=[("INSERT INTO nowhere VALUES (?)", ("b",))])
-    res = store.finish_calls([good, bad])
-    assert res[0] is None and isinstance(res[1], EffectsFailed)
+    plain = finish("CP3", "1", b"ok", state={"n": 3})
+    res = store.finish_calls([good, bad, plain])
+    assert res[0] is None and isinstance(res[1], EffectsFailed) and res[2] is None
+    assert "nowhere" in str(res[1])
     assert store.claim_call("CP2", "1", "w0", 101.0, mark=False).claim is Claim.NEW
     assert store.claim_call("CP1", "1", "w0", 101.0, mark=False).claim is Claim.DONE
+    assert store._db.execute("SELECT v FROM effects").fetchall() == [("a",)]
+    assert [store.station_state(s) for s in ("CP1", "CP2", "CP3")] == [{"n": 1}, {}, {"n": 3}]
+    assert [s["station"] for s in store.stations()] == ["CP1", "CP3"]
+
+
+def test_state_given_or_kept_with_the_version(store: SqliteStore) -> None:
+    store.finish_calls([finish("CP1", "1", b"a", state={"n": 1})])
+    store.finish_calls([Finish("CP1", "2", b"b", "2.1", 101.0)])  # state unchanged
+    assert (store.station_state("CP1"), store.station_version("CP1")) == ({"n": 1}, "2.1")
+    store.finish_calls([finish("CP1", "3", b"c", state={}, touch_station=False)])
+    assert (store.station_state("CP1"), store.station_version("CP1")) == ({}, "2.0.1")
 
 
 def test_defer_sql_only_inside_the_bridge_and_for_its_database(store: SqliteStore) -> None:
@@ -88,7 +105,12 @@ def test_defer_sql_only_inside_the_bridge_and_for_its_database(store: SqliteStor
     with collect_effects(store.path) as effects:
         assert defer_sql(store.path, [("INSERT INTO effects VALUES (?)", ("x",))])
         assert not defer_sql("/elsewhere.sqlite3", [("SELECT 1", ())])
-    assert effects == [("INSERT INTO effects VALUES (?)", ("x",))]
+        same_file = str(Path(store.path).parent / "." / Path(store.path).name)
+        assert defer_sql(same_file, [("INSERT INTO effects VALUES (?)", ("y",))])
+    assert effects == [
+        ("INSERT INTO effects VALUES (?)", ("x",)),
+        ("INSERT INTO effects VALUES (?)", ("y",)),
+    ]
     assert not defer_sql(store.path, [("SELECT 1", ())])
 
 

@@ -14,6 +14,9 @@ thread and hands back an :class:`asyncio.Future`.
 - The thread wakes the loop once for all the calls that completed since the loop last looked
   (:meth:`asyncio.loop.call_soon_threadsafe` costs a write to the loop's self-pipe).
 - Arguments travel to the thread as they are: do not change a list after passing it.
+- :meth:`AsyncStore.station_version` answers from memory what it read less than
+  ``version_ttl`` seconds ago, unless a :meth:`~AsyncStore.finish_calls` of this facade has
+  touched the station since (another worker's change shows after at most ``version_ttl``).
 """
 
 from __future__ import annotations
@@ -48,18 +51,24 @@ class AsyncStore:
     store: Store  #: the synchronous store (call it only through this facade while open)
     path: str  #: the database path, for :func:`~ocpp_iot.bridge.store.collect_effects`
 
-    def __init__(self, store: Store, *, name: str = "ocpp-iot-store") -> None:
-        self._start(name)
+    def __init__(
+        self, store: Store, *, name: str = "ocpp-iot-store", version_ttl: float = 5.0
+    ) -> None:
+        self._start(name, version_ttl)
         self.store = store
         self.path = getattr(store, "path", "")
 
     @classmethod
     async def open(
-        cls, factory: Callable[[], Store], *, name: str = "ocpp-iot-store"
+        cls,
+        factory: Callable[[], Store],
+        *,
+        name: str = "ocpp-iot-store",
+        version_ttl: float = 5.0,
     ) -> AsyncStore:
         """Build the store by calling ``factory()`` on the database thread, and wrap it."""
         self = cls.__new__(cls)
-        self._start(name)
+        self._start(name, version_ttl)
         try:
             self.store = await self.call(factory)
         except BaseException:
@@ -69,7 +78,10 @@ class AsyncStore:
         self.path = getattr(self.store, "path", "")
         return self
 
-    def _start(self, name: str) -> None:
+    def _start(self, name: str, version_ttl: float) -> None:
+        self._version_ttl = version_ttl
+        self._versions: dict[str, tuple[float, str | None]] = {}  # station: (read at, version)
+        self._touches: dict[str, int] = {}  # station: finish_calls that changed it, so far
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._done: list[_Done] = []
         self._done_lock = threading.Lock()
@@ -156,13 +168,43 @@ class AsyncStore:
     def finish_calls(
         self, items: Sequence[Finish]
     ) -> asyncio.Future[list[bytes | EffectsFailed | None]]:
-        return self.call(self.store.finish_calls, items)
+        future = self.call(self.store.finish_calls, items)
+        if self._version_ttl > 0:
+            for it in items:
+                if it.touch_station or it.state is not None:  # it may record a new version
+                    self._versions.pop(it.station, None)
+                    self._touches[it.station] = self._touches.get(it.station, 0) + 1
+        return future
 
     def release_owner(self, owner: str) -> asyncio.Future[int]:
         return self.call(self.store.release_owner, owner)
 
     def station_version(self, station: str) -> asyncio.Future[str | None]:
-        return self.call(self.store.station_version, station)
+        if self._version_ttl <= 0:
+            return self.call(self.store.station_version, station)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        known = self._versions.get(station)
+        if (
+            known is not None
+            and now - known[0] < self._version_ttl
+            and loop is self._loop
+            and not self._closed
+        ):
+            done: asyncio.Future[str | None] = loop.create_future()
+            done.set_result(known[1])
+            return done
+        future = self.call(self.store.station_version, station)
+        touches = self._touches.get(station, 0)
+
+        def remember(f: asyncio.Future[str | None]) -> None:
+            # only if no finish_calls for the station was made after this read was queued
+            if not f.cancelled() and f.exception() is None:
+                if self._touches.get(station, 0) == touches:
+                    self._versions[station] = (now, f.result())
+
+        future.add_done_callback(remember)
+        return future
 
     def station_state(self, station: str) -> asyncio.Future[dict[str, Any]]:
         return self.call(self.store.station_state, station)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _outgoing
+from ._errors import RetryWithSavepoints, roll_back, store_failure
 from ._types import Claim, ClaimResult, EffectsFailed, Finish, OutgoingCall, StateUpdate, T
 
 _SCHEMA = """
@@ -47,39 +48,6 @@ CREATE INDEX IF NOT EXISTS bridge_station_kv_key ON bridge_station_kv (key, stat
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-#: primary result codes that say the database failed (full, unreadable, locked, gone), not the
-#: statement: the whole call fails then, rather than one handler's writes
-_STORE_FAILURE_CODES = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_NOMEM,
-        sqlite3.SQLITE_READONLY,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_CORRUPT,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_CANTOPEN,
-        sqlite3.SQLITE_PROTOCOL,
-        sqlite3.SQLITE_NOTADB,
-    }
-)
-
-
-def _store_failure(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _STORE_FAILURE_CODES
-
-
-def _roll_back(db: sqlite3.Connection) -> None:
-    """Roll back after an error, if SQLite has not already (it does after some errors, e.g.
-    SQLITE_FULL), keeping the error that caused it rather than one from the rollback."""
-    if db.in_transaction:
-        try:
-            db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # the next transaction rolls back first (``_Tx.__enter__``)
 
 
 class SqliteStore:
@@ -130,10 +98,10 @@ class SqliteStore:
                     try:
                         db.execute("COMMIT")
                     except BaseException:
-                        _roll_back(db)
+                        roll_back(db)
                         raise
                 else:
-                    _roll_back(db)
+                    roll_back(db)
             finally:
                 self.store._lock.release()
 
@@ -220,44 +188,56 @@ class SqliteStore:
                     if cur.rowcount:
                         return [None]
                     return [self._stored_response(it)]
-        results: list[bytes | EffectsFailed | None] = []
+        if any(it.effects for it in items):
+            # optimistic: no savepoint per item (they cost a third of the time); if a handler's
+            # writes fail, everything is rolled back and done again, item by item
+            try:
+                with self._tx() as db:
+                    return self._finish(db, items, savepoints=False)
+            except RetryWithSavepoints:
+                pass
         with self._tx() as db:
-            for it in items:
-                savepoint = bool(it.effects)
-                if savepoint:
-                    db.execute("SAVEPOINT item")
-                try:
-                    cur = db.execute(
-                        self._FINISH, (it.station, it.message_id, it.now, it.now, it.response)
-                    )
-                    if cur.rowcount == 0:  # another copy was answered first
-                        if savepoint:
-                            db.execute("RELEASE item")
-                        results.append(self._stored_response(it))
-                        continue
-                    for sql, params in it.effects:
-                        db.execute(sql, tuple(params))
-                    if it.touch_station or it.state is not None:
-                        db.execute(
-                            "INSERT INTO bridge_stations (station, version, last_seen) "
-                            "VALUES (?, ?, ?) ON CONFLICT(station) DO UPDATE SET "
-                            "version=excluded.version, last_seen=excluded.last_seen",
-                            (it.station, it.version, it.now),
-                        )
-                    if it.state is not None:
-                        db.execute(
-                            "UPDATE bridge_stations SET state=? WHERE station=?",
-                            (_dumps(it.state), it.station),
-                        )
+            return self._finish(db, items, savepoints=True)
+
+    _STATION = (
+        "INSERT INTO bridge_stations (station, version, last_seen, state) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(station) DO UPDATE SET version=excluded.version, "
+        "last_seen=excluded.last_seen, state=coalesce(excluded.state, bridge_stations.state)"
+    )
+
+    def _finish(
+        self, db: sqlite3.Connection, items: Sequence[Finish], *, savepoints: bool
+    ) -> list[bytes | EffectsFailed | None]:
+        results: list[bytes | EffectsFailed | None] = []
+        for it in items:
+            savepoint = savepoints and bool(it.effects)
+            if savepoint:
+                db.execute("SAVEPOINT item")
+            try:
+                cur = db.execute(
+                    self._FINISH, (it.station, it.message_id, it.now, it.now, it.response)
+                )
+                if cur.rowcount == 0:  # another copy was answered first
                     if savepoint:
                         db.execute("RELEASE item")
-                    results.append(None)
-                except sqlite3.Error as exc:
-                    if not savepoint or _store_failure(exc) or not db.in_transaction:
-                        raise  # the database failed, not the handler's statements
-                    db.execute("ROLLBACK TO item")
+                    results.append(self._stored_response(it))
+                    continue
+                for sql, params in it.effects:
+                    db.execute(sql, tuple(params))
+                if it.touch_station or it.state is not None:
+                    state = None if it.state is None else _dumps(it.state)
+                    db.execute(self._STATION, (it.station, it.version, it.now, state))
+                if savepoint:
                     db.execute("RELEASE item")
-                    results.append(EffectsFailed(str(exc)))
+                results.append(None)
+            except sqlite3.Error as exc:
+                if not it.effects or store_failure(exc) or not db.in_transaction:
+                    raise  # the database failed, not the handler's statements
+                if not savepoint:
+                    raise RetryWithSavepoints from exc
+                db.execute("ROLLBACK TO item")
+                db.execute("RELEASE item")
+                results.append(EffectsFailed(str(exc)))
         return results
 
     def _stored_response(self, it: Finish) -> bytes:
