@@ -478,3 +478,39 @@ def test_one_event_loop_per_facade(tmp_path: Path) -> None:
         run(use)
     with pytest.raises(RuntimeError):  # outside a loop
         facade.station_version("CP1")
+
+
+def test_station_versions_are_remembered_until_this_facade_changes_them(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sqlite3")
+    other = SqliteStore(path)  # another worker on the same database
+
+    async def main() -> None:
+        facade = AsyncStore(SqliteStore(path), version_ttl=0.2)
+        await facade.finish_calls([fin("CP1", "1", b"x")])
+        assert await facade.station_version("CP1") == "2.0.1"
+        gate = threading.Event()
+        held = facade.call(gate.wait, 10)  # the database thread is busy from now on
+        assert await facade.station_version("CP1") == "2.0.1"  # answered from memory
+        # a read queued before a finish_calls that changes the version: its answer is the old
+        # version (calls run in order), and it is not remembered
+        before = facade.station_version("CP1")
+        facade.finish_calls([Finish("CP1", "2", b"y", "2.1", 101.0)])
+        after = facade.station_version("CP1")
+        gate.set()
+        assert await held is True
+        assert (await before, await after) == ("2.0.1", "2.1")
+        assert await facade.station_version("CP1") == "2.1"
+        # another worker's change shows once what was read has aged past version_ttl
+        other.finish_calls([Finish("CP1", "3", b"z", "1.6", 102.0)])
+        assert await facade.station_version("CP1") == "2.1"
+        await asyncio.sleep(0.2)
+        assert await facade.station_version("CP1") == "1.6"
+        assert await facade.station_version("CP9") is None
+        await facade.close()
+        fresh = AsyncStore(SqliteStore(path), version_ttl=0)  # no memory at all
+        assert await fresh.station_version("CP1") == "1.6"
+        other.finish_calls([Finish("CP1", "4", b"z", "2.1", 103.0)])
+        assert await fresh.station_version("CP1") == "2.1"
+        await fresh.close()
+
+    run(main)
