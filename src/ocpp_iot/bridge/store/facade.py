@@ -108,16 +108,19 @@ class AsyncStore:
 
     def _run(self) -> None:  # the database thread
         get = self._jobs.get
-        deliver = self._deliver
+        run_one = self._run_one
         while (job := get()) is not None:
-            fut, fn, args, kwargs = job
-            try:
-                value = fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller, whatever it is
-                deliver((fut, False, exc))
-            else:
-                deliver((fut, True, value))
-            del job, fut, fn, args, kwargs  # keep no reference to the last call's values
+            run_one(job)
+            del job  # keep no reference to the last call's arguments
+
+    def _run_one(self, job: _Job) -> None:  # the database thread
+        fut, fn, args, kwargs = job
+        try:
+            value = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, whatever it is
+            self._deliver((fut, False, exc))
+        else:
+            self._deliver((fut, True, value))
 
     def _deliver(self, done: _Done) -> None:  # the database thread
         with self._done_lock:
