@@ -242,3 +242,17 @@ def test_two_processes_update_one_value_without_losing_any(tmp_path: Path) -> No
     for p in procs:
         p.join(10)
     assert SqliteStore(path).scan_station_state("counter") == [("CP1", 400)]
+
+
+def test_a_repeat_in_the_same_batch_gets_the_first_answer(store: SqliteStore) -> None:
+    first = finish("CP1", "1", b"first", effects=[("INSERT INTO effects VALUES (?)", ("a",))])
+    again = finish("CP1", "1", b"again", effects=[("INSERT INTO effects VALUES (?)", ("b",))])
+    bad = finish("CP2", "1", b"ok", effects=[("INSERT INTO nowhere VALUES (?)", ("c",))])
+    assert store.finish_calls([first, again]) == [None, b"first"]
+    assert store.finish_calls([finish("CP3", "1", b"x"), finish("CP3", "1", b"y")]) == [None, b"x"]
+    # the same when the batch is redone item by item (a handler's writes failed)
+    first2 = finish("CP1", "2", b"first", effects=[("INSERT INTO effects VALUES (?)", ("d",))])
+    again2 = finish("CP1", "2", b"again", effects=[("INSERT INTO effects VALUES (?)", ("e",))])
+    res = store.finish_calls([first2, bad, again2])
+    assert res[0] is None and isinstance(res[1], EffectsFailed) and res[2] == b"first"
+    assert store._db.execute("SELECT v FROM effects ORDER BY v").fetchall() == [("a",), ("d",)]

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import _outgoing
-from ._errors import RetryWithSavepoints, roll_back, store_failure
+from . import _finish, _outgoing
+from ._errors import RetryWithSavepoints, roll_back
 from ._types import Claim, ClaimResult, EffectsFailed, Finish, OutgoingCall, StateUpdate, T
 
 _SCHEMA = """
@@ -170,82 +170,24 @@ class SqliteStore:
         ).fetchone()
         return json.loads(row[0]) if row and row[0] else {}
 
-    _FINISH = (
-        "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response) "
-        "VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE SET "
-        "finished=excluded.finished, response=excluded.response, owner=NULL "
-        "WHERE bridge_calls.finished IS NULL"
-    )
-
     def finish_calls(self, items: Sequence[Finish]) -> list[bytes | EffectsFailed | None]:
         if len(items) == 1 and not items[0].effects and items[0].state is None:
             it = items[0]
             if not it.touch_station:  # the common case: one statement, its own transaction
                 with self._lock:
                     cur = self._db.execute(
-                        self._FINISH, (it.station, it.message_id, it.now, it.now, it.response)
+                        _finish.FINISH, (it.station, it.message_id, it.now, it.now, it.response)
                     )
                     if cur.rowcount:
                         return [None]
-                    return [self._stored_response(it)]
-        if any(it.effects for it in items):
-            # optimistic: no savepoint per item (they cost a third of the time); if a handler's
-            # writes fail, everything is rolled back and done again, item by item
-            try:
-                with self._tx() as db:
-                    return self._finish(db, items, savepoints=False)
-            except RetryWithSavepoints:
-                pass
+                    return [_finish.stored_response(self._db, it)]
+        try:  # the whole batch in a few statements ...
+            with self._tx() as db:
+                return _finish.batch(db, items)
+        except RetryWithSavepoints:  # ... unless a handler's writes failed: item by item
+            pass
         with self._tx() as db:
-            return self._finish(db, items, savepoints=True)
-
-    _STATION = (
-        "INSERT INTO bridge_stations (station, version, last_seen, state) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(station) DO UPDATE SET version=excluded.version, "
-        "last_seen=excluded.last_seen, state=coalesce(excluded.state, bridge_stations.state)"
-    )
-
-    def _finish(
-        self, db: sqlite3.Connection, items: Sequence[Finish], *, savepoints: bool
-    ) -> list[bytes | EffectsFailed | None]:
-        results: list[bytes | EffectsFailed | None] = []
-        for it in items:
-            savepoint = savepoints and bool(it.effects)
-            if savepoint:
-                db.execute("SAVEPOINT item")
-            try:
-                cur = db.execute(
-                    self._FINISH, (it.station, it.message_id, it.now, it.now, it.response)
-                )
-                if cur.rowcount == 0:  # another copy was answered first
-                    if savepoint:
-                        db.execute("RELEASE item")
-                    results.append(self._stored_response(it))
-                    continue
-                for sql, params in it.effects:
-                    db.execute(sql, tuple(params))
-                if it.touch_station or it.state is not None:
-                    state = None if it.state is None else _dumps(it.state)
-                    db.execute(self._STATION, (it.station, it.version, it.now, state))
-                if savepoint:
-                    db.execute("RELEASE item")
-                results.append(None)
-            except sqlite3.Error as exc:
-                if not it.effects or store_failure(exc) or not db.in_transaction:
-                    raise  # the database failed, not the handler's statements
-                if not savepoint:
-                    raise RetryWithSavepoints from exc
-                db.execute("ROLLBACK TO item")
-                db.execute("RELEASE item")
-                results.append(EffectsFailed(str(exc)))
-        return results
-
-    def _stored_response(self, it: Finish) -> bytes:
-        row = self._db.execute(
-            "SELECT response FROM bridge_calls WHERE station=? AND message_id=?",
-            (it.station, it.message_id),
-        ).fetchone()
-        return bytes(row[0])
+            return _finish.one_by_one(db, items)
 
     def release_owner(self, owner: str) -> int:
         with self._tx() as db:
