@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 from collections.abc import Callable
 from typing import Any
 
 from ..behaviours import Behaviour, Context, dispatch_async
-from ..rpc import Call, CallError, CallResult, Frame
+from ..rpc import (
+    Call,
+    CallAnswered,
+    CallError,
+    CallReceived,
+    CallResult,
+    DuplicateCall,
+    ErrorCode,
+    Frame,
+    Session,
+    error_code_for,
+)
 from ..transports.mqtt import AsyncMqttClient, Message, MqttSettings, Will
 from . import _wire
 from .reference import utc_now
@@ -112,9 +122,12 @@ class SimStation:
             will=Will(f"{prefix}/{station_id}/status", b"offline", 1, True),
             birth=(Will(f"{prefix}/{station_id}/status", b"online", 1, True),),
         )
-        self._ids = itertools.count(random.randrange(1, 1 << 20))
+        # the OCPP-J rules (ids, one outstanding CALL, repeats answered from the cache) are the
+        # session's; ids start at random so that runs against one bridge store do not collide
+        self.session = Session(
+            version, call_timeout=call_timeout, first_id=random.randrange(1, 1 << 20), remember=64
+        )
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
-        self._answered: dict[str, bytes] = {}
         self._client: AsyncMqttClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
@@ -155,7 +168,7 @@ class SimStation:
         await self.stop()
 
     def new_message_id(self) -> str:
-        return str(next(self._ids))
+        return self.session.new_message_id()
 
     def _publish(self, frame: Frame) -> None:
         data = _wire.encode(frame, self.version)
@@ -169,9 +182,8 @@ class SimStation:
     ) -> CallResult | CallError:
         """Send a CALL and wait for its answer, repeating it (same id) on each timeout."""
         assert self._lock is not None
-        async with self._lock:  # one outstanding CALL
+        async with self._lock:  # our side of OCPP-J 4.1.1: the session refuses a second one
             mid = message_id or self.new_message_id()
-            frame = Call(mid, action, payload)
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[CallResult | CallError] = loop.create_future()
             self._pending[mid] = fut
@@ -179,7 +191,10 @@ class SimStation:
                 attempt = 0
                 while True:
                     attempt += 1
-                    self._publish(frame)
+                    self.session.expire(loop.time())  # the previous attempt, if it timed out
+                    self._publish(
+                        self.session.send_call(action, payload, loop.time(), message_id=mid)
+                    )
                     try:
                         return await asyncio.wait_for(asyncio.shield(fut), self.call_timeout)
                     except TimeoutError:
@@ -188,6 +203,14 @@ class SimStation:
                         log.info("%s: no answer to %s %s, repeating", self.station_id, action, mid)
             finally:
                 self._pending.pop(mid, None)
+                self._abandon(loop.time())
+
+    def _abandon(self, now: float) -> None:
+        """Give up our outstanding CALL (its wait timed out or was cancelled) before its
+        deadline on the session's clock, so that the slot is free for the next one."""
+        deadline = self.session.deadline()
+        if deadline is not None:
+            self.session.expire(max(now, deadline))
 
     async def _receive(self) -> None:
         assert self._client is not None
@@ -200,22 +223,25 @@ class SimStation:
                 continue
             if self.observer is not None:
                 self.observer("down", self.station_id, frame, msg.payload)
-            if isinstance(frame, CallResult | CallError):
-                fut = self._pending.get(frame.message_id)
+            event = self.session.receive(frame, asyncio.get_running_loop().time())
+            if isinstance(event, CallAnswered):
+                fut = self._pending.get(event.call.message_id)
                 if fut is not None and not fut.done():
-                    fut.set_result(frame)
-            elif isinstance(frame, Call):
-                await self._answer(frame, version)
+                    fut.set_result(event.response)
+            elif isinstance(event, CallReceived):
+                await self._answer(event.call, version)
+            elif isinstance(event, DuplicateCall) and isinstance(event.response, bytes):
+                assert self._client is not None  # a repeated CALL: the same answer again
+                self._client.publish(self.up, event.response, 1)
 
     async def _answer(self, call: Call, version: str) -> None:
-        if call.message_id in self._answered:  # a repeated CALL: same answer again
-            assert self._client is not None
-            self._client.publish(self.up, self._answered[call.message_id], 1)
-            return
         self.received_calls.append(call)
-        if self.charger is None:
+        if self.charger is None:  # a known action this station does not handle (OCPP-J 4.3)
             answer: CallResult | CallError = CallError(
-                call.message_id, "NotImplemented", "this station answers no CALLs", {}
+                call.message_id,
+                error_code_for(ErrorCode.NOT_SUPPORTED, version),
+                "this station answers no CALLs",
+                {},
             )
         else:
             ctx = Context(self.station_id, call.message_id, version)
@@ -223,9 +249,7 @@ class SimStation:
             assert result is not None
             answer = result
         data = _wire.encode(answer, self.version)
-        if len(self._answered) > 64:
-            self._answered.pop(next(iter(self._answered)))
-        self._answered[call.message_id] = data
+        self.session.respond(answer, stored=data)
         if self.observer is not None:
             self.observer("up", self.station_id, answer, data)
         assert self._client is not None
