@@ -514,3 +514,26 @@ def test_station_versions_are_remembered_until_this_facade_changes_them(tmp_path
         await fresh.close()
 
     run(main)
+
+
+def test_calls_completed_while_the_loop_was_busy_cost_one_wakeup(tmp_path: Path) -> None:
+    async def main() -> None:
+        facade = AsyncStore(SqliteStore(str(tmp_path / "s.sqlite3")))
+        wakeups = 0
+        flush = facade._flush
+
+        def counted() -> None:
+            nonlocal wakeups
+            wakeups += 1
+            flush()
+
+        facade._flush = counted  # type: ignore[method-assign]
+        last = threading.Event()
+        futures: list[asyncio.Future[Any]] = [facade.station_version(f"CP{i}") for i in range(10)]
+        futures.append(facade.call(last.set))
+        assert last.wait(10)  # the loop is busy (blocked here) until the thread ran them all
+        assert await asyncio.gather(*futures) == [None] * 11
+        assert wakeups == 1
+        await facade.close()
+
+    run(main)
