@@ -39,8 +39,19 @@ class Mirror:
         self.bridge = bridge
         self.config = bridge.config
         self.observer = observer
-        self.view = StationView(self.config.state_refresh) if self.config.state_topic else None
+        # With several workers each sees only some of a station's frames (shared subscription),
+        # so a summary built by one of them would be partial: the state topic needs one worker.
+        keep_state = self.config.state_topic and not self.config.shared
+        if self.config.state_topic and self.config.shared:
+            log.warning("json/state is kept by a single bridge worker only: off with --workers")
+        self.view = StationView(self.config.state_refresh) if keep_state else None
         self.statuses: dict[str, str] = {}
+
+    def restore(self, station: str, payload: bytes) -> None:
+        """A retained ``json/state`` (ours, from before a restart): start from it, so vendor,
+        model and transactions are not forgotten until the station boots again."""
+        if self.view is not None and payload:
+            self.view.restore(station, payload)
 
     def up(self, station: str, version: str, frame: Frame, data: bytes) -> None:
         self._trace("up", station, frame, data)

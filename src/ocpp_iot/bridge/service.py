@@ -32,7 +32,7 @@ from ..behaviours import Behaviour
 from ..codecs import ocppj
 from ..rpc import Call, CallError, CallResult, CallResultError, ErrorCode, Frame, Send
 from ..transports.base import PubSubClient
-from ..transports.mqtt import AsyncMqttClient, Message, Will
+from ..transports.mqtt import AsyncMqttClient, Message, MqttSettings, Will
 from . import _wire
 from .backend import Backend, HostedBackend
 from .config import STATION_RE, BridgeConfig, CallTimeout
@@ -138,6 +138,7 @@ class Bridge:
             will=offline,
             birth=(Will(self.status_topic, b"online", 1, True),),
         )
+        self._spawn(self._restore_states(settings))  # meanwhile: frames seen first are newer
         self.client = self._client_factory(settings, self._on_message, manual_ack=True)
         for sub in self._subscriptions():
             self.client.subscribe(sub, 1)
@@ -160,6 +161,32 @@ class Bridge:
             await self.client.stop([offline])
             self.backend.close()
             await self.store.close()
+
+    async def _restore_states(self, settings: MqttSettings) -> None:
+        """Read our retained ``json/state`` summaries back (a short-lived clean session), so a
+        restart does not forget what the stations said at boot. Best effort: 2 s at most."""
+        if self.mirror.view is None:
+            return
+
+        def on_message(msg: Message) -> None:
+            station = msg.topic[len(self.prefix) + 1 :].partition("/")[0]
+            if msg.retain and STATION_RE.match(station):
+                self.mirror.restore(station, msg.payload)
+
+        reader = self._client_factory(
+            dataclasses.replace(
+                settings, client_id=f"{self.owner}-restore", clean_start=True, will=None, birth=()
+            ),
+            on_message,
+        )
+        reader.subscribe(f"{self.prefix}/+/json/state", 0)
+        try:
+            if await reader.start(2.0):
+                await asyncio.sleep(0.3)  # retained messages follow the SUBACK at once
+        except Exception as exc:
+            log.info("could not read the stations' retained states back: %s", exc)
+        finally:
+            await reader.stop()
 
     async def _housekeeping(self) -> None:
         last_prune = time.time()
