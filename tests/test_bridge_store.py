@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ def test_prune_forgets_old_answers(store: SqliteStore) -> None:
     assert store.claim_call("CP1", "1", "w0", 200.0, mark=False).claim is Claim.NEW
 
 
-def _worker(path: str, worker: int, n: int, q: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _worker(path: str, worker: int, n: int, q: Any) -> None:
     s = SqliteStore(path)
     won = 0
     for i in range(n):
@@ -166,12 +167,12 @@ def test_two_processes_claim_each_call_once(tmp_path: Path) -> None:
     assert q.get(timeout=5) + q.get(timeout=5) == 200
 
 
-def push(item: object) -> object:
+def push(item: object) -> Callable[[Any], tuple[list[object], int]]:
     """An update for update_station_state: append ``item`` to a list; result: the new length."""
 
     def fn(value: list[object] | None) -> tuple[list[object], int]:
-        value = [*(value or []), item]
-        return value, len(value)
+        new = [*(value or []), item]
+        return new, len(new)
 
     return fn
 
@@ -218,10 +219,10 @@ def test_station_state_update_that_raises_writes_nothing(store: SqliteStore) -> 
         store.update_station_state("CP1", "n", lambda v: ({1, 2}, None), 101.0)
     assert store.scan_station_state("n") == [("CP1", 1)]
     assert not store._db.in_transaction  # rolled back, the connection is usable
-    assert store.update_station_state("CP1", "n", lambda v: (v + 1, v + 1), 102.0) == 2
+    assert store.update_station_state("CP1", "n", lambda v: (v + 1, v + 1), 102.0) == 2  # type: ignore[operator]
 
 
-def _increment(path: str, n: int, q: multiprocessing.Queue, start: Any) -> None:  # type: ignore[type-arg]
+def _increment(path: str, n: int, q: Any, start: Any) -> None:
     s = SqliteStore(path)
     start.wait(30)  # both processes opened: now they overlap
     for _ in range(n):
