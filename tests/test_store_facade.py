@@ -537,3 +537,16 @@ def test_calls_completed_while_the_loop_was_busy_cost_one_wakeup(tmp_path: Path)
         await facade.close()
 
     run(main)
+
+
+def test_an_in_memory_database_for_tests_without_files() -> None:
+    async def main() -> None:
+        async with await AsyncStore.open(lambda: SqliteStore(":memory:")) as facade:
+            assert (await facade.claim_call("CP1", "1", "w0", 1.0)).claim is Claim.NEW
+            assert await facade.finish_calls([fin("CP1", "1", b"a", state={"n": 1})]) == [None]
+            assert await facade.station_state("CP1") == {"n": 1}
+            with collect_effects(facade.path) as effects:
+                assert defer_sql(":memory:", [("SELECT 1", ())])
+            assert effects == [("SELECT 1", ())]
+
+    run(main)
