@@ -9,7 +9,9 @@ implements the same methods with the same statements (see ``docs/bridge.md``). T
 uses a store through :class:`AsyncStore`, which runs it on a thread of its own.
 
 - ``_types``: the interface and its values; ``effects``: handlers' deferred writes;
-  ``sqlite``: the SQLite store; ``facade``: the asynchronous facade.
+  ``sqlite``: the SQLite store, with ``_finish`` (storing answers), ``_outgoing`` (the queue of
+  calls to stations) and ``_errors`` (which SQLite errors are the database's); ``facade``: the
+  asynchronous facade.
 """
 
 from ._types import (
