@@ -218,11 +218,6 @@ def test_routing_failure_leaves_the_frame_for_redelivery(tmp_path: Path) -> None
     assert handler.runs == [("CP1", "Heartbeat", "r1")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Outbound.operator acks the operator's CALL in `finally` even when queueing it "
-    "in the store failed: the CALL is dropped without an answer",
-)
 def test_store_failure_on_an_operator_call_leaves_it_unacknowledged(tmp_path: Path) -> None:
     """An operator's CALL that could not be queued (the store failed) is not acknowledged:
     after the connection drops it is delivered again and reaches the station."""
@@ -304,11 +299,6 @@ def test_queued_call_not_sent_when_the_outstanding_one_is_answered_late(tmp_path
     run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Outbound.call's `timeout=` limits only the wait; the queued CALL keeps the "
-    "config's patience and is sent after its caller gave up",
-)
 def test_call_station_timeout_abandons_the_queued_call(tmp_path: Path) -> None:
     """``Bridge.call_station(..., timeout=)``: a CALL queued behind an outstanding one whose
     caller stopped waiting (CallTimeout) is never sent afterwards."""

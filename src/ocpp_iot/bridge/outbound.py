@@ -101,9 +101,13 @@ class Outbound:
             return invalid
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[CallResult | CallError] = loop.create_future()
-        mid = await self._submit(station, version, action, payload, {"w": self.bridge.owner}, fut)
+        # the caller's patience: queued this long at most (never sent after it has given up),
+        # then the call timeout once sent (OCPP-J 4.1.1), after which the queue tells us
+        patience = self.timeout if timeout is None else timeout
+        tag = {"w": self.bridge.owner}
+        mid = await self._submit(station, version, action, payload, tag, fut, patience)
         try:
-            limit = timeout or self.timeout * 2 + 1.0
+            limit = patience + self.timeout + 1.0
             return await asyncio.wait_for(fut, limit)
         except TimeoutError:
             raise CallTimeout(f"{station} did not answer {action} {mid}") from None
@@ -111,7 +115,10 @@ class Outbound:
             self._waiters.pop((station, mid), None)
 
     async def operator(self, station: str, msg: Message) -> None:
-        """An operator's OCPP-J CALL on ``json/call``: validate, queue, answer on json/result."""
+        """An operator's OCPP-J CALL on ``json/call``: validate, queue, answer on json/result.
+
+        Acknowledged once answered (a refusal) or queued; a store failure leaves it
+        unacknowledged (logged), and the broker delivers it again on the next connection."""
         try:
             version = await self.bridge.version_of(station)
             try:
@@ -123,6 +130,7 @@ class Outbound:
                 code = error_code_for(ErrorCode.FORMAT_VIOLATION, version)
                 err = CallError(exc.message_id or "-1", code, str(exc)[:MAX_DESCRIPTION], {})
                 self.bridge.publish_result(station, err)
+                self.bridge.ack(msg)
                 return
             invalid = validate_call(version, frame)
             if invalid is not None:
@@ -134,11 +142,14 @@ class Outbound:
                     invalid.error_description,
                 )
                 self.bridge.publish_result(station, invalid)
+                self.bridge.ack(msg)
                 return
             tag = {"op": frame.message_id}
             await self._submit(station, version, frame.action, frame.payload, tag, None)
-        finally:
-            self.bridge.ack(msg)
+        except Exception:
+            log.exception("could not queue an operator's CALL for %s; left unacknowledged", station)
+            return
+        self.bridge.ack(msg)
 
     async def _submit(
         self,
@@ -148,6 +159,7 @@ class Outbound:
         payload: dict[str, Any],
         tag: dict[str, Any],
         fut: asyncio.Future[CallResult | CallError] | None,
+        patience: float | None = None,
     ) -> str:
         now = time.time()
         timeout = self.timeout
@@ -156,7 +168,8 @@ class Outbound:
             q = OutboundQueue.from_json(value, timeout)
             expired = q.expire(now)
             mid = q.new_message_id()
-            to_send = q.add(Call(mid, action, payload), now, tag=tag) or q.take_next(now)
+            call = Call(mid, action, payload)
+            to_send = q.add(call, now, patience=patience, tag=tag) or q.take_next(now)
             return q.to_json(), (mid, to_send, expired, q.deadline())
 
         mid, to_send, expired, due = await self.bridge.store.update_station_state(

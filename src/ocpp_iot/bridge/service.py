@@ -236,7 +236,12 @@ class Bridge:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a bridge task failed", exc_info=task.exception())
 
     def _station_status(self, station: str, msg: Message) -> None:
         status = msg.payload.decode(errors="replace")[:32]
