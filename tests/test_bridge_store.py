@@ -13,7 +13,6 @@ from ocpp_iot.bridge.store import (
     Claim,
     EffectsFailed,
     Finish,
-    OutgoingCall,
     SqliteStore,
     collect_effects,
     defer_sql,
@@ -113,28 +112,6 @@ def test_defer_sql_only_inside_the_bridge_and_for_its_database(store: SqliteStor
         ("INSERT INTO effects VALUES (?)", ("y",)),
     ]
     assert not defer_sql(store.path, [("SELECT 1", ())])
-
-
-def call(mid: str, station: str = "CP1") -> OutgoingCall:
-    return OutgoingCall(station, mid, "Reset", {"type": "OnIdle"}, "2.0.1", "operator", "w0")
-
-
-def test_one_outstanding_call_per_station_in_order(store: SqliteStore) -> None:
-    sent = store.submit_call(call("a"), 100.0)
-    assert sent is not None and sent.message_id == "a" and sent.sent_at == 100.0
-    assert store.submit_call(call("b"), 100.1) is None  # waits behind a
-    assert store.submit_call(call("c"), 100.2) is None
-    other = store.submit_call(call("x", "CP2"), 100.3)  # other stations are independent
-    assert other is not None
-    assert store.resolve_call("CP1", "b", 101.0) == (None, None)  # b was never sent
-    done, nxt = store.resolve_call("CP1", "a", 101.0)
-    assert done is not None and done.message_id == "a"
-    assert nxt is not None and nxt.message_id == "b"
-    expired = store.expire_calls(older_than=105.0, now=106.0)
-    got = sorted((c.message_id, n.message_id if n else "") for c, n in expired)
-    assert got == [("b", "c"), ("x", "")]
-    done, nxt = store.resolve_call("CP1", "c", 107.0)
-    assert done is not None and nxt is None
 
 
 def test_prune_forgets_old_answers(store: SqliteStore) -> None:

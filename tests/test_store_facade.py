@@ -21,7 +21,6 @@ from ocpp_iot.bridge.store import (
     Claim,
     EffectsFailed,
     Finish,
-    OutgoingCall,
     SqliteStore,
     Store,
     StoreClosed,
@@ -53,10 +52,6 @@ def push(item: Any) -> Callable[[Any], tuple[Any, int]]:
     return fn
 
 
-def reset_call(mid: str, station: str = "CP1") -> OutgoingCall:
-    return OutgoingCall(station, mid, "Reset", {"type": "OnIdle"}, "2.0.1", "operator", "w0")
-
-
 #: one or more calls of every store method, in an order that exercises each branch
 OPS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("claim_calls", ([("CP1", "1"), ("CP1", "2"), ("CP1", "2")], "w0", 100.0), {}),
@@ -83,10 +78,6 @@ OPS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("update_station_state", ("CP1", "q", push({"id": "a"}), 103.0), {}),
     ("update_station_state", ("CP1", "q", push({"id": "b"}), 103.5), {}),
     ("scan_station_state", ("q",), {}),
-    ("submit_call", (reset_call("a"), 104.0), {}),
-    ("submit_call", (reset_call("b"), 104.1), {}),
-    ("resolve_call", ("CP1", "a", 105.0), {}),
-    ("expire_calls", (110.0, 111.0), {}),
     ("prune", (150.0,), {}),
     ("close", (), {}),
 ]

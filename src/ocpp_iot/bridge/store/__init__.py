@@ -1,4 +1,5 @@
-"""What bridge workers share: answered CALLs, calls to stations, per-station state.
+"""What bridge workers share: answered CALLs, per-station state (the queue of calls to a station
+among it: see :mod:`ocpp_iot.bridge.outbound`).
 
 Every bridge worker may receive any station's next frame (MQTT 5 shared subscription), so
 everything that must survive a frame changing hands, or the bridge restarting, lives behind the
@@ -9,9 +10,8 @@ implements the same methods with the same statements (see ``docs/bridge.md``). T
 uses a store through :class:`AsyncStore`, which runs it on a thread of its own.
 
 - ``_types``: the interface and its values; ``effects``: handlers' deferred writes;
-  ``sqlite``: the SQLite store, with ``_finish`` (storing answers), ``_outgoing`` (the queue of
-  calls to stations) and ``_errors`` (which SQLite errors are the database's); ``facade``: the
-  asynchronous facade.
+  ``sqlite``: the SQLite store, with ``_finish`` (storing answers) and ``_errors`` (which
+  SQLite errors are the database's); ``facade``: the asynchronous facade.
 """
 
 from ._types import (
@@ -19,7 +19,6 @@ from ._types import (
     ClaimResult,
     EffectsFailed,
     Finish,
-    OutgoingCall,
     Statement,
     StateUpdate,
     Store,
@@ -34,7 +33,6 @@ __all__ = [
     "ClaimResult",
     "EffectsFailed",
     "Finish",
-    "OutgoingCall",
     "SqliteStore",
     "StateUpdate",
     "Statement",

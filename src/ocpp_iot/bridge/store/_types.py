@@ -45,21 +45,6 @@ class EffectsFailed(Exception):
     """A handler's deferred writes could not be committed (returned in place of an answer)."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingCall:
-    """A CALL from the bridge (an operator or a handler) to a station."""
-
-    station: str
-    message_id: str
-    action: str
-    payload: dict[str, Any]
-    version: str
-    origin: str  #: "operator" (answer goes to json/result) or "handler" (a worker awaits it)
-    owner: str  #: the worker that created it
-    created: float = 0.0
-    sent_at: float | None = None
-
-
 class Store(Protocol):
     """The shared-state interface of the bridge (one implementation per database).
 
@@ -127,23 +112,6 @@ class Store(Protocol):
 
     def scan_station_state(self, key: str) -> list[tuple[str, Any]]:
         """Every station's value under ``key``, as ``(station, value)`` sorted by station."""
-        ...
-
-    def submit_call(self, call: OutgoingCall, now: float) -> OutgoingCall | None:
-        """Queue a CALL to a station; return it (marked sent) if nothing else is outstanding."""
-        ...
-
-    def resolve_call(
-        self, station: str, message_id: str, now: float
-    ) -> tuple[OutgoingCall | None, OutgoingCall | None]:
-        """The station answered ``message_id``: return that call (None if unknown) and the next
-        queued call for the station, now marked sent."""
-        ...
-
-    def expire_calls(
-        self, older_than: float, now: float
-    ) -> list[tuple[OutgoingCall, OutgoingCall | None]]:
-        """Abandon outstanding calls sent before ``older_than``; return each with its successor."""
         ...
 
     def prune(self, older_than: float) -> int:

@@ -28,7 +28,7 @@ from queue import SimpleQueue
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from ._types import ClaimResult, EffectsFailed, Finish, OutgoingCall, StateUpdate, Store
+from ._types import ClaimResult, EffectsFailed, Finish, StateUpdate, Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -226,19 +226,6 @@ class AsyncStore:
 
     def scan_station_state(self, key: str) -> asyncio.Future[list[tuple[str, Any]]]:
         return self.call(self.store.scan_station_state, key)
-
-    def submit_call(self, call: OutgoingCall, now: float) -> asyncio.Future[OutgoingCall | None]:
-        return self.call(self.store.submit_call, call, now)
-
-    def resolve_call(
-        self, station: str, message_id: str, now: float
-    ) -> asyncio.Future[tuple[OutgoingCall | None, OutgoingCall | None]]:
-        return self.call(self.store.resolve_call, station, message_id, now)
-
-    def expire_calls(
-        self, older_than: float, now: float
-    ) -> asyncio.Future[list[tuple[OutgoingCall, OutgoingCall | None]]]:
-        return self.call(self.store.expire_calls, older_than, now)
 
     def prune(self, older_than: float) -> asyncio.Future[int]:
         return self.call(self.store.prune, older_than)

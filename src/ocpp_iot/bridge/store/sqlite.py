@@ -12,9 +12,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import _finish, _outgoing
+from . import _finish
 from ._errors import RetryWithSavepoints, roll_back
-from ._types import Claim, ClaimResult, EffectsFailed, Finish, OutgoingCall, StateUpdate, T
+from ._types import Claim, ClaimResult, EffectsFailed, Finish, StateUpdate, T
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bridge_calls (
@@ -69,9 +69,12 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         with self._tx():
-            for stmt in (_SCHEMA + _outgoing.SCHEMA).split(";"):
+            for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._db.execute(stmt)
+            # the queue of CALLs to stations is each station's rpc.OutboundQueue now, kept with
+            # update_station_state; the table of an earlier layout goes
+            self._db.execute("DROP TABLE IF EXISTS bridge_outgoing")
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -263,22 +266,6 @@ class SqliteStore:
         return [(station, json.loads(value)) for station, value in rows]
 
     # -- calls to stations (the bridge's queue until the session machine replaces it) --------
-
-    def submit_call(self, call: OutgoingCall, now: float) -> OutgoingCall | None:
-        with self._tx() as db:
-            return _outgoing.submit(db, call, now)
-
-    def resolve_call(
-        self, station: str, message_id: str, now: float
-    ) -> tuple[OutgoingCall | None, OutgoingCall | None]:
-        with self._tx() as db:
-            return _outgoing.resolve(db, station, message_id, now)
-
-    def expire_calls(
-        self, older_than: float, now: float
-    ) -> list[tuple[OutgoingCall, OutgoingCall | None]]:
-        with self._tx() as db:
-            return _outgoing.expire(db, older_than, now)
 
     def prune(self, older_than: float) -> int:
         with self._tx() as db:
