@@ -39,6 +39,13 @@ def password(user: str) -> str:
     return USERS[user]
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which slice of the long property tests this run takes, and how to repeat it."""
+    from test_model_schemas import long_run_header
+
+    return long_run_header(config)
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A fresh mosquitto with the project's config, ACL and the users above."""

@@ -2,7 +2,8 @@
 
 Random bytes (behind a valid header half of the time) and mutated valid frames (truncated,
 bit flips, inserted, deleted or appended bytes). A frame that does decode must be a JSON value
-that re-encodes to itself. A short run by default; ``-m slow`` runs 100k+ cases of each kind.
+that re-encodes to itself. Every run: 1,000 cases of each kind, then a longer seeded run
+(``test_model_schemas.LongRun``); ``OCPP_IOT_SLOW=1`` or ``-m slow``: 100k cases of each kind.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cbor import CORPUS, load_corpus, same
+from test_model_schemas import LongRun, long_run
 
 from ocpp_iot.codecs import DecodeError, cbor, ocppj
 from ocpp_iot.rpc import Call, CallError, CallResult, CallResultError, Send
@@ -92,15 +94,17 @@ def random_frames(draw: st.DrawFn) -> bytes:
     return body
 
 
-def assert_fuzz(strategy: st.SearchStrategy[bytes], examples: int) -> None:
+def assert_fuzz(
+    strategy: st.SearchStrategy[bytes], examples: int, run: LongRun | None = None
+) -> None:
     @settings(
         max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     @given(strategy)
-    def run(data: bytes) -> None:
+    def run_one(data: bytes) -> None:
         assert_only_decode_error(data)
 
-    run()
+    (run_one if run is None else run.seeded(run_one))()
 
 
 def test_fuzz_random_bytes() -> None:
@@ -112,13 +116,15 @@ def test_fuzz_mutated_frames() -> None:
 
 
 @pytest.mark.slow
-def test_fuzz_random_bytes_long() -> None:
-    assert_fuzz(random_frames(), 100_000)
+def test_fuzz_random_bytes_long(request: pytest.FixtureRequest) -> None:
+    run = long_run(request.config)
+    assert_fuzz(random_frames(), run.examples(2_000, 100_000), run)
 
 
 @pytest.mark.slow
-def test_fuzz_mutated_frames_long() -> None:
-    assert_fuzz(mutated(), 100_000)
+def test_fuzz_mutated_frames_long(request: pytest.FixtureRequest) -> None:
+    run = long_run(request.config)
+    assert_fuzz(mutated(), run.examples(2_000, 100_000), run)
 
 
 def test_every_truncation_and_single_bit_flip_of_samples() -> None:

@@ -1,8 +1,10 @@
 """Compact CBOR codec: schema-generated payloads of every action round-trip exactly.
 
 Payloads come from the official schemas through hypothesis-jsonschema (arrays capped at a few
-items to keep generation fast). The default run covers every 1.6 and 2.0.1 action and the core
-2.1 actions with a few examples each; ``-m slow`` runs every action of every version with many.
+items to keep generation fast). Every run covers every 1.6 and 2.0.1 action and the core 2.1
+actions with a few examples each, and a rotating slice of every action of every version with
+more (``test_model_schemas.LongRun``); ``OCPP_IOT_SLOW=1`` or ``-m slow`` runs that for every
+action with many.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from test_cbor import assert_round_trip, schema_mode
+from test_model_schemas import LongRun, long_run
 
 from ocpp_iot.codecs import _cbor_tables_v16, _cbor_tables_v21, _cbor_tables_v201
 from ocpp_iot.rpc import Call, CallResult, Send
@@ -72,11 +75,26 @@ def cases(version: str) -> list[tuple[str, str, str, str]]:
 
 
 ALL = cases("1.6") + cases("2.0.1") + cases("2.1")
+ALL_IDS = ["-".join(c) for c in ALL]
 CORE_21 = {a for a, _, _ in _cbor_tables_v21.ACTIONS[:24]}
 DEFAULT = [c for c in ALL if c[0] != "2.1" or c[1] in CORE_21]
 
 
-def check(version: str, action: str, kind: str, file: str, examples: int, items: int) -> None:
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "long_case" in metafunc.fixturenames:
+        cases, ids = long_run(metafunc.config).select(ALL, ALL_IDS)
+        metafunc.parametrize("long_case", cases, ids=ids)
+
+
+def check(
+    version: str,
+    action: str,
+    kind: str,
+    file: str,
+    examples: int,
+    items: int,
+    run: LongRun | None = None,
+) -> None:
     @settings(
         max_examples=examples,
         deadline=None,
@@ -84,7 +102,7 @@ def check(version: str, action: str, kind: str, file: str, examples: int, items:
         suppress_health_check=list(HealthCheck),
     )
     @given(payload=payloads(version, file, items), mid=MESSAGE_IDS)
-    def run(payload: dict[str, Any], mid: str) -> None:
+    def run_one(payload: dict[str, Any], mid: str) -> None:
         if kind == "call":
             frame: Any = Call(mid, action, payload)
         elif kind == "send":
@@ -94,7 +112,7 @@ def check(version: str, action: str, kind: str, file: str, examples: int, items:
         data = assert_round_trip(frame, version)
         assert schema_mode(data), "a schema-valid payload fell back to plain CBOR"
 
-    run()
+    (run_one if run is None else run.seeded(run_one))()
 
 
 @pytest.mark.parametrize(("version", "action", "kind", "file"), DEFAULT)
@@ -103,6 +121,8 @@ def test_schema_payloads_round_trip(version: str, action: str, kind: str, file: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("version", "action", "kind", "file"), ALL)
-def test_schema_payloads_round_trip_long(version: str, action: str, kind: str, file: str) -> None:
-    check(version, action, kind, file, examples=60, items=3)
+def test_schema_payloads_round_trip_long(
+    long_case: tuple[str, str, str, str], request: pytest.FixtureRequest
+) -> None:
+    run = long_run(request.config)
+    check(*long_case, examples=run.examples(10, 60), items=run.examples(2, 3), run=run)
