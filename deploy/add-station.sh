@@ -1,14 +1,20 @@
 #!/bin/sh
-# Add a station to the mosquitto password file and reload the broker.
+# Add a station to mosquitto's password file and reload the broker.
 #   deploy/add-station.sh CP3 [password]
-# The station id is its MQTT username; the ACL's pattern lines give it its own topics.
+# The station id is its MQTT username; the ACL's pattern lines give it its own topics. The
+# password file is bridge add-station's default (/etc/mosquitto/ocpp/passwd as root, else
+# ~/.config/ocpp-iot/passwd) or $BRIDGE_PASSWD_FILE. ocpp-bridge is the bridge command under a
+# name iproute2's /usr/sbin/bridge cannot shadow.
 set -eu
 station="${1:?usage: $0 STATION [PASSWORD]}"
-dir="$(cd "$(dirname "$0")" && pwd)"
 if [ "$#" -ge 2 ]; then
-    bridge add-station "$station" --passwd-file "$dir/passwd" --password "$2"
+    ocpp-bridge add-station "$station" --password "$2"
 else
-    bridge add-station "$station" --passwd-file "$dir/passwd"
+    ocpp-bridge add-station "$station"
 fi
 # mosquitto reads the password file again on SIGHUP.
-echo "now reload mosquitto: systemctl reload mosquitto, or kill -HUP <its pid>"
+if pid="$(pidof mosquitto)"; then
+    kill -HUP $pid && echo "reloaded mosquitto (pid $pid)"
+else
+    echo "mosquitto is not running: start it, it reads the file then"
+fi

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.json import JSON
 from rich.table import Table
+from rich.text import Text
 
 from ..rpc import Call, CallError, CallResult, Frame
 from . import _wire
@@ -67,16 +69,18 @@ class _Traffic:
         colour = _COLOURS[hash(station) % len(_COLOURS)]
         arrow = "->" if direction == "up" else "<-"
         saved = 100.0 * (1 - len(data) / len(text)) if text else 0.0
-        preview = text.decode()
-        if len(preview) > 70:
-            preview = preview[:67] + "..."
-        self.console.print(
-            f"[dim]{time.monotonic() - self.t0:6.2f}s[/] [{colour}]{station:>6}[/] {arrow} "
-            f"[bold]{what:<28}[/] {len(data):4d} B vs {len(text):4d} B JSON "
-            f"([green]-{saved:.0f}%[/])  [dim]{preview}[/]",
-            highlight=False,
-            soft_wrap=True,
+        line = Text.assemble(
+            (f"{time.monotonic() - self.t0:6.2f}s ", "dim"),
+            (f"{station:>6}", colour),
+            f" {arrow} ",
+            (f"{what:<28}", "bold"),
+            f" {len(data):4d} B vs {len(text):4d} B JSON (",
+            (f"-{saved:.0f}%", "green"),
+            ")  ",
+            (text.decode(), "dim"),
         )
+        # one line per frame: the JSON is cut at the terminal's edge, never wrapped mid-word
+        self.console.print(line, highlight=False, no_wrap=True, overflow="ellipsis", crop=True)
 
     def summary(self) -> Table:
         table = Table(title="Bytes on the wire: compact CBOR vs OCPP-J")
@@ -154,7 +158,13 @@ async def run_demo(
         ]
         try:
             await asyncio.gather(*(s.start() for s in sims))
-            console.print(f"bridge and {stations} stations connected; charging...\n")
+            console.print(f"bridge and {stations} stations connected; charging...")
+            console.print(
+                "[dim]legend: -> a frame from the station to the bridge (ocpp/<id>/up), "
+                "<- from the bridge to the station (ocpp/<id>/down); B: its compact CBOR size "
+                "vs OCPP-J JSON[/]\n",
+                highlight=False,
+            )
             runs = [
                 asyncio.create_task(_station_run(s, sessions, updates, pace, traffic)) for s in sims
             ]
@@ -184,7 +194,8 @@ async def run_demo(
                         ),
                         max(0.5, t_end - time.monotonic()),
                     )
-                    console.print(f"answer: {_wire.json_encode(answer).decode()}")
+                    console.print("answer:")  # indented: short lines, never wrapped
+                    console.print(JSON(_wire.json_encode(answer).decode(), indent=2))
                 except TimeoutError:
                     console.print("[yellow]no answer before the demo's end[/]")
             else:
