@@ -127,7 +127,7 @@ def render(version: str) -> str:
                     out.append("")
                 out += [
                     "    @abstractmethod",
-                    f"    def {spec.method}(  # type: ignore[override]",
+                    f"    def {spec.method}(",
                     f"        self, request: m.{spec.request.__name__}, ctx: Context",
                     f"    ) -> {res} | Awaitable[{res}]:",
                     f'        """{action}: return its response."""',

@@ -574,13 +574,13 @@ class BasicCharger(Charger):
     """The seed's minimum charging station: these methods are required."""
 
     @abstractmethod
-    def reset(  # type: ignore[override]
+    def reset(
         self, request: m.ResetRequest, ctx: Context
     ) -> m.ResetResponse | Awaitable[m.ResetResponse]:
         """Reset: return its response."""
 
     @abstractmethod
-    def unlock_connector(  # type: ignore[override]
+    def unlock_connector(
         self, request: m.UnlockConnectorRequest, ctx: Context
     ) -> m.UnlockConnectorResponse | Awaitable[m.UnlockConnectorResponse]:
         """UnlockConnector: return its response."""
@@ -590,31 +590,31 @@ class BasicChargeSystem(ChargeSystem):
     """The seed's minimum charge system (CSMS): these methods are required."""
 
     @abstractmethod
-    def authorize(  # type: ignore[override]
+    def authorize(
         self, request: m.AuthorizeRequest, ctx: Context
     ) -> m.AuthorizeResponse | Awaitable[m.AuthorizeResponse]:
         """Authorize: return its response."""
 
     @abstractmethod
-    def boot_notification(  # type: ignore[override]
+    def boot_notification(
         self, request: m.BootNotificationRequest, ctx: Context
     ) -> m.BootNotificationResponse | Awaitable[m.BootNotificationResponse]:
         """BootNotification: return its response."""
 
     @abstractmethod
-    def heartbeat(  # type: ignore[override]
+    def heartbeat(
         self, request: m.HeartbeatRequest, ctx: Context
     ) -> m.HeartbeatResponse | Awaitable[m.HeartbeatResponse]:
         """Heartbeat: return its response."""
 
     @abstractmethod
-    def status_notification(  # type: ignore[override]
+    def status_notification(
         self, request: m.StatusNotificationRequest, ctx: Context
     ) -> m.StatusNotificationResponse | Awaitable[m.StatusNotificationResponse]:
         """StatusNotification: return its response."""
 
     @abstractmethod
-    def transaction_event(  # type: ignore[override]
+    def transaction_event(
         self, request: m.TransactionEventRequest, ctx: Context
     ) -> m.TransactionEventResponse | Awaitable[m.TransactionEventResponse]:
         """TransactionEvent: return its response."""

@@ -198,6 +198,7 @@ class HostedBackend:
 
         def send_call_blocking(action: str, request: Any) -> CallResult | CallError:
             fut = asyncio.run_coroutine_threadsafe(send_call(action, request), loop)
-            return fut.result(timeout)
+            answer: CallResult | CallError = fut.result(timeout)
+            return answer
 
         return send_call_blocking

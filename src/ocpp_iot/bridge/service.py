@@ -53,7 +53,7 @@ _JSON_START = frozenset(b"[\t\r\n")
 
 def looks_like_json(msg: Message) -> bool:
     """Whether a station sent OCPP-J text rather than compact CBOR."""
-    ctype = getattr(msg, "content_type", None)
+    ctype: str | None = msg.content_type
     if ctype:
         return ctype.split(";", 1)[0].strip().lower() == JSON_CONTENT_TYPE
     data = msg.payload

@@ -50,7 +50,7 @@ def sim_charger(variables: dict[tuple[str, str], str] | None = None) -> Behaviou
     }
     values.update(variables or {})
 
-    class SimCharger(v201.Charger):  # type: ignore[misc]
+    class SimCharger(v201.Charger):
         inline = True
         resets: list[str] = []
 

@@ -197,6 +197,11 @@ def _loc_str(loc: tuple[int | str, ...]) -> str:
     return out or "(payload)"
 
 
+def _as_dicts(errors: Any) -> list[dict[str, Any]]:
+    """pydantic's ``ErrorDetails`` typed dicts, as the plain dicts the helpers below read."""
+    return list(errors)
+
+
 def _select(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One error per location, in reported order; in a union prefer a constraint error.
 
@@ -230,14 +235,14 @@ def _code_of(err: dict[str, Any]) -> str:
 def _payload_error(
     model_cls: type[OcppModel], exc: ValidationError, lenient: bool = False
 ) -> PayloadError:
-    errors = _select(exc.errors(include_url=False, include_context=False))
+    errors = _select(_as_dicts(exc.errors(include_url=False, include_context=False)))
     if lenient:  # report what lenient mode did not forgive
         errors = [e for e in errors if not _tolerated(e)] or errors
     first = errors[0]
     code = _code_of(first)
     where = _loc_str(first["loc"])
     description = f"{model_cls.__name__}: {where}: {first['msg']}"
-    details = {
+    details: dict[str, Any] = {
         "errors": [
             {"loc": _loc_str(e["loc"]), "type": e["type"], "code": _code_of(e)}
             for e in errors[:_MAX_DETAILS]
@@ -255,7 +260,7 @@ def _tolerated(err: dict[str, Any]) -> bool:
 def _lenient_twin(model_cls: type[M]) -> type[M]:
     pkg = model_cls.__module__.rpartition(".")[0]
     mod = importlib.import_module(pkg + ".lenient")
-    twin = getattr(mod, model_cls.__name__, None)
+    twin: type[M] | None = getattr(mod, model_cls.__name__, None)
     if twin is None or not issubclass(twin, model_cls):
         return model_cls
     return twin
@@ -267,7 +272,7 @@ def _lenient_retry(
     validate: Callable[[type[M]], M],
     warnings: list[str] | None,
 ) -> M:
-    errors = _select(exc.errors(include_url=False))
+    errors = _select(_as_dicts(exc.errors(include_url=False)))
     if not all(_tolerated(e) for e in errors):
         raise _payload_error(model_cls, exc, lenient=True) from None
     twin = _lenient_twin(model_cls)
@@ -367,7 +372,8 @@ _tuple_new = tuple.__new__
 
 
 def _actions(version: str) -> dict[str, Action]:
-    return get_version(version).ACTIONS
+    actions: dict[str, Action] = get_version(version).ACTIONS
+    return actions
 
 
 def _validator(model_cls: type[OcppModel]) -> Any:
