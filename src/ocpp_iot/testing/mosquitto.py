@@ -74,6 +74,7 @@ class Mosquitto:
         executable: str | None = None,
         extra_config: str = "",
         verbose: bool = False,
+        passwd_file: str | os.PathLike[str] | None = None,
     ) -> None:
         exe = executable or find_mosquitto()
         if exe is None:
@@ -86,6 +87,8 @@ class Mosquitto:
         self.directory = Path(directory or tempfile.mkdtemp(prefix="ocpp-mosquitto-"))
         self.extra_config = extra_config
         self.verbose = verbose
+        #: an existing password file to use instead of one written from ``users``
+        self.passwd_file = Path(passwd_file) if passwd_file is not None else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     # -- files -------------------------------------------------------------------------------
@@ -105,7 +108,10 @@ class Mosquitto:
     def _write_files(self) -> None:
         d = self.directory
         (d / "data").mkdir(parents=True, exist_ok=True)
-        (d / "passwd").write_text("".join(passwd_line(u, p) for u, p in self.users.items()))
+        if self.passwd_file is not None:
+            (d / "passwd").write_text(self.passwd_file.read_text())
+        else:
+            (d / "passwd").write_text("".join(passwd_line(u, p) for u, p in self.users.items()))
         (d / "acl").write_text(render_acl(self.prefix))
         for name in ("passwd", "acl"):
             os.chmod(d / name, 0o600)
