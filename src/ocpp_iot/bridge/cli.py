@@ -146,7 +146,7 @@ def main() -> None:
     help="run an in-process amqtt broker (MQTT 3.1.1, no ACL) at --broker's port",
 )
 @click.pass_context
-def serve(ctx: click.Context, **opts: Any) -> None:
+def serve(ctx: click.Context, /, **opts: Any) -> None:
     """Serve stations: answer their CALLs, mirror traffic, call them on request."""
     url_user_wins(ctx, opts)
     setup_logging(opts["log_level"], opts)
@@ -198,6 +198,7 @@ def serve(ctx: click.Context, **opts: Any) -> None:
 @click.pass_context
 def call(
     ctx: click.Context,
+    /,
     station: str,
     action: str,
     payload: str,
