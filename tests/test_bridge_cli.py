@@ -517,3 +517,11 @@ def test_call_broker_errors_say_why_and_hide_the_password(broker: Mosquitto) -> 
     # a station's login may not call stations: the broker refuses the publish (MQTT 5)
     r = bridge_call(broker.url, "CP1", "Reset", '{"type": "OnIdle"}', "--queue", user="CP1")
     assert r.returncode == 6 and "refused the CALL" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "call"])
+def test_bad_broker_url_is_a_usage_error_without_the_password(command: str) -> None:
+    args = [command, "--broker", "mqtt://u:pw-sekrit@host:notaport"]
+    r = CliRunner().invoke(main, [*args, *(["CP1", "Reset"] if command == "call" else [])])
+    assert r.exit_code == 2, r.output
+    assert "bad port" in r.output and "pw-sekrit" not in r.output, r.output

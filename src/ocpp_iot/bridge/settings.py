@@ -292,7 +292,14 @@ def setup_logging(level: str, opts: Mapping[str, Any] | None = None) -> None:
 
 
 def url_user_wins(ctx: click.Context, opts: dict[str, Any]) -> None:
-    """``--broker mqtt://user:pass@host`` with no explicit ``--username``: the URL's user."""
+    """``--broker mqtt://user:pass@host`` with no explicit ``--username``: the URL's user.
+
+    Also checks the URL: a bad one is a usage error whose message hides the password.
+    """
+    try:
+        parse_url(opts["broker"])
+    except ValueError as exc:
+        raise click.BadParameter(redacted(str(exc), opts), ctx, param_hint="--broker") from None
     default = ctx.get_parameter_source("username") is ParameterSource.DEFAULT
     if default and parse_url(opts["broker"]).username:
         opts["username"] = None
