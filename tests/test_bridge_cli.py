@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -378,6 +379,8 @@ def test_serve_never_logs_the_password(tmp_path: Path) -> None:
         env={**os.environ, "BRIDGE_PASSWORD": "opt-secret-2"},
     )
     seen: list[str] = []
+    guard = threading.Timer(30, proc.terminate)  # ends the read below if no such line comes
+    guard.start()
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -385,6 +388,7 @@ def test_serve_never_logs_the_password(tmp_path: Path) -> None:
             if f"{port}" in line and len(seen) >= 2:
                 break
     finally:
+        guard.cancel()
         proc.terminate()
         rest = proc.communicate(timeout=20)[0]
     log = "".join(seen) + rest

@@ -153,8 +153,8 @@ def run_call(
 
     settings = mqtt_settings(opts, f"bridge-call-{secrets.token_hex(4)}", clean=True)
     client = MqttClient(settings, on_message)
-    for topic in topics:  # the result first: its SUBACK comes before any retained message
-        client.subscribe(topic, 1)
+    for topic in topics:  # sent in one SUBSCRIBE on connecting: when the retained status or
+        client.subscribe(topic, 1)  # state arrives, the result topic is subscribed too
     client.start()
     deadline = time.monotonic() + timeout
     presence = Presence()
