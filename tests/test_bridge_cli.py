@@ -529,3 +529,13 @@ def test_bad_broker_url_is_a_usage_error_without_the_password(command: str) -> N
     r = CliRunner().invoke(main, [*args, *(["CP1", "Reset"] if command == "call" else [])])
     assert r.exit_code == 2, r.output
     assert "bad port" in r.output and "pw-sekrit" not in r.output, r.output
+
+
+def test_the_user_of_the_broker_url_wins_over_the_default(monkeypatch: Any) -> None:
+    """No --username: the settings leave the user to the URL (MqttSettings: the URL may carry
+    the credentials); an explicit --username still wins."""
+    r, opts = _serve_opts(monkeypatch, "--broker", "mqtt://alice:pw@h:1")
+    assert r.exit_code == 0, r.output
+    assert opts["username"] is None and opts["password"] is None
+    r, opts = _serve_opts(monkeypatch, "--broker", "mqtt://alice:pw@h:1", "--username", "bob")
+    assert opts["username"] == "bob"
