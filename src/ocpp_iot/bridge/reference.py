@@ -2,7 +2,12 @@
 
 It accepts every boot notification, authorizes id tokens against an allow-list, and records
 boots, status changes, authorizations, transaction events and meter values in SQLite, for
-OCPP 1.6, 2.0.1 and 2.1. It is a starting point and a test double, not a CSMS.
+OCPP 1.6 (:class:`ReferenceChargeSystem16`), 2.0.1 (:class:`ReferenceChargeSystem201`) and 2.1
+(:class:`ReferenceChargeSystem21`). It is a starting point and a test double, not a CSMS.
+
+The classes are ordinary behaviours: each method takes the typed request of its version
+(``ocpp_iot.model.v201.TransactionEventRequest``, ...) and returns the typed response.
+:func:`build_reference` makes one of each for the versions asked, sharing one :class:`Recorder`.
 
 Every received event is recorded with a plain INSERT (no de-duplication of its own), so the
 ``ref_events`` table shows exactly how often the handler ran for each CALL. Inside the bridge
@@ -12,24 +17,43 @@ what makes "handled exactly once" hold across crashes.
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import ClassVar, NamedTuple, TypedDict
 
 from ..behaviours import Behaviour, Context
-from .store import defer_sql
+from ..behaviours.v16 import ChargeSystem as _ChargeSystem16
+from ..behaviours.v21 import BasicChargeSystem as _BasicChargeSystem21
+from ..behaviours.v201 import BasicChargeSystem as _BasicChargeSystem201
+from ..model import OcppModel, v16, v21, v201
+from .store import Statement, defer_sql
 
-__all__ = ["Recorder", "build_reference", "utc_now"]
+__all__ = [
+    "MeterSample",
+    "Recorder",
+    "ReferenceChargeSystem16",
+    "ReferenceChargeSystem201",
+    "ReferenceChargeSystem21",
+    "TransactionUpdate",
+    "build_reference",
+    "utc_now",
+]
 
 log = logging.getLogger("ocpp_iot.bridge.reference")
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time as OCPP writes it: RFC 3339, milliseconds, ``Z``.
+
+    For example ``2026-06-05T12:53:51.074Z`` (what ``datetime.isoformat`` with milliseconds
+    gives, in about half the time: it runs for every recorded event).
+    """
+    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{ns // 1_000_000:03d}Z"
 
 
 _SCHEMA = [
@@ -68,8 +92,56 @@ _SCHEMA = [
     )""",
 ]
 
+_INSERT_EVENT = (
+    "INSERT INTO ref_events (station, message_id, version, action, transaction_id, seq_no,"
+    " event_type, payload, received) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_SAMPLE = (
+    "INSERT INTO ref_meter_values (station, transaction_id, timestamp, measurand, value, unit)"
+    " VALUES (?,?,?,?,?,?)"
+)
 
-_TX_COLUMNS = frozenset({"id_token", "started", "ended", "stopped_reason", "energy_wh"})
+#: The measurand of a sampled value that names none (the schemas' default, every version).
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+
+class MeterSample(NamedTuple):
+    """One sampled value, as a row of ``ref_meter_values``."""
+
+    timestamp: str
+    measurand: str
+    value: float
+    unit: str | None
+
+
+class TransactionUpdate(TypedDict, total=False):
+    """Columns of ``ref_transactions`` to set; a ``None`` value leaves the column as it is."""
+
+    id_token: str | None
+    started: str | None
+    ended: str | None
+    stopped_reason: str | None
+    energy_wh: float | None
+
+
+_TX_COLUMNS = frozenset(TransactionUpdate.__annotations__)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_transaction(columns: tuple[str, ...]) -> str:
+    """One statement that creates the transaction's row if needed and sets ``columns``."""
+    if not columns:
+        return (
+            "INSERT INTO ref_transactions (transaction_id, station) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING"
+        )
+    names = "".join(f", {c}" for c in columns)
+    marks = ", ?" * len(columns)
+    sets = ", ".join(f"{c}=excluded.{c}" for c in columns)
+    return (
+        f"INSERT INTO ref_transactions (transaction_id, station{names}) VALUES (?, ?{marks}) "
+        f"ON CONFLICT (station, transaction_id) DO UPDATE SET {sets}"
+    )
 
 
 class Recorder:
@@ -88,71 +160,46 @@ class Recorder:
         self,
         ctx: Context,
         action: str,
-        payload: dict[str, Any],
+        request: OcppModel,
         *,
         transaction_id: str | None = None,
         seq_no: int | None = None,
         event_type: str | None = None,
-        meter_values: Iterable[dict[str, Any]] = (),
-        transaction_update: dict[str, Any] | None = None,
+        samples: Iterable[MeterSample] = (),
+        transaction_update: TransactionUpdate | None = None,
     ) -> None:
-        """Record one CALL: with the bridge's answer if inside the bridge, else right away."""
-        stmts: list[tuple[str, tuple[Any, ...]]] = [
+        """Record one CALL: with the bridge's answer if inside the bridge, else right away.
+
+        ``request`` is stored as its JSON payload; ``samples`` go to ``ref_meter_values``;
+        ``transaction_update`` (with a ``transaction_id``) creates or updates the transaction.
+        """
+        station = ctx.station_id
+        stmts: list[Statement] = [
             (
-                "INSERT INTO ref_events (station, message_id, version, action, transaction_id,"
-                " seq_no, event_type, payload, received) VALUES (?,?,?,?,?,?,?,?,?)",
+                _INSERT_EVENT,
                 (
-                    ctx.station_id,
+                    station,
                     ctx.message_id,
                     ctx.version,
                     action,
                     transaction_id,
                     seq_no,
                     event_type,
-                    json.dumps(payload, separators=(",", ":")),
+                    # the payload exactly as received (the fields that were set), as JSON text
+                    request.model_dump_json(by_alias=True, exclude_unset=True),
                     utc_now(),
                 ),
             )
         ]
-        for mv in meter_values:
-            ts = mv.get("timestamp")
-            for sv in mv.get("sampledValue", []):
-                unit = (sv.get("unitOfMeasure") or {}).get("unit") or sv.get("unit")
-                try:
-                    value = float(sv.get("value"))  # 1.6 sends strings
-                except (TypeError, ValueError):
-                    continue
-                stmts.append(
-                    (
-                        "INSERT INTO ref_meter_values (station, transaction_id, timestamp,"
-                        " measurand, value, unit) VALUES (?,?,?,?,?,?)",
-                        (
-                            ctx.station_id,
-                            transaction_id,
-                            ts,
-                            sv.get("measurand", "Energy.Active.Import.Register"),
-                            value,
-                            unit,
-                        ),
-                    )
-                )
+        for s in samples:
+            stmts.append((_INSERT_SAMPLE, (station, transaction_id, *s)))
         if transaction_update is not None and transaction_id is not None:
-            stmts.append(
-                (
-                    "INSERT INTO ref_transactions (transaction_id, station) VALUES (?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (transaction_id, ctx.station_id),
-                )
-            )
-            for col, val in transaction_update.items():
-                if val is not None and col in _TX_COLUMNS:
-                    stmts.append(
-                        (
-                            f"UPDATE ref_transactions SET {col}=? "
-                            "WHERE station=? AND transaction_id=?",
-                            (val, ctx.station_id, transaction_id),
-                        )
-                    )
+            # only known names reach the SQL text; the values are parameters
+            pairs = [
+                (c, v) for c, v in transaction_update.items() if v is not None and c in _TX_COLUMNS
+            ]
+            sql = _upsert_transaction(tuple(c for c, _ in pairs))
+            stmts.append((sql, (transaction_id, station, *(v for _, v in pairs))))
         if defer_sql(self.path, stmts):
             return
         with self._lock:
@@ -177,42 +224,311 @@ class Recorder:
             self.db.close()
 
 
-def _energy(meter_values: Iterable[dict[str, Any]]) -> float | None:
+# --- reading meter values out of the typed requests ------------------------------------------
+
+_MeterValues2 = Sequence[v201.MeterValueType] | Sequence[v21.MeterValueType]
+_MeterValues16 = Sequence[v16.MeterValue] | Sequence[v16.TransactionData]
+
+
+def _samples_2x(meter_values: _MeterValues2 | None) -> list[MeterSample]:
+    """The sampled values of OCPP 2.0.1 / 2.1 ``MeterValueType``s (numbers, unit in
+    ``unitOfMeasure``)."""
+    out: list[MeterSample] = []
+    for mv in meter_values or ():
+        for sv in mv.sampled_value:
+            uom = sv.unit_of_measure
+            out.append(
+                MeterSample(
+                    mv.timestamp,
+                    sv.measurand or ENERGY_REGISTER,
+                    float(sv.value),
+                    None if uom is None else uom.unit,
+                )
+            )
+    return out
+
+
+def _samples_16(meter_values: _MeterValues16 | None) -> list[MeterSample]:
+    """The sampled values of OCPP 1.6 ``MeterValue``s / ``TransactionData``: values are strings;
+    one that is not a number (``format`` SignedData) is left out."""
+    out: list[MeterSample] = []
+    for mv in meter_values or ():
+        for sv in mv.sampled_value:
+            try:
+                value = float(sv.value)
+            except ValueError:
+                continue
+            out.append(MeterSample(mv.timestamp, sv.measurand or ENERGY_REGISTER, value, sv.unit))
+    return out
+
+
+def _energy(samples: Iterable[MeterSample]) -> float | None:
+    """The last energy register reading among ``samples`` (None: there is none)."""
     best = None
-    for mv in meter_values:
-        for sv in mv.get("sampledValue", []):
-            if (
-                sv.get("measurand", "Energy.Active.Import.Register")
-                == "Energy.Active.Import.Register"
-            ):
-                try:
-                    best = float(sv["value"])
-                except (KeyError, TypeError, ValueError):
-                    pass
+    for s in samples:
+        if s.measurand == ENERGY_REGISTER:
+            best = s.value
     return best
 
 
+# --- the charge systems -------------------------------------------------------------------------
+
+
 class _Reference:
-    """Logic shared by the versions; payloads are read as JSON-level dicts."""
+    """What the versions share: the recorder, the allow-list and the heartbeat interval."""
 
     inline: ClassVar[bool] = True  # SQLite writes are quick: run in the event loop
-    heartbeat_interval: int = 300
 
-    def __init__(self, recorder: Recorder, allow: Iterable[str] | None, interval: int) -> None:
+    def __init__(
+        self, recorder: Recorder, allow: Iterable[str] | None = None, heartbeat_interval: int = 300
+    ) -> None:
         self.recorder = recorder
         self.allow = None if allow is None else frozenset(allow)
-        self.heartbeat_interval = interval
+        self.heartbeat_interval = heartbeat_interval
 
     def _token_ok(self, token: str | None) -> bool:
+        """Whether ``token`` is accepted: any token without an allow-list, else the listed."""
         return token is not None and (self.allow is None or token in self.allow)
 
-    def _boot(self, request: Any, ctx: Context) -> dict[str, Any]:
-        self.recorder.record(ctx, "BootNotification", request.to_payload())
-        ctx.state["booted"] = utc_now()
-        return {"currentTime": utc_now(), "interval": self.heartbeat_interval, "status": "Accepted"}
+    def _boot(self, action: str, request: OcppModel, ctx: Context) -> str:
+        self.recorder.record(ctx, action, request)
+        now = utc_now()
+        ctx.state["booted"] = now
+        return now
 
-    def _simple(self, action: str, request: Any, ctx: Context) -> None:
-        self.recorder.record(ctx, action, request.to_payload())
+
+class _Reference2x(_Reference):
+    """OCPP 2.0.1 and 2.1 read alike: one implementation over both versions' models."""
+
+    def _authorize(
+        self, request: v201.AuthorizeRequest | v21.AuthorizeRequest, ctx: Context
+    ) -> bool:
+        self.recorder.record(ctx, "Authorize", request)
+        return self._token_ok(request.id_token.id_token)
+
+    def _transaction_event(
+        self, request: v201.TransactionEventRequest | v21.TransactionEventRequest, ctx: Context
+    ) -> bool | None:
+        """Record the event; the verdict on its id token, or None if it carries none."""
+        info = request.transaction_info
+        event = request.event_type
+        samples = _samples_2x(request.meter_value)
+        update: TransactionUpdate = {"energy_wh": _energy(samples)}
+        if event == "Started":
+            update["started"] = request.timestamp
+        elif event == "Ended":
+            update["ended"] = request.timestamp
+            update["stopped_reason"] = info.stopped_reason
+        token = None if request.id_token is None else request.id_token.id_token
+        if token is not None:
+            update["id_token"] = token
+        self.recorder.record(
+            ctx,
+            "TransactionEvent",
+            request,
+            transaction_id=info.transaction_id,
+            seq_no=request.seq_no,
+            event_type=event,
+            samples=samples,
+            transaction_update=update,
+        )
+        return None if token is None else self._token_ok(token)
+
+    def _meter_values(
+        self, request: v201.MeterValuesRequest | v21.MeterValuesRequest, ctx: Context
+    ) -> None:
+        self.recorder.record(ctx, "MeterValues", request, samples=_samples_2x(request.meter_value))
+
+
+class ReferenceChargeSystem201(_Reference2x, _BasicChargeSystem201):
+    """The reference charge system for OCPP 2.0.1."""
+
+    def boot_notification(
+        self, request: v201.BootNotificationRequest, ctx: Context
+    ) -> v201.BootNotificationResponse:
+        return v201.BootNotificationResponse(
+            current_time=self._boot("BootNotification", request, ctx),
+            interval=self.heartbeat_interval,
+            status=v201.RegistrationStatusEnumType.ACCEPTED,
+        )
+
+    def heartbeat(self, request: v201.HeartbeatRequest, ctx: Context) -> v201.HeartbeatResponse:
+        return v201.HeartbeatResponse(current_time=utc_now())
+
+    def status_notification(
+        self, request: v201.StatusNotificationRequest, ctx: Context
+    ) -> v201.StatusNotificationResponse:
+        self.recorder.record(ctx, "StatusNotification", request)
+        return v201.StatusNotificationResponse()
+
+    def authorize(self, request: v201.AuthorizeRequest, ctx: Context) -> v201.AuthorizeResponse:
+        return v201.AuthorizeResponse(id_token_info=_token_info_201(self._authorize(request, ctx)))
+
+    def transaction_event(
+        self, request: v201.TransactionEventRequest, ctx: Context
+    ) -> v201.TransactionEventResponse:
+        ok = self._transaction_event(request, ctx)
+        if ok is None:  # idTokenInfo answers an idToken: none was sent
+            return v201.TransactionEventResponse()
+        return v201.TransactionEventResponse(id_token_info=_token_info_201(ok))
+
+    def meter_values(
+        self, request: v201.MeterValuesRequest, ctx: Context
+    ) -> v201.MeterValuesResponse:
+        self._meter_values(request, ctx)
+        return v201.MeterValuesResponse()
+
+    def notify_event(
+        self, request: v201.NotifyEventRequest, ctx: Context
+    ) -> v201.NotifyEventResponse:
+        self.recorder.record(ctx, "NotifyEvent", request)
+        return v201.NotifyEventResponse()
+
+
+def _token_info_201(ok: bool) -> v201.IdTokenInfoType:
+    status = v201.AuthorizationStatusEnumType
+    return v201.IdTokenInfoType(status=status.ACCEPTED if ok else status.INVALID)
+
+
+class ReferenceChargeSystem21(_Reference2x, _BasicChargeSystem21):
+    """The reference charge system for OCPP 2.1 (what it does is 2.0.1's)."""
+
+    def boot_notification(
+        self, request: v21.BootNotificationRequest, ctx: Context
+    ) -> v21.BootNotificationResponse:
+        return v21.BootNotificationResponse(
+            current_time=self._boot("BootNotification", request, ctx),
+            interval=self.heartbeat_interval,
+            status=v21.RegistrationStatusEnumType.ACCEPTED,
+        )
+
+    def heartbeat(self, request: v21.HeartbeatRequest, ctx: Context) -> v21.HeartbeatResponse:
+        return v21.HeartbeatResponse(current_time=utc_now())
+
+    def status_notification(
+        self, request: v21.StatusNotificationRequest, ctx: Context
+    ) -> v21.StatusNotificationResponse:
+        self.recorder.record(ctx, "StatusNotification", request)
+        return v21.StatusNotificationResponse()
+
+    def authorize(self, request: v21.AuthorizeRequest, ctx: Context) -> v21.AuthorizeResponse:
+        return v21.AuthorizeResponse(id_token_info=_token_info_21(self._authorize(request, ctx)))
+
+    def transaction_event(
+        self, request: v21.TransactionEventRequest, ctx: Context
+    ) -> v21.TransactionEventResponse:
+        ok = self._transaction_event(request, ctx)
+        if ok is None:  # idTokenInfo answers an idToken: none was sent
+            return v21.TransactionEventResponse()
+        return v21.TransactionEventResponse(id_token_info=_token_info_21(ok))
+
+    def meter_values(
+        self, request: v21.MeterValuesRequest, ctx: Context
+    ) -> v21.MeterValuesResponse:
+        self._meter_values(request, ctx)
+        return v21.MeterValuesResponse()
+
+    def notify_event(
+        self, request: v21.NotifyEventRequest, ctx: Context
+    ) -> v21.NotifyEventResponse:
+        self.recorder.record(ctx, "NotifyEvent", request)
+        return v21.NotifyEventResponse()
+
+
+def _token_info_21(ok: bool) -> v21.IdTokenInfoType:
+    status = v21.AuthorizationStatusEnumType
+    return v21.IdTokenInfoType(status=status.ACCEPTED if ok else status.INVALID)
+
+
+class ReferenceChargeSystem16(_Reference, _ChargeSystem16):
+    """The reference charge system for OCPP 1.6 (it numbers the transactions itself)."""
+
+    def boot_notification(
+        self, request: v16.BootNotificationRequest, ctx: Context
+    ) -> v16.BootNotificationResponse:
+        return v16.BootNotificationResponse(
+            status=v16.RegistrationStatus.ACCEPTED,
+            current_time=self._boot("BootNotification", request, ctx),
+            interval=self.heartbeat_interval,
+        )
+
+    def heartbeat(self, request: v16.HeartbeatRequest, ctx: Context) -> v16.HeartbeatResponse:
+        return v16.HeartbeatResponse(current_time=utc_now())
+
+    def status_notification(
+        self, request: v16.StatusNotificationRequest, ctx: Context
+    ) -> v16.StatusNotificationResponse:
+        self.recorder.record(ctx, "StatusNotification", request)
+        return v16.StatusNotificationResponse()
+
+    def authorize(self, request: v16.AuthorizeRequest, ctx: Context) -> v16.AuthorizeResponse:
+        self.recorder.record(ctx, "Authorize", request)
+        return v16.AuthorizeResponse(id_tag_info=_tag_info_16(self._token_ok(request.id_tag)))
+
+    def start_transaction(
+        self, request: v16.StartTransactionRequest, ctx: Context
+    ) -> v16.StartTransactionResponse:
+        # 1.6: the charge system assigns the transaction id in its StartTransaction.conf
+        tx = self.recorder.next_transaction_id(ctx.station_id)
+        self.recorder.record(
+            ctx,
+            "StartTransaction",
+            request,
+            transaction_id=str(tx),
+            event_type="Started",
+            transaction_update={
+                "started": request.timestamp,
+                "id_token": request.id_tag,
+                "energy_wh": float(request.meter_start),
+            },
+        )
+        return v16.StartTransactionResponse(
+            transaction_id=tx, id_tag_info=_tag_info_16(self._token_ok(request.id_tag))
+        )
+
+    def stop_transaction(
+        self, request: v16.StopTransactionRequest, ctx: Context
+    ) -> v16.StopTransactionResponse:
+        self.recorder.record(
+            ctx,
+            "StopTransaction",
+            request,
+            transaction_id=str(request.transaction_id),
+            event_type="Ended",
+            samples=_samples_16(request.transaction_data),
+            transaction_update={
+                "ended": request.timestamp,
+                "stopped_reason": request.reason,
+                "energy_wh": float(request.meter_stop),
+            },
+        )
+        return v16.StopTransactionResponse()
+
+    def meter_values(
+        self, request: v16.MeterValuesRequest, ctx: Context
+    ) -> v16.MeterValuesResponse:
+        tx = request.transaction_id
+        self.recorder.record(
+            ctx,
+            "MeterValues",
+            request,
+            transaction_id=None if tx is None else str(tx),
+            samples=_samples_16(request.meter_value),
+        )
+        return v16.MeterValuesResponse()
+
+
+def _tag_info_16(ok: bool) -> v16.IdTagInfo:
+    status = v16.AuthorizationStatus
+    return v16.IdTagInfo(status=status.ACCEPTED if ok else status.INVALID)
+
+
+#: The class of each version, as :func:`build_reference` makes them.
+REFERENCE_CLASSES: dict[str, Callable[[Recorder, frozenset[str] | None, int], Behaviour]] = {
+    "1.6": ReferenceChargeSystem16,
+    "2.0.1": ReferenceChargeSystem201,
+    "2.1": ReferenceChargeSystem21,
+}
 
 
 def build_reference(
@@ -222,152 +538,13 @@ def build_reference(
     heartbeat_interval: int = 300,
     versions: Iterable[str] = ("1.6", "2.0.1", "2.1"),
 ) -> dict[str, Behaviour]:
-    """The reference charge system for each of ``versions``, recording into ``db_path``."""
-    from ..behaviours import v16, v21, v201
+    """The reference charge system for each of ``versions``, recording into ``db_path``.
 
+    ``allow`` lists the id tokens to accept (None: every token, with a warning in the log);
+    ``heartbeat_interval`` is the interval the BootNotification answer gives.
+    """
     recorder = Recorder(db_path)
-    allow_list = None if allow is None else list(allow)
-    if allow_list is None:
+    allow_set = None if allow is None else frozenset(allow)
+    if allow_set is None:
         log.warning("no id token allow-list configured: every id token is accepted")
-
-    class Reference201(_Reference, v201.BasicChargeSystem):  # type: ignore[misc]
-        def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
-            return self._boot(request, ctx)
-
-        def heartbeat(self, request: Any, ctx: Context) -> dict[str, Any]:
-            return {"currentTime": utc_now()}
-
-        def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
-            self._simple("StatusNotification", request, ctx)
-            return {}
-
-        def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
-            p = request.to_payload()
-            token = p.get("idToken", {}).get("idToken")
-            ok = self._token_ok(token)
-            self.recorder.record(ctx, "Authorize", p)
-            return {"idTokenInfo": {"status": "Accepted" if ok else "Invalid"}}
-
-        def transaction_event(self, request: Any, ctx: Context) -> dict[str, Any]:
-            p = request.to_payload()
-            info = p.get("transactionInfo", {})
-            tx = info.get("transactionId")
-            event = p.get("eventType")
-            mvs = p.get("meterValue", [])
-            update: dict[str, Any] = {"energy_wh": _energy(mvs)}
-            if event == "Started":
-                update["started"] = p.get("timestamp")
-            if event == "Ended":
-                update["ended"] = p.get("timestamp")
-                update["stopped_reason"] = info.get("stoppedReason")
-            token = p.get("idToken", {}).get("idToken")
-            if token is not None:
-                update["id_token"] = token
-            self.recorder.record(
-                ctx,
-                "TransactionEvent",
-                p,
-                transaction_id=tx,
-                seq_no=p.get("seqNo"),
-                event_type=event,
-                meter_values=mvs,
-                transaction_update=update,
-            )
-            if token is not None:
-                ok = self._token_ok(token)
-                return {"idTokenInfo": {"status": "Accepted" if ok else "Invalid"}}
-            return {}
-
-        def meter_values(self, request: Any, ctx: Context) -> dict[str, Any]:
-            p = request.to_payload()
-            self.recorder.record(ctx, "MeterValues", p, meter_values=p.get("meterValue", []))
-            return {}
-
-        def notify_event(self, request: Any, ctx: Context) -> dict[str, Any]:
-            self._simple("NotifyEvent", request, ctx)
-            return {}
-
-    class Reference21(_Reference, v21.ChargeSystem):  # type: ignore[misc]
-        boot_notification = Reference201.boot_notification
-        heartbeat = Reference201.heartbeat
-        status_notification = Reference201.status_notification
-        authorize = Reference201.authorize
-        transaction_event = Reference201.transaction_event
-        meter_values = Reference201.meter_values
-        notify_event = Reference201.notify_event
-
-    class Reference16(_Reference, v16.ChargeSystem):  # type: ignore[misc]
-        def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
-            return self._boot(request, ctx)
-
-        def heartbeat(self, request: Any, ctx: Context) -> dict[str, Any]:
-            return {"currentTime": utc_now()}
-
-        def status_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
-            self._simple("StatusNotification", request, ctx)
-            return {}
-
-        def authorize(self, request: Any, ctx: Context) -> dict[str, Any]:
-            p = request.to_payload()
-            ok = self._token_ok(p.get("idTag"))
-            self.recorder.record(ctx, "Authorize", p)
-            return {"idTagInfo": {"status": "Accepted" if ok else "Invalid"}}
-
-        def start_transaction(self, request: Any, ctx: Context) -> dict[str, Any]:
-            p = request.to_payload()
-            tx = self.recorder.next_transaction_id(ctx.station_id)
-            ok = self._token_ok(p.get("idTag"))
-            self.recorder.record(
-                ctx,
-                "StartTransaction",
-                p,
-                transaction_id=str(tx),
-                event_type="Started",
-                transaction_update={
-                    "started": p.get("timestamp"),
-                    "id_token": p.get("idTag"),
-                    "energy_wh": float(p.get("meterStart", 0)),
-                },
-            )
-            return {"transactionId": tx, "idTagInfo": {"status": "Accepted" if ok else "Invalid"}}
-
-        def stop_transaction(self, request: Any, ctx: Context) -> dict[str, Any]:
-            p = request.to_payload()
-            tx = str(p.get("transactionId"))
-            mvs = p.get("transactionData", [])
-            self.recorder.record(
-                ctx,
-                "StopTransaction",
-                p,
-                transaction_id=tx,
-                event_type="Ended",
-                meter_values=mvs,
-                transaction_update={
-                    "ended": p.get("timestamp"),
-                    "stopped_reason": p.get("reason"),
-                    "energy_wh": float(p.get("meterStop", 0)),
-                },
-            )
-            return {}
-
-        def meter_values(self, request: Any, ctx: Context) -> dict[str, Any]:
-            p = request.to_payload()
-            tx = p.get("transactionId")
-            self.recorder.record(
-                ctx,
-                "MeterValues",
-                p,
-                transaction_id=None if tx is None else str(tx),
-                meter_values=p.get("meterValue", []),
-            )
-            return {}
-
-    classes: dict[str, type[_Reference]] = {
-        "1.6": Reference16,
-        "2.0.1": Reference201,
-        "2.1": Reference21,
-    }
-    return {
-        v: classes[v](recorder, allow_list, heartbeat_interval)  # type: ignore[misc]
-        for v in versions
-    }
+    return {v: REFERENCE_CLASSES[v](recorder, allow_set, heartbeat_interval) for v in versions}
