@@ -68,7 +68,8 @@ took
 
 step "pytest"
 set +e
-"$PY" -m pytest -q -rfEs -p no:cacheprovider "$@"
+# Not -q: the header says which slice of the long property tests this run takes.
+"$PY" -m pytest -rfEs -p no:cacheprovider "$@"
 rc=$?
 set -e
 took
