@@ -96,6 +96,13 @@ def main() -> None:
     help="publish every frame as OCPP-J on {prefix}/{station}/json/up|down",
 )
 @click.option(
+    "--state/--no-state",
+    default=True,
+    envvar="BRIDGE_STATE",
+    help="keep a retained JSON summary per station on {prefix}/{station}/json/state "
+    "(status, version, vendor/model, connectors, transactions, last error; one worker only)",
+)
+@click.option(
     "--call-timeout",
     type=float,
     default=30.0,

@@ -82,6 +82,7 @@ def build_bridge(opts: Mapping[str, Any], index: int) -> Any:
         mqtt=mqtt_settings(opts, opts["client_id"]),
         prefix=opts["prefix"],
         mirror=opts["mirror"],
+        state_topic=opts.get("state", True),
         call_timeout=opts["call_timeout"],
         dedup_retention=opts["dedup_retention"],
         commit_delay=opts["commit_delay"] / 1000.0,
