@@ -14,16 +14,17 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ocpp_iot.bridge.reference import build_reference
-from ocpp_iot.bridge.service import Bridge, BridgeConfig
-from ocpp_iot.bridge.station import SimStation
-from ocpp_iot.bridge.store import SqliteStore
-from ocpp_iot.testing import Mosquitto, find_mosquitto
-from ocpp_iot.transports.mqtt import Message, MqttClient, MqttSettings
+# The bridge, MQTT and mosquitto modules are imported where a fixture or helper needs them, so
+# that the model, codec and rpc tests (which share this conftest) do not import the bridge.
+if TYPE_CHECKING:
+    from ocpp_iot.bridge.service import Bridge
+    from ocpp_iot.bridge.station import SimStation
+    from ocpp_iot.testing import Mosquitto
+    from ocpp_iot.transports.mqtt import Message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,7 +155,7 @@ def _tls_mosquitto(
     (broker, its mqtts:// URL, the directory of the certificates)."""
     import shutil
 
-    from ocpp_iot.testing import free_port
+    from ocpp_iot.testing import Mosquitto, find_mosquitto, free_port
 
     if find_mosquitto() is None or shutil.which("openssl") is None:
         pytest.skip("needs mosquitto and openssl")
@@ -192,12 +193,38 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, str, str]]:
         yield m, url, str(certs / "ca.pem")
 
 
+#: A topic the test broker's ACL gives no user: a QoS 1 publish there reaches nobody, yet the
+#: broker acknowledges it (PUBACK, with reason 135 "not authorized" in MQTT 5).
+BARRIER_TOPIC = "test-barrier/ready"
+
+
+def subscribed(client: Any) -> None:
+    """Return once the broker has the subscriptions ``client`` (a connected ``MqttClient``)
+    sent on connecting, and has sent their retained messages. The SUBSCRIBE went out before this
+    PUBLISH on the same connection and mosquitto handles a client's packets in order, so its
+    PUBACK follows the SUBACK (a wait on an event instead of a fixed sleep)."""
+    from ocpp_iot.transports.mqtt import PublishRefused
+
+    with contextlib.suppress(PublishRefused):
+        client.publish_confirmed(BARRIER_TOPIC, b"", 1, timeout=10)
+
+
+async def subscribed_async(client: Any) -> None:
+    """:func:`subscribed` for an ``AsyncMqttClient`` (e.g. ``bridge.client``)."""
+    from ocpp_iot.transports.mqtt import PublishRefused
+
+    with contextlib.suppress(PublishRefused):
+        await client.publish_confirmed(BARRIER_TOPIC, b"", 1, timeout=10)
+
+
 class Probe:
     """An MQTT client collecting messages of some topics into a queue (for assertions)."""
 
     def __init__(
         self, url: str, user: str, topics: list[str], *, protocol: str = "5", client_id: str = ""
     ) -> None:
+        from ocpp_iot.transports.mqtt import MqttClient, MqttSettings
+
         self.messages: queue.Queue[Message] = queue.Queue()
         self.client = MqttClient(
             MqttSettings(
@@ -214,7 +241,7 @@ class Probe:
             self.client.subscribe(t, 1)
         self.client.start()
         assert self.client.wait_connected(10), "probe could not connect"
-        time.sleep(0.1)  # SUBACK
+        subscribed(self.client)
 
     def get(self, timeout: float = 5.0) -> Message:
         return self.messages.get(timeout=timeout)
@@ -240,6 +267,29 @@ class Probe:
                 raise TimeoutError("no matching message") from None
             if pred(m):
                 return m
+
+    def until(self, pred: Any, timeout: float = 10.0) -> list[Message]:
+        """Every message up to and including the first that matches ``pred``."""
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while not out or not pred(out[-1]):
+            left = deadline - time.monotonic()
+            try:
+                out.append(self.messages.get(timeout=max(left, 0.0)))
+            except queue.Empty:
+                raise TimeoutError(f"no matching message; got {out}") from None
+        return out
+
+    def take(self, n: int, timeout: float = 10.0) -> list[Message]:
+        """The next ``n`` messages (fails if they do not all come within ``timeout``)."""
+        got: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n:
+            try:
+                got.append(self.messages.get(timeout=max(deadline - time.monotonic(), 0.0)))
+            except queue.Empty:
+                raise TimeoutError(f"{len(got)} of {n} messages: {got}") from None
+        return got
 
     def close(self) -> None:
         self.client.stop()
@@ -278,7 +328,29 @@ class BridgeProcess:
             *self.args,
         ]
 
+    def workers(self) -> int:
+        return int(self.args[self.args.index("--workers") + 1]) if "--workers" in self.args else 1
+
+    def status_topics(self, topic: str = "ocpp/bridge/status") -> set[str]:
+        """Where the workers say online: worker 0 on ``topic``, worker i on ``topic/wi``."""
+        return {topic, *(f"{topic}/w{i}" for i in range(1, self.workers()))}
+
     def start(self, wait_online: bool = True, timeout: float = 20.0) -> BridgeProcess:
+        # watching before the process starts, its workers' births arrive live (not retained):
+        # a retained "online" of a process killed a moment ago cannot pass for them
+        watch = (
+            Probe(self.broker.url, "bridge", sorted(self.status_topics())) if wait_online else None
+        )
+        try:
+            self._spawn()
+            if watch is not None:
+                self._wait_births(watch, timeout, live=True)
+        finally:
+            if watch is not None:
+                watch.close()
+        return self
+
+    def _spawn(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             self.command(),
@@ -289,19 +361,31 @@ class BridgeProcess:
             start_new_session=True,
         )
         log.close()
-        if wait_online:
-            self.wait_online(timeout)
-        return self
 
     def wait_online(self, timeout: float = 20.0, topic: str = "ocpp/bridge/status") -> None:
-        probe = Probe(self.broker.url, "operator", [topic])
+        """Wait until every worker said ``online`` (retained or live) on its status topic."""
+        probe = Probe(self.broker.url, "bridge", sorted(self.status_topics(topic)))
         try:
-            probe.wait_for(lambda m: m.payload == b"online", timeout)
-        except TimeoutError:
-            raise AssertionError(f"bridge did not come online:\n{self.log()}") from None
+            self._wait_births(probe, timeout, topic=topic)
         finally:
             probe.close()
-        time.sleep(0.3)  # its subscriptions
+
+    def _wait_births(
+        self, probe: Probe, timeout: float, *, live: bool = False, topic: str = "ocpp/bridge/status"
+    ) -> None:
+        # A worker publishes its birth after its SUBSCRIBE on the same connection, and mosquitto
+        # handles a client's packets in order: once a worker is online, it is subscribed.
+        waiting = self.status_topics(topic)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            try:
+                m = probe.get(max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise AssertionError(
+                    f"bridge did not come online ({sorted(waiting)}):\n{self.log()}"
+                ) from None
+            if m.payload == b"online" and not (live and m.retain):
+                waiting.discard(m.topic)
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
@@ -383,6 +467,11 @@ async def running_bridge(
     ca_certs: str | None = None,
     **config: Any,
 ) -> AsyncIterator[Bridge]:
+    from ocpp_iot.bridge.reference import build_reference
+    from ocpp_iot.bridge.service import Bridge, BridgeConfig
+    from ocpp_iot.bridge.store import SqliteStore
+    from ocpp_iot.transports.mqtt import MqttSettings
+
     db = str(tmp_path / "bridge.sqlite3")
     if handlers is None:
         handlers = build_reference(db, allow)
@@ -400,11 +489,17 @@ async def running_bridge(
     bridge = Bridge(cfg, handlers, SqliteStore(db))
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(stop))
-    for _ in range(200):
-        if bridge.client is not None and bridge.client.connected:
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.2)  # subscriptions
+
+    async def ready() -> None:
+        while bridge.client is None:  # it exists once the store released earlier claims
+            if task.done():
+                task.result()  # raises what stopped the bridge
+                raise AssertionError("the bridge stopped")
+            await asyncio.sleep(0.005)
+        assert await bridge.client.wait_connected(10), "the bridge did not connect"
+        await subscribed_async(bridge.client)  # its subscriptions are in place
+
+    await asyncio.wait_for(ready(), 15)
     try:
         yield bridge
     finally:
@@ -413,6 +508,8 @@ async def running_bridge(
 
 
 def station(broker: Mosquitto, sid: str, **kw: Any) -> SimStation:
+    from ocpp_iot.bridge.station import SimStation
+
     kw.setdefault("call_timeout", 5.0)
     return SimStation(sid, broker.url, password=USERS[sid], **kw)
 
