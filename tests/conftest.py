@@ -50,6 +50,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A fresh mosquitto with the project's config, ACL and the users above."""
+    from ocpp_iot.testing import Mosquitto, find_mosquitto
+
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
     m = Mosquitto(USERS, directory=tmp_path / "mosquitto")
