@@ -21,7 +21,6 @@ import functools
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar, NamedTuple, TypedDict
 
@@ -30,6 +29,7 @@ from ..behaviours.v16 import ChargeSystem as _ChargeSystem16
 from ..behaviours.v21 import BasicChargeSystem as _BasicChargeSystem21
 from ..behaviours.v201 import BasicChargeSystem as _BasicChargeSystem201
 from ..model import OcppModel, v16, v21, v201
+from ._clock import utc_now  # re-exported: tests and stations use it
 from .store import Statement, defer_sql
 
 __all__ = [
@@ -44,16 +44,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("ocpp_iot.bridge.reference")
-
-
-def utc_now() -> str:
-    """The current UTC time as OCPP writes it: RFC 3339, milliseconds, ``Z``.
-
-    For example ``2026-06-05T12:53:51.074Z`` (what ``datetime.isoformat`` with milliseconds
-    gives, in about half the time: it runs for every recorded event).
-    """
-    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{ns // 1_000_000:03d}Z"
 
 
 _SCHEMA = [

@@ -32,7 +32,7 @@ from ..rpc import (
 )
 from ..transports.mqtt import AsyncMqttClient, Message, MqttSettings, Will
 from . import _wire
-from .reference import utc_now
+from ._clock import utc_now
 
 __all__ = ["SimStation", "sim_charger", "charging_session_201"]
 
