@@ -11,7 +11,7 @@ from typing import Any
 from conftest import Probe, running_bridge, station
 
 from ocpp_iot.bridge import _wire
-from ocpp_iot.bridge.station import charging_session_201
+from ocpp_iot.bridge.station import SimStation, charging_session_201
 from ocpp_iot.rpc import Call, CallError, CallResult, CallResultError, Send
 from ocpp_iot.testing import Mosquitto
 
@@ -99,14 +99,26 @@ CASES: list[tuple[str, bytes, Any]] = [
 ]
 
 
-def _answers(probe: Probe) -> list[Any]:
-    out = []
-    for m in probe.drain(0.4):
-        if m.payload[:1] == b"[":  # an answer in kind to OCPP-J text
-            out.append(_wire.json_decode(m.payload, "2.0.1"))
-        else:
-            out.append(_wire.decode(m.payload)[1])
-    return out
+def _decode(payload: bytes) -> Any:
+    if payload[:1] == b"[":  # an answer in kind to OCPP-J text
+        return _wire.json_decode(payload, "2.0.1")
+    return _wire.decode(payload)[1]
+
+
+async def _answers_before(probe: Probe, marker: SimStation) -> list[Any]:
+    """What the bridge sent on the probe's topics before its answer to a Heartbeat that
+    ``marker`` sends now. The bridge answers a station's frames in the order they came (a frame
+    it cannot read included), so whatever the frame before earned is sent before that answer:
+    a wait on an event, and also how we know that no answer came."""
+    answer = await marker.call("Heartbeat", {})
+    assert isinstance(answer, CallResult)
+
+    def marked(m: Any) -> bool:
+        frame = _decode(m.payload)
+        return isinstance(frame, CallResult) and frame.message_id == answer.message_id
+
+    got = await asyncio.to_thread(probe.until, marked)
+    return [_decode(m.payload) for m in got[:-1]]
 
 
 def test_malformed_frames(broker: Mosquitto, tmp_path: Path) -> None:
@@ -116,13 +128,12 @@ def test_malformed_frames(broker: Mosquitto, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_bridge(broker, tmp_path) as bridge:
             async with station(broker, "CP1") as cp1, station(broker, "CP2") as cp2:
-                assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
-                downs.drain(0.3)
+                assert await _answers_before(downs, cp1) == []
                 raw = cp1._client
                 assert raw is not None
                 for name, payload, expected in CASES:
                     await raw.publish_confirmed("ocpp/CP1/up", payload)
-                    got = await asyncio.to_thread(_answers, downs)
+                    got = await _answers_before(downs, cp1)
                     if expected is None:
                         if got:
                             failures.append(f"{name}: expected no answer, got {got}")
@@ -136,21 +147,26 @@ def test_malformed_frames(broker: Mosquitto, tmp_path: Path) -> None:
                     # the other station is served all along
                     assert isinstance(await cp2.call("Heartbeat", {}), CallResult), name
                 # and both go on with a whole session
+                ids = []
                 for action, payload in charging_session_201("CP1", updates=1):
-                    assert isinstance(await cp1.call(action, payload), CallResult), action
+                    answer = await cp1.call(action, payload)
+                    assert isinstance(answer, CallResult), action
+                    ids.append(answer.message_id)
+                # and nothing else came down to CP1 meanwhile
+                assert [f.message_id for f in await _answers_before(downs, cp1)] == ids
                 for action, payload in charging_session_201("CP2", updates=1):
                     assert isinstance(await cp2.call(action, payload), CallResult), action
             # 1.6 has no "-1" answer: an unreadable frame from a 1.6 station is dropped
             async with station(broker, "CP3", version="1.6") as cp3:
                 boot = {"chargePointModel": "M", "chargePointVendor": "V"}
-                assert isinstance(await cp3.call("BootNotification", boot), CallResult)
-                await asyncio.to_thread(downs.drain, 0.3)
+                booted = await cp3.call("BootNotification", boot)
+                assert isinstance(booted, CallResult)
+                assert await _answers_before(downs, cp3) == [booted]
                 assert cp3._client is not None
                 await cp3._client.publish_confirmed("ocpp/CP3/up", b"\x00garbage")
-                got = await asyncio.to_thread(_answers, downs)
+                got = await _answers_before(downs, cp3)
                 if got:
                     failures.append(f"1.6 garbage: expected a drop, got {got}")
-                assert isinstance(await cp3.call("Heartbeat", {}), CallResult)
             assert bridge.stats["dropped"] >= 8
 
     asyncio.run(scenario())
