@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -324,24 +324,38 @@ class AcceptingSystem(v201.BasicChargeSystem):
 
 
 class SlowSystem(AcceptingSystem):
-    """CP2's boot takes 2 s (async), CP3's 2 s (blocking); everyone else is quick."""
+    """CP2's boot (async) and CP3's heartbeat (blocking, in a thread) wait until ``release`` is
+    set (10 s at most); everyone else is answered at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.waiting: list[str] = []  # the slow handlers that started
 
     async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
         if ctx.station_id == "CP2":
-            await asyncio.sleep(2.0)
+            self.waiting.append("CP2")
+            await asyncio.to_thread(self.release.wait, 10)
         return {"currentTime": "2026-01-01T00:00:00Z", "interval": 60, "status": "Accepted"}
 
     def heartbeat(self, request: Any, ctx: Context) -> dict[str, Any]:
         if ctx.station_id == "CP3":
-            time.sleep(2.0)
+            self.waiting.append("CP3")
+            self.release.wait(10)
         return {"currentTime": "2026-01-01T00:00:00Z"}
 
 
 def test_slow_handler_does_not_stall_other_stations(broker: Mosquitto, tmp_path: Path) -> None:
     boot = charging_session_201("X")[0][1]
+    system = SlowSystem()
 
-    async def scenario() -> float:
-        async with running_bridge(broker, tmp_path, {"2.0.1": SlowSystem()}, handler_threads=4):
+    async def quick_calls(cp1: SimStation) -> None:
+        for _ in range(5):
+            assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
+            assert isinstance(await cp1.call("BootNotification", boot), CallResult)
+
+    async def scenario() -> None:
+        async with running_bridge(broker, tmp_path, {"2.0.1": system}, handler_threads=4):
             async with (
                 station(broker, "CP1") as cp1,
                 station(broker, "CP2") as cp2,
@@ -351,17 +365,18 @@ def test_slow_handler_does_not_stall_other_stations(broker: Mosquitto, tmp_path:
                     asyncio.create_task(cp2.call("BootNotification", boot)),
                     asyncio.create_task(cp3.call("Heartbeat", {})),
                 ]
-                await asyncio.sleep(0.1)
-                t0 = time.monotonic()
-                for _ in range(5):
-                    assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
-                    assert isinstance(await cp1.call("BootNotification", boot), CallResult)
-                quick = time.monotonic() - t0
+                try:
+                    await until(lambda: len(system.waiting) == 2, "both slow handlers to start")
+                    # CP1 is served while both slow handlers are still held (a stalled loop or
+                    # a single handler thread would hold CP1's answers until the release)
+                    await asyncio.wait_for(quick_calls(cp1), 5)
+                    assert not any(t.done() for t in slow)
+                finally:
+                    system.release.set()
                 for t in slow:
                     assert isinstance(await t, CallResult)
-                return quick
 
-    assert asyncio.run(scenario()) < 1.5
+    asyncio.run(scenario())
 
 
 class CallingSystem(AcceptingSystem):
@@ -412,15 +427,19 @@ def test_status_topics_and_no_mirror(broker: Mosquitto, tmp_path: Path) -> None:
 
     async def scenario() -> list[str]:
         async with running_bridge(broker, tmp_path, mirror=False) as bridge:
-            await asyncio.sleep(0.3)
             async with station(broker, "CP1") as st:
                 assert isinstance(await st.call("Heartbeat", {}), CallResult)
-            await asyncio.sleep(0.3)
-            return [s["status"] for s in await bridge.store.stations()]
+            statuses: list[str] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while statuses != ["offline"] and loop.time() < deadline:  # CP1's goodbye, stored
+                await asyncio.sleep(0.01)
+                statuses = [s["status"] for s in await bridge.store.stations()]
+            return statuses
 
     statuses = asyncio.run(scenario())
     assert statuses == ["offline"]  # CP1 said goodbye
-    seen = watch.drain(0.5)
+    seen = watch.until(bridge_left)
     assert [m.payload for m in seen if m.topic == "ocpp/bridge/status"] == [b"online", b"offline"]
     assert not [m for m in seen if "/json/" in m.topic]
     late = Probe(broker.url, "operator", ["ocpp/bridge/status"])
@@ -522,14 +541,31 @@ class TimeoutSystem(AcceptingSystem):
         return {"currentTime": "2026-01-01T00:00:00Z", "interval": 60, "status": status}
 
 
+class GivingUpSystem(TimeoutSystem):
+    """Says when the bridge gave up on its Reset (``gave_up``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gave_up = asyncio.Event()
+
+    async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        answer = await super().boot_notification(request, ctx)
+        if answer["status"] == "Rejected":
+            self.gave_up.set()
+        return answer
+
+
 def test_handler_call_times_out(broker: Mosquitto, tmp_path: Path) -> None:
+    system = GivingUpSystem()
+
     class SlowCharger(v201.Charger):
         async def reset(self, request: Any, ctx: Context) -> dict[str, Any]:
-            await asyncio.sleep(3.0)  # longer than the bridge waits
+            # answers only once the bridge gave up waiting (10 s at most): a late answer
+            await asyncio.wait_for(system.gave_up.wait(), 10)
             return {"status": "Accepted"}
 
     async def scenario() -> Any:
-        async with running_bridge(broker, tmp_path, {"2.0.1": TimeoutSystem()}, call_timeout=1.0):
+        async with running_bridge(broker, tmp_path, {"2.0.1": system}, call_timeout=1.0):
             async with station(broker, "CP1", charger=SlowCharger(), call_timeout=10.0) as st:
                 boot = await st.call("BootNotification", charging_session_201("CP1")[0][1])
                 # the late answer to the abandoned Reset is ignored; the station is served on
@@ -562,11 +598,13 @@ def test_acl_keeps_a_station_from_speaking_for_another(broker: Mosquitto, tmp_pa
                         assert exc.reason == 135, topic
                     else:
                         raise AssertionError(f"the broker accepted CP1's publish on {topic}")
-                await asyncio.sleep(0.5)
+                # a frame published after them reached the bridge: the forged ones would have
+                # reached it first (mosquitto passes one client's messages on in order)
+                assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
                 return before, bridge.stats["up"]
 
     before, after = asyncio.run(scenario())
-    assert after == before  # the bridge never saw the forged frames
+    assert after == before + 1  # the bridge never saw the forged frames
     db = tmp_path / "bridge.sqlite3"
     assert rows(db, "SELECT COUNT(*) FROM ref_events WHERE message_id='forged-1'") == [(0,)]
     assert rows(db, "SELECT station FROM bridge_stations WHERE station='CP2'") == []
