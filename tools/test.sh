@@ -42,6 +42,10 @@ fi
 # -- a fresh virtual environment -----------------------------------------------------------------
 if [ -n "${OCPP_IOT_TEST_VENV:-}" ]; then
   VENV="$OCPP_IOT_TEST_VENV"
+  if [ -e "$VENV" ] && ! [ -f "$VENV/pyvenv.cfg" ]; then
+    echo "OCPP_IOT_TEST_VENV=$VENV exists and is not a virtual environment: not deleting it" >&2
+    exit 2
+  fi
   rm -rf "$VENV"
 else
   tmp="$(mktemp -d)"
@@ -51,6 +55,7 @@ fi
 step "fresh virtual environment in $VENV; installing .[test,demo] (pip)"
 "$PYTHON" -m venv "$VENV"
 export VIRTUAL_ENV="$VENV"
+unset PYTHONPATH PYTHONHOME  # nothing from outside the fresh environment
 export PATH="$VENV/bin:$PATH"
 hash -r
 PY="$VENV/bin/python"
@@ -62,7 +67,7 @@ step "ruff"
 "$PY" -m ruff format --check src tests tools bench examples
 took
 
-step "mypy (src/)"
+step "mypy (src/ and the generators, configured in pyproject.toml)"
 "$PY" -m mypy
 took
 
