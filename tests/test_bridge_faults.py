@@ -14,7 +14,7 @@ from typing import Any
 from conftest import BridgeProcess, rows, station
 
 from ocpp_iot.bridge.reference import utc_now
-from ocpp_iot.rpc import CallResult
+from ocpp_iot.rpc import Call, CallResult
 from ocpp_iot.testing import Mosquitto
 
 
@@ -40,11 +40,38 @@ def transaction_events(n: int, tx: str) -> list[dict[str, Any]]:
     return out
 
 
+class Stream:
+    """What the stations of :func:`stream_with_fault` have done so far (read by the fault, in a
+    thread of its own, while the loop's thread updates the counts)."""
+
+    def __init__(self, stations: list[str]) -> None:
+        self.answers = dict.fromkeys(stations, 0)
+        self.sent: dict[str, list[str]] = {sid: [] for sid in stations}  # message ids, repeats too
+
+    def answered(self) -> int:
+        return sum(self.answers.values())
+
+    def repeats(self, sid: str) -> int:
+        return len(self.sent[sid]) - len(set(self.sent[sid]))
+
+    def wait(self, cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(0.005)
+
+    def wait_answers(self, more: int, timeout: float = 30.0) -> None:
+        """Until the stations got ``more`` answers than now (the bridge is serving)."""
+        want = self.answered() + more
+        self.wait(lambda: self.answered() >= want, f"{more} more answers", timeout)
+
+
 def stream_with_fault(
     broker: Mosquitto,
     stations: list[str],
     n: int,
-    fault: Callable[[], None],
+    fault: Callable[[Stream], None],
     fault_after: int,
     timeout: float = 120.0,
     repeat_after: float = 1.0,
@@ -52,24 +79,27 @@ def stream_with_fault(
     """Each station sends ``n`` TransactionEvents back to back (repeating a CALL with the same id
     when no answer comes in ``repeat_after`` s, so outages leave duplicates queued in the broker);
     ``fault`` runs once the first station has ``fault_after`` answers."""
+    stream = Stream(stations)
 
     async def scenario() -> None:
-        progress = dict.fromkeys(stations, 0)
-
         async def run(sid: str) -> None:
-            async with station(broker, sid, call_timeout=repeat_after) as st:
+            def observe(direction: str, _sid: str, frame: Any, data: bytes) -> None:
+                if direction == "up" and isinstance(frame, Call):
+                    stream.sent[sid].append(frame.message_id)
+
+            async with station(broker, sid, call_timeout=repeat_after, observer=observe) as st:
                 for ev in transaction_events(n, f"tx-{sid}"):
                     answer = await st.call("TransactionEvent", ev)
                     assert isinstance(answer, CallResult), answer
-                    progress[sid] += 1
+                    stream.answers[sid] += 1
 
         tasks = [asyncio.create_task(run(s)) for s in stations]
-        while progress[stations[0]] < fault_after:
+        while stream.answers[stations[0]] < fault_after:
             await asyncio.sleep(0.005)
             for t in tasks:
                 if t.done():
                     t.result()
-        await asyncio.to_thread(fault)
+        await asyncio.to_thread(fault, stream)
         await asyncio.wait_for(asyncio.gather(*tasks), timeout)
 
     asyncio.run(scenario())
@@ -92,9 +122,14 @@ def test_sigkill_bridge_mid_stream(broker: Mosquitto, bridge_process: Any) -> No
     bp: BridgeProcess = bridge_process()
     stations = ["CP1", "CP2", "CP3"]
 
-    def fault() -> None:
+    def fault(stream: Stream) -> None:
+        before = {sid: stream.repeats(sid) for sid in stations}
         bp.kill()  # SIGKILL, mid-stream
-        time.sleep(1.5)  # stations repeat their CALLs meanwhile: duplicates queue up
+        # every station repeats its CALL meanwhile: duplicates queue up in the broker
+        stream.wait(
+            lambda: all(stream.repeats(sid) > before[sid] for sid in stations),
+            "every station to repeat a CALL",
+        )
         bp.start()
 
     stream_with_fault(broker, stations, 40, fault, fault_after=15)
@@ -106,11 +141,11 @@ def test_sigkill_bridge_repeatedly(broker: Mosquitto, bridge_process: Any) -> No
     bp: BridgeProcess = bridge_process()
     stations = ["CP1", "CP2"]
 
-    def fault() -> None:
+    def fault(stream: Stream) -> None:
         for _ in range(3):
             bp.kill()
             bp.start()
-            time.sleep(0.3)
+            stream.wait_answers(3)  # it served a little before the next kill
 
     stream_with_fault(broker, stations, 40, fault, fault_after=5)
     assert_exactly_once_in_order(bp.db, stations, 40)
@@ -120,7 +155,7 @@ def test_restart_mosquitto_mid_stream(broker: Mosquitto, bridge_process: Any) ->
     bp: BridgeProcess = bridge_process()
     stations = ["CP1", "CP2"]
 
-    def fault() -> None:
+    def fault(stream: Stream) -> None:
         broker.restart(down_for=1.0)
 
     stream_with_fault(broker, stations, 40, fault, fault_after=15)
@@ -139,7 +174,7 @@ def test_kill_one_of_two_workers_mid_stream(broker: Mosquitto, bridge_process: A
     assert len(pids) == 2, bp.log()
     stations = ["CP1", "CP2", "CP3", "CP4"]
 
-    def fault() -> None:
+    def fault(stream: Stream) -> None:
         os.kill(pids[0], signal.SIGKILL)
 
     stream_with_fault(broker, stations, 40, fault, fault_after=15)
@@ -157,11 +192,11 @@ def test_sigkill_bridge_many_times_long_stream(broker: Mosquitto, bridge_process
     bp: BridgeProcess = bridge_process()
     stations = [f"CP{i}" for i in range(1, 6)]
 
-    def fault() -> None:
+    def fault(stream: Stream) -> None:
         for _ in range(6):
             bp.kill()
             bp.start()
-            time.sleep(0.7)
+            stream.wait_answers(10)  # it served a while before the next kill
 
     stream_with_fault(broker, stations, 80, fault, fault_after=5, timeout=300)
     assert_exactly_once_in_order(bp.db, stations, 80)
