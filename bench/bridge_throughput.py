@@ -23,6 +23,12 @@ measured window is reported, so a saturated generator shows.
     python bench/bridge_throughput.py                      # 100 and 1,000 stations, 10 s a row
     python bench/bridge_throughput.py --repeat 3 --duration 10
     python bench/bridge_throughput.py --quick              # tiny smoke run, nothing written
+    python bench/bridge_throughput.py --stations 1000 --repeat 3 --compare f7fe93f
+
+``--compare REV`` runs every bridge row twice per repetition, on ``git archive REV src`` (old) and
+on the current source (new: the working tree, or ``--snapshot``'s revision), old then new, so
+the machine's noise hits both alike; each source's bridge is started through its own CLI. The
+tables get a ``source`` column and a section of new/old ratios.
 
 Results (markdown tables, with the date) go to docs/bridge-throughput.md unless ``--no-write``.
 """
@@ -47,7 +53,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -214,16 +220,49 @@ def make_template(
 # --------------------------------------------------------------------------------------------
 
 _PROCS: list[subprocess.Popen[bytes]] = []
-#: where the children import ``ocpp_iot`` from (the working tree, or a snapshot of a commit)
+#: where the children import ``ocpp_iot`` from (the working tree, or a snapshot of a commit):
+#: the current source; with ``--compare`` only the old bridge runs on another one
 SRC = [ROOT / "src"]
 
 
-def child_env() -> dict[str, str]:
+@dataclass
+class Source:
+    """A source tree a bridge row runs on."""
+
+    name: str  # short revision, or "working tree"
+    src: Path  # the directory holding the ``ocpp_iot`` package
+    role: str = ""  # "old" | "new" with --compare, else ""
+    serve_help: str = ""  # `bridge serve --help` of this source
+
+    @property
+    def state_flag(self) -> bool:
+        """Whether its CLI can turn the retained json/state summaries off."""
+        return "--no-state-topic" in self.serve_help
+
+
+def child_env(src: Path | None = None) -> dict[str, str]:
+    """The environment of a child: bench/ and ``src`` (default: the current source) first."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(HERE), str(SRC[0]), env.get("PYTHONPATH", "")) if p
+        p for p in (str(HERE), str(src or SRC[0]), env.get("PYTHONPATH", "")) if p
     )
     return env
+
+
+def extract_source(rev: str) -> tuple[tempfile.TemporaryDirectory[str], str]:
+    """``git archive REV src`` unpacked in a temporary directory; (directory, short revision)."""
+    tmp = tempfile.TemporaryDirectory(prefix="bench-src-")
+    short = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", tmp.name], input=archive, check=True)
+    return tmp, short
 
 
 def _spawn(cmd: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
@@ -803,6 +842,11 @@ class Row:
     rate: float = 0.0  # open loop offered rate
     variant: str = "raw"  # echo: raw | inflight | hop
     reference: bool = False  # the bridge's built-in reference handler instead of the bench's
+    source: Source | None = None  # bridge rows: the source tree its bridge runs on
+
+    @property
+    def source_name(self) -> str:
+        return self.source.name if self.source is not None else "—"
 
     @property
     def handler_name(self) -> str:
@@ -834,6 +878,8 @@ class Measurement:
     errors: int
     late: int
     notes: list[str]
+    #: bridge rows: retained ``{prefix}/+/json/state`` messages on the broker after the row
+    state_topics: int | None = None
 
 
 @dataclass
@@ -863,6 +909,9 @@ def bridge_command(port: int, row: Row, settings: Settings) -> list[str]:
         "--log-level",
         "warning",
     ]
+    if not row.mirror and row.source is not None and row.source.state_flag:
+        # mirror off: no JSON for operators at all, as in a bridge without the state summaries
+        cmd.append("--no-state-topic")
     if settings.handler and not row.reference:
         cmd += ["--handler", settings.handler]
     cmd += settings.bridge_args
@@ -890,6 +939,8 @@ def start_service(
         stdout=subprocess.DEVNULL,
         stderr=err,
         cwd=tmp,  # the bridge's SQLite store and any files land in the temporary directory
+        # each source's bridge imports its own ocpp_iot (the handler comes from bench/)
+        env=child_env(row.source.src if row.source is not None else None),
     )
     wait_bridge_online(port, proc, 30)
     return proc, port
@@ -922,6 +973,48 @@ def wait_bridge_online(port: int, proc: subprocess.Popen[bytes], timeout: float)
                 # no status topic: carry on, the generators' boot retries will find out
                 return
         time.sleep(0.3)  # with several workers, let the others subscribe too
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def retained_states(port: int, timeout: float = 10.0) -> int:
+    """How many retained ``{prefix}/+/json/state`` messages the broker holds (after a row).
+
+    Subscribing after the measured window costs the row nothing; the retained messages follow
+    the SUBACK, so collecting stops once they have stopped coming for a moment.
+    """
+    import paho.mqtt.client as mqtt
+
+    count = [0]
+    last = [time.monotonic()]
+    subscribed = threading.Event()
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        if msg.retain:
+            count[0] += 1
+        last[0] = time.monotonic()
+
+    def on_connect(c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        c.subscribe(f"{PREFIX}/+/json/state", qos=0)
+
+    def on_subscribe(_c: Any, _u: Any, _mid: Any, _rc: Any, _p: Any) -> None:
+        last[0] = time.monotonic()
+        subscribed.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-state", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.on_connect = on_connect
+    c.on_subscribe = on_subscribe
+    c.connect(HOST, port)
+    c.loop_start()
+    try:
+        deadline = time.monotonic() + timeout
+        if not subscribed.wait(timeout):
+            return -1
+        while time.monotonic() - last[0] < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return count[0]
     finally:
         c.loop_stop()
         c.disconnect()
@@ -1035,6 +1128,7 @@ def run_row(row: Row, settings: Settings) -> Measurement:
             results = []
             for _gen, reader in gens:
                 results.append(json.loads(reader.expect("result", 60)))
+            states = retained_states(port) if row.system == "bridge" else None
         except Exception:
             err = Path(tmp) / "service.err"
             if err.exists() and err.stat().st_size:
@@ -1063,7 +1157,9 @@ def run_row(row: Row, settings: Settings) -> Measurement:
             notes.append(r["note"].strip())
     if errors:
         notes.append(f"{errors} answers were not the CALLRESULT of the outstanding CALL")
-    return Measurement(row, n / settings.duration, lat, cpu, errors, late, sorted(set(notes)))
+    return Measurement(
+        row, n / settings.duration, lat, cpu, errors, late, sorted(set(notes)), states
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1086,24 +1182,36 @@ def fmt_ms(x: float) -> str:
     return "n/a" if x != x else f"{1000 * x:.1f}"
 
 
-def bridge_available(settings: Settings) -> str | None:
-    """None if ``bridge serve`` can be run, else why not."""
+def bridge_available(settings: Settings, source: Source) -> str | None:
+    """None if the source's ``bridge serve`` can be run (its help kept in source), else why not."""
     try:
         out = subprocess.run(
             [*settings.bridge_cmd, "serve", "--help"],
             capture_output=True,
             timeout=60,
             text=True,
-            env=child_env(),
+            env=child_env(source.src),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if out.returncode != 0:
         return (out.stderr.strip().splitlines() or ["bridge serve --help failed"])[-1]
+    source.serve_help = out.stdout
     missing = [f for f in ("--broker", "--workers", "--no-mirror") if f not in out.stdout]
     if missing:
         return f"bridge serve has no {', '.join(missing)}"
     return None
+
+
+def serve_options(help_text: str) -> list[str]:
+    """The long options a ``serve --help`` lists (to compare two sources' CLIs)."""
+    import re
+
+    return sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", help_text)))
+
+
+class BudgetExceeded(TimeoutError):
+    """The run took longer than ``--max-seconds`` (or the automatic budget)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1166,28 +1274,40 @@ def main(argv: list[str] | None = None) -> int:
         help="run the services and generators on `git archive REV src` instead of the working "
         "tree (other people's uncommitted edits stay out of the measurement)",
     )
+    ap.add_argument(
+        "--compare",
+        metavar="REV",
+        default=None,
+        help="run every bridge row (closed and open loop) on `git archive REV src` too, "
+        "interleaved with the current source (working tree or --snapshot) in each repetition: "
+        "old, new, old, new; the tables get a source column and new/old ratios",
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
     stations = [int(s) for s in args.stations.split(",") if s.strip()]
-    snapshot_dir = None
+    tmp_dirs: list[tempfile.TemporaryDirectory[str]] = []
     revision = None
     if args.snapshot:
-        snapshot_dir = tempfile.TemporaryDirectory(prefix="bench-src-")
-        revision = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", args.snapshot],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.snapshot, "src"],
-            capture_output=True,
-            check=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", snapshot_dir.name], input=archive, check=True)
+        snapshot_dir, revision = extract_source(args.snapshot)
+        tmp_dirs.append(snapshot_dir)
         SRC[0] = Path(snapshot_dir.name) / "src"
     args.revision = revision
+    # the current source: generators, baselines and the (new) bridge; the wire format of the
+    # compact CBOR frames is the same in the old revision, so the generators speak to both
+    current = Source(revision or "working tree", SRC[0], "new" if args.compare else "")
+    sources = [current]
+    args.compare_revision = None
+    if args.compare:
+        old_dir, old_rev = extract_source(args.compare)
+        tmp_dirs.append(old_dir)
+        if old_rev == current.name:
+            print(f"error: --compare and --snapshot are both {old_rev}", file=sys.stderr)
+            for d in tmp_dirs:
+                d.cleanup()
+            return 2
+        args.compare_revision = old_rev
+        sources = [Source(old_rev, Path(old_dir.name) / "src", "old"), current]
     if args.quick:
         stations, args.duration, args.warmup, args.repeat = [20], 2.0, 1.0, 1
         args.no_write = True
@@ -1211,11 +1331,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     notes: list[str] = []
     if "bridge" in systems:
-        why = bridge_available(settings)
-        if why:
-            notes.append(f"bridge rows skipped: {why}")
-            print(f"note: bridge rows skipped: {why}", file=sys.stderr)
-            systems.remove("bridge")
+        for source in sources:
+            why = bridge_available(settings, source)
+            if why and args.compare:
+                print(f"error: bridge of {source.name}: {why}", file=sys.stderr)
+                for d in tmp_dirs:
+                    d.cleanup()
+                return 2
+            if why:
+                notes.append(f"bridge rows skipped: {why}")
+                print(f"note: bridge rows skipped: {why}", file=sys.stderr)
+                systems.remove("bridge")
+        if args.compare and "bridge" in systems:
+            old_opts, new_opts = (set(serve_options(x.serve_help)) for x in sources)
+            if old_opts != new_opts:
+                notes.append(
+                    "`bridge serve` options differ: only in the old: "
+                    f"{', '.join(sorted(old_opts - new_opts)) or 'none'}; only in the new: "
+                    f"{', '.join(sorted(new_opts - old_opts)) or 'none'}"
+                )
+            for x in sources:
+                if not x.state_flag:
+                    notes.append(
+                        f"{x.name}'s `bridge serve` has no --no-state-topic: whatever it does "
+                        "for the retained json/state summaries it does with the mirror off too "
+                        "(see the json/state counts)"
+                    )
 
     closed_rows: list[Row] = []
     for n in stations:
@@ -1233,13 +1374,15 @@ def main(argv: list[str] | None = None) -> int:
                         closed_rows.append(Row("bridge", n, mirror=mirror, workers=workers))
             if args.reference_row:
                 closed_rows.append(Row("bridge", n, reference=True))
+    bridge_sources: list[Source | None] = list(sources)
+    open_repeat = args.repeat if args.compare else 1
+    runs = sum(len(bridge_sources) if r.system == "bridge" else 1 for r in closed_rows)
+    open_runs = len(stations) * (1 + open_repeat * len(bridge_sources))
     per_row = args.warmup + args.duration + 8
-    budget = args.max_seconds or (
-        per_row * (len(closed_rows) * args.repeat + 2 * len(stations)) * 2 + 120
-    )
+    budget = args.max_seconds or (per_row * (runs * args.repeat + open_runs) * 2 + 120)
 
     def on_alarm(_sig: int, _frm: Any) -> None:
-        raise TimeoutError(f"benchmark exceeded its time budget of {budget:.0f} s")
+        raise BudgetExceeded(f"benchmark exceeded its time budget of {budget:.0f} s")
 
     def on_term(sig: int, _frm: Any) -> None:
         raise KeyboardInterrupt(f"signal {sig}")
@@ -1249,24 +1392,31 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(int(budget))
     started = dt.datetime.now(dt.UTC)
     measured: list[Measurement] = []
+    open_measured: list[Measurement] = []
+    cut_short = False
     try:
         for rep in range(args.repeat):
-            for row in closed_rows:
-                m = run_row(row, settings)
-                measured.append(m)
-                print(
-                    f"[{rep + 1}/{args.repeat}] {row.label:34s} {row.stations:5d} stations: "
-                    f"{fmt_rate(m.rate):>7s}/s  cpu service {m.cpu['service']:.0f}% "
-                    f"broker {m.cpu['broker']:.0f}% generators {m.cpu['generators']:.0f}% "
-                    f"machine {m.cpu['machine']:.0f}%"
-                    + (f"  ({'; '.join(m.notes)})" if m.notes else ""),
-                    file=sys.stderr,
-                    flush=True,
-                )
-        open_measured: list[Measurement] = []
+            for base_row in closed_rows:
+                # bridge rows once per source, old then new; baselines once
+                for tree in bridge_sources if base_row.system == "bridge" else [None]:
+                    row = replace(base_row, source=tree)
+                    m = run_row(row, settings)
+                    measured.append(m)
+                    src = f" [{row.source_name}]" if args.compare and tree else ""
+                    print(
+                        f"[{rep + 1}/{args.repeat}] {row.label + src:48s} {row.stations:5d} "
+                        f"stations: {fmt_rate(m.rate):>7s}/s  cpu service "
+                        f"{m.cpu['service']:.0f}% broker {m.cpu['broker']:.0f}% generators "
+                        f"{m.cpu['generators']:.0f}% machine {m.cpu['machine']:.0f}%"
+                        + (f" json/state {m.state_topics}" if m.state_topics is not None else "")
+                        + (f"  ({'; '.join(m.notes)})" if m.notes else ""),
+                        file=sys.stderr,
+                        flush=True,
+                    )
         if not args.no_open_loop:
             for n in stations:
                 ref = "bridge" if "bridge" in systems else "echo"
+                # with --compare both sources get the same offered rate: half the old code's
                 base = [
                     m.rate
                     for m in measured
@@ -1276,31 +1426,46 @@ def main(argv: list[str] | None = None) -> int:
                     and not m.row.mirror
                     and not m.row.reference
                     and m.row.variant == "raw"
+                    and (ref != "bridge" or m.row.source is sources[0])
                 ]
                 if not base:
                     continue
                 offered = statistics.median(base) / 2
-                for system in ("bridge", "echo"):
-                    if system not in systems:
-                        continue
-                    row = Row(system, n, mode="open", rate=offered)
-                    m = run_row(row, settings)
-                    open_measured.append(m)
-                    print(
-                        f"[open] {row.label:34s} {n:5d} stations: offered {offered:,.0f}/s "
-                        f"got {m.rate:,.0f}/s p50 {fmt_ms(pct(m.lat, 0.5))} ms "
-                        f"p99 {fmt_ms(pct(m.lat, 0.99))} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                for rep in range(open_repeat):
+                    for system in ("bridge", "echo"):
+                        if system not in systems or (system == "echo" and rep > 0):
+                            continue
+                        for tree in bridge_sources if system == "bridge" else [None]:
+                            row = Row(system, n, mode="open", rate=offered, source=tree)
+                            m = run_row(row, settings)
+                            open_measured.append(m)
+                            src = f" [{row.source_name}]" if args.compare and tree else ""
+                            print(
+                                f"[open {rep + 1}/{open_repeat}] {row.label + src:48s} {n:5d} "
+                                f"stations: offered {offered:,.0f}/s got {m.rate:,.0f}/s "
+                                f"p50 {fmt_ms(pct(m.lat, 0.5))} ms "
+                                f"p99 {fmt_ms(pct(m.lat, 0.99))} ms",
+                                file=sys.stderr,
+                                flush=True,
+                            )
+    except BudgetExceeded as exc:
+        if not measured:
+            raise
+        # what was measured is still shown; an incomplete run is not written
+        print(f"error: {exc}; the rows not run are missing below", file=sys.stderr)
+        notes.append(f"incomplete: {exc} (the rows not run are missing)")
+        cut_short = True
+        args.no_write = True
     finally:
         signal.alarm(0)
         stop_all()
-        if snapshot_dir is not None:
-            snapshot_dir.cleanup()
+        for d in tmp_dirs:
+            d.cleanup()
 
     text = render(measured, open_measured, stations, args, notes, started)
     print(text)
+    if cut_short:
+        return 1
     if not args.no_write:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         # a hand-written analysis after the marker survives new runs
@@ -1326,8 +1491,16 @@ def render(
     out.append(
         f"Measured {started:%Y-%m-%d %H:%M} UTC by `bench/bridge_throughput.py "
         f"--stations {','.join(map(str, stations))} --duration {args.duration:g} "
-        f"--warmup {args.warmup:g} --repeat {args.repeat}`"
+        f"--warmup {args.warmup:g} --repeat {args.repeat}"
+        + (f" --compare {args.compare_revision}" if args.compare_revision else "")
+        + "`"
         + (f" on commit {args.revision}" if args.revision else "")
+        + (
+            f" (old: commit {args.compare_revision}; new: "
+            f"{'commit ' + args.revision if args.revision else 'the working tree'})"
+            if args.compare_revision
+            else ""
+        )
         + f" on {psutil.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
         f"{_mosquitto_version()}, one fresh broker per row on 127.0.0.1. The machine is shared: "
@@ -1340,28 +1513,29 @@ def render(
         "core during the window (median): the service (all its processes), mosquitto, the "
         "load generators (all, and the busiest), and the whole machine (of "
         f"{100 * (psutil.cpu_count() or 1)}%). The service's CPU time per round trip is the "
-        "figure least disturbed by other load on the machine.\n"
+        "figure least disturbed by other load on the machine. `source`: the tree the "
+        "bridge ran on (a short commit, or the working tree).\n"
     )
     out.append(
-        "| system | stations | round trips/s min | median | vs echo | service CPU "
+        "| system | source | stations | round trips/s min | median | vs echo | service CPU "
         "| service CPU per round trip | broker CPU | generators CPU (busiest) | machine CPU |"
     )
-    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    groups: dict[tuple[str, int], list[Measurement]] = {}
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    groups: dict[tuple[str, int, str], list[Measurement]] = {}
     for m in measured:
-        groups.setdefault((m.row.label, m.row.stations), []).append(m)
-    medians: dict[tuple[str, int], float] = {}
-    cpu_per_rt: dict[tuple[str, int], float] = {}
+        groups.setdefault((m.row.label, m.row.stations, m.row.source_name), []).append(m)
+    medians: dict[tuple[str, int, str], float] = {}
+    cpu_per_rt: dict[tuple[str, int, str], float] = {}
     for key, ms in groups.items():
         medians[key] = statistics.median(m.rate for m in ms)
     all_notes = list(notes)
     for n in stations:
-        echo = medians.get(("paho echo (ceiling)", n))
-        for (label, sn), ms in groups.items():
+        echo = medians.get(("paho echo (ceiling)", n, "—"))
+        for (label, sn, source), ms in groups.items():
             if sn != n:
                 continue
             rates = [m.rate for m in ms]
-            med = medians[(label, sn)]
+            med = medians[(label, sn, source)]
 
             def cpu(k: str, ms: list[Measurement] = ms) -> float:
                 return statistics.median(m.cpu[k] for m in ms)
@@ -1370,41 +1544,56 @@ def render(
             per_rt = statistics.median(
                 10_000 * m.cpu["service"] / m.rate if m.rate else float("nan") for m in ms
             )
-            cpu_per_rt[(label, sn)] = per_rt
+            cpu_per_rt[(label, sn, source)] = per_rt
             out.append(
-                f"| {label} | {n:,} | {fmt_rate(min(rates))} | {fmt_rate(med)} | {ratio} "
+                f"| {label} | {source} | {n:,} | {fmt_rate(min(rates))} | {fmt_rate(med)} "
+                f"| {ratio} "
                 f"| {cpu('service'):.0f}% | {per_rt:.0f} µs | {cpu('broker'):.0f}% "
                 f"| {cpu('generators'):.0f}% ({cpu('generator max'):.0f}%) "
                 f"| {cpu('machine'):.0f}% |"
             )
             for m in ms:
                 for note in m.notes:
-                    all_notes.append(f"{label}, {n:,} stations: {note}")
+                    all_notes.append(f"{label} ({source}), {n:,} stations: {note}")
     out.append("")
     if open_measured:
         out.append("## Open loop (fixed offered rate, spread evenly over the stations)\n")
         out.append(
             "Offered rate: half the closed-loop median of the bridge (1 worker, mirror off) at "
-            "the same station count (of the echo when the bridge is not measured). Latency from "
+            "the same station count (of the echo when the bridge is not measured; with "
+            "`--compare`, of the old code's bridge, the same rate for both). Latency from "
             "the moment a CALL was due to the moment its answer arrived (a CALL due while the "
             "station's previous one is unanswered waits, and its wait counts).\n"
         )
         out.append(
-            "| system | stations | offered /s | answered /s | p50 ms | p99 ms | max ms "
+            "| system | source | stations | offered /s | answered /s | p50 ms | p99 ms | max ms "
             "| late sends | service CPU |"
         )
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for m in open_measured:
             out.append(
-                f"| {m.row.label} | {m.row.stations:,} | {fmt_rate(m.row.rate)} "
+                f"| {m.row.label} | {m.row.source_name} | {m.row.stations:,} "
+                f"| {fmt_rate(m.row.rate)} "
                 f"| {fmt_rate(m.rate)} | {fmt_ms(pct(m.lat, 0.5))} | {fmt_ms(pct(m.lat, 0.99))} "
                 f"| {fmt_ms(m.lat[-1] if m.lat else float('nan'))} | {m.late} "
                 f"| {m.cpu['service']:.0f}% |"
             )
             for note in m.notes:
-                all_notes.append(f"{m.row.label} (open loop), {m.row.stations:,} stations: {note}")
+                all_notes.append(
+                    f"{m.row.label} ({m.row.source_name}, open loop), {m.row.stations:,} "
+                    f"stations: {note}"
+                )
         out.append("")
-    out.extend(summary(medians, cpu_per_rt, open_measured, stations))
+    if args.compare_revision:
+        out.extend(comparison(measured, open_measured, stations))
+    # the goals are about the current source (the new one with --compare)
+    old_name = args.compare_revision
+
+    def current(d: dict[tuple[str, int, str], float]) -> dict[tuple[str, int], float]:
+        return {(label, n): v for (label, n, src), v in d.items() if src != old_name}
+
+    new_open = [m for m in open_measured if m.row.source is None or m.row.source.role != "old"]
+    out.extend(summary(current(medians), current(cpu_per_rt), new_open, stations))
     out.append("## How it is measured\n")
     out.extend(
         [
@@ -1438,14 +1627,88 @@ def render(
             "answer and counted as late, its latency measured from when it was due).",
             "- All traffic is on 127.0.0.1; every process the script starts is stopped at the end "
             "of its row and on any error; the run has a time budget (`--max-seconds`).",
+            "- `--compare REV`: every bridge row (closed loop, each worker/mirror variant, and "
+            "the open loop) runs on `git archive REV src` (old) and on the current source (new: "
+            "the working tree, or `--snapshot`'s commit), old then new in each repetition, each "
+            "through its own `bridge serve` (PYTHONPATH at that tree's `src`); the generators, "
+            "the echo and the `ocpp` WebSocket rows use the current source (the compact CBOR "
+            "frames are the same in both) and run once per repetition. A source whose "
+            "`bridge serve` offers `--no-state-topic` gets it on its mirror-off rows.",
             "",
         ]
     )
+    out.extend(how_to_run())
     if all_notes:
         out.append("## Notes from this run\n")
         out.extend(f"- {x}" for x in sorted(set(all_notes)))
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def comparison(
+    measured: list[Measurement], open_measured: list[Measurement], stations: list[int]
+) -> list[str]:
+    """New/old ratios per bridge variant: the repetitions paired (old and new of one repetition
+    ran back to back), so min and median are of the per-repetition ratios."""
+    out = ["## Old and new code (same run)\n"]
+    out.append(
+        "Per bridge variant: new/old throughput, the ratio of the new code's round trips/s to "
+        "the old code's in the same repetition (they ran back to back), min and median over "
+        "the repetitions; the open-loop p99 is the median of the repetitions' p99 at the same "
+        "offered rate. `json/state`: retained `ocpp/+/json/state` summaries on the broker "
+        "after each row (median), i.e. whether that code publishes them.\n"
+    )
+
+    def side(ms: list[Measurement], role: str) -> list[Measurement]:
+        return [m for m in ms if m.row.source is not None and m.row.source.role == role]
+
+    def states(ms: list[Measurement]) -> str:
+        counts = [m.state_topics for m in ms if m.state_topics is not None]
+        return f"{statistics.median(counts):.0f}" if counts else "n/a"
+
+    verdicts: list[str] = []
+    for n in stations:
+        labels: list[str] = []
+        for m in measured:
+            if m.row.system == "bridge" and m.row.stations == n and m.row.label not in labels:
+                labels.append(m.row.label)
+        for label in labels:
+            ms = [m for m in measured if m.row.label == label and m.row.stations == n]
+            old, new = side(ms, "old"), side(ms, "new")
+            ratios = [b.rate / a.rate for a, b in zip(old, new, strict=False) if a.rate]
+            text = f"- {label}, {n:,} stations: new/old throughput: "
+            if ratios:
+                text += f"min {min(ratios):.2f}, median {statistics.median(ratios):.2f}"
+            else:
+                text += "n/a"
+            om = [m for m in open_measured if m.row.label == label and m.row.stations == n]
+            o_old, o_new = side(om, "old"), side(om, "new")
+            p_old = p_new = float("nan")
+            if o_old and o_new:
+                p_old = statistics.median(pct(m.lat, 0.99) for m in o_old)
+                p_new = statistics.median(pct(m.lat, 0.99) for m in o_new)
+                text += f"; open-loop p99 old {fmt_ms(p_old)} ms, new {fmt_ms(p_new)} ms"
+            text += f" (json/state: old {states(old)}, new {states(new)})"
+            out.append(text)
+            if ratios:
+                med = statistics.median(ratios)
+                verdicts.append(
+                    f"- {label}, {n:,} stations: throughput {med:.2f}x the old code: goal "
+                    f">= 0.95x **{'met' if med >= 0.95 else 'missed'}**"
+                    + (
+                        f"; open-loop p99 {fmt_ms(p_new)} ms vs {fmt_ms(p_old)} ms: goal not "
+                        f"worse **{'met' if p_new <= p_old else 'missed'}**"
+                        if p_old == p_old and p_new == p_new
+                        else ""
+                    )
+                    + "."
+                )
+    out.append("")
+    if verdicts:
+        out.append("Against issue 14's check (median of the repetitions):\n")
+        out.extend(verdicts)
+        out.append("")
+    return out
 
 
 def summary(
@@ -1487,13 +1750,14 @@ def summary(
                 f"- {n:,} stations: a second worker gives {two / bridge:.2f}x "
                 f"({fmt_rate(two)}/s, mirror off) on these 2 shared cores."
             )
-    for m in open_measured:
-        if m.row.system == "bridge" and m.row.stations == 1000:
-            p99 = pct(m.lat, 0.99)
-            out.append(
-                f"- open loop, 1,000 stations at {fmt_rate(m.row.rate)}/s: p99 {fmt_ms(p99)} ms: "
-                f"goal < 50 ms **{'met' if p99 < 0.05 else 'missed'}**."
-            )
+    open_1000 = [m for m in open_measured if m.row.system == "bridge" and m.row.stations == 1000]
+    if open_1000:
+        # several repetitions (--compare): the median of their p99s
+        p99 = statistics.median(pct(m.lat, 0.99) for m in open_1000)
+        out.append(
+            f"- open loop, 1,000 stations at {fmt_rate(open_1000[0].row.rate)}/s: p99 "
+            f"{fmt_ms(p99)} ms: goal < 50 ms **{'met' if p99 < 0.05 else 'missed'}**."
+        )
     big = max(stations) if stations else 0
     bridge = medians.get((b1, big))
     c_b = cpu_per_rt.get((b1, big))
@@ -1512,6 +1776,25 @@ def summary(
         )
     out.append("")
     return out
+
+
+def how_to_run() -> list[str]:
+    return [
+        "## How to run it\n",
+        "```",
+        "python bench/bridge_throughput.py --quick                     # smoke run, writes nothing",
+        "python bench/bridge_throughput.py --repeat 3                  # these tables, "
+        "100 and 1,000 stations",
+        "python bench/bridge_throughput.py --stations 1000 --repeat 3 --snapshot HEAD "
+        "--compare REV",
+        "```\n",
+        "`--snapshot REV` runs everything on `git archive REV src` instead of the working tree "
+        "(uncommitted edits stay out). `--compare REV` adds the old code: each bridge row runs "
+        "on REV and on the current source in every repetition, interleaved (old, new, old, "
+        "new), and a section of new/old ratios follows the tables. `--no-write` keeps this file "
+        "as it is; `--bridge-rows 1off,2off` picks the bridge variants; `--systems bridge` "
+        "leaves the baselines out; `--no-open-loop` the open-loop rows.\n",
+    ]
 
 
 def _mosquitto_version() -> str:
