@@ -237,7 +237,7 @@ class Source:
     @property
     def state_flag(self) -> bool:
         """Whether its CLI can turn the retained json/state summaries off."""
-        return "--no-state-topic" in self.serve_help
+        return "--no-state" in self.serve_help
 
 
 def child_env(src: Path | None = None) -> dict[str, str]:
@@ -911,7 +911,7 @@ def bridge_command(port: int, row: Row, settings: Settings) -> list[str]:
     ]
     if not row.mirror and row.source is not None and row.source.state_flag:
         # mirror off: no JSON for operators at all, as in a bridge without the state summaries
-        cmd.append("--no-state-topic")
+        cmd.append("--no-state")
     if settings.handler and not row.reference:
         cmd += ["--handler", settings.handler]
     cmd += settings.bridge_args
@@ -1353,7 +1353,7 @@ def main(argv: list[str] | None = None) -> int:
             for x in sources:
                 if not x.state_flag:
                     notes.append(
-                        f"{x.name}'s `bridge serve` has no --no-state-topic: whatever it does "
+                        f"{x.name}'s `bridge serve` has no --no-state: whatever it does "
                         "for the retained json/state summaries it does with the mirror off too "
                         "(see the json/state counts)"
                     )
@@ -1633,7 +1633,7 @@ def render(
             "through its own `bridge serve` (PYTHONPATH at that tree's `src`); the generators, "
             "the echo and the `ocpp` WebSocket rows use the current source (the compact CBOR "
             "frames are the same in both) and run once per repetition. A source whose "
-            "`bridge serve` offers `--no-state-topic` gets it on its mirror-off rows.",
+            "`bridge serve` offers `--no-state` gets it on its mirror-off rows.",
             "",
         ]
     )
