@@ -565,7 +565,7 @@ def test_handler_call_times_out(broker: Mosquitto, tmp_path: Path) -> None:
             return {"status": "Accepted"}
 
     async def scenario() -> Any:
-        async with running_bridge(broker, tmp_path, {"2.0.1": system}, call_timeout=1.0):
+        async with running_bridge(broker, tmp_path, {"2.0.1": system}, call_timeout=0.3):
             async with station(broker, "CP1", charger=SlowCharger(), call_timeout=10.0) as st:
                 boot = await st.call("BootNotification", charging_session_201("CP1")[0][1])
                 # the late answer to the abandoned Reset is ignored; the station is served on
