@@ -220,3 +220,34 @@ def test_a_stable_connection_resets_the_backoff_a_quick_takeover_does_not(
     assert out["failures during the clash"] >= 1
     assert out["failures after a stable second"] == 0
     assert out["taken over after"] is False
+
+
+def test_no_final_messages_after_the_session_was_taken_over(broker: Mosquitto) -> None:
+    """A bridge whose session another one took over must not leave ``offline`` retained
+    while the other still runs (issue 15); a normal stop does publish it."""
+
+    async def scenario() -> list[tuple[bytes, bool]]:
+        s = MqttSettings(broker.url, client_id="b", username="bridge", password=USERS["bridge"])
+        watcher = AsyncMqttClient(
+            MqttSettings(
+                broker.url,
+                client_id="w",
+                username="operator",
+                password=USERS["operator"],
+                clean_start=True,
+            )
+        )
+        watcher.subscribe("ocpp/bridge/status")
+        assert await watcher.start(5)
+        kicked = AsyncMqttClient(s)
+        assert await kicked.start(5)
+        kicked.taken_over = True  # what _loss() sets on DISCONNECT 142 or repeated quick drops
+        await kicked.stop([Will("ocpp/bridge/status", b"offline from the kicked one")])
+        normal = AsyncMqttClient(s)
+        assert await normal.start(5)
+        await normal.stop([Will("ocpp/bridge/status", b"offline")])
+        got = [await asyncio.wait_for(watcher.get(), 5)]
+        await watcher.stop()
+        return [(m.payload, m.retain) for m in got]
+
+    assert asyncio.run(scenario()) == [(b"offline", False)]  # one, from the normal stop
