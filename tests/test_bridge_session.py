@@ -100,7 +100,7 @@ def test_whole_session_201(broker: Mosquitto, tmp_path: Path, protocol: str) -> 
 def test_operator_calls_through_json_topic(broker: Mosquitto, tmp_path: Path) -> None:
     results = Probe(broker.url, "operator", ["ocpp/CP1/json/result"])
 
-    async def scenario() -> list[Call]:
+    async def scenario() -> tuple[list[Call], list[Message]]:
         async with running_bridge(broker, tmp_path):
             async with station(broker, "CP1") as st:
                 await st.call("BootNotification", charging_session_201("CP1")[0][1])
@@ -256,7 +256,7 @@ def test_burst_with_repeats_after_a_restart(
     te = charging_session_201("X")[3][1]
     sent: dict[str, list[str]] = {}
     downs = Probe(broker.url, "bridge", ["ocpp/+/down", BRIDGE_STATUS])
-    config = {"workers": workers} if workers > 1 else {}
+    config: dict[str, Any] = {"workers": workers} if workers > 1 else {}
     batches: list[int] = []
     claim_calls = SqliteStore.claim_calls
 
@@ -383,6 +383,7 @@ class CallingSystem(AcceptingSystem):
     """On boot, asks the station for a variable (async) before accepting it."""
 
     async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        assert ctx.send_call is not None  # the bridge sets it
         answer = await ctx.send_call(
             "GetVariables",
             {
@@ -533,6 +534,7 @@ class TimeoutSystem(AcceptingSystem):
     """Asks the station to reset before accepting its boot; gives up after the call timeout."""
 
     async def boot_notification(self, request: Any, ctx: Context) -> dict[str, Any]:
+        assert ctx.send_call is not None  # the bridge sets it
         try:
             answer = await ctx.send_call("Reset", {"type": "OnIdle"})
             status = "Accepted" if isinstance(answer, CallResult) else "Pending"

@@ -83,7 +83,8 @@ def fast_oracle(version: str, stem: str) -> Callable[[Any], bool]:
     try:
         import jsonschema_rs
     except ImportError:
-        return oracle(version, stem).is_valid
+        plain: Callable[[Any], bool] = oracle(version, stem).is_valid
+        return plain
     validator = jsonschema_rs.validator_for(raw_schema(version, stem), validate_formats=True)
     is_valid: Callable[[Any], bool] = validator.is_valid
     return is_valid
