@@ -19,7 +19,7 @@ import socket
 import ssl
 import time
 import warnings
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +71,8 @@ class Starting:
 
     def __await__(self) -> Generator[Any, None, bool]:
         timeout = self._timeout if self._timeout is not None else 10.0
-        return self._client.wait_connected(timeout).__await__()
+        waiting: Coroutine[Any, Any, bool] = self._client.wait_connected(timeout)
+        return waiting.__await__()
 
 
 class AsyncMqttClient:
@@ -228,7 +229,8 @@ class AsyncMqttClient:
         self._subscriptions[topic] = qos
         if self._connected.is_set():
             _, mid = self._client.subscribe(topic, qos)
-            self._sub_mids[mid] = [topic]
+            if mid is not None:
+                self._sub_mids[mid] = [topic]
 
     def publish(
         self,
@@ -457,7 +459,8 @@ class AsyncMqttClient:
         if self._subscriptions:
             subs = list(self._subscriptions.items())
             _, mid = client.subscribe(subs)
-            self._sub_mids[mid] = [t for t, _ in subs]
+            if mid is not None:
+                self._sub_mids[mid] = [t for t, _ in subs]
         for b in self.settings.birth:
             client.publish(b.topic, b.payload, qos=b.qos, retain=b.retain)
         self._connected.set()
@@ -485,7 +488,7 @@ class AsyncMqttClient:
         props = m.properties
         msg = Message(
             m.topic,
-            m.payload,
+            m.payload,  # type: ignore[arg-type]  # bytes: paho slices it out of the packet
             m.qos,
             bool(m.retain),
             m.mid,
