@@ -149,6 +149,7 @@ class SimStation:
             self.charger = sim_charger()
         ok = await self._client.start(timeout)
         if not ok:
+            await self._client.stop()  # or it goes on connecting, and takes our next session
             raise ConnectionError(f"{self.station_id} could not connect to {self.settings.url}")
         self._task = asyncio.create_task(self._receive())
         return self
