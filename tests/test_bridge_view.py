@@ -109,7 +109,7 @@ TOKEN = "AEEB975729FAE9"
 
 
 def test_v201_session_boot_connectors_transaction_disconnect() -> None:
-    view = StationView()
+    view = StationView(meter_refresh=0)  # every reading shows
     s = Feed(view, "CP1", "2.0.1")
     assert s.status("online") is not None
     state = s.up(
@@ -293,7 +293,7 @@ def test_v201_session_boot_connectors_transaction_disconnect() -> None:
 
 
 def test_v16_session_start_meter_stop() -> None:
-    view = StationView()
+    view = StationView(meter_refresh=0)  # every reading shows
     s = Feed(view, "CP16", "1.6")
     state = s.up(
         "BootNotification",
@@ -898,7 +898,7 @@ def mutations(value: Any) -> Any:
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 def test_malformed_payloads_never_raise(version: str) -> None:
-    view = StationView(refresh=0)  # publish on every call: every state gets encoded
+    view = StationView(refresh=0, meter_refresh=0)  # publish on every call: all encoded
     now = T0
     cases = 0
     for action, payload in VALID_CALLS[version]:
@@ -1067,3 +1067,44 @@ def test_observe_is_cheap_enough_for_every_frame() -> None:
     heartbeat = [("up", Call("1", "Heartbeat", {}), None)] * 1000
     samples = per_call_us(view, heartbeat, 50)
     assert statistics.median(samples) < 50
+
+
+def test_meter_readings_alone_republish_at_most_every_meter_refresh() -> None:
+    """A station sampling every 10 s must not republish its retained state every 10 s: energy and
+    power changes wait meter_refresh seconds; any other change publishes at once."""
+    view = StationView(meter_refresh=60)
+    tx = {"transactionId": "tx-m", "chargingState": "Charging"}
+
+    def event(seq: int, wh: float, state: str = "Charging") -> Call:
+        return Call(
+            f"e{seq}",
+            "TransactionEvent",
+            {
+                "eventType": "Started" if seq == 0 else "Updated",
+                "timestamp": "2026-06-05T12:00:00Z",
+                "triggerReason": "MeterValuePeriodic",
+                "seqNo": seq,
+                "transactionInfo": {**tx, "chargingState": state},
+                "evse": {"id": 1, "connectorId": 1},
+                "meterValue": [
+                    {
+                        "timestamp": "2026-06-05T12:00:00Z",
+                        "sampledValue": [
+                            {"value": wh, "measurand": "Energy.Active.Import.Register"}
+                        ],
+                    }
+                ],
+            },
+        )
+
+    assert view.observe("CP", "2.0.1", "up", event(0, 100.0), T0) is not None  # started
+    published = [
+        view.observe("CP", "2.0.1", "up", event(i, 100.0 + i), T0 + 10 * i) is not None
+        for i in range(1, 13)
+    ]
+    assert published == [False] * 5 + [True] + [False] * 5 + [True]  # at 60 s and 120 s
+    assert json.loads(view.payload("CP"))["transactions"]["1"]["energy_wh"] == 112.0
+    # a change of something else is published at once, readings included
+    data = view.observe("CP", "2.0.1", "up", event(13, 113.0, "SuspendedEV"), T0 + 131)
+    assert data is not None
+    assert json.loads(data)["transactions"]["1"]["state"] == "SuspendedEV"

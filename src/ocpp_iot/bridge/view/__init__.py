@@ -66,12 +66,14 @@ null) and MeterValues (on the EVSE's transaction), and from 1.6 StartTransaction
 transactionId), MeterValues and StopTransaction. Meter values: the sample without a phase wins,
 otherwise the sum of the L1, L2, L3 samples; kWh and kW (and 2.x unit multipliers) are converted.
 
-When to publish: whenever a field other than ``last_seen`` and ``counts`` changes, and otherwise
-when ``refresh`` seconds (default 300) have passed since the last publication of that station and
-a new frame or status arrives, so a Heartbeat every minute does not republish the state of every
-station every minute. ``status`` "online" for a station in status "unknown" also follows from any
-frame the station sends (the MQTT birth message may have been missed); "offline" only from
-:meth:`~StationView.status`.
+When to publish: whenever a field other than ``last_seen``, ``counts``, ``energy_wh`` and
+``power_w`` changes; when only meter readings changed, ``meter_refresh`` seconds (default 60)
+after the last publication (a station sampling every 10 s must not republish every 10 s); and
+otherwise when ``refresh`` seconds (default 300) have passed since the last publication of that
+station and a new frame or status arrives, so a Heartbeat every minute does not republish the
+state of every station every minute. ``status`` "online" for a station in status "unknown" also
+follows from any frame the station sends (the MQTT birth message may have been missed);
+"offline" only from :meth:`~StationView.status`.
 
 After a restart, :meth:`~StationView.restore` takes the retained payload back, so the summary
 does not lose what only a BootNotification tells.
@@ -87,6 +89,6 @@ values), ``_time`` (ISO 8601 text out, the station's dateTimes in), ``_fields`` 
 total field readers).
 """
 
-from ._view import DEFAULT_REFRESH, StationView
+from ._view import DEFAULT_METER_REFRESH, DEFAULT_REFRESH, StationView
 
-__all__ = ["StationView", "DEFAULT_REFRESH"]
+__all__ = ["StationView", "DEFAULT_REFRESH", "DEFAULT_METER_REFRESH"]

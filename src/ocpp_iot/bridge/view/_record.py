@@ -67,6 +67,7 @@ class _Station:
         "up",
         "down",
         "dirty",
+        "metered",
         "published_at",
         "pending",
         "tokens",
@@ -93,6 +94,7 @@ class _Station:
         self.up = 0
         self.down = 0
         self.dirty = True  # a station not published yet
+        self.metered = False  # only meter readings changed since the last publication
         self.published_at: float | None = None
         # message id of an unanswered CALL from the station -> what its answer needs
         self.pending: dict[str, tuple[Any, ...]] = {}
@@ -181,12 +183,13 @@ class _Station:
 
     def meter(self, tx: _Tx, values: Any) -> None:
         energy, power = _meter(values)
+        # readings change with every sample: published at most every meter_refresh seconds
         if energy is not None and energy != tx.energy:
             tx.energy = energy
-            self.dirty = True
+            self.metered = True
         if power is not None and power != tx.power:
             tx.power = power
-            self.dirty = True
+            self.metered = True
 
 
 def _tx_order(key: str) -> tuple[int, int | str]:

@@ -14,6 +14,8 @@ from ._v16 import _CALLS_16, _start_transaction_answer
 
 #: Seconds after which a frame republishes the state only to refresh ``last_seen``.
 DEFAULT_REFRESH = 300.0
+#: seconds between publications when only meter readings (energy, power) changed
+DEFAULT_METER_REFRESH = 60.0
 
 _ANSWERS = {
     "BootNotification": _boot_answer,
@@ -27,15 +29,19 @@ class StationView:
     """The retained JSON state of every station the bridge sees (see the module docstring).
 
     ``refresh``: seconds after the last publication of a station when a frame republishes it
-    even though only ``last_seen`` and ``counts`` changed. ``faults`` counts the exceptions the
+    even though only ``last_seen`` and ``counts`` changed; ``meter_refresh``: the same when only
+    meter readings changed. ``faults`` counts the exceptions the
     view swallowed rather than break the bridge (a bug in the view when not 0; worth a metric).
     """
 
-    __slots__ = ("_stations", "_refresh", "faults")
+    __slots__ = ("_stations", "_refresh", "_meter_refresh", "faults")
 
-    def __init__(self, refresh: float = DEFAULT_REFRESH) -> None:
+    def __init__(
+        self, refresh: float = DEFAULT_REFRESH, meter_refresh: float = DEFAULT_METER_REFRESH
+    ) -> None:
         self._stations: dict[str, _Station] = {}
         self._refresh = float(refresh)
+        self._meter_refresh = float(meter_refresh)
         self.faults = 0
 
     def __len__(self) -> int:
@@ -186,9 +192,12 @@ class StationView:
 
     def _due(self, st: _Station, now: float) -> bytes | None:
         published = st.published_at
-        if not st.dirty and published is not None and 0.0 <= now - published < self._refresh:
-            return None
+        if not st.dirty and published is not None:
+            since = now - published
+            wait = self._meter_refresh if st.metered else self._refresh
+            if 0.0 <= since < wait:
+                return None
         data = _encode(st.to_json())
-        st.dirty = False
+        st.dirty = st.metered = False
         st.published_at = now
         return data
