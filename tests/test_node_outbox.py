@@ -1,0 +1,349 @@
+"""The charger's durable outbox (issue 16): order, seqNo, short ids, retries, link loss, a full
+queue, a SIGKILL right after put(), and the commits a charging hour costs. Real SQLite files in
+tmp_path; no broker, no clock (``now`` is passed in)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocpp_iot.charger_node.outbox import Outbox, ReplayPace, RetryPolicy
+from ocpp_iot.charger_node.outbox_policy import to_base36
+
+
+def tx_event(event: str, tid: str, trigger: str = "MeterValuePeriodic") -> dict[str, Any]:
+    return {
+        "eventType": event,
+        "timestamp": "2026-12-02T03:00:00Z",
+        "triggerReason": trigger,
+        "seqNo": 99,  # overwritten by the outbox
+        "transactionInfo": {"transactionId": tid},
+    }
+
+
+def deliver(box: Outbox, now: float) -> str:
+    """Send the due head and answer it; return its message id."""
+    entry = box.due(now)
+    assert entry is not None
+    assert box.sent(entry.message_id, now)
+    assert box.answered(entry.message_id) is not None
+    return entry.message_id
+
+
+def test_order_one_at_a_time_and_answered_deletes(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        tid = box.next_transaction_id()
+        ids = [
+            box.put("TransactionEvent", tx_event(ev, tid), now=1.0).entry.message_id
+            for ev in ("Started", "Updated", "Updated", "Ended")
+        ]
+        assert [e.message_id for e in box.entries()] == ids
+        head = box.due(2.0)
+        assert head is not None and head.message_id == ids[0]
+        assert box.sent(head.message_id, 2.0)
+        assert box.due(2.0) is None  # one outstanding at a time
+        assert not box.sent(ids[1], 2.0)  # only the head can go
+        assert box.answered("nope") is None
+        assert box.answered(ids[0]) == head
+        assert box.depth() == 3
+        assert [deliver(box, 3.0) for _ in range(3)] == ids[1:]
+        assert box.depth() == 0 and box.due(4.0) is None and box.head() is None
+
+
+def test_seq_no_per_transaction_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = Outbox(path)
+    a, b = box.next_transaction_id(), box.next_transaction_id()
+    started = tx_event("Started", a)
+    assert box.put("TransactionEvent", started, now=0).entry.payload["seqNo"] == 0
+    assert started["seqNo"] == 99  # the caller's dict is left alone
+    assert box.put("TransactionEvent", tx_event("Started", b), now=0).entry.payload["seqNo"] == 0
+    box.close()
+    box = Outbox(path)
+    assert box.put("TransactionEvent", tx_event("Updated", a), now=1).entry.payload["seqNo"] == 1
+    # a second opening without closing the first: what a crash leaves behind
+    box = Outbox(path)
+    assert box.put("TransactionEvent", tx_event("Updated", a), now=2).entry.payload["seqNo"] == 2
+    assert box.put("TransactionEvent", tx_event("Updated", b), now=2).entry.payload["seqNo"] == 1
+    assert box.put("TransactionEvent", tx_event("Ended", a), now=3).entry.payload["seqNo"] == 3
+    stored = [(e.transaction_id, e.payload["seqNo"]) for e in box.entries()]
+    assert stored == [(a, 0), (b, 0), (a, 1), (a, 2), (b, 1), (a, 3)]
+    box.close()
+
+
+def test_bad_puts_change_nothing(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        tid = box.next_transaction_id()
+        first = box.put("TransactionEvent", tx_event("Started", tid), now=0).entry
+        with pytest.raises(ValueError, match="started before"):
+            box.put("TransactionEvent", tx_event("Started", tid), now=1)
+        with pytest.raises(ValueError, match="payload names"):
+            box.put("TransactionEvent", tx_event("Updated", tid), transaction_id="x", now=1)
+        with pytest.raises(ValueError, match="eventType"):
+            box.put("TransactionEvent", tx_event("Paused", tid), now=1)
+        with pytest.raises(ValueError, match="needs a transaction_id"):
+            box.put("StartTransaction", {"connectorId": 1}, now=1)
+        with pytest.raises(ValueError, match="QueueAllMessages"):
+            box.put("StatusNotification", {"connectorId": 1}, now=1)
+        assert box.depth() == 1
+        nxt = box.put("TransactionEvent", tx_event("Updated", tid), now=2).entry
+        assert (int(nxt.message_id), nxt.payload["seqNo"]) == (int(first.message_id) + 1, 1)
+
+
+def test_ids_short_and_never_reused_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    message_ids: list[str] = []
+    transaction_ids: list[str] = []
+    for round_ in range(4):
+        box = Outbox(path, id_block=5)
+        transaction_ids.append(tid := box.next_transaction_id())
+        message_ids.append(box.next_message_id())
+        message_ids.append(
+            box.put("StartTransaction", {}, transaction_id=tid, now=0).entry.message_id
+        )
+        message_ids += [box.next_message_id() for _ in range(round_ * 3)]
+        if round_ % 2:
+            box.close()  # and otherwise just abandoned, as a crash would
+    numbers = [int(m) for m in message_ids]
+    assert numbers == sorted(set(numbers)), "message ids repeat or go back"
+    assert message_ids[0] == "1" and all(m == str(int(m)) for m in message_ids)
+    assert max(numbers) < 40  # a restart skips at most the rest of one block of 5
+    assert transaction_ids == ["1", "2", "3", "4"]
+    assert [to_base36(n) for n in (0, 9, 10, 35, 36, 1295, 1296)] == [
+        "0", "9", "a", "z", "10", "zz", "100",
+    ]  # fmt: skip
+
+
+def test_failed_retries_after_interval_times_attempts_then_discards(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "o.db"
+    box = Outbox(path, retry=RetryPolicy(attempts=3, interval=10.0))
+    tid = box.next_transaction_id()
+    mid = box.put("TransactionEvent", tx_event("Started", tid), now=0).entry.message_id
+    later = box.put("TransactionEvent", tx_event("Updated", tid), now=0).entry.message_id
+    assert box.sent(mid, 0)
+    first = box.failed(mid, 1.0, "CALLERROR InternalError")
+    assert first is not None and (first.attempts, first.next_attempt) == (1, 11.0)
+    assert not first.discarded
+    box.close()
+    box = Outbox(path, retry=RetryPolicy(attempts=3, interval=10.0))  # attempts are kept
+    assert box.due(10.9) is None  # the head waits; nothing overtakes it
+    again = box.due(11.0)
+    assert again is not None and (again.message_id, again.attempts) == (mid, 1)
+    box.sent(mid, 11.0)
+    second = box.failed(mid, 12.0, "timeout")
+    assert second is not None and second.next_attempt == 32.0  # interval x 2
+    assert box.due(31.9) is None and box.due(32.0) is not None
+    box.sent(mid, 32.0)
+    with caplog.at_level(logging.WARNING, logger="ocpp_iot.charger_node.outbox"):
+        third = box.failed(mid, 33.0, "CALLERROR FormatViolation")
+    assert third is not None and third.discarded and third.attempts == 3
+    assert "gave up" in caplog.text and "FormatViolation" in caplog.text
+    nxt = box.due(33.0)
+    assert nxt is not None and nxt.message_id == later  # the next message goes
+    assert box.stats().discarded == 1
+    assert box.failed("unknown", 34.0) is None
+    box.close()
+
+
+def test_a_clock_stepped_back_does_not_hold_a_retry(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", retry=RetryPolicy(attempts=5, interval=10.0)) as box:
+        mid = box.put("StartTransaction", {}, transaction_id="1", now=1000).entry.message_id
+        box.sent(mid, 1000)
+        box.failed(mid, 1000)
+        assert box.next_attempt_at() == 1010
+        assert box.due(1005) is None
+        assert box.due(500) is not None  # 510 s ahead of a 10 s interval: the clock went back
+
+
+def test_link_loss_keeps_message_id_and_attempts(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = Outbox(path, retry=RetryPolicy(attempts=2, interval=5.0))
+    mid = box.put("StartTransaction", {}, transaction_id="1", now=0).entry.message_id
+    box.sent(mid, 0)
+    box.failed(mid, 1)  # a real failure: attempt 1
+    box.sent(mid, 6)
+    for _ in range(5):  # the link drops again and again: never an attempt, never discarded
+        box.link_lost()
+        entry = box.due(7)
+        assert entry is not None and (entry.message_id, entry.attempts) == (mid, 1)
+        box.sent(mid, 7)
+    assert box.due(7) is None
+    # a restart with the message in flight: the same id goes again
+    box = Outbox(path, retry=RetryPolicy(attempts=2, interval=5.0))
+    entry = box.due(8)
+    assert entry is not None and (entry.message_id, entry.attempts) == (mid, 1)
+    assert box.next_message_id() != mid
+    box.close()
+
+
+def test_full_queue_drops_every_second_intermediate_never_started_or_ended(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Outbox(tmp_path / "o.db", max_messages=10, drop_batch=3) as box:
+        a, b = box.next_transaction_id(), box.next_transaction_id()
+        box.put("TransactionEvent", tx_event("Started", a), now=0)
+        ups = [box.put("TransactionEvent", tx_event("Updated", a), now=i).entry for i in range(8)]
+        box.put("TransactionEvent", tx_event("Ended", a), now=9)
+        assert box.depth() == 10 and box.stats().dropped == 0
+        with caplog.at_level(logging.WARNING, logger="ocpp_iot.charger_node.outbox"):
+            stored, dropped = box.put("TransactionEvent", tx_event("Started", b), now=10)
+        # the 1st, 3rd, 5th intermediate message of the queue, oldest first (2.0.1 E04)
+        assert [e.message_id for e in dropped] == [ups[i].message_id for i in (0, 2, 4)]
+        assert "dropped" in caplog.text
+        left = [(e.kind, e.payload["seqNo"]) for e in box.entries()]
+        assert left == [
+            ("start", 0), ("update", 2), ("update", 4), ("update", 6), ("update", 7),
+            ("update", 8), ("end", 9), ("start", 0),
+        ]  # fmt: skip
+        assert stored.payload["seqNo"] == 0 and box.stats().dropped == 3
+
+
+def test_full_queue_spares_the_message_in_flight_and_the_new_one(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", max_messages=4) as box:  # drop_batch 1
+        box.put("StartTransaction", {}, transaction_id="1", now=0)
+        deliver(box, 0)
+        meter = {"connectorId": 1, "transactionId": 7, "meterValue": []}  # 1.6
+        ups = [box.put("MeterValues", meter, transaction_id="1", now=i).entry for i in range(4)]
+        assert {e.kind for e in ups} == {"update"} and "seqNo" not in ups[0].payload
+        assert box.sent(ups[0].message_id, 5)
+        new, dropped = box.put("MeterValues", meter, transaction_id="1", now=5)
+        assert [e.message_id for e in dropped] == [ups[1].message_id]
+        ids = [e.message_id for e in box.entries()]
+        assert ids == [ups[0].message_id, ups[2].message_id, ups[3].message_id, new.message_id]
+
+
+def test_full_queue_then_other_messages_and_never_transaction_bounds(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", max_messages=3, queue_all_messages=True) as box:
+        box.put("StartTransaction", {}, transaction_id="1", now=0)
+        status = box.put("StatusNotification", {"connectorId": 1}, now=1).entry
+        assert status.kind == "other"
+        box.put("StopTransaction", {}, transaction_id="1", now=2)
+        _, dropped = box.put("StartTransaction", {}, transaction_id="2", now=3)
+        assert dropped == (status,)
+        _, dropped = box.put("StopTransaction", {}, transaction_id="2", now=4)
+        assert dropped == () and box.depth() == 4  # over the limit: Start/Stop are never lost
+        assert [e.kind for e in box.entries()] == ["start", "end", "start", "end"]
+
+
+def test_queue_all_messages_and_messages_in_queue(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        with pytest.raises(ValueError):
+            box.put("Heartbeat", {}, now=0)
+        box.queue_all_messages = True
+        hb = box.put("Heartbeat", {}, now=0).entry
+        assert hb.kind == "other"
+        assert not box.messages_in_queue() and not box.messages_in_queue("1")
+        box.put("TransactionEvent", tx_event("Started", "1"), now=1)
+        assert box.messages_in_queue() and box.messages_in_queue("1")
+        assert not box.messages_in_queue("2")
+        deliver(box, 2)  # the Heartbeat, in order
+        deliver(box, 2)
+        assert not box.messages_in_queue("1") and box.depth() == 0
+
+
+def test_replay_on_start_up_in_order_with_ids(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = Outbox(path)
+    puts = [box.put("TransactionEvent", tx_event("Started", "9"), now=0).entry]
+    puts += [box.put("TransactionEvent", tx_event("Updated", "9"), now=i).entry for i in (1, 2)]
+    del box  # no close: the process died
+    box = Outbox(path)
+    assert box.entries() == puts
+    assert [deliver(box, 10) for _ in puts] == [e.message_id for e in puts]
+    box.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from ocpp_iot.charger_node.outbox import Outbox
+
+    box = Outbox(sys.argv[1])
+    tid = box.next_transaction_id()
+    event = {"eventType": "Started", "timestamp": "2026-12-02T03:00:00Z",
+             "triggerReason": "Authorized", "seqNo": 0, "transactionInfo": {"transactionId": tid}}
+    n = 0
+    while True:
+        entry = box.put("TransactionEvent", event, now=n).entry
+        print(entry.message_id, entry.payload["seqNo"], flush=True)  # put() has returned
+        event = dict(event, eventType="Updated", triggerReason="MeterValuePeriodic")
+        n += 1
+    """
+)
+
+
+def test_sigkill_right_after_put_returns_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    acknowledged = [child.stdout.readline().split() for _ in range(25)]
+    os.kill(child.pid, signal.SIGKILL)  # while it is in the middle of further puts
+    child.wait(timeout=10)
+    child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    with Outbox(path) as box:
+        stored = [(e.message_id, e.payload["seqNo"]) for e in box.entries()]
+        assert [(m, int(s)) for m, s in acknowledged] == stored[: len(acknowledged)]
+        assert [s for _, s in stored] == list(range(len(stored)))  # no gap, no repeat
+        assert len(stored) <= len(acknowledged) + 2
+        assert int(box.next_message_id()) > max(int(m) for m, _ in stored)
+        assert box.put("TransactionEvent", tx_event("Updated", "1"), now=0).entry.payload[
+            "seqNo"
+        ] == len(stored)
+
+
+def test_fsyncs_per_charging_hour(tmp_path: Path) -> None:
+    """One charging hour at a 60 s meter interval (2.0.1): Started, 60 Updated, Ended, each
+    answered. Durable commits (one WAL fsync each) are the stored messages and the
+    transaction id; answers cost lazy commits only; no checkpoint falls in the hour."""
+    with Outbox(tmp_path / "o.db") as box:
+        tid = box.next_transaction_id()
+        events = ["Started"] + ["Updated"] * 60 + ["Ended"]
+        for minute, event in enumerate(events):
+            box.put("TransactionEvent", tx_event(event, tid), now=minute * 60.0)
+            deliver(box, minute * 60.0)
+        stats = box.stats()
+    assert (stats.durable_commits, stats.lazy_commits, stats.checkpoints) == (63, 62, 0)
+    assert stats.fsyncs == 63 and stats.depth == 0
+
+
+def test_checkpoint_every_n_commits(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", checkpoint_every=10) as box:
+        for i in range(25):
+            box.put("StartTransaction", {}, transaction_id=str(i), now=i)
+        assert box.stats().checkpoints == 2
+        assert box.stats().fsyncs == 25 + 2 * 2
+
+
+def test_replay_pace_token_bucket() -> None:
+    pace = ReplayPace(per_minute=6, burst=2)
+    assert pace.take(100.0) and pace.take(100.0)
+    assert not pace.take(100.0)
+    assert pace.wait(100.0) == pytest.approx(10.0)
+    assert not pace.take(109.9)
+    assert pace.take(110.0)
+    assert pace.wait(1000.0) == 0.0 and pace.take(1000.0) and pace.take(1000.0)
+    assert not pace.take(1000.0)  # a long idle period refills only up to the burst
+    with pytest.raises(ValueError):
+        ReplayPace(per_minute=0)
+
+
+def test_retry_policy() -> None:
+    policy = RetryPolicy(attempts=3, interval=60.0)
+    assert [policy.delay(n) for n in (1, 2)] == [60.0, 120.0]
+    assert not policy.exhausted(2) and policy.exhausted(3)
+    assert RetryPolicy(attempts=1).exhausted(1)  # 1 = never retried
+    with pytest.raises(ValueError):
+        RetryPolicy(attempts=0)
