@@ -235,6 +235,26 @@ def test_full_queue_then_other_messages_and_never_transaction_bounds(tmp_path: P
         assert [e.kind for e in box.entries()] == ["start", "end", "start", "end"]
 
 
+def test_bind_transaction_fills_the_back_ends_id_into_queued_16_messages(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    with Outbox(path) as box:
+        start = box.put("StartTransaction", {"connectorId": 1}, transaction_id="1", now=0).entry
+        box.put("MeterValues", {"connectorId": 1, "meterValue": []}, transaction_id="1", now=1)
+        box.put("StopTransaction", {"meterStop": 5}, transaction_id="1", now=2)
+        box.put("StartTransaction", {"connectorId": 2}, transaction_id="2", now=3)
+        assert box.bind_transaction("1", {"transactionId": 4711}) == 2  # not StartTransaction
+        assert box.answered(start.message_id) == start
+        durable = box.stats().durable_commits
+        assert box.bind_transaction("3", {"transactionId": 1}) == 0
+        assert box.stats().durable_commits == durable  # nothing to write, no fsync
+    with Outbox(path) as box:
+        assert [e.payload for e in box.entries()] == [
+            {"connectorId": 1, "meterValue": [], "transactionId": 4711},
+            {"meterStop": 5, "transactionId": 4711},
+            {"connectorId": 2},
+        ]
+
+
 def test_queue_all_messages_and_messages_in_queue(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db") as box:
         with pytest.raises(ValueError):
@@ -269,6 +289,7 @@ CHILD = textwrap.dedent(
     from ocpp_iot.charger_node.outbox import Outbox
 
     box = Outbox(sys.argv[1])
+    pause = sys.argv[2] == "pause"
     tid = box.next_transaction_id()
     event = {"eventType": "Started", "timestamp": "2026-12-02T03:00:00Z",
              "triggerReason": "Authorized", "seqNo": 0, "transactionInfo": {"transactionId": tid}}
@@ -276,32 +297,41 @@ CHILD = textwrap.dedent(
     while True:
         entry = box.put("TransactionEvent", event, now=n).entry
         print(entry.message_id, entry.payload["seqNo"], flush=True)  # put() has returned
+        if pause and n == 24:
+            sys.stdin.readline()  # nothing more happens: the kill comes right after put()
         event = dict(event, eventType="Updated", triggerReason="MeterValuePeriodic")
         n += 1
     """
 )
 
 
-def test_sigkill_right_after_put_returns_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["pause", "busy"])
+def test_sigkill_right_after_put_returns_loses_nothing(tmp_path: Path, mode: str) -> None:
+    """``pause``: killed right after the 25th put() returned; ``busy``: killed in the middle of
+    later puts. Either way every put() that returned is there, in order, seqNo without gaps."""
     path = tmp_path / "o.db"
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, str(path), mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    assert child.stdout is not None
+    assert child.stdout is not None and child.stdin is not None
     acknowledged = [child.stdout.readline().split() for _ in range(25)]
-    os.kill(child.pid, signal.SIGKILL)  # while it is in the middle of further puts
+    os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=10)
     child.stdout.close()
+    child.stdin.close()
     assert child.returncode == -signal.SIGKILL
     with Outbox(path) as box:
         stored = [(e.message_id, e.payload["seqNo"]) for e in box.entries()]
         assert [(m, int(s)) for m, s in acknowledged] == stored[: len(acknowledged)]
+        if mode == "pause":
+            assert len(stored) == 25
         assert [s for _, s in stored] == list(range(len(stored)))  # no gap, no repeat
-        assert len(stored) <= len(acknowledged) + 2
         assert int(box.next_message_id()) > max(int(m) for m, _ in stored)
-        assert box.put("TransactionEvent", tx_event("Updated", "1"), now=0).entry.payload[
-            "seqNo"
-        ] == len(stored)
+        entry = box.put("TransactionEvent", tx_event("Updated", "1"), now=0).entry
+        assert entry.payload["seqNo"] == len(stored)
 
 
 def test_fsyncs_per_charging_hour(tmp_path: Path) -> None:
@@ -324,7 +354,7 @@ def test_checkpoint_every_n_commits(tmp_path: Path) -> None:
         for i in range(25):
             box.put("StartTransaction", {}, transaction_id=str(i), now=i)
         assert box.stats().checkpoints == 2
-        assert box.stats().fsyncs == 25 + 2 * 2
+        assert box.stats().fsyncs == 25 + 3 * 2
 
 
 def test_replay_pace_token_bucket() -> None:

@@ -5,8 +5,8 @@ What it guarantees (issue 16; OCPP 1.6 "Transaction-Related Messages", 2.0.1 E04
 
 - :meth:`Outbox.put` stores a transaction message, its 2.x ``seqNo`` bump and its message id in
   one SQLite transaction that is durable when ``put`` returns; only then may the frame leave.
-- The queue is replayed in order, oldest first, one message at a time (:meth:`Outbox.due`; the
-  ``rpc.Session`` enforces the single outstanding CALL, the outbox gives the order).
+- The queue is replayed in order, one message at a time (:meth:`Outbox.due`; ``rpc.Session``
+  enforces the single outstanding CALL, the outbox gives the order).
 - Only a CALLRESULT deletes a message (:meth:`Outbox.answered`). A CALLERROR or a timeout on a
   working link is a failed attempt (:meth:`Outbox.failed`): retried after interval x attempts,
   given up after the configured number (``RetryPolicy``). A message lost because the link went
@@ -15,11 +15,6 @@ What it guarantees (issue 16; OCPP 1.6 "Transaction-Related Messages", 2.0.1 E04
 - A full queue drops intermediate messages first, the 1st, 3rd, 5th ... of the queue (2.0.1
   E04), never Started/Ended (1.6 StartTransaction/StopTransaction); then queued
   non-transaction messages; what is dropped is returned, counted and logged.
-
-Message ids are decimal counters and transaction ids base-36 counters, never reused over the
-station's life (a UUID costs 16 bytes a frame on a link billed by the byte). Message ids are
-reserved in blocks with one durable commit per block, so an id in a frame was always reserved
-durably first; a restart skips the unused rest of the block.
 
 Durability on a Raspberry Pi, where power loss is the normal way to stop
 ------------------------------------------------------------------------
@@ -38,12 +33,12 @@ queued non-transaction messages. :meth:`sent` and :meth:`link_lost` do not write
 Automatic checkpoints are off; :meth:`checkpoint` runs every ``checkpoint_every`` commits and on
 close, so pages rewritten by many commits reach the database file once.
 
-Counted for one charging hour at a 60 s meter interval in 2.0.1 (Started, 60 Updated, Ended,
-each answered; ``tests/test_node_outbox.py::test_fsyncs_per_charging_hour``): 63 durable commits
-(62 messages, 1 transaction id; message ids come from the block inside those commits), 62 lazy
-commits, so about 63 WAL fsyncs plus one checkpoint every two charging hours: about one fsync a
-minute. With FULL for every commit it would be 125; measured with strace, SQLite issues one
-``fdatasync`` per durable commit and none for a lazy one (``stats().fsyncs`` is that estimate).
+One charging hour at a 60 s meter interval in 2.0.1 (Started, 60 Updated, Ended, each answered;
+``test_fsyncs_per_charging_hour``): 63 durable commits (62 messages, 1 transaction id), 62 lazy
+ones. Measured with ``strace -c`` on Linux, SQLite 3.40: 63 ``fdatasync`` calls an hour for the
+commits (0 for the lazy ones), 3 per checkpoint (one every two hours by default), 11 for open
+and close: about 65 an hour, one a minute; with FULL for every commit it is 125. About 760 KiB
+an hour reach the WAL (4 KiB pages). ``stats().fsyncs`` is that estimate.
 
 Not thread-safe; one process owns the file. ``now`` is always passed in (seconds, wall clock:
 retry times are stored and compared after a restart; a clock that steps back does not delay a
@@ -62,17 +57,16 @@ from typing import Any, cast
 
 from .outbox_policy import (
     COLUMNS,
-    END,
     OTHER,
     SCHEMA,
     START,
     UPDATE,
     Entry,
-    Kind,
     OutboxStats,
     ReplayPace,
     RetryPolicy,
     Stored,
+    bump_seq_no,
     classify,
     dumps_payload,
     entry_from_row,
@@ -127,8 +121,6 @@ class Outbox:
         self._in_flight: str | None = None
         self._durable = self._lazy = self._checkpoints = self._since_checkpoint = 0
 
-    # -- lifecycle ----------------------------------------------------------------------------
-
     def close(self) -> None:
         self.checkpoint()
         self._db.close()
@@ -146,11 +138,12 @@ class Outbox:
         if log_pages > 0 and not busy:
             self._checkpoints += 1
 
-    # -- short persisted identifiers -----------------------------------------------------------
-
     def next_message_id(self) -> str:
-        """A message id for a CALL that is not queued here ("1", "2", ...; OCPP-J 4.1.4), unique
-        over the station's life: pass it as ``OutboundQueue(id_factory=...)``."""
+        """A message id for a CALL that is not queued here: a decimal counter ("1", "2", ...;
+        OCPP-J 4.1.4), never reused over the station's life (a UUID would cost 16 bytes a frame).
+        Pass it as ``OutboundQueue(id_factory=...)``. Ids are reserved in blocks of ``id_block``,
+        one durable commit a block, so every id in a frame was reserved durably first; a restart
+        skips the unused rest of the block."""
         mid, limit = self._next_mid, self._mid_limit
         if mid >= limit:
             with self._transaction(durable=True):
@@ -167,8 +160,6 @@ class Outbox:
             n = self._counter("transaction_id", 1)
             self._set_counter("transaction_id", n + 1)
         return to_base36(n)
-
-    # -- the queue ----------------------------------------------------------------------------
 
     def put(
         self,
@@ -203,7 +194,7 @@ class Outbox:
             if mid >= limit:
                 limit = self._reserve(mid)
             if action == "TransactionEvent":
-                body["seqNo"] = self._bump_seq_no(cast(str, transaction_id), kind)
+                body["seqNo"] = bump_seq_no(self._db, cast(str, transaction_id), kind)
             cur = self._db.execute(
                 f"INSERT INTO outbox ({COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, 0, ?, ?)",
                 (str(mid), action, kind, transaction_id, dumps_payload(body), now, now),
@@ -245,7 +236,7 @@ class Outbox:
 
     def sent(self, message_id: str, now: float) -> bool:
         """The head went out: nothing is due until it is answered, failed or the link is lost.
-        Not written to disk (after a restart the head is simply sent again, same id)."""
+        Not written (after a restart the head is sent again, same id). ``False``: not the head."""
         entry = self.head()
         if entry is None or entry.message_id != message_id:
             return False
@@ -293,7 +284,20 @@ class Outbox:
         id, same attempt count (the bridge answers a repeat from its store)."""
         self._in_flight = None
 
-    # -- what the station reports ---------------------------------------------------------------
+    def bind_transaction(self, transaction_id: str, fields: dict[str, Any]) -> int:
+        """Merge ``fields`` into the payload of the queued messages of ``transaction_id`` after
+        its start (durable commit); return how many. For 1.6, where the back end's
+        ``transactionId`` arrives in StartTransaction.conf after MeterValues/StopTransaction
+        may have been queued with a placeholder."""
+        rows = self._select("transaction_id = ? AND kind != ? ORDER BY pos", transaction_id, START)
+        if not rows:
+            return 0
+        with self._transaction(durable=True):
+            self._db.executemany(
+                "UPDATE outbox SET payload = ? WHERE pos = ?",
+                [(dumps_payload({**e.payload, **fields}), e.position) for e in rows],
+            )
+        return len(rows)
 
     def depth(self) -> int:
         return cast(int, self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -312,16 +316,10 @@ class Outbox:
         return self._db.execute(sql + " LIMIT 1", args).fetchone() is not None
 
     def stats(self) -> OutboxStats:
+        dropped, discarded = self._counter("dropped", 0), self._counter("discarded", 0)
         return OutboxStats(
-            depth=self.depth(),
-            dropped=self._counter("dropped", 0),
-            discarded=self._counter("discarded", 0),
-            durable_commits=self._durable,
-            lazy_commits=self._lazy,
-            checkpoints=self._checkpoints,
+            self.depth(), dropped, discarded, self._durable, self._lazy, self._checkpoints
         )
-
-    # -- internals ----------------------------------------------------------------------------
 
     def _set_level(self, level: str) -> None:
         if level != self._level:  # only between transactions
@@ -364,25 +362,6 @@ class Outbox:
         self._set_counter("message_id", limit)
         return limit
 
-    def _bump_seq_no(self, transaction_id: str, kind: Kind) -> int:
-        """2.x seqNo: 0 for a transaction's first message, +1 for each next one (2.0.1 E01 /
-        TransactionEventRequest.seqNo); the counter is forgotten after Ended."""
-        row = self._db.execute(
-            "SELECT next FROM seq_no WHERE transaction_id = ?", (transaction_id,)
-        ).fetchone()
-        if row is not None and kind == START:
-            raise ValueError(f"transaction {transaction_id!r} was started before")
-        seq_no = int(row[0]) if row else 0
-        if kind == END:
-            self._db.execute("DELETE FROM seq_no WHERE transaction_id = ?", (transaction_id,))
-        else:
-            self._db.execute(
-                "INSERT INTO seq_no (transaction_id, next) VALUES (?, ?)"
-                " ON CONFLICT(transaction_id) DO UPDATE SET next = excluded.next",
-                (transaction_id, seq_no + 1),
-            )
-        return seq_no
-
     def _make_room(self, excess: int, new_pos: int) -> tuple[Entry, ...]:
         """Drop to make room (inside put's transaction): intermediate messages first, the 1st,
         3rd, 5th ... oldest first (2.0.1 E04), up to ``drop_batch`` of them in one pass so the
@@ -408,5 +387,5 @@ class Outbox:
     def _find(self, message_id: str) -> Entry | None:
         # no index on message_id: the queue is bounded and a scan avoids one more b-tree write
         # per commit on the SD card
-        found = self._select("message_id = ?", message_id)
+        found = self._select("message_id = ? ORDER BY pos LIMIT 1", message_id)
         return found[0] if found else None
