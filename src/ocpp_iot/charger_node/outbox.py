@@ -19,9 +19,9 @@ What it guarantees (issue 16; OCPP 1.6 "Transaction-Related Messages", 2.0.1 E04
 Durability on a Raspberry Pi, where power loss is the normal way to stop
 ------------------------------------------------------------------------
 
-The database is in WAL mode. WAL never corrupts the database on power loss at any synchronous
-level; the level only decides whether the *last* commits survive. With ``synchronous=NORMAL`` a
-commit is not fsynced: a power cut may undo the last commits. That is not acceptable for
+The database is in WAL mode. At ``synchronous=NORMAL`` or ``FULL`` a power cut never corrupts a
+WAL database; the level only decides whether the *last* commits survive. With NORMAL a commit
+is not fsynced: a power cut may undo the last commits. That is not acceptable for
 :meth:`put`: once the frame has left, an undone commit would lose a message the back end has
 seen, hand its message id and ``seqNo`` out again (the bridge would then answer the new message
 from its store with the old answer: the message is lost silently). So every commit that must
