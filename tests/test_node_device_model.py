@@ -572,3 +572,32 @@ def test_catalog_lists_match_the_schemas() -> None:
         "Voltage",
         "SoC",
     }
+
+
+def test_change_availability_payloads() -> None:
+    dm = DeviceModel(evses=(1, 2))
+    cases: list[tuple[dict[str, Any], str, tuple[tuple[int, int], ...]]] = [
+        ({"operationalStatus": "Inoperative", "evse": {"id": 2, "connectorId": 1}}, "Scheduled",
+         ((2, 1),)),
+        ({"operationalStatus": "Inoperative"}, "Scheduled", ((1, 1), (2, 2))),
+        ({"operationalStatus": "Operative", "evse": {"id": 0}}, "Accepted", ((1, 1), (2, 2))),
+        ({"operationalStatus": "Inoperative", "evse": {"id": 7}}, "Rejected", ()),
+    ]  # fmt: skip
+    for request, status, affected in cases:
+        for version in (v201, v21):
+            parse(version.ChangeAvailabilityRequest, request)
+        response, change = dm.change_availability(request, busy={2})
+        for version in (v201, v21):
+            parse(version.ChangeAvailabilityResponse, response)
+        assert (response["status"], change.affected) == (status, affected)
+    assert dm.value("Connector@2.1.AvailabilityState") == "Unavailable"
+    assert dm.value("Connector@2.2.AvailabilityState") == "Available"
+    request16 = {"connectorId": 2, "type": "Operative"}
+    parse(v16.ChangeAvailabilityRequest, request16)
+    response, change = dm.change_availability_v16(request16)
+    parse(v16.ChangeAvailabilityResponse, response)
+    assert response == {"status": "Accepted"} and change.affected == ((2, 1),)
+    response, change = dm.change_availability_v16(
+        {"connectorId": 0, "type": "Inoperative"}, busy=[1]
+    )
+    assert response == {"status": "Scheduled"} and change.scheduled == ((1, 1),)

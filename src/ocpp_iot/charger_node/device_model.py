@@ -106,8 +106,11 @@ class DeviceModel(Accessors, V16View):
     # -- plain access ------------------------------------------------------------------------
 
     def value(self, path: str, attribute: str = "Actual") -> str | None:
-        """The stored value of variable ``path`` (see :attr:`VarSpec.path`), or None."""
-        return self._values.get((self._spec(path).path, attribute))
+        """The value of variable ``path`` (see :attr:`VarSpec.path`), or None.
+
+        AvailabilityState reads the current state; ClockCtrlr.DateTime has none here.
+        """
+        return self._read(self._spec(path), attribute, None)
 
     def set_value(self, path: str, value: str, attribute: str = "Actual") -> bool:
         """Set a value for the station itself (BootNotification's interval, EVSE Power...).

@@ -6,7 +6,8 @@ each EVSE and each connector keep their own Operative/Inoperative state, persist
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from .device_model_catalog import VarSpec
 from .device_model_values import AvailabilityChange, Change, check_value
@@ -200,6 +201,22 @@ class Availability(ModelState):
         affected = tuple(c for c in self.connectors() if self.is_operative(*c) != before[c])
         scheduled = () if operative else tuple(c for c in affected if c[0] in busy)
         return AvailabilityChange("Scheduled" if scheduled else "Accepted", affected, scheduled)
+
+    def change_availability(
+        self, payload: Mapping[str, Any], *, busy: Collection[int] = ()
+    ) -> tuple[dict[str, Any], AvailabilityChange]:
+        """A 2.0.1/2.1 ChangeAvailabilityRequest payload in: the response payload and the change.
+
+        No ``evse`` (or EVSE id 0) is the whole station; ``evse.connectorId`` one connector.
+        """
+        evse = payload.get("evse") or {}
+        change = self.set_availability(
+            evse.get("id", 0),
+            payload["operationalStatus"] == "Operative",
+            evse.get("connectorId"),
+            busy=busy,
+        )
+        return {"status": change.status}, change
 
     def is_operative(self, evse_id: int = 0, connector_id: int | None = None) -> bool:
         """Whether the station, the EVSE and (if given) the connector are all Operative."""

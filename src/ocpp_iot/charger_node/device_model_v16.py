@@ -9,7 +9,7 @@ counting EVSE by EVSE.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from .device_model_access import Availability
@@ -87,6 +87,15 @@ class V16View(Availability):
         """(evse id, connector id) of 1.6 connector ``connector_id`` (None for 0 or unknown)."""
         pairs = self.connectors()
         return pairs[connector_id - 1] if 1 <= connector_id <= len(pairs) else None
+
+    def change_availability_v16(
+        self, payload: Mapping[str, Any], *, busy: Collection[int] = ()
+    ) -> tuple[dict[str, Any], AvailabilityChange]:
+        """A 1.6 ChangeAvailability.req payload in: the .conf payload and the change."""
+        change = self.set_availability_v16(
+            payload["connectorId"], payload["type"] == "Operative", busy=busy
+        )
+        return {"status": change.status}, change
 
     def set_availability_v16(
         self, connector_id: int, operative: bool, *, busy: Collection[int] = ()
