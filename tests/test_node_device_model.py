@@ -18,6 +18,7 @@ from ocpp_iot.charger_node.device_model import (
     DeviceModelError,
     InvalidValue,
     JsonFileStore,
+    VarSpec,
 )
 from ocpp_iot.charger_node.device_model_catalog import AVAILABILITY_STATES, MEASURANDS
 from ocpp_iot.model import parse, v16, v21, v201
@@ -601,3 +602,38 @@ def test_change_availability_payloads() -> None:
         {"connectorId": 0, "type": "Inoperative"}, busy=[1]
     )
     assert response == {"status": "Scheduled"} and change.scheduled == ((1, 1),)
+
+
+def test_extra_variables_write_only_and_duplicates(store: JsonFileStore) -> None:
+    secret = VarSpec(
+        "VendorCtrlr", "Token", "string", {"Actual": "s3"}, mutability="WriteOnly",
+        max_limit=40, v16="VendorToken",
+    )  # fmt: skip
+    lamp = VarSpec("VendorCtrlr", "Lamp", "boolean", {"Actual": "true"}, v16="VendorLamp")
+    dm = DeviceModel(extra=[secret, lamp], store=store)
+    vendor = comp("VendorCtrlr")
+    token, lamp_on = get_vars(dm, get_item(vendor, "Token"), get_item(vendor, "Lamp"))
+    assert token["attributeStatus"] == "Rejected" and "attributeValue" not in token
+    assert token["attributeStatusInfo"] == {"reasonCode": "WriteOnly"}
+    assert lamp_on["attributeValue"] == "true"
+    (result,) = set_vars(dm, set_item(vendor, "Token", "new-token"))
+    assert result["attributeStatus"] == "Accepted"
+    assert dm.value("VendorCtrlr.Token") == "new-token"  # the station itself can read it
+    assert dm.change_configuration("VendorLamp", "False") == "Accepted"
+    config = dm.get_configuration(["VendorToken", "VendorLamp"])
+    parse(v16.GetConfigurationResponse, config)
+    assert config["configurationKey"] == [
+        {"key": "VendorToken", "readonly": False},  # no value for a write-only key
+        {"key": "VendorLamp", "readonly": False, "value": "false"},
+    ]
+    reports = dm.base_report("ConfigurationInventory", 1, NOW)
+    items = {_key(i): i for r in reports for i in r["reportData"]}
+    assert items[("VendorCtrlr", None, None, "Token", None)]["variableAttribute"] == [
+        {"mutability": "WriteOnly", "persistent": True}
+    ]
+    again = DeviceModel(extra=[secret, lamp], store=JsonFileStore(store.path))
+    assert again.value("VendorCtrlr.Token") == "new-token"
+    with pytest.raises(ValueError):
+        DeviceModel(extra=[lamp, lamp])
+    with pytest.raises(ValueError):
+        DeviceModel(extra=[VarSpec("X", "Y", "integer", {"Actual": "1"}, v16="HeartbeatInterval")])

@@ -51,7 +51,8 @@ class DeviceModel(Accessors, V16View):
     ``evses`` gives the number of connectors of each EVSE (EVSE ids 1..N). ``defaults`` overrides
     catalog defaults by path (``{"DeviceDataCtrlr.ItemsPerMessage[GetReport]": "4"}``), read-only
     ones included; persisted values saved by an earlier run win over defaults. Without a store
-    the model lives in memory only.
+    the model lives in memory only. ``extra`` adds the station's own variables (a vendor
+    component, a sensor): they behave as the standard ones, in both versions' views.
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class DeviceModel(Accessors, V16View):
         evses: Sequence[int] = (1,),
         max_power_w: float = 22000.0,
         connector_type: str = "cType2",
+        extra: Sequence[VarSpec] = (),
         store: JsonFileStore | None = None,
         defaults: Mapping[str, str] | None = None,
     ) -> None:
@@ -81,7 +83,11 @@ class DeviceModel(Accessors, V16View):
             specs += evse_specs(evse, max_power_w)
             for connector in range(1, count + 1):
                 specs += connector_specs(evse, connector, connector_type)
+        specs += extra
         self._specs: dict[str, VarSpec] = {s.path: s for s in specs}
+        v16_keys = [s.v16 for s in specs if s.v16 is not None]
+        if len(self._specs) != len(specs) or len(set(v16_keys)) != len(v16_keys):
+            raise ValueError("two variables with the same path or the same 1.6 key")
         self._components: dict[tuple[Any, ...], dict[tuple[str, str | None], VarSpec]] = {}
         for s in specs:
             if s.v2:
@@ -164,6 +170,8 @@ class DeviceModel(Accessors, V16View):
                     status = "NotSupportedAttributeType"
                 elif spec.mutability == "WriteOnly" or value is None:
                     status = "Rejected"  # B06: a WriteOnly value is never read back
+                    reason = "WriteOnly" if spec.mutability == "WriteOnly" else "NoValue"
+                    result["attributeStatusInfo"] = {"reasonCode": reason}
                 else:
                     status = "Accepted"
                     limit = self._int("DeviceDataCtrlr.ReportingValueSize")
