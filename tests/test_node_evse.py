@@ -8,6 +8,7 @@ import importlib.util
 import json
 import random
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import cast
@@ -410,6 +411,36 @@ def test_scenario_files_toml_and_json(tmp_path: Path) -> None:
     assert a.steps[3].after_full == 60 and a.source == str(toml)
     run = SimulatedEvse(scenario=toml, start=0.0)  # a path works too
     assert [type(e) for e in run.events(10.0)] == [Plugged, TokenPresented]
+
+
+def test_scenario_repeat() -> None:
+    steps = [
+        {"after": 100, "plug": 1, "charge_kwh": 1, "power_kw": 3.6},
+        {"after": 5, "token": "ABC"},
+        {"unplug": 1, "after_full": 10},
+    ]
+    evse = SimulatedEvse(scenario=parse_scenario({"steps": steps, "repeat": 3}), start=0.0)
+    events, _ = drive(evse, 100_000, step=1.0, sample=False)
+    # a round: 100 s idle, plugged, token 5 s later (relay closed at the next poll, t = 105),
+    # 1000 s of charging, 10 s to unplug: 1115 s
+    plugs = [e.at for e in events if isinstance(e, Plugged)]
+    assert plugs == [100.0, 1215.0, 2330.0]
+    assert len([e for e in events if isinstance(e, Unplugged)]) == 3
+    assert evse.next_event_at() is None
+    forever = SimulatedEvse(scenario=parse_scenario({"steps": steps, "repeat": True}), start=0.0)
+    events, _ = drive(forever, 100_000, step=1.0, sample=False)
+    assert len([e for e in events if isinstance(e, Plugged)]) == 100_000 // 1115 + 1
+    toml = parse_scenario(
+        tomllib.loads("repeat = 2\nsteps = [{ at = 1, plug = 1 }, { at = 9, unplug = 1 }]")
+    )
+    assert toml.repeat == 2
+    for bad, message in [
+        ({"steps": [{"at": 0, "plug": 1}], "repeat": 2}, r"connector 1 \(step 1\) is still plu"),
+        ({"steps": [{"at": 0, "plug": 1}, {"at": 0, "unplug": 1}], "repeat": True}, "no time"),
+        ({"steps": steps, "repeat": 0}, "repeat must be a count from 1"),
+    ]:
+        with pytest.raises(ScenarioError, match=message):
+            parse_scenario(bad)
 
 
 @pytest.mark.parametrize(

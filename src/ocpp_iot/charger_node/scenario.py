@@ -30,6 +30,10 @@ What (exactly one per step):
 - ``fault = "GroundFailure"``: a fault on ``connector`` (default 1; 0 for the whole station),
   with optional ``text``; ``clear_fault = N`` ends it.
 
+Top level, besides ``steps``: ``repeat = N`` runs the steps N times (``true``: for ever; each
+round's ``at`` counts from the end of the round before, and every cable must be out by then),
+``name`` and ``description`` (ignored).
+
 Every error names the file and the step (from 1) and what is wrong with it.
 """
 
@@ -90,10 +94,15 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """The steps of a scenario, in order; ``source`` names it in error messages."""
+    """The steps of a scenario, in order; ``source`` names it in error messages.
+
+    ``repeat``: how many times the steps run (``None``: for ever). Each round starts when the
+    last step of the round before happened; ``at`` counts from there.
+    """
 
     steps: tuple[Step, ...]
     source: str = "<scenario>"
+    repeat: int | None = 1
 
     def check_connectors(self, max_power_w: Mapping[int, float]) -> None:
         """Raise :class:`ScenarioError` if a step names a connector that is not in
@@ -132,17 +141,24 @@ def load_scenario(path: str | Path) -> Scenario:
 def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     """Check a scenario already read into Python values (a mapping with ``steps``, or a list)."""
     if isinstance(data, Mapping):
-        unknown = set(data) - {"steps", "name", "description"}
+        unknown = set(data) - {"steps", "repeat", "name", "description"}
         if unknown:
             raise ScenarioError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
         if "steps" not in data:
             raise ScenarioError(f"{source}: no steps")
+        repeat = data.get("repeat", 1)
         data = data["steps"]
+    else:
+        repeat = 1
+    if repeat is True:
+        repeat = None
+    elif isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ScenarioError(f"{source}: repeat must be a count from 1, or true for ever")
     if not isinstance(data, list) or not data:
         raise ScenarioError(f"{source}: steps must be a non-empty list")
     steps = tuple(_parse_step(i, raw, source) for i, raw in enumerate(data, start=1))
-    _check_order(steps, source)
-    return Scenario(steps, source)
+    _check_order(steps, source, repeat != 1)
+    return Scenario(steps, source, repeat)
 
 
 def _number(
@@ -221,14 +237,18 @@ def _parse_step(index: int, raw: Any, source: str) -> Step:
     return Step(index, action, connector, **times, **fields)
 
 
-def _check_order(steps: tuple[Step, ...], source: str) -> None:
+def _check_order(steps: tuple[Step, ...], source: str, repeats: bool) -> None:
     """What a file can be checked for before it runs: times that do not go back, and plugs and
-    unplugs that alternate per connector (``after_full`` needs an EV with an energy wish)."""
+    unplugs that alternate per connector (``after_full`` needs an EV with an energy wish); a
+    scenario that repeats must end with every cable out and take some time."""
     plugged: dict[int, int] = {}  # connector -> the step that plugged it
     wish: dict[int, bool] = {}  # connector -> its EV wants a finite energy
     last_at: tuple[float, int] | None = None
+    duration, waits = 0.0, False
     for step in steps:
         where = f"{source}: step {step.index} ({step.action})"
+        duration = max(duration, step.at or 0.0) + (step.after or 0.0)
+        waits = waits or step.after_full is not None
         if step.at is not None:
             if last_at is not None and step.at < last_at[0]:
                 raise ScenarioError(
@@ -254,3 +274,8 @@ def _check_order(steps: tuple[Step, ...], source: str) -> None:
                         f"{where}: after_full, but the EV on connector {c} has no charge_kwh"
                     )
                 del plugged[c]
+    if repeats and plugged:
+        left = ", ".join(f"{c} (step {i})" for c, i in sorted(plugged.items()))
+        raise ScenarioError(f"{source}: repeat, but connector {left} is still plugged at the end")
+    if repeats and duration == 0 and not waits:
+        raise ScenarioError(f"{source}: repeat, but one round of steps takes no time")

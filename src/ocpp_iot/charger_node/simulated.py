@@ -102,6 +102,8 @@ class SimulatedEvse:
         self._origin: float | None = None
         self._now = -INF
         self._cursor = 0  # the next scenario step
+        self._rounds = 0  # scenario rounds done
+        self._round_origin = 0.0  # when this round started
         self._last_step_at = 0.0
         self._events: list[EvseEvent] = []
         if start is not None:
@@ -156,6 +158,8 @@ class SimulatedEvse:
         self._port(connector).available = available
 
     def next_event_at(self) -> float | None:
+        """When :meth:`events` next has something; ``None`` before the first call when no
+        ``start`` was given (the first call starts the simulation), or when nothing is planned."""
         if self._events:
             return self._now
         if self._origin is None:
@@ -199,7 +203,7 @@ class SimulatedEvse:
             raise ValueError(f"no connector {connector}") from None
 
     def _begin(self, start: float) -> None:
-        self._origin = self._now = self._last_step_at = start
+        self._origin = self._now = self._last_step_at = self._round_origin = start
         for port in self._ports.values():
             port.t = port.idle_since = start
             port.anchor()
@@ -283,7 +287,7 @@ class SimulatedEvse:
     def _step_due(self, step: Step) -> float | None:
         assert self._origin is not None
         if step.at is not None:
-            return max(self._origin + step.at, self._last_step_at)
+            return max(self._round_origin + step.at, self._last_step_at)
         if step.after is not None:
             return self._last_step_at + step.after
         full_at = self._ports[step.connector].full_at
@@ -292,8 +296,13 @@ class SimulatedEvse:
         return max(full_at + step.after_full, self._last_step_at)
 
     def _step(self, step: Step, t: float) -> None:
+        assert self._scenario is not None
         self._cursor += 1
         self._last_step_at = t
+        if self._cursor == len(self._scenario.steps):
+            self._rounds += 1
+            if self._scenario.repeat is None or self._rounds < self._scenario.repeat:
+                self._cursor, self._round_origin = 0, t
         c = step.connector
         if step.action == "token":
             self._events.append(TokenPresented(c, t, step.id_token or "", step.token_type))
