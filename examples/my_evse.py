@@ -20,6 +20,7 @@ Plug yours in: ``MyEvse(PiHardware())`` wherever the runtime takes an ``Evse``.
 from __future__ import annotations
 
 import importlib
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -225,8 +226,6 @@ class PiHardware:
         return bool(self.aux.value)
 
     def _floats(self, address: int, count: int) -> list[float]:
-        import struct
-
         # TODO: check your meter's register map; the SDM630 keeps 32-bit big-endian floats in its
         # input registers (L1..L3 voltage from 0x0000, current from 0x0006, total power at 0x0034,
         # total import kWh at 0x0048). pymodbus 3.10 names the `slave` argument `device_id`.

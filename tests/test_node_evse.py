@@ -236,6 +236,7 @@ def test_phases_add_up_to_power(phases: int) -> None:
             abs(i - r.power_w / phases / 230) < 0.03 * r.power_w / phases / 230 for i in r.current_a
         )
     assert len({r.voltage_v for r in (evse.meter(1, 300.0), evse.meter(1, 301.0))}) == 2
+    assert evse.meter(1, 302) == evse.meter(1, 302.0)  # an int time is the same time
 
 
 def test_faults_cut_power_and_are_reported() -> None:

@@ -126,7 +126,7 @@ class SimulatedEvse:
         n = port.info.phases
         # noise from a hash of (seed, connector, time): the same at the same time, whatever was
         # read before (a seeded Random costs ten times more per reading)
-        key = f"{self._seed}:{connector}:{now!r}".encode()
+        key = f"{self._seed}:{connector}:{float(now)!r}".encode()
         digest = hashlib.blake2b(key, digest_size=4 * n).digest()
         u = [int.from_bytes(digest[k : k + 2]) / 32767.5 - 1 for k in range(0, 4 * n, 2)]
         volts = tuple(self._voltage * (1 + self._noise * x) for x in u[:n])
