@@ -43,6 +43,13 @@ class Traffic:
 class Port:
     """One connector's state, its register integrated up to time ``t``."""
 
+    __slots__ = (
+        "info", "register_wh", "t", "since", "since_register_wh", "since_session_wh", "plugged",
+        "relay", "available", "fault", "station_fault", "suspended", "power_w", "target_wh",
+        "session_wh", "full_at", "idle_since", "soc_start", "battery_wh", "phase", "due", "token",
+        "linger",
+    )  # fmt: skip
+
     def __init__(self, info: Connector, register_wh: float) -> None:
         self.info = info
         self.register_wh = register_wh
