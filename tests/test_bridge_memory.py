@@ -673,3 +673,26 @@ def test_two_workers_share_the_stations(tmp_path: Path) -> None:
 
 def calls_status() -> dict[str, Any]:
     return charging_session_201("X")[1][1]
+
+
+def test_handler_state_carries_over_between_back_to_back_calls_with_async_handlers() -> None:
+    """ctx.state of an async handler: five CALLs sent back to back (claimed together, before
+    the first handler ran) each see what the one before it left (a stale read lost updates)."""
+
+    class CountingState(Counting):
+        async def heartbeat(self, request: Any, ctx: Context) -> Any:
+            n = ctx.state.get("n", 0) + 1
+            ctx.state["n"] = n
+            await asyncio.sleep(0)
+            return {"currentTime": f"2026-01-01T00:00:{n:02d}Z"}
+
+    async def scenario() -> list[str]:
+        broker = MemoryBroker()
+        store = SqliteStore(":memory:")
+        async with running(broker, store, {"2.0.1": CountingState()}, mirror=False):
+            st = await Station(broker, "CP1").start()
+            for i in range(1, 6):
+                st.call(str(i), "Heartbeat", {})
+            return [(await st.frame()).payload["currentTime"][-3:-1] for _ in range(5)]
+
+    assert run(scenario()) == ["01", "02", "03", "04", "05"]

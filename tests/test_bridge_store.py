@@ -234,3 +234,15 @@ def test_a_repeat_in_the_same_batch_gets_the_first_answer(store: SqliteStore) ->
     res = store.finish_calls([first2, bad, again2])
     assert res[0] is None and isinstance(res[1], EffectsFailed) and res[2] == b"first"
     assert store._db.execute("SELECT v FROM effects ORDER BY v").fetchall() == [("a",), ("d",)]
+
+
+def test_a_worker_takes_its_own_abandoned_mark_again(store: SqliteStore) -> None:
+    """A worker whose code gave up on a CALL (its session forgot it, the message was left for
+    redelivery) claims it again: its own mark from an earlier claim is NEW, not BUSY, or the
+    redelivered copy would be acknowledged unanswered. Another worker's mark stays BUSY."""
+    assert store.claim_call("CP1", "7", "w0", 100.0).claim is Claim.NEW
+    assert store.claim_call("CP1", "7", "w1", 101.0).claim is Claim.BUSY  # in hand at w0
+    assert store.claim_call("CP1", "7", "w0", 102.0).claim is Claim.NEW  # w0 asks again
+    # within one claim, the second copy of a key is still BUSY
+    twice = store.claim_calls([("CP1", "8"), ("CP1", "8")], "w0", 103.0)
+    assert [c.claim for c in twice] == [Claim.NEW, Claim.BUSY]

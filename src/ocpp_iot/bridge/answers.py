@@ -76,6 +76,10 @@ class Answers:
         # how many stores of it are pending (a later CALL must not see the older stored one)
         self._unstored: dict[str, tuple[dict[str, Any], int]] = {}
         self._touched: dict[str, tuple[str, float]] = {}  # station -> (version, last stored)
+        # One worker alone owns the stations' state: what its handlers last made of it is the
+        # truth even once stored (a CALL claimed before that store read an older state). With
+        # several workers another may have changed it since: the claim's read is the truth.
+        self._latest: dict[str, dict[str, Any]] | None = None if self.config.shared else {}
         self._retry = Backoff(self.config.store_retry, self.config.store_retry)
 
     @property
@@ -83,7 +87,11 @@ class Answers:
         return not self._ready and self._flusher is None and self._flush_timer is None
 
     def state_of(self, station: str) -> dict[str, Any] | None:
-        """The station's handler state as last changed here, while not yet stored."""
+        """The station's handler state as last changed here (while not yet stored; with a
+        single worker, also after), or ``None`` to use what the claim read."""
+        if self._latest is not None:
+            latest = self._latest.get(station)
+            return None if latest is None else dict(latest)
         pending = self._unstored.get(station)
         return dict(pending[0]) if pending else None
 
@@ -108,6 +116,8 @@ class Answers:
         if changed:
             pending = self._unstored.get(item.station)
             self._unstored[item.station] = (state, (pending[1] if pending else 0) + 1)
+            if self._latest is not None:
+                self._latest[item.station] = state
         seen = self._touched.get(item.station)
         touch = seen is None or seen[0] != item.version or now - seen[1] > 60.0
         if touch:

@@ -127,7 +127,8 @@ class SqliteStore:
             with self._lock:
                 return [self._look_up(station, message_id) for station, message_id in keys]
         with self._tx() as db:  # one write transaction for all of them
-            return [self._mark(db, station, mid, owner, now) for station, mid in keys]
+            fresh: set[tuple[str, str]] = set()  # marked by this very call
+            return [self._mark(db, station, mid, owner, now, fresh) for station, mid in keys]
 
     def _look_up(self, station: str, message_id: str) -> ClaimResult:
         # one statement: the answer if any, and the station's state
@@ -142,25 +143,39 @@ class SqliteStore:
         return ClaimResult(Claim.NEW, None, json.loads(row[1]) if row[1] else {})
 
     def _mark(
-        self, db: sqlite3.Connection, station: str, message_id: str, owner: str, now: float
+        self,
+        db: sqlite3.Connection,
+        station: str,
+        message_id: str,
+        owner: str,
+        now: float,
+        fresh: set[tuple[str, str]],
     ) -> ClaimResult:
         row = db.execute(
             "SELECT owner, started, finished, response FROM bridge_calls "
             "WHERE station=? AND message_id=?",
             (station, message_id),
         ).fetchone()
+        key = (station, message_id)
         if row is None:
             db.execute(
                 "INSERT INTO bridge_calls (station, message_id, owner, started) "
                 "VALUES (?, ?, ?, ?)",
                 (station, message_id, owner, now),
             )
+            fresh.add(key)
             return ClaimResult(Claim.NEW, None, self._state(station))
         prev_owner, started, finished, response = row
         if finished is not None:
             return ClaimResult(Claim.DONE, bytes(response), {})
-        if prev_owner == owner or now - started < self.lease:
+        if key in fresh:  # the same CALL twice in one claim: the first copy has it
             return ClaimResult(Claim.BUSY, None, {})
+        # Our own mark from an earlier claim: the worker's session, which knows what is really
+        # in hand, asked again, so the first attempt was given up (our code failed on it, or
+        # the handler's writes did): take it again instead of leaving it unanswered.
+        if prev_owner != owner and now - started < self.lease:
+            return ClaimResult(Claim.BUSY, None, {})
+        fresh.add(key)
         db.execute(
             "UPDATE bridge_calls SET owner=?, started=? WHERE station=? AND message_id=?",
             (owner, now, station, message_id),
