@@ -10,6 +10,7 @@ are in ``test_bridge_session.py``, ``test_bridge_faults.py`` and ``test_bridge_m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
@@ -696,3 +697,52 @@ def test_handler_state_carries_over_between_back_to_back_calls_with_async_handle
             return [(await st.frame()).payload["currentTime"][-3:-1] for _ in range(5)]
 
     assert run(scenario()) == ["01", "02", "03", "04", "05"]
+
+
+def test_calls_to_an_ocppj_station_go_down_as_ocppj() -> None:
+    """A station that speaks OCPP-J is called in OCPP-J too, not only answered in it."""
+
+    async def scenario() -> tuple[bytes, str | None]:
+        broker = MemoryBroker()
+        async with running(broker, SqliteStore(":memory:"), {"2.0.1": Counting()}, mirror=False):
+            st = await Station(broker, "CP1").start()
+            op = await Operator(broker, "CP1").start()
+            st.raw(b'[2,"1","Heartbeat",{}]', content_type="application/json")
+            await st.message()
+            op.call("op1", "Reset", {"type": "Immediate"})
+            m = await st.message()
+            return m.payload, m.content_type
+
+    payload, ctype = run(scenario())
+    frame = json.loads(payload)
+    assert frame[0] == 2 and frame[2] == "Reset" and ctype == "application/json"
+
+
+def test_a_call_its_handler_gave_up_on_is_never_sent() -> None:
+    """ctx.call wrapped in wait_for: when the handler stops waiting while its CALL is still
+    queued (behind an operator's), the CALL is withdrawn and never reaches the station."""
+
+    class GivesUp(Counting):
+        async def heartbeat(self, request: Any, ctx: Context) -> Any:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.call("Reset", {"type": "OnIdle"}), 0.3)
+            return {"currentTime": "2026-01-01T00:00:00Z"}
+
+    async def scenario() -> list[Any]:
+        broker = MemoryBroker()
+        handlers = {"2.0.1": GivesUp()}
+        async with running(
+            broker, SqliteStore(":memory:"), handlers, mirror=False, call_timeout=5.0
+        ):
+            st = await Station(broker, "CP1").start()
+            boot = {"chargingStation": {"model": "m", "vendorName": "v"}, "reason": "PowerUp"}
+            await st.rpc("1", "BootNotification", boot)
+            op = await Operator(broker, "CP1").start()
+            op.call("op1", "Reset", {"type": "Immediate"})
+            first = await st.frame()  # the operator's Reset: outstanding, unanswered
+            st.call("2", "Heartbeat", {})
+            await st.frame()  # the handler's answer: it gave up on its own Reset
+            st.answer(first, {"status": "Accepted"})  # the slot frees
+            return [_wire.decode(m.payload)[1] for m in await more_messages(st.client, 1.0)]
+
+    assert run(scenario()) == []

@@ -171,3 +171,13 @@ class QueueMachine(RuleBasedStateMachine):
 
 TestQueue = QueueMachine.TestCase
 TestQueue.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_a_queued_call_can_be_withdrawn_but_not_a_sent_one() -> None:
+    q = OutboundQueue(30)
+    q.add(Call("a", "Reset", {}), 0)
+    q.add(Call("b", "ClearCache", {}), 0)
+    assert q.withdraw("a") is None  # outstanding: it stays until answered or timed out
+    withdrawn = q.withdraw("b")
+    assert withdrawn is not None and withdrawn.call.message_id == "b"
+    assert q.answered("a") is not None and q.take_next(1) is None  # "b" never goes

@@ -110,9 +110,34 @@ class Outbound:
             limit = patience + self.timeout + 1.0
             return await asyncio.wait_for(fut, limit)
         except TimeoutError:
+            await self._withdraw(station, mid)
             raise CallTimeout(f"{station} did not answer {action} {mid}") from None
+        except asyncio.CancelledError:  # the handler gave up: never send it now
+            await asyncio.shield(self._withdraw(station, mid))
+            raise
         finally:
             self._waiters.pop((station, mid), None)
+
+    async def _withdraw(self, station: str, mid: str) -> None:
+        """Take our CALL ``mid`` out of the station's queue if it has not been sent yet."""
+        now = time.time()
+        timeout = self.timeout
+
+        def step(value: Any) -> tuple[Any, tuple[Call | None, list[Pending], float | None]]:
+            q = OutboundQueue.from_json(value, timeout)
+            q.withdraw(mid)
+            expired = q.expire(now)
+            nxt = q.take_next(now)
+            return q.to_json(), (nxt, expired, q.deadline())
+
+        try:
+            to_send, expired, due = await self.bridge.store.update_station_state(
+                station, KEY, step, now
+            )
+        except Exception:
+            log.exception("could not withdraw %s for %s (it may still be sent)", mid, station)
+            return
+        self._after_step(station, to_send, expired, due)
 
     async def operator(self, station: str, msg: Message) -> None:
         """An operator's OCPP-J CALL on ``json/call``: validate, queue, answer on json/result.
@@ -196,8 +221,8 @@ class Outbound:
 
     def _transmit(self, station: str, call: Call) -> None:
         version = self.bridge.known_version(station)
-        try:
-            data = _wire.encode(call, version)
+        try:  # in the encoding the station last spoke (OCPP-J text or compact CBOR)
+            data = self.bridge.encode_down(call, version, station in self.bridge.json_stations)
         except Exception as exc:  # validated before, so a codec bug
             log.error("cannot encode %s %s for %s: %s", call.action, call.message_id, station, exc)
             return  # it times out like a lost frame

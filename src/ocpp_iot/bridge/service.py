@@ -92,6 +92,8 @@ class Bridge:
         )
         self.stats = {"up": 0, "down": 0, "calls": 0, "duplicates": 0, "dropped": 0}
         self.versions: dict[str, str] = {}
+        #: stations whose last frame was OCPP-J text: what goes down to them is too
+        self.json_stations: set[str] = set()
         self.mirror = Mirror(self, observer)
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
@@ -253,6 +255,10 @@ class Bridge:
     def _up(self, station: str, msg: Message) -> None:
         self.stats["up"] += 1
         as_json = looks_like_json(msg)
+        if as_json:
+            self.json_stations.add(station)
+        else:
+            self.json_stations.discard(station)
         try:
             if as_json:
                 version = self.known_version(station)

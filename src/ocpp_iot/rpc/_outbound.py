@@ -124,6 +124,15 @@ class OutboundQueue:
         del self.items[0]
         return out
 
+    def withdraw(self, message_id: str) -> Pending | None:
+        """Take a queued CALL back before it is sent (its caller stopped waiting); one already
+        sent stays: it is outstanding until answered or timed out (4.1.1)."""
+        for i, p in enumerate(self.items):
+            if p.call.message_id == message_id and p.sent_at is None:
+                del self.items[i]
+                return p
+        return None
+
     def expire(self, now: float) -> list[Pending]:
         """Abandon the outstanding CALL if it timed out and queued CALLs past their patience;
         return them (oldest first)."""
