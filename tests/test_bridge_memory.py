@@ -746,3 +746,24 @@ def test_a_call_its_handler_gave_up_on_is_never_sent() -> None:
             return [_wire.decode(m.payload)[1] for m in await more_messages(st.client, 1.0)]
 
     assert run(scenario()) == []
+
+
+def test_station_state_survives_a_bridge_restart_with_frames_queued(tmp_path: Path) -> None:
+    """The retained json/state is read back before the bridge serves the frames that queued
+    while it was away: vendor and model from before the restart are still there after it."""
+
+    async def scenario() -> dict[str, Any]:
+        broker = MemoryBroker()
+        db = str(tmp_path / "b.db")
+        boot = {"chargingStation": {"model": "M1", "vendorName": "V1"}, "reason": "PowerUp"}
+        async with running(broker, db, {"2.0.1": Counting()}, mirror=False):
+            st = await Station(broker, "CP1").start()
+            await st.rpc("1", "BootNotification", boot)
+        st.call("2", "Heartbeat", {})  # while the bridge is away: queued in its session
+        async with running(broker, db, {"2.0.1": Counting()}, mirror=False):
+            await st.frame()
+            state = json.loads(broker.retained["ocpp/CP1/json/state"].payload)
+        return state
+
+    state = run(scenario())
+    assert (state["vendor"], state["model"]) == ("V1", "M1")

@@ -140,7 +140,8 @@ class Bridge:
             will=offline,
             birth=(Will(self.status_topic, b"online", 1, True),),
         )
-        self._spawn(self._restore_states(settings))  # meanwhile: frames seen first are newer
+        # before serving: a station's frames queued while we were away must find its state
+        await self._restore_states(settings)
         self.client = self._client_factory(settings, self._on_message, manual_ack=True)
         for sub in self._subscriptions():
             self.client.subscribe(sub, 1)
@@ -166,11 +167,15 @@ class Bridge:
 
     async def _restore_states(self, settings: MqttSettings) -> None:
         """Read our retained ``json/state`` summaries back (a short-lived clean session), so a
-        restart does not forget what the stations said at boot. Best effort: 2 s at most."""
+        restart does not forget what the stations said at boot. Best effort: the broker sends
+        retained messages right after the SUBACK; we stop at the first pause of 0.1 s (MQTT has
+        no end-of-retained marker), 2 s at most."""
         if self.mirror.view is None:
             return
+        last = [time.monotonic()]
 
         def on_message(msg: Message) -> None:
+            last[0] = time.monotonic()
             station = msg.topic[len(self.prefix) + 1 :].partition("/")[0]
             if msg.retain and STATION_RE.match(station):
                 self.mirror.restore(station, msg.payload)
@@ -184,7 +189,10 @@ class Bridge:
         reader.subscribe(f"{self.prefix}/+/json/state", 0)
         try:
             if await reader.start(2.0):
-                await asyncio.sleep(0.3)  # retained messages follow the SUBACK at once
+                deadline = last[0] = time.monotonic()
+                deadline += 2.0
+                while time.monotonic() < deadline and time.monotonic() - last[0] < 0.1:
+                    await asyncio.sleep(0.02)
         except Exception as exc:
             log.info("could not read the stations' retained states back: %s", exc)
         finally:
