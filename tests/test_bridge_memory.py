@@ -767,3 +767,57 @@ def test_station_state_survives_a_bridge_restart_with_frames_queued(tmp_path: Pa
 
     state = run(scenario())
     assert (state["vendor"], state["model"]) == ("V1", "M1")
+
+
+def test_a_repeat_of_a_call_in_hand_is_acknowledged_with_the_first_copy() -> None:
+    """A repeat that arrives while the first copy is being handled is not acknowledged before
+    the answer is stored (a crash in between would lose both: the broker had let go of the
+    repeat); then both are acknowledged, each gets the same answer, the handler ran once."""
+    release = asyncio.Event()
+
+    class Slow(Counting):
+        async def heartbeat(self, request: Any, ctx: Context) -> Any:
+            self.runs.append((ctx.station_id, "Heartbeat", ctx.message_id))
+            await release.wait()
+            return {"currentTime": "2026-01-01T00:00:00Z"}
+
+    async def scenario() -> None:
+        broker = MemoryBroker()
+        acks = Acks(broker)
+        handler = Slow()
+        async with running(broker, SqliteStore(":memory:"), {"2.0.1": handler}, acks=acks):
+            st = await Station(broker, "CP1").start()
+            data = st.call("r1", "Heartbeat", {})
+            await until(lambda: handler.runs, "the handler to start")
+            st.raw(data)  # the station repeats it (its own timeout)
+            await until(lambda: broker.session_queue(BRIDGE_ID) == 2, "both copies delivered")
+            assert acks.of("ocpp/CP1/up") == []  # neither acknowledged while in hand
+            release.set()
+            answers = [await st.message(), await st.message()]
+            assert answers[0].payload == answers[1].payload  # the stored answer, again
+            assert _wire.decode(answers[0].payload)[1].message_id == "r1"
+            await until(lambda: len(acks.of("ocpp/CP1/up")) == 2, "both acknowledged")
+            assert await more_messages(st.client, 0.2) == []
+            assert handler.runs == [("CP1", "Heartbeat", "r1")]
+
+    run(scenario())
+
+
+def test_an_operator_call_delivered_twice_is_queued_once() -> None:
+    """The same operator CALL (same id) redelivered (a reconnect before its ack) reaches the
+    station once."""
+
+    async def scenario() -> list[Any]:
+        broker = MemoryBroker()
+        async with running(broker, SqliteStore(":memory:"), {"2.0.1": Counting()}, mirror=False):
+            st = await Station(broker, "CP1").start()
+            op = await Operator(broker, "CP1").start()
+            op.call("op-7", "Reset", {"type": "Immediate"})
+            first = await st.frame()
+            op.call("op-7", "Reset", {"type": "Immediate"})  # the copy, while outstanding
+            more = await more_messages(st.client, 0.3)
+            st.answer(first, {"status": "Accepted"})
+            return [first, *more, *await more_messages(st.client, 0.3)]
+
+    got = run(scenario())
+    assert len(got) == 1 and got[0].action == "Reset"

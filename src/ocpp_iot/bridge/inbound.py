@@ -221,12 +221,19 @@ class Inbound:
             self._send_done(item, outcome)
             return False
         session = self.session(item.station, item.version)
+        cache = session.cache
+        in_hand_here = isinstance(cache, StationCache) and isinstance(
+            cache.local.get(frame.message_id), InHand
+        )
         event = session.receive(frame, time.time())
         if isinstance(event, DuplicateCall):
             self.bridge.stats["duplicates"] += 1
             if event.response is None:
                 log.info("repeated CALL %s from %s is in hand", frame.message_id, item.station)
-                self.bridge.ack(item.msg)
+                if in_hand_here:  # acknowledged with the first copy: if that one is lost
+                    self.answers.hold_ack(item)  # in a crash, this one comes back too
+                else:
+                    self.bridge.ack(item.msg)
             else:
                 log.info(
                     "repeated CALL %s from %s: the stored answer", frame.message_id, item.station

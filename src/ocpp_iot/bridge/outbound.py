@@ -192,6 +192,10 @@ class Outbound:
         def step(value: Any) -> tuple[Any, tuple[str, Call | None, list[Pending], float | None]]:
             q = OutboundQueue.from_json(value, timeout)
             expired = q.expire(now)
+            op = tag.get("op")
+            for p in q.items if op is not None else ():
+                if isinstance(p.tag, dict) and p.tag.get("op") == op:  # the same operator CALL
+                    return q.to_json(), (p.call.message_id, None, expired, q.deadline())
             mid = q.new_message_id()
             call = Call(mid, action, payload)
             to_send = q.add(call, now, patience=patience, tag=tag) or q.take_next(now)
@@ -331,6 +335,7 @@ class Outbound:
             else:
                 body.update(kind="answer", frame=json.loads(_wire.json_encode(answer)))
                 body["action"] = pending.call.action
+                body["version"] = self.bridge.known_version(station)
             self.bridge.relay(str(owner), json.dumps(body).encode())
 
     def _wake(
@@ -352,7 +357,8 @@ class Outbound:
             if body["kind"] == "timeout":
                 self._wake(station, mid, None, str(body.get("why", "")))
                 return
-            frame = _wire.json_decode(json.dumps(body["frame"]).encode(), "2.0.1")
+            version = str(body.get("version") or self.config.default_version)
+            frame = _wire.json_decode(json.dumps(body["frame"]).encode(), version)
             if isinstance(frame, CallResult):
                 frame = CallResult(frame.message_id, frame.payload, body.get("action"))
             if isinstance(frame, CallResult | CallError):

@@ -257,8 +257,13 @@ class Bridge:
         status = msg.payload.decode(errors="replace")[:32]
         self.mirror.status(station, status)
         fut = self.store.set_status(station, status, time.time())
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception() and None)
+        fut.add_done_callback(self._status_stored)
         self.ack(msg)
+
+    @staticmethod
+    def _status_stored(fut: asyncio.Future[None]) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("could not store a station's status: %s", fut.exception())
 
     def _up(self, station: str, msg: Message) -> None:
         self.stats["up"] += 1

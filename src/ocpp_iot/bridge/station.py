@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from .._redact import redact_url
 from ..behaviours import Behaviour, Context, dispatch_async
 from ..rpc import (
     Call,
@@ -150,7 +151,9 @@ class SimStation:
         ok = await self._client.start(timeout)
         if not ok:
             await self._client.stop()  # or it goes on connecting, and takes our next session
-            raise ConnectionError(f"{self.station_id} could not connect to {self.settings.url}")
+            raise ConnectionError(
+                f"{self.station_id} could not connect to {redact_url(self.settings.url)}"
+            )
         self._task = asyncio.create_task(self._receive())
         return self
 
