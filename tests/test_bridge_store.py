@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,24 @@ def test_a_worker_takes_its_own_abandoned_mark_again(store: SqliteStore) -> None
     # within one claim, the second copy of a key is still BUSY
     twice = store.claim_calls([("CP1", "8"), ("CP1", "8")], "w0", 103.0)
     assert [c.claim for c in twice] == [Claim.NEW, Claim.BUSY]
+
+
+def test_look_up_calls_reads_committed_answers_on_its_own_connection(tmp_path: Path) -> None:
+    """One worker's lookups run in the event loop on a read-only connection (WAL: the writer
+    never holds them up); an in-memory database, which no second connection sees, says None."""
+    store = SqliteStore(str(tmp_path / "b.db"))
+    assert store.finish_calls([finish("CP1", "1", b"x")]) == [None]
+    got = store.look_up_calls([("CP1", "1"), ("CP1", "2")])
+    assert got is not None and [c.claim for c in got] == [Claim.DONE, Claim.NEW]
+    assert got[0].response == b"x"
+    # the writer holding its write lock does not make the reader wait
+    store._db.execute("BEGIN IMMEDIATE")
+    try:
+        t0 = time.monotonic()
+        again = store.look_up_calls([("CP1", "1")])
+        assert again is not None and again[0].claim is Claim.DONE
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        store._db.execute("ROLLBACK")
+    store.close()
+    assert SqliteStore(":memory:").look_up_calls([("CP1", "1")]) is None

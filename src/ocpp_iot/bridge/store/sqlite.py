@@ -65,6 +65,8 @@ class SqliteStore:
         self._db = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
+        self._reader: sqlite3.Connection | None = None  # look_up_calls' own connection
+        self._reader_lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
@@ -130,14 +132,47 @@ class SqliteStore:
             fresh: set[tuple[str, str]] = set()  # marked by this very call
             return [self._mark(db, station, mid, owner, now, fresh) for station, mid in keys]
 
-    def _look_up(self, station: str, message_id: str) -> ClaimResult:
+    def look_up_calls(self, keys: Sequence[tuple[str, str]]) -> list[ClaimResult] | None:
+        """:meth:`claim_calls` without marks (one worker: nothing to write), on a read-only
+        connection of its own, for the event loop to call directly: in WAL mode a reader never
+        waits for the writer (our database thread committing answers, or another process), and
+        the pages it reads are the hot ones. ``None`` when it cannot answer at once (an
+        in-memory database, which a second connection cannot see, or a busy moment such as WAL
+        recovery): then the caller asks :meth:`claim_calls` on the database thread.
+
+        What it reads is the committed state: answers still waiting to be committed are not
+        there (the bridge's own session knows those)."""
+        if not keys:
+            return []
+        with self._reader_lock:
+            try:
+                db = self._reader
+                if db is None:
+                    if self.path in ("", ":memory:") or self.path.startswith("file::memory:"):
+                        return None
+                    db = sqlite3.connect(
+                        self.path, timeout=0.0, isolation_level=None, check_same_thread=False
+                    )
+                    db.execute("PRAGMA query_only=ON")
+                    self._reader = db
+                return [self._look_up(station, mid, db) for station, mid in keys]
+            except sqlite3.OperationalError:
+                return None
+
+    def _look_up(
+        self, station: str, message_id: str, db: sqlite3.Connection | None = None
+    ) -> ClaimResult:
         # one statement: the answer if any, and the station's state
-        row = self._db.execute(
-            "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
-            "message_id=?2 AND finished IS NOT NULL), "
-            "(SELECT state FROM bridge_stations WHERE station=?1)",
-            (station, message_id),
-        ).fetchone()
+        row = (
+            (db or self._db)
+            .execute(
+                "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
+                "message_id=?2 AND finished IS NOT NULL), "
+                "(SELECT state FROM bridge_stations WHERE station=?1)",
+                (station, message_id),
+            )
+            .fetchone()
+        )
         if row[0] is not None:
             return ClaimResult(Claim.DONE, bytes(row[0]), {})
         return ClaimResult(Claim.NEW, None, json.loads(row[1]) if row[1] else {})
@@ -290,5 +325,9 @@ class SqliteStore:
             ).rowcount
 
     def close(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self._lock:
             self._db.close()
