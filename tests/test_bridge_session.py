@@ -265,6 +265,13 @@ def test_burst_with_repeats_after_a_restart(
         return claim_calls(self, keys, *args, **kw)
 
     monkeypatch.setattr(SqliteStore, "claim_calls", counted)
+    look_up_calls = SqliteStore.look_up_calls
+
+    def counted_look_up(self: SqliteStore, keys: Any) -> Any:  # one worker claims by reading
+        batches.append(len(keys))
+        return look_up_calls(self, keys)
+
+    monkeypatch.setattr(SqliteStore, "look_up_calls", counted_look_up)
 
     async def scenario() -> None:
         async with running_bridge(broker, tmp_path, {"2.0.1": handler}, **config):
