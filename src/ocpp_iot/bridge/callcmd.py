@@ -21,7 +21,9 @@ from typing import Any
 import click
 
 from .. import model
-from ..rpc import ErrorCode, error_code_for
+from ..codecs import ocppj
+from ..rpc import Call
+from ._validate import validate_call as _validate
 from .settings import mqtt_settings, redacted
 
 __all__ = ["EXIT_CODES_HELP", "ExitCode", "Presence", "run_call", "validate_call"]
@@ -56,28 +58,10 @@ Exit status:
 
 
 def validate_call(action: str, payload: Any, version: str, message_id: str) -> list[Any] | None:
-    """The OCPP-J CALLERROR frame the station would answer this CALL with, or None if valid.
-
-    OCPP-J part 4: an action the receiver does not know is ``NotImplemented``; one it knows but
-    does not support (here: an action only stations send) is ``NotSupported``; a payload that
-    fails the schema gets the matching violation code, in the version's spelling.
-    """
-    actions = model.get_version(version).ACTIONS
-    entry = actions.get(action)
-    if entry is None:
-        code, text = ErrorCode.NOT_IMPLEMENTED, f"{action} is not an OCPP {version} action"
-        details: dict[str, Any] = {}
-    elif entry.initiator == "charger" or entry.response is None:
-        code, text = ErrorCode.NOT_SUPPORTED, f"{action} is sent by stations, not to them"
-        details = {}
-    else:
-        try:
-            model.parse(entry.request, payload)
-        except model.PayloadError as exc:
-            code, text, details = exc.code, exc.description, exc.details
-        else:
-            return None
-    return [4, message_id, error_code_for(code, version), text, details]
+    """The OCPP-J CALLERROR frame the station would answer this CALL with, or None if valid
+    (the bridge's own check, :func:`ocpp_iot.bridge._validate.validate_call`)."""
+    error = _validate(version, Call(message_id, action, payload))
+    return None if error is None else ocppj.to_list(error)
 
 
 @dataclass(slots=True)

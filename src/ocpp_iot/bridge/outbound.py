@@ -21,7 +21,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import model
 from ..codecs import DecodeError
 from ..rpc import (
     MAX_DESCRIPTION,
@@ -35,6 +34,7 @@ from ..rpc import (
 )
 from ..transports.mqtt import Message
 from . import _wire
+from ._validate import validate_call
 from .config import CallTimeout
 
 if TYPE_CHECKING:
@@ -46,30 +46,6 @@ log = logging.getLogger("ocpp_iot.bridge")
 
 KEY = "outbound"  #: the store key of a station's queue
 _FULL_SCAN = 15.0  #: seconds between scans of every station's queue for timeouts
-
-
-def validate_call(version: str, call: Call) -> CallError | None:
-    """The CALLERROR a station would answer ``call`` with because of its action or payload, or
-    ``None`` if it is a valid CALL to a station: checked here so nothing invalid goes down a
-    slow link. Unknown action: NotImplemented; one only stations send: NotSupported; payload
-    against the schema: Format/Type/Property/OccurrenceConstraintViolation (OCPP-J 4.3)."""
-    try:
-        spec = model.find_action(version, call.action, call.message_id)
-    except DecodeError as exc:
-        return CallError(call.message_id, exc.error_code, str(exc)[:MAX_DESCRIPTION], {})
-    if spec.initiator == "charger":
-        return CallError(
-            call.message_id,
-            error_code_for(ErrorCode.NOT_SUPPORTED, version),
-            f"{call.action} is sent by charging stations, not to them",
-            {},
-        )
-    try:
-        model.parse(spec.request, call.payload)
-    except DecodeError as exc:
-        desc = getattr(exc, "description", str(exc))
-        return CallError(call.message_id, exc.error_code, str(desc)[:MAX_DESCRIPTION], {})
-    return None
 
 
 class Outbound:
