@@ -19,7 +19,7 @@ import socket
 import ssl
 import time
 import warnings
-from collections.abc import Callable, Coroutine, Generator, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from ._paho import (
     uses_tls,
     warn_once,
 )
+from ._state import ClientState, Starting
 from .settings import Message, MqttSettings, PublishRefused, Will, parse_url
 
 __all__ = ["AsyncMqttClient", "LoopMqttClient", "Starting"]
@@ -59,23 +60,7 @@ class _Outcome:
     text: str
 
 
-class Starting:
-    """What :meth:`AsyncMqttClient.start` returns: awaiting it waits for the connection
-    (``True``) or the timeout (``False``); not awaiting it is fine too."""
-
-    __slots__ = ("_client", "_timeout")
-
-    def __init__(self, client: Any, timeout: float | None) -> None:
-        self._client = client
-        self._timeout = timeout
-
-    def __await__(self) -> Generator[Any, None, bool]:
-        timeout = self._timeout if self._timeout is not None else 10.0
-        waiting: Coroutine[Any, Any, bool] = self._client.wait_connected(timeout)
-        return waiting.__await__()
-
-
-class AsyncMqttClient:
+class AsyncMqttClient(ClientState):
     """One MQTT connection, kept up in the background, for code running in an asyncio loop.
 
     ``on_message(msg)`` runs in the loop for every message; without it messages wait in a
@@ -158,28 +143,6 @@ class AsyncMqttClient:
             self._loop = asyncio.get_running_loop()
             self._supervisor = self._loop.create_task(self._supervise())
         return Starting(self, timeout)
-
-    async def connect(self, timeout: float = 10.0) -> bool:
-        """:meth:`start`, then wait up to ``timeout`` for the connection."""
-        return await self.start(timeout)
-
-    async def wait_connected(self, timeout: float = 10.0) -> bool:
-        if self._connected.is_set():
-            return True
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    @property
-    def generation(self) -> int:
-        """Number of successful connections so far (messages carry the one they came on)."""
-        return self._generation
 
     async def stop(self, final: Iterable[Will] = (), timeout: float = 5.0) -> None:
         """Publish ``final`` (e.g. a retained ``offline``), wait up to ``timeout`` for the
@@ -282,10 +245,6 @@ class AsyncMqttClient:
         if not self._manual_ack or msg.qos == 0 or msg.generation != self._generation:
             return
         self._client.ack(msg.mid, msg.qos)
-
-    async def get(self) -> Message:
-        """The next message (only when constructed without ``on_message``)."""
-        return await self._queue.get()
 
     # -- connecting ---------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ._backoff import Backoff, refusal_advice
-from .aio import Starting
+from ._state import ClientState, Starting
 from .settings import (
     Message,
     MqttSettings,
@@ -326,7 +326,7 @@ class MemoryBroker:
         return self.acl is None or self.acl(session.username, session.client_id, access, topic)
 
 
-class MemoryClient:
+class MemoryClient(ClientState):
     """A client of :class:`MemoryBroker` with the API of :class:`~.aio.AsyncMqttClient`."""
 
     def __init__(
@@ -370,26 +370,6 @@ class MemoryClient:
             self._loop = asyncio.get_running_loop()
             self._loop.call_soon(self._try_connect)
         return Starting(self, timeout)
-
-    async def connect(self, timeout: float = 10.0) -> bool:
-        return await self.start(timeout)
-
-    async def wait_connected(self, timeout: float = 10.0) -> bool:
-        if self._connected.is_set():
-            return True
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    @property
-    def generation(self) -> int:
-        return self._generation
 
     async def stop(self, final: Iterable[Will] = (), timeout: float = 5.0) -> None:
         self._stopping = True
@@ -454,9 +434,6 @@ class MemoryClient:
             return
         if self._session is not None and self._session.client is self:
             self.broker._ack(self._session, msg.mid)
-
-    async def get(self) -> Message:
-        return await self._queue.get()
 
     # -- inside ---------------------------------------------------------------------------------
 
