@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..rpc import Call, CallError, CallResult, ErrorCode, Frame, error_code_for
-from ..transports.mqtt import Message
 from .backend import Outcome
 from .store import EffectsFailed, Finish
 
@@ -82,17 +81,10 @@ class Answers:
         # several workers another may have changed it since: the claim's read is the truth.
         self._latest: dict[str, dict[str, Any]] | None = None if self.config.shared else {}
         self._retry = Backoff(self.config.store_retry, self.config.store_retry)
-        # repeats of a CALL in hand here, acknowledged when its first copy is
-        self._held: dict[tuple[str, str], list[Message]] = {}
 
     @property
     def idle(self) -> bool:
         return not self._ready and self._flusher is None and self._flush_timer is None
-
-    def hold_ack(self, item: Item) -> None:
-        """Acknowledge this repeat of a CALL in hand together with its first copy."""
-        assert item.frame is not None
-        self._held.setdefault((item.station, item.frame.message_id), []).append(item.msg)
 
     def state_of(self, station: str) -> dict[str, Any] | None:
         """The station's handler state as last changed here (while not yet stored; with a
@@ -255,9 +247,6 @@ class Answers:
             if ready.frame is not None:
                 self.bridge.observe_down(item.station, item.version, ready.frame, ready.data)
         self.bridge.ack(item.msg)
-        if self._held and item.frame is not None:
-            for repeat in self._held.pop((item.station, item.frame.message_id), ()):
-                self.bridge.ack(repeat)
         if ready.done is not None and not ready.done.done():
             ready.done.set_result(None)
 

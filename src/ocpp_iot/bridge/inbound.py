@@ -221,19 +221,14 @@ class Inbound:
             self._send_done(item, outcome)
             return False
         session = self.session(item.station, item.version)
-        cache = session.cache
-        in_hand_here = isinstance(cache, StationCache) and isinstance(
-            cache.local.get(frame.message_id), InHand
-        )
         event = session.receive(frame, time.time())
         if isinstance(event, DuplicateCall):
             self.bridge.stats["duplicates"] += 1
             if event.response is None:
                 log.info("repeated CALL %s from %s is in hand", frame.message_id, item.station)
-                if in_hand_here:  # acknowledged with the first copy: if that one is lost
-                    self.answers.hold_ack(item)  # in a crash, this one comes back too
-                else:
-                    self.bridge.ack(item.msg)
+                # in hand at another worker (a repeat of a CALL in hand here waits behind it in
+                # the station's queue, and is answered from the cache once it is done)
+                self.bridge.ack(item.msg)
             else:
                 log.info(
                     "repeated CALL %s from %s: the stored answer", frame.message_id, item.station
