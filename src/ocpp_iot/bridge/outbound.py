@@ -19,7 +19,8 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..codecs import DecodeError
 from ..rpc import (
@@ -44,6 +45,7 @@ __all__ = ["Outbound", "validate_call"]
 
 log = logging.getLogger("ocpp_iot.bridge")
 
+R = TypeVar("R")
 KEY = "outbound"  #: the store key of a station's queue
 _FULL_SCAN = 15.0  #: seconds between scans of every station's queue for timeouts
 
@@ -96,24 +98,36 @@ class Outbound:
 
     async def _withdraw(self, station: str, mid: str) -> None:
         """Take our CALL ``mid`` out of the station's queue if it has not been sent yet."""
-        now = time.time()
-        timeout = self.timeout
-
-        def step(value: Any) -> tuple[Any, tuple[Call | None, list[Pending], float | None]]:
-            q = OutboundQueue.from_json(value, timeout)
-            q.withdraw(mid)
-            expired = q.expire(now)
-            nxt = q.take_next(now)
-            return q.to_json(), (nxt, expired, q.deadline())
-
         try:
-            to_send, expired, due = await self.bridge.store.update_station_state(
-                station, KEY, step, now
-            )
+            await self._update(station, lambda q, now: (q.withdraw(mid), None))
         except Exception:
             log.exception("could not withdraw %s for %s (it may still be sent)", mid, station)
-            return
+
+    async def _update(
+        self,
+        station: str,
+        change: Callable[[OutboundQueue, float], tuple[R, Call | None]],
+        now: float | None = None,
+    ) -> tuple[R, Call | None]:
+        """Apply ``change`` to the station's queue in one store transaction, then the rules that
+        follow every change (abandon what timed out, send what is due next: rpc.OutboundQueue),
+        and act on them here. ``change(queue, now)`` returns its result and the CALL it put on
+        the air itself, if any; this returns that result and the CALL transmitted now."""
+        at = time.time() if now is None else now
+        timeout = self.timeout
+
+        def step(value: Any) -> tuple[Any, tuple[R, Call | None, list[Pending], float | None]]:
+            q = OutboundQueue.from_json(value, timeout)
+            result, sent = change(q, at)
+            expired = q.expire(at)
+            to_send = sent or q.take_next(at)
+            return q.to_json(), (result, to_send, expired, q.deadline())
+
+        result, to_send, expired, due = await self.bridge.store.update_station_state(
+            station, KEY, step, at
+        )
         self._after_step(station, to_send, expired, due)
+        return result, to_send
 
     async def operator(self, station: str, msg: Message) -> None:
         """An operator's OCPP-J CALL on ``json/call``: validate, queue, answer on json/result.
@@ -162,27 +176,17 @@ class Outbound:
         fut: asyncio.Future[CallResult | CallError] | None,
         patience: float | None = None,
     ) -> str:
-        now = time.time()
-        timeout = self.timeout
-
-        def step(value: Any) -> tuple[Any, tuple[str, Call | None, list[Pending], float | None]]:
-            q = OutboundQueue.from_json(value, timeout)
-            expired = q.expire(now)
+        def add(q: OutboundQueue, now: float) -> tuple[str, Call | None]:
             op = tag.get("op")
             for p in q.items if op is not None else ():
                 if isinstance(p.tag, dict) and p.tag.get("op") == op:  # the same operator CALL
-                    return q.to_json(), (p.call.message_id, None, expired, q.deadline())
+                    return p.call.message_id, None
             mid = q.new_message_id()
-            call = Call(mid, action, payload)
-            to_send = q.add(call, now, patience=patience, tag=tag) or q.take_next(now)
-            return q.to_json(), (mid, to_send, expired, q.deadline())
+            return mid, q.add(Call(mid, action, payload), now, patience=patience, tag=tag)
 
-        mid, to_send, expired, due = await self.bridge.store.update_station_state(
-            station, KEY, step, now
-        )
+        mid, to_send = await self._update(station, add)
         if fut is not None:
             self._waiters[(station, mid)] = fut
-        self._after_step(station, to_send, expired, due)
         if to_send is None or to_send.message_id != mid:
             log.info("queued %s %s for %s behind its outstanding CALL", action, mid, station)
         return mid
@@ -213,21 +217,9 @@ class Outbound:
 
     async def answered(self, station: str, frame: CallResult | CallError, msg: Message) -> None:
         """A station answered one of our CALLs (acknowledged once the queue is updated)."""
-        now = time.time()
-        timeout = self.timeout
-
-        def step(value: Any) -> tuple[Any, Any]:
-            if value is None:
-                return None, (None, None, [], None)
-            q = OutboundQueue.from_json(value, timeout)
-            pending = q.answered(frame.message_id)
-            expired = q.expire(now)
-            nxt = q.take_next(now)
-            return q.to_json(), (pending, nxt, expired, q.deadline())
-
         try:
-            pending, to_send, expired, due = await self.bridge.store.update_station_state(
-                station, KEY, step, now
+            pending, _ = await self._update(
+                station, lambda q, now: (q.answered(frame.message_id), None)
             )
         except Exception:
             log.exception("could not record %s's answer to %s", station, frame.message_id)
@@ -243,7 +235,6 @@ class Outbound:
             if isinstance(frame, CallResult) and frame.action is None:
                 frame = CallResult(frame.message_id, frame.payload, pending.call.action)
             self._settle(station, pending, frame)
-        self._after_step(station, to_send, expired, due)
 
     async def expire(self, now: float) -> None:
         """Abandon CALLs that timed out and send what is due next (housekeeping, every second)."""
@@ -257,18 +248,7 @@ class Outbound:
             await self._expire_station(station, now)
 
     async def _expire_station(self, station: str, now: float) -> None:
-        timeout = self.timeout
-
-        def step(value: Any) -> tuple[Any, Any]:
-            q = OutboundQueue.from_json(value, timeout)
-            expired = q.expire(now)
-            nxt = q.take_next(now)
-            return q.to_json(), (nxt, expired, q.deadline())
-
-        to_send, expired, due = await self.bridge.store.update_station_state(
-            station, KEY, step, now
-        )
-        self._after_step(station, to_send, expired, due)
+        await self._update(station, lambda q, at: (None, None), now)
 
     def _abandoned(self, station: str, pending: Pending) -> None:
         call = pending.call
