@@ -47,6 +47,7 @@ retry by more than its interval).
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Iterator
@@ -168,13 +169,17 @@ class Outbox:
         *,
         transaction_id: str | None = None,
         now: float,
+        keep: tuple[str, dict[str, Any] | None] | None = None,
     ) -> Stored:
         """Store a message for sending; durable on return for transaction messages.
 
         2.x TransactionEvent: ``transaction_id`` defaults to ``transactionInfo.transactionId``
         and ``seqNo`` is set here (0 for the transaction's first message, +1 for each next one,
         kept across restarts). The caller's dict is not changed: send ``entry.payload``.
-        Non-transaction messages need ``queue_all_messages`` (``ValueError`` otherwise)."""
+        Non-transaction messages need ``queue_all_messages`` (``ValueError`` otherwise).
+        ``keep``: a ``(key, value)`` for :meth:`kept`, written in the same transaction (``None``
+        as the value deletes it): the station machine's record of a transaction in progress
+        changes atomically with the message that starts, samples or ends it."""
         named = payload_transaction_id(action, payload)
         if transaction_id is None:
             transaction_id = named
@@ -200,6 +205,8 @@ class Outbox:
                 (str(mid), action, kind, transaction_id, dumps_payload(body), now, now),
             )
             pos = cast(int, cur.lastrowid)
+            if keep is not None:
+                self._keep(*keep)
             depth = self.depth()
             dropped = (
                 self._make_room(depth - self.max_messages, pos) if depth > self.max_messages else ()
@@ -298,6 +305,28 @@ class Outbox:
                 [(dumps_payload({**e.payload, **fields}), e.position) for e in rows],
             )
         return len(rows)
+
+    def keep(self, key: str, value: dict[str, Any] | None, *, durable: bool = False) -> None:
+        """Remember ``value`` under ``key`` across restarts (``None`` forgets it)."""
+        with self._transaction(durable=durable):
+            self._keep(key, value)
+
+    def kept(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """What :meth:`keep` (or ``put(keep=...)``) remembers, for keys starting ``prefix``."""
+        rows = self._db.execute(
+            "SELECT key, value FROM kept WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return {key: json.loads(value) for key, value in rows}
+
+    def _keep(self, key: str, value: dict[str, Any] | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM kept WHERE key = ?", (key,))
+        else:
+            self._db.execute(
+                "INSERT INTO kept (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, dumps_payload(value)),
+            )
 
     def depth(self) -> int:
         return cast(int, self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

@@ -209,6 +209,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt REAL NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS seq_no (transaction_id TEXT PRIMARY KEY, next INTEGER NOT NULL)
     WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kept (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 COLUMNS = "pos, message_id, action, kind, transaction_id, payload, attempts, next_attempt, created"
 

@@ -1,0 +1,188 @@
+"""What the back end can ask a 2.0.1 / 2.1 station, answered by the station machine.
+
+Facts used (OCPP 2.0.1 part 2): B11/B12 Reset (Immediate, OnIdle: Scheduled while a transaction
+runs); F01/F03 RequestStart/StopTransaction; F06 TriggerMessage (a BootNotification is refused
+once accepted); G03/G04 ChangeAvailability (via the device model, persisted); F05 UnlockConnector;
+B05-B07 Get/SetVariables and GetBaseReport -> NotifyReport; E14 GetTransactionStatus; C11
+ClearCache; P01 DataTransfer (no vendor extensions here: UnknownVendorId).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..behaviours import Context, v21, v201
+from .messages import iso
+
+if TYPE_CHECKING:
+    from .station import StationMachine
+
+__all__ = ["Charger201", "Charger21"]
+
+_TRIGGERABLE = {
+    "BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
+    "FirmwareStatusNotification", "LogStatusNotification",
+}  # fmt: skip
+
+
+class _V2Actions:
+    """The actions of a 2.x station; mixed into each version's generated Charger behaviour."""
+
+    def __init__(self, machine: StationMachine) -> None:
+        self.machine = machine
+
+    def _connector(self, evse_id: int | None, connector_id: int | None = None) -> int | None:
+        for s in self.machine.tx.connectors_in_order():
+            c = s.info
+            if evse_id in (None, c.evse_id) and connector_id in (None, c.connector_id):
+                return c.number
+        return None
+
+    def reset(self, request: Any, ctx: Context) -> dict[str, Any]:
+        p, m = request.to_payload(), self.machine
+        if p.get("evseId"):  # resetting one EVSE alone is not something this node can do
+            return {"status": "Rejected"}
+        if p["type"] == "OnIdle" and m.tx.active():
+            m.reset_on_idle = "OnIdle"
+            return {"status": "Scheduled"}
+
+        def go() -> None:
+            m.tx.stop_all(m.now, "reset_command", "reset_immediate")
+            m.restart_due = p["type"]
+
+        m.after_answer(go)
+        return {"status": "Accepted"}
+
+    def request_start_transaction(self, request: Any, ctx: Context) -> dict[str, Any]:
+        p, m = request.to_payload(), self.machine
+        number = self._connector(p.get("evseId"))
+        state = m.tx.connectors.get(number) if number is not None else None
+        if state is None or state.tx is not None or state.fault is not None:
+            return {"status": "Rejected"}
+        if not m.model.is_operative(state.info.evse_id, state.info.connector_id):
+            return {"status": "Rejected"}
+        token = p["idToken"]
+        ask = m.model.authorize_remote_start
+        m.after_answer(
+            lambda: m.tx.authorize(
+                state.info.number, token["idToken"], token["type"], p["remoteStartId"], m.now,
+                ask=ask,
+            )
+        )  # fmt: skip
+        return {"status": "Accepted"}
+
+    def request_stop_transaction(self, request: Any, ctx: Context) -> dict[str, Any]:
+        m = self.machine
+        tx = m.tx.find(local_id=request.to_payload()["transactionId"])
+        if tx is None:
+            return {"status": "Rejected"}
+        m.after_answer(lambda: m.tx.stop(tx, m.now, "remote_stop", "remote"))
+        return {"status": "Accepted"}
+
+    def trigger_message(self, request: Any, ctx: Context) -> dict[str, Any]:
+        p, m = request.to_payload(), self.machine
+        what = p["requestedMessage"]
+        if what not in _TRIGGERABLE:
+            return {"status": "NotImplemented"}
+        evse = p.get("evse") or {}
+        numbers = [
+            s.info.number
+            for s in m.tx.connectors_in_order()
+            if evse.get("id") in (None, s.info.evse_id)
+            and evse.get("connectorId") in (None, s.info.connector_id)
+        ]
+        if evse and not numbers:
+            return {"status": "Rejected"}
+        if what == "BootNotification" and m.registration == "accepted":
+            return {"status": "Rejected"}  # F06.FR.17
+        txs = [t for t in m.tx.active() if t.view.connector.number in numbers]
+        if what == "TransactionEvent" and not txs:
+            return {"status": "Rejected"}
+        m.after_answer(lambda: self._triggered(what, numbers, txs))
+        return {"status": "Accepted"}
+
+    def _triggered(self, what: str, numbers: list[int], txs: list[Any]) -> None:
+        m, now = self.machine, self.machine.now
+        t = m.csms_time(now)
+        tag = ("trigger", what)
+        if what == "BootNotification":
+            b = m.boot_info
+            m.call(*m.messages.boot("Triggered", b.model, b.vendor, b.serial, b.firmware), "boot")
+        elif what == "Heartbeat":
+            m.call(*m.messages.heartbeat(), tag)
+        elif what == "StatusNotification":
+            for n in numbers:
+                m.call(*m.messages.status(m.tx.view(n), t), tag)
+        elif what == "MeterValues":
+            for n in numbers:
+                reading = m.evse.meter(n, now)
+                conn = m.tx.connectors[n].info
+                measurands = m.model.aligned_measurands
+                m.call(*m.messages.meter_values(conn, reading, t, measurands, None), tag)
+        elif what == "TransactionEvent":
+            for tx in txs:
+                m.tx.triggered_update(tx, now)
+        elif what == "FirmwareStatusNotification":
+            m.call("FirmwareStatusNotification", {"status": "Idle"}, tag)
+        elif what == "LogStatusNotification":
+            m.call("LogStatusNotification", {"status": "Idle"}, tag)
+
+    def change_availability(self, request: Any, ctx: Context) -> dict[str, Any]:
+        m = self.machine
+        answer, change = m.model.change_availability(request.to_payload(), busy=m.tx.busy_evses())
+        for evse_id, connector_id in change.affected:
+            number = self._connector(evse_id, connector_id)
+            if number is not None:
+                operative = m.model.is_operative(evse_id, connector_id)
+                m.evse.set_available(number, operative, m.now)
+        return answer
+
+    def unlock_connector(self, request: Any, ctx: Context) -> dict[str, Any]:
+        p, m = request.to_payload(), self.machine
+        number = self._connector(p["evseId"], p["connectorId"])
+        if number is None:
+            return {"status": "UnknownConnector"}
+        if m.tx.connectors[number].tx is not None:
+            return {"status": "OngoingAuthorizedTransaction"}
+        return {"status": "Unlocked" if m.evse.unlock(number, m.now) else "UnlockFailed"}
+
+    def get_variables(self, request: Any, ctx: Context) -> dict[str, Any]:
+        m = self.machine
+        return m.model.get_variables(request.to_payload(), now_iso=iso(m.csms_time(m.now)))
+
+    def set_variables(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return self.machine.model.set_variables(request.to_payload())
+
+    def get_base_report(self, request: Any, ctx: Context) -> dict[str, Any]:
+        m = self.machine
+        answer, reports = m.model.get_base_report(request.to_payload(), iso(m.csms_time(m.now)))
+
+        def send() -> None:
+            for report in reports:
+                m.call("NotifyReport", report, ("report",))
+
+        m.after_answer(send)
+        return answer
+
+    def get_transaction_status(self, request: Any, ctx: Context) -> dict[str, Any]:
+        m = self.machine
+        tx_id = request.to_payload().get("transactionId")
+        answer: dict[str, Any] = {"messagesInQueue": m.outbox.messages_in_queue(tx_id)}
+        if tx_id is not None:
+            answer["ongoingIndicator"] = m.tx.find(local_id=tx_id) is not None
+        return answer
+
+    def clear_cache(self, request: Any, ctx: Context) -> dict[str, Any]:
+        self.machine.tx.clear_cache()
+        return {"status": "Accepted"}
+
+    def data_transfer(self, request: Any, ctx: Context) -> dict[str, Any]:
+        return {"status": "UnknownVendorId"}
+
+
+class Charger201(_V2Actions, v201.Charger):
+    """The node's 2.0.1 charger behaviour; subclass it to add or change actions."""
+
+
+class Charger21(_V2Actions, v21.Charger):
+    """The node's 2.1 charger behaviour; subclass it to add or change actions."""

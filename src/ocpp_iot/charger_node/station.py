@@ -1,0 +1,470 @@
+"""The station machine: OCPP's side of one charging station, sans-IO.
+
+It joins the OCPP-J session rules (:class:`~ocpp_iot.rpc.Session`: one outstanding CALL, ids,
+timeouts, repeats), the durable :class:`~.outbox.Outbox`, the :class:`~.device_model.DeviceModel`
+and the hardware (:class:`~.evse.Evse`). Frames and time go in, frames to transmit come out:
+
+    machine.start(now)                  # once
+    machine.link_up(now) / link_down(now)
+    machine.receive(frame, now)         # a decoded frame from the back end
+    machine.tick(now)                   # hardware events and timers; at next_wakeup() at latest
+    for frame in machine.take_frames(): ...transmit...
+
+``now`` is seconds since the epoch on the node's clock (the outbox keeps retry times across
+restarts). Timestamps in messages are on the back end's clock: ``now`` plus the offset learnt
+from ``currentTime`` (BootNotification and Heartbeat answers).
+
+Rules (OCPP 2.0.1 part 2 unless said; 1.6 section 4 has the same ones):
+
+- B01-B03: nothing but BootNotification until it is Accepted; Pending and Rejected are retried
+  after the ``interval`` the back end gives; no answer is retried with a growing back-off.
+  After Accepted: StatusNotification for every connector (G01), Heartbeat every
+  ``HeartbeatInterval`` unless another CALL went out within it (G02: the heartbeat only says
+  the link is alive).
+- B04: after being offline longer than ``OfflineThreshold``, every connector's status is sent
+  again; after a shorter time only the ones that changed.
+- E04 / E13 (1.6: transaction-related messages): transaction messages come from the outbox,
+  in order, one at a time, after the non-queued CALLs in hand; a link loss resends the message
+  in flight with its message id; a CALLERROR or timeout counts as a failed attempt.
+- A new OCPP-J connection on every link-up (a fresh :class:`Session`), but the answer cache is
+  kept, so a CALL the broker redelivers after the reconnect is answered again, not run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ..behaviours import Behaviour, Context, dispatch
+from ..rpc import (
+    Call,
+    CallAnswered,
+    CallError,
+    CallReceived,
+    CallResult,
+    CallTimedOut,
+    DuplicateCall,
+    Frame,
+    MemoryAnswerCache,
+    SendReceived,
+    Session,
+)
+from .device_model import DeviceModel
+from .evse import Evse, ScheduledEvse
+from .messages import Messages
+from .messages_v2 import MessagesV2
+from .messages_v16 import MessagesV16
+from .outbox import Outbox, ReplayPace, RetryPolicy
+from .outbox_policy import START
+from .transactions import TX_KEY, Transactions
+
+__all__ = ["StationMachine", "BootInfo"]
+
+log = logging.getLogger(__name__)
+
+#: seconds between BootNotification attempts that got no answer: 10, 20, 40 ... at most 300
+_BOOT_BACKOFF = (10.0, 300.0)
+#: how long a non-queued CALL (Authorize, StatusNotification ...) may wait for the slot
+_PATIENCE = 120.0
+
+
+class BootInfo:
+    """What BootNotification says about the station."""
+
+    def __init__(
+        self,
+        model: str = "ocpp-iot node",
+        vendor: str = "ocpp-iot",
+        serial: str | None = None,
+        firmware: str | None = None,
+    ) -> None:
+        self.model, self.vendor, self.serial, self.firmware = model, vendor, serial, firmware
+
+
+def _parse_time(text: object) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class StationMachine:
+    """One charging station's OCPP logic (see the module docstring)."""
+
+    def __init__(
+        self,
+        station_id: str,
+        version: str,
+        evse: Evse,
+        model: DeviceModel,
+        outbox: Outbox,
+        *,
+        boot: BootInfo | None = None,
+        charger: Callable[[StationMachine], Behaviour] | None = None,
+        pace: ReplayPace | None = None,
+    ) -> None:
+        self.station_id = station_id
+        self.version = version
+        self.evse = evse
+        self.model = model
+        self.outbox = outbox
+        self.boot_info = boot or BootInfo()
+        self.messages: Messages = MessagesV16() if version == "1.6" else MessagesV2(version)
+        self.tx = Transactions(evse, model, self.messages, self)
+        self.pace = pace or ReplayPace(per_minute=60.0, burst=20)
+        if charger is None:
+            from .charger import default_charger
+
+            charger = default_charger
+        self.charger = charger(self)
+        self.registration = "none"  #: none, pending, accepted, rejected
+        self.clock_offset = 0.0
+        self.last_contact: float | None = None  #: when the back end last answered
+        self.restart_due: str | None = None  #: a reset to carry out now (the runtime restarts)
+        self.reset_on_idle: str | None = None
+        self.stopping = False
+        self.now = 0.0  #: the ``now`` of the call being handled (for the charger behaviour)
+        self._scheduled = isinstance(evse, ScheduledEvse)
+        self._cache = MemoryAnswerCache(64)
+        self._session: Session | None = None
+        self._out: list[Frame] = []
+        self._after: list[Callable[[], None]] = []
+        self._boot_reason = "PowerUp"
+        self._boot_due = 0.0
+        self._boot_failures = 0
+        self._last_sent = 0.0
+        self._offline_since: float | None = None
+
+    # -- the runtime's interface --------------------------------------------------------------
+
+    def start(self, now: float, boot_reason: str = "PowerUp") -> None:
+        """Start up: end what a previous run left in progress, and get ready to boot."""
+        self.now = now
+        self._boot_reason = boot_reason
+        self._offline_since = now
+        self._apply_retry_policy()
+        self.tx.recover(self.outbox.kept(TX_KEY), now)
+        for s in self.tx.connectors_in_order():
+            c = s.info
+            self.evse.set_available(
+                c.number, self.model.is_operative(c.evse_id, c.connector_id), now
+            )
+
+    def link_up(self, now: float) -> None:
+        self.now = now
+        cfg_timeout = float(self.model.message_timeout)
+        self._session = Session(
+            self.version,
+            call_timeout=cfg_timeout,
+            id_factory=self.outbox.next_message_id,
+            cache=self._cache,
+        )
+        offline_for = now - self._offline_since if self._offline_since is not None else 0.0
+        self._offline_since = None
+        log.info("%s: link up (offline %.0f s)", self.station_id, offline_for)
+        if self.registration == "accepted":
+            self._report_status(now, everything=offline_for > self.model.offline_threshold)
+        self._pump(now)
+
+    def link_down(self, now: float) -> None:
+        self.now = now
+        session, self._session = self._session, None
+        if self._offline_since is None:
+            self._offline_since = now
+        log.info("%s: link down", self.station_id)
+        if session is None:
+            return
+        for pending in session.outbound.items:
+            self._abandoned(pending.tag, now, lost=True)
+        self.outbox.link_lost()
+
+    @property
+    def online(self) -> bool:
+        return self._session is not None
+
+    def receive(self, frame: Frame, now: float) -> None:
+        self.now = now
+        if self._session is None:
+            return
+        event = self._session.receive(frame, now)
+        if isinstance(event, CallReceived):
+            self._answer(event.call)
+        elif isinstance(event, DuplicateCall):
+            if isinstance(event.response, CallResult | CallError):
+                self._out.append(event.response)
+        elif isinstance(event, CallAnswered):
+            self.last_contact = now
+            self._answered(event.tag, event.response, now)
+        elif isinstance(event, SendReceived):
+            log.info("%s: SEND %s ignored", self.station_id, event.send.action)
+        self._pump(now)
+
+    def tick(self, now: float) -> None:
+        self.now = now
+        for ev in self.evse.events(now):
+            self.tx.on_event(ev, now)
+        self.tx.tick(now)
+        if self._session is not None:
+            for timed_out in self._session.expire(now):
+                self._abandoned(timed_out.tag, now, lost=False, timed_out=timed_out)
+        if self.reset_on_idle is not None and not self.tx.active():
+            self.restart_due, self.reset_on_idle = self.reset_on_idle, None
+        self._report_status(now)
+        self._pump(now)
+
+    def take_frames(self) -> list[Frame]:
+        out, self._out = self._out, []
+        return out
+
+    def next_wakeup(self, now: float) -> float:
+        """When :meth:`tick` must run next at the latest."""
+        times = [now + 1.0]  # hardware without a schedule is polled every second
+        if self._scheduled:
+            planned = self.evse.next_event_at()  # type: ignore[attr-defined]
+            times = [planned] if planned is not None else [now + 3600.0]
+        due = self.tx.next_due()
+        if due is not None:
+            times.append(due)
+        if self._session is not None:
+            deadline = self._session.deadline()
+            if deadline is not None:
+                times.append(deadline)
+            if self.registration != "accepted":
+                times.append(self._boot_due)
+            else:
+                times.append(self._last_sent + self.model.heartbeat_interval)
+                at = self.outbox.next_attempt_at()
+                if at is not None:
+                    times.append(max(at, now + self.pace.wait(now)))
+        return max(now, min(times))
+
+    def stop_transactions(self, now: float) -> None:
+        """End every transaction in progress (``simulate --duration``, a clean shutdown)."""
+        self.stopping = True
+        self.now = now
+        self.tx.stop_all(now, "stop_authorized", "local")
+        self._pump(now)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing in progress and nothing left to deliver."""
+        return not self.tx.active() and self.outbox.depth() == 0
+
+    def csms_time(self, now: float) -> float:
+        return now + self.clock_offset
+
+    def status(self, now: float) -> dict[str, Any]:
+        """A summary for ``charger-node status`` and the logs."""
+        return {
+            "station": self.station_id,
+            "version": self.version,
+            "online": self.online,
+            "registration": self.registration,
+            "last_contact": self.last_contact,
+            "queue_depth": self.outbox.depth(),
+            "transactions": [
+                {
+                    "id": t.view.local_id,
+                    "connector": t.view.connector.number,
+                    "started_at": t.started_at,
+                    "energy_wh": round(t.last_wh - t.view.start_wh, 1),
+                }
+                for t in self.tx.active()
+            ],  # fmt: skip
+            "connectors": {
+                str(s.info.number): self.messages.status_value(self.tx.view(s.info.number))
+                for s in self.tx.connectors_in_order()
+            },
+        }
+
+    # -- the Port that Transactions and the charger behaviour use -----------------------------
+
+    def call(self, action: str, payload: dict[str, Any], tag: Any = None) -> None:
+        """Send a CALL that is not kept across restarts; dropped unless online and accepted
+        (BootNotification, and what a TriggerMessage asks for, also while Pending)."""
+        if self._session is None:
+            log.debug("%s: offline, %s not sent", self.station_id, action)
+            return
+        if self.registration != "accepted" and action != "BootNotification":
+            if not (
+                self.registration == "pending"
+                and isinstance(tag, tuple)
+                and tag[:1] == ("trigger",)
+            ):
+                log.debug("%s: not registered, %s not sent", self.station_id, action)
+                return
+        call = self._session.call(action, payload, self.now, patience=_PATIENCE, tag=tag)
+        if call is not None:
+            self._sent(call, self.now)
+
+    def queue(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        tx_id: str,
+        now: float,
+        keep: tuple[str, dict[str, Any] | None],
+    ) -> None:
+        self.outbox.put(action, payload, transaction_id=tx_id, now=now, keep=keep)
+
+    def new_transaction_id(self) -> str:
+        return self.outbox.next_transaction_id()
+
+    def after_answer(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the answer to the CALL being handled is queued for sending
+        (a TriggerMessage's message, a NotifyReport, a remote start follow the answer)."""
+        self._after.append(action)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _answer(self, call: Call) -> None:
+        assert self._session is not None
+        ctx = Context(self.station_id, call.message_id, self.version)
+        answer = dispatch(self.charger, call, ctx)
+        assert isinstance(answer, CallResult | CallError)
+        self._out.append(self._session.respond(answer))
+        after, self._after = self._after, []
+        for action in after:
+            action()
+
+    def _answered(self, tag: Any, response: CallResult | CallError, now: float) -> None:
+        kind = tag[0] if isinstance(tag, tuple) else tag
+        ok = isinstance(response, CallResult)
+        payload = response.payload if isinstance(response, CallResult) else {}
+        if kind == "outbox":
+            entry = tag[1]
+            if not ok:
+                assert isinstance(response, CallError)
+                self.outbox.failed(entry.message_id, now, response.error_code)
+                return
+            self.outbox.answered(entry.message_id)
+            if entry.kind == START and entry.transaction_id is not None:
+                self.tx.start_answered(entry.transaction_id, payload, now)
+                self._bind(entry.transaction_id)
+        elif kind == "boot":
+            self._boot_answered(payload if ok else None, now)
+        elif kind == "authorize":
+            self.tx.authorize_answered(tag, payload if ok else None, now)
+        elif kind in ("heartbeat", "trigger") and "currentTime" in payload:
+            self._set_clock(payload["currentTime"], now)
+
+    def _bind(self, tx_id: str) -> None:
+        """1.6: the back end's transactionId arrived: rewrite the queued messages that need it
+        and the kept record (both durable)."""
+        tx = self.tx.find(local_id=tx_id)
+        csms_id = tx.view.csms_id if tx is not None else None
+        if self.version != "1.6" or csms_id is None:
+            return
+        self.outbox.bind_transaction(tx_id, {"transactionId": csms_id})
+        kept = self.outbox.kept(TX_KEY + tx_id).get(TX_KEY + tx_id)
+        if kept is not None:
+            self.outbox.keep(TX_KEY + tx_id, {**kept, "csms_id": csms_id}, durable=True)
+
+    def _abandoned(
+        self, tag: Any, now: float, *, lost: bool, timed_out: CallTimedOut | None = None
+    ) -> None:
+        kind = tag[0] if isinstance(tag, tuple) else tag
+        if kind == "outbox" and not lost and timed_out is not None and timed_out.sent:
+            self.outbox.failed(tag[1].message_id, now, "no answer")
+        elif kind == "boot":
+            if lost:  # not the back end's fault: boot again as soon as the link is back
+                self._boot_due = 0.0
+            else:
+                self._boot_answered(None, now)
+        elif kind == "authorize":
+            self.tx.authorize_answered(tag, None, now)
+
+    def _boot_answered(self, payload: dict[str, Any] | None, now: float) -> None:
+        if payload is None:  # no answer, or a CALLERROR
+            self._boot_failures += 1
+            low, high = _BOOT_BACKOFF
+            self._boot_due = now + min(high, low * 2 ** (self._boot_failures - 1))
+            return
+        self._boot_failures = 0
+        self.last_contact = now
+        self._set_clock(payload.get("currentTime"), now)
+        status = payload.get("status")
+        interval = payload.get("interval")
+        if status == "Accepted":
+            self.registration = "accepted"
+            if isinstance(interval, int) and interval > 0:
+                self.model.set_value("OCPPCommCtrlr.HeartbeatInterval", str(interval))
+            log.info("%s: registered (%s)", self.station_id, self.version)
+            self._last_sent = now
+            self._report_status(now, everything=True)
+        else:
+            self.registration = "pending" if status == "Pending" else "rejected"
+            wait = interval if isinstance(interval, int) and interval > 0 else 30
+            self._boot_due = now + wait
+            log.info("%s: BootNotification %s, again in %d s", self.station_id, status, wait)
+
+    def _set_clock(self, text: object, now: float) -> None:
+        t = _parse_time(text)
+        if t is not None:
+            self.clock_offset = t - now
+
+    def _apply_retry_policy(self) -> None:
+        m = self.model
+        self.outbox.retry = RetryPolicy(
+            max(1, m.message_attempts_tx), float(m.message_attempt_interval_tx)
+        )
+        self.outbox.queue_all_messages = m.queue_all_messages
+
+    def _report_status(self, now: float, *, everything: bool = False) -> None:
+        if self._session is None or self.registration != "accepted":
+            return
+        for s in self.tx.connectors_in_order():
+            view = self.tx.view(s.info.number)
+            value = self.messages.status_value(view)
+            if everything or value != s.reported:
+                s.reported = value
+                c = s.info
+                self.model.set_status(c.evse_id, c.connector_id, _v2_state(value))
+                self.call(*self.messages.status(view, self.csms_time(now)), tag="status")
+
+    def _pump(self, now: float) -> None:
+        """Transmit what may go now: the CALL slot is the session's (OCPP-J 4.1.1). The CALLs in
+        hand (status, authorization, reports) go first, then the outbox, then a heartbeat."""
+        session = self._session
+        if session is None or not session.can_call(now):
+            return
+        call = session.take_next(now)
+        if call is None and len(session.outbound) == 0:
+            call = self._next_call(session, now)
+        if call is not None:
+            self._sent(call, now)
+
+    def _next_call(self, session: Session, now: float) -> Call | None:
+        if self.registration != "accepted":
+            if now < self._boot_due:
+                return None
+            self._boot_due = now + session.call_timeout + 1  # the answer or timeout sets it
+            b = self.boot_info
+            boot = self.messages.boot(self._boot_reason, b.model, b.vendor, b.serial, b.firmware)
+            return session.call(*boot, now, tag="boot")
+        entry = self.outbox.due(now)
+        if entry is not None and self.pace.take(now):
+            self.outbox.sent(entry.message_id, now)
+            mid = entry.message_id
+            return session.call(
+                entry.action, entry.payload, now, message_id=mid, tag=("outbox", entry)
+            )
+        if now - self._last_sent >= self.model.heartbeat_interval:
+            return session.call(*self.messages.heartbeat(), now, tag="heartbeat")
+        return None
+
+    def _sent(self, call: Call, now: float) -> None:
+        self._last_sent = now
+        self._out.append(call)
+
+
+def _v2_state(value: str) -> str:
+    """The 2.x AvailabilityState for a status of either version (1.6's Preparing, Charging,
+    Suspended* and Finishing are all Occupied)."""
+    if value in ("Available", "Occupied", "Reserved", "Unavailable", "Faulted"):
+        return value
+    return "Occupied"
