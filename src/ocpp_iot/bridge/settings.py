@@ -20,6 +20,7 @@ would suggest the nearest option for a misspelt key or variable.
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import sys
@@ -67,10 +68,11 @@ def _nearest(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def read_config(path: str, known: Iterable[str]) -> dict[str, Any]:
+def read_config(path: str, known: Iterable[str], table: str = "bridge") -> dict[str, Any]:
     """The option values of the TOML file ``path`` (keys normalised to option names).
 
     ``known`` is every option name a file may set; any other key raises :class:`ConfigError`.
+    Options may sit at the top level or in a ``[table]`` of their own (``[bridge]``, ``[node]``).
     """
     known = set(known)
     try:
@@ -80,19 +82,19 @@ def read_config(path: str, known: Iterable[str]) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     tables: list[tuple[str, Mapping[str, Any]]] = []
 
-    def collect(where: str, table: Mapping[str, Any]) -> None:
-        tables.append((where, table))
-        for key, value in table.items():
+    def collect(where: str, options: Mapping[str, Any]) -> None:
+        tables.append((where, options))
+        for key, value in options.items():
             if isinstance(value, dict):
                 collect(f"{where}.{key}" if where else key, value)
 
-    bridge = data.get("bridge")
-    if bridge is not None and not isinstance(bridge, dict):
-        raise ConfigError(f"{path}: 'bridge' must be a table of options")
+    own = data.get(table)
+    if own is not None and not isinstance(own, dict):
+        raise ConfigError(f"{path}: {table!r} must be a table of options")
     collect("", data)
     values: dict[str, Any] = {}
-    for where, table in tables:
-        for key, value in table.items():
+    for where, options in tables:
+        for key, value in options.items():
             if isinstance(value, dict):
                 continue
             name = key.replace("-", "_")
@@ -118,11 +120,13 @@ def _option_names(commands: Iterable[click.Command]) -> set[str]:
     } - {"config"}
 
 
-def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def _load_config(
+    ctx: click.Context, param: click.Parameter, value: str | None, table: str = "bridge"
+) -> str | None:
     if not value:
         return value
     try:
-        values = read_config(value, _option_names(_config_commands(ctx)))
+        values = read_config(value, _option_names(_config_commands(ctx)), table)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
     # a file shared by serve and call may hold options of the other command: skip those here
@@ -134,14 +138,18 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
-def config_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def config_option(
+    f: Callable[..., Any], envvar: str = "BRIDGE_CONFIG", table: str = "bridge"
+) -> Callable[..., Any]:
+    """``--config FILE`` (and ``envvar``): option values from a TOML file, below the command line
+    and the environment; options at the top level or in the file's ``[table]``."""
     return click.option(
         "--config",
         type=click.Path(dir_okay=False),
-        envvar="BRIDGE_CONFIG",
+        envvar=envvar,
         is_eager=True,
         expose_value=False,
-        callback=_load_config,
+        callback=functools.partial(_load_config, table=table),
         help="TOML file with option values (command line and environment take precedence).",
     )(f)
 

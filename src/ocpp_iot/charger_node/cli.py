@@ -1,22 +1,292 @@
-"""``charger-node``: the charger-side command.
+"""``charger-node``: the charger side of ocpp-iot (``run``, ``status``, ``simulate``).
 
-The charger runtime (``charger-node run``: simulated EVSE, durable outbox, MQTT and LoRa
-uplinks) is not built yet; until it is, this command only explains that, so that nobody
-mistakes it for a working charger.
+Options come from the command line, then ``CHARGER_NODE_*`` variables (the option's name in
+capitals: ``CHARGER_NODE_BROKER``, ``CHARGER_NODE_PASSWORD``; listed in ``--help``), then the
+TOML file of ``--config`` / ``CHARGER_NODE_CONFIG`` (options at the top level or in ``[node]``;
+``-`` and ``_`` alike; device-model values as ``var = ["SampledDataCtrlr.TxUpdatedInterval=60"]``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
 
+from ..bridge.settings import LEVELS, config_option, setup_logging, show_envvars
+from .node import VERSIONS, Node, NodeConfig, read_status
+from .simulate import read_password_file, run_simulation, station_ids
 
-@click.group(
-    help=(
-        "Charger side of ocpp-iot. The runtime (`charger-node run`) is not part of this "
-        "release yet; use the behaviours in ocpp_iot.behaviours with your own transport, "
-        "or `bridge demo` to see simulated stations talk to the bridge."
-    )
-)
+__all__ = ["main"]
+
+ENV = "CHARGER_NODE"
+
+
+def _variables(values: tuple[str, ...] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or ():
+        path, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected PATH=VALUE, got {item!r}", param_hint="--var")
+        out[path.strip()] = value.strip()
+    return out
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--broker", default="mqtt://localhost:1883", envvar=f"{ENV}_BROKER",
+                     help="broker URL: mqtt://host:port, or mqtts://host:port for TLS"),
+        click.option("--password", default=None, envvar=f"{ENV}_PASSWORD",
+                     help="the station's MQTT password (prefer the variable to the command "
+                     "line, which other users of the machine can read)"),
+        click.option("--version", "ocpp_version", type=click.Choice(VERSIONS), default="2.0.1",
+                     envvar=f"{ENV}_VERSION", help="OCPP version the station speaks"),
+        click.option("--connectors", type=click.IntRange(1, 64), default=1,
+                     envvar=f"{ENV}_CONNECTORS", help="connectors (each its own EVSE in 2.x)"),
+        click.option("--encoding", type=click.Choice(["cbor", "json"]), default="cbor",
+                     envvar=f"{ENV}_ENCODING",
+                     help="compact CBOR (a fraction of the bytes) or OCPP-J text"),
+        click.option("--prefix", default="ocpp", envvar=f"{ENV}_PREFIX", help="topic prefix"),
+        click.option("--mqtt-version", "protocol", type=click.Choice(["5", "3.1.1"]), default="5",
+                     envvar=f"{ENV}_MQTT_VERSION", help="MQTT protocol version"),
+        click.option("--ca-certs", default=None, envvar=f"{ENV}_CA_CERTS",
+                     help="CA file for mqtts:// (default: the system's)"),
+        click.option("--certfile", default=None, envvar=f"{ENV}_CERTFILE",
+                     help="client certificate for mqtts://"),
+        click.option("--keyfile", default=None, envvar=f"{ENV}_KEYFILE",
+                     help="client key for mqtts://"),
+        click.option("--seed", default=None, envvar=f"{ENV}_SEED",
+                     help="seed of the simulation (default: the station id): runs repeat"),
+        click.option("--scenario", type=click.Path(exists=True, dir_okay=False), default=None,
+                     envvar=f"{ENV}_SCENARIO",
+                     help="scenario file (TOML/JSON) for the simulated EVSE; default: random "
+                     "traffic"),
+        click.option("--var", "variables", multiple=True, envvar=f"{ENV}_VAR",
+                     help="device-model value to start from, PATH=VALUE, e.g. "
+                     "SampledDataCtrlr.TxUpdatedInterval=60 (repeatable)"),
+        click.option("--replay-per-minute", type=float, default=60.0,
+                     envvar=f"{ENV}_REPLAY_PER_MINUTE",
+                     help="queued messages sent a minute after an offline period (after a "
+                     "burst of 20)"),
+        click.option("--log-level", type=LEVELS, default="INFO", envvar=f"{ENV}_LOG_LEVEL"),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return config_option(f, envvar=f"{ENV}_CONFIG", table="node")
+
+
+def _config(station_id: str, data_dir: str, opts: dict[str, Any], **extra: Any) -> NodeConfig:
+    try:
+        return NodeConfig(
+            station_id=station_id,
+            broker=opts["broker"],
+            password=opts["password"],
+            version=opts["ocpp_version"],
+            connectors=opts["connectors"],
+            data_dir=Path(data_dir),
+            encoding=opts["encoding"],
+            prefix=opts["prefix"],
+            protocol=opts["protocol"],
+            ca_certs=opts["ca_certs"],
+            certfile=opts["certfile"],
+            keyfile=opts["keyfile"],
+            seed=opts["seed"],
+            scenario=opts["scenario"],
+            variables=_variables(opts["variables"]),
+            replay_per_minute=opts["replay_per_minute"],
+            **extra,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+async def _until_signal(run: Callable[[asyncio.Event], Any]) -> Any:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return await run(stop)
+
+
+@click.group(context_settings={"auto_envvar_prefix": ENV, "show_default": True})
 @click.version_option(package_name="ocpp-iot")
 def main() -> None:
-    """Entry point of the ``charger-node`` console script."""
+    """The charger side of ocpp-iot: OCPP 1.6 / 2.0.1 / 2.1 over MQTT for a charger or a
+    Raspberry Pi beside one, with a durable outbox for what must not be lost."""
+
+
+@main.command()
+@click.option(
+    "--station-id",
+    required=True,
+    envvar=f"{ENV}_STATION_ID",
+    help="the station's identity (also its MQTT client id and username)",
+)
+@click.option(
+    "--data-dir",
+    default="/var/lib/charger-node",
+    envvar=f"{ENV}_DATA_DIR",
+    type=click.Path(file_okay=False),
+    help="where the outbox, device model and status live",
+)
+@click.option(
+    "--evse",
+    default="simulated",
+    envvar=f"{ENV}_EVSE",
+    help="'simulated', or your hardware class as package.module:Class",
+)
+@click.option(
+    "--model",
+    "station_model",
+    default="ocpp-iot node",
+    envvar=f"{ENV}_MODEL",
+    help="chargePointModel / chargingStation.model",
+)
+@click.option("--vendor", default="ocpp-iot", envvar=f"{ENV}_VENDOR")
+@click.option("--serial-number", default=None, envvar=f"{ENV}_SERIAL_NUMBER")
+@_common
+def run(station_id: str, data_dir: str, evse: str, station_model: str, vendor: str,
+        serial_number: str | None, **opts: Any) -> None:  # fmt: skip
+    """Run one station until SIGTERM (transactions in progress are ended at the next start, as
+    after a power cut; the outbox keeps everything not yet answered)."""
+    setup_logging(opts["log_level"], opts)
+    cfg = _config(station_id, data_dir, opts, evse=evse, model=station_model, vendor=vendor,
+                  serial_number=serial_number)  # fmt: skip
+    try:
+        node = Node(cfg)
+    except (OSError, ValueError, ImportError, TypeError) as exc:
+        raise click.ClickException(f"cannot start the station: {exc}") from None
+
+    async def go(stop: asyncio.Event) -> None:
+        task = asyncio.ensure_future(node.run())
+        waiter = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        node.stop("stop")
+        waiter.cancel()
+        await task
+
+    asyncio.run(_until_signal(go))
+
+
+@main.command()
+@click.option(
+    "--stations",
+    type=click.IntRange(1, 100_000),
+    default=10,
+    envvar=f"{ENV}_STATIONS",
+    help="how many stations",
+)
+@click.option(
+    "--id-prefix",
+    default="CP",
+    envvar=f"{ENV}_ID_PREFIX",
+    help="station ids are {prefix}1, {prefix}2, ...",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    envvar=f"{ENV}_PASSWORD_FILE",
+    help="id:password lines, one per station (else --password for all)",
+)
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    envvar=f"{ENV}_DURATION",
+    help="seconds to run; then end the transactions in progress and exit 0 once "
+    "their last events are answered (default: until SIGTERM)",
+)
+@click.option(
+    "--drain-timeout",
+    type=float,
+    default=120.0,
+    envvar=f"{ENV}_DRAIN_TIMEOUT",
+    help="seconds to wait for the last events after --duration or SIGTERM",
+)
+@click.option(
+    "--data-dir",
+    default="./charger-node-sim",
+    envvar=f"{ENV}_DATA_DIR",
+    type=click.Path(file_okay=False),
+    help="each station's files go in DATA_DIR/{id}",
+)
+@_common
+def simulate(stations: int, id_prefix: str, password_file: str | None, duration: float | None,
+             drain_timeout: float, data_dir: str, **opts: Any) -> None:  # fmt: skip
+    """Run N simulated stations in one process, each with its own MQTT connection."""
+    setup_logging(opts["log_level"], opts)
+    ids = station_ids(stations, id_prefix)
+    try:
+        passwords = read_password_file(password_file) if password_file else None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if passwords is not None:
+        missing = [i for i in ids if i not in passwords]
+        if missing and opts["password"] is None:
+            raise click.ClickException(
+                f"{password_file} has no password for {', '.join(missing[:5])}"
+                + (" ..." if len(missing) > 5 else "")
+            )
+    template = _config(ids[0], data_dir, opts)
+
+    async def go(stop: asyncio.Event) -> Any:
+        return await run_simulation(
+            template, ids, passwords=passwords, duration=duration, drain_timeout=drain_timeout,
+            stop=stop,
+        )  # fmt: skip
+
+    result = asyncio.run(_until_signal(go))
+    if not result.drained:
+        click.echo(f"not drained: {', '.join(result.unfinished[:20])}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    default="/var/lib/charger-node",
+    envvar=f"{ENV}_DATA_DIR",
+    type=click.Path(file_okay=False),
+    help="the station's data folder",
+)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def status(data_dir: str, as_json: bool) -> None:
+    """Queue depth, last contact and transactions of the station whose files are in DATA_DIR."""
+    info = read_status(data_dir)
+    if info is None:
+        raise click.ClickException(f"no status.json in {data_dir}: has the station run there?")
+    db = Path(data_dir) / "outbox.db"
+    if db.exists():  # the queue as it is now, not as last written
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            info["queue_depth"] = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    age = time.time() - float(info.get("written_at", 0))
+    info["status_age_s"] = round(age, 1)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    last = info.get("last_contact")
+    click.echo(f"station       {info.get('station')} (OCPP {info.get('version')})")
+    click.echo(f"link          {'online' if info.get('online') else 'offline'}, "
+               f"{info.get('registration')}")  # fmt: skip
+    contact = "never" if last is None else f"{time.time() - float(last):.0f} s ago"
+    click.echo(f"last contact  {contact}")
+    click.echo(f"queue depth   {info['queue_depth']}")
+    txs = info.get("transactions") or []
+    for tx in txs:
+        click.echo(f"transaction   {tx['id']} on connector {tx['connector']}, "
+                   f"{tx['energy_wh']} Wh so far")  # fmt: skip
+    if not txs:
+        click.echo("transaction   none")
+    click.echo(f"connectors    {', '.join(f'{k}: {v}' for k, v in info['connectors'].items())}")
+    click.echo(f"(written {age:.0f} s ago by pid {info.get('pid')})")
+
+
+show_envvars(main.commands.values())

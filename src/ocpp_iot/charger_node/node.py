@@ -1,0 +1,223 @@
+"""One charger node: a station's configuration turned into its parts, run until told to stop.
+
+:class:`NodeConfig` is what ``charger-node run`` reads (TOML, ``CHARGER_NODE_*`` variables,
+flags). :class:`Node` makes the station's files in ``data_dir`` (``outbox.db``, the durable
+queue and counters; ``device-model.json``, the persisted variables; ``status.json``, what
+``charger-node status`` shows), the EVSE (simulated, or the user's own class), the station
+machine and the link, and runs them. A Reset restarts all but the hardware, as a reboot would,
+and boots again with reason RemoteReset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..transports.link import StationLink
+from .device_model import DeviceModel, JsonFileStore
+from .evse import Evse, check_evse
+from .outbox import Outbox, ReplayPace
+from .runtime import Encoding, StationRuntime
+from .simulated import SimulatedEvse
+from .station import BootInfo, StationMachine
+
+__all__ = ["Node", "NodeConfig", "read_status"]
+
+log = logging.getLogger(__name__)
+
+VERSIONS = ("1.6", "2.0.1", "2.1")
+
+
+@dataclass
+class NodeConfig:
+    """Everything one station needs. ``evse``: ``"simulated"`` or ``"package.module:Class"``
+    (called with ``connectors``); ``scenario``: a scenario file for the simulation."""
+
+    station_id: str
+    broker: str = "mqtt://localhost:1883"
+    password: str | None = None
+    version: str = "2.0.1"
+    connectors: int = 1
+    data_dir: Path = Path("/var/lib/charger-node")
+    encoding: Encoding = "cbor"
+    prefix: str = "ocpp"
+    protocol: str = "5"
+    ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    keepalive: int = 60
+    evse: str = "simulated"
+    seed: int | str | None = None
+    scenario: str | None = None
+    model: str = "ocpp-iot node"
+    vendor: str = "ocpp-iot"
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    #: device-model values to start from (path -> value), e.g. a shorter meter interval
+    variables: dict[str, str] = field(default_factory=dict)
+    #: replay pacing after an offline period: messages a minute, and the burst
+    replay_per_minute: float = 60.0
+    replay_burst: int = 20
+    max_queue: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ValueError(f"version must be one of {', '.join(VERSIONS)}, not {self.version!r}")
+        if self.connectors < 1:
+            raise ValueError("connectors must be at least 1")
+        if self.encoding not in ("cbor", "json"):
+            raise ValueError(f"encoding must be cbor or json, not {self.encoding!r}")
+        self.data_dir = Path(self.data_dir)
+
+
+def make_link(cfg: NodeConfig) -> StationLink:
+    from ..transports.mqtt_link import MqttStationLink
+
+    return MqttStationLink(
+        cfg.station_id,
+        cfg.broker,
+        password=cfg.password,
+        prefix=cfg.prefix,
+        protocol=cfg.protocol,
+        ca_certs=cfg.ca_certs,
+        certfile=cfg.certfile,
+        keyfile=cfg.keyfile,
+        keepalive=cfg.keepalive,
+    )
+
+
+def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What a running (or the last) node wrote to ``status.json``; ``None`` if nothing."""
+    try:
+        data = json.loads((Path(data_dir) / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class Node:
+    """One station, built from ``cfg``. ``link_factory`` makes its link (default: MQTT)."""
+
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        *,
+        link_factory: Callable[[NodeConfig], StationLink] = make_link,
+        evse: Evse | None = None,
+        clock: Callable[[], float] = time.time,
+        status_every: float = 10.0,
+    ) -> None:
+        self.cfg = cfg
+        self.link_factory = link_factory
+        self.clock = clock
+        self.status_every = status_every
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.evse = evse if evse is not None else self._make_evse()
+        self.runtime: StationRuntime | None = None
+        self.restarts = 0
+        self._stopping: str | None = None
+        self._status_task: asyncio.Task[None] | None = None
+
+    # -- parts --------------------------------------------------------------------------------
+
+    def _make_evse(self) -> Evse:
+        cfg = self.cfg
+        if cfg.evse == "simulated":
+            saved = (read_status(cfg.data_dir) or {}).get("registers") or {}
+            start_wh = {int(k): float(v) for k, v in saved.items()} or None
+            seed = cfg.seed if cfg.seed is not None else cfg.station_id
+            return SimulatedEvse(
+                cfg.connectors,
+                seed=seed,
+                scenario=cfg.scenario,
+                start_wh=start_wh,
+            )
+        module_name, _, attr = cfg.evse.partition(":")
+        if not attr:
+            raise ValueError(
+                f"evse must be 'simulated' or 'package.module:Class', not {cfg.evse!r}"
+            )
+        cls = getattr(importlib.import_module(module_name), attr)
+        return check_evse(cls(cfg.connectors))
+
+    def _make_machine(self) -> StationMachine:
+        cfg = self.cfg
+        per_evse = [1] * len(self.evse.connectors)
+        model = DeviceModel(
+            model=cfg.model,
+            vendor_name=cfg.vendor,
+            serial_number=cfg.serial_number,
+            firmware_version=cfg.firmware_version,
+            evses=per_evse,
+            store=JsonFileStore(cfg.data_dir / "device-model.json"),
+            defaults=cfg.variables or None,
+        )
+        outbox = Outbox(cfg.data_dir / "outbox.db", max_messages=cfg.max_queue)
+        boot = BootInfo(cfg.model, cfg.vendor, cfg.serial_number, cfg.firmware_version)
+        pace = ReplayPace(per_minute=cfg.replay_per_minute, burst=cfg.replay_burst)
+        return StationMachine(cfg.station_id, cfg.version, self.evse, model, outbox, boot=boot,
+                              pace=pace)  # fmt: skip
+
+    # -- running ------------------------------------------------------------------------------
+
+    def stop(self, how: str = "stop") -> None:
+        """``"stop"``: leave now (transactions stay in progress, as at a power cut, and are
+        ended as PowerLoss at the next start); ``"drain"``: end them first."""
+        self._stopping = how
+        if self.runtime is not None:
+            self.runtime.stop(how)
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; a Reset restarts everything but the hardware."""
+        reason = "PowerUp"
+        while True:
+            machine = self._make_machine()
+            self.runtime = StationRuntime(
+                machine, self.link_factory(self.cfg), encoding=self.cfg.encoding, clock=self.clock
+            )
+            if self._stopping is not None:
+                self.runtime.stop(self._stopping)
+            self._status_task = asyncio.ensure_future(self._write_status_often())
+            try:
+                reset = await self.runtime.run(reason)
+            finally:
+                self._status_task.cancel()
+                self.write_status()
+                machine.outbox.close()
+            if reset is None or self._stopping is not None:
+                return
+            self.restarts += 1
+            log.info("%s: reset (%s): restarting", self.cfg.station_id, reset)
+            reason = "RemoteReset"
+
+    async def _write_status_often(self) -> None:
+        while True:
+            self.write_status()
+            await asyncio.sleep(self.status_every)
+
+    def write_status(self) -> None:
+        if self.runtime is None:
+            return
+        status = self.runtime.machine.status(self.clock())
+        status["written_at"] = self.clock()
+        status["pid"] = os.getpid()
+        if isinstance(self.evse, SimulatedEvse):
+            status["registers"] = {str(k): v for k, v in self.evse.registers().items()}
+        path = self.cfg.data_dir / "status.json"
+        tmp = path.with_name("status.json.tmp")
+        tmp.write_text(json.dumps(status, indent=1), encoding="utf-8")
+        os.replace(tmp, path)  # no fsync: losing the last status is harmless
+
+    def config_summary(self) -> dict[str, Any]:
+        d = asdict(self.cfg)
+        d["password"] = "***" if self.cfg.password else None
+        d["data_dir"] = str(self.cfg.data_dir)
+        return d

@@ -1,0 +1,144 @@
+"""The asyncio shell around one :class:`~.station.StationMachine`: it reads the clock, moves frames
+between the machine and a :class:`~ocpp_iot.transports.link.StationLink`, and sleeps until the
+machine's next wake-up. Nothing OCPP-specific happens here.
+
+Frames are compact CBOR by default (``encoding="cbor"``, what the bridge reads on ``up``), or
+OCPP-J text (``"json"``, for a back end or tool that wants JSON). A frame from the back end is
+decoded by what it is (CBOR, or JSON when the link says so or it looks like JSON), whatever the
+station sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from ..codecs import DecodeError, cbor, ocppj
+from ..rpc import Frame
+from ..transports.link import FrameReceived, LinkDown, LinkUp, StationLink
+from .station import StationMachine
+
+__all__ = ["Encoding", "StationRuntime", "encode_frame", "decode_frame"]
+
+log = logging.getLogger(__name__)
+
+Encoding = Literal["cbor", "json"]
+
+
+def encode_frame(frame: Frame, version: str, encoding: Encoding) -> bytes:
+    return ocppj.encode(frame) if encoding == "json" else cbor.encode(frame, version)
+
+
+def decode_frame(data: bytes, version: str, *, json: bool = False) -> Frame:
+    """A frame from the back end; ``DecodeError`` if it is neither CBOR nor OCPP-J."""
+    if json or data[:1] in (b"[", b" ", b"\n"):
+        return ocppj.decode(data, version)
+    got_version, frame = cbor.decode(data)
+    if got_version != version:
+        raise DecodeError(f"frame for OCPP {got_version}, this station speaks {version}")
+    return frame
+
+
+class StationRuntime:
+    """Runs ``machine`` over ``link`` until :meth:`stop` or a reset (see :meth:`run`)."""
+
+    def __init__(
+        self,
+        machine: StationMachine,
+        link: StationLink,
+        *,
+        encoding: Encoding = "cbor",
+        clock: Callable[[], float] = time.time,
+        on_frame: Callable[[str, Frame], None] | None = None,
+    ) -> None:
+        self.machine = machine
+        self.link = link
+        self.encoding: Encoding = encoding
+        self.clock = clock
+        self.on_frame = on_frame  #: ("up" | "down", frame): for logs and tests
+        self._wake = asyncio.Event()
+        self._stop: str | None = None
+        self.frames_in = self.frames_out = 0
+
+    def stop(self, how: str = "stop") -> None:
+        """Ask :meth:`run` to return: ``"stop"`` ends at once, ``"drain"`` ends the
+        transactions first and returns once their last messages are answered."""
+        self._stop = how
+        self._wake.set()
+
+    async def run(self, boot_reason: str = "PowerUp") -> str | None:
+        """Run until stopped (returns ``None``) or reset (returns the reset type: the caller
+        restarts the station, as a charger reboots). The link is closed on return."""
+        m = self.machine
+        m.start(self.clock(), boot_reason)
+        await self.link.open()
+        receiving: asyncio.Task[object] = asyncio.ensure_future(self.link.receive())
+        draining = False
+        try:
+            while True:
+                now = self.clock()
+                if self._stop == "stop":
+                    return None
+                if self._stop == "drain" and not draining:
+                    draining = True
+                    m.stop_transactions(now)
+                m.tick(now)
+                self._flush()
+                if m.restart_due is not None:
+                    return m.restart_due
+                if draining and m.settled:
+                    return None
+                delay = max(0.0, m.next_wakeup(now) - self.clock())
+                self._wake.clear()
+                waker = asyncio.ensure_future(self._wake.wait())
+                done, _ = await asyncio.wait(
+                    {receiving, waker}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+                )
+                waker.cancel()
+                if receiving in done:
+                    try:
+                        event = receiving.result()
+                    except EOFError:
+                        return None
+                    self._on_link(event)
+                    receiving = asyncio.ensure_future(self.link.receive())
+        finally:
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, EOFError):
+                await receiving
+            self._flush()
+            await self.link.close()
+
+    def _on_link(self, event: object) -> None:
+        m, now = self.machine, self.clock()
+        if isinstance(event, LinkUp):
+            m.link_up(now)
+        elif isinstance(event, LinkDown):
+            m.link_down(now)
+        elif isinstance(event, FrameReceived):
+            try:
+                frame = decode_frame(event.data, m.version, json=event.json)
+            except DecodeError as exc:
+                log.warning("%s: undecodable frame from the back end: %s", m.station_id, exc)
+                return
+            self.frames_in += 1
+            if self.on_frame is not None:
+                self.on_frame("down", frame)
+            m.receive(frame, now)
+        self._flush()
+
+    def _flush(self) -> None:
+        m = self.machine
+        for frame in m.take_frames():
+            if not self.link.up:
+                continue  # the machine resends what matters after the next LinkUp
+            self.frames_out += 1
+            if self.on_frame is not None:
+                self.on_frame("up", frame)
+            self.link.send(
+                encode_frame(frame, m.version, self.encoding), json=self.encoding == "json"
+            )
