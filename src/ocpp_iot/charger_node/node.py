@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..rpc import Frame
 from ..transports.link import StationLink
 from .device_model import DeviceModel, JsonFileStore
 from .evse import Evse, check_evse
@@ -104,7 +105,8 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 class Node:
-    """One station, built from ``cfg``. ``link_factory`` makes its link (default: MQTT)."""
+    """One station, built from ``cfg``. ``link_factory`` makes its link (default: MQTT);
+    ``on_frame`` sees every frame the runtime sends or receives (:class:`StationRuntime`)."""
 
     def __init__(
         self,
@@ -114,9 +116,11 @@ class Node:
         evse: Evse | None = None,
         clock: Callable[[], float] = time.time,
         status_every: float = 10.0,
+        on_frame: Callable[[str, Frame], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.link_factory = link_factory
+        self.on_frame = on_frame
         self.clock = clock
         self.status_every = status_every
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +185,11 @@ class Node:
         while True:
             machine = self._make_machine()
             self.runtime = StationRuntime(
-                machine, self.link_factory(self.cfg), encoding=self.cfg.encoding, clock=self.clock
+                machine,
+                self.link_factory(self.cfg),
+                encoding=self.cfg.encoding,
+                clock=self.clock,
+                on_frame=self.on_frame,
             )
             if self._stopping is not None:
                 self.runtime.stop(self._stopping)
