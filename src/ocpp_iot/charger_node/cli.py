@@ -46,7 +46,7 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--password", default=None, envvar=f"{ENV}_PASSWORD",
                      help="the station's MQTT password (prefer the variable to the command "
                      "line, which other users of the machine can read)"),
-        click.option("--version", "ocpp_version", type=click.Choice(VERSIONS), default="2.0.1",
+        click.option("--version", type=click.Choice(VERSIONS), default="2.0.1",
                      envvar=f"{ENV}_VERSION", help="OCPP version the station speaks"),
         click.option("--connectors", type=click.IntRange(1, 64), default=1,
                      envvar=f"{ENV}_CONNECTORS", help="connectors (each its own EVSE in 2.x)"),
@@ -68,7 +68,7 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
                      envvar=f"{ENV}_SCENARIO",
                      help="scenario file (TOML/JSON) for the simulated EVSE; default: random "
                      "traffic"),
-        click.option("--var", "variables", multiple=True, envvar=f"{ENV}_VAR",
+        click.option("--var", multiple=True, envvar=f"{ENV}_VAR",
                      help="device-model value to start from, PATH=VALUE, e.g. "
                      "SampledDataCtrlr.TxUpdatedInterval=60 (repeatable)"),
         click.option("--replay-per-minute", type=float, default=60.0,
@@ -88,7 +88,7 @@ def _config(station_id: str, data_dir: str, opts: dict[str, Any], **extra: Any) 
             station_id=station_id,
             broker=opts["broker"],
             password=opts["password"],
-            version=opts["ocpp_version"],
+            version=opts["version"],
             connectors=opts["connectors"],
             data_dir=Path(data_dir),
             encoding=opts["encoding"],
@@ -99,7 +99,7 @@ def _config(station_id: str, data_dir: str, opts: dict[str, Any], **extra: Any) 
             keyfile=opts["keyfile"],
             seed=opts["seed"],
             scenario=opts["scenario"],
-            variables=_variables(opts["variables"]),
+            variables=_variables(opts["var"]),
             replay_per_minute=opts["replay_per_minute"],
             **extra,
         )

@@ -35,7 +35,7 @@ def encode_frame(frame: Frame, version: str, encoding: Encoding) -> bytes:
 
 def decode_frame(data: bytes, version: str, *, json: bool = False) -> Frame:
     """A frame from the back end; ``DecodeError`` if it is neither CBOR nor OCPP-J."""
-    if json or data[:1] in (b"[", b" ", b"\n"):
+    if json or ocppj.looks_like_ocppj(data):
         return ocppj.decode(data, version)
     got_version, frame = cbor.decode(data)
     if got_version != version:

@@ -36,6 +36,7 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_ID_LENGTH",
     "DecodeError",
+    "looks_like_ocppj",
 ]
 
 #: Frames larger than this are refused before parsing (a guard against memory exhaustion).
@@ -68,6 +69,16 @@ def to_list(frame: Frame) -> list[Any]:
     if isinstance(frame, Send):
         return [6, frame.message_id, frame.action, frame.payload]
     raise TypeError(f"not an OCPP frame: {type(frame).__name__}")
+
+
+#: the first byte of an OCPP-J frame (an array, maybe after whitespace); no compact CBOR frame
+#: starts with one of these (its first byte carries the OCPP version: 0x20, 0x25, 0x2a)
+_JSON_START = frozenset(b"[\t\r\n")
+
+
+def looks_like_ocppj(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data`` is OCPP-J text rather than a compact CBOR frame (by its first byte)."""
+    return len(data) > 0 and data[0] in _JSON_START
 
 
 def encode(frame: Frame) -> bytes:

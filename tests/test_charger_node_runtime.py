@@ -1,0 +1,238 @@
+"""The charger node's runtime and Node, on the in-memory broker against the real Bridge.
+
+What the sans-IO tests cannot show: frames really cross a link in the runtime's encoding, the
+node boots against the bridge's reference charge system, a Reset really restarts the node, a
+stop leaves everything in the outbox for the next start, status.json says what happened, and
+``charger-node`` reads its options from flags, ``CHARGER_NODE_*`` and a TOML file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bridge_memory_helpers import running, until
+from click.testing import CliRunner
+
+from ocpp_iot.bridge.reference import build_reference
+from ocpp_iot.charger_node.cli import main
+from ocpp_iot.charger_node.node import Node, NodeConfig, read_status
+from ocpp_iot.charger_node.runtime import decode_frame, encode_frame
+from ocpp_iot.charger_node.scenario import parse_scenario
+from ocpp_iot.charger_node.simulated import SimulatedEvse
+from ocpp_iot.rpc import Call, CallResult
+from ocpp_iot.transports.memory import MemoryBroker
+from ocpp_iot.transports.memory_link import MemoryStationLink
+
+VERSIONS = ["1.6", "2.0.1", "2.1"]
+
+
+def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def actions(db: Path, station: str) -> list[str]:
+    return [
+        a for (a,) in rows(db, "SELECT action FROM ref_events WHERE station=? ORDER BY id", station)
+    ]
+
+
+def quick_scenario() -> Any:
+    return parse_scenario(
+        {
+            "steps": [
+                {"at": 1.0, "plug": 1},
+                {"after": 0.1, "token": "T1"},
+                {"after": 0.1, "charge_kwh": 0.01, "power_kw": 11},
+                {"unplug": 1, "after_full": 0.5},
+            ]
+        }
+    )
+
+
+def make_node(broker: MemoryBroker, tmp: Path, version: str, sid: str = "CP1", **kw: Any) -> Node:
+    cfg = NodeConfig(sid, version=version, data_dir=tmp / sid, **kw)
+    evse = SimulatedEvse(1, seed=sid, scenario=quick_scenario())
+    return Node(
+        cfg, link_factory=lambda c: MemoryStationLink(broker, c.station_id), evse=evse,
+        status_every=0.05,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("encoding", ["cbor", "json"])
+def test_frame_codecs_round_trip(encoding: str) -> None:
+    call = Call("7", "Heartbeat", {})
+    data = encode_frame(call, "2.0.1", encoding)  # type: ignore[arg-type]
+    assert decode_frame(data, "2.0.1", json=encoding == "json") == call
+    assert decode_frame(data, "2.0.1") == call  # sniffed without the link's hint
+    answer = CallResult("7", {"currentTime": "2026-01-01T00:00:00Z"}, "Heartbeat")
+    assert decode_frame(encode_frame(answer, "2.0.1", "cbor"), "2.0.1").payload == answer.payload
+
+
+def test_a_cbor_frame_of_another_version_is_refused() -> None:
+    from ocpp_iot.codecs import DecodeError
+
+    with pytest.raises(DecodeError, match="1.6"):
+        decode_frame(encode_frame(Call("1", "Heartbeat", {}), "1.6", "cbor"), "2.0.1")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_charging_session_through_the_bridge(tmp_path: Path, version: str) -> None:
+    db = tmp_path / "bridge.db"
+
+    async def scenario() -> None:
+        broker = MemoryBroker()
+        handlers = build_reference(str(db), versions=[version])
+        async with running(broker, str(db), handlers):
+            node = make_node(broker, tmp_path, version, variables={
+                "SampledDataCtrlr.TxUpdatedInterval": "1"})  # fmt: skip
+            task = asyncio.ensure_future(node.run())
+
+            def ended() -> bool:
+                want = "StopTransaction" if version == "1.6" else "TransactionEvent"
+                done = [r for r in rows(db, "SELECT stopped_reason FROM ref_transactions") if r[0]]
+                return want in actions(db, "CP1") and bool(done)
+
+            await until(ended, "the transaction to end at the back end", timeout=15)
+            await until(
+                lambda: node.runtime is not None and node.runtime.machine.settled,
+                "the queue to empty",
+            )
+            node.stop()
+            await asyncio.wait_for(task, 5)
+        seen = actions(db, "CP1")
+        assert seen[0] == "BootNotification"
+        assert "StatusNotification" in seen and "Authorize" in seen
+        status = read_status(tmp_path / "CP1")
+        assert status is not None and status["registration"] == "accepted"
+        assert status["queue_depth"] == 0 and status["transactions"] == []
+
+    asyncio.run(scenario())
+
+
+def test_reset_restarts_the_node_and_it_boots_again(tmp_path: Path) -> None:
+    db = tmp_path / "bridge.db"
+
+    async def scenario() -> None:
+        broker = MemoryBroker()
+        handlers = build_reference(str(db), versions=["2.0.1"])
+        async with running(broker, str(db), handlers) as bridge:
+            node = make_node(broker, tmp_path, "2.0.1")
+            task = asyncio.ensure_future(node.run())
+            await until(lambda: "BootNotification" in actions(db, "CP1"), "the first boot")
+            answer = await bridge.call_station("CP1", "Reset", {"type": "Immediate"}, timeout=5)
+            assert isinstance(answer, CallResult) and answer.payload == {"status": "Accepted"}
+            await until(lambda: actions(db, "CP1").count("BootNotification") == 2, "a second boot")
+            assert node.restarts == 1
+            boots = rows(db, "SELECT payload FROM ref_events WHERE action='BootNotification'")
+            assert json.loads(boots[-1][0])["reason"] == "RemoteReset"
+            node.stop()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+
+
+def test_stop_keeps_the_transaction_for_the_next_start(tmp_path: Path) -> None:
+    """A stop (or SIGTERM) in mid-transaction leaves it recorded; the next run ends it as
+    PowerLoss and delivers everything queued."""
+    db = tmp_path / "bridge.db"
+
+    async def scenario() -> None:
+        broker = MemoryBroker()
+        handlers = build_reference(str(db), versions=["2.0.1"])
+        async with running(broker, str(db), handlers):
+            scen = parse_scenario(
+                {"steps": [{"at": 0.1, "plug": 1}, {"after": 0.1, "token": "T1"}]}
+            )
+            cfg = NodeConfig("CP1", data_dir=tmp_path / "CP1")
+            factory = lambda c: MemoryStationLink(broker, c.station_id)  # noqa: E731
+            node = Node(cfg, link_factory=factory, evse=SimulatedEvse(1, seed=1, scenario=scen))
+            task = asyncio.ensure_future(node.run())
+            await until(lambda: "TransactionEvent" in actions(db, "CP1"), "the Started event")
+            node.stop()
+            await asyncio.wait_for(task, 5)
+            again = Node(cfg, link_factory=factory, evse=SimulatedEvse(1, seed=1))
+            task = asyncio.ensure_future(again.run())
+
+            def ended() -> bool:
+                return bool(
+                    rows(db, "SELECT 1 FROM ref_transactions WHERE stopped_reason='PowerLoss'")
+                )
+
+            await until(ended, "the transaction to be ended as PowerLoss")
+            again.stop()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+
+
+def test_status_command_reads_what_the_node_wrote(tmp_path: Path) -> None:
+    data = tmp_path / "CP1"
+    data.mkdir()
+    (data / "status.json").write_text(json.dumps({
+        "station": "CP1", "version": "2.0.1", "online": True, "registration": "accepted",
+        "last_contact": None, "queue_depth": 3, "transactions": [
+            {"id": "4", "connector": 1, "started_at": 0, "energy_wh": 120.5}],
+        "connectors": {"1": "Occupied"}, "written_at": 0, "pid": 1,
+    }))  # fmt: skip
+    result = CliRunner().invoke(main, ["status", "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "CP1 (OCPP 2.0.1)" in result.output and "queue depth   3" in result.output
+    assert "transaction   4 on connector 1, 120.5 Wh" in result.output
+    as_json = CliRunner().invoke(main, ["status", "--data-dir", str(data), "--json"])
+    assert json.loads(as_json.output)["queue_depth"] == 3
+    missing = CliRunner().invoke(main, ["status", "--data-dir", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0 and "no status.json" in missing.output
+
+
+def test_options_from_file_environment_and_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flags beat CHARGER_NODE_* which beat the TOML file; an unknown key names the nearest."""
+    import ocpp_iot.charger_node.cli as cli
+
+    seen: dict[str, Any] = {}
+
+    class Recorder:
+        def __init__(self, cfg: NodeConfig) -> None:
+            seen["cfg"] = cfg
+
+        async def run(self) -> None:
+            return None
+
+        def stop(self, how: str = "stop") -> None:
+            pass
+
+    monkeypatch.setattr(cli, "Node", Recorder)
+    conf = tmp_path / "node.toml"
+    conf.write_text(
+        '[node]\nstation_id = "FILE"\nbroker = "mqtt://file:1883"\nversion = "1.6"\n'
+        'connectors = 2\nvar = ["SampledDataCtrlr.TxUpdatedInterval=30"]\n'
+    )
+    env = {"CHARGER_NODE_BROKER": "mqtt://env:1883", "CHARGER_NODE_PASSWORD": "pw"}
+    result = CliRunner().invoke(
+        main,
+        ["run", "--config", str(conf), "--version", "2.1", "--data-dir", str(tmp_path)],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert (cfg.station_id, cfg.broker, cfg.version, cfg.connectors, cfg.password) == (
+        "FILE", "mqtt://env:1883", "2.1", 2, "pw"
+    )  # fmt: skip
+    assert cfg.variables == {"SampledDataCtrlr.TxUpdatedInterval": "30"}
+    conf.write_text('[node]\nstation_id = "X"\nbrokr = "mqtt://x"\n')
+    bad = CliRunner().invoke(main, ["run", "--config", str(conf)])
+    assert bad.exit_code != 0 and "brokr" in bad.output and "broker" in bad.output
+
+
+def test_simulate_refuses_a_password_file_without_every_station(tmp_path: Path) -> None:
+    pw = tmp_path / "pw.txt"
+    pw.write_text("CP1:a\n# comment\nCP2:b\n")
+    result = CliRunner().invoke(main, ["simulate", "--stations", "3", "--password-file", str(pw)])
+    assert result.exit_code != 0 and "CP3" in result.output
