@@ -21,8 +21,9 @@ import pytest
 # The bridge, MQTT and mosquitto modules are imported where a fixture or helper needs them, so
 # that the model, codec and rpc tests (which share this conftest) do not import the bridge.
 if TYPE_CHECKING:
+    from raw_station import RawStation
+
     from ocpp_iot.bridge.service import Bridge
-    from ocpp_iot.bridge.station import SimStation
     from ocpp_iot.testing import Mosquitto
     from ocpp_iot.transports.mqtt import Message
 
@@ -509,11 +510,12 @@ async def running_bridge(
         await asyncio.wait_for(task, 15)
 
 
-def station(broker: Mosquitto, sid: str, **kw: Any) -> SimStation:
-    from ocpp_iot.bridge.station import SimStation
+def station(broker: Mosquitto, sid: str, **kw: Any) -> RawStation:
+    """A raw station (tests/raw_station.py) logged in as ``sid``; ``kw``: RawStation.mqtt's."""
+    from raw_station import RawStation
 
     kw.setdefault("call_timeout", 5.0)
-    return SimStation(sid, broker.url, password=USERS[sid], **kw)
+    return RawStation.mqtt(sid, broker.url, password=USERS[sid], **kw)
 
 
 def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:

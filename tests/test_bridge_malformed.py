@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Probe, running_bridge, station
+from raw_station import RawStation, charging_session_201
 
 from ocpp_iot.bridge import _wire
-from ocpp_iot.bridge.station import SimStation, charging_session_201
 from ocpp_iot.rpc import Call, CallError, CallResult, CallResultError, Send
 from ocpp_iot.testing import Mosquitto
 
@@ -105,7 +105,7 @@ def _decode(payload: bytes) -> Any:
     return _wire.decode(payload)[1]
 
 
-async def _answers_before(probe: Probe, marker: SimStation) -> list[Any]:
+async def _answers_before(probe: Probe, marker: RawStation) -> list[Any]:
     """What the bridge sent on the probe's topics before its answer to a Heartbeat that
     ``marker`` sends now. The bridge answers a station's frames in the order they came (a frame
     it cannot read included), so whatever the frame before earned is sent before that answer:
@@ -129,8 +129,7 @@ def test_malformed_frames(broker: Mosquitto, tmp_path: Path) -> None:
         async with running_bridge(broker, tmp_path) as bridge:
             async with station(broker, "CP1") as cp1, station(broker, "CP2") as cp2:
                 assert await _answers_before(downs, cp1) == []
-                raw = cp1._client
-                assert raw is not None
+                raw = cp1.client
                 for name, payload, expected in CASES:
                     await raw.publish_confirmed("ocpp/CP1/up", payload)
                     got = await _answers_before(downs, cp1)
@@ -162,8 +161,7 @@ def test_malformed_frames(broker: Mosquitto, tmp_path: Path) -> None:
                 booted = await cp3.call("BootNotification", boot)
                 assert isinstance(booted, CallResult)
                 assert await _answers_before(downs, cp3) == [booted]
-                assert cp3._client is not None
-                await cp3._client.publish_confirmed("ocpp/CP3/up", b"\x00garbage")
+                await cp3.client.publish_confirmed("ocpp/CP3/up", b"\x00garbage")
                 got = await _answers_before(downs, cp3)
                 if got:
                     failures.append(f"1.6 garbage: expected a drop, got {got}")

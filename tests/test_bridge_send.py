@@ -56,8 +56,7 @@ def test_send_reaches_the_handler_once_and_gets_no_answer(
             async with station(broker, "CP1", version="2.1") as cp1:
                 first = await cp1.call("Heartbeat", {})
                 assert isinstance(first, CallResult)
-                raw = cp1._client
-                assert raw is not None
+                raw = cp1.client
                 await raw.publish_confirmed(
                     "ocpp/CP1/up",
                     _wire.encode(Send("s-1", "NotifyPeriodicEventStream", STREAM), "2.1"),

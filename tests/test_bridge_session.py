@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from bridge_memory_helpers import until
 from conftest import USERS, Probe, rows, running_bridge, station
+from raw_station import RawStation, charging_session_201
 
 from ocpp_iot.behaviours import Context, v201
 from ocpp_iot.bridge import _wire
 from ocpp_iot.bridge.service import CallTimeout
-from ocpp_iot.bridge.station import SimStation, charging_session_201
 from ocpp_iot.bridge.store import SqliteStore
 from ocpp_iot.rpc import Call, CallError, CallResult
 from ocpp_iot.testing import Mosquitto
@@ -146,6 +146,11 @@ def test_operator_calls_through_json_topic(broker: Mosquitto, tmp_path: Path) ->
 
 
 def test_bridge_call_command(broker: Mosquitto, tmp_path: Path) -> None:
+    """``bridge call`` against the charger node (``ocpp_iot.charger_node``): its answers are
+    printed, a CALLERROR exits 1, a bad payload 2. The node really restarts on the Reset."""
+    from ocpp_iot.charger_node.node import Node, NodeConfig
+    from ocpp_iot.charger_node.simulated import SimulatedEvse, Traffic
+
     def cli(*args: str, timeout: str = "10") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [
@@ -168,12 +173,32 @@ def test_bridge_call_command(broker: Mosquitto, tmp_path: Path) -> None:
             timeout=60,
         )
 
+    received: list[Call] = []
+
+    def seen(direction: str, frame: Any) -> None:
+        if direction == "down" and isinstance(frame, Call):
+            received.append(frame)
+
+    cfg = NodeConfig(
+        "CP1", broker=broker.url, password=USERS["CP1"], data_dir=tmp_path / "node", model="M-1"
+    )
+    idle = SimulatedEvse(1, seed="CP1", traffic=Traffic(mean_gap_s=1e9))  # no EV comes
+    node = Node(cfg, evse=idle, on_frame=seen)
+
+    def booted(restarts: int) -> bool:
+        rt = node.runtime  # (a Reset makes a new one)
+        accepted = rt is not None and rt.machine.registration == "accepted"
+        return accepted and node.restarts == restarts
+
     async def scenario() -> list[subprocess.CompletedProcess[str]]:
         async with running_bridge(broker, tmp_path, call_timeout=3.0):
-            async with station(broker, "CP1") as st:
-                await st.call("BootNotification", charging_session_201("CP1")[0][1])
+            running = asyncio.create_task(node.run())
+            try:
+                await until(lambda: booted(0), "the node's boot", 10)
+                reset = await asyncio.to_thread(cli, "CP1", "Reset", '{"type": "OnIdle"}')
+                await until(lambda: booted(1), "the node's boot after the reset", 10)
                 out = [
-                    await asyncio.to_thread(cli, "CP1", "Reset", '{"type": "OnIdle"}'),
+                    reset,
                     await asyncio.to_thread(
                         cli,
                         "CP1",
@@ -181,27 +206,30 @@ def test_bridge_call_command(broker: Mosquitto, tmp_path: Path) -> None:
                         '{"getVariableData": [{"component": {"name": "ChargingStation"},'
                         ' "variable": {"name": "Model"}}]}',
                     ),
-                    # the simulated charger does not implement ClearCache: a CALLERROR
-                    await asyncio.to_thread(cli, "CP1", "ClearCache", "{}"),
+                    # the node keeps no local list: a CALLERROR
+                    await asyncio.to_thread(cli, "CP1", "GetLocalListVersion", "{}"),
                     # (a queued CALL nobody answers, exit code 3: test_bridge_cli's
                     # test_call_end_to_end_exit_codes)
                     await asyncio.to_thread(cli, "CP1", "Reset", "[1, 2]"),
                 ]
-                assert [c.action for c in st.received_calls] == [
+                assert [c.action for c in received] == [
                     "Reset",
                     "GetVariables",
-                    "ClearCache",
+                    "GetLocalListVersion",
                 ]
                 return out
+            finally:
+                node.stop()
+                await asyncio.wait_for(running, 10)
 
-    reset, getvar, clear, bad = asyncio.run(scenario())
+    reset, getvar, nolist, bad = asyncio.run(scenario())
     assert reset.returncode == 0, reset.stderr
     assert json.loads(reset.stdout)[2] == {"status": "Accepted"}
-    assert getvar.returncode == 0
-    assert json.loads(getvar.stdout)[2]["getVariableResult"][0]["attributeValue"] == "SimStation"
-    assert clear.returncode == 1
-    # ClearCache is a 2.0.1 action the simulated charger does not handle (OCPP-J 4.3)
-    assert json.loads(clear.stdout)[2] == "NotSupported"
+    assert getvar.returncode == 0, getvar.stderr
+    assert json.loads(getvar.stdout)[2]["getVariableResult"][0]["attributeValue"] == "M-1"
+    assert nolist.returncode == 1, nolist.stderr
+    # GetLocalListVersion is a 2.0.1 action the node does not handle (OCPP-J 4.3)
+    assert json.loads(nolist.stdout)[2] == "NotSupported"
     assert bad.returncode == 2 and "JSON object" in bad.stderr  # usage error
 
 
@@ -218,7 +246,7 @@ def test_repeated_call_runs_the_handler_once(broker: Mosquitto, tmp_path: Path) 
                 frame = Call("dup-1", "TransactionEvent", charging_session_201("CP1")[3][1])
                 data = _wire.encode(frame, "2.0.1")
                 for _ in range(3):  # as QoS 1 redelivery or a station's retry would
-                    st._client.publish("ocpp/CP1/up", data, 1)  # type: ignore[union-attr]
+                    st.client.publish("ocpp/CP1/up", data, 1)
                     seen.extend(await asyncio.to_thread(downs.until, answered))
 
     asyncio.run(scenario())
@@ -279,8 +307,7 @@ def test_burst_with_repeats_after_a_restart(
         stations = [f"CP{i}" for i in range(1, 6)]
         for sid in stations:
             async with station(broker, sid) as st:
-                raw = st._client
-                assert raw is not None
+                raw = st.client
                 for n in range(6):
                     mid = f"{sid}-{n}"
                     data = _wire.encode(Call(mid, "TransactionEvent", te), "2.0.1")
@@ -356,7 +383,7 @@ def test_slow_handler_does_not_stall_other_stations(broker: Mosquitto, tmp_path:
     boot = charging_session_201("X")[0][1]
     system = SlowSystem()
 
-    async def quick_calls(cp1: SimStation) -> None:
+    async def quick_calls(cp1: RawStation) -> None:
         for _ in range(5):
             assert isinstance(await cp1.call("Heartbeat", {}), CallResult)
             assert isinstance(await cp1.call("BootNotification", boot), CallResult)
@@ -598,8 +625,7 @@ def test_acl_keeps_a_station_from_speaking_for_another(broker: Mosquitto, tmp_pa
                     Call("forged-1", "BootNotification", charging_session_201("CP2")[0][1]),
                     "2.0.1",
                 )
-                raw = cp1._client
-                assert raw is not None
+                raw = cp1.client
                 for topic in ("ocpp/CP2/up", "ocpp/CP2/status", "ocpp/CP2/json/call"):
                     try:
                         await raw.publish_confirmed(topic, forged)
@@ -626,8 +652,7 @@ def test_session_over_tls(tls_broker: tuple[Mosquitto, str, str], tmp_path: Path
     async def scenario() -> list[Any]:
         async with running_bridge(broker, tmp_path, url=url, ca_certs=ca) as bridge:
             assert bridge.client is not None and bridge.client.connected
-            st = SimStation("CP1", url, password=USERS["CP1"], call_timeout=5.0)
-            st.settings.ca_certs = ca
+            st = RawStation.mqtt("CP1", url, password=USERS["CP1"], ca_certs=ca, call_timeout=5.0)
             async with st:
                 return [await st.call(a, p) for a, p in charging_session_201("CP1", updates=2)]
 
