@@ -150,7 +150,8 @@ def test_embedded_broker_serve(tmp_path: Path) -> None:
     """``serve --embedded-broker``: everything on MQTT 3.1.1, no mosquitto needed."""
     import asyncio
 
-    from ocpp_iot.bridge.station import SimStation, charging_session_201
+    from raw_station import RawStation, charging_session_201
+
     from ocpp_iot.rpc import CallResult
     from ocpp_iot.testing import free_port
 
@@ -175,7 +176,7 @@ def test_embedded_broker_serve(tmp_path: Path) -> None:
     async def scenario() -> list[Any]:
         for _ in range(100):
             try:
-                st = await SimStation(
+                st = await RawStation.mqtt(
                     "CP1", f"mqtt://127.0.0.1:{port}", protocol="3.1.1", call_timeout=3.0
                 ).start(timeout=0.5)
                 break
@@ -425,8 +426,7 @@ def test_call_end_to_end_exit_codes(broker: Mosquitto, tmp_path: Path, probe: An
     import asyncio
 
     from conftest import running_bridge, station
-
-    from ocpp_iot.bridge.station import charging_session_201
+    from raw_station import charging_session_201
 
     calls = probe(["ocpp/+/json/call"], user="bridge")
 
