@@ -71,6 +71,8 @@ step "mypy (src/ and the generators, configured in pyproject.toml)"
 "$PY" -m mypy
 took
 
+step "codec and charger node on cbor2 5.x pure Python, own fresh environment"; bash tools/ci_cbor2_pure.sh; took
+
 step "pytest"
 set +e
 # Not -q: the header says which slice of the long property tests this run takes.
