@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import click
@@ -173,8 +174,12 @@ def _online(url: str, password: str) -> None:
 
 
 def test_the_setup_of_docs_bridge_md_runs(tmp_path: Path) -> None:
-    """docs/bridge.md's "Run it with mosquitto", then every ``bridge call`` of both files."""
-    from ocpp_iot.bridge.station import SimStation, charging_session_201
+    """docs/bridge.md's "Run it with mosquitto", then every ``bridge call`` of both files, to a
+    charger node (``ocpp_iot.charger_node``) logged in as CP1."""
+    from bridge_memory_helpers import until
+
+    from ocpp_iot.charger_node.node import Node, NodeConfig
+    from ocpp_iot.charger_node.simulated import SimulatedEvse, Traffic
 
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed")
@@ -207,26 +212,44 @@ def test_the_setup_of_docs_bridge_md_runs(tmp_path: Path) -> None:
             calls = [c for p in DOCS for c in doc_commands(p) if c.args[0] == "call"]
             assert len(calls) >= 3
 
+            cfg = NodeConfig(
+                "CP1", broker=broker.url, password=passwords["CP1"], data_dir=tmp_path / "node"
+            )
+            idle = SimulatedEvse(1, seed="CP1", traffic=Traffic(mean_gap_s=1e9))  # no EV comes
+            node = Node(cfg, evse=idle)
+
+            def booted(restarts: int) -> bool:
+                rt = node.runtime  # (each Reset restarts the node: a new one)
+                accepted = rt is not None and rt.machine.registration == "accepted"
+                return accepted and node.restarts == restarts
+
             async def scenario() -> list[subprocess.CompletedProcess[str]]:
-                st = SimStation("CP1", broker.url, password=passwords["CP1"])
-                async with st:
-                    await st.call("BootNotification", charging_session_201("CP1")[0][1])
-                    return [
-                        await asyncio.to_thread(
-                            subprocess.run,
-                            [sys.executable, "-m", "ocpp_iot.bridge", *c.args],
-                            capture_output=True,
-                            text=True,
-                            timeout=60,
-                            env={**os.environ, "BRIDGE_BROKER": broker.url, **c.env},
+                running = asyncio.create_task(node.run())
+                out: list[subprocess.CompletedProcess[str]] = []
+                try:
+                    for c in calls:
+                        resets = sum(r.returncode == 0 and "Reset" in r.args for r in out)
+                        await until(partial(booted, resets), f"CP1 booted, {resets} resets", 15)
+                        out.append(
+                            await asyncio.to_thread(
+                                subprocess.run,
+                                [sys.executable, "-m", "ocpp_iot.bridge", *c.args],
+                                capture_output=True,
+                                text=True,
+                                timeout=60,
+                                env={**os.environ, "BRIDGE_BROKER": broker.url, **c.env},
+                            )
                         )
-                        for c in calls
-                    ]
+                    return out
+                finally:
+                    node.stop()
+                    await asyncio.wait_for(running, 10)
 
             results = asyncio.run(scenario())
             for c, r in zip(calls, results, strict=True):
                 assert r.returncode == 0, f"{c}: {r.returncode} {r.stdout} {r.stderr}"
                 assert r.stdout.startswith("[3,"), f"{c}: {r.stdout}"
+            assert node.restarts == sum("Reset" in c.args for c in calls)  # each one reached it
         finally:
             bridge.terminate()
             err = bridge.communicate(timeout=20)[1].decode(errors="replace")
