@@ -472,8 +472,9 @@ def test_async_client_api(broker: Mosquitto, protocol: str) -> None:
     asyncio.run(scenario())
 
 
-def test_station_style_usage_await_start_with_a_timeout(broker: Mosquitto) -> None:
-    """bridge/station.py awaits start(timeout) and reads messages with get()."""
+def test_await_start_with_a_timeout(broker: Mosquitto) -> None:
+    """``await start(timeout)`` says whether the client connected in time (the bridge reads
+    retained state this way)."""
 
     async def scenario() -> None:
         c = AsyncMqttClient(settings(broker, "CP2"))

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from bridge_memory_helpers import Counting, running
 from conftest import USERS, password, subscribed_async
+from raw_station import charging_session_201
 
-from ocpp_iot.bridge.station import charging_session_201
 from ocpp_iot.codecs import cbor, ocppj
 from ocpp_iot.rpc import Call, CallResult
 from ocpp_iot.testing import Mosquitto, render_acl
