@@ -229,18 +229,26 @@ class StationMachine:
         due = self.tx.next_due()
         if due is not None:
             times.append(due)
-        if self._session is not None:
-            deadline = self._session.deadline()
+        session = self._session
+        if session is not None:
+            deadline = session.deadline()
             if deadline is not None:
                 times.append(deadline)
-            if self.registration != "accepted":
-                times.append(self._boot_due)
-            else:
-                times.append(self._last_sent + self.model.heartbeat_interval)
-                at = self.outbox.next_attempt_at()
-                if at is not None:
-                    times.append(max(at, now + self.pace.wait(now)))
+            # what falls due while a CALL is outstanding waits for its answer or its timeout
+            # (the deadline): OCPP-J 4.1.1 allows one at a time, so waking for it earlier spins
+            if len(session.outbound) == 0:
+                times.append(self._next_call_at(now))
         return max(now, min(times))
+
+    def _next_call_at(self, now: float) -> float:
+        """When :meth:`_next_call` has something to send (the CALL slot being free)."""
+        if self.registration != "accepted":
+            return self._boot_due
+        at = self._last_sent + self.model.heartbeat_interval
+        head = self.outbox.next_attempt_at()
+        if head is not None:
+            at = min(at, max(head, now + self.pace.wait(now)))
+        return at
 
     def stop_transactions(self, now: float) -> None:
         """End every transaction in progress (``simulate --duration``, a clean shutdown)."""
