@@ -352,7 +352,7 @@ class StationMachine:
             self.outbox.answered(entry.message_id)
             if entry.kind == START and entry.transaction_id is not None:
                 self.tx.start_answered(entry.transaction_id, payload, now)
-                self._bind(entry.transaction_id)
+                self._bind(entry.transaction_id, payload)
         elif kind == "boot":
             self._boot_answered(payload if ok else None, now)
         elif kind == "authorize":
@@ -360,11 +360,11 @@ class StationMachine:
         elif kind in ("heartbeat", "trigger") and "currentTime" in payload:
             self._set_clock(payload["currentTime"], now)
 
-    def _bind(self, tx_id: str) -> None:
+    def _bind(self, tx_id: str, payload: dict[str, Any]) -> None:
         """1.6: the back end's transactionId arrived: rewrite the queued messages that need it
-        and the kept record (both durable)."""
-        tx = self.tx.find(local_id=tx_id)
-        csms_id = tx.view.csms_id if tx is not None else None
+        and the kept record (both durable). The id comes from the answer itself: the
+        transaction may have ended already (queued offline, or ended by a restart)."""
+        _, csms_id = self.messages.start_answer(payload)
         if self.version != "1.6" or csms_id is None:
             return
         self.outbox.bind_transaction(tx_id, {"transactionId": csms_id})
