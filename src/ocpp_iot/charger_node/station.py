@@ -147,6 +147,10 @@ class StationMachine:
         self._boot_reason = boot_reason
         self._offline_since = now
         self._apply_retry_policy()
+        # the machine starts with every relay open: make the hardware agree (after a kill or a
+        # Reset the hardware may still be delivering for a transaction ended just below)
+        for s in self.tx.connectors_in_order():
+            self.evse.set_relay(s.info.number, False, now)
         self.tx.recover(self.outbox.kept(TX_KEY), now)
         for s in self.tx.connectors_in_order():
             c = s.info
