@@ -8,6 +8,7 @@ choices. Plain data: no I/O, nothing imported from the model layer (a Pi Zero st
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +168,23 @@ def station_specs(
     firmware_version: str | None,
     number_of_connectors: int,
 ) -> list[VarSpec]:
-    """The station-wide variables (controllers and the ChargingStation component)."""
+    """The station-wide variables (controllers and the ChargingStation component).
+
+    The specs are immutable and made once per set of arguments: a thousand simulated stations
+    in one process share them."""
+    return list(
+        _station_specs(model, vendor_name, serial_number, firmware_version, number_of_connectors)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _station_specs(
+    model: str,
+    vendor_name: str,
+    serial_number: str | None,
+    firmware_version: str | None,
+    number_of_connectors: int,
+) -> tuple[VarSpec, ...]:
     ro = "ReadOnly"
     # fmt: off
     specs = [
@@ -268,14 +285,19 @@ def station_specs(
                              _a(firmware_version), mutability=ro, persistent=False,
                              constant=True, max_limit=50))
     # fmt: on
-    return specs
+    return tuple(specs)
 
 
 def evse_specs(evse: int, max_power_w: float) -> list[VarSpec]:
     """The EVSE component's variables for EVSE ``evse`` (2.0.1 part 2: EVSE)."""
+    return list(_evse_specs(evse, max_power_w))
+
+
+@functools.lru_cache(maxsize=256)
+def _evse_specs(evse: int, max_power_w: float) -> tuple[VarSpec, ...]:
     ro = "ReadOnly"
     # fmt: off
-    return [
+    return (
         VarSpec("EVSE", "AvailabilityState", "OptionList", _a("Available"), mutability=ro,
                 evse=evse, persistent=False, values_list=AVAILABILITY_STATES, summary=True,
                 computed=True),
@@ -285,15 +307,20 @@ def evse_specs(evse: int, max_power_w: float) -> list[VarSpec]:
         VarSpec("EVSE", "Power", "decimal", {"Actual": "0", "MaxSet": _num(max_power_w)},
                 mutability=ro, evse=evse, persistent=False, unit="W", min_limit=0,
                 max_limit=max_power_w),
-    ]
+    )
     # fmt: on
 
 
 def connector_specs(evse: int, connector: int, connector_type: str) -> list[VarSpec]:
     """The Connector component's variables for connector ``connector`` of EVSE ``evse``."""
+    return list(_connector_specs(evse, connector, connector_type))
+
+
+@functools.lru_cache(maxsize=256)
+def _connector_specs(evse: int, connector: int, connector_type: str) -> tuple[VarSpec, ...]:
     ro = "ReadOnly"
     # fmt: off
-    return [
+    return (
         VarSpec("Connector", "AvailabilityState", "OptionList", _a("Available"), mutability=ro,
                 evse=evse, connector=connector, persistent=False,
                 values_list=AVAILABILITY_STATES, summary=True, computed=True),
@@ -301,7 +328,7 @@ def connector_specs(evse: int, connector: int, connector_type: str) -> list[VarS
                 connector=connector, persistent=False, constant=True),
         VarSpec("Connector", "ConnectorType", "string", _a(connector_type), mutability=ro,
                 evse=evse, connector=connector, persistent=False, constant=True, max_limit=20),
-    ]
+    )
     # fmt: on
 
 
