@@ -85,8 +85,7 @@ class Charger16(v16.Charger):
         t = m.csms_time(now)
         tag = ("trigger", what)
         if what == "BootNotification":
-            b = m.boot_info
-            m.call(*m.messages.boot("Triggered", b.model, b.vendor, b.serial, b.firmware), "boot")
+            m.call(*m.reg.boot("Triggered"), "boot")
         elif what == "Heartbeat":
             m.call(*m.messages.heartbeat(), tag)
         elif what == "StatusNotification":

@@ -16,11 +16,8 @@ from ``currentTime`` (BootNotification and Heartbeat answers).
 
 Rules (OCPP 2.0.1 part 2 unless said; 1.6 section 4 has the same ones):
 
-- B01-B03: nothing but BootNotification until it is Accepted; Pending and Rejected are retried
-  after the ``interval`` the back end gives; no answer is retried with a growing back-off.
-  After Accepted: StatusNotification for every connector (G01), Heartbeat every
-  ``HeartbeatInterval`` unless another CALL went out within it (G02: the heartbeat only says
-  the link is alive).
+- B01-B03, G02: registration and heartbeats as :mod:`.registration` says; after Accepted,
+  StatusNotification for every connector (G01).
 - B04: after being offline longer than ``OfflineThreshold``, every connector's status is sent
   again; after a shorter time only the ones that changed.
 - E04 / E13 (1.6: transaction-related messages): transaction messages come from the outbox,
@@ -34,7 +31,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from ..behaviours import Behaviour, Context, dispatch
@@ -58,38 +54,15 @@ from .messages_v2 import MessagesV2
 from .messages_v16 import MessagesV16
 from .outbox import Outbox, ReplayPace, RetryPolicy
 from .outbox_policy import START
+from .registration import BootInfo, Registration, RegistrationState
 from .transactions import TX_KEY, Transactions
 
 __all__ = ["StationMachine", "BootInfo"]
 
 log = logging.getLogger(__name__)
 
-#: seconds between BootNotification attempts that got no answer: 10, 20, 40 ... at most 300
-_BOOT_BACKOFF = (10.0, 300.0)
 #: how long a non-queued CALL (Authorize, StatusNotification ...) may wait for the slot
 _PATIENCE = 120.0
-
-
-class BootInfo:
-    """What BootNotification says about the station."""
-
-    def __init__(
-        self,
-        model: str = "ocpp-iot node",
-        vendor: str = "ocpp-iot",
-        serial: str | None = None,
-        firmware: str | None = None,
-    ) -> None:
-        self.model, self.vendor, self.serial, self.firmware = model, vendor, serial, firmware
-
-
-def _parse_time(text: object) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class StationMachine:
@@ -121,8 +94,7 @@ class StationMachine:
 
             charger = default_charger
         self.charger = charger(self)
-        self.registration = "none"  #: none, pending, accepted, rejected
-        self.clock_offset = 0.0
+        self.reg = Registration(station_id, self.messages, self.boot_info)
         self.last_contact: float | None = None  #: when the back end last answered
         self.restart_due: str | None = None  #: a reset to carry out now (the runtime restarts)
         self.reset_on_idle: str | None = None
@@ -133,10 +105,6 @@ class StationMachine:
         self._session: Session | None = None
         self._out: list[Frame] = []
         self._after: list[Callable[[], None]] = []
-        self._boot_reason = "PowerUp"
-        self._boot_due = 0.0
-        self._boot_failures = 0
-        self._last_sent = 0.0
         self._offline_since: float | None = None
 
     # -- the runtime's interface --------------------------------------------------------------
@@ -144,7 +112,7 @@ class StationMachine:
     def start(self, now: float, boot_reason: str = "PowerUp") -> None:
         """Start up: end what a previous run left in progress, and get ready to boot."""
         self.now = now
-        self._boot_reason = boot_reason
+        self.reg.reason = boot_reason
         self._offline_since = now
         self._apply_retry_policy()
         # the machine starts with every relay open: make the hardware agree (after a kill or a
@@ -189,6 +157,16 @@ class StationMachine:
     @property
     def online(self) -> bool:
         return self._session is not None
+
+    @property
+    def registration(self) -> RegistrationState:
+        """none, pending, accepted or rejected (B01-B03)."""
+        return self.reg.state
+
+    @property
+    def clock_offset(self) -> float:
+        """The back end's clock minus ours, learnt from ``currentTime``."""
+        return self.reg.clock_offset
 
     def receive(self, frame: Frame, now: float) -> None:
         self.now = now
@@ -246,9 +224,9 @@ class StationMachine:
 
     def _next_call_at(self, now: float) -> float:
         """When :meth:`_next_call` has something to send (the CALL slot being free)."""
-        if self.registration != "accepted":
-            return self._boot_due
-        at = self._last_sent + self.model.heartbeat_interval
+        if not self.reg.accepted:
+            return self.reg.due
+        at = self.reg.heartbeat_due(self.model.heartbeat_interval)
         head = self.outbox.next_attempt_at()
         if head is not None:
             at = min(at, max(head, now + self.pace.wait(now)))
@@ -267,7 +245,7 @@ class StationMachine:
         return not self.tx.active() and self.outbox.depth() == 0
 
     def csms_time(self, now: float) -> float:
-        return now + self.clock_offset
+        return self.reg.csms_time(now)
 
     def status(self, now: float) -> dict[str, Any]:
         """A summary for ``charger-node status`` and the logs."""
@@ -362,7 +340,7 @@ class StationMachine:
         elif kind == "authorize":
             self.tx.authorize_answered(tag, payload if ok else None, now)
         elif kind in ("heartbeat", "trigger") and "currentTime" in payload:
-            self._set_clock(payload["currentTime"], now)
+            self.reg.set_clock(payload["currentTime"], now)
 
     def _bind(self, tx_id: str, payload: dict[str, Any]) -> None:
         """1.6: the back end's transactionId arrived: rewrite the queued messages that need it
@@ -383,41 +361,23 @@ class StationMachine:
         if kind == "outbox" and not lost and timed_out is not None and timed_out.sent:
             self.outbox.failed(tag[1].message_id, now, "no answer")
         elif kind == "boot":
-            if lost:  # not the back end's fault: boot again as soon as the link is back
-                self._boot_due = 0.0
+            if lost:
+                self.reg.boot_lost()
             else:
                 self._boot_answered(None, now)
         elif kind == "authorize":
             self.tx.authorize_answered(tag, None, now)
 
     def _boot_answered(self, payload: dict[str, Any] | None, now: float) -> None:
-        if payload is None:  # no answer, or a CALLERROR
-            self._boot_failures += 1
-            low, high = _BOOT_BACKOFF
-            self._boot_due = now + min(high, low * 2 ** (self._boot_failures - 1))
+        if payload is not None:
+            self.last_contact = now
+        if self.reg.answered(payload, now) != "accepted":
             return
-        self._boot_failures = 0
-        self.last_contact = now
-        self._set_clock(payload.get("currentTime"), now)
-        status = payload.get("status")
+        assert payload is not None
         interval = payload.get("interval")
-        if status == "Accepted":
-            self.registration = "accepted"
-            if isinstance(interval, int) and interval > 0:
-                self.model.set_value("OCPPCommCtrlr.HeartbeatInterval", str(interval))
-            log.info("%s: registered (%s)", self.station_id, self.version)
-            self._last_sent = now
-            self._report_status(now, everything=True)
-        else:
-            self.registration = "pending" if status == "Pending" else "rejected"
-            wait = interval if isinstance(interval, int) and interval > 0 else 30
-            self._boot_due = now + wait
-            log.info("%s: BootNotification %s, again in %d s", self.station_id, status, wait)
-
-    def _set_clock(self, text: object, now: float) -> None:
-        t = _parse_time(text)
-        if t is not None:
-            self.clock_offset = t - now
+        if isinstance(interval, int) and interval > 0:
+            self.model.set_value("OCPPCommCtrlr.HeartbeatInterval", str(interval))
+        self._report_status(now, everything=True)
 
     def _apply_retry_policy(self) -> None:
         m = self.model
@@ -451,13 +411,11 @@ class StationMachine:
             self._sent(call, now)
 
     def _next_call(self, session: Session, now: float) -> Call | None:
-        if self.registration != "accepted":
-            if now < self._boot_due:
+        if not self.reg.accepted:
+            if now < self.reg.due:
                 return None
-            self._boot_due = now + session.call_timeout + 1  # the answer or timeout sets it
-            b = self.boot_info
-            boot = self.messages.boot(self._boot_reason, b.model, b.vendor, b.serial, b.firmware)
-            return session.call(*boot, now, tag="boot")
+            self.reg.boot_sent(now, session.call_timeout)  # the answer or timeout sets it
+            return session.call(*self.reg.boot(), now, tag="boot")
         entry = self.outbox.due(now)
         if entry is not None and self.pace.take(now):
             self.outbox.sent(entry.message_id, now)
@@ -465,12 +423,12 @@ class StationMachine:
             return session.call(
                 entry.action, entry.payload, now, message_id=mid, tag=("outbox", entry)
             )
-        if now - self._last_sent >= self.model.heartbeat_interval:
+        if now >= self.reg.heartbeat_due(self.model.heartbeat_interval):
             return session.call(*self.messages.heartbeat(), now, tag="heartbeat")
         return None
 
     def _sent(self, call: Call, now: float) -> None:
-        self._last_sent = now
+        self.reg.last_sent = now
         self._out.append(call)
 
 
