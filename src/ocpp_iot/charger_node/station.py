@@ -274,17 +274,16 @@ class StationMachine:
     # -- the Port that Transactions and the charger behaviour use -----------------------------
 
     def call(self, action: str, payload: dict[str, Any], tag: Any = None) -> None:
-        """Send a CALL that is not kept across restarts; dropped unless online and accepted
-        (BootNotification, and what a TriggerMessage asks for, also while Pending)."""
+        """Send a CALL that is not kept across restarts; dropped unless online and accepted.
+        While Pending (B02) BootNotification goes, and what the back end asked for: a
+        TriggerMessage's message, GetBaseReport's NotifyReport (tags ``("trigger", ...)`` and
+        ``("report", ...)``)."""
         if self._session is None:
             log.debug("%s: offline, %s not sent", self.station_id, action)
             return
         if self.registration != "accepted" and action != "BootNotification":
-            if not (
-                self.registration == "pending"
-                and isinstance(tag, tuple)
-                and tag[:1] == ("trigger",)
-            ):
+            requested = isinstance(tag, tuple) and tag[:1] in (("trigger",), ("report",))
+            if not (self.registration == "pending" and requested):
                 log.debug("%s: not registered, %s not sent", self.station_id, action)
                 return
         call = self._session.call(action, payload, self.now, patience=_PATIENCE, tag=tag)
