@@ -366,6 +366,13 @@ class StationMachine:
                 self._boot_answered(None, now)
         elif kind == "authorize":
             self.tx.authorize_answered(tag, None, now)
+        elif kind == "status":
+            # G01 / B04: a status lost with the link, or never answered, is not known to the
+            # back end: send it again (at link-up, or at the next tick)
+            _, number, value = tag
+            state = self.tx.connectors.get(number)
+            if state is not None and state.reported == value:
+                state.reported = None
 
     def _boot_answered(self, payload: dict[str, Any] | None, now: float) -> None:
         if payload is not None:
@@ -395,7 +402,8 @@ class StationMachine:
                 s.reported = value
                 c = s.info
                 self.model.set_status(c.evse_id, c.connector_id, _v2_state(value))
-                self.call(*self.messages.status(view, self.csms_time(now)), tag="status")
+                status = self.messages.status(view, self.csms_time(now))
+                self.call(*status, tag=("status", c.number, value))
 
     def _pump(self, now: float) -> None:
         """Transmit what may go now: the CALL slot is the session's (OCPP-J 4.1.1). The CALLs in
