@@ -8,10 +8,12 @@ its own user exactly as in a deployment.
 from __future__ import annotations
 
 import ast
+import configparser
 import grp
 import os
 import pwd
 import queue
+import shlex
 import shutil
 import signal
 import socket
@@ -19,9 +21,11 @@ import stat
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -280,3 +284,106 @@ def test_persistence_saves_as_the_mosquitto_user(shipped_broker: ShippedBroker) 
     assert "Saving in-memory database" in log, log
     assert "Permission denied" not in log and "Error" not in log, log
     assert (b.var / "mosquitto.db").stat().st_uid == pwd.getpwnam("mosquitto").pw_uid
+
+
+# -- deploy/charger-node.service and the node.toml of docs/raspberry-pi.md -------------------
+
+UNIT = ROOT / "deploy" / "charger-node.service"
+
+
+def _unit() -> configparser.ConfigParser:
+    """The unit as INI (systemd's syntax is close enough for these keys; names keep their case)."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment, method-assign]
+    parser.read_string(UNIT.read_text(), str(UNIT))
+    return parser
+
+
+def _doc_node_toml() -> str:
+    """The first ``toml`` block of docs/raspberry-pi.md: the sample /etc/charger-node/node.toml."""
+    text = (ROOT / "docs" / "raspberry-pi.md").read_text()
+    start = text.index("```toml\n") + len("```toml\n")
+    return text[start : text.index("```", start)]
+
+
+def _run_recorded(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """``charger-node ARGS`` with the station replaced by a recorder: (result, its NodeConfig)."""
+    import ocpp_iot.charger_node.cli as node_cli
+
+    seen: dict[str, Any] = {}
+
+    class Recorder:
+        def __init__(self, cfg: Any) -> None:
+            seen["cfg"] = cfg
+
+        async def run(self) -> None:
+            return None
+
+        def stop(self, how: str = "stop") -> None:
+            pass
+
+    monkeypatch.setattr(node_cli, "Node", Recorder)
+    result = CliRunner().invoke(node_cli.main, args, env={"CHARGER_NODE_CONFIG": None})
+    return result, seen.get("cfg")
+
+
+def test_charger_node_unit_starts_the_console_script_with_the_documented_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _unit()["Service"]
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0] == "/opt/charger-node/venv/bin/charger-node"
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[Path(argv[0]).name] == "ocpp_iot.charger_node.cli:main"
+    assert argv[1:] == ["run", "--config", "/etc/charger-node/node.toml"]
+    # the unit's own arguments, with docs/raspberry-pi.md's node.toml in place of /etc's
+    conf = tmp_path / "node.toml"
+    conf.write_text(_doc_node_toml())
+    result, cfg = _run_recorded([argv[1], "--config", str(conf)], monkeypatch)
+    assert result.exit_code == 0, result.output
+    got = (cfg.station_id, cfg.version, cfg.connectors, cfg.encoding)
+    assert got == ("CP7", "2.0.1", 1, "cbor")
+    assert cfg.broker == "mqtts://bridge.example.net:8883" and cfg.password
+    # data_dir is the directory systemd makes for the service and lets it write
+    assert cfg.data_dir == Path("/var/lib") / service["StateDirectory"]
+    assert str(cfg.data_dir) in service["ReadWritePaths"].split()
+
+
+def test_charger_node_unit_restarts_stops_and_is_confined() -> None:
+    unit = _unit()
+    service = unit["Service"]
+    assert service["User"] == service["Group"] == "charger-node"
+    assert service["Restart"] == "always" and unit["Unit"]["StartLimitIntervalSec"] == "0"
+    assert service["KillSignal"] == "SIGTERM" and int(service["TimeoutStopSec"]) > 0
+    assert "network-online.target" in unit["Unit"]["After"].split()
+    assert "network-online.target" in unit["Unit"]["Wants"].split()
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    assert service["NoNewPrivileges"] == service["PrivateTmp"] == "yes"
+    assert service["ProtectSystem"] == "strict"
+    # a serial modem or GPIO must stay reachable: any DeviceAllow= (ProtectClock= implies one)
+    # or PrivateDevices= would close them
+    assert not {"DeviceAllow", "ProtectClock", "PrivateDevices"} & set(service)
+
+
+def test_charger_node_unit_does_not_restart_after_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RestartPreventExitStatus=2 assumes that a bad node.toml ends ``run`` with status 2."""
+    assert _unit()["Service"]["RestartPreventExitStatus"].split() == ["2"]
+    conf = tmp_path / "node.toml"
+    conf.write_text(_doc_node_toml().replace("broker =", "brokr ="))
+    result, cfg = _run_recorded(["run", "--config", str(conf)], monkeypatch)
+    assert result.exit_code == 2 and "brokr" in result.output and cfg is None
+
+
+def test_charger_node_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    # verify wants the program to exist: the venv is not installed here
+    text = UNIT.read_text().replace("/opt/charger-node/venv/bin/charger-node", "/bin/true")
+    (tmp_path / UNIT.name).write_text(text)
+    proc = subprocess.run(
+        [analyze, "verify", str(tmp_path / UNIT.name)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and "charger-node.service" not in proc.stderr, proc.stderr
