@@ -128,6 +128,10 @@ class StationMachine:
 
     def link_up(self, now: float) -> None:
         self.now = now
+        if self._session is not None:
+            # a new connection without a link-down first (a reconnect the link reported only
+            # as up): what was in flight on the old one is lost, as on a link-down
+            self.link_down(now)
         cfg_timeout = float(self.model.message_timeout)
         self._session = Session(
             self.version,
