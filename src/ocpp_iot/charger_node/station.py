@@ -47,7 +47,7 @@ from ..rpc import (
     SendReceived,
     Session,
 )
-from .device_model import DeviceModel
+from .device_model import Change, DeviceModel
 from .evse import Evse, ScheduledEvse
 from .messages import Messages
 from .messages_v2 import MessagesV2
@@ -61,6 +61,11 @@ __all__ = ["StationMachine", "BootInfo"]
 
 log = logging.getLogger(__name__)
 
+_RETRY_VARIABLES = frozenset({
+    "OCPPCommCtrlr.MessageAttempts[TransactionEvent]",
+    "OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]",
+    "OCPPCommCtrlr.QueueAllMessages",
+})  # fmt: skip
 #: how long a non-queued CALL (Authorize, StatusNotification ...) may wait for the slot
 _PATIENCE = 120.0
 
@@ -106,6 +111,7 @@ class StationMachine:
         self._out: list[Frame] = []
         self._after: list[Callable[[], None]] = []
         self._offline_since: float | None = None
+        model.add_listener(self._model_changed)
 
     # -- the runtime's interface --------------------------------------------------------------
 
@@ -389,7 +395,12 @@ class StationMachine:
             self.model.set_value("OCPPCommCtrlr.HeartbeatInterval", str(interval))
         self._report_status(now, everything=True)
 
+    def _model_changed(self, change: Change) -> None:
+        if change.path in _RETRY_VARIABLES:  # set by the back end: in effect at once
+            self._apply_retry_policy()
+
     def _apply_retry_policy(self) -> None:
+        """E13 (1.6: TransactionMessageAttempts / RetryInterval) and QueueAllMessages."""
         m = self.model
         self.outbox.retry = RetryPolicy(
             max(1, m.message_attempts_tx), float(m.message_attempt_interval_tx)
