@@ -21,8 +21,7 @@ Rules (OCPP 2.0.1 part 2 unless said; 1.6 section 4 has the same ones):
 - B04: after being offline longer than ``OfflineThreshold``, every connector's status is sent
   again; after a shorter time only the ones that changed.
 - E04 / E13 (1.6: transaction-related messages): transaction messages come from the outbox,
-  in order, one at a time, after the non-queued CALLs in hand; a link loss resends the message
-  in flight with its message id; a CALLERROR or timeout counts as a failed attempt.
+  in order, one at a time, after the non-queued CALLs in hand, as :mod:`.delivery` says.
 - A new OCPP-J connection on every link-up (a fresh :class:`Session`), but the answer cache is
   kept, so a CALL the broker redelivers after the reconnect is answered again, not run twice.
 """
@@ -47,12 +46,13 @@ from ..rpc import (
     SendReceived,
     Session,
 )
-from .device_model import Change, DeviceModel
+from .delivery import Delivery
+from .device_model import DeviceModel
 from .evse import Evse, ScheduledEvse
 from .messages import Messages
 from .messages_v2 import MessagesV2
 from .messages_v16 import MessagesV16
-from .outbox import Outbox, ReplayPace, RetryPolicy
+from .outbox import Outbox, ReplayPace
 from .outbox_policy import START
 from .registration import BootInfo, Registration, RegistrationState
 from .transactions import TX_KEY, Transactions
@@ -61,11 +61,6 @@ __all__ = ["StationMachine", "BootInfo"]
 
 log = logging.getLogger(__name__)
 
-_RETRY_VARIABLES = frozenset({
-    "OCPPCommCtrlr.MessageAttempts[TransactionEvent]",
-    "OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]",
-    "OCPPCommCtrlr.QueueAllMessages",
-})  # fmt: skip
 #: how long a non-queued CALL (Authorize, StatusNotification ...) may wait for the slot
 _PATIENCE = 120.0
 
@@ -94,6 +89,7 @@ class StationMachine:
         self.messages: Messages = MessagesV16() if version == "1.6" else MessagesV2(version)
         self.tx = Transactions(evse, model, self.messages, self)
         self.pace = pace or ReplayPace(per_minute=60.0, burst=20)
+        self.delivery = Delivery(outbox, model, self.messages, self.pace)
         if charger is None:
             from .charger import default_charger
 
@@ -111,7 +107,6 @@ class StationMachine:
         self._out: list[Frame] = []
         self._after: list[Callable[[], None]] = []
         self._offline_since: float | None = None
-        model.add_listener(self._model_changed)
 
     # -- the runtime's interface --------------------------------------------------------------
 
@@ -120,7 +115,7 @@ class StationMachine:
         self.now = now
         self.reg.reason = boot_reason
         self._offline_since = now
-        self._apply_retry_policy()
+        self.delivery.start()
         # the machine starts with every relay open: make the hardware agree (after a kill or a
         # Reset the hardware may still be delivering for a transaction ended just below)
         for s in self.tx.connectors_in_order():
@@ -162,7 +157,7 @@ class StationMachine:
             return
         for pending in session.outbound.items:
             self._abandoned(pending.tag, now, lost=True)
-        self.outbox.link_lost()
+        self.delivery.link_lost()
 
     @property
     def online(self) -> bool:
@@ -237,10 +232,8 @@ class StationMachine:
         if not self.reg.accepted:
             return self.reg.due
         at = self.reg.heartbeat_due(self.model.heartbeat_interval)
-        head = self.outbox.next_attempt_at()
-        if head is not None:
-            at = min(at, max(head, now + self.pace.wait(now)))
-        return at
+        head = self.delivery.next_at(now)
+        return at if head is None else min(at, head)
 
     def stop_transactions(self, now: float) -> None:
         """End every transaction in progress (``simulate --duration``, a clean shutdown)."""
@@ -338,12 +331,11 @@ class StationMachine:
             entry = tag[1]
             if not ok:
                 assert isinstance(response, CallError)
-                self.outbox.failed(entry.message_id, now, response.error_code)
+                self.delivery.failed(entry, now, response.error_code, new_id=True)
                 return
-            self.outbox.answered(entry.message_id)
+            self.delivery.answered(entry, payload)
             if entry.kind == START and entry.transaction_id is not None:
                 self.tx.start_answered(entry.transaction_id, payload, now)
-                self._bind(entry.transaction_id, payload)
         elif kind == "boot":
             self._boot_answered(payload if ok else None, now)
         elif kind == "authorize":
@@ -351,24 +343,12 @@ class StationMachine:
         elif kind in ("heartbeat", "trigger") and "currentTime" in payload:
             self.reg.set_clock(payload["currentTime"], now)
 
-    def _bind(self, tx_id: str, payload: dict[str, Any]) -> None:
-        """1.6: the back end's transactionId arrived: rewrite the queued messages that need it
-        and the kept record (both durable). The id comes from the answer itself: the
-        transaction may have ended already (queued offline, or ended by a restart)."""
-        _, csms_id = self.messages.start_answer(payload)
-        if self.version != "1.6" or csms_id is None:
-            return
-        self.outbox.bind_transaction(tx_id, {"transactionId": csms_id})
-        kept = self.outbox.kept(TX_KEY + tx_id).get(TX_KEY + tx_id)
-        if kept is not None:
-            self.outbox.keep(TX_KEY + tx_id, {**kept, "csms_id": csms_id}, durable=True)
-
     def _abandoned(
         self, tag: Any, now: float, *, lost: bool, timed_out: CallTimedOut | None = None
     ) -> None:
         kind = tag[0] if isinstance(tag, tuple) else tag
         if kind == "outbox" and not lost and timed_out is not None and timed_out.sent:
-            self.outbox.failed(tag[1].message_id, now, "no answer")
+            self.delivery.failed(tag[1], now, "no answer", new_id=False)
         elif kind == "boot":
             if lost:
                 self.reg.boot_lost()
@@ -394,18 +374,6 @@ class StationMachine:
         if isinstance(interval, int) and interval > 0:
             self.model.set_value("OCPPCommCtrlr.HeartbeatInterval", str(interval))
         self._report_status(now, everything=True)
-
-    def _model_changed(self, change: Change) -> None:
-        if change.path in _RETRY_VARIABLES:  # set by the back end: in effect at once
-            self._apply_retry_policy()
-
-    def _apply_retry_policy(self) -> None:
-        """E13 (1.6: TransactionMessageAttempts / RetryInterval) and QueueAllMessages."""
-        m = self.model
-        self.outbox.retry = RetryPolicy(
-            max(1, m.message_attempts_tx), float(m.message_attempt_interval_tx)
-        )
-        self.outbox.queue_all_messages = m.queue_all_messages
 
     def _report_status(self, now: float, *, everything: bool = False) -> None:
         if self._session is None or self.registration != "accepted":
@@ -438,10 +406,9 @@ class StationMachine:
                 return None
             self.reg.boot_sent(now, session.call_timeout)  # the answer or timeout sets it
             return session.call(*self.reg.boot(), now, tag="boot")
-        entry = self.outbox.due(now)
-        if entry is not None and self.pace.take(now):
-            self.outbox.sent(entry.message_id, now)
-            mid = entry.message_id
+        taken = self.delivery.take(now)
+        if taken is not None:
+            entry, mid = taken
             return session.call(
                 entry.action, entry.payload, now, message_id=mid, tag=("outbox", entry)
             )
