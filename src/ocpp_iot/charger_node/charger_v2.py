@@ -3,7 +3,8 @@
 Facts used (OCPP 2.0.1 part 2): B11/B12 Reset (Immediate, OnIdle: Scheduled while a transaction
 runs); F01/F03 RequestStart/StopTransaction; F06 TriggerMessage (a BootNotification is refused
 once accepted); G03/G04 ChangeAvailability (via the device model, persisted); F05 UnlockConnector;
-B05-B07 Get/SetVariables and GetBaseReport -> NotifyReport; E14 GetTransactionStatus; C11
+B05-B07 Get/SetVariables (more items or bytes than ItemsPerMessage / BytesPerMessage: the
+CALLERROR the device model names) and GetBaseReport -> NotifyReport; E14 GetTransactionStatus; C11
 ClearCache; P01 DataTransfer (no vendor extensions here: UnknownVendorId).
 """
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..behaviours import Context, v21, v201
+from ..behaviours import Context, OcppError, v21, v201
+from .device_model import DeviceModelError
 from .messages import iso
 
 if TYPE_CHECKING:
@@ -147,10 +149,16 @@ class _V2Actions:
 
     def get_variables(self, request: Any, ctx: Context) -> dict[str, Any]:
         m = self.machine
-        return m.model.get_variables(request.to_payload(), now_iso=iso(m.csms_time(m.now)))
+        try:
+            return m.model.get_variables(request.to_payload(), now_iso=iso(m.csms_time(m.now)))
+        except DeviceModelError as exc:  # B06: too many items, or too many bytes
+            raise OcppError(exc.code, exc.description) from None
 
     def set_variables(self, request: Any, ctx: Context) -> dict[str, Any]:
-        return self.machine.model.set_variables(request.to_payload())
+        try:
+            return self.machine.model.set_variables(request.to_payload())
+        except DeviceModelError as exc:  # B05: too many items, or too many bytes
+            raise OcppError(exc.code, exc.description) from None
 
     def get_base_report(self, request: Any, ctx: Context) -> dict[str, Any]:
         m = self.machine
