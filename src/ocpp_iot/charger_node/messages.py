@@ -70,6 +70,8 @@ class ConnectorView:
     charging: bool  #: in a transaction with the relay closed and the EV drawing
     suspended_ev: bool
     in_transaction: bool
+    #: a transaction ended here and the cable is still in (1.6 Finishing)
+    finishing: bool = False
 
 
 _MEASURAND_UNITS = {

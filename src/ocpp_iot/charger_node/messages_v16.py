@@ -2,7 +2,8 @@
 
 Facts used (OCPP 1.6 edition 2, sections 4 and 6): BootNotification with ``chargePointModel`` /
 ``chargePointVendor``; StatusNotification with the ChargePointStatus values (Available,
-Preparing, Charging, SuspendedEVSE, SuspendedEV, Finishing, Unavailable, Faulted) and an
+Preparing, Charging, SuspendedEVSE, SuspendedEV, Finishing (a transaction stopped with the cable
+still in), Unavailable, Faulted) and an
 ``errorCode`` (``NoError`` unless faulted; an unknown fault code is ``OtherError`` with the code
 as ``vendorErrorCode``); StartTransaction ``meterStart`` and StopTransaction ``meterStop`` in
 integer Wh; MeterValues sampled values as strings; ``transactionId`` is the back end's, from
@@ -63,6 +64,8 @@ class MessagesV16:
             return "Charging" if view.charging else "SuspendedEVSE"
         if not view.operative:
             return "Unavailable"
+        if view.finishing and view.plugged:
+            return "Finishing"  # stopped, the cable not yet out: not free for the next user
         if view.plugged or view.authorized:
             return "Preparing"
         return "Available"

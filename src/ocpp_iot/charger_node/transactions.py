@@ -99,6 +99,7 @@ class ConnectorState:
     #: a token authorized here, waiting for the cable: (id, type, remote start id, since)
     authorized: tuple[str, str, int | None, float] | None = None
     tx: Tx | None = None
+    finishing: bool = False  #: a transaction ended with the cable in; until it goes
     reported: str | None = None  #: the status last sent
 
 
@@ -128,6 +129,7 @@ class Transactions:
             s.tx is not None and s.relay and not s.suspended_ev and s.fault is None,
             s.suspended_ev,
             s.tx is not None,
+            s.finishing,
         )
 
     def active(self) -> list[Tx]:
@@ -185,7 +187,7 @@ class Transactions:
             self._power_path(s, now)
         elif isinstance(ev, Unplugged):
             s.plugged = False
-            s.suspended_ev = False
+            s.suspended_ev = s.finishing = False
             if s.tx is not None:
                 self._end(s, self._read(s, now), now, "ev_communication_lost", "ev_disconnected")
             s.authorized = None
@@ -393,7 +395,7 @@ class Transactions:
             reading.energy_wh,
         )  # fmt: skip
         tx = Tx(view, now, now, reading.energy_wh, offline_start=not self.port.online)
-        s.tx, s.authorized = tx, None
+        s.tx, s.authorized, s.finishing = tx, None, False
         t = self.port.csms_time(now)
         action, payload = self.messages.started(
             view, reading, t, trigger, offline=not self.port.online,
@@ -426,7 +428,7 @@ class Transactions:
         tx = s.tx
         assert tx is not None
         self._relay(s, False, now)
-        s.tx, s.suspended_ev = None, False
+        s.tx, s.suspended_ev, s.finishing = None, False, s.plugged
         action, payload = self.messages.ended(
             tx.view, reading, self.port.csms_time(now), trigger, reason,
             offline=not self.port.online, measurands=self.measurands("ended"),
