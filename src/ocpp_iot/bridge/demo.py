@@ -1,16 +1,20 @@
 """``bridge demo``: an embedded broker, the bridge and a few simulated stations, shown live.
 
 Nothing to install or configure: amqtt (MQTT 3.1.1) runs in-process, the bridge hosts the
-reference charge system on a temporary SQLite file, and each station boots, authorizes and
-charges (OCPP 2.0.1 TransactionEvents with meter values). Every frame is printed as it crosses
-the broker with its compact size next to its OCPP-J size; at the end the bridge calls one
-station (GetVariables) the way an operator would.
+reference charge system on a temporary SQLite file, and each station is a charger node
+(:class:`~ocpp_iot.charger_node.node.Node`, its own MQTT connection, a simulated EVSE driven by a
+short scenario): it boots, reports its connector, and for each session an EV plugs in, a token
+is shown, it charges with meter values every second or so, and leaves (OCPP 2.0.1
+TransactionEvents). Every frame is printed as it crosses the broker with its compact size next
+to its OCPP-J size; at the end the bridge calls one station (GetVariables) the way an operator
+would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -21,12 +25,13 @@ from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
+from ..codecs import cbor
 from ..rpc import Call, CallError, CallResult, Frame
 from . import _wire
+from .demo_stations import Sessions, demo_nodes
 from .embedded import EmbeddedBroker
 from .reference import build_reference
 from .service import Bridge, BridgeConfig
-from .station import SimStation, charging_session_201
 from .store import SqliteStore
 
 __all__ = ["run_demo"]
@@ -100,28 +105,6 @@ class _Traffic:
         return table
 
 
-async def _station_run(
-    st: SimStation, sessions: int, updates: int, pace: float, traffic: _Traffic
-) -> int:
-    done = 0
-    for k in range(sessions):
-        calls = charging_session_201(
-            st.station_id,
-            id_token=f"TOKEN-{st.station_id}",
-            updates=updates,
-            start_wh=10_000.0 * k,
-        )
-        if k:  # boot once
-            calls = [c for c in calls if c[0] != "BootNotification"]
-        for action, payload in calls:
-            answer = await st.call(action, payload)
-            if isinstance(answer, CallError):
-                traffic.console.print(f"[red]{st.station_id}: {action} failed: {answer}[/]")
-            await asyncio.sleep(pace)
-        done += 1
-    return done
-
-
 async def run_demo(
     *,
     stations: int = 3,
@@ -132,7 +115,8 @@ async def run_demo(
     console: Console | None = None,
 ) -> bool:
     """Run the demo; True if it ran without errors (sessions cut short by ``duration`` are
-    fine)."""
+    fine). ``pace``: seconds between the steps of a session (plug-in, token, unplug); meter
+    values come every ``max(1, ceil(pace))`` s (TxUpdatedInterval is whole seconds)."""
     console = console or Console()
     traffic = _Traffic(console)
     t_end = time.monotonic() + duration
@@ -152,31 +136,41 @@ async def run_demo(
         config.mqtt.client_id = "ocpp-bridge-demo"
         bridge = Bridge(config, handlers, SqliteStore(db))
         bridge_task = asyncio.create_task(bridge.run(stop))
-        sims = [
-            SimStation(s, broker.url, protocol="3.1.1", observer=traffic, call_timeout=5.0)
-            for s in ids
-        ]
+        done = Sessions(ids, sessions)
+
+        def seen(direction: str, station: str, frame: Frame) -> None:
+            # the node sends compact CBOR: these are its bytes (the bridge's, on the way down)
+            traffic(direction, station, frame, cbor.encode(frame, "2.0.1"))
+            done(direction, station, frame)
+            if direction == "down" and isinstance(frame, CallError):
+                console.print(f"[red]{station}: the bridge answered {frame}[/]")
+
+        nodes = demo_nodes(
+            ids,
+            broker.url,
+            Path(tmp) / "nodes",
+            sessions=sessions,
+            updates=updates,
+            pace=pace,
+            on_frame=seen,
+        )
+        runs: list[asyncio.Task[None]] = []
         try:
-            await asyncio.gather(*(s.start() for s in sims))
-            console.print(f"bridge and {stations} stations connected; charging...")
+            await _serving(bridge, bridge_task)
+            console.print(f"bridge up; starting {stations} simulated stations (charger nodes)...")
             console.print(
                 "[dim]legend: -> a frame from the station to the bridge (ocpp/<id>/up), "
                 "<- from the bridge to the station (ocpp/<id>/down); B: its compact CBOR size "
                 "vs OCPP-J JSON[/]\n",
                 highlight=False,
             )
-            runs = [
-                asyncio.create_task(_station_run(s, sessions, updates, pace, traffic)) for s in sims
-            ]
+            runs = [asyncio.create_task(n.run()) for n in nodes]
+            waiter = asyncio.create_task(done.all_done.wait())
             remaining = max(0.5, t_end - time.monotonic())
-            finished, pending = await asyncio.wait(runs, timeout=remaining)
-            for t in pending:
-                t.cancel()
-            for t in finished:
-                if t.exception() is not None:
-                    ok = False
-                    console.print(f"[red]station failed: {t.exception()!r}[/]")
-            if not pending and time.monotonic() < t_end:
+            first = asyncio.FIRST_COMPLETED
+            await asyncio.wait([waiter, *runs], timeout=remaining, return_when=first)
+            waiter.cancel()
+            if done.all_done.is_set() and time.monotonic() < t_end:
                 console.print("\n[bold]operator -> CP1: GetVariables (through the bridge)[/]")
                 try:
                     answer = await asyncio.wait_for(
@@ -198,16 +192,31 @@ async def run_demo(
                     console.print(JSON(_wire.json_encode(answer).decode(), indent=2))
                 except TimeoutError:
                     console.print("[yellow]no answer before the demo's end[/]")
-            else:
+            elif not any(t.done() for t in runs):
                 console.print(f"\n[yellow]--duration {duration:g} s reached[/]")
         finally:
-            for s in sims:
-                with contextlib.suppress(Exception):
-                    await s.stop()
+            for n in nodes:
+                n.stop()  # a session in progress stays so (as at a power cut): the files go
+            if runs:
+                await asyncio.wait(runs, timeout=10)
+            for n, t in zip(nodes, runs, strict=False):
+                if not t.done():
+                    t.cancel()
+                elif not t.cancelled() and t.exception() is not None:
+                    ok = False
+                    console.print(f"[red]{n.cfg.station_id} failed: {t.exception()!r}[/]")
             stop.set()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(bridge_task, 10)
-            await broker.stop()
+            # what the bridge published as it left (the stations' json/state, now offline) may
+            # still be in the broker's queue: it is dropped with the broker, which would say so
+            quiet = logging.getLogger("amqtt.broker")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)
+            try:
+                await broker.stop()
+            finally:
+                quiet.setLevel(level)
         rows = _recorded(db)
     console.print()
     console.print(traffic.summary())
@@ -216,6 +225,19 @@ async def run_demo(
             f"reference charge system recorded {rows[0]} transactions and {rows[1]} meter values"
         )
     return ok
+
+
+async def _serving(bridge: Bridge, task: asyncio.Task[None]) -> None:
+    """Wait until the bridge's subscriptions are in place, so that the stations' first frames
+    reach it: a QoS 1 publish after them is acknowledged once the broker has handled them."""
+    while bridge.client is None:  # made once the bridge has read its retained states back
+        if task.done():
+            task.result()  # raises what stopped the bridge
+            raise RuntimeError("the bridge stopped")
+        await asyncio.sleep(0.01)
+    if not await bridge.client.wait_connected(10):
+        raise RuntimeError("the bridge did not connect to the embedded broker")
+    await bridge.client.publish_confirmed("demo/ready", b"", 1, timeout=10)
 
 
 def _recorded(db: str) -> tuple[int, int] | None:
