@@ -306,7 +306,13 @@ def add_station(
     default=60.0,
     help="stop after this many seconds even if sessions are not done",
 )
-@click.option("--pace", type=float, default=0.3, help="seconds between a station's messages")
+@click.option(
+    "--pace",
+    type=float,
+    default=0.3,
+    help="seconds between the steps of a session (plug-in, token, unplug); meter values come "
+    "every max(1, pace) s",
+)
 @click.option("--log-level", type=LEVELS, default="WARNING")
 def demo(
     stations: int, sessions: int, updates: int, duration: float, pace: float, log_level: str
