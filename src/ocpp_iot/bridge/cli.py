@@ -311,7 +311,7 @@ def add_station(
     type=float,
     default=0.3,
     help="seconds between the steps of a session (plug-in, token, unplug); meter values come "
-    "every max(1, pace) s",
+    "every pace s, rounded up to whole seconds",
 )
 @click.option("--log-level", type=LEVELS, default="WARNING")
 def demo(
