@@ -159,7 +159,7 @@ class Messages(Protocol):
 
     def started(
         self, tx: TxView, reading: MeterReading, t: float, trigger: Trigger, *, offline: bool,
-        measurands: Sequence[str],
+        measurands: Sequence[str], charging_state: str | None = None,
     ) -> tuple[str, dict[str, Any]]: ...  # fmt: skip
 
     def updated(

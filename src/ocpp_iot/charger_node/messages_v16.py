@@ -102,6 +102,7 @@ class MessagesV16:
         *,
         offline: bool,
         measurands: Sequence[str],
+        charging_state: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         return "StartTransaction", {
             "connectorId": tx.connector.number,

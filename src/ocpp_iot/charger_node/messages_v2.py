@@ -3,8 +3,10 @@
 Facts used (OCPP 2.0.1 part 2): B01 BootNotification; G01 StatusNotification with
 ``connectorStatus`` Available / Occupied / Unavailable / Faulted; C01 Authorize; E01-E07
 TransactionEvent, ``seqNo`` set by the outbox, ``offline`` true for events that happened while
-offline (E04), ``transactionInfo.chargingState``, ``stoppedReason`` on Ended; J02 sampled meter
-values with ``context`` Transaction.Begin / Sample.Periodic / Transaction.End / Trigger.
+offline (E04), ``transactionInfo.chargingState`` (on Started too), ``idToken`` on Started and
+on the Updated that authorizes a transaction started at the cable (E02), ``stoppedReason`` on
+Ended; J02 sampled meter values with ``context`` Transaction.Begin / Sample.Periodic /
+Transaction.End / Trigger.
 """
 
 from __future__ import annotations
@@ -127,8 +129,9 @@ class MessagesV2:
         *,
         offline: bool,
         measurands: Sequence[str],
+        charging_state: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        info: dict[str, Any] = {}
+        info: dict[str, Any] = {"chargingState": charging_state} if charging_state else {}
         if tx.remote_start_id is not None:
             info["remoteStartId"] = tx.remote_start_id
         values = sampled_values(reading, measurands, "Transaction.Begin", v16=False)
@@ -152,7 +155,12 @@ class MessagesV2:
         info = {"chargingState": charging_state} if charging_state else {}
         context = "Sample.Periodic" if trigger == "meter_value_periodic" else "Trigger"
         values = sampled_values(reading, measurands, context, v16=False)
-        return self._event("Updated", tx, t, trigger, offline, info, values)
+        action, payload = self._event("Updated", tx, t, trigger, offline, info, values)
+        if trigger == "authorized" and tx.id_token is not None:
+            # E02/E03: the event that authorizes a transaction started at the cable names
+            # the token
+            payload["idToken"] = {"idToken": tx.id_token, "type": tx.token_type}
+        return action, payload
 
     def ended(
         self,

@@ -222,13 +222,15 @@ class Transactions:
         candidates = (
             [self.connectors[number]] if number in self.connectors else self.connectors.values()
         )
+        # a transaction started at the cable (EVConnected) waits for its token: first choice
+        waiting = [s for s in candidates if s.tx is not None and s.tx.view.id_token is None]
         free = [
             s
             for s in candidates
             if s.tx is None and s.fault is None and self.view(s.info.number).operative
         ]
         plugged = [s for s in free if s.plugged]
-        chosen = plugged or free
+        chosen = waiting or plugged or free
         return chosen[0] if chosen else None
 
     # -- authorization ------------------------------------------------------------------------
@@ -272,14 +274,17 @@ class Transactions:
         if s.tx is not None:  # started at the cable (EVConnected): the token joins it
             if s.tx.view.id_token is None:
                 s.tx.view = replace(s.tx.view, id_token=id_token, token_type=token_type)
-                self._updated(s, self._read(s, now), now, "authorized", None)
-            self._power_path(s, now)
+                self._power_path(s, now, report=False)  # the Authorized event says it
+                state = self._charging_state(s)
+                self._updated(s, self._read(s, now), now, "authorized", state)
+            else:
+                self._power_path(s, now)
             return
         s.authorized = (id_token, token_type, remote_id, now)
-        trigger: Trigger = "remote_start" if remote_id is not None else "authorized"
-        if "Authorized" in self.model.tx_start_points:
+        self._power_path(s, now)  # starts it if the cable is in
+        if s.tx is None and "Authorized" in self.model.tx_start_points:
+            trigger: Trigger = "remote_start" if remote_id is not None else "authorized"
             self._start(s, id_token, token_type, remote_id, now, trigger)
-        self._power_path(s, now)
 
     def clear_cache(self) -> None:
         self._auth_cache.clear()
@@ -344,7 +349,11 @@ class Transactions:
         return self.evse.meter(s.info.number, now)
 
     def _charging_state(self, s: ConnectorState) -> str:
-        if s.fault is not None or (s.plugged and not s.relay and s.tx is not None):
+        """2.x ChargingStateEnumType: SuspendedEVSE when the station holds the power back (a
+        fault, or an authorized transaction with the relay open), SuspendedEV when the EV
+        does, EVConnected for a cable in a transaction not yet authorized (E02)."""
+        authorized = s.tx is not None and s.tx.view.id_token is not None
+        if s.fault is not None or (s.plugged and not s.relay and authorized):
             return "SuspendedEVSE"
         if s.suspended_ev:
             return "SuspendedEV"
@@ -357,19 +366,24 @@ class Transactions:
             s.relay = closed
             self.evse.set_relay(s.info.number, closed, now)
 
-    def _power_path(self, s: ConnectorState, now: float) -> None:
-        """Close the relay when a cable is in, a token authorized and nothing forbids it."""
+    def _power_path(self, s: ConnectorState, now: float, *, report: bool = True) -> None:
+        """Close the relay when a cable is in, a token authorized and nothing forbids it,
+        starting the transaction if there is none (PowerPathClosed). ``report``: send the
+        change of charging state (not when the caller's own event says it)."""
         token = s.tx.view.id_token if s.tx is not None else (s.authorized or (None,))[0]
         ready = s.plugged and token is not None and s.fault is None
         ready = ready and (s.tx is not None or self.view(s.info.number).operative)
-        if ready and s.tx is None:
+        if not ready:
+            return
+        if s.tx is None:
             assert s.authorized is not None
+            self._relay(s, True, now)  # first: the Started then says Charging
             id_token, token_type, remote_id, _ = s.authorized
             trigger: Trigger = "remote_start" if remote_id is not None else "authorized"
             self._start(s, id_token, token_type, remote_id, now, trigger)
-        if ready and not s.relay:
+        elif not s.relay:
             self._relay(s, True, now)
-            if s.tx is not None and s.tx.last_sample != now:
+            if report and s.tx.last_sample != now:
                 self._state_changed(s, now, "Charging")
 
     def _state_changed(self, s: ConnectorState, now: float, state: str) -> None:
@@ -399,7 +413,7 @@ class Transactions:
         t = self.port.csms_time(now)
         action, payload = self.messages.started(
             view, reading, t, trigger, offline=not self.port.online,
-            measurands=self.measurands("started"),
+            measurands=self.measurands("started"), charging_state=self._charging_state(s),
         )  # fmt: skip
         self.port.queue(
             action, payload, view.local_id, now, (TX_KEY + view.local_id, self._record(tx))
