@@ -61,6 +61,7 @@ __all__ = ["StationMachine", "BootInfo"]
 
 log = logging.getLogger(__name__)
 
+_AUTH_KEY = "auth:"  #: kept in the outbox: the Authorization Cache, token -> status
 #: how long a non-queued CALL (Authorize, StatusNotification ...) may wait for the slot
 _PATIENCE = 120.0
 
@@ -121,6 +122,8 @@ class StationMachine:
         for s in self.tx.connectors_in_order():
             self.evse.set_relay(s.info.number, False, now)
         self.tx.recover(self.outbox.kept(TX_KEY), now)
+        saved = self.outbox.kept(_AUTH_KEY).items()
+        self.tx.auth.load({k[len(_AUTH_KEY) :]: v["s"] for k, v in saved})
         for s in self.tx.connectors_in_order():
             c = s.info
             self.evse.set_available(
@@ -276,22 +279,28 @@ class StationMachine:
 
     # -- the Port that Transactions and the charger behaviour use -----------------------------
 
-    def call(self, action: str, payload: dict[str, Any], tag: Any = None) -> None:
-        """Send a CALL that is not kept across restarts; dropped unless online and accepted.
-        While Pending (B02) BootNotification goes, and what the back end asked for: a
-        TriggerMessage's message, GetBaseReport's NotifyReport (tags ``("trigger", ...)`` and
-        ``("report", ...)``)."""
+    def call(self, action: str, payload: dict[str, Any], tag: Any = None) -> bool:
+        """Send a CALL that is not kept across restarts; dropped unless online and accepted
+        (returns whether it was queued for sending). While Pending (B02) BootNotification
+        goes, and what the back end asked for: a TriggerMessage's message, GetBaseReport's
+        NotifyReport (tags ``("trigger", ...)`` and ``("report", ...)``)."""
         if self._session is None:
             log.debug("%s: offline, %s not sent", self.station_id, action)
-            return
+            return False
         if self.registration != "accepted" and action != "BootNotification":
             requested = isinstance(tag, tuple) and tag[:1] in (("trigger",), ("report",))
             if not (self.registration == "pending" and requested):
                 log.debug("%s: not registered, %s not sent", self.station_id, action)
-                return
+                return False
         call = self._session.call(action, payload, self.now, patience=_PATIENCE, tag=tag)
         if call is not None:
             self._sent(call, self.now)
+        return True
+
+    def remember_token(self, id_token: str, status: str | None) -> None:
+        """The Authorization Cache's entry for ``id_token``, kept in the outbox file (a lazy
+        commit: a power cut may forget the last change; only changes are written)."""
+        self.outbox.keep(_AUTH_KEY + id_token, None if status is None else {"s": status})
 
     def queue(
         self,

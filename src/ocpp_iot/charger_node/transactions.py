@@ -12,9 +12,8 @@ concept):
   and the relay closes. A transaction ends when the cable goes (``StopTxOnEVSideDisconnect``), the
   same token is presented again (StopAuthorized), the back end stops it (RemoteStop), the token is
   found invalid (``StopTxOnInvalidId``), or on a reset.
-- C01 / C10 / C12: a token is authorized by the back end; with ``LocalPreAuthorize`` a cached
-  Accepted token starts at once; offline, a cached token is accepted with
-  ``LocalAuthorizeOffline``, an unknown one only with ``OfflineTxForUnknownIdEnabled``.
+- C01 / C10 / C12 / C15: a token is authorized by the back end when it can be asked, else
+  locally from the Authorization Cache (:mod:`.authorization`).
 - E04: events that happen while offline carry ``offline: true``.
 - J02: meter values every ``TxUpdatedInterval`` seconds; Started / Ended carry the
   TxStarted / TxEnded measurands; Ended carries the register at the stop.
@@ -30,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from .authorization import AuthCache
 from .device_model import DeviceModel
 from .evse import (
     Connector,
@@ -61,8 +61,13 @@ class Port(Protocol):
 
     def csms_time(self, now: float) -> float: ...
 
-    def call(self, action: str, payload: dict[str, Any], tag: Any) -> None:
-        """Send a CALL that is not queued durably (dropped while offline)."""
+    def call(self, action: str, payload: dict[str, Any], tag: Any) -> bool:
+        """Send a CALL that is not queued durably; ``False`` if it cannot go (offline, or
+        not registered)."""
+        ...
+
+    def remember_token(self, id_token: str, status: str | None) -> None:
+        """Persist the Authorization Cache's entry for ``id_token`` (``None``: forget it)."""
         ...
 
     def queue(
@@ -112,7 +117,7 @@ class Transactions:
         self.messages = messages
         self.port = port
         self.connectors = {c.number: ConnectorState(c) for c in evse.connectors}
-        self._auth_cache: dict[str, str] = {}
+        self.auth = AuthCache(model, port.remember_token)
 
     # -- views --------------------------------------------------------------------------------
 
@@ -239,30 +244,29 @@ class Transactions:
         self, number: int, id_token: str, token_type: str, remote_id: int | None, now: float,
         *, ask: bool = True,
     ) -> None:  # fmt: skip
-        """Authorize ``id_token`` on connector ``number`` (C01), asking the back end if needed."""
-        m = self.model
-        cached = self._auth_cache.get(id_token) if m.auth_cache_enabled else None
-        if not m.auth_enabled or not ask or (m.local_pre_authorize and cached == "Accepted"):
+        """Authorize ``id_token`` on connector ``number`` (C01), asking the back end if it can
+        be asked, else deciding locally (:mod:`.authorization`)."""
+        tag = ("authorize", number, id_token, token_type, remote_id)
+        if not self.model.auth_enabled or not ask or self.auth.pre_authorized(id_token):
             self.authorized(number, id_token, token_type, remote_id, now)
-        elif self.port.online:
-            action, payload = self.messages.authorize(id_token, token_type)
-            self.port.call(action, payload, ("authorize", number, id_token, token_type, remote_id))
-        elif (cached == "Accepted" and m.local_authorize_offline) or (m.offline_tx_for_unknown_id):
+        elif self.port.call(*self.messages.authorize(id_token, token_type), tag):
+            pass  # authorize_answered decides
+        elif self.auth.accepted_locally(id_token):
             self.authorized(number, id_token, token_type, remote_id, now)
         else:
-            log.info("token %s refused offline (not in the cache)", id_token)
+            log.info("token %s refused: the back end cannot be asked", id_token)
 
     def authorize_answered(self, tag: tuple[Any, ...], payload: dict[str, Any] | None,
                            now: float) -> None:  # fmt: skip
-        """The Authorize of ``tag`` was answered (``payload``) or lost (``None``: link down)."""
+        """The Authorize of ``tag`` was answered (``payload``) or lost (``None``: link down,
+        no answer, a CALLERROR): then decided locally."""
         _, number, id_token, token_type, remote_id = tag
-        if payload is None:  # no answer: decide as offline
-            if self._auth_cache.get(id_token) == "Accepted" or self.model.offline_tx_for_unknown_id:
+        if payload is None:
+            if self.auth.accepted_locally(id_token):
                 self.authorized(number, id_token, token_type, remote_id, now)
             return
         status = self.messages.authorize_status(payload)
-        if self.model.auth_cache_enabled:
-            self._auth_cache[id_token] = status
+        self.auth.put(id_token, status)
         if status == "Accepted":
             self.authorized(number, id_token, token_type, remote_id, now)
         else:
@@ -287,7 +291,7 @@ class Transactions:
             self._start(s, id_token, token_type, remote_id, now, trigger)
 
     def clear_cache(self) -> None:
-        self._auth_cache.clear()
+        self.auth.clear()
 
     # -- timers -------------------------------------------------------------------------------
 
@@ -330,6 +334,8 @@ class Transactions:
             return
         if csms_id is not None:
             tx.view = replace(tx.view, csms_id=csms_id)
+        if status is not None and tx.view.id_token is not None:
+            self.auth.put(tx.view.id_token, status)  # C10: the cache learns from it too
         if status is not None and status != "Accepted" and self.model.stop_tx_on_invalid_id:
             self.stop(tx, now, "deauthorized", "deauthorized")
 
