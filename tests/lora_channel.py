@@ -55,6 +55,8 @@ class Channel:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self._arrivals: list[tuple[float, int, Air]] = []
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._recent: list[Air] = []  # what may still overlap a frame in the air
         self._seq = itertools.count()
         for name in self.endpoints:
             self.delivered[name] = []
@@ -62,6 +64,10 @@ class Channel:
             self.failed[name] = []
 
     # -- driving --------------------------------------------------------------------------------
+
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (an application's action) ``delay`` seconds from now."""
+        heapq.heappush(self._timers, (self.now + delay, next(self._seq), fn))
 
     def send(self, name: str, address: int, data: bytes, **kw: object) -> None:
         self.handle(name, self.endpoints[name].send(address, data, self.now, **kw))  # type: ignore[arg-type]
@@ -71,6 +77,7 @@ class Channel:
             if isinstance(ev, Transmit):
                 air = Air(name, self.now, self.now + ev.airtime, ev.data, ev.frequency_hz)
                 self.sent.append(air)
+                self._recent.append(air)
                 heapq.heappush(self._arrivals, (air.end, next(self._seq), air))
             elif isinstance(ev, Delivered):
                 self.delivered[name].append((ev.address, ev.data))
@@ -90,7 +97,8 @@ class Channel:
             ]
             t_poll = min(deadlines, default=(None, ""))[0]
             t_air = self._arrivals[0][0] if self._arrivals else None
-            candidates = [t for t in (t_poll, t_air) if t is not None]
+            t_app = self._timers[0][0] if self._timers else None
+            candidates = [t for t in (t_poll, t_air, t_app) if t is not None]
             if not candidates or (stop is not None and stop() and t_air is None):
                 return
             t = max(min(candidates), self.now)
@@ -104,13 +112,18 @@ class Channel:
                 _, _, air = heapq.heappop(self._arrivals)
                 self._arrive(air)
                 continue
+            if t_app is not None and t_app <= t:
+                heapq.heappop(self._timers)[2]()
+                continue
             for d, name in deadlines:
                 if d <= t:
                     self.handle(name, self.endpoints[name].poll(t))
 
     def _arrive(self, air: Air) -> None:
+        horizon = air.start - 15.0  # no LoRa frame lasts 15 s (SF12, 255 bytes: ~10 s)
+        self._recent = [a for a in self._recent if a.end > horizon]
         overlapping = [
-            a for a in self.sent if a is not air and a.start < air.end and air.start < a.end
+            a for a in self._recent if a is not air and a.start < air.end and air.start < a.end
         ]
         for name, endpoint in self.endpoints.items():
             if name == air.sender:
@@ -134,14 +147,20 @@ class Channel:
     def worst_hour(self, name: str) -> dict[str, float]:
         """Per sub-band, the most airtime ``name`` used in any one-hour window (windows ending at
         each of its transmissions' ends: where the maximum is reached)."""
-        mine = [a for a in self.sent if a.sender == name]
+        by_band: dict[str, list[Air]] = {}
+        for a in self.sent:
+            if a.sender == name:
+                by_band.setdefault(band_for(a.frequency_hz).name, []).append(a)
         out: dict[str, float] = {}
-        for a in mine:
-            band = band_for(a.frequency_hz).name
-            used = sum(
-                max(0.0, min(b.end, a.end) - max(b.start, a.end - HOUR))
-                for b in mine
-                if band_for(b.frequency_hz).name == band
-            )
-            out[band] = max(out.get(band, 0.0), used)
+        for band, airs in by_band.items():
+            airs.sort(key=lambda a: a.start)  # one radio: they do not overlap each other
+            prefix = list(itertools.accumulate((a.end - a.start for a in airs), initial=0.0))
+            first, best = 0, 0.0
+            for i, a in enumerate(airs):  # the window (a.end - HOUR, a.end]
+                while airs[first].end <= a.end - HOUR:
+                    first += 1
+                used = prefix[i + 1] - prefix[first]
+                cut = a.end - HOUR - airs[first].start  # the first may straddle the edge
+                best = max(best, used - max(0.0, cut))
+            out[band] = best
         return out

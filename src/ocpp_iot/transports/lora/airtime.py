@@ -136,7 +136,7 @@ class DutyCycleLedger:
     only overstate the use, never understate it.
     """
 
-    __slots__ = ("bands", "bandwidth_hz", "_sent")
+    __slots__ = ("bands", "bandwidth_hz", "_sent", "_total", "_band_of")
 
     def __init__(
         self, bands: tuple[SubBand, ...] = EU868_BANDS, bandwidth_hz: int = 125000
@@ -145,43 +145,63 @@ class DutyCycleLedger:
         self.bandwidth_hz = bandwidth_hz
         #: sub-band name -> (start, airtime) of each transmission, oldest first
         self._sent: dict[str, deque[tuple[float, float]]] = {}
+        #: sub-band name -> the sum of the airtimes in ``_sent``
+        self._total: dict[str, float] = {}
+        self._band_of: dict[int, SubBand] = {}
 
     def band(self, frequency_hz: int) -> SubBand:
-        return band_for(frequency_hz, self.bandwidth_hz, self.bands)
+        band = self._band_of.get(frequency_hz)
+        if band is None:
+            band = self._band_of[frequency_hz] = band_for(
+                frequency_hz, self.bandwidth_hz, self.bands
+            )
+        return band
 
     def _entries(self, band: SubBand, now: float) -> deque[tuple[float, float]]:
         sent = self._sent.setdefault(band.name, deque())
         while sent and sent[0][0] + sent[0][1] <= now - HOUR:  # wholly out of any window
-            sent.popleft()
+            self._total[band.name] -= sent.popleft()[1]
+        if not sent:
+            self._total[band.name] = 0.0  # (no rounding drift left behind)
         return sent
 
     def used(self, frequency_hz: int, now: float) -> float:
         """Seconds counted against the sub-band for the hour ending at ``now``."""
         band = self.band(frequency_hz)
-        return sum(a for s, a in self._entries(band, now) if s + a > now - HOUR)
+        self._entries(band, now)
+        return self._total[band.name]
 
     def remaining(self, frequency_hz: int, now: float) -> float:
         band = self.band(frequency_hz)
         return band.budget - self.used(frequency_hz, now)
 
-    def can_send(self, frequency_hz: int, airtime: float, now: float) -> bool:
+    def can_send(
+        self, frequency_hz: int, airtime: float, now: float, *, reserve: float = 0.0
+    ) -> bool:
         """Whether a transmission of ``airtime`` seconds may start at ``now``."""
-        return self.wait_until(frequency_hz, airtime, now) <= now
+        return self.wait_until(frequency_hz, airtime, now, reserve=reserve) <= now
 
-    def wait_until(self, frequency_hz: int, airtime: float, now: float) -> float:
-        """The earliest time, ``now`` or later, at which ``airtime`` fits the budget.
+    def wait_until(
+        self, frequency_hz: int, airtime: float, now: float, *, reserve: float = 0.0
+    ) -> float:
+        """The earliest time, ``now`` or later, at which ``airtime`` fits the budget, leaving
+        ``reserve`` seconds of it unused (for other traffic of the caller's).
         ``ValueError`` if it never can (longer than the whole budget)."""
         band = self.band(frequency_hz)
-        if airtime > band.budget:
+        budget = band.budget - reserve
+        if airtime > budget:
             raise ValueError(
                 f"{airtime:.3f} s exceeds the {band.budget:.1f} s/h budget of {band.name}"
             )
+        sent = self._entries(band, now)
+        used = self._total[band.name]
         end = now + airtime
-        # (a nanosecond of slack: a transmission that ends exactly as the hour starts is out)
-        entries = [(s, a) for s, a in self._entries(band, now) if s + a > end - HOUR + 1e-9]
-        used = sum(a for _, a in entries)
-        for s, a in entries:  # oldest first: each leaves the window in turn
-            if used + airtime <= band.budget + 1e-9:
+        for s, a in sent:  # oldest first: each leaves the window in turn
+            # (a nanosecond of slack: a transmission that ends as the hour starts is out)
+            if s + a <= end - HOUR + 1e-9:
+                used -= a  # already out of the hour that ends as this one would
+                continue
+            if used + airtime <= budget + 1e-9:
                 break
             used -= a
             # it leaves the hour ending at t + airtime once t + airtime - HOUR >= s + a
@@ -192,6 +212,7 @@ class DutyCycleLedger:
         """Account for a transmission of ``airtime`` seconds that starts at ``now``."""
         band = self.band(frequency_hz)
         self._entries(band, now).append((now, airtime))
+        self._total[band.name] += airtime
 
     # -- persistence (a restart must not reset the hour) ----------------------------------------
 
@@ -208,4 +229,5 @@ class DutyCycleLedger:
         ledger = cls(bands, bandwidth_hz)
         for name, sent in (value or {}).items():
             ledger._sent[name] = deque((float(s), float(a)) for s, a in sent)
+            ledger._total[name] = sum(a for _, a in ledger._sent[name])
         return ledger

@@ -117,6 +117,8 @@ class ArqConfig:
     reserve_block: int = 64
     #: bare re-acknowledgements sent per message at most (a replayed frame costs one at most)
     reack_limit: int = 12
+    #: the share of each sub-band's budget DATA frames leave to ACK, NACK and CTRL frames
+    control_reserve: float = 0.1
 
     def __post_init__(self) -> None:
         if self.window < MAX_POSITIONS * 2:

@@ -177,12 +177,13 @@ class Endpoint:
             self.stats.malformed += 1
             return [Dropped(None, str(exc))]
         peer = self._peers.get(header.address)
-        if header.direction == self.direction or peer is None:
-            if peer is None:
-                self.stats.unknown_peer += 1
-            else:
-                self.stats.not_for_us += 1
-            return [Dropped(header.address, "not for this endpoint")]
+        if header.direction == self.direction or (peer is None and self.direction is Direction.UP):
+            # another station's uplink, or a downlink to another station: normal, not an error
+            self.stats.not_for_us += 1
+            return []
+        if peer is None:
+            self.stats.unknown_peer += 1
+            return [Dropped(header.address, f"no station {header.address} provisioned here")]
         st, window = peer.stats, peer.counters.receive
         counter = window.reconstruct(header.counter16)
         try:
@@ -243,10 +244,9 @@ class Endpoint:
             duty = p.duty
             if duty is None or duty.due > now:
                 continue
-            if not duty.nack and p.inflight is None and p.queue:
-                self._start(p, now, events)  # the new message carries the acknowledgement
-                return
-            self._send_duty(p, duty, now, events)
+            if not duty.nack and p.inflight is None and p.queue and self._start(p, now, events):
+                return  # the new message carries the acknowledgement
+            self._send_duty(p, duty, now, events)  # else a bare one (from the reserve)
             return
         for p in peers:
             inf = p.inflight
@@ -262,9 +262,14 @@ class Endpoint:
         """A frame to ``peer``; its counter is taken when it is sent (:meth:`_emit`)."""
         return Frame(type_, self.direction, peer.address, 0, payload, **kw)
 
-    def _fits(self, size: int, now: float) -> bool:
+    def _fits(self, size: int, now: float, *, control: bool = False) -> bool:
+        """Whether a frame of ``size`` bytes may go now. DATA frames leave ``control_reserve``
+        of the sub-band's budget unused, so that acknowledgements still go out when data has
+        spent the rest (else the peer would retransmit into our silence, and give up)."""
         airtime = self.radio.airtime(size)
-        at = self.ledger.wait_until(self.radio.frequency_hz, airtime, now)
+        f = self.radio.frequency_hz
+        reserve = 0.0 if control else self.arq.control_reserve * self.ledger.band(f).budget
+        at = self.ledger.wait_until(f, airtime, now, reserve=reserve)
         if at > now:
             self._blocked_until = at
             self.stats.duty_waits += 1
@@ -282,7 +287,8 @@ class Endpoint:
         self, peer: Peer, frame: Frame, now: float, events: list[Event], *, control: bool
     ) -> Frame | None:
         """Take a counter for ``frame``, seal and transmit it if the ledger allows."""
-        if not self._fits(overhead(False, frame.ack is not None) + len(frame.payload), now):
+        size = overhead(False, frame.ack is not None) + len(frame.payload)
+        if not self._fits(size, now, control=control):
             return None
         frame = replace(frame, counter=self._take(peer, events))
         self._put_on_air(peer, seal(frame, peer.key), frame.type, now, events, control=control)
@@ -355,7 +361,7 @@ class Endpoint:
         r = parity_count(n, self.arq.parity_ratio)
         return split(message.data, size, r), n, r
 
-    def _start(self, peer: Peer, now: float, events: list[Event]) -> None:
+    def _start(self, peer: Peer, now: float, events: list[Event]) -> bool:
         """Seal all frames of the next queued message (consecutive counters) and send the
         first; an acknowledgement we owe this peer rides on every one of them. Nothing is
         taken from the queue while the ledger refuses its first frame."""
@@ -363,7 +369,7 @@ class Endpoint:
         duty = peer.duty
         ack = duty.base & 0xFFFF if duty is not None and not duty.nack else None
         if not self._fits(overhead(n > 1, ack is not None) + len(pieces[0]), now):
-            return
+            return False
         message = peer.queue.pop()
         frames: list[bytes] = []
         base = -1
@@ -379,3 +385,4 @@ class Endpoint:
         inf = InFlight(message, base, frames, n, list(range(len(frames))))
         peer.inflight = inf
         self._send_position(peer, inf, now, events)
+        return True
