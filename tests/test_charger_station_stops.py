@@ -1,0 +1,203 @@
+"""Why a transaction ends (OCPP 2.0.1 E06-E08, B11/B12, F03; 1.6 5.11, 5.16, 6.x): the cable,
+the same token again, the back end's stop, a token found invalid in the start's answer
+(StopTxOnInvalidId), a reset (Immediate / OnIdle; 1.6 Hard / Soft). Each ends with the right
+reasons, opens the relay and carries the register at the stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from station_harness import (
+    T0,
+    V2,
+    VERSIONS,
+    Bench,
+    ScriptedEvse,
+    event_type,
+    register_of,
+    stop_reason,
+    tx_messages,
+)
+
+from ocpp_iot.rpc import Call, CallResult
+
+
+def _charging(tmp_path: Path, version: str, **kw: Any) -> tuple[Bench, ScriptedEvse]:
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse, **kw).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token", token="T1")
+    b.run(100)
+    assert b.machine.tx.active() and evse.relay[1]
+    return b, evse
+
+
+def _ended(b: Bench) -> Call:
+    txm = tx_messages(b.csms.calls())
+    ends = [c for c in txm if event_type(c) == "Ended"]
+    assert len(ends) == 1, [event_type(c) for c in txm]
+    return ends[0]
+
+
+def _check_end(b: Bench, evse: ScriptedEvse, reason16: str, reason2: str, trigger2: str) -> None:
+    assert not b.machine.tx.active()
+    assert not evse.relay[1]
+    ended = _ended(b)
+    assert register_of(ended) == pytest.approx(evse.register[1], abs=1.0)
+    if b.version == "1.6":
+        assert stop_reason(ended) == reason16
+    else:
+        assert stop_reason(ended) == reason2
+        assert ended.payload["triggerReason"] == trigger2
+
+
+def _tx_id(b: Bench) -> Any:
+    tx = b.machine.tx.active()[0]
+    return tx.view.csms_id if b.version == "1.6" else tx.view.local_id
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_unplug(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version)
+    evse.at(b.now + 5, "unplug")
+    b.run(10)
+    _check_end(b, evse, "EVDisconnected", "EVDisconnected", "EVCommunicationLost")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_same_token_again(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version)
+    evse.at(b.now + 5, "token", token="T1")
+    b.run(10)
+    _check_end(b, evse, "Local", "Local", "StopAuthorized")
+    # the cable is still in: 1.6 says Finishing until it goes, 2.x Occupied
+    status = b.machine.status(b.now)["connectors"]["1"]
+    assert status == ("Finishing" if version == "1.6" else "Occupied")
+    evse.at(b.now + 5, "unplug")
+    b.run(10)
+    assert b.machine.status(b.now)["connectors"]["1"] == "Available"
+    assert len([c for c in tx_messages(b.csms.calls()) if event_type(c) == "Ended"]) == 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_another_token_does_not_stop_it(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version)
+    evse.at(b.now + 5, "token", token="OTHER")
+    b.run(10)
+    assert b.machine.tx.active()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_remote_stop(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version)
+    action = "RemoteStopTransaction" if version == "1.6" else "RequestStopTransaction"
+    unknown = 99999 if version == "1.6" else "nope"
+    answer = b.call(action, {"transactionId": unknown})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Rejected"
+    answer = b.call(action, {"transactionId": _tx_id(b)})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
+    b.run(5)
+    _check_end(b, evse, "Remote", "Remote", "RemoteStop")
+    # the answer went before the Ended
+    sent = [f for _, f in b.sent]
+    i_answer = next(i for i, f in enumerate(sent) if f.message_id == answer.message_id)
+    i_end = next(i for i, f in enumerate(sent) if isinstance(f, Call) and event_type(f) == "Ended"
+                 and f.action in ("TransactionEvent", "StopTransaction"))  # fmt: skip
+    assert i_answer < i_end
+
+
+def _invalid_start(b: Bench) -> None:
+    """The back end answers the transaction's first message with the token Invalid (it
+    accepted the Authorize: e.g. the card was blocked in between)."""
+
+    def answer(call: Call, now: float) -> Any:
+        if b.version == "1.6":
+            return {"idTagInfo": {"status": "Invalid"}, "transactionId": 4242}
+        if call.payload["eventType"] == "Started":
+            return {"idTokenInfo": {"status": "Invalid"}}
+        return None
+
+    b.csms.script["StartTransaction" if b.version == "1.6" else "TransactionEvent"] = answer
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_invalid_token_in_the_start_answer_stops_it(tmp_path: Path, version: str) -> None:
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse).start()
+    assert b.model.stop_tx_on_invalid_id
+    _invalid_start(b)
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token", token="T1")
+    b.run(30)
+    _check_end(b, evse, "DeAuthorized", "DeAuthorized", "Deauthorized")
+    if version == "1.6":
+        assert _ended(b).payload["transactionId"] == 4242
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_invalid_token_without_stop_tx_on_invalid_id_goes_on(tmp_path: Path, version: str) -> None:
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse, variables={"TxCtrlr.StopTxOnInvalidId": "false"})
+    b.start()
+    _invalid_start(b)
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token", token="T1")
+    b.run(30)
+    assert b.machine.tx.active()
+
+
+@pytest.mark.parametrize("version", V2)
+def test_reset_immediate_ends_and_restarts(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version)
+    answer = b.call("Reset", {"type": "Immediate"})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
+    assert b.machine.restart_due == "Immediate"
+    assert not b.machine.tx.active() and not evse.relay[1]
+    b.restart()
+    b.run(5)
+    boots = b.calls("BootNotification")
+    assert boots[-1].payload["reason"] == "RemoteReset"
+    _check_end(b, evse, "", "ImmediateReset", "ResetCommand")
+
+
+@pytest.mark.parametrize("version", V2)
+def test_reset_on_idle_is_scheduled_while_charging(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version)
+    answer = b.call("Reset", {"type": "OnIdle"})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Scheduled"
+    b.run(60)
+    assert b.machine.restart_due is None and b.machine.tx.active()
+    evse.at(b.now + 5, "unplug")
+    b.run(10)
+    assert b.machine.restart_due == "OnIdle"
+    _check_end(b, evse, "", "EVDisconnected", "EVCommunicationLost")
+
+
+@pytest.mark.parametrize("version", V2)
+def test_reset_on_idle_when_idle_restarts_at_once(tmp_path: Path, version: str) -> None:
+    b = Bench(tmp_path, version).start()
+    answer = b.call("Reset", {"type": "OnIdle"})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
+    assert b.machine.restart_due == "OnIdle"
+
+
+@pytest.mark.parametrize("kind", ["Hard", "Soft"])
+def test_reset_16(tmp_path: Path, kind: str) -> None:
+    b, evse = _charging(tmp_path, "1.6")
+    answer = b.call("Reset", {"type": kind})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
+    assert b.machine.restart_due == kind
+    b.restart()
+    b.run(5)
+    _check_end(b, evse, f"{kind}Reset", "", "")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_stop_transactions_for_a_clean_shutdown(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version)
+    b.machine.stop_transactions(b.now)
+    b.run(5)
+    assert b.machine.settled
+    _check_end(b, evse, "Local", "Local", "StopAuthorized")
