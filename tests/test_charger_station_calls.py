@@ -416,3 +416,35 @@ def test_no_cache_no_offline_start(tmp_path: Path, version: str) -> None:
     evse.at(b.now + 2, "token", token="T1")
     b.run(10)
     assert not b.machine.tx.active()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_change_availability_of_the_whole_station(tmp_path: Path, version: str) -> None:
+    evse = ScriptedEvse(2)
+    b = Bench(tmp_path, version, evse=evse).start()
+    n = len(b.calls())
+    assert _availability(b, False, None)["status"] == "Accepted"
+    b.run(1)
+    assert [status_of(c) for c in b.calls()[n:] if c.action == "StatusNotification"] == [
+        "Unavailable",
+        "Unavailable",
+    ]
+    assert _availability(b, True, None)["status"] == "Accepted"
+    b.run(1)
+    assert [status_of(c) for c in b.calls("StatusNotification")[-2:]] == ["Available"] * 2
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_token_refused_by_the_back_end_does_not_start(tmp_path: Path, version: str) -> None:
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse).start()
+    b.csms.invalid_tokens.add("BAD")
+    evse.at(T0 + 1, "plug")
+    evse.at(T0 + 2, "token", token="BAD")
+    b.run(10)
+    assert b.calls("Authorize") and not b.machine.tx.active() and not evse.relay[1]
+    # refused at the back end: refused offline too (the cache says Invalid)
+    b.link_down()
+    evse.at(b.now + 1, "token", token="BAD")
+    b.run(5)
+    assert not b.machine.tx.active()

@@ -168,3 +168,27 @@ def test_link_up_twice_does_not_wedge_the_outbox(tmp_path: Path, version: str) -
     b.run(300)
     assert b.outbox.depth() <= 1  # the last sample may be on its way
     assert len(tx_messages(b.csms.calls())) >= n + 4
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_replay_after_a_long_offline_period_is_paced(tmp_path: Path, version: str) -> None:
+    from ocpp_iot.charger_node.outbox import ReplayPace
+
+    evse = ScriptedEvse(1)
+    pace = ReplayPace(per_minute=30.0, burst=5)
+    variables = {"SampledDataCtrlr.TxUpdatedInterval": "30"}
+    b = Bench(tmp_path, version, evse=evse, pace=pace, variables=variables).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    b.run(20)
+    b.link_down()
+    b.run(30 * 20)  # 20 samples queue up
+    assert b.outbox.depth() >= 20
+    b.run(120)  # the bucket fills again meanwhile (at most 5)
+    up = b.now
+    b.link_up()
+    b.run(120)
+    times = [t - up for t, c in b.csms.timed() if tx_messages([c]) and t >= up]
+    assert [round(t) for t in times[:5]] == [0] * 5  # the burst
+    gaps = [round(y - x, 3) for x, y in zip(times[5:15], times[6:15], strict=False)]
+    assert gaps and all(g == 2.0 for g in gaps)  # then one every 2 s (30 a minute)

@@ -1,0 +1,231 @@
+"""The transaction messages of a station's connectors: what a transaction's start, samples and
+end say, and its record across restarts. Sans-IO; the base of :class:`.transactions.Transactions`
+(which decides *when*, from the hardware's events), talking to the station machine through a
+:class:`Port`.
+
+Rules implemented (OCPP 2.0.1 part 2 unless said; 1.6 where it has the concept):
+
+- E01: the station makes the transaction id (short base-36 counters from the outbox; 1.6: the
+  local reference, the back end's id follows in StartTransaction.conf).
+- E04: events that happen while offline carry ``offline: true``.
+- J02: Started / Updated / Ended carry the TxStarted / TxUpdated / TxEnded measurands; Ended
+  carries the register at the stop; 2.x ``chargingState`` when it changes.
+- A transaction in progress is recorded with each of its messages (``Outbox.put(keep=...)``, in
+  the same commit); after a restart that finds one (power loss, a kill), it is ended with reason
+  PowerLoss and the last register known (2.0.1 E09 without resumption; 1.6 ``PowerLoss``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from .device_model import DeviceModel
+from .evse import Connector, Evse, MeterReading
+from .messages import ConnectorView, Messages, StopReason, Trigger, TxView
+
+__all__ = ["ConnectorState", "Port", "TX_KEY", "Tx", "TxRecords"]
+
+log = logging.getLogger(__name__)
+
+TX_KEY = "tx:"  #: the outbox's kept records of transactions in progress: ``tx:<id>``
+
+
+class Port(Protocol):
+    """What :class:`Transactions` needs of the station machine."""
+
+    @property
+    def online(self) -> bool: ...
+
+    def csms_time(self, now: float) -> float: ...
+
+    def call(self, action: str, payload: dict[str, Any], tag: Any) -> bool:
+        """Send a CALL that is not queued durably; ``False`` if it cannot go (offline, or
+        not registered)."""
+        ...
+
+    def remember_token(self, id_token: str, status: str | None) -> None:
+        """Persist the Authorization Cache's entry for ``id_token`` (``None``: forget it)."""
+        ...
+
+    def queue(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        tx_id: str,
+        now: float,
+        keep: tuple[str, dict[str, Any] | None],
+    ) -> None:
+        """Store a transaction message in the outbox (durable), to be sent in order."""
+        ...  # fmt: skip
+
+    def new_transaction_id(self) -> str: ...
+
+
+@dataclass
+class Tx:
+    view: TxView
+    started_at: float
+    last_sample: float
+    last_wh: float
+    offline_start: bool = False
+
+
+@dataclass
+class ConnectorState:
+    info: Connector
+    plugged: bool = False
+    fault: str | None = None
+    fault_text: str = ""
+    suspended_ev: bool = False
+    relay: bool = False
+    #: a token authorized here, waiting for the cable: (id, type, remote start id, since)
+    authorized: tuple[str, str, int | None, float] | None = None
+    tx: Tx | None = None
+    finishing: bool = False  #: a transaction ended with the cable in; until it goes
+    reported: str | None = None  #: the status last sent
+
+
+class TxRecords:
+    """The connectors' states and their transactions' messages (see the module docstring)."""
+
+    evse: Evse
+    model: DeviceModel
+    messages: Messages
+    port: Port
+    connectors: dict[int, ConnectorState]
+
+    # -- views --------------------------------------------------------------------------------
+
+    def view(self, number: int) -> ConnectorView:
+        s = self.connectors[number]
+        c = s.info
+        return ConnectorView(
+            c,
+            s.plugged,
+            s.fault,
+            s.fault_text,
+            self.model.is_operative(c.evse_id, c.connector_id),
+            s.authorized is not None,
+            s.tx is not None and s.relay and not s.suspended_ev and s.fault is None,
+            s.suspended_ev,
+            s.tx is not None,
+            s.finishing,
+        )
+
+    def connectors_in_order(self) -> Sequence[ConnectorState]:
+        return [self.connectors[n] for n in sorted(self.connectors)]
+
+    def measurands(self, kind: str) -> list[str]:
+        m = self.model
+        if kind == "started":
+            return m.tx_started_measurands
+        return m.tx_updated_measurands if kind == "updated" else m.tx_ended_measurands
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def recover(self, kept: dict[str, dict[str, Any]], now: float) -> None:
+        """End the transactions a previous run left in progress (PowerLoss)."""
+        for key, rec in sorted(kept.items()):
+            number = int(rec["connector"])
+            if number not in self.connectors:
+                log.warning("kept transaction %s names unknown connector %d", key, number)
+                continue
+            s = self.connectors[number]
+            view = TxView(
+                rec["id"], s.info, rec.get("token"), rec.get("token_type", "ISO14443"),
+                rec.get("remote_start_id"), rec.get("csms_id"), float(rec["start_wh"]),
+            )  # fmt: skip
+            tx = Tx(view, float(rec["started_at"]), now, float(rec.get("last_wh", view.start_wh)))
+            s.tx = tx
+            reading = self.evse.meter(number, now)
+            if reading.energy_wh < tx.last_wh:  # a meter that restarted from another value
+                reading = replace(reading, energy_wh=tx.last_wh, power_w=0.0)
+            log.info("transaction %s was in progress at the restart: ending it", view.local_id)
+            self._end(s, reading, now, "abnormal_condition", "power_loss")
+
+    # -- the messages -------------------------------------------------------------------------
+
+    def _read(self, s: ConnectorState, now: float) -> MeterReading:
+        return self.evse.meter(s.info.number, now)
+
+    def _charging_state(self, s: ConnectorState) -> str:
+        """2.x ChargingStateEnumType: SuspendedEVSE when the station holds the power back (a
+        fault, or an authorized transaction with the relay open), SuspendedEV when the EV
+        does, EVConnected for a cable in a transaction not yet authorized (E02)."""
+        authorized = s.tx is not None and s.tx.view.id_token is not None
+        if s.fault is not None or (s.plugged and not s.relay and authorized):
+            return "SuspendedEVSE"
+        if s.suspended_ev:
+            return "SuspendedEV"
+        if s.relay:
+            return "Charging"
+        return "EVConnected" if s.plugged else "Idle"
+
+    def _relay(self, s: ConnectorState, closed: bool, now: float) -> None:
+        if s.relay != closed:
+            s.relay = closed
+            self.evse.set_relay(s.info.number, closed, now)
+
+    def _record(self, tx: Tx) -> dict[str, Any]:
+        v = tx.view
+        return {
+            "id": v.local_id, "connector": v.connector.number, "token": v.id_token,
+            "token_type": v.token_type, "remote_start_id": v.remote_start_id,
+            "csms_id": v.csms_id, "start_wh": v.start_wh, "started_at": tx.started_at,
+            "last_wh": tx.last_wh,
+        }  # fmt: skip
+
+    def _start(
+        self, s: ConnectorState, id_token: str | None, token_type: str, remote_id: int | None,
+        now: float, trigger: Trigger,
+    ) -> None:  # fmt: skip
+        reading = self._read(s, now)
+        view = TxView(
+            self.port.new_transaction_id(), s.info, id_token, token_type, remote_id, None,
+            reading.energy_wh,
+        )  # fmt: skip
+        tx = Tx(view, now, now, reading.energy_wh, offline_start=not self.port.online)
+        s.tx, s.authorized, s.finishing = tx, None, False
+        t = self.port.csms_time(now)
+        action, payload = self.messages.started(
+            view, reading, t, trigger, offline=not self.port.online,
+            measurands=self.measurands("started"), charging_state=self._charging_state(s),
+        )  # fmt: skip
+        self.port.queue(
+            action, payload, view.local_id, now, (TX_KEY + view.local_id, self._record(tx))
+        )
+
+    def _updated(
+        self, s: ConnectorState, reading: MeterReading, now: float, trigger: Trigger,
+        charging_state: str | None,
+    ) -> None:  # fmt: skip
+        tx = s.tx
+        assert tx is not None
+        tx.last_sample = now
+        tx.last_wh = max(tx.last_wh, reading.energy_wh)
+        built = self.messages.updated(
+            tx.view, reading, self.port.csms_time(now), trigger, offline=not self.port.online,
+            measurands=self.measurands("updated"), charging_state=charging_state,
+        )  # fmt: skip
+        if built is not None:
+            key = (TX_KEY + tx.view.local_id, self._record(tx))
+            self.port.queue(built[0], built[1], tx.view.local_id, now, key)
+
+    def _end(
+        self, s: ConnectorState, reading: MeterReading, now: float, trigger: Trigger,
+        reason: StopReason,
+    ) -> None:  # fmt: skip
+        tx = s.tx
+        assert tx is not None
+        self._relay(s, False, now)
+        s.tx, s.suspended_ev, s.finishing = None, False, s.plugged
+        action, payload = self.messages.ended(
+            tx.view, reading, self.port.csms_time(now), trigger, reason,
+            offline=not self.port.online, measurands=self.measurands("ended"),
+        )  # fmt: skip
+        self.port.queue(action, payload, tx.view.local_id, now, (TX_KEY + tx.view.local_id, None))
+        wh = reading.energy_wh - tx.view.start_wh
+        log.info("transaction %s ended (%s): %.1f Wh", tx.view.local_id, reason, wh)
