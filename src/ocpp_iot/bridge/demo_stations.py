@@ -46,10 +46,10 @@ class AfterBoot:
     """An :class:`~ocpp_iot.charger_node.evse.Evse` that plays ``plan`` on a
     :class:`SimulatedEvse` from the first moment ``accepted()`` holds.
 
-    A station sends nothing but its BootNotification until the back end accepts it (OCPP 2.0.1
-    B02), so a token shown before then is never authorized; starting the scenario then also
-    makes each session as long whatever the boot took. Until then an idle simulated EVSE
-    (no EV comes) answers for it.
+    A station asks the back end nothing but its BootNotification until it is accepted (OCPP
+    2.0.1 B02): a token shown before then is decided locally, as offline, and a token it does
+    not know yet is refused. Starting the scenario at the acceptance also makes each session as
+    long whatever the boot took. Until then an idle simulated EVSE (no EV comes) answers for it.
     """
 
     def __init__(self, seed: str, plan: Scenario, accepted: Callable[[], bool]) -> None:
