@@ -16,10 +16,9 @@ from ``currentTime`` (BootNotification and Heartbeat answers).
 
 Rules (OCPP 2.0.1 part 2 unless said; 1.6 section 4 has the same ones):
 
-- B01-B03, G02: registration and heartbeats as :mod:`.registration` says; after Accepted,
-  StatusNotification for every connector (G01).
-- B04: after being offline longer than ``OfflineThreshold``, every connector's status is sent
-  again; after a shorter time only the ones that changed.
+- B01-B03, G02: registration and heartbeats as :mod:`.registration` says.
+- G01, B04: connector statuses as :mod:`.connector_status` says (all after Accepted, and after
+  an offline period longer than ``OfflineThreshold``; else the changes).
 - E04 / E13 (1.6: transaction-related messages): transaction messages come from the outbox,
   in order, one at a time, after the non-queued CALLs in hand, as :mod:`.delivery` says.
 - A new OCPP-J connection on every link-up (a fresh :class:`Session`), but the answer cache is
@@ -46,6 +45,7 @@ from ..rpc import (
     SendReceived,
     Session,
 )
+from .connector_status import StatusReporter
 from .delivery import Delivery
 from .device_model import DeviceModel
 from .evse import Evse, ScheduledEvse
@@ -89,6 +89,7 @@ class StationMachine:
         self.boot_info = boot or BootInfo()
         self.messages: Messages = MessagesV16() if version == "1.6" else MessagesV2(version)
         self.tx = Transactions(evse, model, self.messages, self)
+        self.statuses = StatusReporter(self.tx, model, self.messages, self.call)
         self.pace = pace or ReplayPace(per_minute=60.0, burst=20)
         self.delivery = Delivery(outbox, model, self.messages, self.pace)
         if charger is None:
@@ -271,10 +272,7 @@ class StationMachine:
                 }
                 for t in self.tx.active()
             ],  # fmt: skip
-            "connectors": {
-                str(s.info.number): self.messages.status_value(self.tx.view(s.info.number))
-                for s in self.tx.connectors_in_order()
-            },
+            "connectors": self.statuses.values(),
         }
 
     # -- the Port that Transactions and the charger behaviour use -----------------------------
@@ -366,12 +364,7 @@ class StationMachine:
         elif kind == "authorize":
             self.tx.authorize_answered(tag, None, now)
         elif kind == "status":
-            # G01 / B04: a status lost with the link, or never answered, is not known to the
-            # back end: send it again (at link-up, or at the next tick)
-            _, number, value = tag
-            state = self.tx.connectors.get(number)
-            if state is not None and state.reported == value:
-                state.reported = None
+            self.statuses.abandoned(tag)
 
     def _boot_answered(self, payload: dict[str, Any] | None, now: float) -> None:
         if payload is not None:
@@ -385,17 +378,8 @@ class StationMachine:
         self._report_status(now, everything=True)
 
     def _report_status(self, now: float, *, everything: bool = False) -> None:
-        if self._session is None or self.registration != "accepted":
-            return
-        for s in self.tx.connectors_in_order():
-            view = self.tx.view(s.info.number)
-            value = self.messages.status_value(view)
-            if everything or value != s.reported:
-                s.reported = value
-                c = s.info
-                self.model.set_status(c.evse_id, c.connector_id, _v2_state(value))
-                status = self.messages.status(view, self.csms_time(now))
-                self.call(*status, tag=("status", c.number, value))
+        if self._session is not None and self.reg.accepted:
+            self.statuses.report(self.csms_time(now), everything=everything)
 
     def _pump(self, now: float) -> None:
         """Transmit what may go now: the CALL slot is the session's (OCPP-J 4.1.1). The CALLs in
@@ -428,11 +412,3 @@ class StationMachine:
     def _sent(self, call: Call, now: float) -> None:
         self.reg.last_sent = now
         self._out.append(call)
-
-
-def _v2_state(value: str) -> str:
-    """The 2.x AvailabilityState for a status of either version (1.6's Preparing, Charging,
-    Suspended* and Finishing are all Occupied)."""
-    if value in ("Available", "Occupied", "Reserved", "Unavailable", "Faulted"):
-        return value
-    return "Occupied"
