@@ -367,6 +367,7 @@ class Bench:
         pace: ReplayPace | None = None,
         latency: float = 0.0,
         now: float = T0,
+        charger: Callable[[StationMachine], Behaviour] | None = None,
     ) -> None:
         self.dir = _data_dir(tmp_path)
         self.version = version
@@ -376,6 +377,7 @@ class Bench:
         self.max_queue = max_queue
         self.pace = pace or ReplayPace(per_minute=600.0, burst=50)
         self.latency = latency
+        self.charger = charger
         self.now = now
         self.up = False
         self.ticks = 0
@@ -399,8 +401,9 @@ class Bench:
         )
         self.outbox = Outbox(self.dir / "outbox.db", max_messages=self.max_queue)
         return StationMachine(
-            "CP1", self.version, self.evse, self.model, self.outbox, pace=self.pace
-        )
+            "CP1", self.version, self.evse, self.model, self.outbox, pace=self.pace,
+            charger=self.charger,
+        )  # fmt: skip
 
     def start(self, *, link: bool = True, boot_reason: str = "PowerUp") -> Bench:
         self.machine.start(self.now, boot_reason)

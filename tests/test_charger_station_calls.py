@@ -448,3 +448,37 @@ def test_a_token_refused_by_the_back_end_does_not_start(tmp_path: Path, version:
     evse.at(b.now + 1, "token", token="BAD")
     b.run(5)
     assert not b.machine.tx.active()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_no_follow_up_when_the_answer_is_a_callerror(tmp_path: Path, version: str) -> None:
+    """A handler that scheduled its follow-up and then failed (here: an answer its schema
+    refuses, which dispatch turns into InternalError): the back end was told it failed, so
+    the remote start must not happen."""
+    from ocpp_iot.charger_node.charger import default_charger
+
+    def broken(machine: Any) -> Any:
+        charger = default_charger(machine)
+        name = "remote_start_transaction" if version == "1.6" else "request_start_transaction"
+        original = getattr(charger, name)
+
+        def start(request: Any, ctx: Any) -> dict[str, Any]:
+            original(request, ctx)
+            return {"status": "Maybe"}
+
+        setattr(charger, name, start)
+        return charger
+
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse, charger=broken).start()
+    evse.at(T0 + 1, "plug")
+    b.run(5)
+    if version == "1.6":
+        answer = b.call("RemoteStartTransaction", {"idTag": "R1", "connectorId": 1})
+    else:
+        answer = b.call("RequestStartTransaction", {
+            "idToken": {"idToken": "R1", "type": "Central"}, "remoteStartId": 1, "evseId": 1,
+        })  # fmt: skip
+    assert isinstance(answer, CallError) and answer.error_code == "InternalError"
+    b.run(10)
+    assert not b.machine.tx.active() and not evse.relay[1]

@@ -327,8 +327,9 @@ class StationMachine:
         assert isinstance(answer, CallResult | CallError)
         self._out.append(self._session.respond(answer))
         after, self._after = self._after, []
-        for action in after:
-            action()
+        if isinstance(answer, CallResult):  # a CALLERROR told the back end nothing happens
+            for action in after:
+                action()
 
     def _answered(self, tag: Any, response: CallResult | CallError, now: float) -> None:
         kind = tag[0] if isinstance(tag, tuple) else tag
