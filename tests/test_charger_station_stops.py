@@ -201,3 +201,21 @@ def test_stop_transactions_for_a_clean_shutdown(tmp_path: Path, version: str) ->
     b.run(5)
     assert b.machine.settled
     _check_end(b, evse, "Local", "Local", "StopAuthorized")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_unplug_without_stop_tx_on_ev_side_disconnect(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version, variables={"TxCtrlr.StopTxOnEVSideDisconnect": "false"})
+    evse.at(b.now + 5, "unplug")
+    b.run(10)
+    assert b.machine.tx.active() and not evse.relay[1]  # unpowered, not ended
+    if version in V2:
+        last = b.csms.calls("TransactionEvent")[-1].payload
+        assert last["eventType"] == "Updated"
+        assert last["transactionInfo"]["chargingState"] == "Idle"
+    evse.at(b.now + 5, "plug")
+    b.run(10)
+    assert evse.relay[1]
+    evse.at(b.now + 5, "token", token="T1")
+    b.run(10)
+    _check_end(b, evse, "Local", "Local", "StopAuthorized")

@@ -11,9 +11,10 @@ concept):
 
 - E01/E06 start and stop points: ``TxStartPoint`` ``EVConnected`` starts at the cable,
   ``Authorized`` at the token, anything else (the default ``PowerPathClosed``) when both are there
-  and the relay closes. A transaction ends when the cable goes (``StopTxOnEVSideDisconnect``), the
-  same token is presented again (StopAuthorized), the back end stops it (RemoteStop), the token is
-  found invalid (``StopTxOnInvalidId``), or on a reset.
+  and the relay closes. A transaction ends when the cable goes (with ``StopTxOnEVSideDisconnect``;
+  without, it goes on unpowered until the cable is back), the same token is presented again
+  (StopAuthorized), the back end stops it (RemoteStop), the token is found invalid
+  (``StopTxOnInvalidId``), or on a reset.
 - C01 / C10 / C12 / C15: a token is authorized by the back end when it can be asked, else
   locally from the Authorization Cache (:mod:`.authorization`).
 - E03: an authorization waits ``EVConnectionTimeOut`` seconds for the cable.
@@ -94,8 +95,11 @@ class Transactions(TxRecords):
         elif isinstance(ev, Unplugged):
             s.plugged = False
             s.suspended_ev = s.finishing = False
-            if s.tx is not None:
+            if s.tx is not None and self._stops_at_unplug(s.tx):
                 self._end(s, self._read(s, now), now, "ev_communication_lost", "ev_disconnected")
+            elif s.tx is not None:  # it goes on without power until the cable is back
+                self._relay(s, False, now)
+                self._state_changed(s, now, "Idle")
             s.authorized = None
         elif isinstance(ev, Fault):
             s.fault, s.fault_text = ev.code, ev.text
@@ -110,6 +114,12 @@ class Transactions(TxRecords):
         elif isinstance(ev, EvResumed):
             s.suspended_ev = False
             self._state_changed(s, now, "Charging" if s.relay else "EVConnected")
+
+    def _stops_at_unplug(self, tx: Tx) -> bool:
+        """E06 / E10 (1.6 StopTransactionOnEVSideDisconnect): the cable going ends the
+        transaction, unless StopTxOnEVSideDisconnect is false; one not yet authorized ends
+        anyway (nothing would resume it)."""
+        return self.model.stop_tx_on_ev_side_disconnect or tx.view.id_token is None
 
     def _token(self, ev: TokenPresented, now: float) -> None:
         # the same token again stops its transaction (E07 StopAuthorized; 1.6 Local)
