@@ -87,7 +87,7 @@ def test_single_parity_repairs_any_one_loss_and_four_repair_any_three() -> None:
             assert msg in out, lost
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     msg=st.binary(min_size=44, max_size=700),  # 44 + 2 > 45: fragmented
     parity=st.integers(0, 6),

@@ -13,6 +13,10 @@ Acknowledgements (docs/lora.md, "ARQ"):
   receiver holds the acknowledgement up to ``answer_wait`` for the answer to carry it, and sends
   a bare ACK only if no DATA frame left for the peer by then (or at once, if its own message
   is in flight: its answer would have to wait for that);
+- an answer that fits one frame and goes while that acknowledgement is held is sent as a REPLY:
+  it acknowledges the CALL and is not acknowledged itself. If it is lost, the CALL's sender
+  times out and repeats the CALL, and the receiver sends the same REPLY frame again. A CALL and
+  its answer cost two frames, no acknowledgement at all;
 - an incomplete fragmented message is answered by a NACK (bitmap of positions received) when
   its last position arrives; the sender then resends the missing data fragments;
 - no acknowledgement within the timeout: the sender resends its last position (a probe: the
@@ -29,7 +33,7 @@ import heapq
 import itertools
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -58,7 +62,7 @@ class Priority(IntEnum):
     """Send order of new messages (lower first). Acknowledgements and control frames go
     before any of them; the frames of the message in flight before a new message."""
 
-    ANSWER = 1  #: CALLRESULT / CALLERROR: the peer's CALL waits for it
+    ANSWER = 1  #: CALLRESULT / CALLERROR: the peer's CALL waits for it (may go as a REPLY)
     CALL = 2  #: our CALLs (transactions, status)
     BULK = 3  #: what can wait: meter values, logs
 
@@ -133,8 +137,8 @@ def ack_frame_size() -> int:
 
 
 def nack_frame_size(positions: int) -> int:
-    """A NACK for a message of ``positions``: base counter and bitmap, encrypted, and MIC."""
-    return overhead(fragmented=False, ack=False) + 2 + math.ceil(positions / 8)
+    """A NACK (CTRL) for a message of ``positions``: code, base counter, bitmap, and MIC."""
+    return overhead(fragmented=False, ack=False) + 3 + math.ceil(positions / 8)
 
 
 def ack_timeout(radio: RadioConfig, arq: ArqConfig, answer: bool, positions: int = 1) -> float:
@@ -255,5 +259,7 @@ class AckDuty:
     nack: bool = False
     bitmap: int = 0
     positions: int = 0
-    #: bare acknowledgements already sent for this base
-    sent: int = field(default=0)
+    #: held for the answer to carry it (the peer's message was flagged ANS)
+    answer: bool = False
+    #: a REPLY frame already sent for ``base``, to send again instead of an ACK
+    resend: bytes | None = None

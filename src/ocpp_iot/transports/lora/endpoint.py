@@ -35,8 +35,8 @@ from .arq import (
     reassembly_timeout,
     retry_delay,
 )
-from .events import Dropped, Event, LinkStats, PersistState, Transmit
-from .fragment import Reassembler, fits_whole, fragment_size, parity_count, split
+from .events import Dropped, Event, LinkStats, PersistState, SendAcked, Transmit
+from .fragment import Reassembler, plan
 from .frame import (
     BadMic,
     Control,
@@ -78,7 +78,8 @@ class Endpoint:
         self.rng = rng if rng is not None else random.Random(0)
         self.stats = LinkStats()
         self.busy_until = -math.inf
-        self._blocked_until: float | None = None
+        #: until when the ledger refused the head DATA / control frame (None: it did not)
+        self._blocked: dict[bool, float | None] = {False: None, True: None}
         self._peers: dict[int, Peer] = {}
         self._resync_wait = 4 * ack_timeout(self.radio, self.arq, True)
 
@@ -147,22 +148,21 @@ class Endpoint:
     def next_deadline(self) -> float | None:
         """When :meth:`poll` next has something to do, or ``None``."""
         timers: list[float] = []
-        want: list[float] = []  # when something would be transmitted, radio and ledger aside
+        # when a DATA / a control frame would go, radio and ledger aside
+        want: dict[bool, list[float]] = {False: [], True: []}
         for p in self._peers.values():
-            inf = p.inflight
-            if inf is not None and inf.todo or inf is None and p.queue or p.control:
-                want.append(-math.inf)
-            if inf is not None and inf.deadline is not None:
-                timers.append(inf.deadline)
-            if p.duty is not None:
-                want.append(p.duty.due)
-            d = p.reasm.deadline()
-            if d is not None:
-                timers.append(d)
-            if p.resync_request is not None:
-                timers.append(p.resync_until)
-        if want:
-            timers.append(max(min(want), self.busy_until, self._blocked_until or -math.inf))
+            data_at, control_at, times = p.wants()
+            want[False] += data_at
+            want[True] += control_at
+            timers += times
+        at: dict[bool, float] = {}
+        for control, times in want.items():
+            if times:
+                blocked = self._blocked[control]
+                at[control] = max(min(times), self.busy_until, blocked or -math.inf)
+        if False in at and True in at and min(want[True]) <= at[False]:
+            at[False] = max(at[False], at[True])  # control frames due first go first
+        timers.extend(at.values())
         return min(timers) if timers else None
 
     # -- receiving ----------------------------------------------------------------------------
@@ -215,10 +215,10 @@ class Endpoint:
             peer.on_ack(frame.ack, events)
         if frame.type is FrameType.DATA:
             peer.on_data(frame, now, len(raw), fresh=True, events=events)
-        elif frame.type is FrameType.NACK:
-            peer.on_nack(frame.payload, events)
+        elif frame.type is FrameType.REPLY:
+            peer.on_reply(frame, events)
         elif frame.type is FrameType.CTRL:
-            peer.on_control(frame)
+            peer.on_control(frame, events)
         return events
 
     # -- transmitting -------------------------------------------------------------------------
@@ -244,7 +244,8 @@ class Endpoint:
             duty = p.duty
             if duty is None or duty.due > now:
                 continue
-            if not duty.nack and p.inflight is None and p.queue and self._start(p, now, events):
+            plain_ack = not duty.nack and duty.resend is None
+            if plain_ack and p.inflight is None and p.queue and self._start(p, now, events):
                 return  # the new message carries the acknowledgement
             self._send_duty(p, duty, now, events)  # else a bare one (from the reserve)
             return
@@ -271,10 +272,10 @@ class Endpoint:
         reserve = 0.0 if control else self.arq.control_reserve * self.ledger.band(f).budget
         at = self.ledger.wait_until(f, airtime, now, reserve=reserve)
         if at > now:
-            self._blocked_until = at
+            self._blocked[control] = at
             self.stats.duty_waits += 1
             return False
-        self._blocked_until = None
+        self._blocked[control] = None
         return True
 
     def _take(self, peer: Peer, events: list[Event]) -> int:
@@ -291,21 +292,22 @@ class Endpoint:
         if not self._fits(size, now, control=control):
             return None
         frame = replace(frame, counter=self._take(peer, events))
-        self._put_on_air(peer, seal(frame, peer.key), frame.type, now, events, control=control)
+        self._put_on_air(peer, seal(frame, peer.key), now, events, control=control)
         return frame
 
     def _put_on_air(
         self,
         peer: Peer,
         data: bytes,
-        type_: FrameType,
         now: float,
         events: list[Event],
         *,
         control: bool,
-        retransmission: bool = False,
+        again: bool = False,
     ) -> None:
+        """Emit ``data`` for transmission now; account for it in the ledger and the stats."""
         airtime = self.radio.airtime(len(data))
+        type_ = FrameType(data[0] >> 4 & 3)
         self.ledger.record(self.radio.frequency_hz, airtime, now)
         self.busy_until = now + airtime
         st = peer.stats
@@ -315,16 +317,21 @@ class Endpoint:
         else:
             st.data_frames += 1
             st.data_airtime += airtime
-            st.retransmissions += retransmission
-        events.append(
-            Transmit(data, airtime, self.radio.frequency_hz, peer.address, type_, retransmission)
-        )
+            st.retransmissions += again
+        events.append(Transmit(data, airtime, self.radio.frequency_hz, peer.address, type_, again))
 
     def _send_duty(self, peer: Peer, duty: AckDuty, now: float, events: list[Event]) -> None:
+        if duty.resend is not None:  # the peer repeated its CALL: our REPLY again
+            # (from the control budget: it stands for the ACK that would be sent otherwise)
+            if self._fits(len(duty.resend), now, control=True):
+                self._put_on_air(peer, duty.resend, now, events, control=False, again=True)
+                peer.duty = None
+                peer.acked_bare(duty.base)
+            return
         if duty.nack:
-            body = (duty.base & 0xFFFF).to_bytes(2, "big")
+            body = bytes((Control.NACK,)) + (duty.base & 0xFFFF).to_bytes(2, "big")
             body += duty.bitmap.to_bytes(math.ceil(duty.positions / 8), "little")
-            frame = self._frame(peer, FrameType.NACK, body)
+            frame = self._frame(peer, FrameType.CTRL, body)
         else:
             frame = self._frame(peer, FrameType.ACK, ack=duty.base & 0xFFFF)
         if self._emit(peer, frame, now, events, control=True) is not None:
@@ -337,40 +344,48 @@ class Endpoint:
         if not self._fits(len(data), now):
             return
         inf.todo.pop(0)
-        self._put_on_air(
-            peer,
-            data,
-            FrameType.DATA,
-            now,
-            events,
-            control=False,
-            retransmission=inf.first_round_done,
-        )
+        self._put_on_air(peer, data, now, events, control=False, again=inf.first_round_done)
         if not inf.todo:
             inf.first_round_done = True
             timeout = ack_timeout(self.radio, self.arq, inf.message.answer, inf.positions)
             wait = retry_delay(timeout, inf.attempts, self.arq.backoff_cap, self.rng)
             inf.deadline = self.busy_until + wait
 
-    def _plan(self, message: OutMessage) -> tuple[list[bytes], int, int]:
-        """The payloads of a message's positions, its data and parity fragment counts."""
-        if fits_whole(len(message.data), self.radio.max_packet):
-            return [message.data], 1, 0
-        size = fragment_size(self.radio.max_packet)
-        n = math.ceil((len(message.data) + 2) / size)
-        r = parity_count(n, self.arq.parity_ratio)
-        return split(message.data, size, r), n, r
+    def _reply(
+        self, peer: Peer, duty: AckDuty, message: OutMessage, now: float, events: list[Event]
+    ) -> bool:
+        """Send an answer as a REPLY to the held CALL ``duty.base``: it acknowledges the CALL,
+        is kept for a repeat of the CALL, and occupies no slot (nothing acknowledges it)."""
+        counter = self._take(peer, events)
+        frame = Frame(
+            FrameType.REPLY,
+            self.direction,
+            peer.address,
+            counter,
+            message.data,
+            ack=duty.base & 0xFFFF,
+        )
+        sealed = seal(frame, peer.key)
+        peer.reply, peer.duty = (duty.base, sealed), None
+        peer.stats.piggybacked += 1
+        self._put_on_air(peer, sealed, now, events, control=False)
+        events.append(SendAcked(peer.address, message.tag, confirmed=False))
+        return True
 
     def _start(self, peer: Peer, now: float, events: list[Event]) -> bool:
         """Seal all frames of the next queued message (consecutive counters) and send the
         first; an acknowledgement we owe this peer rides on every one of them. Nothing is
         taken from the queue while the ledger refuses its first frame."""
-        pieces, n, r = self._plan(peer.queue.first())
+        pieces, n, r = plan(peer.queue.first().data, self.radio.max_packet, self.arq.parity_ratio)
         duty = peer.duty
-        ack = duty.base & 0xFFFF if duty is not None and not duty.nack else None
+        if duty is not None and (duty.nack or duty.resend is not None):
+            duty = None  # those go on their own: a NACK, or our REPLY again (not just an ACK)
+        ack = duty.base & 0xFFFF if duty is not None else None
         if not self._fits(overhead(n > 1, ack is not None) + len(pieces[0]), now):
             return False
         message = peer.queue.pop()
+        if duty is not None and duty.answer and message.priority is Priority.ANSWER and n == 1:
+            return self._reply(peer, duty, message, now, events)
         frames: list[bytes] = []
         base = -1
         for i, piece in enumerate(pieces):

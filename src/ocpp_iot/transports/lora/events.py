@@ -41,10 +41,12 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class SendAcked:
-    """The peer acknowledged the message given with ``tag``."""
+    """The peer acknowledged the message given with ``tag``; ``confirmed`` False: it went as
+    a REPLY, which is never acknowledged (the peer asks again by repeating its CALL)."""
 
     address: int
     tag: Any
+    confirmed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

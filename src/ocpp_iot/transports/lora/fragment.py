@@ -33,6 +33,7 @@ __all__ = [
     "parity_count",
     "parity_row",
     "split",
+    "plan",
     "Reassembly",
     "Reassembler",
 ]
@@ -113,6 +114,19 @@ def split(message: bytes, size: int, parity: int = 0) -> list[bytes]:
                 value ^= padded[i]
         out.append(value.to_bytes(size, "big"))
     return out
+
+
+def plan(
+    message: bytes, max_packet: int, parity_ratio: float = 0.0
+) -> tuple[list[bytes], int, int]:
+    """How ``message`` goes over a modem of ``max_packet`` bytes: the payloads of its
+    positions, and its data and parity fragment counts (``[message], 1, 0``: whole)."""
+    if fits_whole(len(message), max_packet):
+        return [message], 1, 0
+    size = fragment_size(max_packet)
+    n = math.ceil((len(message) + LENGTH_PREFIX) / size)
+    r = parity_count(n, parity_ratio)
+    return split(message, size, r), n, r
 
 
 @dataclass(slots=True)

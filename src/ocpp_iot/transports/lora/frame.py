@@ -72,7 +72,9 @@ COUNTER_LIMIT = 1 << 32
 class FrameType(IntEnum):
     DATA = 0  #: a fragment (or all) of a message: plaintext = message bytes
     ACK = 1  #: a bare acknowledgement: ACKF set, empty plaintext
-    NACK = 2  #: a selective acknowledgement: plaintext = base16 (2) | received-positions bitmap
+    #: a whole message that answers the ANS message its ACK field acknowledges; it is itself
+    #: never acknowledged: a retransmission of that message asks for it again
+    REPLY = 2
     CTRL = 3  #: control: plaintext = code (1) | arguments (see :class:`Control`)
 
 
@@ -82,10 +84,15 @@ class Direction(IntEnum):
 
 
 class Control(IntEnum):
-    """CTRL codes; each carries one 32-bit counter argument."""
+    """CTRL codes and their arguments."""
 
-    RESYNC_REQUEST = 1  #: "I hold your frame with this counter: confirm you are live"
-    RESYNC_CONFIRM = 2  #: "live": echoes the full counter of the RESYNC_REQUEST frame answered
+    #: counter (4): "I hold your frame with this counter: confirm you are live"
+    RESYNC_REQUEST = 1
+    #: counter (4): "live": the full counter of the RESYNC_REQUEST frame answered
+    RESYNC_CONFIRM = 2
+    #: base16 (2) | bitmap (1..8, bit i of byte i // 8: position i received): "this much of
+    #: your message arrived" (a selective negative acknowledgement)
+    NACK = 3
 
 
 class FrameError(ValueError):
@@ -178,15 +185,19 @@ def _cipher(key: bytes) -> AESCCM:
 
 
 def _check_plaintext(type_: FrameType, payload: bytes, has_ack: bool) -> None:
-    if type_ is FrameType.DATA and not payload:
-        raise MalformedFrame("a DATA frame carries at least one byte")
-    if type_ is FrameType.ACK and (payload or not has_ack):
-        raise MalformedFrame("an ACK frame has an ACK field and no payload")
-    if type_ is FrameType.NACK and not 3 <= len(payload) <= 2 + MAX_POSITIONS // 8:
-        raise MalformedFrame("a NACK carries a base counter and a 1..8-byte bitmap")
+    if type_ in (FrameType.DATA, FrameType.REPLY) and not payload:
+        raise MalformedFrame(f"a {type_.name} frame carries at least one byte")
+    if type_ in (FrameType.ACK, FrameType.REPLY) and not has_ack:
+        raise MalformedFrame(f"a {type_.name} frame has an ACK field")
+    if type_ is FrameType.ACK and payload:
+        raise MalformedFrame("an ACK frame has no payload")
     if type_ is FrameType.CTRL:
-        if len(payload) != 5 or payload[0] not in tuple(Control):
-            raise MalformedFrame("a CTRL frame carries a known code and one 32-bit counter")
+        code = payload[0] if payload else 0
+        if code in (Control.RESYNC_REQUEST, Control.RESYNC_CONFIRM) and len(payload) == 5:
+            return
+        if code == Control.NACK and 4 <= len(payload) <= 3 + MAX_POSITIONS // 8:
+            return
+        raise MalformedFrame("a CTRL frame with an unknown code or the wrong arguments")
 
 
 def _header_bytes(frame: Frame) -> bytes:
@@ -197,8 +208,8 @@ def _header_bytes(frame: Frame) -> bytes:
     data_only = frame.type is FrameType.DATA
     if (frame.fragment is not None or frame.answer) and not data_only:
         raise ValueError("only DATA frames carry fragment fields or the ANS flag")
-    if frame.ack is not None and frame.type not in (FrameType.DATA, FrameType.ACK):
-        raise ValueError("only DATA and ACK frames carry an ACK field")
+    if frame.ack is not None and frame.type is FrameType.CTRL:
+        raise ValueError("CTRL frames carry no ACK field")
     fhdr = (
         VERSION << 6
         | frame.type << 4
@@ -245,8 +256,8 @@ def peek(raw: bytes) -> Header:
     has_frag, has_ack, answer = bool(fhdr & 4), bool(fhdr & 2), bool(fhdr & 1)
     if (has_frag or answer) and type_ is not FrameType.DATA:
         raise MalformedFrame(f"a {type_.name} frame with DATA-only flags")
-    if has_ack and type_ not in (FrameType.DATA, FrameType.ACK):
-        raise MalformedFrame(f"a {type_.name} frame with an ACK field")
+    if has_ack and type_ is FrameType.CTRL:
+        raise MalformedFrame("a CTRL frame with an ACK field")
     size = _BASE_HEADER + 2 * has_frag + 2 * has_ack
     if len(raw) < size + MIC_SIZE:
         raise TruncatedFrame(f"{len(raw)} bytes: shorter than its {size}-byte header and MIC")

@@ -8,6 +8,7 @@ before calling them); choosing what to put on air, and when, is the endpoint's j
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -37,11 +38,28 @@ class Peer:
     resync_request: int | None = None
     resync_until: float = 0.0
     resync_queued: bool = False
-    #: (base, bare acknowledgements sent) for the peer's latest message
-    reacks: tuple[int, int] = (-1, 0)
+    #: bare acknowledgements sent, per base of the peer's recent messages
+    reacks: dict[int, int] = field(default_factory=dict)
     #: (base, position): the last missing position our NACK asked for
     expect_last: tuple[int, int] | None = None
+    #: (base of the peer's CALL, the REPLY frame that answered it): sent again if it repeats
+    reply: tuple[int, bytes] | None = None
     stats: LinkStats = field(default_factory=LinkStats)
+
+    def wants(self) -> tuple[list[float], list[float], list[float]]:
+        """(when DATA frames, when control frames would go, and our timers), for the endpoint's
+        next deadline (``-inf``: now)."""
+        inf = self.inflight
+        data = [-math.inf] if (inf is not None and inf.todo) or (inf is None and self.queue) else []
+        control = [-math.inf] if self.control else []
+        if self.duty is not None:
+            control.append(self.duty.due)
+        timers = [t for t in (self.reasm.deadline(),) if t is not None]
+        if inf is not None and inf.deadline is not None:
+            timers.append(inf.deadline)
+        if self.resync_request is not None:
+            timers.append(self.resync_until)
+        return data, control, timers
 
     # -- acknowledgements of our message ------------------------------------------------------
 
@@ -87,12 +105,19 @@ class Peer:
         self.stats.failed += 1
         events.append(SendFailed(self.address, inf.message.tag, inf.message.data))
 
-    def on_control(self, frame: Frame) -> None:
-        code, arg = Control(frame.payload[0]), int.from_bytes(frame.payload[1:5], "big")
-        if code is Control.RESYNC_REQUEST:  # prove we are live: echo its counter
+    def on_control(self, frame: Frame, events: list[Event]) -> None:
+        code = Control(frame.payload[0])
+        if code is Control.NACK:
+            self.on_nack(frame.payload[1:], events)
+        elif code is Control.RESYNC_REQUEST:  # prove we are live: echo its counter
             self.control.append((Control.RESYNC_CONFIRM, frame.counter))
-        elif arg == self.resync_request:
+        elif int.from_bytes(frame.payload[1:5], "big") == self.resync_request:
             self.resync_request = None
+
+    def on_reply(self, frame: Frame, events: list[Event]) -> None:
+        """A REPLY (fresh): the answer to our CALL, which its ACK field acknowledged. Nothing
+        is owed for it: if it had been lost, our CALL's retransmission would have asked again."""
+        self._deliver(frame.payload, events)
 
     def on_jump(self, frame: Frame, now: float) -> list[Event]:
         """A frame further ahead than ``max_gap``: held (dropped) until the peer proves it is
@@ -100,6 +125,10 @@ class Peer:
         self.stats.jumps += 1
         is_ctrl = frame.type is FrameType.CTRL
         echo = int.from_bytes(frame.payload[1:5], "big") if is_ctrl else -1
+        if is_ctrl and frame.payload[0] == Control.RESYNC_REQUEST:
+            # answering proves nothing to us and accepts nothing: it lets a peer that sees *our*
+            # counter as a jump confirm us while we confirm it (both jumped: no deadlock)
+            self.control.append((Control.RESYNC_CONFIRM, frame.counter))
         if (
             is_ctrl
             and frame.payload[0] == Control.RESYNC_CONFIRM
@@ -130,11 +159,11 @@ class Peer:
         reasm = self.reasm
         if f is None:
             if fresh:
-                self._deliver(base, frame.payload, events)
+                self._deliver(frame.payload, events)
                 reasm.completed.append(base)
                 self.owe_ack(base, frame.answer, now)
             elif reasm.was_completed(base):
-                self.owe_ack(base, False, now, again=True)
+                self._again(base, now)
             return
         # Reply at once after the last position of the message or the last one our NACK asked
         # for (the sender's round is over); after any other position the sender may still be
@@ -149,7 +178,7 @@ class Peer:
             if owed is not None and not owed.nack:
                 owed.due = max(owed.due, at)  # not sent yet: keep it after the sender's round
             elif not fresh or f.index == last:  # a retransmission or a probe: ack again
-                self.owe_ack(base, False, at, again=True)
+                self._again(base, at)
             return
         try:
             message = reasm.add(base, f.index, f.data, f.parity, frame.payload, now)
@@ -157,7 +186,7 @@ class Peer:
             self.stats.malformed += 1
             return
         if message is not None:
-            self._deliver(base, message, events)
+            self._deliver(message, events)
             self.owe_ack(base, frame.answer, at)
             return
         if not fresh or at == now or owed is not None:
@@ -166,24 +195,33 @@ class Peer:
             self.expect_last = (base, missing[-1]) if missing else None
             self.duty = AckDuty(base, at, nack=True, bitmap=bitmap, positions=f.positions)
 
-    def _deliver(self, base: int, data: bytes, events: list[Event]) -> None:
+    def _deliver(self, data: bytes, events: list[Event]) -> None:
         self.stats.delivered += 1
         events.append(Delivered(self.address, data))
         events.append(PersistState(self.address, urgent=False))
 
-    def owe_ack(self, base: int, answer: bool, at: float, *, again: bool = False) -> None:
-        """Owe an ACK of ``base`` from ``at``; an ANS message's is held ``answer_wait`` for the
-        answer to carry it, but only while our own slot is free (else the answer would wait
-        behind our message). Re-acknowledgements are limited to ``reack_limit`` per message."""
-        if again:
-            b, sent = self.reacks
-            if b == base and sent >= self.arq.reack_limit:
-                self.stats.reacks_suppressed += 1
-                return
-        hold = self.arq.answer_wait if answer and self.inflight is None and not again else 0.0
-        self.duty = AckDuty(base, at + hold)
+    def owe_ack(self, base: int, answer: bool, at: float) -> None:
+        """Owe an ACK of the peer's new message ``base`` from ``at``; an ANS message's is held
+        ``answer_wait`` for the answer to carry it, but only while our own slot is free (else
+        the answer would wait behind our message)."""
+        hold = answer and self.inflight is None
+        self.duty = AckDuty(base, at + (self.arq.answer_wait if hold else 0.0), answer=hold)
+        if self.reply is not None and self.reply[0] != base:
+            self.reply = None  # a new message: the previous CALL's REPLY will not be asked for
+
+    def _again(self, base: int, at: float) -> None:
+        """The peer repeated (part of) message ``base`` we have: acknowledge it again, or send
+        our REPLY to it again; at most ``reack_limit`` times (a replayed frame costs little)."""
+        if self.reacks.get(base, 0) >= self.arq.reack_limit:
+            self.stats.reacks_suppressed += 1
+            return
+        resend = self.reply[1] if self.reply is not None and self.reply[0] == base else None
+        self.duty = AckDuty(base, at, resend=resend)
 
     def acked_bare(self, base: int) -> None:
-        """Count a bare acknowledgement of ``base`` (for the re-ack limit)."""
-        b, sent = self.reacks
-        self.reacks = (base, sent + 1 if b == base else 1)
+        """Count a bare acknowledgement of ``base`` (for the re-ack limit); forget the counts
+        of messages no longer remembered (their frames are too old to be acked again)."""
+        self.reacks[base] = self.reacks.get(base, 0) + 1
+        keep = set(self.reasm.completed) | set(self.reasm.pending)
+        for b in [b for b in self.reacks if b not in keep]:
+            del self.reacks[b]
