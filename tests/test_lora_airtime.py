@@ -136,3 +136,15 @@ def test_ledger_never_lets_any_hour_exceed_the_budget_and_survives_a_restart() -
         assert used <= 36.0 + 1e-6
     total = sum(a for _, a in sent)
     assert total > 3.5 * 36.0  # and it did use most of the budget, not sit idle
+
+
+def test_a_reserve_keeps_part_of_the_budget_for_other_frames() -> None:
+    ledger = DutyCycleLedger()
+    f = 868_100_000
+    for i in range(32):
+        ledger.record(f, 1.0, i * 10.0)
+    # 32 of 36 s spent: a 1 s frame fits, but not if 3.6 s (10 %) must stay unused
+    assert ledger.can_send(f, 1.0, 400.0)
+    assert not ledger.can_send(f, 1.0, 400.0, reserve=3.6)
+    assert ledger.wait_until(f, 1.0, 400.0, reserve=3.6) == pytest.approx(HOUR)  # 1st leaves
+    assert ledger.remaining(f, 400.0) == pytest.approx(4.0)

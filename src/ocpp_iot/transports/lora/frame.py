@@ -10,6 +10,10 @@ Layout (big-endian; the byte-by-byte table is in docs/lora.md)::
     PAYLOAD n   AES-CCM ciphertext of the plaintext
     MIC     4   AES-CCM tag over the header (associated data) and the plaintext
 
+Types: DATA (a message or one position of it), ACK (empty, ACKF set), REPLY (a whole answer
+that acknowledges the CALL in its ACK field and is never acknowledged itself), CTRL (a code
+and its arguments: RESYNC_REQUEST, RESYNC_CONFIRM, NACK).
+
 Crypto: AES-128-CCM (NIST SP 800-38C, RFC 3610) with a 4-byte tag and a 7-byte nonce
 ``ADDR | direction | full 32-bit counter``; the key is per station. A nonce never repeats under
 one key as long as each direction's counter never repeats (see :mod:`.replay`): a receiver
