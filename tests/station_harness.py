@@ -112,7 +112,7 @@ class ScriptedEvse:
         self.register = {n: start_wh + 100_000.0 * (n - 1) for n in numbers}
         self.power_w = {n: power_w for n in numbers}
         self.relay = dict.fromkeys(numbers, False)
-        self.plugged = dict.fromkeys(numbers, False)
+        self.cable = dict.fromkeys(numbers, False)  #: a cable is in
         self.suspended = dict.fromkeys(numbers, False)
         self.fault: dict[int, str | None] = dict.fromkeys(numbers, None)
         self.available = dict.fromkeys(numbers, True)
@@ -152,7 +152,7 @@ class ScriptedEvse:
         return self._connectors
 
     def _drawing(self, n: int) -> bool:
-        return self.relay[n] and self.plugged[n] and not self.suspended[n] and not self.fault[n]
+        return self.relay[n] and self.cable[n] and not self.suspended[n] and not self.fault[n]
 
     def _advance(self, n: int, t: float) -> None:
         if t > self._last[n]:
@@ -164,13 +164,13 @@ class ScriptedEvse:
         out: list[EvseEvent] = []
         while self._planned and self._planned[0][0] <= now:
             t, _, event = heapq.heappop(self._planned)
-            for n in self.plugged:
+            for n in self.cable:
                 self._advance(n, t)
             n = event.connector
             if isinstance(event, Plugged):
-                self.plugged[n] = True
+                self.cable[n] = True
             elif isinstance(event, Unplugged):
-                self.plugged[n] = self.suspended[n] = False
+                self.cable[n] = self.suspended[n] = False
             elif isinstance(event, Fault):
                 self.fault[n] = event.code
             elif isinstance(event, FaultCleared):
@@ -203,6 +203,10 @@ class ScriptedEvse:
 
     def next_event_at(self) -> float | None:
         return self._planned[0][0] if self._planned else None
+
+    def plugged(self, connector: int) -> bool:
+        """Whether a cable is in now (as SimulatedEvse says it too)."""
+        return self.cable[connector]
 
 
 # -- the back end --------------------------------------------------------------------------------

@@ -252,3 +252,22 @@ def test_kills_and_link_losses_at_random_moments(tmp_path: Path, version: str) -
             assert [c.payload["seqNo"] for c in msgs] == list(range(len(msgs))), key
         assert len(by_tx) >= 5
     assert b.restarts >= 3
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_cable_in_at_the_restart_is_known(tmp_path: Path, version: str) -> None:
+    """The hardware outlives the machine (a Reset, a kill): a cable that went in before is
+    still in. An EVSE that can say so (``plugged(connector)``) tells the new machine, which
+    reports the connector occupied and starts at once on a token."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    b.run(100)
+    b.kill()
+    status = b.calls("StatusNotification")[-1].payload
+    expected = "Finishing" if version == "1.6" else "Occupied"  # ended as PowerLoss
+    assert (status.get("status") or status["connectorStatus"]) == expected
+    evse.at(b.now + 5, "token")
+    b.run(10)
+    assert b.machine.tx.active() and evse.relay[1]

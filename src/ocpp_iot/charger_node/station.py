@@ -120,8 +120,13 @@ class StationMachine:
         self.delivery.start()
         # the machine starts with every relay open: make the hardware agree (after a kill or a
         # Reset the hardware may still be delivering for a transaction ended just below)
+        plugged = getattr(self.evse, "plugged", None)
         for s in self.tx.connectors_in_order():
             self.evse.set_relay(s.info.number, False, now)
+            # an EVSE reports a cable when it goes in: one that went in before this start
+            # (a Reset restarts all but the hardware) is known only if the EVSE can say so
+            if callable(plugged):
+                s.plugged = bool(plugged(s.info.number))
         self.tx.recover(self.outbox.kept(TX_KEY), now)
         saved = self.outbox.kept(_AUTH_KEY).items()
         self.tx.auth.load({k[len(_AUTH_KEY) :]: v["s"] for k, v in saved})
