@@ -118,23 +118,9 @@ class StationMachine:
         self.reg.reason = boot_reason
         self._offline_since = now
         self.delivery.start()
-        # the machine starts with every relay open: make the hardware agree (after a kill or a
-        # Reset the hardware may still be delivering for a transaction ended just below)
-        plugged = getattr(self.evse, "plugged", None)
-        for s in self.tx.connectors_in_order():
-            self.evse.set_relay(s.info.number, False, now)
-            # an EVSE reports a cable when it goes in: one that went in before this start
-            # (a Reset restarts all but the hardware) is known only if the EVSE can say so
-            if callable(plugged):
-                s.plugged = bool(plugged(s.info.number))
-        self.tx.recover(self.outbox.kept(TX_KEY), now)
+        self.tx.start_up(self.outbox.kept(TX_KEY), now)
         saved = self.outbox.kept(_AUTH_KEY).items()
         self.tx.auth.load({k[len(_AUTH_KEY) :]: v["s"] for k, v in saved})
-        for s in self.tx.connectors_in_order():
-            c = s.info
-            self.evse.set_available(
-                c.number, self.model.is_operative(c.evse_id, c.connector_id), now
-            )
 
     def link_up(self, now: float) -> None:
         self.now = now

@@ -75,6 +75,27 @@ class Transactions(TxRecords):
     def busy_evses(self) -> set[int]:
         return {tx.view.connector.evse_id for tx in self.active()}
 
+    # -- start-up -----------------------------------------------------------------------------
+
+    def start_up(self, kept: dict[str, dict[str, Any]], now: float) -> None:
+        """Make the hardware agree with a machine that starts (every relay open; after a kill
+        or a Reset it may still be delivering), learn which cables are in, end what the last
+        run left in progress (:meth:`recover`) and show each connector's availability."""
+        plugged = getattr(self.evse, "plugged", None)
+        for s in self.connectors_in_order():
+            self.evse.set_relay(s.info.number, False, now)
+            # an EVSE reports a cable when it goes in: one that went in before this start (a
+            # Reset restarts all but the hardware) is known only if the EVSE can say so (a
+            # ``plugged(connector)`` method, as the simulated EVSE has)
+            if callable(plugged):
+                s.plugged = bool(plugged(s.info.number))
+        self.recover(kept, now)
+        for s in self.connectors_in_order():
+            c = s.info
+            self.evse.set_available(
+                c.number, self.model.is_operative(c.evse_id, c.connector_id), now
+            )
+
     # -- hardware events ----------------------------------------------------------------------
 
     def on_event(self, ev: EvseEvent, now: float) -> None:
