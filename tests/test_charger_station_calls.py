@@ -482,3 +482,34 @@ def test_no_follow_up_when_the_answer_is_a_callerror(tmp_path: Path, version: st
     assert isinstance(answer, CallError) and answer.error_code == "InternalError"
     b.run(10)
     assert not b.machine.tx.active() and not evse.relay[1]
+
+
+@pytest.mark.parametrize("version", V2)
+def test_request_start_without_evse_takes_a_free_one(tmp_path: Path, version: str) -> None:
+    b, evse = _charging(tmp_path, version, connectors=2)  # connector 1 is busy
+    evse.at(b.now + 1, "plug", connector=2)
+    b.run(5)
+    answer = b.call("RequestStartTransaction", {
+        "idToken": {"idToken": "R2", "type": "Central"}, "remoteStartId": 8,
+    })  # fmt: skip
+    assert ok(answer)["status"] == "Accepted"
+    b.run(5)
+    assert len(b.machine.tx.active()) == 2 and evse.relay[2]
+
+
+@pytest.mark.parametrize("version", V2)
+def test_request_start_authorizes_a_transaction_started_at_the_cable(
+    tmp_path: Path, version: str
+) -> None:
+    b, evse = _plugged(tmp_path, version, variables={"TxCtrlr.TxStartPoint": "EVConnected"})
+    tx_id = b.machine.tx.active()[0].view.local_id
+    answer = b.call("RequestStartTransaction", {
+        "idToken": {"idToken": "R1", "type": "Central"}, "remoteStartId": 9, "evseId": 1,
+    })  # fmt: skip
+    assert ok(answer) == {"status": "Accepted", "transactionId": tx_id}
+    b.run(5)
+    update = [c.payload for c in after_answer(b, answer) if c.action == "TransactionEvent"][0]
+    assert update["triggerReason"] == "RemoteStart"
+    assert update["transactionInfo"]["remoteStartId"] == 9
+    assert update["idToken"] == {"idToken": "R1", "type": "Central"}
+    assert evse.relay[1] and len(b.machine.tx.active()) == 1

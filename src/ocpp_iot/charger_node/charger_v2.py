@@ -57,12 +57,21 @@ class _V2Actions:
 
     def request_start_transaction(self, request: Any, ctx: Context) -> dict[str, Any]:
         p, m = request.to_payload(), self.machine
-        number = self._connector(p.get("evseId"))
-        state = m.tx.connectors.get(number) if number is not None else None
-        if state is None or state.tx is not None or state.fault is not None:
+        evse_id = p.get("evseId")
+        usable = [
+            s
+            for s in m.tx.connectors_in_order()
+            if evse_id in (None, s.info.evse_id)
+            and s.fault is None
+            and (s.tx is None or s.tx.view.id_token is None)
+            and (s.tx is not None or m.model.is_operative(s.info.evse_id, s.info.connector_id))
+        ]
+        if not usable:
             return {"status": "Rejected"}
-        if not m.model.is_operative(state.info.evse_id, state.info.connector_id):
-            return {"status": "Rejected"}
+        # F02: a transaction started at the cable (EVConnected) is the one to authorize; else
+        # a connector with a cable in, else any free one (no evseId: the station chooses)
+        waiting = [s for s in usable if s.tx is not None]
+        state = (waiting or [s for s in usable if s.plugged] or usable)[0]
         token = p["idToken"]
         ask = m.model.authorize_remote_start
         m.after_answer(
@@ -71,7 +80,10 @@ class _V2Actions:
                 ask=ask,
             )
         )  # fmt: skip
-        return {"status": "Accepted"}
+        answer: dict[str, Any] = {"status": "Accepted"}
+        if state.tx is not None:
+            answer["transactionId"] = state.tx.view.local_id
+        return answer
 
     def request_stop_transaction(self, request: Any, ctx: Context) -> dict[str, Any]:
         m = self.machine

@@ -152,12 +152,14 @@ class MessagesV2:
         measurands: Sequence[str],
         charging_state: str | None,
     ) -> tuple[str, dict[str, Any]] | None:
-        info = {"chargingState": charging_state} if charging_state else {}
+        info: dict[str, Any] = {"chargingState": charging_state} if charging_state else {}
         context = "Sample.Periodic" if trigger == "meter_value_periodic" else "Trigger"
         values = sampled_values(reading, measurands, context, v16=False)
+        if trigger == "remote_start" and tx.remote_start_id is not None:
+            info["remoteStartId"] = tx.remote_start_id  # F02
         action, payload = self._event("Updated", tx, t, trigger, offline, info, values)
-        if trigger == "authorized" and tx.id_token is not None:
-            # E02/E03: the event that authorizes a transaction started at the cable names
+        if trigger in ("authorized", "remote_start") and tx.id_token is not None:
+            # E02/F02: the event that authorizes a transaction started at the cable names
             # the token
             payload["idToken"] = {"idToken": tx.id_token, "type": tx.token_type}
         return action, payload

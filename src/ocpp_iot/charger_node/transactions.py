@@ -209,18 +209,22 @@ class Transactions(TxRecords):
         s = self.connectors[number]
         if s.tx is not None:  # started at the cable (EVConnected): the token joins it
             if s.tx.view.id_token is None:
-                s.tx.view = replace(s.tx.view, id_token=id_token, token_type=token_type)
+                view = replace(s.tx.view, id_token=id_token, token_type=token_type)
+                if remote_id is not None:
+                    view = replace(view, remote_start_id=remote_id)
+                s.tx.view = view
                 self._power_path(s, now, report=False)  # the Authorized event says it
                 state = self._charging_state(s)
-                self._updated(s, self._read(s, now), now, "authorized", state)
+                trigger: Trigger = "remote_start" if remote_id is not None else "authorized"
+                self._updated(s, self._read(s, now), now, trigger, state)
             else:
                 self._power_path(s, now)
             return
         s.authorized = (id_token, token_type, remote_id, now)
         self._power_path(s, now)  # starts it if the cable is in
         if s.tx is None and "Authorized" in self.model.tx_start_points:
-            trigger: Trigger = "remote_start" if remote_id is not None else "authorized"
-            self._start(s, id_token, token_type, remote_id, now, trigger)
+            how: Trigger = "remote_start" if remote_id is not None else "authorized"
+            self._start(s, id_token, token_type, remote_id, now, how)
 
     def clear_cache(self) -> None:
         self.auth.clear()
