@@ -196,10 +196,18 @@ def test_reset_16(tmp_path: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_stop_transactions_for_a_clean_shutdown(tmp_path: Path, version: str) -> None:
-    b, evse = _charging(tmp_path, version)
+    evse = ScriptedEvse(2)
+    b = Bench(tmp_path, version, evse=evse).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token", token="T1")
+    b.run(100)
     b.machine.stop_transactions(b.now)
+    # an EV that arrives while the station drains does not start a new transaction
+    evse.at(b.now + 1, "plug", connector=2)
+    evse.at(b.now + 2, "token", connector=2, token="T2")
     b.run(5)
     assert b.machine.settled
+    assert not evse.relay[2]
     _check_end(b, evse, "Local", "Local", "StopAuthorized")
 
 

@@ -231,8 +231,10 @@ class StationMachine:
         return at if head is None else min(at, head)
 
     def stop_transactions(self, now: float) -> None:
-        """End every transaction in progress (``simulate --duration``, a clean shutdown)."""
+        """End every transaction in progress and start no new one (``simulate --duration``,
+        a clean shutdown): :attr:`settled` then comes once the last messages are answered."""
         self.stopping = True
+        self.tx.accepting = False
         self.now = now
         self.tx.stop_all(now, "stop_authorized", "local")
         self._pump(now)

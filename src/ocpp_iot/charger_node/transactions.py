@@ -58,6 +58,8 @@ class Transactions(TxRecords):
         self.port = port
         self.connectors = {c.number: ConnectorState(c) for c in evse.connectors}
         self.auth = AuthCache(model, port.remember_token)
+        #: new transactions may start (False once the station is shutting down)
+        self.accepting = True
 
     # -- views --------------------------------------------------------------------------------
 
@@ -110,7 +112,7 @@ class Transactions(TxRecords):
             return
         if isinstance(ev, Plugged):
             s.plugged = True
-            if s.tx is None and "EVConnected" in self.model.tx_start_points:
+            if s.tx is None and self.accepting and "EVConnected" in self.model.tx_start_points:
                 self._start(s, None, "ISO14443", None, now, "cable_plugged_in")
             self._power_path(s, now)
         elif isinstance(ev, Unplugged):
@@ -222,7 +224,7 @@ class Transactions(TxRecords):
             return
         s.authorized = (id_token, token_type, remote_id, now)
         self._power_path(s, now)  # starts it if the cable is in
-        if s.tx is None and "Authorized" in self.model.tx_start_points:
+        if s.tx is None and self.accepting and "Authorized" in self.model.tx_start_points:
             how: Trigger = "remote_start" if remote_id is not None else "authorized"
             self._start(s, id_token, token_type, remote_id, now, how)
 
@@ -288,7 +290,7 @@ class Transactions(TxRecords):
         token = s.tx.view.id_token if s.tx is not None else (s.authorized or (None,))[0]
         ready = s.plugged and token is not None and s.fault is None
         ready = ready and (s.tx is not None or self.view(s.info.number).operative)
-        if not ready:
+        if not ready or (s.tx is None and not self.accepting):
             return
         if s.tx is None:
             assert s.authorized is not None
