@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..behaviours import Behaviour
-
 if TYPE_CHECKING:
+    from ..behaviours import Behaviour
     from .station import StationMachine
 
 __all__ = ["default_charger"]
@@ -18,6 +17,10 @@ def default_charger(machine: StationMachine) -> Behaviour:
         from .charger_v16 import Charger16
 
         return Charger16(machine)
-    from .charger_v2 import Charger21, Charger201
+    if machine.version == "2.1":
+        from .charger_v21 import Charger21
 
-    return (Charger21 if machine.version == "2.1" else Charger201)(machine)
+        return Charger21(machine)
+    from .charger_v201 import Charger201
+
+    return Charger201(machine)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..behaviours import Context, OcppError, v21, v201
+from ..behaviours import Context, OcppError
 from .device_model import DeviceModelError
 from .messages import iso
 
 if TYPE_CHECKING:
     from .station import StationMachine
 
-__all__ = ["Charger201", "Charger21"]
+__all__ = ["V2Actions"]
 
 _TRIGGERABLE = {
     "BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
@@ -27,7 +27,7 @@ _TRIGGERABLE = {
 }  # fmt: skip
 
 
-class _V2Actions:
+class V2Actions:
     """The actions of a 2.x station; mixed into each version's generated Charger behaviour."""
 
     def __init__(self, machine: StationMachine) -> None:
@@ -197,11 +197,3 @@ class _V2Actions:
 
     def data_transfer(self, request: Any, ctx: Context) -> dict[str, Any]:
         return {"status": "UnknownVendorId"}
-
-
-class Charger201(_V2Actions, v201.Charger):
-    """The node's 2.0.1 charger behaviour; subclass it to add or change actions."""
-
-
-class Charger21(_V2Actions, v21.Charger):
-    """The node's 2.1 charger behaviour; subclass it to add or change actions."""

@@ -7,7 +7,8 @@ cable lock, show the connector as available or not). Anything that does that for
 or pretends to (:mod:`ocpp_iot.charger_node.simulated`), is an ``Evse``.
 
 Time is passed in. Every method takes ``now``: seconds on the caller's clock (the runtime passes
-``time.monotonic()``, a test passes whatever it likes). ``now`` never goes backwards between calls.
+epoch seconds that never step back, ``runtime.steady_clock()``; a test passes whatever it
+likes). ``now`` never goes backwards between calls.
 An ``Evse`` built on real hardware may ignore it; a simulated one uses nothing else, so a test runs
 an hour of charging in a millisecond.
 
@@ -243,6 +244,10 @@ class Evse(Protocol):
         The machine still decides what to do with a cable plugged into an unavailable connector.
         """
         ...
+
+    # Optional: ``plugged(connector) -> bool``, whether a cable is in right now. The machine asks
+    # it once at start-up (after a reset or a crash the hardware has not changed, but the machine
+    # has forgotten what it saw); without it, connectors are taken as free until a Plugged event.
 
 
 @runtime_checkable

@@ -15,7 +15,6 @@ import importlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from ..transports.link import StationLink
 from .device_model import DeviceModel, JsonFileStore
 from .evse import Evse, check_evse
 from .outbox import Outbox, ReplayPace
-from .runtime import Encoding, StationRuntime
+from .runtime import Encoding, StationRuntime, steady_clock
 from .simulated import SimulatedEvse
 from .station import BootInfo, StationMachine
 
@@ -114,14 +113,14 @@ class Node:
         *,
         link_factory: Callable[[NodeConfig], StationLink] = make_link,
         evse: Evse | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         status_every: float = 10.0,
         on_frame: Callable[[str, Frame], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.link_factory = link_factory
         self.on_frame = on_frame
-        self.clock = clock
+        self.clock = clock if clock is not None else steady_clock()
         self.status_every = status_every
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.evse = evse if evse is not None else self._make_evse()

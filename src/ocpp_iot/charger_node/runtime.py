@@ -22,11 +22,22 @@ from ..rpc import Frame
 from ..transports.link import FrameReceived, LinkDown, LinkUp, StationLink
 from .station import StationMachine
 
-__all__ = ["Encoding", "StationRuntime", "encode_frame", "decode_frame"]
+__all__ = ["Encoding", "StationRuntime", "decode_frame", "encode_frame", "steady_clock"]
 
 log = logging.getLogger(__name__)
 
 Encoding = Literal["cbor", "json"]
+
+
+def steady_clock() -> Callable[[], float]:
+    """Epoch seconds that never step back: the wall clock read once, then the monotonic clock.
+
+    A Pi has no real-time clock; NTP may step its wall clock, backwards too, and the station
+    machine and the hardware seam need a ``now`` that only moves forward. The messages' timestamps
+    do not suffer: they are on the back end's clock, from the offset each BootNotification and
+    Heartbeat answer gives."""
+    wall, mono = time.time(), time.monotonic()
+    return lambda: wall + (time.monotonic() - mono)
 
 
 def encode_frame(frame: Frame, version: str, encoding: Encoding) -> bytes:
@@ -52,13 +63,13 @@ class StationRuntime:
         link: StationLink,
         *,
         encoding: Encoding = "cbor",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         on_frame: Callable[[str, Frame], None] | None = None,
     ) -> None:
         self.machine = machine
         self.link = link
         self.encoding: Encoding = encoding
-        self.clock = clock
+        self.clock = clock if clock is not None else steady_clock()
         self.on_frame = on_frame  #: ("up" | "down", frame): for logs and tests
         self._wake = asyncio.Event()
         self._stop: str | None = None

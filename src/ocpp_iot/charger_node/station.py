@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..behaviours import Behaviour, Context, dispatch
 from ..rpc import (
     Call,
     CallAnswered,
@@ -58,6 +57,9 @@ from .registration import BootInfo, Registration, RegistrationState
 from .transactions import TX_KEY, Transactions
 
 __all__ = ["StationMachine", "BootInfo"]
+
+if TYPE_CHECKING:
+    from ..behaviours import Behaviour
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +94,8 @@ class StationMachine:
         self.statuses = StatusReporter(self.tx, model, self.messages, self.call)
         self.pace = pace or ReplayPace(per_minute=60.0, burst=20)
         self.delivery = Delivery(outbox, model, self.messages, self.pace)
-        if charger is None:
-            from .charger import default_charger
-
-            charger = default_charger
-        self.charger = charger(self)
+        self._charger_factory = charger
+        self._charger: Behaviour | None = None
         self.reg = Registration(station_id, self.messages, self.boot_info)
         self.last_contact: float | None = None  #: when the back end last answered
         self.restart_due: str | None = None  #: a reset to carry out now (the runtime restarts)
@@ -313,7 +312,22 @@ class StationMachine:
 
     # -- internals ----------------------------------------------------------------------------
 
+    @property
+    def charger(self) -> Behaviour:
+        """The behaviour answering the back end's CALLs, made on the first one: the typed models
+        (pydantic) are loaded only when the back end asks something, not to boot and charge."""
+        if self._charger is None:
+            factory = self._charger_factory
+            if factory is None:
+                from .charger import default_charger
+
+                factory = default_charger
+            self._charger = factory(self)
+        return self._charger
+
     def _answer(self, call: Call) -> None:
+        from ..behaviours import Context, dispatch
+
         assert self._session is not None
         ctx = Context(self.station_id, call.message_id, self.version)
         answer = dispatch(self.charger, call, ctx)
