@@ -88,9 +88,17 @@ class FlakyStore(SqliteStore):
         # a failing lookup goes to the database thread's claim_calls (as when busy), which fails
         return None if self.method == "claim_calls" else super().look_up_calls(keys)
 
+    def claim_calls_now(self, *args: Any) -> Any:
+        # failing, the loop's connection gives up (as when locked): the database thread's
+        # claim_calls, which fails
+        return None if self.method == "claim_calls" else super().claim_calls_now(*args)
+
     def finish_calls(self, *args: Any, **kw: Any) -> Any:
         self._maybe_fail("finish_calls")
         return super().finish_calls(*args, **kw)
+
+    def finish_calls_now(self, items: Any) -> Any:
+        return None if self.method == "finish_calls" else super().finish_calls_now(items)
 
     def update_station_state(self, *args: Any, **kw: Any) -> Any:
         self._maybe_fail("update_station_state")
@@ -184,6 +192,46 @@ def test_store_failure_leaves_the_call_unacknowledged_until_handled(
     run(scenario())
     assert handler.runs == [("CP1", "Heartbeat", "h1")]
     assert store.calls == 3  # two failures, then the one that worked
+
+
+def test_another_workers_write_lock_holds_answers_not_the_loop(tmp_path: Path) -> None:
+    """The answers are stored in the event loop only when that never waits: while another
+    connection (another worker) holds the database's write lock, the answers wait for it on
+    the database thread, unsent and unacknowledged, and the loop keeps running; once the lock
+    is released each CALL is answered once, in order, and acknowledged."""
+    db = db_of(tmp_path)
+    handler = Counting()
+    up = "ocpp/CP1/up"
+
+    async def scenario() -> None:
+        broker = MemoryBroker()
+        acks = Acks(broker)
+        async with running(broker, db, {"2.0.1": handler}, acks=acks):
+            st = await Station(broker, "CP1").start()
+            assert isinstance(await st.rpc("h0", "Heartbeat", {}), CallResult)
+            other = sqlite3.connect(db, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                sent = [st.call(f"h{i}", "Heartbeat", {}) for i in (1, 2, 3)]
+                await until(lambda: len(handler.runs) == 4, "the handler runs")
+                loop = asyncio.get_running_loop()
+                start = loop.time()
+                for _ in range(20):  # a loop waiting for the lock would stall these
+                    await asyncio.sleep(0.01)
+                assert loop.time() - start < 2.0
+                assert await more_messages(st.client, 0.05) == []
+                assert len(acks.of(up)) == 1  # h0's only
+            finally:
+                other.execute("COMMIT")
+                other.close()
+            answers = [await st.frame() for _ in sent]
+            assert [a.message_id for a in answers] == ["h1", "h2", "h3"]
+            await until(lambda: len(acks.of(up)) == 4, "the acks")
+            assert acks.of(up)[1:] == sent
+            assert await more_messages(st.client, 0.05) == []
+
+    run(scenario())
+    assert [mid for _, _, mid in handler.runs] == ["h0", "h1", "h2", "h3"]
 
 
 def test_routing_failure_leaves_the_frame_for_redelivery(tmp_path: Path) -> None:

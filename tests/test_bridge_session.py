@@ -300,6 +300,13 @@ def test_burst_with_repeats_after_a_restart(
         return look_up_calls(self, keys)
 
     monkeypatch.setattr(SqliteStore, "look_up_calls", counted_look_up)
+    claim_calls_now = SqliteStore.claim_calls_now
+
+    def counted_now(self: SqliteStore, keys: Any, *args: Any) -> Any:  # workers mark in the loop
+        batches.append(len(keys))
+        return claim_calls_now(self, keys, *args)
+
+    monkeypatch.setattr(SqliteStore, "claim_calls_now", counted_now)
 
     async def scenario() -> None:
         async with running_bridge(broker, tmp_path, {"2.0.1": handler}, **config):

@@ -274,7 +274,7 @@ def test_a_statement_failing_mid_transaction_reaches_the_caller(tmp_path: Path) 
     keys = [("CP1", "1"), ("CP1", "2"), ("CP1", "3")]
 
     async def main() -> None:
-        facade = AsyncStore(store)
+        facade = AsyncStore(store, in_loop=False)  # the database thread's connection fails
         with pytest.raises(sqlite3.OperationalError) as info:
             await facade.claim_calls(keys, "w0", 100.0)
         assert info.value is failing.raised
@@ -302,7 +302,7 @@ def test_disk_full_reaches_the_caller_and_a_later_call_succeeds(tmp_path: Path) 
     big_write = fin("CP1", "2", b"ok", effects=[("INSERT INTO effects VALUES (?)", ("x" * 10**5,))])
 
     async def main() -> None:
-        facade = AsyncStore(store)
+        facade = AsyncStore(store, in_loop=False)  # max_page_count is the connection's
         await facade.call(limit, None)
         with pytest.raises(sqlite3.OperationalError, match="full"):
             await facade.finish_calls([big])
@@ -333,6 +333,134 @@ def test_locked_past_busy_timeout_reaches_the_caller(tmp_path: Path) -> None:
         other.execute("COMMIT")
         await facade.set_status("CP1", "online", 2.0)
         assert [s["status"] for s in await facade.stations()] == ["online"]
+        await facade.close()
+
+    run(main)
+
+
+# -- in the loop, while the database thread is idle --------------------------------------------
+
+
+def test_claims_and_answers_are_stored_in_the_loop_while_the_thread_is_idle(
+    tmp_path: Path,
+) -> None:
+    """With nothing queued for the database thread, claims and answers are stored in the loop
+    (the future is done at once: no thread hop); while the thread has calls queued, they wait
+    their turn behind them (the order of the calls is kept)."""
+    store = SqliteStore(str(tmp_path / "s.sqlite3"))
+
+    async def main() -> None:
+        facade = AsyncStore(store)
+        claimed = facade.claim_calls([("CP1", "1"), ("CP1", "1")], "w0", 100.0)
+        assert claimed.done()
+        assert [c.claim for c in claimed.result()] == [Claim.NEW, Claim.BUSY]
+        stored = facade.finish_calls([fin("CP1", "1", b"a", state={"n": 1})])
+        assert stored.done() and stored.result() == [None]
+        gate = threading.Event()
+        held = facade.call(gate.wait, 10)  # the database thread is busy from now on
+        later = facade.finish_calls([fin("CP1", "2", b"b")])
+        marked = facade.claim_calls([("CP1", "3")], "w0", 101.0)
+        looked = facade.claim_calls([("CP1", "1")], "w0", 101.0, mark=False)
+        assert not later.done() and not marked.done()
+        assert looked.done()  # a lookup writes nothing: it reads in the loop even now
+        assert looked.result()[0].response == b"a"
+        # queued behind the finish: the thread's claim sees the answer stored before it
+        behind = facade.claim_calls([("CP1", "2")], "w1", 101.0)
+        gate.set()
+        assert await held is True
+        assert await later == [None]
+        assert [c.claim for c in await marked] == [Claim.NEW]
+        assert [(c.claim, c.response) for c in await behind] == [(Claim.DONE, b"b")]
+        # the thread is idle again: back in the loop
+        again = facade.finish_calls([fin("CP1", "3", b"c")])
+        assert again.done() and again.result() == [None]
+        assert await facade.station_state("CP1") == {"n": 1}
+        await facade.close()
+
+    run(main)
+
+
+def test_a_write_lock_held_elsewhere_sends_the_call_to_the_thread(tmp_path: Path) -> None:
+    """Another connection (another worker) holds the write lock: the loop's connection gives
+    up at once and the call waits for the lock on the database thread; the loop keeps
+    running meanwhile, and the answer is stored once the lock is released."""
+    path = str(tmp_path / "s.sqlite3")
+    store = SqliteStore(path)
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def main() -> None:
+        facade = AsyncStore(store)
+        other.execute("BEGIN IMMEDIATE")
+        t0 = time.monotonic()
+        stored = facade.finish_calls([fin("CP1", "1", b"a")])
+        claimed = facade.claim_calls([("CP1", "2")], "w0", 100.0)
+        assert time.monotonic() - t0 < 0.5  # the loop did not wait for the lock
+        assert not stored.done() and not claimed.done()
+        await asyncio.sleep(0.05)
+        assert not stored.done()  # waiting for the lock on the thread
+        other.execute("COMMIT")
+        assert await stored == [None]
+        assert [c.claim for c in await claimed] == [Claim.NEW]
+        done = await facade.claim_calls([("CP1", "1")], "w1", 101.0)
+        assert (done[0].claim, done[0].response) == (Claim.DONE, b"a")
+        await facade.close()
+
+    run(main)
+
+
+def test_a_failure_in_the_loop_is_rolled_back_and_the_thread_does_it(tmp_path: Path) -> None:
+    """A statement of the loop's connection fails mid-transaction: what it did is rolled
+    back and the database thread does the whole call again (each CALL marked once)."""
+    store = SqliteStore(str(tmp_path / "s.sqlite3"))
+    assert store.look_up_calls([("CP0", "0")]) is not None  # opens the loop's connection
+    assert store._now_db is not None
+    failing = FailingConnection(store._now_db, "INSERT INTO bridge_calls", 2)
+    store._now_db = failing  # type: ignore[assignment]
+    keys = [("CP1", "1"), ("CP1", "2"), ("CP1", "3")]
+
+    async def main() -> None:
+        facade = AsyncStore(store)
+        claimed = facade.claim_calls(keys, "w0", 100.0)
+        assert failing.raised is not None and not failing.db.in_transaction
+        assert [c.claim for c in await claimed] == [Claim.NEW] * 3
+        # marked by w0 (once: the loop's marks were rolled back), so BUSY for another worker
+        assert [c.claim for c in await facade.claim_calls(keys, "w1", 100.5)] == [Claim.BUSY] * 3
+        await facade.close()
+
+    run(main)
+
+
+def test_the_loop_leaves_the_wal_checkpoints_to_the_database_thread(tmp_path: Path) -> None:
+    """The loop's connection never checkpoints (the checkpoint syncs the disk): after enough
+    writes in the loop the facade has the database thread checkpoint, and the WAL stays
+    small (it starts over once all of it is copied)."""
+    path = tmp_path / "s.sqlite3"
+    store = SqliteStore(str(path))
+    threads: list[int] = []
+    checkpoint = store.checkpoint
+
+    def recorded() -> None:
+        threads.append(threading.get_ident())
+        checkpoint()
+
+    store.checkpoint = recorded  # type: ignore[method-assign]
+
+    async def main() -> None:
+        facade = AsyncStore(store)
+        in_loop = 0
+        for i in range(1000):
+            stored = facade.finish_calls([fin(f"CP{i % 50}", str(i), b"x" * 200)])
+            in_loop += stored.done()  # not while the checkpoint's second step runs
+            assert await stored == [None]
+            await asyncio.sleep(0)  # let a finished checkpoint report back
+        assert in_loop > 900
+        await facade.call(lambda: None)  # the last checkpoint queued has run
+        assert len(threads) >= 3 and set(threads) == {facade._thread.ident}
+        assert store._now_db is not None
+        auto = store._now_db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        assert auto == 0
+        # 1,000 writes of 3-4 pages: 12 MB without checkpoints; the WAL starts over after one
+        assert Path(f"{path}-wal").stat().st_size < 8 * 1024 * 1024
         await facade.close()
 
     run(main)
@@ -406,7 +534,7 @@ def test_a_cancelled_caller_does_not_disturb_the_others(tmp_path: Path) -> None:
     run(main)
 
 
-def test_deferred_writes_are_collected_in_the_loop_and_committed_on_the_thread(
+def test_deferred_writes_are_collected_in_the_loop_and_committed_with_the_answer(
     tmp_path: Path,
 ) -> None:
     store = SqliteStore(str(tmp_path / "s.sqlite3"))

@@ -4,8 +4,9 @@ Every frame a station publishes on ``up`` becomes one work item that goes throug
 steps whatever runs the handler:
 
 1. **claim**: the CALLs of one socket read (more under load) are looked up in the store in one
-   call, off the event loop (:class:`~ocpp_iot.bridge.store.AsyncStore`): answered before (a
-   repeat after a restart, or answered by another worker), in hand elsewhere, or new. The
+   call (:class:`~ocpp_iot.bridge.store.AsyncStore`: in the loop when the store can answer
+   without waiting, else on its database thread): answered before (a repeat after a restart,
+   or answered by another worker), in hand elsewhere, or new. The
    result primes the station's :class:`~ocpp_iot.rpc.Session`, whose answer cache then decides
    (rule: a repeated CALL gets the first answer, the handler runs once);
 2. **answer**: the backend answers a new CALL, in the loop or awaited (``backend.runs_now``);

@@ -1,8 +1,11 @@
-"""Which SQLite errors are the database failing, and rolling back after them."""
+"""Which SQLite errors are the database failing, rolling back after them, and the write
+transaction that does so (:class:`Tx`)."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+from typing import Any
 
 #: primary result codes that say the database failed (full, unreadable, locked, gone), not the
 #: statement: the whole call fails then, rather than one handler's writes
@@ -38,4 +41,44 @@ def roll_back(db: sqlite3.Connection) -> None:
         try:
             db.execute("ROLLBACK")
         except sqlite3.Error:
-            pass  # the next transaction rolls back first (``_Tx.__enter__``)
+            pass  # the next transaction rolls back first (``Tx.__enter__``)
+
+
+class Tx:
+    """One write transaction on ``db`` (``BEGIN IMMEDIATE``: the write lock first), holding
+    ``lock`` (if any) throughout; committed at the end, rolled back on an exception."""
+
+    __slots__ = ("db", "lock")
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock | None = None) -> None:
+        self.db = db
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        if self.lock is not None:
+            self.lock.acquire()
+        db = self.db
+        try:
+            if db.in_transaction:  # a rollback after an earlier failure failed too
+                db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+        return db
+
+    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+        db = self.db
+        try:
+            if t is None:
+                try:
+                    db.execute("COMMIT")
+                except BaseException:
+                    roll_back(db)
+                    raise
+            else:
+                roll_back(db)
+        finally:
+            if self.lock is not None:
+                self.lock.release()

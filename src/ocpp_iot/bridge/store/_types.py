@@ -49,7 +49,10 @@ class Store(Protocol):
     """The shared-state interface of the bridge (one implementation per database).
 
     Every method is synchronous and may wait on a disk, a lock or a network: the bridge calls
-    them through :class:`~ocpp_iot.bridge.store.AsyncStore`, never from its event loop.
+    them through :class:`~ocpp_iot.bridge.store.AsyncStore`, never from its event loop. (A store
+    may add methods that never wait, for the facade to call in the loop: ``look_up_calls``,
+    ``claim_calls_now``, ``finish_calls_now``, and ``checkpoint`` for the thread; see
+    :class:`~ocpp_iot.bridge.store.SqliteStore`.)
     """
 
     #: the database handlers may join transactions with (:func:`defer_sql`); "" if none

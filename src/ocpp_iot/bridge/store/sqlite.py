@@ -1,7 +1,9 @@
 """:class:`SqliteStore`: the bridge's store on SQLite, shared by the worker processes of one
 machine (WAL mode). Times are wall-clock seconds (``time.time()``): several processes compare
 them. Every method is one short transaction and may wait up to ``busy_timeout`` for another
-process's write lock, so the bridge calls it through :class:`~.facade.AsyncStore`.
+process's write lock, so the bridge calls it through :class:`~.facade.AsyncStore`; the hot
+path's ``look_up_calls``, ``claim_calls_now`` and ``finish_calls_now`` run on a connection of
+their own that never waits (see there), for the facade to call in the event loop.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from . import _finish
-from ._errors import RetryWithSavepoints, roll_back
+from ._errors import RetryWithSavepoints, Tx, roll_back
 from ._types import Claim, ClaimResult, EffectsFailed, Finish, StateUpdate, T
+
+R = TypeVar("R")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bridge_calls (
@@ -65,8 +69,10 @@ class SqliteStore:
         self._db = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
-        self._reader: sqlite3.Connection | None = None  # look_up_calls' own connection
-        self._reader_lock = threading.Lock()
+        # the event loop's own connection (``*_now`` methods, look_up_calls): it never waits
+        self._now_db: sqlite3.Connection | None = None
+        self._now_lock = threading.Lock()
+        self._now_usable = not (path in ("", ":memory:") or path.startswith("file::memory:"))
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
@@ -80,38 +86,8 @@ class SqliteStore:
 
     # -- transactions ------------------------------------------------------------------------
 
-    class _Tx:
-        def __init__(self, store: SqliteStore) -> None:
-            self.store = store
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.store._lock.acquire()
-            db = self.store._db
-            try:
-                if db.in_transaction:  # a rollback after an earlier failure failed too
-                    db.execute("ROLLBACK")
-                db.execute("BEGIN IMMEDIATE")
-            except BaseException:
-                self.store._lock.release()
-                raise
-            return db
-
-        def __exit__(self, t: Any, v: Any, tb: Any) -> None:
-            db = self.store._db
-            try:
-                if t is None:
-                    try:
-                        db.execute("COMMIT")
-                    except BaseException:
-                        roll_back(db)
-                        raise
-                else:
-                    roll_back(db)
-            finally:
-                self.store._lock.release()
-
-    def _tx(self) -> SqliteStore._Tx:
-        return SqliteStore._Tx(self)
+    def _tx(self) -> Tx:
+        return Tx(self._db, self._lock)
 
     # -- received CALLs ----------------------------------------------------------------------
 
@@ -127,52 +103,25 @@ class SqliteStore:
             return []
         if not mark:
             with self._lock:
-                return [self._look_up(station, message_id) for station, message_id in keys]
-        with self._tx() as db:  # one write transaction for all of them
+                return [self._look_up(self._db, station, mid) for station, mid in keys]
+        with self._lock:
+            return self._mark_all(self._db, keys, owner, now)
+
+    def _mark_all(
+        self, db: sqlite3.Connection, keys: Sequence[tuple[str, str]], owner: str, now: float
+    ) -> list[ClaimResult]:
+        with Tx(db):  # one write transaction for all of them
             fresh: set[tuple[str, str]] = set()  # marked by this very call
             return [self._mark(db, station, mid, owner, now, fresh) for station, mid in keys]
 
-    def look_up_calls(self, keys: Sequence[tuple[str, str]]) -> list[ClaimResult] | None:
-        """:meth:`claim_calls` without marks (one worker: nothing to write), on a read-only
-        connection of its own, for the event loop to call directly: in WAL mode a reader never
-        waits for the writer (our database thread committing answers, or another process), and
-        the pages it reads are the hot ones. ``None`` when it cannot answer at once (an
-        in-memory database, which a second connection cannot see, or a busy moment such as WAL
-        recovery): then the caller asks :meth:`claim_calls` on the database thread.
-
-        What it reads is the committed state: answers still waiting to be committed are not
-        there (the bridge's own session knows those)."""
-        if not keys:
-            return []
-        with self._reader_lock:
-            try:
-                db = self._reader
-                if db is None:
-                    if self.path in ("", ":memory:") or self.path.startswith("file::memory:"):
-                        return None
-                    db = sqlite3.connect(
-                        self.path, timeout=0.0, isolation_level=None, check_same_thread=False
-                    )
-                    db.execute("PRAGMA query_only=ON")
-                    self._reader = db
-                return [self._look_up(station, mid, db) for station, mid in keys]
-            except sqlite3.OperationalError:
-                return None
-
-    def _look_up(
-        self, station: str, message_id: str, db: sqlite3.Connection | None = None
-    ) -> ClaimResult:
+    def _look_up(self, db: sqlite3.Connection, station: str, message_id: str) -> ClaimResult:
         # one statement: the answer if any, and the station's state
-        row = (
-            (db or self._db)
-            .execute(
-                "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
-                "message_id=?2 AND finished IS NOT NULL), "
-                "(SELECT state FROM bridge_stations WHERE station=?1)",
-                (station, message_id),
-            )
-            .fetchone()
-        )
+        row = db.execute(
+            "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
+            "message_id=?2 AND finished IS NOT NULL), "
+            "(SELECT state FROM bridge_stations WHERE station=?1)",
+            (station, message_id),
+        ).fetchone()
         if row[0] is not None:
             return ClaimResult(Claim.DONE, bytes(row[0]), {})
         return ClaimResult(Claim.NEW, None, json.loads(row[1]) if row[1] else {})
@@ -199,7 +148,7 @@ class SqliteStore:
                 (station, message_id, owner, now),
             )
             fresh.add(key)
-            return ClaimResult(Claim.NEW, None, self._state(station))
+            return ClaimResult(Claim.NEW, None, self._state(db, station))
         prev_owner, started, finished, response = row
         if finished is not None:
             return ClaimResult(Claim.DONE, bytes(response), {})
@@ -215,32 +164,114 @@ class SqliteStore:
             "UPDATE bridge_calls SET owner=?, started=? WHERE station=? AND message_id=?",
             (owner, now, station, message_id),
         )
-        return ClaimResult(Claim.NEW, None, self._state(station))
+        return ClaimResult(Claim.NEW, None, self._state(db, station))
 
-    def _state(self, station: str) -> dict[str, Any]:
-        row = self._db.execute(
-            "SELECT state FROM bridge_stations WHERE station=?", (station,)
-        ).fetchone()
+    @staticmethod
+    def _state(db: sqlite3.Connection, station: str) -> dict[str, Any]:
+        row = db.execute("SELECT state FROM bridge_stations WHERE station=?", (station,)).fetchone()
         return json.loads(row[0]) if row and row[0] else {}
 
     def finish_calls(self, items: Sequence[Finish]) -> list[bytes | EffectsFailed | None]:
+        with self._lock:
+            return self._finish(self._db, items)
+
+    @staticmethod
+    def _finish(
+        db: sqlite3.Connection, items: Sequence[Finish]
+    ) -> list[bytes | EffectsFailed | None]:
         if len(items) == 1 and not items[0].effects and items[0].state is None:
             it = items[0]
             if not it.touch_station:  # the common case: one statement, its own transaction
-                with self._lock:
-                    cur = self._db.execute(
-                        _finish.FINISH, (it.station, it.message_id, it.now, it.now, it.response)
-                    )
-                    if cur.rowcount:
-                        return [None]
-                    return [_finish.stored_response(self._db, it)]
+                cur = db.execute(
+                    _finish.FINISH, (it.station, it.message_id, it.now, it.now, it.response)
+                )
+                if cur.rowcount:
+                    return [None]
+                return [_finish.stored_response(db, it)]
         try:  # the whole batch in a few statements ...
-            with self._tx() as db:
+            with Tx(db):
                 return _finish.batch(db, items)
         except RetryWithSavepoints:  # ... unless a handler's writes failed: item by item
             pass
-        with self._tx() as db:
+        with Tx(db):
             return _finish.one_by_one(db, items)
+
+    # -- the event loop's own connection -----------------------------------------------------
+    #
+    # The ``*_now`` methods and look_up_calls are for the event loop to call directly, when
+    # the database thread has nothing queued (AsyncStore decides): each runs on a connection of
+    # its own that never waits: no busy timeout (another connection's write lock makes it give
+    # up at once), no automatic checkpoint (the checkpoint's fsync is :meth:`checkpoint`'s job,
+    # on the database thread), and with synchronous=NORMAL in WAL mode a commit appends to the
+    # WAL without an fsync. Each returns None when it cannot answer at once: locked, any
+    # other SQLite error (rolled back), an in-memory database (a second connection cannot see
+    # it) or a journal that is not a WAL; the caller then asks the database thread, whose
+    # connection waits for the lock and raises what fails. What the loop's connection reads is
+    # the committed state (answers not yet committed are not there: the bridge's session knows
+    # those).
+
+    def look_up_calls(self, keys: Sequence[tuple[str, str]]) -> list[ClaimResult] | None:
+        """:meth:`claim_calls` without marks (one worker: nothing to write), in the loop."""
+        if not keys:
+            return []
+        return self._now(lambda db: [self._look_up(db, station, mid) for station, mid in keys])
+
+    def claim_calls_now(
+        self, keys: Sequence[tuple[str, str]], owner: str, now: float
+    ) -> list[ClaimResult] | None:
+        """:meth:`claim_calls` with marks (several workers), in the loop."""
+        if not keys:
+            return []
+        return self._now(lambda db: self._mark_all(db, keys, owner, now))
+
+    def finish_calls_now(
+        self, items: Sequence[Finish]
+    ) -> list[bytes | EffectsFailed | None] | None:
+        """:meth:`finish_calls` in the loop."""
+        if not items:
+            return []
+        return self._now(lambda db: self._finish(db, items))
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database (PASSIVE: waits for no one; on the database thread,
+        which is where its fsync belongs): the loop's connection leaves this to it."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _now(self, fn: Callable[[sqlite3.Connection], R]) -> R | None:
+        if not self._now_usable or not self._now_lock.acquire(blocking=False):
+            return None
+        try:
+            db = self._now_db
+            if db is None:
+                db = self._now_db = self._connect_now()
+                if db is None:
+                    return None
+            try:
+                return fn(db)
+            except sqlite3.Error:
+                roll_back(db)
+                return None
+        finally:
+            self._now_lock.release()
+
+    def _connect_now(self) -> sqlite3.Connection | None:
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=0.0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error:
+            return None
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                raise sqlite3.OperationalError("not a WAL journal")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error:
+            db.close()
+            self._now_usable = False
+            return None
+        return db
 
     def release_owner(self, owner: str) -> int:
         with self._tx() as db:
@@ -260,7 +291,7 @@ class SqliteStore:
 
     def station_state(self, station: str) -> dict[str, Any]:
         with self._lock:
-            return self._state(station)
+            return self._state(self._db, station)
 
     def set_status(self, station: str, status: str, now: float) -> None:
         with self._tx() as db:
@@ -290,7 +321,7 @@ class SqliteStore:
                 "SELECT value FROM bridge_station_kv WHERE station=? AND key=?", (station, key)
             ).fetchone()
             old = json.loads(row[0]) if row else None
-            new, result = fn(old)  # an exception here rolls back (``_Tx.__exit__``)
+            new, result = fn(old)  # an exception here rolls back (``Tx.__exit__``)
             if new is None:
                 if row is not None:
                     db.execute(
@@ -325,9 +356,10 @@ class SqliteStore:
             ).rowcount
 
     def close(self) -> None:
-        with self._reader_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+        with self._now_lock:
+            if self._now_db is not None:
+                self._now_db.close()
+                self._now_db = None
+            self._now_usable = False
         with self._lock:
             self._db.close()
