@@ -12,7 +12,8 @@
 # `_cbor2`, or 6.x) is what would be imported, before the tests and again after them. The tests
 # (TESTS below): tests/test_cbor.py (the whole corpus round trip, value forms, malformed input),
 # tests/test_cbor_fuzz.py without the slow marker (hostile input, through the pure decoder's own
-# code), and the charger node's outbox, EVSE and device model.
+# code), the charger node's outbox, EVSE and device model, and its station machine's charging
+# sessions in every version (every frame through the CBOR codec).
 #
 #   PYTHON=...   interpreter to base the environment on (default python3). When its pip can
 #                install into another interpreter (`pip --python`, pip >= 22.3) the environment
@@ -26,6 +27,7 @@ PYTHON="${PYTHON:-python3}"
 TESTS=(
   tests/test_cbor.py tests/test_cbor_fuzz.py
   tests/test_node_outbox.py tests/test_node_evse.py tests/test_node_device_model.py
+  tests/test_charger_station_session.py
 )
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
