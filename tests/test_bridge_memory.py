@@ -33,12 +33,12 @@ from bridge_memory_helpers import (
     until,
 )
 from conftest import rows
+from raw_station import MODEL, charging_session_201
 
 from ocpp_iot.behaviours import Context
 from ocpp_iot.bridge import _wire
 from ocpp_iot.bridge.config import CallTimeout
 from ocpp_iot.bridge.reference import build_reference
-from ocpp_iot.bridge.station import charging_session_201
 from ocpp_iot.bridge.store import SqliteStore
 from ocpp_iot.rpc import Call, CallError, CallResult, ErrorCode
 from ocpp_iot.transports.memory import MemoryBroker
@@ -627,7 +627,7 @@ def test_retained_station_state(tmp_path: Path) -> None:
             st = await Station(broker, "CP1", will=True).start()
             assert isinstance(await st.rpc("1", *calls[0]), CallResult)
             s = await state(lambda s: (s["boot"] or {}).get("status") == "Accepted", "boot")
-            assert (s["vendor"], s["model"], s["version"]) == ("ocpp-iot", "SimStation", "2.0.1")
+            assert (s["vendor"], s["model"], s["version"]) == ("ocpp-iot", MODEL, "2.0.1")
             assert s["status"] == "online" and s["transactions"] == {}
             for i in (1, 2, 3):  # status, authorize, transaction started
                 assert isinstance(await st.rpc(str(i + 1), *calls[i]), CallResult)
