@@ -6,6 +6,10 @@ queue and counters; ``device-model.json``, the persisted variables; ``status.jso
 ``charger-node status`` shows), the EVSE (simulated, or the user's own class), the station
 machine and the link, and runs them. A Reset restarts all but the hardware, as a reboot would,
 and boots again with reason RemoteReset.
+
+The link is MQTT (``link="mqtt"``) or a LoRa modem to a ``bridge lora-gateway``
+(``link="lora"``: :class:`~ocpp_iot.transports.lora_link.LoraStationLink`, its counters in
+``lora-state.json``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..rpc import Frame
 from ..transports.link import StationLink
@@ -28,8 +32,12 @@ from .outbox import Outbox, ReplayPace
 from .runtime import Encoding, StationRuntime, steady_clock
 from .simulated import SimulatedEvse
 from .station import BootInfo, StationMachine
+from .tx_records import METER_KEY, TX_KEY
 
-__all__ = ["Node", "NodeConfig", "read_status"]
+if TYPE_CHECKING:
+    from ..transports.lora_setup import ModemSettings
+
+__all__ = ["Node", "NodeConfig", "make_link", "read_status"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,24 @@ class NodeConfig:
     replay_per_minute: float = 60.0
     replay_burst: int = 20
     max_queue: int = 5000
+    #: "mqtt", or "lora": a LoRa modem on a serial port to a `bridge lora-gateway`
+    link: str = "mqtt"
+    lora_port: str | None = None
+    lora_modem: str = "rak3172"
+    #: the station's address and key (`bridge add-station --lora` prints them): the key as 32
+    #: hex digits, or a file holding them
+    lora_address: int | None = None
+    lora_key: str | None = None
+    lora_key_file: str | None = None
+    lora_sf: int = 9
+    lora_bandwidth: int = 125000
+    lora_coding_rate: int = 1
+    #: where the station transmits, and where it listens (the gateway's frequency)
+    lora_frequency: int = 868_100_000
+    lora_gateway_frequency: int = 869_525_000
+    lora_power: int = 14
+    #: the packet size of the deployment (the smaller of the two modems'); None: the modem's
+    lora_max_packet: int | None = None
 
     def __post_init__(self) -> None:
         if self.version not in VERSIONS:
@@ -76,9 +102,57 @@ class NodeConfig:
         if self.encoding not in ("cbor", "json"):
             raise ValueError(f"encoding must be cbor or json, not {self.encoding!r}")
         self.data_dir = Path(self.data_dir)
+        if self.link not in ("mqtt", "lora"):
+            raise ValueError(f"link must be mqtt or lora, not {self.link!r}")
+        if self.link == "lora":
+            if not self.lora_port or self.lora_address is None:
+                raise ValueError("a LoRa link needs the modem's port and the station's address")
+            lora_settings(self)
+            lora_key(self)
+
+
+# -- the link -----------------------------------------------------------------------------------
+
+
+def lora_settings(cfg: NodeConfig) -> ModemSettings:
+    """The station's modem settings (``ValueError`` for impossible ones)."""
+    from ..transports.lora_setup import ModemSettings
+
+    return ModemSettings(
+        cfg.lora_modem, cfg.lora_port or "", tx_hz=cfg.lora_frequency,
+        rx_hz=cfg.lora_gateway_frequency, sf=cfg.lora_sf, bandwidth_hz=cfg.lora_bandwidth,
+        coding_rate=cfg.lora_coding_rate, power_dbm=cfg.lora_power,
+        max_packet=cfg.lora_max_packet,
+    )  # fmt: skip
+
+
+def lora_key(cfg: NodeConfig) -> bytes:
+    """The station's key, from ``lora_key`` or ``lora_key_file`` (exactly one of them)."""
+    from ..lora_keys import parse_key, read_key_file
+
+    if (cfg.lora_key is None) == (cfg.lora_key_file is None):
+        raise ValueError("a LoRa link needs the station's key: lora_key or lora_key_file")
+    try:
+        return parse_key(cfg.lora_key) if cfg.lora_key else read_key_file(cfg.lora_key_file or "")
+    except OSError as exc:
+        raise ValueError(f"cannot read the LoRa key file: {exc}") from None
+
+
+def make_lora_link(cfg: NodeConfig) -> StationLink:
+    from ..transports.lora_link import LoraStationLink
+    from ..transports.lora_setup import make_modem
+
+    settings = lora_settings(cfg)
+    assert cfg.lora_address is not None
+    return LoraStationLink(
+        cfg.station_id, make_modem(settings), cfg.lora_address, lora_key(cfg),
+        radio=settings.radio(), state_file=cfg.data_dir / "lora-state.json",
+    )  # fmt: skip
 
 
 def make_link(cfg: NodeConfig) -> StationLink:
+    if cfg.link == "lora":
+        return make_lora_link(cfg)
     from ..transports.mqtt_link import MqttStationLink
 
     return MqttStationLink(
@@ -134,8 +208,7 @@ class Node:
     def _make_evse(self) -> Evse:
         cfg = self.cfg
         if cfg.evse == "simulated":
-            saved = (read_status(cfg.data_dir) or {}).get("registers") or {}
-            start_wh = {int(k): float(v) for k, v in saved.items()} or None
+            start_wh = self._simulated_registers() or None
             seed = cfg.seed if cfg.seed is not None else cfg.station_id
             return SimulatedEvse(
                 cfg.connectors,
@@ -150,6 +223,29 @@ class Node:
             )
         cls = getattr(importlib.import_module(module_name), attr)
         return check_evse(cls(cfg.connectors))
+
+    def _simulated_registers(self) -> dict[int, float]:
+        """Where the simulated meters go on from after a restart: the highest register known
+        for each connector: status.json's (written every few seconds), the register at the last
+        stop and the last reading of a transaction in progress (both kept in the outbox with the
+        messages that carry them, so a kill loses neither). A real meter keeps its own."""
+        registers: dict[int, float] = {}
+
+        def see(connector: Any, wh: Any) -> None:
+            if isinstance(wh, int | float):
+                n = int(connector)
+                registers[n] = max(registers.get(n, 0.0), float(wh))
+
+        for k, v in ((read_status(self.cfg.data_dir) or {}).get("registers") or {}).items():
+            see(k, v)
+        path = self.cfg.data_dir / "outbox.db"
+        if path.exists():
+            with Outbox(path) as outbox:
+                for key, rec in outbox.kept(METER_KEY).items():
+                    see(key[len(METER_KEY) :], rec.get("wh"))
+                for rec in outbox.kept(TX_KEY).values():
+                    see(rec.get("connector", 0), rec.get("last_wh"))
+        return registers
 
     def _make_machine(self) -> StationMachine:
         cfg = self.cfg
@@ -226,5 +322,6 @@ class Node:
     def config_summary(self) -> dict[str, Any]:
         d = asdict(self.cfg)
         d["password"] = "***" if self.cfg.password else None
+        d["lora_key"] = "***" if self.cfg.lora_key else None
         d["data_dir"] = str(self.cfg.data_dir)
         return d

@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -169,7 +169,7 @@ class Outbox:
         *,
         transaction_id: str | None = None,
         now: float,
-        keep: tuple[str, dict[str, Any] | None] | None = None,
+        keep: Mapping[str, dict[str, Any] | None] | None = None,
     ) -> Stored:
         """Store a message for sending; durable on return for transaction messages.
 
@@ -177,8 +177,8 @@ class Outbox:
         and ``seqNo`` is set here (0 for the transaction's first message, +1 for each next one,
         kept across restarts). The caller's dict is not changed: send ``entry.payload``.
         Non-transaction messages need ``queue_all_messages`` (``ValueError`` otherwise).
-        ``keep``: a ``(key, value)`` for :meth:`kept`, written in the same transaction (``None``
-        as the value deletes it): the station machine's record of a transaction in progress
+        ``keep``: ``{key: value}`` for :meth:`kept`, written in the same transaction (``None``
+        as a value deletes its key): the station machine's record of a transaction in progress
         changes atomically with the message that starts, samples or ends it."""
         named = payload_transaction_id(action, payload)
         if transaction_id is None:
@@ -205,8 +205,8 @@ class Outbox:
                 (str(mid), action, kind, transaction_id, dumps_payload(body), now, now),
             )
             pos = cast(int, cur.lastrowid)
-            if keep is not None:
-                self._keep(*keep)
+            for key, value in (keep or {}).items():
+                self._keep(key, value)
             depth = self.depth()
             dropped = (
                 self._make_room(depth - self.max_messages, pos) if depth > self.max_messages else ()

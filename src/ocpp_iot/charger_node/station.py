@@ -28,7 +28,7 @@ Rules (OCPP 2.0.1 part 2 unless said; 1.6 section 4 has the same ones):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..rpc import (
@@ -298,7 +298,7 @@ class StationMachine:
         payload: dict[str, Any],
         tx_id: str,
         now: float,
-        keep: tuple[str, dict[str, Any] | None],
+        keep: Mapping[str, dict[str, Any] | None],
     ) -> None:
         self.outbox.put(action, payload, transaction_id=tx_id, now=now, keep=keep)
 

@@ -18,7 +18,7 @@ Rules implemented (OCPP 2.0.1 part 2 unless said; 1.6 where it has the concept):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -26,11 +26,15 @@ from .device_model import DeviceModel
 from .evse import Connector, Evse, MeterReading
 from .messages import ConnectorView, Messages, StopReason, Trigger, TxView
 
-__all__ = ["ConnectorState", "Port", "TX_KEY", "Tx", "TxRecords"]
+__all__ = ["ConnectorState", "METER_KEY", "Port", "TX_KEY", "Tx", "TxRecords"]
 
 log = logging.getLogger(__name__)
 
-TX_KEY = "tx:"  #: the outbox's kept records of transactions in progress: ``tx:<id>``
+#: the outbox's kept records of transactions in progress: ``tx:<id>``
+TX_KEY = "tx:"
+#: the register of a connector at its last transaction's stop, ``meter:<connector>`` (kept with
+#: the Ended)
+METER_KEY = "meter:"
 
 
 class Port(Protocol):
@@ -56,7 +60,7 @@ class Port(Protocol):
         payload: dict[str, Any],
         tx_id: str,
         now: float,
-        keep: tuple[str, dict[str, Any] | None],
+        keep: Mapping[str, dict[str, Any] | None],
     ) -> None:
         """Store a transaction message in the outbox (durable), to be sent in order."""
         ...  # fmt: skip
@@ -195,7 +199,7 @@ class TxRecords:
             measurands=self.measurands("started"), charging_state=self._charging_state(s),
         )  # fmt: skip
         self.port.queue(
-            action, payload, view.local_id, now, (TX_KEY + view.local_id, self._record(tx))
+            action, payload, view.local_id, now, {TX_KEY + view.local_id: self._record(tx)}
         )
 
     def _updated(
@@ -211,8 +215,8 @@ class TxRecords:
             measurands=self.measurands("updated"), charging_state=charging_state,
         )  # fmt: skip
         if built is not None:
-            key = (TX_KEY + tx.view.local_id, self._record(tx))
-            self.port.queue(built[0], built[1], tx.view.local_id, now, key)
+            keep = {TX_KEY + tx.view.local_id: self._record(tx)}
+            self.port.queue(built[0], built[1], tx.view.local_id, now, keep)
 
     def _end(
         self, s: ConnectorState, reading: MeterReading, now: float, trigger: Trigger,
@@ -226,6 +230,12 @@ class TxRecords:
             tx.view, reading, self.port.csms_time(now), trigger, reason,
             offline=not self.port.online, measurands=self.measurands("ended"),
         )  # fmt: skip
-        self.port.queue(action, payload, tx.view.local_id, now, (TX_KEY + tx.view.local_id, None))
+        # the record goes with the Ended; the register at the stop stays (a restarted meter,
+        # the simulation's, goes on from it)
+        keep = {
+            TX_KEY + tx.view.local_id: None,
+            METER_KEY + str(s.info.number): {"wh": reading.energy_wh},
+        }
+        self.port.queue(action, payload, tx.view.local_id, now, keep)
         wh = reading.energy_wh - tx.view.start_wh
         log.info("transaction %s ended (%s): %.1f Wh", tx.view.local_id, reason, wh)
