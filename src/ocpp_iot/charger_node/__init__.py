@@ -1,25 +1,38 @@
-"""The charger side of ocpp-iot: what runs on a Raspberry Pi beside a charger (issue 16).
+"""The charger side of ocpp-iot: what runs on a Raspberry Pi in or beside a charger.
 
-Built so far, each tested on its own: the hardware seam (:mod:`.evse`, with a seeded simulation
-in :mod:`.simulated` and scenario files in :mod:`.scenario`), the durable outbox for transaction
-messages (:mod:`.outbox`), and the persisted device model (:mod:`.device_model`). The sans-IO
-station machine that joins them to the :class:`~ocpp_iot.rpc.Session`, its asyncio runtime and
-the ``charger-node run/status/simulate`` commands are not built yet (``charger-node`` prints
-its help).
+- :class:`StationMachine` (:mod:`.station`): one station's OCPP logic, sans-IO: boot, status,
+  heartbeat, authorization, transactions, what the back end may ask; frames and time in, frames
+  out, on :class:`~ocpp_iot.rpc.Session` and the durable :class:`Outbox`;
+- :class:`StationRuntime` (:mod:`.runtime`): the asyncio shell around it over any
+  :class:`~ocpp_iot.transports.link.StationLink`;
+- :class:`Node` and :class:`NodeConfig` (:mod:`.node`): a station's parts from its configuration
+  (``charger-node run``); :mod:`.simulate` runs many (``charger-node simulate``);
+- the hardware seam :class:`Evse` (:mod:`.evse`) with a seeded :class:`SimulatedEvse` and
+  scenario files (:mod:`.scenario`); the persisted :class:`DeviceModel`.
+
+See docs/charger-node.md.
 """
 
 from .device_model import DeviceModel, JsonFileStore
 from .evse import Evse, MeterReading
+from .node import Node, NodeConfig
 from .outbox import Outbox, ReplayPace, RetryPolicy
+from .runtime import StationRuntime
 from .simulated import SimulatedEvse
+from .station import BootInfo, StationMachine
 
 __all__ = [
+    "BootInfo",
     "DeviceModel",
     "Evse",
     "JsonFileStore",
     "MeterReading",
+    "Node",
+    "NodeConfig",
     "Outbox",
     "ReplayPace",
     "RetryPolicy",
     "SimulatedEvse",
+    "StationMachine",
+    "StationRuntime",
 ]
