@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from ..bridge.settings import LEVELS, config_option, setup_logging, show_envvars
-from .node import VERSIONS, Node, NodeConfig, read_status
+from .node import VERSIONS, Node, NodeConfig, make_link, read_status
 from .simulate import read_password_file, run_simulation, station_ids
 
 __all__ = ["main"]
@@ -80,6 +80,57 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         f = option(f)
     return config_option(f, envvar=f"{ENV}_CONFIG", table="node")
+
+
+def _lora(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``run``'s link choice and the LoRa options (docs/lora.md, "Gateway")."""
+    from .node import NodeConfig as D
+
+    options = [
+        click.option("--link", type=click.Choice(["mqtt", "lora"]), default="mqtt",
+                     envvar=f"{ENV}_LINK",
+                     help="mqtt: the broker; lora: a LoRa modem to a `bridge lora-gateway`"),
+        click.option("--lora-port", default=None, envvar=f"{ENV}_LORA_PORT",
+                     help="the LoRa modem's serial port, e.g. /dev/ttyUSB0"),
+        click.option("--lora-modem", type=click.Choice(["rak3172", "rylr998", "rylr896", "e22",
+                     "e32"]), default=D.lora_modem, envvar=f"{ENV}_LORA_MODEM"),
+        click.option("--lora-address", type=click.IntRange(0, 0xFFFF), default=None,
+                     envvar=f"{ENV}_LORA_ADDRESS",
+                     help="the station's address (`bridge add-station --lora` prints it)"),
+        click.option("--lora-key", default=None, envvar=f"{ENV}_LORA_KEY",
+                     help="the station's key, 32 hex digits (prefer the variable or "
+                     "--lora-key-file to the command line)"),
+        click.option("--lora-key-file", type=click.Path(dir_okay=False), default=None,
+                     envvar=f"{ENV}_LORA_KEY_FILE", help="a file holding the key"),
+        click.option("--lora-sf", type=click.IntRange(7, 12), default=D.lora_sf,
+                     envvar=f"{ENV}_LORA_SF", help="spreading factor (as the gateway's)"),
+        click.option("--lora-bandwidth", type=click.Choice(["125000", "250000", "500000"]),
+                     default=str(D.lora_bandwidth), envvar=f"{ENV}_LORA_BANDWIDTH",
+                     help="bandwidth in Hz (as the gateway's)"),
+        click.option("--lora-frequency", type=int, default=D.lora_frequency,
+                     envvar=f"{ENV}_LORA_FREQUENCY",
+                     help="where the station transmits, Hz (1 % sub-band 868.0-868.6 MHz)"),
+        click.option("--lora-gateway-frequency", type=int, default=D.lora_gateway_frequency,
+                     envvar=f"{ENV}_LORA_GATEWAY_FREQUENCY",
+                     help="where it listens: the gateway's frequency, Hz"),
+        click.option("--lora-power", type=click.IntRange(-9, 27), default=D.lora_power,
+                     envvar=f"{ENV}_LORA_POWER", help="transmit power, dBm"),
+        click.option("--lora-max-packet", type=click.IntRange(21, 255), default=None,
+                     envvar=f"{ENV}_LORA_MAX_PACKET",
+                     help="packet size of the deployment (the smaller modem's)  [default: "
+                     "the modem's]"),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _lora_config(opts: dict[str, Any]) -> dict[str, Any]:
+    """The LoRa options of ``run`` as NodeConfig fields (taken out of ``opts``)."""
+    out = {name: opts.pop(name) for name in [k for k in opts if k.startswith("lora_")]}
+    out["link"] = opts.pop("link")
+    out["lora_bandwidth"] = int(out["lora_bandwidth"])
+    return out
 
 
 def _config(station_id: str, data_dir: str, opts: dict[str, Any], **extra: Any) -> NodeConfig:
@@ -151,16 +202,20 @@ def main() -> None:
 )
 @click.option("--vendor", default="ocpp-iot", envvar=f"{ENV}_VENDOR")
 @click.option("--serial-number", default=None, envvar=f"{ENV}_SERIAL_NUMBER")
+@_lora
 @_common
 def run(station_id: str, data_dir: str, evse: str, station_model: str, vendor: str,
         serial_number: str | None, **opts: Any) -> None:  # fmt: skip
     """Run one station until SIGTERM (transactions in progress are ended at the next start, as
     after a power cut; the outbox keeps everything not yet answered)."""
+    lora = _lora_config(opts)
     setup_logging(opts["log_level"], opts)
     cfg = _config(station_id, data_dir, opts, evse=evse, model=station_model, vendor=vendor,
-                  serial_number=serial_number)  # fmt: skip
+                  serial_number=serial_number, **lora)  # fmt: skip
     try:
         node = Node(cfg)
+        if cfg.link == "lora":
+            make_link(cfg)  # the modem's driver and the counter state: checked before starting
     except (OSError, ValueError, ImportError, TypeError) as exc:
         raise click.ClickException(f"cannot start the station: {exc}") from None
 
