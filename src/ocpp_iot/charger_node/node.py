@@ -15,6 +15,7 @@ The link is MQTT (``link="mqtt"``) or a LoRa modem to a ``bridge lora-gateway``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -144,9 +145,13 @@ def make_lora_link(cfg: NodeConfig) -> StationLink:
 
     settings = lora_settings(cfg)
     assert cfg.lora_address is not None
+    modem = make_modem(settings)
+    radio = settings.radio()
+    if modem.max_payload < radio.max_packet:  # what the driver really carries in one packet
+        radio = dataclasses.replace(radio, max_packet=modem.max_payload)
     return LoraStationLink(
-        cfg.station_id, make_modem(settings), cfg.lora_address, lora_key(cfg),
-        radio=settings.radio(), state_file=cfg.data_dir / "lora-state.json",
+        cfg.station_id, modem, cfg.lora_address, lora_key(cfg), radio=radio,
+        state_file=cfg.data_dir / "lora-state.json",
     )  # fmt: skip
 
 
