@@ -4,7 +4,8 @@ Also installed as ``ocpp-bridge`` and runnable as ``python -m ocpp_iot.bridge``:
 Raspberry Pi OS, iproute2's ``/usr/sbin/bridge`` shadows ``bridge`` when PATH puts it first.
 Where options come from (command line, ``BRIDGE_*``, ``--config``): :mod:`.settings`; the
 worker processes: :mod:`.supervisor`; ``bridge call``: :mod:`.callcmd`; the password file of
-``add-station``: :mod:`ocpp_iot.deploy`.
+``add-station``: :mod:`ocpp_iot.deploy` (with ``--lora``, the stations file:
+:mod:`ocpp_iot.lora_keys`); ``lora-gateway``: :mod:`.lora_gateway`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import click
 
 from .callcmd import EXIT_CODES_HELP, run_call
+from .lora_gateway_cli import add_lora_station, lora_gateway
 from .settings import (
     LEVELS,
     environment_warnings,
@@ -262,19 +264,57 @@ def call(
 )
 @click.option("--prefix", default="ocpp", help="topic prefix of the ACL written")
 @click.option("--password", default=None, help="default: a new random password (printed)")
+@click.option(
+    "--lora",
+    is_flag=True,
+    default=False,
+    help="a LoRa station: give it a radio address and a new 128-bit key in the gateway's "
+    "stations file (printed once, for the station's node) instead of an MQTT user",
+)
+@click.option(
+    "--stations-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="BRIDGE_LORA_STATIONS",
+    show_default=False,
+    help="with --lora: the gateway's stations file  [default: /etc/ocpp-iot/lora-stations.json "
+    "as root, else ~/.config/ocpp-iot/lora-stations.json]",
+)
+@click.option(
+    "--lora-address",
+    type=click.IntRange(1, 0xFFFE),
+    default=None,
+    help="with --lora: this address  [default: a free one at random]",
+)
+@click.option("--rekey", is_flag=True, default=False, help="with --lora: a new key, same address")
 def add_station(
-    station: str, passwd_file: str | None, acl_file: str | None, prefix: str, password: str | None
+    station: str,
+    passwd_file: str | None,
+    acl_file: str | None,
+    prefix: str,
+    password: str | None,
+    lora: bool,
+    stations_file: str | None,
+    lora_address: int | None,
+    rekey: bool,
 ) -> None:
     """Add STATION (its id is its MQTT username) to a mosquitto password file.
 
     The file stays readable by mosquitto after it drops from root to its own user (mode 0640,
     group mosquitto). The ACL's pattern lines already give the station its own topics; reload
-    mosquitto (SIGHUP) after. Also adds the bridge's and operators' users: add-station bridge.
+    mosquitto (SIGHUP) after. Also adds the bridge's, operators' and the LoRa gateway's users:
+    add-station bridge, add-station lora-gw.
+
+    With --lora, STATION is a radio station served by bridge lora-gateway: it gets an address
+    and a key in the gateway's stations file (mode 0600), no MQTT user.
     """
     from .. import deploy
 
     if station != "bridge" and not deploy.valid_station_id(station):  # bridge: its own user
         raise click.BadParameter(f"invalid station id {station!r}", param_hint="STATION")
+    if lora:
+        add_lora_station(station, stations_file, lora_address, rekey)
+        return
     path = Path(passwd_file) if passwd_file else deploy.default_passwd_file()
     acl = Path(acl_file) if acl_file else path.with_name("acl")
     pw = password or secrets.token_urlsafe(18)
@@ -334,7 +374,8 @@ def demo(
     sys.exit(0 if ok else 1)
 
 
-show_envvars([serve, call, add_station])
+main.add_command(lora_gateway)
+show_envvars([serve, call, add_station, lora_gateway])
 
 
 if __name__ == "__main__":  # pragma: no cover
