@@ -60,6 +60,14 @@ topic read {prefix}/+/json/up
 topic read {prefix}/+/json/down
 topic read {prefix}/+/json/state
 topic read {prefix}/+/status
+
+# The LoRa gateway (`bridge lora-gateway`) speaks for the radio stations it holds keys for:
+# their frames and status up, what the bridge sends them down. (Mosquitto cannot tie it to
+# that set of stations; list their topics one by one instead of + to do so.)
+user lora-gw
+topic write {prefix}/+/up
+topic write {prefix}/+/status
+topic read {prefix}/+/down
 """
 
 
