@@ -85,8 +85,9 @@ class EbyteSim(Emulator):
         return self._base + channel * self._step
 
     def aux(self) -> bool:
-        """The AUX pin: ``True`` (high) when idle."""
-        return not (self._inbuf or self._packets or self.tx is not None or self.booting)
+        """The AUX pin: ``True`` (high) when idle (a hung module holds it low)."""
+        busy = self._inbuf or self._packets or self.tx is not None or self.booting
+        return not busy and not self.radio.muted
 
     # -- serial side --------------------------------------------------------------------------
 
