@@ -60,13 +60,14 @@ from ..transports.lora import (
     Endpoint,
     Event,
     PersistState,
+    Priority,
     RadioConfig,
     SendAcked,
     SendFailed,
 )
 from ..transports.lora.modem import Modem
 from ..transports.lora_adapter import RadioAdapter
-from ..transports.lora_link import LINK_PROBE, priority_of
+from ..transports.lora_link import CALL, LINK_PROBE, frame_kind, priority_of
 from ..transports.lora_setup import ModemSettings
 from ..transports.pubsub_link import JSON_CONTENT_TYPE, ClientFactory
 from ..transports.settings import Message, MqttSettings, Will
@@ -101,6 +102,9 @@ class GatewayConfig:
     arq: ArqConfig = field(default_factory=ArqConfig)
     offline_after: float = 900.0
     max_queue: int = 16
+    #: seconds a clean stop waits for the answers to the CALLs it published and for what it
+    #: queued for the radio to go (wall-clock seconds)
+    drain_timeout: float = 5.0
 
 
 class LoraGateway:
@@ -132,6 +136,8 @@ class LoraGateway:
         self.status: dict[str, str] = {}
         self.last_heard: dict[str, float] = {}
         self.queued: collections.Counter[str] = collections.Counter()
+        #: CALLs published for a station whose answer has not come down yet
+        self.awaiting: collections.Counter[str] = collections.Counter()
         #: up, down, probes, down_dropped (queue full, too long, unknown station), dropped
         #: (frames the radio refused: see endpoint.stats for why), failed (downlinks abandoned)
         self.stats: collections.Counter[str] = collections.Counter()
@@ -199,6 +205,7 @@ class LoraGateway:
         watch = asyncio.ensure_future(self._watch())
         try:
             await stop.wait()
+            await self._drain()
         finally:
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,6 +214,21 @@ class LoraGateway:
             self._save_state(durable=True)
             final = [Will(self.topic(s, "status"), b"offline", 1, True) for s in self.stations]
             await self.client.stop(final, 5.0)
+
+    async def _drain(self) -> None:
+        """Before a clean stop: let the answers to the CALLs we published come down and go by
+        radio, with what else was queued (bounded by ``drain_timeout``). What the gateway holds
+        in memory is lost when it stops; a restarted gateway cannot acknowledge again a message
+        delivered before it (the link layer keeps that in memory only), so its sender would
+        retry it to the end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_timeout
+        while loop.time() < deadline and (
+            any(n > 0 for n in self.queued.values())
+            or any(n > 0 for n in self.awaiting.values())
+            or not self.adapter.idle
+        ):
+            await asyncio.sleep(0.01)
 
     async def _watch(self) -> None:
         """Mark stations offline that have not been heard for ``offline_after``."""
@@ -250,6 +272,8 @@ class LoraGateway:
                         self.queued[sid])  # fmt: skip
             return
         priority, answer = priority_of(msg.payload)
+        if priority is Priority.ANSWER and self.awaiting[sid] > 0:
+            self.awaiting[sid] -= 1
         try:
             self.adapter.send(st.address, msg.payload, priority=priority, answer=answer, tag=sid)
         except ValueError as exc:
@@ -277,6 +301,8 @@ class LoraGateway:
                 self.stats["probes"] += 1
                 return
             self.stats["up"] += 1
+            if frame_kind(ev.data) == CALL:
+                self.awaiting[sid] += 1
             json = looks_like_ocppj(ev.data)
             self.client.publish(self.topic(sid, "up"), ev.data, 1, False,
                                 content_type=JSON_CONTENT_TYPE if json else None)  # fmt: skip

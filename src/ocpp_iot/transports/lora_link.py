@@ -208,11 +208,10 @@ class LoraStationLink:
         the gateway to acknowledge it), then stop and write the counter state."""
         if self._ended:
             return
-        if self._up:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while (self._in_transit or not self.adapter.idle) and loop.time() < deadline:
-                await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._up and (self._in_transit or not self.adapter.idle) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         self._end()
         await self.adapter.stop()
         self._save_state(durable=True)
