@@ -89,6 +89,25 @@ async def pending(m: Modem) -> list[Received]:
             return out
 
 
+@contextlib.asynccontextmanager
+async def collecting(m: Modem) -> AsyncIterator[list[Received]]:
+    """Receive everything ``m`` gets while the block runs (and 50 ms after) into a list."""
+    got: list[Received] = []
+
+    async def loop() -> None:
+        while True:
+            got.append(await m.receive())
+
+    task = asyncio.ensure_future(loop())
+    try:
+        yield got
+        got += await pending(m)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, EOFError):
+            await task
+
+
 # -- tests of what the drivers share ------------------------------------------------------------
 
 
@@ -121,7 +140,7 @@ def test_settings_a_modem_cannot_take_are_refused_at_construction() -> None:
 
 def test_a_missing_port_fails_open_and_the_driver_can_be_opened_again() -> None:
     async def scenario() -> None:
-        m = Rak3172("/nonexistent/ttyUSB9", RadioConfig(), open_timeout=0.5)
+        m = Rak3172("/nonexistent/ttyUSB9", RadioConfig(), open_timeout=0.3)
         with pytest.raises(ModemError, match="not ready"):
             await m.open()
         assert m.stats.open_failures >= 1 and not m.is_ready

@@ -5,7 +5,8 @@ Modelled (see :mod:`..modems.reyax` for the sources): ``AT``, ``AT+RESET`` (``+R
 ``AT+PARAMETER``, ``AT+CRFOP``, ``AT+MODE`` (0 transceiver, 1 sleep: deaf), ``AT+IPR``,
 ``AT+VER?``, ``AT+UID?``, each with ``?`` (answer: the value line alone) or a value (``+OK``),
 and ``AT+SEND=<address>,<length>,<data>``: exactly ``length`` bytes of data are taken, whatever
-they are, then CR LF must follow (``+ERR=5`` otherwise); the packet goes on air with 8 bytes
+they are, then CR LF must follow (``+ERR=5`` otherwise, and also when the data stops short for
+``send_timeout`` wall seconds); the packet goes on air with 8 bytes
 of the module's own in front and ``+OK`` is written when it has been sent. Received packets
 for this module's address (or address 0) and network come as ``+RCV=<from>,<length>,<data>,
 <RSSI>,<SNR>`` CR LF, the data raw.
@@ -40,7 +41,7 @@ class ReyaxSim(Emulator):
 
     def __init__(
         self, radio: SimRadio, *, variant: str = "rylr998", boot_time: float = 0.05,
-        **options: Any,
+        send_timeout: float = 0.2, **options: Any,
     ) -> None:  # fmt: skip
         super().__init__(radio, **options)
         self.variant = variant
@@ -53,6 +54,8 @@ class ReyaxSim(Emulator):
         self.power = 22 if r998 else 15
         self.mode = 0
         self._buf = bytearray()
+        self._fed = 0
+        self.send_timeout = send_timeout
         self.booting = False
         self._boots = 0
 
@@ -72,9 +75,12 @@ class ReyaxSim(Emulator):
             return
         buf = self._buf
         buf += data
+        self._fed += 1
         while buf:
             if buf.startswith(_SEND):
                 if not self._send_command():
+                    # incomplete: give up on it if nothing more comes
+                    self.sim.after_real(self.send_timeout, partial(self._stalled, self._fed))
                     break
                 continue
             end = buf.find(b"\n")
@@ -88,6 +94,11 @@ class ReyaxSim(Emulator):
                 self.reply(b"+ERR=1")
             elif line[:-1]:
                 self.line(line[:-1])
+
+    def _stalled(self, fed: int) -> None:
+        if fed == self._fed and self._buf.startswith(_SEND):
+            self._buf.clear()
+            self.reply(b"+ERR=5")
 
     def _send_command(self) -> bool:
         """``AT+SEND=...`` at the start of the buffer: handled (``True``) or incomplete."""
