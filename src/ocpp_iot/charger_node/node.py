@@ -88,6 +88,8 @@ class NodeConfig:
     lora_sf: int = 9
     lora_bandwidth: int = 125000
     lora_coding_rate: int = 1
+    #: preamble symbols (as the gateway's; an RYLR896 takes 4..7)
+    lora_preamble: int = 8
     #: where the station transmits, and where it listens (the gateway's frequency)
     lora_frequency: int = 868_100_000
     lora_gateway_frequency: int = 869_525_000
@@ -122,7 +124,7 @@ def lora_settings(cfg: NodeConfig) -> ModemSettings:
     return ModemSettings(
         cfg.lora_modem, cfg.lora_port or "", tx_hz=cfg.lora_frequency,
         rx_hz=cfg.lora_gateway_frequency, sf=cfg.lora_sf, bandwidth_hz=cfg.lora_bandwidth,
-        coding_rate=cfg.lora_coding_rate, power_dbm=cfg.lora_power,
+        coding_rate=cfg.lora_coding_rate, preamble=cfg.lora_preamble, power_dbm=cfg.lora_power,
         max_packet=cfg.lora_max_packet,
     )  # fmt: skip
 
