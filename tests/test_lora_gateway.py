@@ -422,13 +422,14 @@ def test_lora_gateway_options(tmp_path: Path) -> None:
 
     opts = {"modem": "e32", "port": "/dev/ttyS1", "frequency": GATEWAY_FREQUENCY,
             "station_frequency": STATION_FREQUENCY, "sf": 9, "bandwidth": "125000",
-            "coding_rate": 1, "power": 20, "max_packet": None, "stations": str(path),
+            "coding_rate": 1, "preamble": 6, "power": 20, "max_packet": None, "stations": str(path),
             "state_file": None, "offline_after": 600.0, "client_id": None, "username": "lora-gw",
             "password": None, "broker": "mqtt://localhost:1883", "mqtt_version": "5",
             "ca_certs": None, "certfile": None, "keyfile": None, "tls_insecure": False,
             "prefix": "ocpp", "session_expiry": 300}  # fmt: skip
     gw = gateway_from_options(opts, make_modem=fake)
     assert built[0].rx_hz == STATION_FREQUENCY and built[0].power_dbm == 20
+    assert built[0].preamble == 6 and gw.config.radio.preamble == 6
     assert gw.config.radio.max_packet == 55 and gw.config.radio.frequency_hz == GATEWAY_FREQUENCY
     assert gw.config.state_file == tmp_path / "lora-gateway-state.json"
     assert gw.client.settings.client_id == "lora-gw" and gw.client.settings.session_expiry == 300

@@ -332,6 +332,7 @@ def gateway_from_options(
     settings = ModemSettings(
         opts["modem"], opts["port"], tx_hz=opts["frequency"], rx_hz=opts["station_frequency"],
         sf=opts["sf"], bandwidth_hz=int(opts["bandwidth"]), coding_rate=opts["coding_rate"],
+        preamble=opts.get("preamble", 8),
         power_dbm=opts["power"], max_packet=opts["max_packet"],
     )  # fmt: skip
     modem = (make_modem or lora_setup.make_modem)(settings)

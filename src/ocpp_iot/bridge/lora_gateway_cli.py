@@ -88,6 +88,13 @@ def add_lora_station(
     help="1..4 for 4/5..4/8",
 )
 @click.option(
+    "--preamble",
+    type=click.IntRange(4, 65535),
+    default=8,
+    envvar="BRIDGE_LORA_PREAMBLE",
+    help="preamble symbols (the stations use the same; an RYLR896 takes 4..7)",
+)
+@click.option(
     "--frequency",
     type=int,
     default=869_525_000,
