@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Footprint of one charger: the ``ocpp`` package's ChargePoint over ``websockets`` (the baseline)
-against our charger node (its half is still to be plugged in: ``measure_node`` and friends).
+against our charger node over MQTT (``measure_node`` and friends, below the baseline's half).
 
 Baseline, OCPP 2.0.1 against a CSMS made of the same library (``ocpp.v201.ChargePoint`` with
 ``@on`` handlers behind ``websockets.serve``) in another process, on 127.0.0.1:
@@ -31,13 +31,28 @@ Both ends run with ``compression=None`` (no permessage-deflate: what the formula
 compressed wire and the formula does not apply). The library's defaults otherwise: JSON-schema
 validation of every message, in the default thread-pool executor.
 
+Our node, OCPP 2.0.1 as compact CBOR over MQTT 5 against ``bridge serve`` (its reference charge
+system) through mosquitto, both on 127.0.0.1, a fresh broker and bridge per run (anonymous: the
+bench needs no per-station credentials), the children in ``_node_footprint_node.py``:
+
+(a) ``measure_node``: start-up from spawning a real ``charger-node run`` to a subscriber's receipt
+    of its first BootNotification; VmRSS after the same charging hour, run by a child that
+    builds the station as ``charger-node run`` does and fast-forwards it on a virtual clock.
+(b) ``measure_node_many(n)``: n stations in one process as ``charger-node simulate`` builds them,
+    each booted: (VmRSS all booted - VmRSS after the imports) / n. ``node_breakdown`` builds
+    them part by part to show where that memory goes (RSS, and the Python heap by tracemalloc).
+(c) ``node_bytes_per_hour``: (a)'s frames as the node sent and received them, MQTT 5 framing
+    computed and checked against the packets parsed out of the station's socket, TCP/IP.
+
+Each function's docstring says exactly what it measures.
+
+    python bench/node_footprint.py [--stations 1000] [--repeat 3] [--no-breakdown]
     python bench/node_footprint.py --only-baseline [--stations 1000] [--repeat 3]
 
-``--repeat R``: R client processes for (a), R runs of (b); min and median are printed. The lead
-plugs our node in by implementing ``measure_node``, ``measure_node_many`` and
-``node_bytes_per_hour`` (same return shapes as the baseline's); ``main`` then prints ours / ocpp
-/ ratio / goal. The module imports only the standard library at its top, so that the client
-processes it starts hold nothing but what the baseline needs.
+``--repeat R``: R client processes for (a), R runs of (b); min and median are printed; ``main``
+prints ours / ocpp / ratio / goal (``GOALS``, from issue 16) and whether it is met. The module
+imports only the standard library at its top, so that the client processes it starts hold
+nothing but what the baseline needs.
 """
 
 from __future__ import annotations
@@ -69,10 +84,10 @@ BATCH = 100  # connections opened at once in (b): below asyncio's listen backlog
 
 # What the lead sets from the issue; None prints "-".
 GOALS: dict[str, str | None] = {
-    "rss": None,
-    "startup": None,
-    "per_station": None,
-    "bytes_messages": None,
+    "rss": "<= 1.0x",  # issue 16: resident memory and start-up both <= 1.0x that client
+    "startup": "<= 1.0x",
+    "per_station": "<= 0.5x",  # memory per station of `simulate` at 1,000 stations
+    "bytes_messages": None,  # bytes on the wire: no numeric goal, the ratio is shown
     "bytes_link": None,
     "bytes_tcpip": None,
 }
@@ -476,34 +491,471 @@ def ocppj_bytes_per_hour(session: dict[str, Any] | None = None) -> dict[str, Any
     }
 
 
-# -- our node (the lead's half) ---------------------------------------------------------------
+# -- our node ----------------------------------------------------------------------------------
+
+NODE_CHILD = os.path.join(os.path.dirname(HERE), "_node_footprint_node.py")
+PUBACK = 4  # MQTT 5 PUBACK, reason Success left out (3.4.2.1): fixed header 2 + packet id 2
+PING = 2 + 2  # PINGREQ + PINGRESP
+#: the charging hour of the baseline as a scenario of the simulated EVSE: plug at 5 s, token
+#: at 9 s, 11 kWh at 11 kW (an hour), unplugged a second after the EV is full
+SCENARIO = """steps = [
+  { at = 5, plug = 1, charge_kwh = 11, power_kw = 11 },
+  { after = 4, token = "04A1B2C3D4E5F6" },
+  { unplug = 1, after_full = 1 },
+]
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (``charger-node``, ``bridge``), else on PATH."""
+    import shutil
+
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    found = here if os.access(here, os.X_OK) else shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed (pip install -e .)")
+    return found
+
+
+class Watcher:
+    """An MQTT 5 subscriber on the broker: the arrival (time.monotonic, taken in paho's network
+    thread on receipt) and count of messages per topic."""
+
+    def __init__(self, port: int, topics: Sequence[str]) -> None:
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.cond = threading.Condition()
+        self.first: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+        self.payload: dict[str, bytes] = {}
+
+        def on_connect(c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+            c.subscribe([(t, 0) for t in topics])
+
+        def on_message(_c: Any, _u: Any, msg: Any) -> None:
+            at = time.monotonic()
+            with self.cond:
+                self.first.setdefault(msg.topic, at)
+                self.payload.setdefault(msg.topic, bytes(msg.payload))
+                self.count[msg.topic] = self.count.get(msg.topic, 0) + 1
+                self.cond.notify_all()
+
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}", protocol=mqtt.MQTTv5
+        )
+        self.client.on_connect = on_connect
+        self.client.on_message = on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def wait(self, test: Callable[[], bool], timeout: float, what: str) -> None:
+        with self.cond:
+            if not self.cond.wait_for(test, timeout):
+                raise RuntimeError(f"waited {timeout:.0f} s for {what}")
+
+    def reset(self) -> None:
+        with self.cond:
+            self.first.clear()
+            self.count.clear()
+            self.payload.clear()
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Backend:
+    """mosquitto (anonymous, loopback, no persistence) and ``bridge serve`` with its reference
+    charge system and a fresh database, in a temporary directory. A fresh one per station run:
+    the bridge remembers the (station, message id) pairs it answered, and a fresh node counts
+    its message ids from the start again."""
+
+    def __init__(self) -> None:
+        import shutil
+        import tempfile
+
+        from ocpp_iot.testing.mosquitto import find_mosquitto
+
+        exe = find_mosquitto()
+        if exe is None:
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        raise_fd_limit()  # mosquitto and the children inherit it: n connections, n databases
+        self.dir = tempfile.mkdtemp(prefix="node-footprint-")
+        self._rmtree = shutil.rmtree
+        self.port = _free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence false",
+            "max_queued_messages 100000",
+            "set_tcp_nodelay true",
+            f"log_dest file {self.dir}/mosquitto.log",
+            "log_type error",
+            "log_type warning",
+        ]
+        if os.geteuid() == 0:
+            lines.insert(0, "user root")  # else mosquitto drops to a user that cannot write here
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")  # fmt: skip
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.watcher: Watcher | None = None
+        try:
+            self._spawn([exe, "-c", conf])
+            self._wait_port()
+            self.watcher = Watcher(self.port, ["ocpp/+/up", "ocpp/+/down", "ocpp/bridge/status"])
+            err = open(os.path.join(self.dir, "bridge.err"), "wb")  # noqa: SIM115
+            self._spawn([_tool("bridge"), "serve", "--broker", self.url, "--db",
+                         os.path.join(self.dir, "bridge.sqlite3"), "--log-level", "warning"],
+                        stderr=err, cwd=self.dir)  # fmt: skip
+            self.watcher.wait(lambda: self._bridge_online(), 60, "the bridge's online status")
+        except BaseException:
+            self.close()
+            raise
+
+    def _bridge_online(self) -> bool:
+        assert self.watcher is not None
+        return self.watcher.payload.get("ocpp/bridge/status", b"").startswith(b"online")
+
+    def _spawn(self, cmd: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        kw.setdefault("stdout", subprocess.DEVNULL)
+        kw.setdefault("stderr", subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def _wait_port(self, timeout: float = 10.0) -> None:
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        for proc in reversed(self.procs):  # the bridge first, then the broker
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+        self._rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _node_child(args: list[str], timeout: float) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, NODE_CHILD, *args], capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+_NODE_SESSIONS: list[dict[str, Any]] = []  # (a)'s sessions, for (c)
+_NODE_RUN_RSS: list[float] = []  # VmRSS of the real `charger-node run` once booted
+
+
+def _startup_once(b: Backend) -> float:
+    """Spawn a real ``charger-node run``; seconds to its first frame on ``ocpp/CP1/up``."""
+    assert b.watcher is not None
+    w = b.watcher
+    up, down = f"ocpp/{STATION}/up", f"ocpp/{STATION}/down"
+    w.reset()
+    cmd = [_tool("charger-node"), "run", "--station-id", STATION, "--broker", b.url,
+           "--data-dir", b.path("run-data"), "--version", "2.0.1"]  # fmt: skip
+    spawned = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        w.wait(lambda: up in w.first, 60, "the first BootNotification")
+        # a station's first frame is its BootNotification: check it is
+        from ocpp_iot.codecs import cbor
+
+        _, frame = cbor.decode(w.payload[up])
+        if getattr(frame, "action", None) != "BootNotification":
+            raise RuntimeError(f"the first frame on {up} is {frame!r}")
+        # its memory once booted: the answers to BootNotification and StatusNotification in
+        w.wait(lambda: w.count.get(down, 0) >= 2, 60, "the answers to the boot")
+        _NODE_RUN_RSS.append(vm_kib("VmRSS", proc.pid))
+        return w.first[up] - spawned
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        if proc.returncode not in (0, -15):
+            print(err.decode(errors="replace")[-2000:], file=sys.stderr)
 
 
 def measure_node(repeat: int = 3) -> dict[str, list[float]]:
-    """(a) for ``charger-node run``: ``{"rss_kib": [...], "startup_s": [...]}``."""
-    raise NotImplementedError(
-        "measure_node: our side is not plugged in yet: run `charger-node run` against `bridge "
-        "serve` for the same charging hour and return its VmRSS and spawn-to-first-"
-        "BootNotification times (use --only-baseline until then)"
-    )
+    """(a) for our node: ``{"rss_kib": [...], "startup_s": [...]}``, one value per process.
+
+    Start-up: from just before a real ``charger-node run --station-id CP1 --broker URL
+    --data-dir D --version 2.0.1`` is spawned (a fresh data folder, random simulated traffic) to
+    the moment a subscriber on the broker receives its first frame on ``ocpp/CP1/up`` (checked
+    to be the BootNotification). The subscriber's receipt is one broker hop later than the
+    baseline's server-side read, so it slightly favours the baseline.
+
+    RSS: a child process (``_node_footprint_node.py session``) imports what ``charger-node run``
+    imports, builds the station as ``charger-node run`` does (``NodeConfig`` with the scenario
+    file of the baseline's hour, ``Node``'s machine and ``MqttStationLink``; device-model
+    defaults, so ``SampledDataCtrlr.TxUpdatedInterval`` = 60 s), and drives it on a virtual
+    clock against ``bridge serve`` over mosquitto: the clock jumps to the machine's next
+    wake-up whenever none of its CALLs is waiting for an answer, and real answers are awaited
+    over MQTT. The session is the hour (BootNotification, StatusNotifications, Authorize,
+    TransactionEvent Started / 60 Updated / Ended) and then the station's first Heartbeat (300
+    s after its last CALL), whose exchange is kept apart for (c). VmRSS is read once that
+    Heartbeat is answered, before the link is closed. A fresh mosquitto and bridge per run.
+    """
+    rss: list[float] = []
+    startup: list[float] = []
+    for _ in range(repeat):
+        with Backend() as b:
+            startup.append(_startup_once(b))
+        with Backend() as b:
+            scenario = b.path("hour.toml")
+            with open(scenario, "w") as f:
+                f.write(SCENARIO)
+            args = ["session", "--broker", b.url, "--data-dir", b.path("session-data")]
+            session = _node_child([*args, "--scenario", scenario], 300)
+            _NODE_SESSIONS.append(session)
+            rss.append(session["rss_kib"])
+    return {"rss_kib": rss, "startup_s": startup}
 
 
 def measure_node_many(n: int, repeat: int = 3) -> dict[str, list[float]]:
-    """(b) for ``charger-node simulate --stations n``: ``{"per_station_kib": [...]}``."""
-    raise NotImplementedError(
-        "measure_node_many: our side is not plugged in yet: n stations in one "
-        "`charger-node simulate` process, (VmRSS booted - VmRSS after imports) / n "
-        "(use --only-baseline until then)"
-    )
+    """(b) for ``charger-node simulate``: ``{"per_station_kib": [...], "idle_kib": [...],
+    "all_kib": [...], "boot_s": [...]}``.
+
+    A child process imports what ``charger-node simulate`` imports (VmRSS then, after a
+    ``gc.collect()``: ``idle``), makes n ``Node`` objects as ``simulate`` does (ids CP1..CPn,
+    each its own data folder, seed and ``MqttStationLink``, random traffic), runs them, and
+    reads VmRSS (after a ``gc.collect()``: ``all``) once every station's registration is
+    Accepted and its BootNotification and StatusNotification are answered by ``bridge serve``.
+    Per station: (all - idle) / n; what the first station loads on the way (modules imported
+    lazily, caches) is inside the difference, divided by n, as in the baseline.
+    """
+    out: dict[str, list[float]] = {"per_station_kib": [], "idle_kib": [], "all_kib": [],
+                                   "boot_s": [], "in_transaction": []}  # fmt: skip
+    for _ in range(repeat):
+        with Backend() as b:
+            r = _node_child(["many", "--broker", b.url, "--data-dir", b.path("sim"),
+                             "--n", str(n)], 1200)  # fmt: skip
+        out["per_station_kib"].append((r["all_kib"] - r["idle_kib"]) / n)
+        for key in ("idle_kib", "all_kib", "boot_s", "in_transaction"):
+            out[key].append(r[key])
+    return out
 
 
-def node_bytes_per_hour() -> dict[str, Any]:
-    """(c) for the node over MQTT: ``{"messages": B, "link": B, "tcpip": B}`` for the same hour."""
-    raise NotImplementedError(
-        "node_bytes_per_hour: our side is not plugged in yet: the same charging hour as compact "
-        "CBOR in MQTT 5 PUBLISH/PUBACK, with TCP/IP counted as for the baseline "
-        "(use --only-baseline until then)"
-    )
+def node_breakdown(n: int) -> dict[str, Any]:
+    """Where (b)'s memory goes: the stations built part by part, VmRSS after each part (one
+    run), and the Python heap per part with tracemalloc (a second run: tracing costs memory)."""
+    out: dict[str, Any] = {}
+    for trace in (False, True):
+        with Backend() as b:
+            args = ["parts", "--broker", b.url, "--data-dir", b.path("sim"), "--n", str(n)]
+            out["traced" if trace else "plain"] = _node_child(args + ["--trace"] * trace, 1200)
+    return out
+
+
+def _varint(n: int) -> int:
+    """Bytes of an MQTT variable byte integer (1.5.5)."""
+    return 1 if n < 128 else 2 if n < 16384 else 3 if n < 2097152 else 4
+
+
+def mqtt5_publish(topic: str, payload: int) -> int:
+    """Bytes of an MQTT 5 QoS 1 PUBLISH without properties (3.3): fixed header 1 + remaining
+    length; topic 2 + len, packet id 2, properties length 1 (0), payload."""
+    remaining = 2 + len(topic.encode()) + 2 + _varint(0) + payload
+    return 1 + _varint(remaining) + remaining
+
+
+def parse_mqtt(data: bytes) -> list[dict[str, Any]]:
+    """The MQTT 5 control packets of one direction of a connection, in order: type, size, and
+    for a PUBLISH its topic, packet id, properties length and payload (hex)."""
+    packets: list[dict[str, Any]] = []
+    pos = 0
+    names = {1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 8: "SUBSCRIBE",
+             9: "SUBACK", 12: "PINGREQ", 13: "PINGRESP", 14: "DISCONNECT"}  # fmt: skip
+    while pos < len(data):
+        first = data[pos]
+        length, mult, i = 0, 1, pos + 1
+        while True:
+            byte = data[i]
+            length += (byte & 0x7F) * mult
+            mult *= 128
+            i += 1
+            if not byte & 0x80:
+                break
+        end = i + length
+        if end > len(data):
+            raise ValueError(f"a packet runs past the recorded bytes at {pos}")
+        p: dict[str, Any] = {"type": names.get(first >> 4, str(first >> 4)), "size": end - pos}
+        if first >> 4 == 3:
+            qos = (first >> 1) & 3
+            tlen = int.from_bytes(data[i : i + 2], "big")
+            p["topic"] = data[i + 2 : i + 2 + tlen].decode()
+            j = i + 2 + tlen + (2 if qos else 0)
+            plen, mult, k = 0, 1, j
+            while True:
+                byte = data[k]
+                plen += (byte & 0x7F) * mult
+                mult *= 128
+                k += 1
+                if not byte & 0x80:
+                    break
+            p["mid"] = int.from_bytes(data[j - 2 : j], "big") if qos else 0
+            p["properties"] = plen
+            p["payload"] = data[k + plen : end].hex()
+        elif first >> 4 == 4:
+            p["mid"] = int.from_bytes(data[i : i + 2], "big")
+        packets.append(p)
+        pos = end
+    return packets
+
+
+def _tcpip(link: int, frames: int, calls: int, pings: int) -> int:
+    """TCP/IP on top of the MQTT bytes: 52 B per segment; each PUBLISH and each PUBACK its own
+    segment, one pure ACK per exchange (the broker's ACK of our last PUBACK), a ping 3 segments
+    (PINGREQ, PINGRESP, the ACK of the PINGRESP)."""
+    return link + TCPIP_PER_SEGMENT * (2 * frames + calls + 3 * pings)
+
+
+def node_bytes_per_hour(session: dict[str, Any] | None = None) -> dict[str, Any]:
+    """(c) for the node over MQTT 5, from a session of :func:`measure_node` (default: the
+    first; one is run if there is none): ``{"messages", "link", "tcpip"}`` as sent in the hour,
+    the same with 12 Heartbeat exchanges added (``*_hb``), and the checks.
+
+    Messages: the compact CBOR frames as the node sent and received them (up to, not including,
+    its first Heartbeat: the hour has none, the node skips Heartbeats while other CALLs go out,
+    OCPP 2.0.1 G02). Link: + MQTT 5 framing computed from the frames: every frame one QoS 1
+    PUBLISH (:func:`mqtt5_publish` on ``ocpp/CP1/up`` or ``/down``) and one PUBACK (4 B) the
+    other way; plus PINGREQ/PINGRESP (2 + 2 B) per ``keepalive`` (the node's default 60 s)
+    without a packet either way, counted on the session's virtual timeline. The computed bytes
+    are checked against the packets parsed out of the bytes the station's MQTT client wrote to
+    and read from its socket (each PUBLISH's payload must be the frame's bytes); the packets of
+    the connection itself (CONNECT, SUBSCRIBE, the retained online/offline, DISCONNECT ...) are
+    printed apart. TCP/IP as :func:`_tcpip` says. Heartbeats added: 12 times the Heartbeat CALL
+    and answer the session recorded after the hour (as the baseline sends them every 300 s).
+    """
+    if session is None:
+        if not _NODE_SESSIONS:
+            measure_node(repeat=1)
+        session = _NODE_SESSIONS[0]
+    frames = [(d, t, k, bytes.fromhex(h)) for d, t, k, h in session["frames"]]
+    first_hb = next(i for i, f in enumerate(frames) if f[2] == "CALL Heartbeat")
+    hour, hb = frames[:first_hb], frames[first_hb:]
+    topic = {"up": session["topic_up"], "down": session["topic_down"]}
+    keepalive = session["keepalive"]
+
+    def framing(fs: Sequence[tuple[str, float, str, bytes]]) -> dict[str, int]:
+        out = {"up": 0, "down": 0}
+        for d, _, _, data in fs:
+            out[d] += mqtt5_publish(topic[d], len(data))
+            out["down" if d == "up" else "up"] += PUBACK
+        return out
+
+    times = [t for _, t, _, _ in hour]
+    pings = sum(int((b - a) // keepalive) for a, b in zip(times, times[1:], strict=False)
+                if b - a > keepalive)  # fmt: skip
+    by_dir = framing(hour)
+    messages = sum(len(f[3]) for f in hour)
+    link = by_dir["up"] + by_dir["down"] + pings * PING
+    calls = sum(1 for f in hour if f[0] == "up" and f[2].startswith("CALL "))
+    answers = sum(1 for f in hour if f[0] == "down" and not f[2].startswith("CALL "))
+    hb_messages = sum(len(f[3]) for f in hb)
+    hb_framing = framing(hb)
+    hb_link = hb_framing["up"] + hb_framing["down"]
+
+    # the check: the packets parsed out of the socket's bytes, each PUBLISH matched to a frame
+    # (in order, payload equal) and each PUBACK to a PUBLISH (by packet id)
+    wire = {d: parse_mqtt(bytes.fromhex(session["wire"][d])) for d in ("up", "down")}
+    counted = {"up": 0, "down": 0}
+    connection: dict[str, int] = {}
+    mismatches = 0
+    part_of: dict[tuple[str, int], str] = {}  # (direction, packet id) -> hour | heartbeat
+    for d in ("up", "down"):
+        ours = [f for f in frames if f[0] == d]
+        n_hour = sum(1 for f in hour if f[0] == d)
+        i = 0
+        for p in wire[d]:
+            if p["type"] == "PUBLISH" and p["topic"] == topic[d]:
+                if i >= len(ours) or p["payload"] != ours[i][3].hex() or p["properties"]:
+                    mismatches += 1
+                part_of[(d, p["mid"])] = "hour" if i < n_hour else "heartbeat"
+                i += 1
+        mismatches += i != len(ours)
+    for d in ("up", "down"):
+        other = "down" if d == "up" else "up"
+        for p in wire[d]:
+            if p["type"] == "PUBLISH" and p["topic"] == topic[d]:
+                part = part_of[(d, p["mid"])]
+            elif p["type"] == "PUBACK":
+                part = part_of.get((other, p["mid"]), "connection")
+            else:
+                part = "connection"
+            if part == "hour":
+                counted[d] += p["size"]
+            elif part == "connection":
+                key = f"{d} {p['type']}" + (f" {p['topic']}" if "topic" in p else "")
+                connection[key] = connection.get(key, 0) + p["size"]
+    total_wire = {d: len(bytes.fromhex(session["wire"][d])) for d in ("up", "down")}
+    return {
+        "frames": hour,
+        "calls": calls,
+        "answers": answers,
+        "actions": _actions(hour),
+        "messages": messages,
+        "link": link,
+        "tcpip": _tcpip(link, len(hour), calls, pings),
+        "pings": pings,
+        "keepalive": keepalive,
+        "link_by_direction": by_dir,
+        "socket_counted": counted,
+        "socket_total": total_wire,
+        "socket_writes": session["wire"]["writes"],
+        "socket_packets": len(wire["up"]),
+        "mismatches": mismatches,
+        "connection": connection,
+        "heartbeat": {"call": len(hb[0][3]), "answer": len(hb[1][3]), "link": hb_link},
+        "messages_hb": messages + 12 * hb_messages,
+        "link_hb": link + 12 * hb_link,
+        "tcpip_hb": _tcpip(link + 12 * hb_link, len(hour) + 24, calls + 12, pings),
+    }
+
+
+def _actions(frames: Sequence[tuple[str, float, str, bytes]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d, _, k, _ in frames:
+        if d == "up" and k.startswith("CALL "):
+            out[k[5:]] = out.get(k[5:], 0) + 1
+    return out
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -590,6 +1042,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stations", type=int, default=1000, help="ChargePoints in one process (b)")
     ap.add_argument("--repeat", type=int, default=3, help="repetitions (min and median)")
     ap.add_argument("--deflate", action="store_true", help="permessage-deflate on (a, b)")
+    ap.add_argument(
+        "--no-breakdown",
+        action="store_true",
+        help="skip where our memory per station goes (two more runs of (b))",
+    )
     args = ap.parse_args(argv)
 
     a = measure_ocpp_client(args.repeat, args.deflate)
@@ -605,13 +1062,11 @@ def main(argv: list[str] | None = None) -> int:
             notes,
         )
         return 0
-    try:
-        na = measure_node(args.repeat)
-        nb = measure_node_many(args.stations, args.repeat)
-        nc = node_bytes_per_hour()
-    except NotImplementedError as exc:
-        print(f"our side is not measured yet: {exc}", file=sys.stderr)
-        return 2
+    na = measure_node(args.repeat)
+    nb = measure_node_many(args.stations, args.repeat)
+    nc = node_bytes_per_hour()
+    codec = _node_child(["codec"], 120)
+    parts = None if args.no_breakdown else node_breakdown(args.stations)
     ours = {
         "rss": [v / 1024 for v in na["rss_kib"]],
         "startup": [v * 1000 for v in na["startup_s"]],
@@ -619,15 +1074,137 @@ def main(argv: list[str] | None = None) -> int:
         "bytes_messages": [nc["messages"]],
         "bytes_link": [nc["link"]],
         "bytes_tcpip": [nc["tcpip"]],
+        "bytes_messages_hb": [nc["messages_hb"]],
+        "bytes_link_hb": [nc["link_hb"]],
+        "bytes_tcpip_hb": [nc["tcpip_hb"]],
     }
+    theirs = {key: values for key, _, values in rows}
+    labels = _node_labels(args.stations)
     table = []
-    for key, label, theirs in rows:
-        mine = ours[key]
-        ratio = statistics.median(mine) / statistics.median(theirs)
-        table.append([label, _fmt(mine), _fmt(theirs), f"{ratio:.2f}x", GOALS[key] or "-"])
-    _print_table("charger node vs the ocpp package", ["", "ours", "ocpp", "ratio", "goal"], table,
-                 notes)  # fmt: skip
+    for key, label in labels.items():
+        mine, base = ours[key], theirs[key.removesuffix("_hb")]
+        ratio = statistics.median(mine) / statistics.median(base)
+        goal = GOALS.get(key)
+        met = "-" if goal is None else "yes" if ratio <= float(goal.strip("<=x ")) else "no"
+        table.append([label, _fmt(mine), _fmt(base), f"{ratio:.2f}x", goal or "-", met])
+    _print_table("charger node vs the ocpp package", ["", "ours", "ocpp", "ratio", "goal", "met"],
+                 table, notes + _node_notes(na, nb, nc, codec))  # fmt: skip
+    if parts is not None:
+        _print_breakdown(parts, codec)
     return 0
+
+
+def _node_labels(n: int) -> dict[str, str]:
+    return {
+        "rss": "client RSS after the session (MiB)",
+        "startup": "start-up: spawn -> 1st BootNotification received (ms)",
+        "per_station": f"memory per station, {n:,} in one process (KiB)",
+        "bytes_messages": "bytes per charging hour: messages (ours CBOR, ocpp OCPP-J)",
+        "bytes_link": "bytes per charging hour: + MQTT 5 / WebSocket framing",
+        "bytes_tcpip": "bytes per charging hour: + TCP/IP headers",
+        "bytes_messages_hb": "same, 12 Heartbeats added to ours: messages",
+        "bytes_link_hb": "same, 12 Heartbeats added to ours: + MQTT 5 framing",
+        "bytes_tcpip_hb": "same, 12 Heartbeats added to ours: + TCP/IP headers",
+    }
+
+
+def _node_notes(
+    a: dict[str, list[float]], b: dict[str, list[float]], c: dict[str, Any], codec: dict[str, Any]
+) -> list[str]:
+    from importlib.metadata import version
+
+    s = _NODE_SESSIONS[0]
+    med = statistics.median
+    mib = 1024
+    mosq = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.split("\n")[0]
+    actions = ", ".join(f"{k} {v}" for k, v in c["actions"].items())
+    counted, computed = c["socket_counted"], c["link_by_direction"]
+    check = "equal" if counted == computed and not c["mismatches"] else "DIFFERENT"
+    conn = c["connection"]
+    hb = c["heartbeat"]
+    per_ping = PING + 3 * TCPIP_PER_SEGMENT
+    return [
+        f"ours: ocpp-iot {version('ocpp-iot')} charger node, OCPP 2.0.1, compact CBOR, MQTT 5 "
+        f"QoS 1 (paho-mqtt {s['versions']['paho-mqtt']}, cbor2 {s['versions']['cbor2']}), "
+        f"keepalive {c['keepalive']} s (the node's default); {mosq.strip()} on loopback, "
+        "anonymous (the bench needs no per-station credentials); `bridge serve` with its "
+        "reference charge system (Heartbeat interval 300 s), a fresh broker and bridge per run",
+        f"(a) ours: RSS after the imports of `charger-node run` "
+        f"{med([x['rss_imports_kib'] for x in _NODE_SESSIONS]) / mib:.1f} MiB, peak (VmHWM) "
+        f"{max(x['hwm_kib'] for x in _NODE_SESSIONS) / mib:.1f} MiB; the real `charger-node run` "
+        f"once booted: {_mm([v / mib for v in _NODE_RUN_RSS], lambda v: f'{v:.1f}')} MiB; "
+        f"the hour ran in {med([x['took_s'] for x in _NODE_SESSIONS]):.1f} s "
+        f"({s['jumps']} clock jumps); pydantic loaded: {s['pydantic_loaded']}",
+        f"(a) ours: importing what `charger-node run` imports takes {codec['import_s'] * 1000:.0f}"
+        f" ms; the first frame then builds the 2.0.1 CBOR codec (source generated and compiled "
+        f"at run time) in {codec['build_s'] * 1000:.0f} ms, RSS "
+        f"+{(codec['rss_after_kib'] - codec['rss_before_kib']) / mib:.1f} MiB (peak "
+        f"+{(codec['hwm_kib'] - codec['rss_before_kib']) / mib:.1f} MiB), of which malloc_trim "
+        + (
+            f"gives back {(codec['rss_after_kib'] - codec['rss_trimmed_kib']) / mib:.1f} MiB"
+            if codec["rss_trimmed_kib"] is not None
+            else "is not available"
+        )
+        + ": the compiler's freed peak",
+        f"(b) ours: idle interpreter with the imports {med(b['idle_kib']) / mib:.1f} MiB, all "
+        f"booted {med(b['all_kib']) / mib:.1f} MiB, booting them took {med(b['boot_s']):.1f} s; "
+        f"random traffic (simulate's default): {max(b['in_transaction']):.0f} station(s) had "
+        "begun a transaction when measured",
+        f"(c) ours: {c['calls']} CALLs and {c['answers']} CALLRESULTs ({actions}); the baseline "
+        "sends BootNotification 1, StatusNotification 1, Authorize 1, TransactionEvent 62, "
+        "Heartbeat 12. Ours reports the connector at boot and after the unplug too (2 more "
+        "StatusNotifications) and sends no Heartbeat in the hour: one is due 300 s after the "
+        "last CALL, and a CALL goes out every 60 s (OCPP 2.0.1 G02 allows it)",
+        f"(c) ours: MQTT 5 bytes computed up {computed['up']:,} / down {computed['down']:,}, "
+        f"counted on the station's socket (its packets parsed, each PUBLISH's payload the "
+        f"frame's bytes) up {counted['up']:,} / down {counted['down']:,}: {check}; a PUBLISH on "
+        f"{s['topic_up']} is 1 + remaining-length varint + 2 + {len(s['topic_up'])} (topic) + 2 "
+        f"(packet id) + 1 (no properties) + payload, a PUBACK {PUBACK} B",
+        f"(c) ours: PINGREQ/PINGRESP in the hour: {c['pings']} (no {c['keepalive']} s without a "
+        f"packet); an idle station pings every {c['keepalive']} s: {PING} B of MQTT, {per_ping} B"
+        f" with TCP/IP, {per_ping * 3600 // c['keepalive']:,} B an idle hour",
+        f"(c) ours: TCP/IP = + {TCPIP_PER_SEGMENT} B per segment: each PUBLISH and each PUBACK "
+        "its own segment, + one pure ACK per exchange (5 segments per CALL and answer, "
+        f"WebSocket 3); the node wrote {c['socket_writes']} times to its socket for its "
+        f"{c['socket_packets']} MQTT packets (TCP_NODELAY: a write is a segment). Not "
+        "counted: TLS, TCP set-up, and the connection's MQTT packets, "
+        f"{sum(conn.values())} B once per connection: "
+        + ", ".join(f"{k} {v}" for k, v in conn.items()),
+        f"(c) ours: a Heartbeat (measured after the hour): CALL {hb['call']} B + CALLRESULT "
+        f"{hb['answer']} B of CBOR, {hb['link']} B with MQTT; the 'added' rows add 12 of them "
+        f"(+ {2 * TCPIP_PER_SEGMENT + TCPIP_PER_SEGMENT * 3} B of TCP/IP each)",
+    ]
+
+
+def _print_breakdown(parts: dict[str, Any], codec: dict[str, Any]) -> None:
+    plain, traced = parts["plain"], parts["traced"]
+    n = plain["n"]
+    rows = []
+    steps = list(zip(plain["steps"], traced["steps"], strict=True))
+    for (prev, prev_t), (cur, cur_t) in zip(steps, steps[1:], strict=False):
+        rss = (cur["rss_kib"] - prev["rss_kib"]) / n
+        py = (cur_t["py_bytes"] - prev_t["py_bytes"]) / n / 1024
+        rows.append([cur["step"], f"{rss:.1f}", f"{py:.1f}"])
+    total = (plain["steps"][-1]["rss_kib"] - plain["steps"][0]["rss_kib"]) / n
+    total_py = (traced["steps"][-1]["py_bytes"] - traced["steps"][0]["py_bytes"]) / n / 1024
+    rows.append(["all", f"{total:.1f}", f"{total_py:.1f}"])
+    top = ", ".join(f"{name.rsplit('/', 1)[-1]} {size / n / 1024:.1f}"
+                    for name, size in traced["top"][:8])  # fmt: skip
+    _print_table(
+        f"where our memory per station goes: {n:,} stations built part by part in one process",
+        ["part", "RSS KiB/station", "Python heap KiB/station"],
+        rows,
+        [
+            "RSS: one run without tracing; Python heap: a second run with tracemalloc (what "
+            "Python objects hold; the rest of the RSS is C memory: SQLite, sockets, the "
+            "allocators' free space)",
+            f"Python heap by file at the end, KiB/station: {top}",
+            "'connected and booted' holds the one-off build of the 2.0.1 CBOR codec on the first "
+            f"frame: {(codec['rss_after_kib'] - codec['rss_before_kib']) / n:.1f} KiB/station of "
+            f"RSS at {n:,} stations",
+            "loaded once the stations ran: " + ", ".join(plain["modules_loaded_running"]),
+        ],
+    )
 
 
 def _child_main(argv: list[str]) -> int:
