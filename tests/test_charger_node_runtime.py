@@ -156,6 +156,8 @@ def test_stop_keeps_the_transaction_for_the_next_start(tmp_path: Path) -> None:
             await until(lambda: "TransactionEvent" in actions(db, "CP1"), "the Started event")
             node.stop()
             await asyncio.wait_for(task, 5)
+            left = read_status(tmp_path / "CP1")
+            assert left is not None and [t["id"] for t in left["transactions"]] == ["1"]
             again = Node(cfg, link_factory=factory, evse=SimulatedEvse(1, seed=1))
             task = asyncio.ensure_future(again.run())
 
@@ -165,8 +167,21 @@ def test_stop_keeps_the_transaction_for_the_next_start(tmp_path: Path) -> None:
                 )
 
             await until(ended, "the transaction to be ended as PowerLoss")
+            await until(
+                lambda: again.runtime is not None and again.runtime.machine.settled,
+                "the queue to empty",
+            )
             again.stop()
             await asyncio.wait_for(task, 5)
+        events = [
+            json.loads(p)
+            for (p,) in rows(db, "SELECT payload FROM ref_events WHERE action='TransactionEvent'")
+        ]
+        kinds = [(e["eventType"], e["transactionInfo"]["transactionId"]) for e in events]
+        assert kinds[0] == ("Started", "1") and kinds[-1] == ("Ended", "1")
+        assert [k for k, _ in kinds].count("Started") == 1 == [k for k, _ in kinds].count("Ended")
+        assert [e["seqNo"] for e in events] == list(range(len(events)))
+        assert events[-1]["transactionInfo"]["stoppedReason"] == "PowerLoss"
 
     asyncio.run(scenario())
 
