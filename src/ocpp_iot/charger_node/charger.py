@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from ..behaviours import Behaviour
     from .station import StationMachine
 
-__all__ = ["default_charger"]
+__all__ = ["default_charger", "send_triggered"]
 
 
 def default_charger(machine: StationMachine) -> Behaviour:
@@ -24,3 +24,31 @@ def default_charger(machine: StationMachine) -> Behaviour:
     from .charger_v201 import Charger201
 
     return Charger201(machine)
+
+
+#: triggered messages that report an idle process with nothing of their own to say
+_IDLE_STATUS = (
+    "FirmwareStatusNotification",
+    "LogStatusNotification",
+    "DiagnosticsStatusNotification",
+)
+
+
+def send_triggered(machine: StationMachine, what: str, numbers: list[int]) -> bool:
+    """Send what a TriggerMessage asked for, where every version sends it alike (boot,
+    heartbeat, connector statuses, an idle firmware/log/diagnostics status); ``False`` for a
+    message the version's behaviour builds itself (MeterValues, TransactionEvent)."""
+    m, tag = machine, ("trigger", what)
+    if what == "BootNotification":
+        m.call(*m.reg.boot("Triggered"), "boot")
+    elif what == "Heartbeat":
+        m.call(*m.messages.heartbeat(), tag)
+    elif what == "StatusNotification":
+        t = m.csms_time(m.now)
+        for n in numbers:
+            m.call(*m.messages.status(m.tx.view(n), t), tag)
+    elif what in _IDLE_STATUS:
+        m.call(what, {"status": "Idle"}, tag)
+    else:
+        return False
+    return True

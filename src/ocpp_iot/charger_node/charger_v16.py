@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..behaviours import Context, v16
+from .charger import send_triggered
 
 if TYPE_CHECKING:
     from .station import StationMachine
@@ -82,26 +83,18 @@ class Charger16(v16.Charger):
 
     def _triggered(self, what: str, numbers: list[int]) -> None:
         m, now = self.machine, self.machine.now
+        if send_triggered(m, what, numbers) or what != "MeterValues":
+            return
         t = m.csms_time(now)
-        tag = ("trigger", what)
-        if what == "BootNotification":
-            m.call(*m.reg.boot("Triggered"), "boot")
-        elif what == "Heartbeat":
-            m.call(*m.messages.heartbeat(), tag)
-        elif what == "StatusNotification":
-            for n in numbers:
-                m.call(*m.messages.status(m.tx.view(n), t), tag)
-        elif what == "MeterValues":
-            for n in numbers:
-                state = m.tx.connectors[n]
-                view = state.tx.view if state.tx is not None else None
-                reading = m.evse.meter(n, now)
-                measurands = m.model.tx_updated_measurands
-                m.call(*m.messages.meter_values(state.info, reading, t, measurands, view), tag)
-        elif what == "FirmwareStatusNotification":
-            m.call("FirmwareStatusNotification", {"status": "Idle"}, tag)
-        elif what == "DiagnosticsStatusNotification":
-            m.call("DiagnosticsStatusNotification", {"status": "Idle"}, tag)
+        for n in numbers:
+            state = m.tx.connectors[n]
+            view = state.tx.view if state.tx is not None else None
+            reading = m.evse.meter(n, now)
+            measurands = m.model.tx_updated_measurands
+            m.call(
+                *m.messages.meter_values(state.info, reading, t, measurands, view),
+                ("trigger", what),
+            )
 
     def change_availability(self, request: Any, ctx: Context) -> dict[str, Any]:
         m = self.machine

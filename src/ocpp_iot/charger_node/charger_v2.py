@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..behaviours import Context, OcppError
+from .charger import send_triggered
 from .device_model import DeviceModelError
 from .messages import iso
 
@@ -117,28 +118,20 @@ class V2Actions:
 
     def _triggered(self, what: str, numbers: list[int], txs: list[Any]) -> None:
         m, now = self.machine, self.machine.now
-        t = m.csms_time(now)
-        tag = ("trigger", what)
-        if what == "BootNotification":
-            m.call(*m.reg.boot("Triggered"), "boot")
-        elif what == "Heartbeat":
-            m.call(*m.messages.heartbeat(), tag)
-        elif what == "StatusNotification":
-            for n in numbers:
-                m.call(*m.messages.status(m.tx.view(n), t), tag)
-        elif what == "MeterValues":
+        if send_triggered(m, what, numbers):
+            return
+        if what == "MeterValues":
+            t = m.csms_time(now)
             for n in numbers:
                 reading = m.evse.meter(n, now)
                 conn = m.tx.connectors[n].info
                 measurands = m.model.aligned_measurands
-                m.call(*m.messages.meter_values(conn, reading, t, measurands, None), tag)
+                m.call(
+                    *m.messages.meter_values(conn, reading, t, measurands, None), ("trigger", what)
+                )
         elif what == "TransactionEvent":
             for tx in txs:
                 m.tx.triggered_update(tx, now)
-        elif what == "FirmwareStatusNotification":
-            m.call("FirmwareStatusNotification", {"status": "Idle"}, tag)
-        elif what == "LogStatusNotification":
-            m.call("LogStatusNotification", {"status": "Idle"}, tag)
 
     def change_availability(self, request: Any, ctx: Context) -> dict[str, Any]:
         m = self.machine
