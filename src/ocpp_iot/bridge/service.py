@@ -46,18 +46,15 @@ __all__ = ["Bridge", "BridgeConfig", "CallTimeout", "JSON_CONTENT_TYPE"]
 log = logging.getLogger("ocpp_iot.bridge")
 
 JSON_CONTENT_TYPE = "application/json"
-# First bytes of OCPP-J text. Compact CBOR frames start with a header byte 0x20-0x3f (format 1),
-# so "[" and the JSON whitespace other than the space (0x20: a 1.6 CALL header) cannot be one.
-_JSON_START = frozenset(b"[\t\r\n")
 
 
 def looks_like_json(msg: Message) -> bool:
-    """Whether a station sent OCPP-J text rather than compact CBOR."""
+    """Whether a station sent OCPP-J text rather than compact CBOR: the MQTT 5 content type
+    when the station gave one, else the frame's first byte (:func:`ocppj.looks_like_ocppj`)."""
     ctype: str | None = msg.content_type
     if ctype:
         return ctype.split(";", 1)[0].strip().lower() == JSON_CONTENT_TYPE
-    data = msg.payload
-    return bool(data) and data[0] in _JSON_START
+    return ocppj.looks_like_ocppj(msg.payload)
 
 
 #: builds the worker's MQTT client: ``AsyncMqttClient`` or ``MemoryBroker().client``
