@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..lora_options import Frequency, modem_options
 from .settings import mqtt_options, setup_logging, url_user_wins
 
 __all__ = ["add_lora_station", "lora_gateway"]
@@ -37,18 +38,6 @@ def add_lora_station(
 @click.command("lora-gateway")
 @mqtt_options(username="lora-gw")
 @click.option(
-    "--port",
-    required=True,
-    envvar="BRIDGE_LORA_PORT",
-    help="the gateway modem's serial port, e.g. /dev/ttyUSB0",
-)
-@click.option(
-    "--modem",
-    type=click.Choice(["rak3172", "rylr998", "rylr896", "e22", "e32"]),
-    default="rak3172",
-    envvar="BRIDGE_LORA_MODEM",
-)
-@click.option(
     "--stations",
     type=click.Path(dir_okay=False),
     default=None,
@@ -66,62 +55,19 @@ def add_lora_station(
     help="the stations' frame counters  [default: lora-gateway-state.json next to "
     "the stations file]",
 )
-@click.option(
-    "--sf",
-    type=click.IntRange(7, 12),
-    default=9,
-    envvar="BRIDGE_LORA_SF",
-    help="spreading factor (the stations use the same)",
-)
-@click.option(
-    "--bandwidth",
-    type=click.Choice(["125000", "250000", "500000"]),
-    default="125000",
-    envvar="BRIDGE_LORA_BANDWIDTH",
-    help="Hz",
-)
-@click.option(
-    "--coding-rate",
-    type=click.IntRange(1, 4),
-    default=1,
-    envvar="BRIDGE_LORA_CODING_RATE",
-    help="1..4 for 4/5..4/8",
-)
-@click.option(
-    "--preamble",
-    type=click.IntRange(4, 65535),
-    default=8,
-    envvar="BRIDGE_LORA_PREAMBLE",
-    help="preamble symbols (the stations use the same; an RYLR896 takes 4..7)",
-)
-@click.option(
-    "--frequency",
-    type=int,
-    default=869_525_000,
-    envvar="BRIDGE_LORA_FREQUENCY",
-    help="where the gateway transmits, Hz (the 10 % sub-band 869.4-869.65 MHz)",
-)
-@click.option(
-    "--station-frequency",
-    type=int,
-    default=868_100_000,
-    envvar="BRIDGE_LORA_STATION_FREQUENCY",
-    help="where it listens: the stations' frequency, Hz",
-)
-@click.option(
-    "--power",
-    type=click.IntRange(-9, 27),
-    default=14,
-    envvar="BRIDGE_LORA_POWER",
-    help="transmit power, dBm",
-)
-@click.option(
-    "--max-packet",
-    type=click.IntRange(21, 255),
-    default=None,
-    envvar="BRIDGE_LORA_MAX_PACKET",
-    show_default=False,
-    help="packet size of the deployment (the smallest modem's)  [default: the modem's]",
+@modem_options(
+    flag_prefix="--",
+    env_prefix="BRIDGE_LORA_",
+    port_required=True,
+    peer="the stations'",
+    transmit=Frequency(
+        "frequency",
+        869_525_000,
+        "where the gateway transmits, Hz (the 10 % sub-band 869.4-869.65 MHz)",
+    ),
+    listen=Frequency(
+        "station-frequency", 868_100_000, "where it listens: the stations' frequency, Hz"
+    ),
 )
 @click.option(
     "--offline-after",

@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from ..bridge.settings import LEVELS, config_option, setup_logging, show_envvars
+from ..lora_options import Frequency, modem_options
 from .node import VERSIONS, Node, NodeConfig, make_link, read_status
 from .simulate import read_password_file, run_simulation, station_ids
 
@@ -90,10 +91,6 @@ def _lora(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--link", type=click.Choice(["mqtt", "lora"]), default="mqtt",
                      envvar=f"{ENV}_LINK",
                      help="mqtt: the broker; lora: a LoRa modem to a `bridge lora-gateway`"),
-        click.option("--lora-port", default=None, envvar=f"{ENV}_LORA_PORT",
-                     help="the LoRa modem's serial port, e.g. /dev/ttyUSB0"),
-        click.option("--lora-modem", type=click.Choice(["rak3172", "rylr998", "rylr896", "e22",
-                     "e32"]), default=D.lora_modem, envvar=f"{ENV}_LORA_MODEM"),
         click.option("--lora-address", type=click.IntRange(0, 0xFFFF), default=None,
                      envvar=f"{ENV}_LORA_ADDRESS",
                      help="the station's address (`bridge add-station --lora` prints it)"),
@@ -102,30 +99,16 @@ def _lora(f: Callable[..., Any]) -> Callable[..., Any]:
                      "--lora-key-file to the command line)"),
         click.option("--lora-key-file", type=click.Path(dir_okay=False), default=None,
                      envvar=f"{ENV}_LORA_KEY_FILE", help="a file holding the key"),
-        click.option("--lora-sf", type=click.IntRange(7, 12), default=D.lora_sf,
-                     envvar=f"{ENV}_LORA_SF", help="spreading factor (as the gateway's)"),
-        click.option("--lora-bandwidth", type=click.Choice(["125000", "250000", "500000"]),
-                     default=str(D.lora_bandwidth), envvar=f"{ENV}_LORA_BANDWIDTH",
-                     help="bandwidth in Hz (as the gateway's)"),
-        click.option("--lora-preamble", type=click.IntRange(4, 65535), default=D.lora_preamble,
-                     envvar=f"{ENV}_LORA_PREAMBLE",
-                     help="preamble symbols (as the gateway's; an RYLR896 takes 4..7)"),
-        click.option("--lora-frequency", type=int, default=D.lora_frequency,
-                     envvar=f"{ENV}_LORA_FREQUENCY",
-                     help="where the station transmits, Hz (1 % sub-band 868.0-868.6 MHz)"),
-        click.option("--lora-gateway-frequency", type=int, default=D.lora_gateway_frequency,
-                     envvar=f"{ENV}_LORA_GATEWAY_FREQUENCY",
-                     help="where it listens: the gateway's frequency, Hz"),
-        click.option("--lora-power", type=click.IntRange(-9, 27), default=D.lora_power,
-                     envvar=f"{ENV}_LORA_POWER", help="transmit power, dBm"),
-        click.option("--lora-max-packet", type=click.IntRange(21, 255), default=None,
-                     envvar=f"{ENV}_LORA_MAX_PACKET",
-                     help="packet size of the deployment (the smaller modem's)  [default: "
-                     "the modem's]"),
     ]  # fmt: skip
     for option in reversed(options):
         f = option(f)
-    return f
+    return modem_options(
+        flag_prefix="--lora-", env_prefix=f"{ENV}_LORA_", port_required=False, peer="the gateway's",
+        transmit=Frequency("frequency", D.lora_frequency,
+                           "where the station transmits, Hz (1 % sub-band 868.0-868.6 MHz)"),
+        listen=Frequency("gateway-frequency", D.lora_gateway_frequency,
+                         "where it listens: the gateway's frequency, Hz"),
+    )(f)  # fmt: skip
 
 
 def _lora_config(opts: dict[str, Any]) -> dict[str, Any]:
