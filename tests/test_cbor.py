@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -102,8 +103,36 @@ def test_table_generator_check_reports_no_drift() -> None:
 
 def test_generated_tables_say_they_are_generated() -> None:
     for short in ("v16", "v201", "v21"):
-        head = (ROOT / "src/ocpp_iot/codecs" / f"_cbor_tables_{short}.py").read_text()[:400]
-        assert "GENERATED" in head and "tools/gen_cbor_tables.py" in head and "ocpp" in head
+        for kind in ("tables", "codec"):
+            head = (ROOT / "src/ocpp_iot/codecs" / f"_cbor_{kind}_{short}.py").read_text()[:400]
+            assert "GENERATED" in head and "tools/gen_cbor_tables.py" in head and "ocpp" in head
+
+
+def test_generated_codec_is_the_one_of_its_tables() -> None:
+    # the codec modules carry the DIGEST of the tables they were generated from (the --check
+    # above regenerates both from the schemas; this catches a hand-edited table without it)
+    for short in ("v16", "v201", "v21"):
+        tables = importlib.import_module(f"ocpp_iot.codecs._cbor_tables_{short}")
+        codec = importlib.import_module(f"ocpp_iot.codecs._cbor_codec_{short}")
+        assert (codec.DIGEST, codec.VERSION, codec.FORMAT) == (
+            tables.DIGEST,
+            tables.VERSION,
+            tables.FORMAT,
+        )
+        assert list(codec.ACTIONS) == [a[0] for a in tables.ACTIONS]
+        assert len(codec.ENC_REQ) == len(codec.DEC_RESP) == len(tables.ACTIONS)
+
+
+def test_a_version_loads_only_its_own_codec() -> None:
+    # a 2.0.1 node must not pay for the 1.6 and 2.1 encoders and decoders (issue 16)
+    code = (
+        "import json, sys; from ocpp_iot.codecs import cbor; from ocpp_iot.rpc import Call;"
+        "cbor.decode(cbor.encode(Call('1', 'Heartbeat', {}), '2.0.1'));"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('ocpp_iot.codecs._'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout)
+    assert loaded == ["ocpp_iot.codecs._cbor_codec_v201", "ocpp_iot.codecs._cbor_runtime"]
 
 
 # ---- header ----------------------------------------------------------------------------------

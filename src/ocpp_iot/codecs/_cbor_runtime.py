@@ -1,11 +1,11 @@
-"""Private machinery of the compact CBOR codec: value forms and the per-schema compiler.
+"""Private machinery of the compact CBOR codec: the value forms the generated code calls.
 
 The tables (``_cbor_tables_*.py``, generated from the official schemas) describe every object
-type of a version as a list of fields in wire order. :func:`compile_version` turns them into one
-encoder and one decoder function per object type, generated as straight-line Python source and
-compiled once per version on first use. Encoders append CBOR-ready items (ints, bytes, str,
-floats, lists, dicts) to a flat list; decoders pull them from an iterator. The wire format is
-described in ``docs/codec.md``.
+type of a version as a list of fields in wire order. ``tools/gen_cbor_tables.py`` also turns
+them, at build time, into one encoder and one decoder function per object type, straight-line
+Python in ``_cbor_codec_<v>.py`` (imported per version on first use, see ``cbor.py``).
+Encoders append CBOR-ready items (ints, bytes, str, floats, lists, dicts) to a flat list;
+decoders pull them from an iterator. The wire format is described in ``docs/codec.md``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Bad", "VersionCodec", "compile_version", "enc_string", "dec_string", "check_json"]
+__all__ = ["Bad", "VersionCodec", "enc_string", "dec_string", "check_json"]
 
 
 class Bad(Exception):
@@ -467,7 +467,7 @@ def check_json(v: Any, depth: int = 0) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# the compiler
+# what the generated encoders and decoders are and call
 
 
 #: A compiled payload encoder: (payload, output items, per-frame state list) -> None.
@@ -477,25 +477,21 @@ Decoder = Callable[[Iterator[Any], list[Any]], Any]
 
 
 class VersionCodec:
-    """Compiled encoders/decoders of one OCPP version."""
+    """The encoders/decoders of one OCPP version, from its generated ``_cbor_codec_<v>`` module
+    (``tools/gen_cbor_tables.py`` writes it at build time)."""
 
-    def __init__(self, tables: Any) -> None:
-        self.format: int = tables.FORMAT
-        self.version: str = tables.VERSION
-        self.actions: list[str] = [a[0] for a in tables.ACTIONS]
+    def __init__(self, module: Any) -> None:
+        self.format: int = module.FORMAT
+        self.version: str = module.VERSION
+        self.actions: list[str] = list(module.ACTIONS)
         self.action_code: dict[str, int] = {a: i for i, a in enumerate(self.actions)}
-        self.errors: list[str] = list(tables.ERRORS)
+        self.errors: list[str] = list(module.ERRORS)
         self.error_code: dict[str, int] = {e: i for i, e in enumerate(self.errors)}
-        ns = _compile(tables.TYPES)
-        # a type index of -1 (no response schema: SEND-only messages) maps to None
-        self.enc_req: list[Encoder | None] = [ns.get(f"e{a[1]}") for a in tables.ACTIONS]
-        self.enc_resp: list[Encoder | None] = [ns.get(f"e{a[2]}") for a in tables.ACTIONS]
-        self.dec_req: list[Decoder | None] = [ns.get(f"d{a[1]}") for a in tables.ACTIONS]
-        self.dec_resp: list[Decoder | None] = [ns.get(f"d{a[2]}") for a in tables.ACTIONS]
-
-
-def compile_version(tables: Any) -> VersionCodec:
-    return VersionCodec(tables)
+        # None where a message has no response schema (SEND-only messages)
+        self.enc_req: tuple[Encoder | None, ...] = module.ENC_REQ
+        self.enc_resp: tuple[Encoder | None, ...] = module.ENC_RESP
+        self.dec_req: tuple[Decoder | None, ...] = module.DEC_REQ
+        self.dec_resp: tuple[Decoder | None, ...] = module.DEC_RESP
 
 
 def _dec_enum_item(values: tuple[str, ...], x: Any) -> str:
@@ -514,286 +510,3 @@ def _dec_bool_item(x: Any) -> bool:
     if x is True or x is False:
         return x
     raise Bad("boolean expected")
-
-
-_BASE_NS: dict[str, Any] = {
-    "Bad": Bad,
-    "_M": _M,
-    "_NOIMPL": _NOIMPL,
-    "enc_string": enc_string,
-    "dec_string": dec_string,
-    "enc_number": enc_number,
-    "dec_number": dec_number,
-    "enc_integer": enc_integer,
-    "dec_integer": dec_integer,
-    "enc_timestamp": enc_timestamp,
-    "dec_timestamp": dec_timestamp,
-    "check_json": check_json,
-    "_dei": _dec_enum_item,
-    "_eb": _enc_bool_item,
-    "_db": _dec_bool_item,
-    "next": next,
-    "len": len,
-}
-
-
-class _Gen:
-    """Generates the Python source of the encoders and decoders of one version's types."""
-
-    def __init__(self) -> None:
-        self.ns: dict[str, Any] = dict(_BASE_NS)
-        self.src: list[str] = []
-        self.n = 0
-
-    def const(self, value: Any) -> str:
-        self.n += 1
-        name = f"_c{self.n}"
-        self.ns[name] = value
-        return name
-
-    def value_codec(self, spec: Any) -> tuple[str, str]:
-        """(statement template encoding ``{v}``, expression decoding one value from ``it``)."""
-        if spec == "s":
-            return "enc_string({v}, out)", "dec_string(next(it))"
-        if spec == "n":
-            return "enc_number({v}, out)", "dec_number(next(it))"
-        if spec == "i":
-            return "enc_integer({v}, out)", "dec_integer(next(it))"
-        if spec == "t" or spec == "T":
-            return "enc_timestamp({v}, out, st)", "dec_timestamp(next(it), st)"
-        if spec == "a":
-            return "out.append(check_json({v}))", "check_json(next(it))"
-        if spec == "b":
-            return "out.append(_eb({v}))", "_db(next(it))"
-        kind = spec[0]
-        if kind == "o":
-            return f"e{spec[1]}({{v}}, out, st)", f"d{spec[1]}(it, st)"
-        if kind == "e":
-            vals = tuple(spec[1])
-            t = self.const({v: i for i, v in enumerate(vals)})
-            return f"out.append({t}[{{v}}])", f"_dei({self.const(vals)}, next(it))"
-        if kind == "k":
-            vals = tuple(spec[1])
-            ek = self.const(_mk_enc_known({v: i for i, v in enumerate(vals)}))
-            dk = self.const(_mk_dec_known(vals))
-            return f"{ek}({{v}}, out, st)", f"{dk}(next(it))"
-        if kind == "l":
-            enc_s, dec_x = self.value_codec(spec[1])
-            self.n += 1
-            name = f"_l{self.n}"
-            self.src += [
-                f"def {name}e(v, out, st):",
-                "    if v.__class__ is not list:",
-                "        raise Bad('array expected')",
-                "    out.append(len(v))",
-                "    for x in v:",
-                "        " + enc_s.format(v="x"),
-                f"def {name}d(it, st):",
-                "    n = next(it)",
-                "    if n.__class__ is not int or not 0 <= n <= st[1]:",
-                "        raise Bad('bad array length')",
-                f"    return [{dec_x} for _ in range(n)]",
-            ]
-            return f"{name}e({{v}}, out, st)", f"{name}d(it, st)"
-        raise ValueError(f"unsupported spec {spec!r}")
-
-    def object_type(self, k: int, fields: list[Any], extras: bool) -> None:
-        names = tuple(f[0] for f in fields)
-        e = [
-            f"def e{k}(o, out, st):",
-            "    if o.__class__ is not dict:",
-            "        raise Bad('object expected')",
-            "    h = 0",
-        ]
-        # head digits -> properties: (lines, zero digit means "absent", lines run when skipped)
-        dd: list[tuple[list[str], bool, list[str]]] = []
-        ev: list[str] = []  # value encoding, after the head
-        dv: list[str] = []  # value decoding
-        mult = 1
-        for j, (name, spec, req) in enumerate(fields):
-            key = repr(name)
-            kind = spec[0] if isinstance(spec, list) else spec
-            if kind == "e":
-                vals = list(spec[1])
-                off = 0 if req else 1
-                n = len(vals) + off
-                table: dict[Any, int] = {v: (i + off) * mult for i, v in enumerate(vals)}
-                if not req:
-                    table[_M] = 0  # absent (a JSON null still fails: KeyError -> fallback)
-                t = self.const(table)
-                vt = self.const(tuple([None] * off + vals))
-                if req:
-                    e += [f"    h += {t}[o[{key}]]"]
-                    dd.append(([f"    o[{key}] = {vt}[h % {n}]", f"    h //= {n}"], False, []))
-                else:
-                    e += [f"    h += {t}[o.get({key}, _M)]"]
-                    lines = [f"    y = h % {n}", f"    h //= {n}", "    if y:"]
-                    dd.append((lines + [f"        o[{key}] = {vt}[y]"], True, []))
-                mult *= n
-            elif kind == "b":
-                if req:
-                    e += [f"    v = o[{key}]", "    if v is True:"]
-                    e += [f"        h += {mult}", "    elif v is not False:"]
-                    e += ["        raise Bad('boolean expected')"]
-                    dd.append(([f"    o[{key}] = h & 1 == 1", "    h >>= 1"], False, []))
-                    mult *= 2
-                else:
-                    e += [f"    v = o.get({key}, _M)", "    if v is True:"]
-                    e += [f"        h += {2 * mult}", "    elif v is False:"]
-                    e += [f"        h += {mult}", "    elif v is not _M:"]
-                    e += ["        raise Bad('boolean expected')"]
-                    lines = [
-                        "    y = h % 3",
-                        "    h //= 3",
-                        "    if y:",
-                        f"        o[{key}] = y == 2",
-                    ]
-                    dd.append((lines, True, []))
-                    mult *= 3
-            elif kind == "T":
-                # digit: required 0 explicit / 1 same as the previous timestamp of the frame;
-                # optional 0 absent / 1 explicit / 2 same
-                base = 0 if req else 1
-                n = 2 if req else 3
-                if req:
-                    e += [f"    v{j} = o[{key}]"]
-                else:
-                    e += [
-                        f"    v{j} = o.get({key}, _M)",
-                        f"    if v{j} is not _M:",
-                    ]
-                ind = "    " if req else "        "
-                e += [
-                    f"{ind}if v{j} == st[2]:",
-                    f"{ind}    h += {(base + 1) * mult}",
-                    f"{ind}    v{j} = _M",
-                ]
-                if base:
-                    e += [f"{ind}else:", f"{ind}    h += {mult}"]
-                ev += [f"    if v{j} is not _M:", f"        enc_timestamp(v{j}, out, st)"]
-                # a repeat is resolved when the head is read, as the encoder decided it when
-                # it built the head: before any value of this object was written
-                lines = [
-                    f"    y{j} = h % {n}",
-                    f"    h //= {n}",
-                    f"    if y{j} == {base + 1}:",
-                    "        if st[2] is None:",
-                    "            raise Bad('repeated timestamp without a previous one')",
-                    f"        o[{key}] = st[2]",
-                ]
-                dd.append((lines, not req, [f"    y{j} = 0"]))
-                dv += [f"    if y{j} == {base}:", f"        o[{key}] = dec_timestamp(next(it), st)"]
-                mult *= n
-            elif kind == "u":
-                _, sib, table, default, inner = spec
-                impl = {m: u for m, u in table}
-                impl[None] = default
-                it = self.const(impl)
-                explicit_enum = isinstance(inner, list) and inner[0] == "e"
-                n = len(inner[1]) + 2 if explicit_enum else 3
-                copy = "dict" if isinstance(default, dict) else ""
-                # digit 0 = the implied value, 1 = absent; swapped when the sibling is absent
-                e += [
-                    f"    s = o.get({sib!r})",
-                    f"    u{j} = o.get({key}, _M)",
-                    f"    if u{j} is _M:",
-                    "        if s is not None:",
-                    f"            h += {mult}",
-                    "    else:",
-                    f"        if u{j} == {it}.get(s, _NOIMPL):",
-                    f"            u{j} = _M",
-                    "            if s is None:",
-                    f"                h += {mult}",
-                    "        else:",
-                ]
-                lines = [
-                    f"    y = h % {n}",
-                    f"    h //= {n}",
-                    f"    if y < 2 and (y == 0) == ({sib!r} in o):",
-                    f"        z = {it}.get(o.get({sib!r}), _NOIMPL)",
-                    "        if z is _NOIMPL:",
-                    "            raise Bad('no implied value')",
-                    f"        o[{key}] = {copy}(z)",
-                ]
-                if explicit_enum:
-                    vals = list(inner[1])
-                    t = self.const({v: (i + 2) * mult for i, v in enumerate(vals)})
-                    vt = self.const(tuple([None, None] + vals))
-                    e += [f"            h += {t}[u{j}]", f"            u{j} = _M"]
-                    lines += ["    if y > 1:", f"        o[{key}] = {vt}[y]"]
-                else:
-                    enc_s, dec_x = self.value_codec(inner)
-                    e += [f"            h += {2 * mult}"]
-                    ev += [f"    if u{j} is not _M:", "        " + enc_s.format(v=f"u{j}")]
-                    lines += [f"    p{j} = y == 2"]
-                    dv += [f"    if p{j}:", f"        o[{key}] = {dec_x}"]
-                dd.append((lines, False, []))
-                mult *= n
-            else:
-                enc_s, dec_x = self.value_codec(spec)
-                if req:
-                    e += [f"    v{j} = o[{key}]"]
-                    ev += ["    " + enc_s.format(v=f"v{j}")]
-                    dv += [f"    o[{key}] = {dec_x}"]
-                else:
-                    e += [f"    v{j} = o.get({key}, _M)", f"    if v{j} is not _M:"]
-                    e += [f"        h += {mult}"]
-                    ev += [f"    if v{j} is not _M:", "        " + enc_s.format(v=f"v{j}")]
-                    dd.append(([f"    p{j} = h & 1", "    h >>= 1"], True, [f"    p{j} = 0"]))
-                    dv += [f"    if p{j}:", f"        o[{key}] = {dec_x}"]
-                    mult *= 2
-        names_c = self.const(frozenset(names))
-        if extras:
-            e += [
-                f"    if not o.keys() <= {names_c}:",
-                f"        ex = {{a: b for a, b in o.items() if a not in {names_c}}}",
-                f"        h += {mult}",
-                "    else:",
-                "        ex = None",
-            ]
-            ev += ["    if ex is not None:", "        out.append(check_json(ex))"]
-            dd.append((["    px = h & 1", "    h >>= 1"], True, ["    px = 0"]))
-            dv += [
-                "    if px:",
-                "        ex = check_json(next(it))",
-                f"        if ex.__class__ is not dict or not ex or not {names_c}.isdisjoint(ex):",
-                "            raise Bad('bad extra properties')",
-                "        o.update(ex)",
-            ]
-            mult *= 2
-        else:
-            e += [f"    if not o.keys() <= {names_c}:", "        raise Bad('unknown property')"]
-        d = [f"def d{k}(it, st):", "    o = {}"]
-        if mult > 1:
-            e += ["    st[1] = len(out)", "    out.append(h)"]
-            d += [
-                "    h = next(it, 0)",
-                "    if h.__class__ is not int or h < 0:",
-                "        raise Bad('object head expected')",
-            ]
-            # once the rest of the head is 0, digits whose 0 means "absent" need no work
-            cut = len(dd)
-            while cut and dd[cut - 1][1]:
-                cut -= 1
-            for lines, _, _ in dd[:cut]:
-                d += lines
-            if cut < len(dd):
-                for _, _, init in dd[cut:]:
-                    d += init
-                d += ["    if h:"]
-                for lines, _, _ in dd[cut:]:
-                    d += ["    " + line for line in lines]
-                d += ["        if h:", "            raise Bad('object head out of range')"]
-            else:
-                d += ["    if h:", "        raise Bad('object head out of range')"]
-        self.src += e + ev + d + dv + ["    return o"]
-
-
-def _compile(types: list[Any]) -> dict[str, Any]:
-    """Generate and exec the source of one encoder ``e<i>`` and decoder ``d<i>`` per type."""
-    gen = _Gen()
-    for k, (_title, fields, extras) in enumerate(types):
-        gen.object_type(k, fields, extras)
-    code = compile("\n".join(gen.src), "<ocpp_iot.codecs.cbor tables>", "exec")
-    exec(code, gen.ns)  # source generated above from the versioned tables
-    return gen.ns

@@ -32,7 +32,6 @@ from ocpp_iot.codecs._cbor_runtime import (
     Bad,
     VersionCodec,
     check_json,
-    compile_version,
     dec_string,
     enc_string,
 )
@@ -66,10 +65,12 @@ def _codec(version: str) -> VersionCodec:
     if codec is None:
         if version not in _TABLE_MODULES:
             raise ValueError(f"unknown OCPP version {version!r}")
-        tables = importlib.import_module(f"ocpp_iot.codecs._cbor_tables_{_TABLE_MODULES[version]}")
-        if tables.FORMAT != FORMAT_VERSION:
-            raise RuntimeError("CBOR tables were generated for another format version")
-        codec = _CODECS[version] = compile_version(tables)
+        # one version's generated encoders and decoders, imported only when that version is
+        # used: a 2.0.1 node never loads the 1.6 and 2.1 ones (issue 16, footprint)
+        module = importlib.import_module(f"ocpp_iot.codecs._cbor_codec_{_TABLE_MODULES[version]}")
+        if module.FORMAT != FORMAT_VERSION:
+            raise RuntimeError("CBOR codec was generated for another format version")
+        codec = _CODECS[version] = VersionCodec(module)
     return codec
 
 
