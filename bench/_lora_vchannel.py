@@ -12,7 +12,8 @@ without its RSSI/SNR part): a transmission occupies its frequency for its time o
 end every other link receives it unless (in this order) it transmitted itself at any moment of
 it (half-duplex: ``deaf``), another transmission on the same frequency overlapped it
 (``collided``: both lost), or it is lost at random (``lost``: probability ``loss`` per
-receiver, from a seeded generator). Every transmission is kept in :attr:`VChannel.sent`.
+receiver, from a seeded generator). A link given a frequency in ``listens`` hears only that
+one. Every transmission is kept in :attr:`VChannel.sent`, every outcome counted per receiver.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,6 +51,8 @@ class Air:
 @dataclass
 class VChannel:
     links: dict[str, Link]
+    #: the frequency each link listens on (absent: it hears every frequency)
+    listens: dict[str, int] = field(default_factory=dict)
     loss: float = 0.0
     seed: int = 1
     #: called with (link name, event) for every event but Transmit
@@ -58,6 +62,8 @@ class VChannel:
     lost: int = 0
     collided: int = 0
     deaf: int = 0
+    #: (receiver, outcome) -> count, outcome "received", "deaf", "collided" or "lost"
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -132,17 +138,21 @@ class VChannel:
             a for a in self._recent if a is not air and a.start < air.end and air.start < a.end
         ]
         for name, link in self.links.items():
-            if name == air.sender:
+            if name == air.sender or self.listens.get(name, air.frequency_hz) != air.frequency_hz:
                 continue
             if any(a.sender == name for a in overlapping):
                 self.deaf += 1
+                self.outcomes[name, "deaf"] += 1
                 continue
             if any(a.frequency_hz == air.frequency_hz for a in overlapping):
                 self.collided += 1
+                self.outcomes[name, "collided"] += 1
                 continue
             if self.rng.random() < self.loss:
                 self.lost += 1
+                self.outcomes[name, "lost"] += 1
                 continue
+            self.outcomes[name, "received"] += 1
             self.handle(name, link.receive(air.data, self.now))
 
     def airtime(self, name: str | None = None) -> float:

@@ -41,7 +41,10 @@ recorded corpus send them. Payloads are the same in every encoding.
    the half-duplex gateway is transmitting; at most ``--collision`` (10 %) of the uplink frames
    lost).
 
-    python bench/lora_airtime.py [--seeds 5] [--max-packet 255] [--no-docs]
+   Checked by simulation (``simulate_site``): that many stations and one gateway, real
+   ledgers, on one lossless channel (collisions and half-duplex only), ``--site-seeds`` seeds.
+
+    python bench/lora_airtime.py [--seeds 5] [--site-seeds 3] [--max-packet 255] [--no-docs]
 
 Writes its tables into docs/lora.md, section "Airtime" (between markers) unless ``--no-docs``.
 """
@@ -517,7 +520,9 @@ def aloha_stations(
         n = k
 
 
-def duty_rows(rows: list[dict[str, Any]], collision: float) -> list[dict[str, Any]]:
+def duty_rows(
+    rows: list[dict[str, Any]], collision: float, max_packet: int = 255, site_seeds: int = 3
+) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         if not row["ans"] or row["encoding"] == "OCPP-J, decimal ids":
@@ -528,18 +533,81 @@ def duty_rows(rows: list[dict[str, Any]], collision: float) -> list[dict[str, An
         by_duty = math.floor(GATEWAY_BUDGET * DATA_SHARE / down)
         by_aloha = aloha_stations(up, r.frames_up, down, r.frames_down, collision)
         fits = up <= STATION_BUDGET * DATA_SHARE
-        out.append(
-            {
-                "sf": row["sf"],
-                "encoding": row["encoding"],
-                "up": up,
-                "down": down,
-                "fits": fits,
-                "by_duty": by_duty,
-                "by_aloha": by_aloha,
-            }
-        )
+        d: dict[str, Any] = {
+            "sf": row["sf"],
+            "encoding": row["encoding"],
+            "up": up,
+            "down": down,
+            "fits": fits,
+            "by_duty": by_duty,
+            "by_aloha": by_aloha,
+            "sims": [],
+        }
+        if fits and site_seeds and row["encoding"] == "ours (compact CBOR)":
+            for n in sorted({max(by_aloha, 1), by_duty}):
+                sims = [
+                    simulate_site(n, row["sf"], seed=k, max_packet=max_packet)
+                    for k in range(1, site_seeds + 1)
+                ]
+                d["sims"].append((n, sims))
+        out.append(d)
     return out
+
+
+def simulate_site(
+    n: int, sf: int, *, seed: int = 1, max_packet: int = 255, answer_delay: float = 0.2
+) -> dict[str, float]:
+    """``n`` stations (our link, our CBOR, the real duty-cycle ledgers) each running the
+    reference session from a random second of the first minute, and one gateway serving them
+    all, on a lossless channel: what collisions on the shared uplink frequency and the
+    half-duplex gateway cost. Returns the share of the uplink frames that did not reach the
+    gateway (retransmissions included), and the messages delivered, duplicated, offered."""
+    session = encoded("ours (compact CBOR)")
+    answers = {m.up: m.down for m in session}
+    rng = random.Random(seed)
+    up = RadioConfig(sf=sf, max_packet=max_packet, frequency_hz=STATION_HZ)
+    down = RadioConfig(sf=sf, max_packet=max_packet, frequency_hz=GATEWAY_HZ)
+    gateway = Endpoint(Direction.DOWN, down, rng=random.Random(seed + 1000))
+    links: dict[str, Any] = {"gateway": gateway}
+    listens = {"gateway": STATION_HZ}
+    for a in range(1, n + 1):
+        station = Endpoint(Direction.UP, up, rng=random.Random(seed * 1000 + a))
+        station.add_peer(a, KEY)
+        gateway.add_peer(a, KEY)
+        links[f"s{a}"], listens[f"s{a}"] = station, GATEWAY_HZ
+    deliveries: dict[tuple[int, bytes], int] = {}
+    ch: VChannel
+
+    def answer(address: int, data: bytes) -> None:
+        ch.send("gateway", address, data, priority=Priority.ANSWER, tag=data)
+
+    def on_event(name: str, ev: Event) -> None:
+        if isinstance(ev, Delivered):
+            key = (ev.address, ev.data)
+            deliveries[key] = deliveries.get(key, 0) + 1
+            if name == "gateway":
+                reply = answers[ev.data]
+                ch.later(ch.now + answer_delay, lambda: answer(ev.address, reply))
+
+    ch = VChannel(links, listens=listens, seed=seed, on_event=on_event)
+    for a in range(1, n + 1):
+        offset = rng.uniform(0.0, 60.0)
+        for m in session:
+            ch.later(
+                offset + m.t,
+                lambda a=a, m=m: ch.send(  # type: ignore[misc]
+                    f"s{a}", a, m.up, priority=Priority.CALL, answer=True, tag=m.up
+                ),
+            )
+    ch.run(until=session[-1].t + 60 + 4 * HOUR)
+    at_gateway = {k: v for (who, k), v in ch.outcomes.items() if who == "gateway"}
+    frames = sum(at_gateway.values())
+    return {
+        "uplink_lost": 1 - at_gateway.get("received", 0) / frames if frames else 0.0,
+        "delivered": len(deliveries),
+        "duplicates": sum(v - 1 for v in deliveries.values()),
+        "offered": 2 * n * len(session),
+    }
 
 
 def meter_interval_that_fits(sf: int, max_packet: int) -> int:
@@ -568,12 +636,15 @@ def duty_table(rows: list[dict[str, Any]], collision: float, max_packet: int) ->
     out = [
         "**3. Duty cycle and stations per gateway** (our link; per hour of the session; the "
         f"station's 1 % sub-band: 36 s/h, 32.4 s for DATA; the gateway's 10 %: 360 s/h, 324 s "
-        f"for REPLY/DATA; ALOHA: at most {collision:.0%} of uplink frames lost)",
+        f"for REPLY/DATA; ALOHA: at most {collision:.0%} of uplink frames lost; simulated: "
+        "that many stations (our link, real ledgers) on one lossless channel, each starting "
+        "its session at a random second of the first minute, min / median over the site "
+        "seeds)",
         "",
         "| SF | encoding | station up s/h | share of 36 s | fits | gateway down s/h per station "
         "| share of 360 s | stations by the gateway's duty cycle | stations by ALOHA "
-        "| stations per gateway |",
-        "| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| stations per gateway | simulated stations: uplink frames lost, messages delivered |",
+        "| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for d in rows:
         n = min(d["by_duty"], d["by_aloha"]) if d["fits"] else 0
@@ -581,7 +652,13 @@ def duty_table(rows: list[dict[str, Any]], collision: float, max_packet: int) ->
         out.append(
             f"| {d['sf']} | {d['encoding']} | {d['up']:.1f} | {d['up'] / STATION_BUDGET:.0%} "
             f"| {fits} | {d['down']:.2f} | {d['down'] / GATEWAY_BUDGET:.1%} | {d['by_duty']} "
-            f"| {d['by_aloha']} | **{n}** |"
+            f"| {d['by_aloha']} | **{n}** | "
+            + "; ".join(
+                f"{k}: {r['uplink_lost']:.1%}, {r['delivered']:.0f}/{r['offered']:.0f}"
+                + (f" ({r['duplicates']:.0f} twice)" if r["duplicates"] else "")
+                for k, r in d["sims"]
+            )
+            + " |"
         )
     notes = []
     for sf in SFS:
@@ -655,8 +732,9 @@ def header(args: argparse.Namespace) -> str:
     return (
         f"Measured {when}, commit {commit}, {platform.machine()} nproc={os.cpu_count()}, "
         f"Python {platform.python_version()} (`python bench/lora_airtime.py --seeds "
-        f"{args.seeds} --max-packet {args.max_packet}`; virtual time: the results do not depend "
-        "on the machine). 125 kHz, CR 4/5, preamble 8, explicit header, CRC; station 868.1 MHz, "
+        f"{args.seeds} --site-seeds {args.site_seeds} --max-packet {args.max_packet}`; "
+        "virtual time: the results do not depend on the machine). 125 kHz, CR 4/5, "
+        "preamble 8, explicit header, CRC; station 868.1 MHz, "
         f"gateway 869.525 MHz; the CSMS answers {args.answer_delay:g} s after a CALL arrives."
     )
 
@@ -726,11 +804,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--collision", type=float, default=0.1, help="ALOHA: uplink frames lost at most"
     )
+    ap.add_argument(
+        "--site-seeds", type=int, default=3, help="seeds of the site simulation (0: none)"
+    )
     ap.add_argument("--no-docs", action="store_true", help="print only; leave docs/lora.md alone")
     args = ap.parse_args(argv)
     air = airtime_rows(args.max_packet)
     lossy = lossy_rows(args.seeds, args.max_packet, args.answer_delay)
-    duty = duty_rows(air, args.collision)
+    duty = duty_rows(air, args.collision, args.max_packet, args.site_seeds)
     goal_table, verdicts = goals(lossy)
     text = "\n\n".join(
         [

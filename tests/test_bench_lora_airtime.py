@@ -54,9 +54,19 @@ def test_tables_goals_and_the_docs_section(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(la, "DOC", doc)
     monkeypatch.setattr(la, "SFS", (7, 12))
     monkeypatch.setattr(la, "LOSSES", (0.0, 0.2))
-    assert la.main(["--seeds", "1"]) == 0
+    assert la.main(["--seeds", "1", "--site-seeds", "0"]) == 0
     text = doc.read_text(encoding="utf-8")
     assert text.index("## Airtime") < text.index("## Not here yet")
     assert "Goal 'ours delivers everything" in text and "| 12 | 20% |" in text
-    la.main(["--seeds", "1"])  # a rerun replaces the section, it does not add one
+    la.main(
+        ["--seeds", "1", "--site-seeds", "0"]
+    )  # a rerun replaces the section, it does not add one
     assert doc.read_text(encoding="utf-8").count(la.BEGIN) == 1
+
+
+def test_site_simulation_counts_uplink_losses_at_the_gateway() -> None:
+    site = la.simulate_site(3, 7, seed=2)
+    assert site["offered"] == 3 * 2 * len(la.reference_session())
+    assert site["delivered"] == site["offered"] and site["duplicates"] == 0
+    assert 0.0 <= site["uplink_lost"] < 0.1
+    assert la.aloha_stations(5.7, 67, 3.1, 67, 0.1) > la.aloha_stations(18.7, 67, 10.9, 67, 0.1)
