@@ -343,6 +343,25 @@ def test_defaults_override_and_are_checked() -> None:
         DeviceModel(defaults={"Nope.Nope": "1"})
 
 
+def test_stations_of_one_layout_share_defaults_but_not_values(tmp_path: Path) -> None:
+    # `simulate` builds many models of one configuration: what they change stays their own
+    # (copy on write), in memory and in their files, and a new one starts from the defaults
+    a = DeviceModel(store=JsonFileStore(tmp_path / "a.json"))
+    b = DeviceModel(store=JsonFileStore(tmp_path / "b.json"))
+    assert a._defaults is b._defaults
+    assert a.set_value("OCPPCommCtrlr.HeartbeatInterval", "600")
+    assert a.set_availability(1, False).status == "Accepted"
+    assert (a.heartbeat_interval, b.heartbeat_interval) == (600, 300)
+    assert b.value("OCPPCommCtrlr.HeartbeatInterval") == "300"
+    assert not a.is_operative(1, None) and b.is_operative(1, None)
+    assert DeviceModel().heartbeat_interval == 300
+    assert not (tmp_path / "b.json").exists()
+    again = DeviceModel(store=JsonFileStore(tmp_path / "a.json"))
+    assert again.heartbeat_interval == 600 and not again.is_operative(1, None)
+    with_default = DeviceModel(defaults={"OCPPCommCtrlr.HeartbeatInterval": "60"})
+    assert (with_default.heartbeat_interval, DeviceModel().heartbeat_interval) == (60, 300)
+
+
 # -- GetBaseReport -> NotifyReport ---------------------------------------------------------------
 
 

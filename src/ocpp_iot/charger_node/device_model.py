@@ -13,8 +13,11 @@ persisted value changes). Operations take and return JSON-level payloads (dicts 
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .device_model_access import Accessors
@@ -69,45 +72,34 @@ class DeviceModel(Accessors, V16View):
         store: JsonFileStore | None = None,
         defaults: Mapping[str, str] | None = None,
     ) -> None:
-        self.evses: tuple[int, ...] = tuple(evses)
-        if not self.evses or any(n < 1 for n in self.evses):
-            raise ValueError("every EVSE needs at least one connector")
-        specs = station_specs(
-            model=model,
-            vendor_name=vendor_name,
-            serial_number=serial_number,
-            firmware_version=firmware_version,
-            number_of_connectors=sum(self.evses),
+        # a station's own variables (VarSpec holds a dict: unhashable) get a layout of their own
+        build = _layout if not extra else _layout.__wrapped__
+        layout = build(
+            model,
+            vendor_name,
+            serial_number,
+            firmware_version,
+            tuple(evses),
+            max_power_w,
+            connector_type,
+            tuple(extra),
+            tuple((defaults or {}).items()),
         )
-        for evse, count in enumerate(self.evses, start=1):
-            specs += evse_specs(evse, max_power_w)
-            for connector in range(1, count + 1):
-                specs += connector_specs(evse, connector, connector_type)
-        specs += extra
-        self._specs: dict[str, VarSpec] = {s.path: s for s in specs}
-        v16_keys = [s.v16 for s in specs if s.v16 is not None]
-        if len(self._specs) != len(specs) or len(set(v16_keys)) != len(v16_keys):
-            raise ValueError("two variables with the same path or the same 1.6 key")
-        self._components: dict[tuple[Any, ...], dict[tuple[str, str | None], VarSpec]] = {}
-        for s in specs:
-            if s.v2:
-                ckey = (s.component, None, s.evse, s.connector)
-                self._components.setdefault(ckey, {})[(s.variable, s.instance)] = s
-        self._values: dict[tuple[str, str], str] = {
-            (s.path, attr): value for s in specs for attr, value in s.default.items()
-        }
+        self.evses: tuple[int, ...] = layout.evses
+        self._specs: Mapping[str, VarSpec] = layout.specs
+        self._components = layout.components
+        self._v16 = layout.v16
+        # copy on write: this station's values over the layout's defaults, which stations of
+        # the same layout share (`charger-node simulate`: one copy for all, issue 16)
+        self._defaults: Mapping[tuple[str, str], str] = layout.values
+        self._values: MutableMapping[tuple[str, str], str] = ChainMap({}, layout.values)
         self._inoperative: set[str] = set()
         self._status: dict[tuple[int, int | None], str] = {}
         self._listeners: list[Listener] = []
-        for path, value in (defaults or {}).items():
-            spec = self._spec(path)
-            self._values[(path, "Actual")] = check_value(spec, value, max_size=10**6)
-        self._defaults = dict(self._values)
         self._store = store
         self._saved: dict[str, Any] = self._snapshot()
         if store is not None:
             self._load(store.load())
-        self._init_v16(specs)
 
     # -- plain access ------------------------------------------------------------------------
 
@@ -409,6 +401,63 @@ class DeviceModel(Accessors, V16View):
             if isinstance(level, str) and self._level(*_split_level(level)) == level:
                 self._inoperative.add(level)
         self._saved = self._snapshot()
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the stations of one configuration share and never change: the variables, their
+    lookup tables and their default values (``defaults`` applied)."""
+
+    evses: tuple[int, ...]
+    specs: Mapping[str, VarSpec]
+    components: Mapping[tuple[Any, ...], Mapping[tuple[str, str | None], VarSpec]]
+    v16: Mapping[str, VarSpec]
+    values: dict[tuple[str, str], str]  # read only: the stations' ChainMaps write their own map
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(
+    model: str,
+    vendor_name: str,
+    serial_number: str | None,
+    firmware_version: str | None,
+    evses: tuple[int, ...],
+    max_power_w: float,
+    connector_type: str,
+    extra: tuple[VarSpec, ...],
+    defaults: tuple[tuple[str, str], ...],
+) -> _Layout:
+    if not evses or any(n < 1 for n in evses):
+        raise ValueError("every EVSE needs at least one connector")
+    specs = station_specs(
+        model=model,
+        vendor_name=vendor_name,
+        serial_number=serial_number,
+        firmware_version=firmware_version,
+        number_of_connectors=sum(evses),
+    )
+    for evse, count in enumerate(evses, start=1):
+        specs += evse_specs(evse, max_power_w)
+        for connector in range(1, count + 1):
+            specs += connector_specs(evse, connector, connector_type)
+    specs += extra
+    by_path = {s.path: s for s in specs}
+    v16 = {s.v16: s for s in specs if s.v16 is not None}
+    if len(by_path) != len(specs) or len(v16) != sum(s.v16 is not None for s in specs):
+        raise ValueError("two variables with the same path or the same 1.6 key")
+    components: dict[tuple[Any, ...], dict[tuple[str, str | None], VarSpec]] = {}
+    for s in specs:
+        if s.v2:
+            ckey = (s.component, None, s.evse, s.connector)
+            components.setdefault(ckey, {})[(s.variable, s.instance)] = s
+    values = {(s.path, attr): value for s in specs for attr, value in s.default.items()}
+    for path, value in defaults:
+        try:
+            spec = by_path[path]
+        except KeyError:
+            raise KeyError(f"no variable {path!r} in the device model") from None
+        values[(path, "Actual")] = check_value(spec, value, max_size=10**6)
+    return _Layout(evses, by_path, components, v16, values)
 
 
 def _split_level(level: str) -> tuple[int, int | None]:

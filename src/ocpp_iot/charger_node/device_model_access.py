@@ -6,7 +6,7 @@ each EVSE and each connector keep their own Operative/Inoperative state, persist
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, MutableMapping
 from typing import Any
 
 from .device_model_catalog import VarSpec
@@ -19,8 +19,8 @@ class ModelState:
     """What the mixins share with :class:`.DeviceModel` (which sets it up)."""
 
     evses: tuple[int, ...]
-    _specs: dict[str, VarSpec]
-    _values: dict[tuple[str, str], str]
+    _specs: Mapping[str, VarSpec]
+    _values: MutableMapping[tuple[str, str], str]
     _inoperative: set[str]
     _status: dict[tuple[int, int | None], str]
 

@@ -24,10 +24,7 @@ _V16_VALUE_MAX = 500  # KeyValue.value and ChangeConfiguration.value maxLength (
 class V16View(Availability):
     """GetConfiguration, ChangeConfiguration and 1.6 connector numbering."""
 
-    _v16: dict[str, VarSpec]
-
-    def _init_v16(self, specs: Sequence[VarSpec]) -> None:
-        self._v16 = {s.v16: s for s in specs if s.v16 is not None}
+    _v16: Mapping[str, VarSpec]
 
     def v16_keys(self) -> list[str]:
         """Every configuration key this station has, in catalog order."""
