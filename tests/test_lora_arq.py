@@ -409,6 +409,89 @@ def test_a_restarted_station_is_not_taken_for_a_replay() -> None:
     assert s.duplicates == s.too_old == s.jumps == s.bad_mic == 0
 
 
+def restarted(ep: Endpoint, state: dict[str, object]) -> Endpoint:
+    """``ep`` after a crash: a new endpoint of the same side from the state it persisted."""
+    again = Endpoint(ep.direction, ep.radio, ep.arq, rng=random.Random(5))
+    again.add_peer(1, key(1), state)
+    return again
+
+
+@pytest.mark.parametrize(
+    ("who", "size", "answer"),
+    [("gw", 40, True), ("gw", 600, False), ("st", 40, True), ("st", 600, False)],
+    ids=["gateway-whole-call", "gateway-fragmented", "station-whole-call", "station-fragmented"],
+)
+def test_a_repeat_of_a_message_delivered_before_a_restart_is_acknowledged(
+    who: str, size: int, answer: bool
+) -> None:
+    """The receiver delivers a message, persists its state and dies before its ACK (or REPLY)
+    goes; restarted from that state, it takes the sender's retransmission for the duplicate it
+    is and acknowledges it at once: not delivered again, and the sender is through within one
+    retry instead of retrying for minutes and giving up."""
+    st, gw = one_station()
+    eps = {"st": st, "gw": gw}
+    sender, receiver = ("st", "gw") if who == "gw" else ("gw", "st")
+    message = bytes(i % 251 for i in range(size))
+    first = eps[sender].send(1, message, 0.0, answer=answer)
+    positions = 1 if size < 200 else 3  # 255-byte packets: 242 bytes a fragment
+    assert len(frames(first)) == 1
+    t = 0.0
+    delivered = []
+    while True:  # every position (the first round) reaches the receiver
+        for raw in frames(first):
+            t += eps[sender].radio.airtime(len(raw))
+            got = eps[receiver].receive(raw, t)
+            delivered += [e.data for e in got if isinstance(e, Delivered)]
+        deadline = eps[sender].next_deadline()
+        assert deadline is not None
+        if delivered:
+            break
+        first = eps[sender].poll(max(t, deadline))
+    assert delivered == [message]
+    assert eps[sender].peer_stats(1).data_frames == positions
+    state = json.loads(json.dumps(eps[receiver].state(1)))  # what it persisted on delivery
+    eps[receiver] = restarted(eps[receiver], state)  # ... then died before acknowledging
+    ch = Channel(dict(eps), now=t)
+    ch.run(t + 3600, stop=lambda: bool(ch.acked[sender] or ch.failed[sender]))
+    assert ch.acked[sender] == [None] and not ch.failed[sender]
+    assert ch.delivered[receiver] == []  # once in all
+    s = eps[receiver].peer_stats(1)
+    assert s.duplicates >= 1 and s.reacked_after_restart == 1
+    # through at the first retransmission: one ack timeout and its back-off, not ten
+    timeout = ack_timeout(eps[sender].radio, eps[sender].arq, answer, positions)
+    assert ch.now - t < 2 * timeout + 5.0
+    assert eps[sender].peer_stats(1).retransmissions <= 1
+
+
+def test_after_a_restart_only_the_latest_message_is_acknowledged_again_and_so_often() -> None:
+    """A restarted gateway acknowledges the station's repeated latest message; replays of
+    the messages before it, recorded from the air, stay unanswered (a stop-and-wait sender
+    repeats only its latest), and the latest is acknowledged again at most ``reack_limit``
+    times."""
+    st, gw = one_station()
+    sent: list[bytes] = []
+    t = 0.0
+    for i in range(5):
+        raw = frames(st.send(1, b"m%d" % i, t))[0]
+        sent.append(raw)
+        st.receive(frames(gw.receive(raw, t + 0.5))[0], t + 1.0)  # delivered and acked
+        t += 10
+    gw2 = restarted(gw, json.loads(json.dumps(gw.state(1))))
+    acks = 0
+    for raw in [sent[4], *sent[:4], sent[2]]:
+        t += 10
+        events = gw2.receive(raw, t) + gw2.poll(t + 1)
+        assert not any(isinstance(e, Delivered) for e in events)
+        acks += len(frames(events))
+    assert acks == 1  # the latest only
+    for _ in range(30):
+        t += 10
+        acks += len(frames(gw2.receive(sent[4], t) + gw2.poll(t + 1)))
+    s = gw2.peer_stats(1)
+    assert acks == ArqConfig().reack_limit and s.reacks_suppressed > 0
+    assert s.duplicates == 36 and s.delivered == 0 and s.reacked_after_restart == 1
+
+
 def test_a_jump_beyond_max_gap_is_confirmed_by_the_live_station_first() -> None:
     st, gw = one_station()
     assert exchange(st, gw, b"before", 0.0) == [b"before"]

@@ -218,9 +218,10 @@ class LoraGateway:
     async def _drain(self) -> None:
         """Before a clean stop: let the answers to the CALLs we published come down and go by
         radio, with what else was queued (bounded by ``drain_timeout``). What the gateway holds
-        in memory is lost when it stops; a restarted gateway cannot acknowledge again a message
-        delivered before it (the link layer keeps that in memory only), so its sender would
-        retry it to the end."""
+        in memory is lost when it stops (an answer taken from the broker but not sent yet; the
+        broker keeps those it has not handed over for the persistent session), and a restarted
+        gateway acknowledges a repeated message delivered before it with a bare ACK instead of
+        the REPLY it would have sent (peer.py): more frames on air."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.drain_timeout
         while loop.time() < deadline and (

@@ -102,4 +102,6 @@ class LinkStats:
     unknown_peer: int = 0
     not_for_us: int = 0
     reacks_suppressed: int = 0
+    #: repeats of a message delivered before a restart, acknowledged again (peer.py)
+    reacked_after_restart: int = 0
     duty_waits: int = 0

@@ -16,7 +16,7 @@ from .arq import AckDuty, ArqConfig, InFlight, RadioConfig, SendQueue
 from .events import Delivered, Dropped, Event, LinkStats, PersistState, SendAcked, SendFailed
 from .fragment import Reassembler
 from .frame import Control, Frame, FrameType, MalformedFrame
-from .replay import CounterState
+from .replay import CounterState, Verdict
 
 __all__ = ["Peer"]
 
@@ -162,7 +162,7 @@ class Peer:
                 self._deliver(frame.payload, events)
                 reasm.completed.append(base)
                 self.owe_ack(base, frame.answer, now)
-            elif reasm.was_completed(base):
+            elif reasm.was_completed(base) or self._delivered_before(base, 1):
                 self._again(base, now)
             return
         # Reply at once after the last position of the message or the last one our NACK asked
@@ -174,7 +174,7 @@ class Peer:
         at = now if f.index == last or self.expect_last == (base, f.index) else now + quiet
         duty = self.duty
         owed = duty if duty is not None and duty.base == base else None
-        if reasm.was_completed(base):
+        if reasm.was_completed(base) or (not fresh and self._delivered_before(base, f.data)):
             if owed is not None and not owed.nack:
                 owed.due = max(owed.due, at)  # not sent yet: keep it after the sender's round
             elif not fresh or f.index == last:  # a retransmission or a probe: ack again
@@ -194,6 +194,24 @@ class Peer:
             missing = [i for i in range(f.data) if not bitmap >> i & 1]
             self.expect_last = (base, missing[-1]) if missing else None
             self.duty = AckDuty(base, at, nack=True, bitmap=bitmap, positions=f.positions)
+
+    def _delivered_before(self, base: int, data_positions: int) -> bool:
+        """Whether the peer's repeated message ``base`` was delivered before a restart of ours
+        (docs/lora.md, "Counters and replay", restarts): every one of its data positions'
+        counters is seen in the window restored from the persisted state, but the memory of
+        completed messages did not survive. Only a message newer than every one remembered
+        qualifies (a stop-and-wait sender retransmits its latest message; an older repeat is
+        a replay and stays unanswered). It is then remembered as completed, so that it is
+        acknowledged again within ``reack_limit`` like any other."""
+        reasm = self.reasm
+        if base in reasm.pending or (reasm.completed and base <= max(reasm.completed)):
+            return False
+        window = self.counters.receive
+        if any(window.verdict(base + i) is not Verdict.DUPLICATE for i in range(data_positions)):
+            return False
+        reasm.completed.append(base)
+        self.stats.reacked_after_restart += 1
+        return True
 
     def _deliver(self, data: bytes, events: list[Event]) -> None:
         self.stats.delivered += 1
