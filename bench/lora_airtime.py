@@ -632,6 +632,15 @@ def encoded_at(interval: int) -> list[Message]:
     ]
 
 
+def _site(n: int, runs: list[dict[str, float]]) -> str:
+    lost = _mm([r["uplink_lost"] * 100 for r in runs], "{:.1f}")
+    delivered = _mm([r["delivered"] for r in runs])
+    twice = max(r["duplicates"] for r in runs)
+    return f"{n}: {lost} %, {delivered} of {runs[0]['offered']:.0f}" + (
+        f" ({twice:.0f} twice)" if twice else ""
+    )
+
+
 def duty_table(rows: list[dict[str, Any]], collision: float, max_packet: int) -> str:
     out = [
         "**3. Duty cycle and stations per gateway** (our link; per hour of the session; the "
@@ -653,11 +662,7 @@ def duty_table(rows: list[dict[str, Any]], collision: float, max_packet: int) ->
             f"| {d['sf']} | {d['encoding']} | {d['up']:.1f} | {d['up'] / STATION_BUDGET:.0%} "
             f"| {fits} | {d['down']:.2f} | {d['down'] / GATEWAY_BUDGET:.1%} | {d['by_duty']} "
             f"| {d['by_aloha']} | **{n}** | "
-            + "; ".join(
-                f"{k}: {r['uplink_lost']:.1%}, {r['delivered']:.0f}/{r['offered']:.0f}"
-                + (f" ({r['duplicates']:.0f} twice)" if r["duplicates"] else "")
-                for k, r in d["sims"]
-            )
+            + "; ".join(_site(k, rs) for k, rs in d["sims"])
             + " |"
         )
     notes = []

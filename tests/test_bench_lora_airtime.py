@@ -70,3 +70,4 @@ def test_site_simulation_counts_uplink_losses_at_the_gateway() -> None:
     assert site["delivered"] == site["offered"] and site["duplicates"] == 0
     assert 0.0 <= site["uplink_lost"] < 0.1
     assert la.aloha_stations(5.7, 67, 3.1, 67, 0.1) > la.aloha_stations(18.7, 67, 10.9, 67, 0.1)
+    assert la._site(3, [site, site]).startswith("3: ")
