@@ -433,6 +433,11 @@ def _mm(values: Sequence[float], fmt: str = "{:.0f}") -> str:
     return fmt.format(lo) if lo == med else f"{fmt.format(lo)} / {fmt.format(med)}"
 
 
+def _worst(values: Sequence[int]) -> str:
+    """The worst seed, where the median does not show it."""
+    return f" (max {max(values)})" if max(values) > statistics.median(values) else ""
+
+
 def per_delivered(r: Run) -> float:
     return r.airtime / r.delivered if r.delivered else math.inf
 
@@ -491,7 +496,8 @@ def lossy_table(rows: list[dict[str, Any]]) -> str:
         out.append(
             f"| {row['sf']} | {row['loss']:.0%} | {name} | {runs[0].offered} "
             f"| {_mm([r.delivered for r in runs])} | {_mm([r.once for r in runs])} "
-            f"| {_mm([r.lost for r in runs])} | {_mm([r.duplicates for r in runs])} "
+            f"| {_mm([r.lost for r in runs])}{_worst([r.lost for r in runs])} "
+            f"| {_mm([r.duplicates for r in runs])} "
             f"| {_mm([r.retransmissions for r in runs])} | {_mm([r.told_failed for r in runs])} "
             f"| {_mm([r.airtime for r in runs], '{:.1f}')} "
             f"| {_mm([per_delivered(r) for r in runs], '{:.3f}')} "
@@ -683,8 +689,8 @@ def duty_table(rows: list[dict[str, Any]], collision: float, max_packet: int) ->
 def goals(lossy: list[dict[str, Any]]) -> tuple[str, list[str]]:
     """(table, one-line verdicts)."""
     lines = [
-        "| SF | loss | baseline loses frames (median lost) | ours delivers all (every seed) "
-        "| ours / baseline s per delivered | goal |",
+        "| SF | loss | baseline loses frames (most lost in a seed) "
+        "| ours delivers all (every seed) | ours / baseline s per delivered | goal |",
         "| ---: | ---: | ---: | --- | ---: | --- |",
     ]
     all_delivered, ratio_ok, where = True, True, []
@@ -694,7 +700,7 @@ def goals(lossy: list[dict[str, Any]]) -> tuple[str, list[str]]:
             for b in lossy
             if b["sf"] == row["sf"] and b["loss"] == row["loss"] and b["link"] == "radiohead"
         )
-        base_lost = statistics.median(r.lost for r in base["runs"])
+        base_lost = max(r.lost for r in base["runs"])
         ours_all = all(r.lost == 0 and r.duplicates == 0 for r in row["runs"])
         ratio = statistics.median(per_delivered(r) for r in row["runs"]) / statistics.median(
             per_delivered(r) for r in base["runs"]
