@@ -9,7 +9,10 @@
 #   OCPP_IOT_TEST_VENV=DIR   make the fresh environment in DIR (deleted first) and keep it;
 #                            default: a temporary directory removed at exit.
 #   OCPP_IOT_SHARD=k/n       which slice of the long property tests to run (tests/test_model_schemas.py);
-#   OCPP_IOT_SLOW=1          run all of them with many examples (as `-m slow` does).
+#   OCPP_IOT_SLOW=1          run all of them with many examples (as `-m slow` does);
+#   OCPP_IOT_TEST_WORKERS=N  pytest-xdist workers (default 3: the end-to-end and fault tests
+#                            mostly wait on processes and timers, so three keep two cores busy;
+#                            0 runs in this process, as plain pytest does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,7 +79,7 @@ step "codec and charger node on cbor2 5.x pure Python, own fresh environment"; b
 step "pytest"
 set +e
 # Not -q: the header says which slice of the long property tests this run takes.
-"$PY" -m pytest -rfEs -p no:cacheprovider "$@"
+"$PY" -m pytest -rfEs -p no:cacheprovider -n "${OCPP_IOT_TEST_WORKERS:-3}" "$@"
 rc=$?
 set -e
 took
