@@ -74,9 +74,17 @@ def write_scenario(path: Path, steps: Sequence[Any], **top: Any) -> Path:
 
 
 class NodeProcess:
-    """A ``charger-node`` command in a subprocess (its own process group), logging to a file."""
+    """A ``charger-node`` command (or another ``program``, e.g. :data:`BRIDGE`) in a
+    subprocess (its own process group), logging to a file."""
 
-    def __init__(self, args: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        args: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        program: Sequence[str] = CHARGER_NODE,
+    ):
+        self.program = list(program)
         self.args = list(args)
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
@@ -89,7 +97,7 @@ class NodeProcess:
             log.write(f"---- start {self.starts} ----\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [*CHARGER_NODE, *self.args],
+                [*self.program, *self.args],
                 stdout=log,
                 stderr=log,
                 env=self.env,
@@ -126,7 +134,7 @@ class NodeProcess:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(
-                f"charger-node did not exit within {timeout:g} s:\n{self.log()[-4000:]}"
+                f"{self.args[0]!r} did not exit within {timeout:g} s:\n{self.log()[-4000:]}"
             ) from None
 
     def log(self) -> str:

@@ -155,6 +155,7 @@ class RadioAdapter:
                 delay = min(delay * 2, self.reopen_delays[1])
                 continue
             delay = self.reopen_delays[0]
+            log.info("%s: modem open", self.name)
             self.is_open = True
             self.counts["opens"] += 1
             if self.on_open is not None:
