@@ -48,10 +48,10 @@ class StatusReporter:
             view = self.tx.view(s.info.number)
             value = self.messages.status_value(view)
             if everything or value != s.reported:
-                s.reported = value
                 c = s.info
                 self.model.set_status(c.evse_id, c.connector_id, v2_state(value))
-                self.send(*self.messages.status(view, t), ("status", c.number, value))
+                if self.send(*self.messages.status(view, t), ("status", c.number, value)):
+                    s.reported = value  # sent or queued; else it goes at the next report
 
     def abandoned(self, tag: tuple[Any, ...]) -> None:
         """The StatusNotification of ``tag`` was lost with the link, or not answered."""

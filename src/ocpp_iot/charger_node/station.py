@@ -20,7 +20,8 @@ Rules (OCPP 2.0.1 part 2 unless said; 1.6 section 4 has the same ones):
 - G01, B04: connector statuses as :mod:`.connector_status` says (all after Accepted, and after
   an offline period longer than ``OfflineThreshold``; else the changes).
 - E04 / E13 (1.6: transaction-related messages): transaction messages come from the outbox,
-  in order, one at a time, after the non-queued CALLs in hand, as :mod:`.delivery` says.
+  in order, one at a time, after the non-queued CALLs in hand, as :mod:`.delivery` says; with
+  QueueAllMessages (2.x) the station's other messages made while offline wait there too.
 - A new OCPP-J connection on every link-up (a fresh :class:`Session`), but the answer cache is
   kept, so a CALL the broker redelivers after the reconnect is answered again, not run twice.
 """
@@ -66,6 +67,13 @@ log = logging.getLogger(__name__)
 _AUTH_KEY = "auth:"  #: kept in the outbox: the Authorization Cache, token -> status
 #: how long a non-queued CALL (Authorize, StatusNotification ...) may wait for the slot
 _PATIENCE = 120.0
+#: what QueueAllMessages does not queue while offline (see StationMachine._queue_offline)
+_NOT_QUEUED = frozenset({"BootNotification", "Heartbeat", "Authorize"})
+
+
+def _requested(tag: Any) -> bool:
+    """Whether a CALL answers the back end's request (a TriggerMessage, GetBaseReport)."""
+    return isinstance(tag, tuple) and tag[:1] in (("trigger",), ("report",))
 
 
 class StationMachine:
@@ -275,16 +283,33 @@ class StationMachine:
         goes, and what the back end asked for: a TriggerMessage's message, GetBaseReport's
         NotifyReport (tags ``("trigger", ...)`` and ``("report", ...)``)."""
         if self._session is None:
-            log.debug("%s: offline, %s not sent", self.station_id, action)
-            return False
+            return self._queue_offline(action, payload, tag)
         if self.registration != "accepted" and action != "BootNotification":
-            requested = isinstance(tag, tuple) and tag[:1] in (("trigger",), ("report",))
-            if not (self.registration == "pending" and requested):
+            if not (self.registration == "pending" and _requested(tag)):
                 log.debug("%s: not registered, %s not sent", self.station_id, action)
                 return False
         call = self._session.call(action, payload, self.now, patience=_PATIENCE, tag=tag)
         if call is not None:
             self._sent(call, self.now)
+        return True
+
+    def _queue_offline(self, action: str, payload: dict[str, Any], tag: Any) -> bool:
+        """QueueAllMessages (2.0.1 OCPPCommCtrlr; E04.FR.02 keeps transaction messages in any
+        case): while offline after being Accepted, a message of the station's own waits in the
+        outbox, in order with the transaction messages (a StatusNotification with the time of
+        the change), instead of being dropped. Not the ones whose moment has passed once the
+        link is back (BootNotification, Heartbeat, Authorize: the driver waits now), nor what
+        the back end asked for."""
+        if (
+            not self.outbox.queue_all_messages
+            or not self.reg.accepted
+            or action in _NOT_QUEUED
+            or _requested(tag)
+        ):
+            log.debug("%s: offline, %s not sent", self.station_id, action)
+            return False
+        self.outbox.put(action, payload, now=self.now)
+        log.debug("%s: offline, %s queued (QueueAllMessages)", self.station_id, action)
         return True
 
     def remember_token(self, id_token: str, status: str | None) -> None:
@@ -386,7 +411,9 @@ class StationMachine:
         self._report_status(now, everything=True)
 
     def _report_status(self, now: float, *, everything: bool = False) -> None:
-        if self._session is not None and self.reg.accepted:
+        # offline, a change is reported only to be queued (QueueAllMessages); else it waits
+        online = self._session is not None
+        if self.reg.accepted and (online or self.outbox.queue_all_messages):
             self.statuses.report(self.csms_time(now), everything=everything)
 
     def _pump(self, now: float) -> None:
