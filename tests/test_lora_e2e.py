@@ -55,7 +55,7 @@ UPDATED_EVERY = 1  # SampledDataCtrlr.TxUpdatedInterval, seconds
 #: plug a moment after the start (the boot is accepted by then: a card shown before would be
 #: refused offline), then the card, 10 Wh at 11 kW (3.3 s), unplugged 0.3 s after full
 SCENARIO = [
-    {"at": 1.5, "plug": 1},
+    {"at": 2.5, "plug": 1},
     {"after": 0.2, "token": "TOK-LORA"},
     {"after": 0.1, "charge_kwh": 0.01, "power_kw": 11},
     {"unplug": 1, "after_full": 0.3},
