@@ -25,6 +25,7 @@ from ocpp_iot.charger_node.runtime import decode_frame, encode_frame
 from ocpp_iot.charger_node.scenario import parse_scenario
 from ocpp_iot.charger_node.simulated import SimulatedEvse
 from ocpp_iot.rpc import Call, CallResult
+from ocpp_iot.transports.lora.memory_radio import scaled_clock
 from ocpp_iot.transports.memory import MemoryBroker
 from ocpp_iot.transports.memory_link import MemoryStationLink
 
@@ -113,6 +114,43 @@ def test_a_charging_session_through_the_bridge(tmp_path: Path, version: str) -> 
         assert status["queue_depth"] == 0 and status["transactions"] == []
 
     asyncio.run(scenario())
+
+
+def test_a_node_on_an_accelerated_clock_keeps_its_intervals_on_that_clock(tmp_path: Path) -> None:
+    """``rate``: the runtime sleeps the machine's clock seconds as wall seconds / rate (a test on
+    the radio simulator's clock). Meter values every 30 clock seconds through 2 clock minutes of
+    charging (plugged in 100 s after the boot), at 100 x: about 2 wall seconds (waits slept as
+    clock seconds would take minutes)."""
+    db = tmp_path / "bridge.db"
+    rate = 100.0
+    clock = scaled_clock(rate)
+    stamps: list[float] = []
+
+    def seen(direction: str, frame: Any) -> None:
+        if isinstance(frame, Call) and frame.payload.get("triggerReason") == "MeterValuePeriodic":
+            stamps.append(clock())
+
+    async def scenario() -> None:
+        broker = MemoryBroker()
+        async with running(broker, str(db), build_reference(str(db), versions=["2.0.1"])):
+            cfg = NodeConfig("CP1", data_dir=tmp_path / "CP1",
+                             variables={"SampledDataCtrlr.TxUpdatedInterval": "30"})  # fmt: skip
+            steps = {"steps": [
+                {"at": 100, "plug": 1}, {"after": 0.1, "token": "T1"},
+                {"after": 0.1, "charge_kwh": 0.37, "power_kw": 11}, {"unplug": 1, "after_full": 1},
+            ]}  # fmt: skip
+            evse = SimulatedEvse(1, seed="CP1", scenario=parse_scenario(steps))
+            node = Node(cfg, link_factory=lambda c: MemoryStationLink(broker, c.station_id),
+                        evse=evse, clock=clock, rate=rate, on_frame=seen)  # fmt: skip
+            task = asyncio.ensure_future(node.run())
+            done = "SELECT 1 FROM ref_transactions WHERE stopped_reason IS NOT NULL"
+            await until(lambda: bool(rows(db, done)), "the transaction to end", timeout=10)
+            node.stop()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert len(gaps) >= 2 and all(29 < g < 34 for g in gaps), gaps
 
 
 def test_reset_restarts_the_node_and_it_boots_again(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -141,7 +142,10 @@ def lora_key(cfg: NodeConfig) -> bytes:
         raise ValueError(f"cannot read the LoRa key file: {exc}") from None
 
 
-def make_lora_link(cfg: NodeConfig) -> StationLink:
+def make_lora_link(
+    cfg: NodeConfig, *, clock: Callable[[], float] = time.time, rate: float = 1.0
+) -> StationLink:
+    """The LoRa link of ``cfg``; ``clock`` / ``rate``: radio time (a simulator's, in tests)."""
     from ..transports.lora_link import LoraStationLink
     from ..transports.lora_setup import make_modem
 
@@ -153,7 +157,7 @@ def make_lora_link(cfg: NodeConfig) -> StationLink:
         radio = dataclasses.replace(radio, max_packet=modem.max_payload)
     return LoraStationLink(
         cfg.station_id, modem, cfg.lora_address, lora_key(cfg), radio=radio,
-        state_file=cfg.data_dir / "lora-state.json",
+        state_file=cfg.data_dir / "lora-state.json", clock=clock, rate=rate,
     )  # fmt: skip
 
 
@@ -186,7 +190,9 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 class Node:
     """One station, built from ``cfg``. ``link_factory`` makes its link (default: MQTT);
-    ``on_frame`` sees every frame the runtime sends or receives (:class:`StationRuntime`)."""
+    ``on_frame`` sees every frame the runtime sends or receives (:class:`StationRuntime`);
+    ``clock`` / ``rate``: the station's time and how many of its seconds pass per wall second
+    (a test on the radio simulator's clock)."""
 
     def __init__(
         self,
@@ -195,6 +201,7 @@ class Node:
         link_factory: Callable[[NodeConfig], StationLink] = make_link,
         evse: Evse | None = None,
         clock: Callable[[], float] | None = None,
+        rate: float = 1.0,
         status_every: float = 10.0,
         on_frame: Callable[[str, Frame], None] | None = None,
     ) -> None:
@@ -202,6 +209,7 @@ class Node:
         self.link_factory = link_factory
         self.on_frame = on_frame
         self.clock = clock if clock is not None else steady_clock()
+        self.rate = rate
         self.status_every = status_every
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.evse = evse if evse is not None else self._make_evse()
@@ -291,6 +299,7 @@ class Node:
                 self.link_factory(self.cfg),
                 encoding=self.cfg.encoding,
                 clock=self.clock,
+                rate=self.rate,
                 on_frame=self.on_frame,
             )
             if self._stopping is not None:

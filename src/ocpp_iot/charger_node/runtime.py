@@ -64,12 +64,17 @@ class StationRuntime:
         *,
         encoding: Encoding = "cbor",
         clock: Callable[[], float] | None = None,
+        rate: float = 1.0,
         on_frame: Callable[[str, Frame], None] | None = None,
     ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
         self.machine = machine
         self.link = link
         self.encoding: Encoding = encoding
         self.clock = clock if clock is not None else steady_clock()
+        #: clock seconds per wall second (1; a test's accelerated clock: the radio simulator's)
+        self.rate = rate
         self.on_frame = on_frame  #: ("up" | "down", frame): for logs and tests
         self._wake = asyncio.Event()
         self._stop: str | None = None
@@ -103,7 +108,8 @@ class StationRuntime:
                     return m.restart_due
                 if draining and m.settled:
                     return None
-                delay = max(0.0, m.next_wakeup(now) - self.clock())
+                # the machine's wake-up is on ``clock``; asyncio waits in wall seconds
+                delay = max(0.0, m.next_wakeup(now) - self.clock()) / self.rate
                 self._wake.clear()
                 waker = asyncio.ensure_future(self._wake.wait())
                 done, _ = await asyncio.wait(
