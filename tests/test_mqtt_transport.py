@@ -503,6 +503,21 @@ def test_loop_mqtt_client_is_a_deprecated_alias(broker: Mosquitto) -> None:
 # -- paho internals we rely on (these fail when a paho release changes them) ----------------------
 
 
+def test_clients_share_their_connect_properties_by_value() -> None:
+    # one paho Properties is ~5.7 KiB: `simulate`'s stations share one per set of values
+    a = _paho.build_client(MqttSettings("mqtt://localhost", client_id="CP1"), manual_ack=True)
+    b = _paho.build_client(MqttSettings("mqtt://localhost", client_id="CP2"), manual_ack=True)
+    assert a._connect_properties is b._connect_properties is not None
+    kept = MqttSettings("mqtt://localhost", clean_start=False, session_expiry=600)
+    props = _paho.connect_properties(kept)
+    assert props is not None and props is not a._connect_properties
+    assert (props.SessionExpiryInterval, props.ReceiveMaximum) == (600, kept.receive_maximum)
+    clean = _paho.connect_properties(
+        MqttSettings("mqtt://localhost", clean_start=True, receive_maximum=70000)
+    )
+    assert clean is not None and (clean.SessionExpiryInterval, clean.ReceiveMaximum) == (0, 65535)
+
+
 def test_paho_still_has_the_internals_we_use() -> None:
     import inspect
 

@@ -17,6 +17,7 @@ and ``tests/test_mqtt_transport.py`` fails as soon as a paho release changes wha
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import socket
@@ -247,12 +248,20 @@ def build_client(settings: MqttSettings, *, manual_ack: bool) -> FastPaho:
 
 
 def connect_properties(settings: MqttSettings) -> Properties | None:
-    """CONNECT properties (MQTT 5): session expiry and receive maximum."""
+    """CONNECT properties (MQTT 5): session expiry and receive maximum. The object is shared by
+    every client with the same values (paho only packs it): a paho ``Properties`` holds ~5.7 KiB
+    of tables of its own, per client in ``charger-node simulate`` (issue 16). Do not change it."""
     if not settings.mqtt5:
         return None
+    expiry = 0 if settings.clean_start else settings.session_expiry
+    return _connect_properties(expiry, max(1, min(65535, settings.receive_maximum)))
+
+
+@functools.lru_cache(maxsize=8)
+def _connect_properties(session_expiry: int, receive_maximum: int) -> Properties:
     props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 0 if settings.clean_start else settings.session_expiry
-    props.ReceiveMaximum = max(1, min(65535, settings.receive_maximum))
+    props.SessionExpiryInterval = session_expiry
+    props.ReceiveMaximum = receive_maximum
     return props
 
 
