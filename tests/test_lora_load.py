@@ -66,8 +66,6 @@ RATE = 72.0
 HOUR = 3600.0
 SF = 7
 SEED = 17
-
-
 #: radio seconds between the stations' power-ups
 STAGGER = 15.0
 
