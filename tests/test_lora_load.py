@@ -3,11 +3,12 @@
 Ten OCPP 2.0.1 :class:`Node` s, each with the real RAK3172 driver on its own pty of one radio
 :class:`Simulator` (20 % loss per receiver, collisions between overlapping frames, half-duplex
 radios, a fixed seed), built as ``charger-node run --link lora`` builds them
-(:func:`make_lora_link`), powered up 15 s apart; one gateway radio with the real
-:class:`LoraGateway`; the real :class:`Bridge` with the reference charge system on a
-MemoryBroker. All on the simulator's radio clock, ``RATE`` times as fast as the wall clock: the
-nodes' scenarios, meter interval (``TxUpdatedInterval`` 60 s) and timeouts are radio seconds.
-Each station charges through most of the hour; then:
+(:func:`make_lora_link`), powered up 6 s apart (so that their meter values do not fall due
+together); one gateway radio with the real :class:`LoraGateway`; the real :class:`Bridge` with
+the reference charge system on a MemoryBroker. All on the simulator's radio clock, ``RATE``
+times as fast as the wall clock: the nodes' scenarios, meter interval
+(``TxUpdatedInterval`` 60 s) and timeouts are radio seconds. Each station charges through
+most of the hour; then:
 
 - every TransactionEvent of every station handled by the back end exactly once, seqNo 0..n in
   order, one Started first and one Ended last; published by the gateway in that order, a
@@ -67,7 +68,7 @@ HOUR = 3600.0
 SF = 7
 SEED = 17
 #: radio seconds between the stations' power-ups
-STAGGER = 15.0
+STAGGER = 6.0
 
 
 def scenario() -> Any:
