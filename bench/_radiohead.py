@@ -1,7 +1,8 @@
 """A RadioHead-style reliable datagram link, the baseline of ``bench/lora_airtime.py``.
 
 Written from the behaviour RadioHead's ``RHReliableDatagram`` documents (our own code, sans-IO,
-with the same calls as our ``Endpoint`` so that both run on one ``VChannel``):
+with the same calls as our ``Endpoint`` so that both run on one ``VirtualChannel``,
+``ocpp_iot.transports.lora.virtual_channel``):
 
 - a packet is ``TO FROM ID FLAGS`` (4 bytes, the RH_RF95 header) and the message, no MIC, no
   encryption, no fragmentation (a message is at most 251 bytes);

@@ -17,16 +17,16 @@ recorded corpus send them. Payloads are the same in every encoding.
    (header + AES-CCM, 4-byte MIC; fragmented above the modem's packet, ``--max-packet``, 255 B
    = RAK3172), OCPP-J text as well as our CBOR (OCPP-J over LoRa would need a frame like it:
    addresses, counters, integrity; we give it ours). Measured by running two real ``Endpoint``s
-   (station and gateway) on a lossless virtual-time channel (``_lora_vchannel.VChannel``) and
-   summing the airtime of every ``Transmit`` they emit, with the duty cycle lifted so that only
-   airtime is counted. *With acknowledgements*: CALLs sent without the ANS flag, so the
-   gateway acknowledges each message with a bare ACK and the station each answer (what a naive
-   link does), beside the formula for it (``time_on_air`` of every frame plus an 11-byte ACK
-   per message: what it costs without a single retransmission; half-duplex makes some, where
-   the station's next CALL and the gateway's answer start together); *our link*: CALLs
-   flagged ANS, the answer goes as a REPLY that acknowledges the CALL and is not acknowledged
-   itself. Time on air at 125 kHz, CR 4/5, preamble 8,
-   explicit header, CRC.
+   (station and gateway) on a lossless virtual-time channel
+   (``ocpp_iot.transports.lora.virtual_channel.VirtualChannel``) and summing the airtime of
+   every ``Transmit`` they emit, with the duty cycle lifted so that only airtime is counted.
+   *With acknowledgements*: CALLs sent without the ANS flag, so the gateway acknowledges each
+   message with a bare ACK and the station each answer (what a naive link does), beside the
+   formula for it (``time_on_air`` of every frame plus an 11-byte ACK per message: what it
+   costs without a single retransmission; half-duplex makes some, where the station's next
+   CALL and the gateway's answer start together); *our link*: CALLs flagged ANS, the answer
+   goes as a REPLY that acknowledges the CALL and is not acknowledged itself. Time on air at
+   125 kHz, CR 4/5, preamble 8, explicit header, CRC.
 2. **Lossy channel** (``lossy_rows``): the same session (our CBOR) through our Endpoint pair
    and through ``_radiohead.RadioHeadLink`` (fixed 200 ms ACK timeout, 3 retries, last ID only,
    separate ACKs, 4-byte header, no MIC) on the same seeded channel (per-receiver random loss,
@@ -69,7 +69,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _lora_vchannel import VChannel  # noqa: E402
 from _radiohead import ACK_SIZE, RadioHeadLink  # noqa: E402
 
 from ocpp_iot.charger_node.evse import Connector, MeterReading  # noqa: E402
@@ -94,6 +93,7 @@ from ocpp_iot.transports.lora import (  # noqa: E402
 from ocpp_iot.transports.lora.arq import ack_frame_size  # noqa: E402
 from ocpp_iot.transports.lora.fragment import plan  # noqa: E402
 from ocpp_iot.transports.lora.frame import overhead  # noqa: E402
+from ocpp_iot.transports.lora.virtual_channel import VirtualChannel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "lora.md"
@@ -329,7 +329,7 @@ def run_pair(
         m.down: n + i for i, m in enumerate(session)
     }
     run = Run(offered=2 * n)
-    ch: VChannel
+    ch: VirtualChannel[Any]
 
     def on_event(name: str, ev: Event) -> None:
         if isinstance(ev, Delivered):
@@ -338,7 +338,7 @@ def run_pair(
             if name == "gateway":  # the CSMS answers every CALL it gets
                 answer = session[i].down
                 ch.later(
-                    ch.now + answer_delay,
+                    answer_delay,
                     lambda: ch.send(
                         "gateway", to_station, answer, priority=Priority.ANSWER, tag=answer
                     ),
@@ -346,9 +346,9 @@ def run_pair(
         elif isinstance(ev, SendFailed):
             run.told_failed += 1
 
-    ch = VChannel(links, loss=loss, seed=seed, on_event=on_event)
+    ch = VirtualChannel(links, loss=loss, seed=seed, on_event=on_event)
     for m in session:
-        ch.later(
+        ch.at(
             m.t,
             lambda m=m: ch.send(  # type: ignore[misc]
                 "station", to_gateway, m.up, priority=Priority.CALL, answer=ans, tag=m.up
@@ -582,7 +582,7 @@ def simulate_site(
         gateway.add_peer(a, KEY)
         links[f"s{a}"], listens[f"s{a}"] = station, GATEWAY_HZ
     deliveries: dict[tuple[int, bytes], int] = {}
-    ch: VChannel
+    ch: VirtualChannel[Any]
 
     def answer(address: int, data: bytes) -> None:
         ch.send("gateway", address, data, priority=Priority.ANSWER, tag=data)
@@ -593,13 +593,13 @@ def simulate_site(
             deliveries[key] = deliveries.get(key, 0) + 1
             if name == "gateway":
                 reply = answers[ev.data]
-                ch.later(ch.now + answer_delay, lambda: answer(ev.address, reply))
+                ch.later(answer_delay, lambda: answer(ev.address, reply))
 
-    ch = VChannel(links, listens=listens, seed=seed, on_event=on_event)
+    ch = VirtualChannel(links, listens=listens, seed=seed, on_event=on_event)
     for a in range(1, n + 1):
         offset = rng.uniform(0.0, 60.0)
         for m in session:
-            ch.later(
+            ch.at(
                 offset + m.t,
                 lambda a=a, m=m: ch.send(  # type: ignore[misc]
                     f"s{a}", a, m.up, priority=Priority.CALL, answer=True, tag=m.up

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -28,9 +26,9 @@ from ocpp_iot.transports.lora import (
     time_on_air,
 )
 from ocpp_iot.transports.lora.arq import ack_frame_size, retry_delay
+from ocpp_iot.transports.lora.virtual_channel import Air, VirtualChannel
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lora_channel import Air, Channel  # noqa: E402
+Channel = VirtualChannel[Endpoint]
 
 UPLINK, DOWNLINK = 868_100_000, 869_525_000  # 1 % and 10 % sub-bands
 
@@ -70,13 +68,14 @@ def network(
         gw.add_peer(k, key(k))
         eps[f"st{k}"] = st
 
-    def app(name: str, ev: Event, ch: Channel) -> None:
+    def app(name: str, ev: Event) -> None:
         if isinstance(ev, Delivered) and ev.data[:1] == b"C":
             peer = ev.address
             answer = b"R" + ev.data[1:9]
             ch.later(answer_delay, lambda: ch.send(name, peer, answer, priority=Priority.ANSWER))
 
-    return Channel(eps, loss=loss, seed=seed, on_event=app)
+    ch = Channel(eps, loss=loss, seed=seed, on_event=app)
+    return ch
 
 
 def call(station: int, n: int, size: int = 30) -> bytes:
@@ -137,7 +136,7 @@ def test_an_answer_within_answer_wait_acknowledges_the_call_no_bare_ack() -> Non
     for c in calls:
         ch.send("st1", 1, c, answer=True)
     ch.run(3600, stop=lambda: all_done(ch, {"st1": 10}) and len(ch.delivered["st1"]) == 10)
-    gw, st = ch.endpoints["gw"].peer_stats(1), ch.endpoints["st1"].peer_stats(1)
+    gw, st = ch.links["gw"].peer_stats(1), ch.links["st1"].peer_stats(1)
     assert [d for _, d in ch.delivered["gw"]] == calls
     assert [d for _, d in ch.delivered["st1"]] == [b"R" + c[1:9] for c in calls]
     assert gw.control_frames == 0 and gw.piggybacked == 10  # every CALL acked by its answer
@@ -163,7 +162,7 @@ def test_a_lost_reply_is_asked_for_again_by_the_repeated_call() -> None:
     ch.run(3600, stop=lambda: len(ch.delivered["st1"]) == 1 and all_done(ch, {"st1": 1}))
     assert [d for _, d in ch.delivered["st1"]] == [b"R" + call(1, 1)[1:9]]
     assert [d for _, d in ch.delivered["gw"]] == [call(1, 1)]  # the CALL once
-    st, gw = ch.endpoints["st1"].peer_stats(1), ch.endpoints["gw"].peer_stats(1)
+    st, gw = ch.links["st1"].peer_stats(1), ch.links["gw"].peer_stats(1)
     assert st.retransmissions == 1 and gw.retransmissions == 1  # the CALL, then the REPLY
     resent = [a.data for a in ch.sent if a.sender == "gw"]
     assert resent == [dropped[0], dropped[0]]  # the very same frame
@@ -174,7 +173,7 @@ def test_a_late_answer_gets_a_bare_ack_at_answer_wait_and_no_retransmission() ->
     ch = network(loss=0.0, answer_delay=5.0)  # slower than answer_wait (2 s)
     ch.send("st1", 1, call(1, 1), answer=True)
     ch.run(3600, stop=lambda: len(ch.delivered["st1"]) == 1)
-    gw, st = ch.endpoints["gw"].peer_stats(1), ch.endpoints["st1"].peer_stats(1)
+    gw, st = ch.links["gw"].peer_stats(1), ch.links["st1"].peer_stats(1)
     assert gw.control_frames == 1 and gw.piggybacked == 0
     assert st.retransmissions == 0 and ch.acked["st1"] == [None]
 
@@ -190,7 +189,7 @@ def test_every_acknowledgement_s_airtime_is_counted() -> None:
             for a in ch.sent
             if a.sender == name and peek(a.data).type in (FrameType.ACK, FrameType.CTRL)
         )
-        assert ch.endpoints[name].peer_stats(address).control_airtime == pytest.approx(control)
+        assert ch.links[name].peer_stats(address).control_airtime == pytest.approx(control)
 
 
 # -- the goal: delivered exactly once, in order, under loss ----------------------------------
@@ -221,7 +220,7 @@ def test_everything_is_delivered_exactly_once_in_order_at_20_percent_loss(loss: 
     assert [d for d in down if d[:1] == b"R"] == [b"R" + c[1:9] for c in calls]
     assert [d for d in down if d[:1] == b"C"] == downs
     assert ch.failed == {"gw": [], "st1": []}
-    assert ch.lost > 0 and ch.endpoints["st1"].peer_stats(1).retransmissions > 0
+    assert ch.lost > 0 and ch.links["st1"].peer_stats(1).retransmissions > 0
     for name in ("gw", "st1"):  # checked by the channel, not by the ledger under test
         budget = 360.0 if name == "gw" else 36.0
         assert all(v <= budget + 1e-6 for v in ch.worst_hour(name).values())
@@ -254,7 +253,7 @@ def test_ten_stations_share_a_channel_for_an_hour_with_collisions_and_loss() -> 
         assert [d for _, d in ch.delivered[f"st{k}"]] == [b"R" + c[1:9] for c in sent[k]]
         assert ch.failed[f"st{k}"] == []
     assert ch.collided > 0 and ch.lost > 0  # stations did talk over each other
-    for name in ch.endpoints:
+    for name in ch.links:
         budget = 360.0 if name == "gw" else 36.0
         assert all(v <= budget + 1e-6 for v in ch.worst_hour(name).values())
 
@@ -265,7 +264,7 @@ def test_ten_stations_share_a_channel_for_an_hour_with_collisions_and_loss() -> 
 def test_answers_go_before_queued_meter_values() -> None:
     ch = network(loss=0.0)
 
-    def station_app(name: str, ev: Event, ch: Channel) -> None:
+    def station_app(name: str, ev: Event) -> None:
         if name == "st1" and isinstance(ev, Delivered) and ev.data[:1] == b"C":
             for i in range(4):  # meter values queued first (the first one goes at once) ...
                 ch.send("st1", 1, b"M%04d" % i + bytes(30), priority=Priority.BULK)
@@ -289,7 +288,7 @@ def test_the_queue_waits_for_the_duty_cycle_rather_than_break_it() -> None:
     assert [d for _, d in ch.delivered["gw"]] == messages
     assert ch.now > 3600.0  # it had to wait for the oldest frames to leave the hour
     assert ch.worst_hour("st1")["868.0-868.6"] <= 36.0 + 1e-6
-    assert ch.endpoints["st1"].stats.duty_waits > 0
+    assert ch.links["st1"].stats.duty_waits > 0
 
 
 def test_with_the_whole_budget_spent_nothing_spins_and_acks_go_first_when_it_returns() -> None:
@@ -393,7 +392,7 @@ def test_a_restarted_station_is_not_taken_for_a_replay() -> None:
         for i in range(5):
             t += 30
             ch = Channel({"st": st, "gw": gw}, now=t)
-            ch.on_event = lambda n, ev, c: persisting(c.endpoints[n], n, [ev])
+            ch.on_event = lambda n, ev, ch=ch: persisting(ch.links[n], n, [ev])
             ch.send("st", 1, b"r%d-%d" % (round_, i))
             ch.run(t + 600, stop=lambda ch=ch: len(ch.acked["st"]) == 1)
             assert [d for _, d in ch.delivered["gw"]] == [b"r%d-%d" % (round_, i)]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -29,9 +27,7 @@ from ocpp_iot.transports.lora.fragment import (
     parity_row,
     split,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from lora_channel import Channel  # noqa: E402
+from ocpp_iot.transports.lora.virtual_channel import VirtualChannel
 
 E32, RYLR, RAK = 58, 240, 255
 
@@ -174,7 +170,7 @@ def measure(
         )
         st.add_peer(1, KEY)
         gw.add_peer(1, KEY)
-        ch = Channel({"st": st, "gw": gw}, loss=loss, seed=seed)
+        ch = VirtualChannel({"st": st, "gw": gw}, loss=loss, seed=seed)
         for i in range(messages):  # one message at a time: latency is per message
             start = ch.now
             ch.send("st", 1, bytes([i]) * size, tag=i, priority=Priority.BULK)
