@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +291,20 @@ def test_simulate_refuses_a_password_file_without_every_station(tmp_path: Path) 
     pw.write_text("CP1:a\n# comment\nCP2:b\n")
     result = CliRunner().invoke(main, ["simulate", "--stations", "3", "--password-file", str(pw)])
     assert result.exit_code != 0 and "CP3" in result.output
+
+
+def test_an_mqtt_node_loads_no_lora_code() -> None:
+    """The LoRa link layer and cryptography (7 MiB of RSS, issue 16's footprint) are loaded only
+    by a node that uses a radio: not by ``charger-node``'s command line, nor an MQTT link."""
+    code = (
+        "import sys\n"
+        "from ocpp_iot.charger_node.cli import main\n"
+        "from ocpp_iot.charger_node.node import NodeConfig, make_link\n"
+        "make_link(NodeConfig('CP1'))\n"
+        "heavy = ('ocpp_iot.transports.lora.', 'cryptography')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy) or "
+        "m == 'ocpp_iot.transports.lora'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import stat
 from collections.abc import Callable
@@ -427,3 +428,26 @@ def test_node_config_picks_the_lora_link(tmp_path: Path, monkeypatch: pytest.Mon
             NodeConfig("CP1", data_dir=tmp_path, **args)
     with pytest.raises(ValueError, match="mqtt or lora"):
         NodeConfig("CP1", data_dir=tmp_path, link="pigeon")
+
+
+def test_a_lora_node_waits_for_its_calls_as_long_as_the_radio_may_take(tmp_path: Path) -> None:
+    """OCPP's MessageTimeout (30 s) is shorter than the radio's ten retry rounds: a LoRa node's
+    device model starts at the link's span (node.lora_message_timeout), an explicit value or
+    an MQTT node keeps its own."""
+    from ocpp_iot.charger_node.node import NodeConfig, device_model_defaults, lora_message_timeout
+    from ocpp_iot.transports.lora.arq import give_up_after
+
+    name = "OCPPCommCtrlr.MessageTimeout[Default]"
+    lora: dict[str, Any] = {"link": "lora", "lora_port": "p", "lora_address": 5,
+                            "lora_key": KEY.hex()}  # fmt: skip
+    spans = []
+    for sf in (7, 9, 12):
+        cfg = NodeConfig("CP1", data_dir=tmp_path, lora_sf=sf, **lora)
+        span = give_up_after(RadioConfig(sf=sf, max_packet=255), ArqConfig())
+        assert lora_message_timeout(cfg) == math.ceil(span)
+        assert device_model_defaults(cfg) == {name: str(math.ceil(span))}
+        spans.append(span)
+    assert 300 < spans[0] < spans[1] < spans[2] < 3600  # 360 s, 478 s, 1558 s
+    mine = NodeConfig("CP1", data_dir=tmp_path, variables={name: "90"}, **lora)
+    assert device_model_defaults(mine) == {name: "90"}
+    assert device_model_defaults(NodeConfig("CP1", data_dir=tmp_path)) == {}

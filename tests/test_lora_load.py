@@ -19,7 +19,8 @@ most of the hour; then:
   budget for any radio (stations: 36 s in 868.0-868.6 MHz, gateway: 360 s in 869.4-869.65 MHz);
 - frames were lost and collided, and every station's link layer retransmitted.
 
-The stations' OCPP MessageTimeout is the radio link's longest retry span (:func:`link_span`).
+The stations' OCPP MessageTimeout is a LoRa node's default: the radio link's longest retry
+span (``node.lora_message_timeout``, 360 s at SF7), checked here.
 Airtime and the busiest hour of each radio, and the channel's counts, are printed
 (``pytest -s``). One process, one event loop: the loop's and the threads' scheduling delays
 are ``RATE`` times longer in radio time, so the channel is harsher than a real one (more
@@ -29,7 +30,6 @@ collisions from wake-ups that coincide, receivers still retuning: counted and pr
 from __future__ import annotations
 
 import asyncio
-import math
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -47,14 +47,13 @@ from ocpp_iot.bridge.lora_gateway import (
     LoraGateway,
 )
 from ocpp_iot.bridge.reference import build_reference
-from ocpp_iot.charger_node.node import Node, NodeConfig, make_lora_link
+from ocpp_iot.charger_node.node import Node, NodeConfig, lora_message_timeout, make_lora_link
 from ocpp_iot.charger_node.scenario import parse_scenario
 from ocpp_iot.charger_node.simulated import SimulatedEvse
 from ocpp_iot.lora_keys import load_stations, provision
 from ocpp_iot.rpc import Call
-from ocpp_iot.transports.lora import ArqConfig, LinkStats, RadioConfig
+from ocpp_iot.transports.lora import LinkStats
 from ocpp_iot.transports.lora.airtime import band_for
-from ocpp_iot.transports.lora.arq import ack_timeout
 from ocpp_iot.transports.lora.sim import Simulator
 from ocpp_iot.transports.lora_link import LoraStationLink
 from ocpp_iot.transports.lora_setup import ModemSettings, make_modem
@@ -79,18 +78,6 @@ def scenario() -> Any:
         {"at": 240, "plug": 1}, {"after": 3, "token": "TOKEN"},
         {"after": 2, "charge_kwh": 8.0, "power_kw": 11}, {"unplug": 1, "after_full": 60},
     ]})  # fmt: skip
-
-
-def link_span() -> int:
-    """The longest the radio link may retry a CALL before it gives up (``SendFailed``, then
-    LinkDown): every round's longest back-off (arq.retry_delay). OCPP's default MessageTimeout
-    (30 s) is far shorter (at SF7 this is over 5 minutes): the OCPP layer would give up on
-    CALLs the radio is still delivering, ignore their answers when they come, and send them
-    again once the radio acknowledged them, so the station waits as long as its link may."""
-    radio, arq = RadioConfig(sf=SF, max_packet=255, frequency_hz=STATION_FREQUENCY), ArqConfig()
-    timeout = ack_timeout(radio, arq, True)
-    rounds = range(arq.max_retries + 1)
-    return math.ceil(sum(timeout * (1 + (1 << min(a, arq.backoff_cap))) for a in rounds))
 
 
 @dataclass
@@ -145,8 +132,7 @@ def one_hour(tmp_path: Path) -> None:
             sid, version="2.0.1", data_dir=tmp_path / sid, link="lora",
             lora_port=sim.paths[ids.index(sid)], lora_modem="rak3172", lora_sf=SF,
             lora_address=st.address, lora_key=st.key.hex(),
-            variables={"SampledDataCtrlr.TxUpdatedInterval": "60",
-                       "OCPPCommCtrlr.MessageTimeout[Default]": str(link_span())},
+            variables={"SampledDataCtrlr.TxUpdatedInterval": "60"},
         )  # fmt: skip
 
     async def hour(sim: Simulator) -> tuple[dict[str, Node], LoraGateway]:
@@ -196,6 +182,10 @@ def one_hour(tmp_path: Path) -> None:
                 await until(done, "the hour and every transaction to end",
                             timeout=1.5 * HOUR / RATE + 30)  # fmt: skip
                 assert sim.clock() - t0 < HOUR + 300  # nothing was late by minutes
+                for sid, n in nodes.items():  # the LoRa default, not OCPP's 30 s
+                    assert n.runtime is not None
+                    timeout = n.runtime.machine.model.message_timeout
+                    assert timeout == lora_message_timeout(station_settings(sid)) >= 300
             finally:
                 for n in nodes.values():
                     n.stop()

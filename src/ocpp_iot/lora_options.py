@@ -9,6 +9,7 @@ The values land in the command's options under click's names for the flags (``lo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,7 +21,9 @@ from .transports.lora_setup import MODEM_KINDS, ModemSettings
 __all__ = ["Frequency", "modem_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_DEFAULTS = ModemSettings("rak3172", "", tx_hz=868_100_000, rx_hz=869_525_000)
+#: ModemSettings' defaults, read off the class: building one would load the link layer, which
+#: an MQTT node's command line does not need
+_DEFAULT = {f.name: f.default for f in dataclasses.fields(ModemSettings)}
 
 
 @dataclass(frozen=True)
@@ -54,19 +57,19 @@ def modem_options(
     options = [
         opt("port", required=port_required, default=None,
             help="the LoRa modem's serial port, e.g. /dev/ttyUSB0"),
-        opt("modem", type=click.Choice(list(MODEM_KINDS)), default=_DEFAULTS.kind,
+        opt("modem", type=click.Choice(list(MODEM_KINDS)), default="rak3172",
             help="the modem's kind (its command set)"),
-        opt("sf", type=click.IntRange(7, 12), default=_DEFAULTS.sf,
+        opt("sf", type=click.IntRange(7, 12), default=_DEFAULT["sf"],
             help=f"spreading factor (as {peer})"),
         opt("bandwidth", type=click.Choice(["125000", "250000", "500000"]),
-            default=str(_DEFAULTS.bandwidth_hz), help=f"bandwidth in Hz (as {peer})"),
-        opt("coding-rate", type=click.IntRange(1, 4), default=_DEFAULTS.coding_rate,
+            default=str(_DEFAULT["bandwidth_hz"]), help=f"bandwidth in Hz (as {peer})"),
+        opt("coding-rate", type=click.IntRange(1, 4), default=_DEFAULT["coding_rate"],
             help=f"1..4 for 4/5..4/8 (as {peer})"),
-        opt("preamble", type=click.IntRange(4, 65535), default=_DEFAULTS.preamble,
+        opt("preamble", type=click.IntRange(4, 65535), default=_DEFAULT["preamble"],
             help=f"preamble symbols (as {peer}; an RYLR896 takes 4..7)"),
         opt(transmit.name, type=int, default=transmit.default, help=transmit.help),
         opt(listen.name, type=int, default=listen.default, help=listen.help),
-        opt("power", type=click.IntRange(-9, 27), default=_DEFAULTS.power_dbm,
+        opt("power", type=click.IntRange(-9, 27), default=_DEFAULT["power_dbm"],
             help="transmit power, dBm"),
         opt("max-packet", type=click.IntRange(21, 255), default=None, show_default=False,
             help="packet size of the deployment (the smallest modem's)  [default: the "

@@ -19,6 +19,7 @@ import dataclasses
 import importlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -140,6 +141,29 @@ def lora_key(cfg: NodeConfig) -> bytes:
         return parse_key(cfg.lora_key) if cfg.lora_key else read_key_file(cfg.lora_key_file or "")
     except OSError as exc:
         raise ValueError(f"cannot read the LoRa key file: {exc}") from None
+
+
+MESSAGE_TIMEOUT = "OCPPCommCtrlr.MessageTimeout[Default]"
+
+
+def device_model_defaults(cfg: NodeConfig) -> dict[str, str]:
+    """The device model's starting values: ``cfg.variables``, and on a LoRa link a
+    MessageTimeout as long as the radio may take to deliver a CALL (OCPP's 30 s is a fraction
+    of it: the station would give up on CALLs the radio still delivers, ignore their late
+    answers and send them again), unless ``cfg.variables`` names one."""
+    defaults = dict(cfg.variables)
+    if cfg.link == "lora" and MESSAGE_TIMEOUT not in defaults:
+        defaults[MESSAGE_TIMEOUT] = str(lora_message_timeout(cfg))
+    return defaults
+
+
+def lora_message_timeout(cfg: NodeConfig) -> int:
+    """Seconds a CALL may take on ``cfg``'s radio before its link gives it up (arq
+    ``give_up_after``), within the variable's range (at most an hour)."""
+    from ..transports.lora import ArqConfig
+    from ..transports.lora.arq import give_up_after
+
+    return min(3600, math.ceil(give_up_after(lora_settings(cfg).radio(), ArqConfig())))
 
 
 def make_lora_link(
@@ -272,7 +296,7 @@ class Node:
             firmware_version=cfg.firmware_version,
             evses=per_evse,
             store=JsonFileStore(cfg.data_dir / "device-model.json"),
-            defaults=cfg.variables or None,
+            defaults=device_model_defaults(cfg) or None,
         )
         outbox = Outbox(cfg.data_dir / "outbox.db", max_messages=cfg.max_queue)
         boot = BootInfo(cfg.model, cfg.vendor, cfg.serial_number, cfg.firmware_version)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
-from .lora import RadioConfig, band_for
-from .lora.modem import Modem
+if TYPE_CHECKING:  # the link layer (and cryptography) only where a LoRa end is built: an
+    # MQTT node's command line reads MODEM_KINDS and the defaults, and nothing else of LoRa
+    from .lora import RadioConfig
+    from .lora.modem import Modem
 
 __all__ = ["MODEM_KINDS", "ModemSettings", "make_modem"]
 
@@ -46,6 +48,8 @@ class ModemSettings:
             raise ValueError(f"modem must be one of {', '.join(MODEM_KINDS)}, not {self.kind!r}")
         if self.max_packet is not None and self.max_packet > MODEM_KINDS[self.kind]:
             raise ValueError(f"a {self.kind} sends at most {MODEM_KINDS[self.kind]} bytes")
+        from .lora import band_for
+
         self.radio()  # validates modulation and packet size
         band_for(self.tx_hz, self.bandwidth_hz)  # a duty-cycled sub-band holds the channel
 
@@ -55,6 +59,8 @@ class ModemSettings:
 
     def radio(self) -> RadioConfig:
         """The link layer's view of it (this end's transmit frequency and packet size)."""
+        from .lora import RadioConfig
+
         return RadioConfig(
             sf=self.sf,
             bandwidth_hz=self.bandwidth_hz,
@@ -79,4 +85,4 @@ def make_modem(settings: ModemSettings) -> Modem:
         options = {"rx_frequency_hz": settings.rx_hz, "tx_power_dbm": settings.power_dbm}
     if settings.baudrate is not None:
         options["baudrate"] = settings.baudrate
-    return cast(Modem, drivers.create(settings.kind, settings.port, settings.radio(), **options))
+    return cast("Modem", drivers.create(settings.kind, settings.port, settings.radio(), **options))

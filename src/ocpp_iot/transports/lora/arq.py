@@ -49,6 +49,7 @@ __all__ = [
     "nack_frame_size",
     "ack_timeout",
     "retry_delay",
+    "give_up_after",
     "reassembly_timeout",
     "max_message",
     "OutMessage",
@@ -161,6 +162,16 @@ def retry_delay(timeout: float, attempt: int, cap: int, rng: random.Random) -> f
     share of ``timeout * 2**min(attempt, cap)`` (so that two senders that collided do not
     collide again, and a congested channel gets room)."""
     return timeout + rng.uniform(0.0, timeout * (1 << min(attempt, cap)))
+
+
+def give_up_after(radio: RadioConfig, arq: ArqConfig, positions: int = 1) -> float:
+    """The longest a CALL of ``positions`` fragments may take before the sender gives it up:
+    every round's timeout at its longest back-off (:func:`retry_delay`), for the first try and
+    the ``max_retries`` after it, without the waits for the duty cycle. A layer above that times
+    out sooner (OCPP's MessageTimeout) abandons CALLs the radio is still delivering."""
+    timeout = ack_timeout(radio, arq, True, positions)
+    rounds = range(arq.max_retries + 1)
+    return sum(timeout * (1 + (1 << min(a, arq.backoff_cap))) for a in rounds)
 
 
 def reassembly_timeout(radio: RadioConfig, arq: ArqConfig) -> float:
