@@ -185,7 +185,9 @@ def test_the_setup_of_docs_bridge_md_runs(tmp_path: Path) -> None:
         pytest.skip("mosquitto is not installed")
     guide = doc_commands(ROOT / "docs" / "bridge.md")
     passwd = tmp_path / "etc" / "passwd"
-    env = {"BRIDGE_PASSWD_FILE": str(passwd)}
+    # the files add-station writes (as root by default in /etc/ocpp-iot) stay in tmp_path
+    env = {"BRIDGE_PASSWD_FILE": str(passwd),
+           "BRIDGE_LORA_STATIONS": str(tmp_path / "etc" / "lora-stations.json")}  # fmt: skip
     passwords: dict[str, str] = {}
     for c in guide:
         if c.args[0] == "add-station" and "--help" not in c.args:
@@ -195,6 +197,8 @@ def test_the_setup_of_docs_bridge_md_runs(tmp_path: Path) -> None:
             pw = args[args.index("--password") + 1] if "--password" in args else None
             printed = re.search(r"^password: (\S+)$", r.output, re.M)
             passwords[c.args[1]] = pw or (printed.group(1) if printed else "")
+            if "--lora" in c.args:  # a radio station: a key in the stations file, no MQTT user
+                assert re.search(r"^lora key: [0-9a-f]{32}\b", r.output, re.M), r.output
     assert {"bridge", "operator", "CP1"} <= set(passwords)
     with Mosquitto(directory=tmp_path / "mosquitto", passwd_file=passwd) as broker:
         hostport = broker.url.removeprefix("mqtt://")
