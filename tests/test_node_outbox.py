@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ocpp_iot.charger_node.outbox import Outbox, ReplayPace, RetryPolicy
+from ocpp_iot.charger_node.outbox import PAGE_SIZE, Outbox, ReplayPace, RetryPolicy
 from ocpp_iot.charger_node.outbox_policy import to_base36
 
 
@@ -377,3 +378,24 @@ def test_retry_policy() -> None:
     assert RetryPolicy(attempts=1).exhausted(1)  # 1 = never retried
     with pytest.raises(ValueError):
         RetryPolicy(attempts=0)
+
+
+def test_a_new_file_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    def page_size(path: Path) -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    new = tmp_path / "new.db"
+    with Outbox(new) as box:
+        box.put("TransactionEvent", tx_event("Started", "t1"), now=1.0)
+    assert page_size(new) == PAGE_SIZE == 1024
+    old = tmp_path / "old.db"  # made with SQLite's default pages (before this change)
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("CREATE TABLE before (x)")
+    with Outbox(old) as box:
+        box.put("TransactionEvent", tx_event("Started", "t1"), now=1.0)
+    with Outbox(old) as box:  # reopened: the queue is there, the page size unchanged
+        head = box.head()
+        assert head is not None and head.payload["seqNo"] == 0
+    assert page_size(old) == 4096

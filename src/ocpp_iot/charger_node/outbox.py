@@ -80,6 +80,10 @@ __all__ = ["Outbox", "Entry", "Stored", "OutboxStats", "RetryPolicy", "ReplayPac
 log = logging.getLogger(__name__)
 
 
+#: SQLite page size of a new outbox file (see Outbox.__init__)
+PAGE_SIZE = 1024
+
+
 class Outbox:
     """The durable queue of one station, in one SQLite file (created if missing)."""
 
@@ -109,6 +113,11 @@ class Outbox:
         self._db = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=10.0
         )
+        # 1 KiB pages, for a new file (an existing one keeps its size): the rows are a few
+        # hundred bytes, the WAL frames written per commit shrink with the page, and SQLite's
+        # page cache starts with a bulk of pages per connection: 145 -> 85 KiB a station in
+        # `charger-node simulate` (measured with 300 connections).
+        self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             self._db.close()
