@@ -92,6 +92,14 @@ class Item:
     claim: ClaimResult | None = None
 
 
+@dataclass(slots=True)
+class _Lookup:
+    """A store lookup in progress: the items whose CALLs it covers, in order."""
+
+    owners: list[Item]
+    future: asyncio.Future[list[ClaimResult]]
+
+
 @dataclass
 class _StationWork:
     queue: deque[Item] = field(default_factory=deque)
@@ -108,7 +116,8 @@ class Inbound:
         self.backend = bridge.backend
         self.sessions: dict[str, Session] = {}
         self._incoming: list[Item] = []
-        self._consumer: asyncio.Task[None] | None = None
+        self._take_handle: asyncio.Handle | None = None  # _take is due
+        self._consumer: asyncio.Task[None] | None = None  # a claim awaited: later items wait
         self._busy: dict[str, _StationWork] = {}
         self._claim_retry = Backoff(self.config.store_retry, self.config.store_retry)
         self.answers = Answers(self)
@@ -124,10 +133,12 @@ class Inbound:
         return s
 
     def submit(self, item: Item) -> None:
-        """Take a CALL, a SEND or a rejected frame (from the loop thread)."""
+        """Take a CALL, a SEND or a rejected frame (from the loop thread). The frames of one
+        socket read are claimed together, right after it (a callback, not a task: when the
+        store answers in the loop nothing is awaited)."""
         self._incoming.append(item)
-        if self._consumer is None:
-            self._consumer = asyncio.ensure_future(self._consume())
+        if self._take_handle is None and self._consumer is None:
+            self._take_handle = asyncio.get_running_loop().call_soon(self._take)
 
     async def drain(self, timeout: float) -> None:
         """Finish what is in hand (shutdown): claimed items, station queues, pending stores."""
@@ -139,35 +150,50 @@ class Inbound:
 
     # -- 1. claim -----------------------------------------------------------------------------
 
-    async def _consume(self) -> None:
+    def _take(self) -> None:
+        """Claim what came in: in this callback while the store answers at once, else (the
+        database thread answers, or the store failed) in :meth:`_consume`, which later items
+        wait for."""
+        self._take_handle = None
+        while self._incoming and self._consumer is None:
+            items, self._incoming = self._incoming, []
+            lookup = self._look_up(items)
+            if lookup is not None and (not lookup.future.done() or lookup.future.exception()):
+                self._consumer = asyncio.ensure_future(self._consume(items, lookup))
+                return
+            self._claimed(items, lookup)
+
+    async def _consume(self, items: list[Item], lookup: _Lookup) -> None:
         try:
-            while self._incoming:
-                items, self._incoming = self._incoming, []
+            while True:
                 try:
-                    await self._claim(items)
+                    await lookup.future
+                    break
                 except Exception as exc:
                     wait = self._claim_retry.next()
                     log.error(
                         "could not look up %d CALLs in the store (%s); not acknowledged, "
                         "retrying in %.1f s",
-                        sum(1 for i in items if isinstance(i.frame, Call)),
+                        len(lookup.owners),
                         exc,
                         wait,
                     )
-                    self._incoming[:0] = items
                     await asyncio.sleep(wait)
-                    continue
-                if self._claim_retry.failures:
-                    log.warning("the store answers again: claims resumed")
-                    self._claim_retry.reset()
-                for item in items:
-                    self._start(item)
+                    again = self._look_up(items)
+                    if again is None:  # pragma: no cover - the same items need the same keys
+                        break
+                    lookup = again
+            if self._claim_retry.failures:
+                log.warning("the store answers again: claims resumed")
+                self._claim_retry.reset()
+            self._claimed(items, lookup)
         finally:
             self._consumer = None
-            if self._incoming:  # arrived after the last turn
-                self._consumer = asyncio.ensure_future(self._consume())
+            if self._incoming and self._take_handle is None:  # arrived meanwhile
+                self._take_handle = asyncio.get_running_loop().call_soon(self._take)
 
-    async def _claim(self, items: list[Item]) -> None:
+    def _look_up(self, items: list[Item]) -> _Lookup | None:
+        """Ask the store about the items' CALLs not answered here lately (None: no such CALL)."""
         keys: list[tuple[str, str]] = []
         owners: list[Item] = []
         for item in items:
@@ -179,19 +205,30 @@ class Inbound:
                     keys.append((item.station, frame.message_id))
                     owners.append(item)
         if not keys:
-            return
-        results = await self.store.claim_calls(
-            keys, self.bridge.owner, time.time(), mark=self.config.shared
-        )
-        for item, claim in zip(owners, results, strict=True):
-            assert isinstance(item.frame, Call)
-            item.claim = claim
-            cache = self.sessions[item.station].cache
-            assert isinstance(cache, StationCache)
-            if claim.claim is Claim.DONE:
-                cache.primed[item.frame.message_id] = claim.response
-            elif claim.claim is Claim.BUSY:
-                cache.primed[item.frame.message_id] = IN_HAND
+            return None
+        try:
+            future = self.store.claim_calls(
+                keys, self.bridge.owner, time.time(), mark=self.config.shared
+            )
+        except Exception as exc:  # e.g. the store is closed: retried like a failed lookup
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(exc)
+        return _Lookup(owners, future)
+
+    def _claimed(self, items: list[Item], lookup: _Lookup | None) -> None:
+        """Prime the sessions with what the store said, then start the items in order."""
+        if lookup is not None:
+            for item, claim in zip(lookup.owners, lookup.future.result(), strict=True):
+                assert isinstance(item.frame, Call)
+                item.claim = claim
+                cache = self.sessions[item.station].cache
+                assert isinstance(cache, StationCache)
+                if claim.claim is Claim.DONE:
+                    cache.primed[item.frame.message_id] = claim.response
+                elif claim.claim is Claim.BUSY:
+                    cache.primed[item.frame.message_id] = IN_HAND
+        for item in items:
+            self._start(item)
 
     # -- 2. answer ----------------------------------------------------------------------------
 
