@@ -31,6 +31,8 @@ log = logging.getLogger("ocpp_iot.bridge")
 
 _RETRY_MAX = 30.0
 
+StoreResult = bytes | EffectsFailed | None
+
 
 @dataclass(slots=True)
 class Ready:
@@ -70,8 +72,8 @@ class Answers:
         self.config = inbound.config
         self.store = inbound.store
         self._ready: list[Ready] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flusher: asyncio.Task[None] | None = None  # a store awaited: later ones wait
+        self._flush_timer: asyncio.Handle | None = None  # _flush_ready is due
         # stations whose handler state changed and is not stored yet: the latest state and
         # how many stores of it are pending (a later CALL must not see the older stored one)
         self._unstored: dict[str, tuple[dict[str, Any], int]] = {}
@@ -174,51 +176,75 @@ class Answers:
         delay = self.config.commit_delay
         loop = asyncio.get_running_loop()
         if delay > 0 and len(self._ready) < 256:
-            self._flush_timer = loop.call_later(delay, self._start_flush)
-        else:
-            self._start_flush()
+            self._flush_timer = loop.call_later(delay, self._flush_ready)
+        else:  # after this turn of the loop: with every answer it makes
+            self._flush_timer = loop.call_soon(self._flush_ready)
 
-    def _start_flush(self) -> None:
+    def _flush_ready(self) -> None:
+        """Store every ready answer in one transaction, then send and acknowledge them: in this
+        callback when the store answers in the loop, else in :meth:`_flush` (a task awaiting
+        the database thread, or retrying after a failure), which later answers wait for."""
         self._flush_timer = None
-        if self._flusher is None and self._ready:
-            self._flusher = asyncio.ensure_future(self._flush())
+        while self._ready and self._flusher is None:
+            batch, self._ready = self._ready, []
+            stored = self._store(batch)
+            if stored is not None and (not stored.done() or stored.exception()):
+                self._flusher = asyncio.ensure_future(self._flush(batch, stored))
+                return
+            self._send(batch, [] if stored is None else stored.result())
 
-    async def _flush(self) -> None:
-        """Store every ready answer in one transaction, then send and acknowledge them."""
+    def _store(self, batch: list[Ready]) -> asyncio.Future[list[StoreResult]] | None:
+        finishes = [r.finish for r in batch if r.finish is not None]
+        if not finishes:
+            return None
         try:
-            while self._ready:
-                batch, self._ready = self._ready, []
-                finishes = [r.finish for r in batch if r.finish is not None]
+            return self.store.finish_calls(finishes)
+        except Exception as exc:  # e.g. the store is closed: retried like a failed store
+            failed: asyncio.Future[list[StoreResult]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def _flush(self, batch: list[Ready], stored: asyncio.Future[list[StoreResult]]) -> None:
+        try:
+            while True:
                 try:
-                    results = await self.store.finish_calls(finishes) if finishes else []
+                    results = await stored
+                    break
                 except Exception as exc:
                     wait = self._retry.next()
                     log.error(
                         "could not store %d answers (%s); nothing sent or acknowledged, "
                         "retrying in %.1f s",
-                        len(finishes),
+                        sum(1 for r in batch if r.finish is not None),
                         exc,
                         wait,
                     )
-                    self._ready[:0] = batch
                     await asyncio.sleep(wait)
-                    continue
-                if self._retry.failures:
-                    log.warning("the store answers again: %d answers stored", len(finishes))
-                    self._retry.reset()
-                stored = iter(results)
-                for ready in batch:
-                    result = next(stored) if ready.finish is not None else None
-                    try:
-                        self._deliver(ready, result)
-                    except Exception:
-                        log.exception("failed to send an answer to %s", ready.item.station)
-                        if ready.done is not None and not ready.done.done():
-                            ready.done.set_result(None)  # the station's next frame goes on
+                    again = self._store(batch)
+                    if again is None:  # pragma: no cover - the same batch has the same finishes
+                        results = []
+                        break
+                    stored = again
+            if self._retry.failures:
+                log.warning("the store answers again: %d answers stored", len(results))
+                self._retry.reset()
+            self._send(batch, results)
         finally:
             self._flusher = None
-            if self._ready:
-                self._start_flush()
+            if self._ready and self._flush_timer is None:  # came meanwhile
+                self._flush_timer = asyncio.get_running_loop().call_soon(self._flush_ready)
+
+    def _send(self, batch: list[Ready], results: list[StoreResult]) -> None:
+        """The batch is stored: send and acknowledge its answers, in order."""
+        stored = iter(results)
+        for ready in batch:
+            result = next(stored) if ready.finish is not None else None
+            try:
+                self._deliver(ready, result)
+            except Exception:
+                log.exception("failed to send an answer to %s", ready.item.station)
+                if ready.done is not None and not ready.done.done():
+                    ready.done.set_result(None)  # the station's next frame goes on
 
     def _deliver(self, ready: Ready, result: bytes | EffectsFailed | None) -> None:
         item = ready.item
