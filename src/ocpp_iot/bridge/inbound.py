@@ -57,25 +57,26 @@ log = logging.getLogger("ocpp_iot.bridge")
 _RETRY_MAX = 30.0
 
 
-class StationCache:
+class StationCache(MemoryAnswerCache):
     """One station's answer cache for its :class:`Session`: the last few answers in memory,
     and what the store said about the CALLs of the batch in hand (primed before the session
     sees them)."""
 
-    __slots__ = ("local", "primed")
+    __slots__ = ("primed",)
 
     def __init__(self, remember: int = 8) -> None:
-        self.local = MemoryAnswerCache(remember)
+        super().__init__(remember)
         self.primed: dict[str, CachedAnswer | InHand | None] = {}
 
     def get(self, message_id: str) -> CachedAnswer | InHand | None:
-        value = self.local.get(message_id)
-        if value is None:
+        value = self._entries.get(message_id)
+        if value is None and self.primed:
             value = self.primed.pop(message_id, None)
         return value
 
-    def put(self, message_id: str, value: CachedAnswer | InHand) -> None:
-        self.local.put(message_id, value)
+    def known(self, message_id: str) -> CachedAnswer | InHand | None:
+        """What this worker remembers of ``message_id`` itself (not what the store said)."""
+        return self._entries.get(message_id)
 
 
 @dataclass(slots=True)
@@ -201,7 +202,7 @@ class Inbound:
             if isinstance(frame, Call) and item.reject is None:
                 cache = self.session(item.station, item.version).cache
                 assert isinstance(cache, StationCache)
-                if cache.local.get(frame.message_id) is None:
+                if cache.known(frame.message_id) is None:
                     keys.append((item.station, frame.message_id))
                     owners.append(item)
         if not keys:
@@ -337,4 +338,4 @@ class Inbound:
         delivered again is handled, not taken for a repeat)."""
         session = self.sessions.get(station)
         if session is not None and isinstance(session.cache, StationCache):
-            session.cache.local.discard(message_id)
+            session.cache.discard(message_id)

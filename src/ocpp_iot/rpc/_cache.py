@@ -77,6 +77,12 @@ class MemoryAnswerCache:
 
     def _forget_oldest(self) -> None:
         excess = self._answered - self.limit
-        for key in [k for k, v in self._entries.items() if v is not IN_HAND][:excess]:
+        doomed: list[str] = []
+        for key, value in self._entries.items():  # oldest first; usually the first one
+            if value is not IN_HAND:
+                doomed.append(key)
+                if len(doomed) == excess:
+                    break
+        for key in doomed:
             del self._entries[key]
-        self._answered -= excess
+        self._answered -= len(doomed)
