@@ -54,7 +54,8 @@ class Mirror:
             self.view.restore(station, payload)
 
     def up(self, station: str, version: str, frame: Frame, data: bytes) -> None:
-        self._trace("up", station, frame, data)
+        if self.observer is not None or traffic_log.isEnabledFor(logging.DEBUG):
+            self._trace("up", station, frame, data)
         if self.config.mirror:
             self._mirror(station, "json/up", frame)
         if self.view is not None:
@@ -65,7 +66,8 @@ class Mirror:
 
     def down(self, station: str, version: str, frame: Frame, data: bytes) -> None:
         self.bridge.stats["down"] += 1
-        self._trace("down", station, frame, data)
+        if self.observer is not None or traffic_log.isEnabledFor(logging.DEBUG):
+            self._trace("down", station, frame, data)
         if self.config.mirror:
             self._mirror(station, "json/down", frame)
         if self.view is not None:

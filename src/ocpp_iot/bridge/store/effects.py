@@ -10,9 +10,8 @@ never looks at the collection.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
 from ._types import Statement
@@ -49,12 +48,23 @@ def defer_sql(db_path: str, statements: Sequence[Statement]) -> bool:
     return True
 
 
-@contextmanager
-def collect_effects(db_path: str) -> Iterator[list[Statement]]:
-    """Collect what handlers :func:`defer_sql` while the block runs (the bridge uses this)."""
-    eff = _Effects(db_path)
-    token = _EFFECTS.set(eff)
-    try:
-        yield eff.statements
-    finally:
-        _EFFECTS.reset(token)
+class collect_effects:  # noqa: N801 - used as a function: ``with collect_effects(path) as e``
+    """Collect what handlers :func:`defer_sql` while the block runs (the bridge uses this).
+
+    A class rather than a ``@contextmanager`` generator: the bridge opens one per CALL, and
+    the generator's machinery cost more than the rest of it together."""
+
+    __slots__ = ("_effects", "_token")
+
+    def __init__(self, db_path: str) -> None:
+        self._effects = _Effects(db_path)
+        self._token: Token[_Effects | None] | None = None
+
+    def __enter__(self) -> list[Statement]:
+        self._token = _EFFECTS.set(self._effects)
+        return self._effects.statements
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _EFFECTS.reset(self._token)
+        self._token = None
