@@ -339,7 +339,7 @@ class Csms:
 # -- the bench -----------------------------------------------------------------------------------
 
 
-def _data_dir(tmp_path: Path) -> Path:
+def tmpfs_data_dir(tmp_path: Path) -> Path:
     """Where the station's files go: a tmpfs folder when there is one (``/dev/shm``: SQLite's
     and the device model's fsyncs cost nothing there, which keeps these tests fast; what a power
     cut does to the files is the outbox tests' subject), else ``tmp_path``."""
@@ -373,7 +373,7 @@ class Bench:
         now: float = T0,
         charger: Callable[[StationMachine], Behaviour] | None = None,
     ) -> None:
-        self.dir = _data_dir(tmp_path)
+        self.dir = tmpfs_data_dir(tmp_path)
         self.version = version
         self.evse = evse if evse is not None else ScriptedEvse(connectors)
         self.csms = csms if csms is not None else Csms(version)

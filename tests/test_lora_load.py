@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge_memory_helpers import running, until
-from station_harness import _data_dir
+from station_harness import tmpfs_data_dir
 
 from ocpp_iot.bridge import _wire
 from ocpp_iot.bridge.lora_gateway import (
@@ -109,7 +109,7 @@ def busiest_hours(sim: Simulator) -> dict[str, float]:
 
 
 def test_ten_stations_share_a_lossy_channel_for_an_hour(tmp_path: Path) -> None:
-    files = _data_dir(tmp_path)  # tmpfs: the fsyncs of 10 outboxes would stall the one loop
+    files = tmpfs_data_dir(tmp_path)  # tmpfs: the fsyncs of 10 outboxes would stall the one loop
     try:
         one_hour(files)
     finally:
