@@ -8,6 +8,7 @@ subscription, restarts any that dies, and stops them all on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -114,6 +115,11 @@ def run_worker(opts: Mapping[str, Any], index: int) -> int:
             log.info("embedded broker (amqtt, MQTT 3.1.1) listening on %s", broker.url)
         try:
             bridge = build_bridge(opts, index)
+            # What exists now (modules, classes, the codecs' and models' tables: some 80,000
+            # objects) lives as long as the worker: the collector's full passes need not scan it
+            # every time (it made them take ~50 ms each, 12 % of the CPU at 1,000 stations)
+            gc.collect()
+            gc.freeze()
             await bridge.run(stop)
         finally:
             if broker is not None:
