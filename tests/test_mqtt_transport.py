@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, USERS, Probe, make_client_cert
@@ -523,7 +524,16 @@ def test_paho_still_has_the_internals_we_use() -> None:
 
     import paho.mqtt.client as paho
 
-    assert _paho.internals() == {"sock_recv": True, "create_socket": True, "out_packet": True}
+    assert _paho.internals() == {
+        "sock_recv": True,
+        "create_socket": True,
+        "out_packet": True,
+        "on_message": True,
+    }
+    # messages reach on_message through _handle_on_message, after the topic matcher
+    handle = inspect.getsource(paho.Client._handle_on_message)
+    assert "self._on_message_filtered.iter_match(" in handle and "self.on_message" in handle
+    assert "self._handle_on_message(" in inspect.getsource(paho.Client._handle_publish)
     # the read path goes through _sock_recv, reconnect() through _create_socket()
     assert "self._sock_recv(" in inspect.getsource(paho.Client._packet_read)
     assert "self._create_socket()" in inspect.getsource(paho.Client.reconnect)
@@ -565,6 +575,47 @@ def test_sockets_connected_off_the_loop_and_writes_coalesced(broker: Mosquitto) 
     asyncio.run(scenario())
 
 
+def test_messages_skip_the_topic_matcher_until_a_topic_callback_is_added(
+    broker: Mosquitto,
+) -> None:
+    """Without topic callbacks (message_callback_add) messages go to on_message directly,
+    not through paho's matcher (a reference cycle per message for the garbage collector);
+    with one, paho's own dispatch: the matching topic to its callback, the rest to
+    on_message."""
+
+    async def scenario() -> None:
+        sub = AsyncMqttClient(settings(broker, "bridge", clean_start=True))
+        sub.subscribe("ocpp/#")
+        assert await sub.start(5)
+        pub = AsyncMqttClient(settings(broker, "CP1"))
+        assert await pub.start(5)
+        paho = sub._client
+        for i in range(5):
+            pub.publish("ocpp/CP1/up", b"%d" % i)
+        got = [(await asyncio.wait_for(sub.get(), 5)).payload for _ in range(5)]
+        assert got == [b"%d" % i for i in range(5)]
+        assert paho.direct_messages == 5
+        special: list[bytes] = []
+        arrived = asyncio.Event()
+
+        def on_up(client: object, userdata: object, m: Any) -> None:
+            special.append(m.payload)
+            arrived.set()
+
+        paho.message_callback_add("ocpp/+/up", on_up)
+        pub.publish("ocpp/CP1/up", b"s")
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert special == [b"s"] and paho.direct_messages == 5 and sub._queue.empty()
+        paho.message_callback_remove("ocpp/+/up")
+        await pub.publish_confirmed("ocpp/CP1/up", b"again")
+        assert (await asyncio.wait_for(sub.get(), 5)).payload == b"again"
+        assert paho.direct_messages == 6
+        await pub.stop()
+        await sub.stop()
+
+    asyncio.run(scenario())
+
+
 def test_without_the_internals_it_still_works_and_warns_once(
     broker: Mosquitto, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -575,7 +626,12 @@ def test_without_the_internals_it_still_works_and_warns_once(
     monkeypatch.setattr(
         _paho,
         "internals",
-        lambda: {"sock_recv": False, "create_socket": False, "out_packet": False},
+        lambda: {
+            "sock_recv": False,
+            "create_socket": False,
+            "out_packet": False,
+            "on_message": False,
+        },
     )
 
     async def scenario() -> None:
@@ -593,10 +649,11 @@ def test_without_the_internals_it_still_works_and_warns_once(
         assert c._client.recv_calls == 0  # paho's own _sock_recv did the reading
         got = [(await asyncio.wait_for(sub.get(), 5)).payload for _ in range(21)]
         assert got[-1] == b"last"
+        assert sub._client.direct_messages == 0  # paho's own _handle_on_message delivered
         await c.stop()
         await sub.stop()
 
     with caplog.at_level(logging.WARNING, "ocpp_iot.transports.mqtt"):
         asyncio.run(scenario())
     warned = [r.getMessage() for r in caplog.records if "paho-mqtt" in r.getMessage()]
-    assert len(warned) == 3, warned
+    assert len(warned) == 4, warned

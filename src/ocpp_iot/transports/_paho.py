@@ -13,6 +13,11 @@ and ``tests/test_mqtt_transport.py`` fails as soon as a paho release changes wha
 - ``Client._out_packet``: a deque of dicts (command, mid, qos, pos, to_process, packet,
   info). :meth:`FastPaho.coalesce` joins the waiting packets into one, so one ``send`` carries
   an answer, the ack of its request and whatever else is ready in the same turn of the loop.
+- ``Client._handle_on_message(message)``: for every message paho first walks its matcher of
+  topic callbacks (``message_callback_add``), a recursive generator whose closure is a
+  reference cycle: garbage for the cyclic collector, several objects per message, so a
+  collection every few hundred messages. :class:`FastPaho` calls ``on_message`` directly
+  while no topic callback is registered (paho would call nothing else then).
 """
 
 from __future__ import annotations
@@ -66,7 +71,22 @@ def internals() -> dict[str, bool]:
         "sock_recv": _has_method("_sock_recv", ["bufsize"]),
         "create_socket": _has_method("_create_socket", []),
         "out_packet": isinstance(out, deque) and _has_method("_packet_queue", _PACKET_QUEUE),
+        "on_message": _has_method("_handle_on_message", ["message"])
+        and _topic_callbacks_root(probe) is not None
+        and all(hasattr(probe, n) for n in _ON_MESSAGE_ATTRS),
     }
+
+
+#: what FastPaho._handle_on_message uses of paho's client, besides on_message
+_ON_MESSAGE_ATTRS = ("_in_callback_mutex", "_easy_log", "suppress_exceptions", "_userdata")
+
+
+def _topic_callbacks_root(client: paho.Client) -> Any:
+    """The root of paho's matcher of topic callbacks, if it has the layout we know."""
+    root = getattr(getattr(client, "_on_message_filtered", None), "_root", None)
+    if not isinstance(getattr(root, "_children", None), dict) or not hasattr(root, "_content"):
+        return None
+    return root
 
 
 _INTERNALS: dict[str, bool] | None = None
@@ -85,6 +105,11 @@ def _available() -> dict[str, bool]:
             )
         if not _INTERNALS["out_packet"]:
             warn_once("out_packet", "Client._out_packet changed: packets are not coalesced")
+        if not _INTERNALS.get("on_message", False):
+            warn_once(
+                "on_message",
+                "Client._handle_on_message changed: every message goes through the topic matcher",
+            )
     return _INTERNALS
 
 
@@ -104,10 +129,13 @@ class FastPaho(paho.Client):
         self.buffering = use["sock_recv"]
         self.external_connect = use["create_socket"]
         self.coalescing = use["out_packet"]
+        # paho's matcher root: message_callback_add changes it in place
+        self._topic_root: Any = _topic_callbacks_root(self) if use.get("on_message") else None
         # counters for the tests of the speed-ups
         self.recv_calls = 0  # reads from the socket
         self.coalesced = 0  # packets joined into a bigger one
         self.prepared_used = 0  # connections made on a socket connected off the loop
+        self.direct_messages = 0  # messages handed to on_message without the matcher
         plain = vars(paho.Client).get("_sock_recv")
         if not self.buffering and plain is not None:  # paho's own, whatever it looks like now
             self._sock_recv = types.MethodType(plain, self)  # type: ignore[method-assign]
@@ -134,6 +162,25 @@ class FastPaho(paho.Client):
         end = pos + bufsize
         self._rpos = end
         return buf[pos:end]
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
+        root = self._topic_root
+        if root is None or root._children or root._content is not None:
+            super()._handle_on_message(message)  # topic callbacks (or a paho we do not know)
+            return
+        self.direct_messages += 1
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:  # as paho calls it
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(paho.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
     # -- connecting -------------------------------------------------------------------------
 
