@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from ocpp_iot.bridge.reference import build_reference
 from ocpp_iot.charger_node.cli import main
-from ocpp_iot.charger_node.node import Node, NodeConfig, read_status
+from ocpp_iot.charger_node.node import Node, NodeConfig, make_link, read_status
 from ocpp_iot.charger_node.runtime import decode_frame, encode_frame
 from ocpp_iot.charger_node.scenario import parse_scenario
 from ocpp_iot.charger_node.simulated import SimulatedEvse
@@ -267,9 +267,10 @@ def test_options_from_file_environment_and_flags(
     conf = tmp_path / "node.toml"
     conf.write_text(
         '[node]\nstation_id = "FILE"\nbroker = "mqtt://file:1883"\nversion = "1.6"\n'
-        'connectors = 2\nvar = ["SampledDataCtrlr.TxUpdatedInterval=30"]\n'
+        'connectors = 2\nvar = ["SampledDataCtrlr.TxUpdatedInterval=30"]\nkeepalive = 300\n'
     )
-    env = {"CHARGER_NODE_BROKER": "mqtt://env:1883", "CHARGER_NODE_PASSWORD": "pw"}
+    env = {"CHARGER_NODE_BROKER": "mqtt://env:1883", "CHARGER_NODE_PASSWORD": "pw",
+           "CHARGER_NODE_RECONNECT_MAX_DELAY": "120"}  # fmt: skip
     result = CliRunner().invoke(
         main,
         ["run", "--config", str(conf), "--version", "2.1", "--data-dir", str(tmp_path)],
@@ -281,6 +282,10 @@ def test_options_from_file_environment_and_flags(
         "FILE", "mqtt://env:1883", "2.1", 2, "pw"
     )  # fmt: skip
     assert cfg.variables == {"SampledDataCtrlr.TxUpdatedInterval": "30"}
+    assert (cfg.keepalive, cfg.reconnect_max_delay) == (300, 120.0)
+    link = make_link(cfg)  # what the MQTT client is given
+    settings = link.settings  # type: ignore[attr-defined]
+    assert (settings.keepalive, settings.reconnect_max_delay) == (300, 120.0)
     conf.write_text('[node]\nstation_id = "X"\nbrokr = "mqtt://x"\n')
     bad = CliRunner().invoke(main, ["run", "--config", str(conf)])
     assert bad.exit_code != 0 and "brokr" in bad.output and "broker" in bad.output

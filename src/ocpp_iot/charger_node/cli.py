@@ -72,6 +72,15 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--var", multiple=True, envvar=f"{ENV}_VAR",
                      help="device-model value to start from, PATH=VALUE, e.g. "
                      "SampledDataCtrlr.TxUpdatedInterval=60 (repeatable)"),
+        click.option("--keepalive", type=click.IntRange(5, 65535), default=60,
+                     envvar=f"{ENV}_KEEPALIVE",
+                     help="MQTT keepalive, seconds: an idle link pings the broker this often "
+                     "(160 B with TCP/IP each; longer costs fewer bytes, notices a dead link "
+                     "later)"),
+        click.option("--reconnect-max-delay", type=click.FloatRange(1.0, 3600.0), default=30.0,
+                     envvar=f"{ENV}_RECONNECT_MAX_DELAY",
+                     help="longest wait between reconnection attempts, seconds (the back-off "
+                     "doubles from 0.5 s, with jitter)"),
         click.option("--replay-per-minute", type=float, default=60.0,
                      envvar=f"{ENV}_REPLAY_PER_MINUTE",
                      help="queued messages sent a minute after an offline period (after a "
@@ -138,6 +147,8 @@ def _config(station_id: str, data_dir: str, opts: dict[str, Any], **extra: Any) 
             scenario=opts["scenario"],
             variables=_variables(opts["var"]),
             replay_per_minute=opts["replay_per_minute"],
+            keepalive=opts["keepalive"],
+            reconnect_max_delay=opts["reconnect_max_delay"],
             **extra,
         )
     except ValueError as exc:

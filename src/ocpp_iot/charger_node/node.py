@@ -65,6 +65,8 @@ class NodeConfig:
     certfile: str | None = None
     keyfile: str | None = None
     keepalive: int = 60
+    #: the MQTT link's longest wait between reconnection attempts, seconds
+    reconnect_max_delay: float = 30.0
     evse: str = "simulated"
     seed: int | str | None = None
     scenario: str | None = None
@@ -200,6 +202,7 @@ def make_link(cfg: NodeConfig) -> StationLink:
         certfile=cfg.certfile,
         keyfile=cfg.keyfile,
         keepalive=cfg.keepalive,
+        reconnect_max_delay=cfg.reconnect_max_delay,
     )
 
 
