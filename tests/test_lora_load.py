@@ -111,13 +111,13 @@ def busiest_hours(sim: Simulator) -> dict[str, float]:
 def test_ten_stations_share_a_lossy_channel_for_an_hour(tmp_path: Path) -> None:
     files = tmpfs_data_dir(tmp_path)  # tmpfs: the fsyncs of 10 outboxes would stall the one loop
     try:
-        one_hour(files)
+        check_an_hour_on_the_shared_channel(files)
     finally:
         if files != tmp_path:
             shutil.rmtree(files, ignore_errors=True)
 
 
-def one_hour(tmp_path: Path) -> None:
+def check_an_hour_on_the_shared_channel(tmp_path: Path) -> None:
     stations_file = tmp_path / "gw" / "stations.json"
     ids = [f"LR{i:02d}" for i in range(STATIONS)]
     for sid in ids:
