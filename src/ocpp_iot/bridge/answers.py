@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..rpc import Call, CallError, CallResult, ErrorCode, Frame, error_code_for
 from .backend import Outcome
-from .store import EffectsFailed, Finish
+from .store import EffectsFailed, Finish, answered_now, store_future
 
 if TYPE_CHECKING:
     from .inbound import Inbound, Item
@@ -188,7 +188,7 @@ class Answers:
         while self._ready and self._flusher is None:
             batch, self._ready = self._ready, []
             stored = self._store(batch)
-            if stored is not None and (not stored.done() or stored.exception()):
+            if stored is not None and not answered_now(stored):
                 self._flusher = asyncio.ensure_future(self._flush(batch, stored))
                 return
             self._send(batch, [] if stored is None else stored.result())
@@ -197,12 +197,7 @@ class Answers:
         finishes = [r.finish for r in batch if r.finish is not None]
         if not finishes:
             return None
-        try:
-            return self.store.finish_calls(finishes)
-        except Exception as exc:  # e.g. the store is closed: retried like a failed store
-            failed: asyncio.Future[list[StoreResult]] = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            return failed
+        return store_future(lambda: self.store.finish_calls(finishes))
 
     async def _flush(self, batch: list[Ready], stored: asyncio.Future[list[StoreResult]]) -> None:
         try:
@@ -221,9 +216,7 @@ class Answers:
                     )
                     await asyncio.sleep(wait)
                     again = self._store(batch)
-                    if again is None:  # pragma: no cover - the same batch has the same finishes
-                        results = []
-                        break
+                    assert again is not None  # the same batch has the same finishes
                     stored = again
             if self._retry.failures:
                 log.warning("the store answers again: %d answers stored", len(results))

@@ -45,7 +45,7 @@ from ..rpc import Answer as CachedAnswer
 from ..transports.mqtt import Message
 from .answers import Answers, Backoff
 from .backend import Outcome
-from .store import Claim, ClaimResult
+from .store import Claim, ClaimResult, answered_now, store_future
 
 if TYPE_CHECKING:
     from .service import Bridge
@@ -159,7 +159,7 @@ class Inbound:
         while self._incoming and self._consumer is None:
             items, self._incoming = self._incoming, []
             lookup = self._look_up(items)
-            if lookup is not None and (not lookup.future.done() or lookup.future.exception()):
+            if lookup is not None and not answered_now(lookup.future):
                 self._consumer = asyncio.ensure_future(self._consume(items, lookup))
                 return
             self._claimed(items, lookup)
@@ -181,8 +181,7 @@ class Inbound:
                     )
                     await asyncio.sleep(wait)
                     again = self._look_up(items)
-                    if again is None:  # pragma: no cover - the same items need the same keys
-                        break
+                    assert again is not None  # the same items need the same keys
                     lookup = again
             if self._claim_retry.failures:
                 log.warning("the store answers again: claims resumed")
@@ -207,13 +206,10 @@ class Inbound:
                     owners.append(item)
         if not keys:
             return None
-        try:
-            future = self.store.claim_calls(
-                keys, self.bridge.owner, time.time(), mark=self.config.shared
-            )
-        except Exception as exc:  # e.g. the store is closed: retried like a failed lookup
-            future = asyncio.get_running_loop().create_future()
-            future.set_exception(exc)
+        now, mark = time.time(), self.config.shared
+        future = store_future(
+            lambda: self.store.claim_calls(keys, self.bridge.owner, now, mark=mark)
+        )
         return _Lookup(owners, future)
 
     def _claimed(self, items: list[Item], lookup: _Lookup | None) -> None:

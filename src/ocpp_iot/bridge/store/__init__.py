@@ -24,7 +24,7 @@ from ._types import (
     Store,
 )
 from .effects import collect_effects, defer_sql
-from .facade import AsyncStore, StoreClosed
+from .facade import AsyncStore, StoreClosed, answered_now, store_future
 from .sqlite import SqliteStore
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
     "Statement",
     "Store",
     "StoreClosed",
+    "answered_now",
     "collect_effects",
     "defer_sql",
+    "store_future",
 ]

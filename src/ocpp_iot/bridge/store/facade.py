@@ -61,6 +61,23 @@ class StoreClosed(RuntimeError):
     """The facade was closed: it takes no more calls."""
 
 
+def store_future(call: Callable[[], asyncio.Future[R]]) -> asyncio.Future[R]:
+    """``call()`` (a facade method), with a failure it raises at once (the facade is closed) as
+    a failed future, so that the caller retries it as it retries a failure on the thread."""
+    try:
+        return call()
+    except Exception as exc:
+        failed: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        failed.set_exception(exc)
+        return failed
+
+
+def answered_now(future: asyncio.Future[Any]) -> bool:
+    """Whether the store answered ``future`` in the loop already, without a failure: the
+    caller may go on in the same callback instead of a task awaiting it."""
+    return future.done() and future.exception() is None
+
+
 class AsyncStore:
     """Awaitable versions of the :class:`Store` methods, same names, same arguments.
 
