@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .device_model_access import Accessors
+from .device_model_access import Accessors, spec_of
 from .device_model_catalog import VarSpec, connector_specs, evse_specs, station_specs
 from .device_model_v16 import V16View
 from .device_model_values import (
@@ -452,11 +452,7 @@ def _layout(
             components.setdefault(ckey, {})[(s.variable, s.instance)] = s
     values = {(s.path, attr): value for s in specs for attr, value in s.default.items()}
     for path, value in defaults:
-        try:
-            spec = by_path[path]
-        except KeyError:
-            raise KeyError(f"no variable {path!r} in the device model") from None
-        values[(path, "Actual")] = check_value(spec, value, max_size=10**6)
+        values[(path, "Actual")] = check_value(spec_of(by_path, path), value, max_size=10**6)
     return _Layout(evses, by_path, components, v16, values)
 
 

@@ -31,10 +31,7 @@ class ModelState:
         raise NotImplementedError
 
     def _spec(self, path: str) -> VarSpec:
-        try:
-            return self._specs[path]
-        except KeyError:
-            raise KeyError(f"no variable {path!r} in the device model") from None
+        return spec_of(self._specs, path)
 
     def _int(self, path: str) -> int:
         return int(self._values[(path, "Actual")])
@@ -258,3 +255,11 @@ class Availability(ModelState):
             if state in states:
                 return state
         return "Faulted" if "Faulted" in states else "Unavailable"
+
+
+def spec_of(specs: Mapping[str, VarSpec], path: str) -> VarSpec:
+    """The variable ``path`` of ``specs``; ``KeyError`` naming it if there is none."""
+    try:
+        return specs[path]
+    except KeyError:
+        raise KeyError(f"no variable {path!r} in the device model") from None
