@@ -218,6 +218,7 @@ async def many(broker: str, data_dir: str, n: int) -> None:
     raise_fd_limit()
     import ocpp_iot.charger_node.cli  # noqa: F401  # what `charger-node simulate` has imported
     from ocpp_iot.charger_node.node import Node
+    from ocpp_iot.charger_node.simulate import open_shared_outbox
 
     gc.collect()
     idle = vm_kib()
@@ -230,8 +231,9 @@ async def many(broker: str, data_dir: str, n: int) -> None:
 
         return on_frame
 
-    nodes = [Node(cfg, on_frame=counter(cfg.station_id)) for cfg in _station_configs(
-        _template(broker, data_dir), n)]  # fmt: skip
+    store = open_shared_outbox(data_dir)  # as run_simulation keeps the outboxes
+    nodes = [Node(cfg, on_frame=counter(cfg.station_id), outbox_store=store)
+             for cfg in _station_configs(_template(broker, data_dir), n)]  # fmt: skip
     tasks = [asyncio.ensure_future(node.run()) for node in nodes]
 
     def booted() -> int:
@@ -253,6 +255,7 @@ async def many(broker: str, data_dir: str, n: int) -> None:
     for node in nodes:
         node.stop("stop")
     await asyncio.wait(tasks, timeout=60)
+    store.close()
 
 
 async def parts(broker: str, data_dir: str, n: int, trace: bool) -> None:
@@ -263,6 +266,7 @@ async def parts(broker: str, data_dir: str, n: int, trace: bool) -> None:
     from ocpp_iot.charger_node.node import Node, make_link
     from ocpp_iot.charger_node.outbox import Outbox, ReplayPace
     from ocpp_iot.charger_node.runtime import StationRuntime
+    from ocpp_iot.charger_node.simulate import open_shared_outbox
     from ocpp_iot.charger_node.station import BootInfo, StationMachine
 
     if trace:
@@ -281,8 +285,9 @@ async def parts(broker: str, data_dir: str, n: int, trace: bool) -> None:
     cfgs = _station_configs(_template(broker, data_dir), n)
     nodes = [Node(cfg) for cfg in cfgs]
     step("Node + SimulatedEvse")
-    outboxes = [Outbox(c.data_dir / "outbox.db", max_messages=c.max_queue) for c in cfgs]
-    step("Outbox (SQLite connection, WAL)")
+    store = open_shared_outbox(data_dir)
+    outboxes = [Outbox(store, station=c.station_id, max_messages=c.max_queue) for c in cfgs]
+    step("Outbox (one shared SQLite store)")
     models = [
         DeviceModel(model=c.model, vendor_name=c.vendor, serial_number=c.serial_number,
                     firmware_version=c.firmware_version, evses=[1] * len(node.evse.connectors),
@@ -326,8 +331,7 @@ async def parts(broker: str, data_dir: str, n: int, trace: bool) -> None:
     for r in runtimes:
         r.stop("stop")
     await asyncio.wait(tasks, timeout=60)
-    for m in machines:
-        m.outbox.close()
+    store.close()
 
 
 def codec() -> None:

@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ocpp_iot.charger_node.node import queue_depth
+
 T = TypeVar("T")
 
 #: ``charger-node`` as a command (the console script's entry point, in this interpreter).
@@ -204,24 +206,9 @@ def simulate(
     return NodeProcess(args, data_dir / "simulate.log")
 
 
-def read_status(data_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((data_dir / "status.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def outbox_depth(data_dir: Path) -> int:
     """Messages in the station's durable outbox now (0 if it has none yet)."""
-    db = data_dir / "outbox.db"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-    except sqlite3.Error:
-        return 0
+    return queue_depth(data_dir) or 0
 
 
 # -- the bridge's records ---------------------------------------------------------------------

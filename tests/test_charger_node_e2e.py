@@ -33,7 +33,6 @@ from node_processes import (
     check_registers,
     check_transactions,
     ended,
-    read_status,
     ref_events,
     run_node,
     simulate,
@@ -48,6 +47,7 @@ from node_processes import (
 )
 
 from ocpp_iot.bridge.cli import main as bridge_main
+from ocpp_iot.charger_node.node import read_status
 from ocpp_iot.testing import Mosquitto
 
 STATIONS = 20

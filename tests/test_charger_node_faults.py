@@ -26,7 +26,6 @@ from node_processes import (
     check_transactions,
     ended,
     outbox_depth,
-    read_status,
     ref_events,
     run_node,
     simulate,
@@ -40,6 +39,7 @@ from node_processes import (
     write_scenario,
 )
 
+from ocpp_iot.charger_node.node import read_status
 from ocpp_iot.testing import Mosquitto
 
 NODES = {"1.6": "CP1", "2.0.1": "CP2", "2.1": "CP3"}

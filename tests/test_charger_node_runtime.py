@@ -23,8 +23,10 @@ from click.testing import CliRunner
 from ocpp_iot.bridge.reference import build_reference
 from ocpp_iot.charger_node.cli import main
 from ocpp_iot.charger_node.node import Node, NodeConfig, make_link, read_status
+from ocpp_iot.charger_node.outbox import Outbox, OutboxStore
 from ocpp_iot.charger_node.runtime import decode_frame, encode_frame
 from ocpp_iot.charger_node.scenario import parse_scenario
+from ocpp_iot.charger_node.simulate import run_simulation
 from ocpp_iot.charger_node.simulated import SimulatedEvse
 from ocpp_iot.rpc import Call, CallResult
 from ocpp_iot.transports.lora.memory_radio import scaled_clock
@@ -313,3 +315,38 @@ def test_an_mqtt_node_loads_no_lora_code() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_simulated_stations_share_one_outbox_and_adopt_an_old_own_file(tmp_path: Path) -> None:
+    """``simulate`` keeps every station's outbox in ``data_dir/outbox.db``; a station's file of
+    its own from an older run is moved in and its queued message still delivered."""
+    db = tmp_path / "bridge.db"
+    old = tmp_path / "CP2" / "outbox.db"
+    old.parent.mkdir()
+    with Outbox(old) as box:  # CP2 stopped with a queued, unanswered Authorize
+        box.queue_all_messages = True
+        box.put("Authorize", {"idToken": {"idToken": "OLD1", "type": "ISO14443"}}, now=0.0)
+
+    async def scenario() -> None:
+        broker = MemoryBroker()
+        handlers = build_reference(str(db), versions=["2.0.1"])
+        async with running(broker, str(db), handlers):
+            template = NodeConfig("x", data_dir=tmp_path)
+            result = await run_simulation(
+                template, ["CP1", "CP2"], duration=1.5, drain_timeout=10,
+                link_factory=lambda c: MemoryStationLink(broker, c.station_id),
+            )  # fmt: skip
+            assert result.drained, result
+
+    asyncio.run(scenario())
+    assert not old.exists() and not (tmp_path / "CP1" / "outbox.db").exists()
+    with OutboxStore(tmp_path / "outbox.db") as store:
+        assert store.stations() == ["CP1", "CP2"]
+    sql = "SELECT payload FROM ref_events WHERE station='CP2' AND action='Authorize'"
+    tokens = [json.loads(p)["idToken"]["idToken"] for (p,) in rows(db, sql)]
+    assert "OLD1" in tokens
+    result = CliRunner().invoke(main, ["status", "--data-dir", str(tmp_path / "CP2"), "--json"])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["queue_depth"] == 0
+    assert status["outbox"] == {"path": str((tmp_path / "outbox.db").resolve()), "station": "CP2"}

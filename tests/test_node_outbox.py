@@ -11,13 +11,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ocpp_iot.charger_node.outbox import PAGE_SIZE, Outbox, ReplayPace, RetryPolicy
+from ocpp_iot.charger_node.outbox import PAGE_SIZE, Outbox, OutboxStore, ReplayPace, RetryPolicy
 from ocpp_iot.charger_node.outbox_policy import to_base36
+from ocpp_iot.charger_node.outbox_store import SCHEMA_VERSION
 
 
 def tx_event(event: str, tid: str, trigger: str = "MeterValuePeriodic") -> dict[str, Any]:
@@ -399,3 +401,113 @@ def test_a_new_file_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path)
         head = box.head()
         assert head is not None and head.payload["seqNo"] == 0
     assert page_size(old) == 4096
+
+
+# -- one store for many stations (charger-node simulate) -------------------------------------
+
+
+def test_stations_in_one_shared_store_keep_their_own_queues_and_counters(tmp_path: Path) -> None:
+    with OutboxStore(tmp_path / "shared.db", shared=True) as store:
+        a, b = Outbox(store, station="CP1"), Outbox(store, station="CP2")
+        assert a.next_transaction_id() == b.next_transaction_id() == "1"  # counters per station
+        assert a.next_message_id() == b.next_message_id() == "1"
+        ma = [a.put("TransactionEvent", tx_event(ev, "1"), now=1.0).entry for ev in ("Started",
+              "Updated")]  # fmt: skip
+        mb = b.put("TransactionEvent", tx_event("Started", "1"), now=1.0).entry
+        assert [e.payload["seqNo"] for e in ma] == [0, 1] and mb.payload["seqNo"] == 0
+        a.keep("tx:1", {"wh": 5})
+        assert b.kept() == {} and a.kept("tx:") == {"tx:1": {"wh": 5}}
+        assert (a.depth(), b.depth()) == (2, 1)
+        assert b.messages_in_queue("1") and a.messages_in_queue()
+        assert a.answered(mb.message_id) is not None  # the id is CP2's too: CP1's own goes
+        assert (a.depth(), b.depth()) == (1, 1) and b.head() == mb
+        b.close()  # the store stays open for the others
+        assert a.head() == replace(ma[1]) and store.stations() == ["CP1", "CP2"]
+        a.close()
+    with OutboxStore(tmp_path / "shared.db", shared=True) as store:  # and all of it persists
+        again = Outbox(store, station="CP2")
+        assert again.head() == mb and again.next_message_id() == "101"  # the block skipped
+
+
+def test_a_file_of_the_first_layout_is_upgraded_with_its_queue(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # layout 0: one station a file, no station column
+        conn.executescript(
+            """
+            CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE outbox (pos INTEGER PRIMARY KEY, message_id TEXT NOT NULL,
+                action TEXT NOT NULL, kind TEXT NOT NULL, transaction_id TEXT,
+                payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt REAL NOT NULL,
+                created REAL NOT NULL);
+            CREATE TABLE seq_no (transaction_id TEXT PRIMARY KEY, next INTEGER NOT NULL)
+                WITHOUT ROWID;
+            CREATE TABLE kept (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+            INSERT INTO counters VALUES ('message_id', 201), ('transaction_id', 8);
+            INSERT INTO outbox VALUES (5, '150', 'TransactionEvent', 'update', '7',
+                '{"eventType":"Updated","seqNo":3}', 1, 10.0, 9.0);
+            INSERT INTO seq_no VALUES ('7', 4);
+            INSERT INTO kept VALUES ('tx:7', '{"wh":12}');
+            """
+        )
+    with Outbox(path) as box:
+        head = box.head()
+        assert head is not None
+        assert (head.position, head.message_id, head.attempts, head.payload["seqNo"]) == (
+            5, "150", 1, 3)  # fmt: skip
+        assert box.kept() == {"tx:7": {"wh": 12}}
+        assert box.next_message_id() == "201" and box.next_transaction_id() == "8"
+        nxt = box.put("TransactionEvent", tx_event("Ended", "7"), now=11.0).entry
+        assert nxt.payload["seqNo"] == 4  # the transaction's counter came along
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert not {t for t in tables if t.startswith("old_")}
+
+
+def test_a_layout_newer_than_this_version_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        Outbox(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+def test_a_store_that_is_not_power_safe_makes_no_durable_commit(tmp_path: Path) -> None:
+    with OutboxStore(tmp_path / "sim.db", shared=True, power_safe=False) as store:
+        box = Outbox(store, station="CP1")
+        box.put("TransactionEvent", tx_event("Started", box.next_transaction_id()), now=1.0)
+        deliver(box, 2.0)
+        stats = box.stats()
+        assert stats.durable_commits == 0 and stats.lazy_commits == 3 and stats.fsyncs == 0
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with Outbox(tmp_path / "own.db") as own:  # a station's own file is power safe
+        own.put("TransactionEvent", tx_event("Started", own.next_transaction_id()), now=1.0)
+        assert own.stats().durable_commits == 2  # the transaction id; the message with its id block
+
+
+def test_a_shared_store_adopts_a_stations_own_file_once(tmp_path: Path) -> None:
+    own = tmp_path / "CP1" / "outbox.db"
+    own.parent.mkdir()
+    with Outbox(own) as box:
+        tid = box.next_transaction_id()
+        box.put("TransactionEvent", tx_event("Started", tid), now=1.0)
+        box.put("TransactionEvent", tx_event("Updated", tid), now=2.0)
+        box.keep("tx:1", {"connector": 1, "last_wh": 12.5})
+        ids = [e.message_id for e in box.entries()]
+    copy = own.read_bytes()
+    with OutboxStore(tmp_path / "shared.db", shared=True) as store:
+        assert store.adopt(own, "CP1") == 2
+        assert not own.exists()
+        own.write_bytes(copy)  # as if a crash came between the commit and the delete
+        assert store.adopt(own, "CP1") == 0  # nothing twice
+        box = Outbox(store, station="CP1")
+        assert [e.message_id for e in box.entries()] == ids
+        assert box.kept("tx:") == {"tx:1": {"connector": 1, "last_wh": 12.5}}
+        assert int(box.next_message_id()) > max(map(int, ids))
+        assert box.next_transaction_id() != tid
+        nxt = box.put("TransactionEvent", tx_event("Ended", tid), now=3.0)
+        assert nxt.entry.payload["seqNo"] == 2
+        assert store.stations() == ["CP1"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import click
 
 from ..bridge.settings import LEVELS, config_option, setup_logging, show_envvars
 from ..lora_options import Frequency, modem_options
-from .node import VERSIONS, Node, NodeConfig, make_link, read_status
+from .node import VERSIONS, Node, NodeConfig, make_link, queue_depth, read_status
 from .simulate import read_password_file, run_simulation, station_ids
 
 __all__ = ["main"]
@@ -315,10 +314,9 @@ def status(data_dir: str, as_json: bool) -> None:
     info = read_status(data_dir)
     if info is None:
         raise click.ClickException(f"no status.json in {data_dir}: has the station run there?")
-    db = Path(data_dir) / "outbox.db"
-    if db.exists():  # the queue as it is now, not as last written
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            info["queue_depth"] = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    depth = queue_depth(data_dir)
+    if depth is not None:  # the queue as it is now, not as last written
+        info["queue_depth"] = depth
     age = time.time() - float(info.get("written_at", 0))
     info["status_age_s"] = round(age, 1)
     if as_json:

@@ -15,12 +15,14 @@ The link is MQTT (``link="mqtt"``) or a LoRa modem to a ``bridge lora-gateway``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import json
 import logging
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,7 +33,7 @@ from ..rpc import Frame
 from ..transports.link import StationLink
 from .device_model import DeviceModel, JsonFileStore
 from .evse import Evse, check_evse
-from .outbox import Outbox, ReplayPace
+from .outbox import Outbox, OutboxStore, ReplayPace
 from .runtime import Encoding, StationRuntime, steady_clock
 from .simulated import SimulatedEvse
 from .station import BootInfo, StationMachine
@@ -40,7 +42,7 @@ from .tx_records import METER_KEY, TX_KEY
 if TYPE_CHECKING:
     from ..transports.lora_setup import ModemSettings
 
-__all__ = ["Node", "NodeConfig", "make_link", "read_status"]
+__all__ = ["Node", "NodeConfig", "make_link", "queue_depth", "read_status"]
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +217,32 @@ def read_status(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def queue_depth(data_dir: str | os.PathLike[str]) -> int | None:
+    """Messages in the station's outbox now (read-only, beside a running node): in the store
+    ``status.json`` names, else ``data_dir/outbox.db``; ``None`` if there is none yet."""
+    where = (read_status(data_dir) or {}).get("outbox") or {}
+    path = Path(where.get("path") or Path(data_dir) / "outbox.db")
+    if not path.exists():
+        return None
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        ) as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE station = ?", (where.get("station", ""),)
+            ).fetchone()
+    except sqlite3.Error:  # e.g. a file of an older layout, not opened by a node yet
+        return None
+    return int(row[0])
+
+
 class Node:
     """One station, built from ``cfg``. ``link_factory`` makes its link (default: MQTT);
     ``on_frame`` sees every frame the runtime sends or receives (:class:`StationRuntime`);
     ``clock`` / ``rate``: the station's time and how many of its seconds pass per wall second
-    (a test on the radio simulator's clock)."""
+    (a test on the radio simulator's clock). ``outbox_store``: keep the outbox there, under
+    the station's id, instead of in ``data_dir/outbox.db`` (a file there is adopted into it:
+    :meth:`OutboxStore.adopt`); the caller closes it."""
 
     def __init__(
         self,
@@ -231,6 +254,7 @@ class Node:
         rate: float = 1.0,
         status_every: float = 10.0,
         on_frame: Callable[[str, Frame], None] | None = None,
+        outbox_store: OutboxStore | None = None,
     ) -> None:
         self.cfg = cfg
         self.link_factory = link_factory
@@ -239,6 +263,12 @@ class Node:
         self.rate = rate
         self.status_every = status_every
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox_store = outbox_store
+        own = cfg.data_dir / "outbox.db"
+        if outbox_store is not None and own.exists():
+            moved = outbox_store.adopt(own, cfg.station_id)
+            log.info("%s: moved %d queued messages from %s into %s",
+                     cfg.station_id, moved, own, outbox_store.path)  # fmt: skip
         self.evse = evse if evse is not None else self._make_evse()
         self.runtime: StationRuntime | None = None
         self.restarts = 0
@@ -280,9 +310,8 @@ class Node:
 
         for k, v in ((read_status(self.cfg.data_dir) or {}).get("registers") or {}).items():
             see(k, v)
-        path = self.cfg.data_dir / "outbox.db"
-        if path.exists():
-            with Outbox(path) as outbox:
+        if self.outbox_store is not None or (self.cfg.data_dir / "outbox.db").exists():
+            with self._open_outbox() as outbox:
                 for key, rec in outbox.kept(METER_KEY).items():
                     see(key[len(METER_KEY) :], rec.get("wh"))
                 for rec in outbox.kept(TX_KEY).values():
@@ -301,11 +330,17 @@ class Node:
             store=JsonFileStore(cfg.data_dir / "device-model.json"),
             defaults=device_model_defaults(cfg) or None,
         )
-        outbox = Outbox(cfg.data_dir / "outbox.db", max_messages=cfg.max_queue)
+        outbox = self._open_outbox()
         boot = BootInfo(cfg.model, cfg.vendor, cfg.serial_number, cfg.firmware_version)
         pace = ReplayPace(per_minute=cfg.replay_per_minute, burst=cfg.replay_burst)
         return StationMachine(cfg.station_id, cfg.version, self.evse, model, outbox, boot=boot,
                               pace=pace)  # fmt: skip
+
+    def _open_outbox(self) -> Outbox:
+        max_messages = self.cfg.max_queue
+        if self.outbox_store is not None:
+            return Outbox(self.outbox_store, station=self.cfg.station_id, max_messages=max_messages)
+        return Outbox(self.cfg.data_dir / "outbox.db", max_messages=max_messages)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -355,6 +390,8 @@ class Node:
         status = self.runtime.machine.status(self.clock())
         status["written_at"] = self.clock()
         status["pid"] = os.getpid()
+        outbox = self.runtime.machine.outbox
+        status["outbox"] = {"path": str(outbox.store.path.resolve()), "station": outbox.station}
         if isinstance(self.evse, SimulatedEvse):
             status["registers"] = {str(k): v for k, v in self.evse.registers().items()}
         path = self.cfg.data_dir / "status.json"

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -59,7 +58,6 @@ from typing import Any, cast
 from .outbox_policy import (
     COLUMNS,
     OTHER,
-    SCHEMA,
     START,
     UPDATE,
     Entry,
@@ -74,23 +72,32 @@ from .outbox_policy import (
     payload_transaction_id,
     to_base36,
 )
+from .outbox_store import PAGE_SIZE, OutboxStore
 
-__all__ = ["Outbox", "Entry", "Stored", "OutboxStats", "RetryPolicy", "ReplayPace"]
+__all__ = [
+    "Outbox",
+    "OutboxStore",
+    "PAGE_SIZE",
+    "Entry",
+    "Stored",
+    "OutboxStats",
+    "RetryPolicy",
+    "ReplayPace",
+]
 
 log = logging.getLogger(__name__)
 
 
-#: SQLite page size of a new outbox file (see Outbox.__init__)
-PAGE_SIZE = 1024
-
-
 class Outbox:
-    """The durable queue of one station, in one SQLite file (created if missing)."""
+    """The durable queue of one station: in a SQLite file of its own (``where`` a path: created
+    if missing, closed with the outbox) or in a shared :class:`~.outbox_store.OutboxStore`
+    under the name ``station`` (the store outlives the outbox)."""
 
     def __init__(
         self,
-        path: str | Path,
+        where: str | Path | OutboxStore,
         *,
+        station: str = "",
         max_messages: int = 5000,
         retry: RetryPolicy | None = None,
         queue_all_messages: bool = False,
@@ -98,8 +105,8 @@ class Outbox:
         id_block: int = 100,
         checkpoint_every: int = 256,
     ) -> None:
-        if max_messages < 1 or id_block < 1 or checkpoint_every < 1:
-            raise ValueError("max_messages, id_block and checkpoint_every must be >= 1")
+        if max_messages < 1 or id_block < 1:
+            raise ValueError("max_messages and id_block must be >= 1")
         self.max_messages = max_messages
         #: 1.6 TransactionMessageAttempts/RetryInterval, 2.x MessageAttempts/Interval
         #: [TransactionEvent]; replace it when the back end changes them
@@ -109,31 +116,23 @@ class Outbox:
         #: how many intermediate messages one thinning pass may drop (batched: one commit)
         self.drop_batch = drop_batch if drop_batch is not None else max(1, max_messages // 10)
         self._id_block = id_block
-        self._checkpoint_every = checkpoint_every
-        self._db = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=10.0
-        )
-        # 1 KiB pages, for a new file (an existing one keeps its size): the rows are a few
-        # hundred bytes, the WAL frames written per commit shrink with the page, and SQLite's
-        # page cache starts with a bulk of pages per connection: 145 -> 85 KiB a station in
-        # `charger-node simulate` (measured with 300 connections).
-        self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            self._db.close()
-            raise RuntimeError(f"{path}: SQLite refused WAL mode ({mode})")
-        self._db.execute("PRAGMA wal_autocheckpoint=0")  # ours: see checkpoint()
-        self._level = ""
-        self._set_level("FULL")
-        self._db.executescript(SCHEMA)
+        self._owns_store = not isinstance(where, OutboxStore)
+        self.store = (
+            where if isinstance(where, OutboxStore)
+            else OutboxStore(where, checkpoint_every=checkpoint_every)
+        )  # fmt: skip
+        self._db = self.store.db
+        #: the rows' station column ("" in a file of the station's own)
+        self.station = station
         # the unused rest of the last reserved block is skipped: never reused
         self._next_mid = self._mid_limit = self._counter("message_id", 1)
         self._in_flight: str | None = None
-        self._durable = self._lazy = self._checkpoints = self._since_checkpoint = 0
+        self._durable = self._lazy = 0
 
     def close(self) -> None:
-        self.checkpoint()
-        self._db.close()
+        """Close the file if it is the outbox's own (a shared store stays open)."""
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> Outbox:
         return self
@@ -142,11 +141,8 @@ class Outbox:
         self.close()
 
     def checkpoint(self) -> None:
-        """Move the WAL's pages into the database file (PASSIVE: we are its only user)."""
-        busy, log_pages, _ = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self._since_checkpoint = 0
-        if log_pages > 0 and not busy:
-            self._checkpoints += 1
+        """Move the WAL's pages into the database file."""
+        self.store.checkpoint()
 
     def next_message_id(self) -> str:
         """A message id for a CALL that is not queued here: a decimal counter ("1", "2", ...;
@@ -208,10 +204,19 @@ class Outbox:
             if mid >= limit:
                 limit = self._reserve(mid)
             if action == "TransactionEvent":
-                body["seqNo"] = bump_seq_no(self._db, cast(str, transaction_id), kind)
+                body["seqNo"] = bump_seq_no(self._db, self.station, cast(str, transaction_id), kind)
             cur = self._db.execute(
-                f"INSERT INTO outbox ({COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, 0, ?, ?)",
-                (str(mid), action, kind, transaction_id, dumps_payload(body), now, now),
+                f"INSERT INTO outbox (station, {COLUMNS}) VALUES (?, NULL, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (
+                    self.station,
+                    str(mid),
+                    action,
+                    kind,
+                    transaction_id,
+                    dumps_payload(body),
+                    now,
+                    now,
+                ),  # fmt: skip
             )
             pos = cast(int, cur.lastrowid)
             for key, value in (keep or {}).items():
@@ -323,22 +328,24 @@ class Outbox:
     def kept(self, prefix: str = "") -> dict[str, dict[str, Any]]:
         """What :meth:`keep` (or ``put(keep=...)``) remembers, for keys starting ``prefix``."""
         rows = self._db.execute(
-            "SELECT key, value FROM kept WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            "SELECT key, value FROM kept WHERE station = ? AND substr(key, 1, ?) = ?",
+            (self.station, len(prefix), prefix),
         )
         return {key: json.loads(value) for key, value in rows}
 
     def _keep(self, key: str, value: dict[str, Any] | None) -> None:
         if value is None:
-            self._db.execute("DELETE FROM kept WHERE key = ?", (key,))
+            self._db.execute("DELETE FROM kept WHERE station = ? AND key = ?", (self.station, key))
         else:
             self._db.execute(
-                "INSERT INTO kept (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, dumps_payload(value)),
+                "INSERT INTO kept (station, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT(station, key) DO UPDATE SET value = excluded.value",
+                (self.station, key, dumps_payload(value)),
             )
 
     def depth(self) -> int:
-        return cast(int, self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE station = ?", (self.station,))
+        return cast(int, row.fetchone()[0])
 
     def entries(self) -> list[Entry]:
         """Every queued message, oldest first (the replay order)."""
@@ -347,51 +354,43 @@ class Outbox:
     def messages_in_queue(self, transaction_id: str | None = None) -> bool:
         """GetTransactionStatus ``messagesInQueue``: transaction messages still queued for
         ``transaction_id``, or for any transaction when it is ``None``."""
-        sql = "SELECT 1 FROM outbox WHERE kind != 'other'"
-        args: tuple[str, ...] = ()
+        sql = "SELECT 1 FROM outbox WHERE station = ? AND kind != 'other'"
+        args: tuple[str, ...] = (self.station,)
         if transaction_id is not None:
-            sql, args = sql + " AND transaction_id = ?", (transaction_id,)
+            sql, args = sql + " AND transaction_id = ?", (*args, transaction_id)
         return self._db.execute(sql + " LIMIT 1", args).fetchone() is not None
 
     def stats(self) -> OutboxStats:
         dropped, discarded = self._counter("dropped", 0), self._counter("discarded", 0)
         return OutboxStats(
-            self.depth(), dropped, discarded, self._durable, self._lazy, self._checkpoints
+            self.depth(),
+            dropped,
+            discarded,
+            self._durable,
+            self._lazy,
+            self.store.checkpoints,
         )
-
-    def _set_level(self, level: str) -> None:
-        if level != self._level:  # only between transactions
-            self._db.execute(f"PRAGMA synchronous={level}")
-            self._level = level
 
     @contextmanager
     def _transaction(self, *, durable: bool) -> Iterator[None]:
-        self._set_level("FULL" if durable else "NORMAL")
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.store.transaction(durable=durable):
             yield
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        if durable:
+        if durable and self.store.power_safe:
             self._durable += 1
         else:
             self._lazy += 1
-        self._since_checkpoint += 1
-        if self._since_checkpoint >= self._checkpoint_every:
-            self.checkpoint()
 
     def _counter(self, name: str, default: int) -> int:
-        row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        row = self._db.execute(
+            "SELECT value FROM counters WHERE station = ? AND name = ?", (self.station, name)
+        ).fetchone()
         return int(row[0]) if row else default
 
     def _set_counter(self, name: str, value: int) -> None:
         self._db.execute(
-            "INSERT INTO counters (name, value) VALUES (?, ?)"
-            " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            (name, value),
+            "INSERT INTO counters (station, name, value) VALUES (?, ?, ?)"
+            " ON CONFLICT(station, name) DO UPDATE SET value = excluded.value",
+            (self.station, name, value),
         )
 
     def _reserve(self, mid: int) -> int:
@@ -419,7 +418,9 @@ class Outbox:
         return tuple(victims)
 
     def _select(self, where: str, *args: object) -> list[Entry]:
-        rows = self._db.execute(f"SELECT {COLUMNS} FROM outbox WHERE {where}", args)
+        rows = self._db.execute(
+            f"SELECT {COLUMNS} FROM outbox WHERE station = ? AND {where}", (self.station, *args)
+        )
         return [entry_from_row(r) for r in rows]
 
     def _find(self, message_id: str) -> Entry | None:

@@ -1,7 +1,8 @@
 """The rules and values behind the charger's durable outbox (``outbox.py``): what a message
 is, when to retry, how fast to replay, how to spell a short transaction id, what an entry holds.
-No clock (``now`` is passed in); the only storage code is the stored form at the end (schema,
-row codec, the seqNo counter), which runs inside ``Outbox``'s transactions.
+No clock (``now`` is passed in); the only storage code is the stored form at the end (row
+codec, the seqNo counter), which runs inside ``Outbox``'s transactions (the schema is in
+``outbox_store.py``).
 
 Spec rules implemented here (facts from OCPP 1.6 and 2.0.1 part 2; the sentences are ours):
 
@@ -201,16 +202,6 @@ class OutboxStats:
 
 # -- the stored form (outbox.py) -------------------------------------------------------------
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    pos INTEGER PRIMARY KEY, message_id TEXT NOT NULL, action TEXT NOT NULL, kind TEXT NOT NULL,
-    transaction_id TEXT, payload TEXT NOT NULL, attempts INTEGER NOT NULL,
-    next_attempt REAL NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS seq_no (transaction_id TEXT PRIMARY KEY, next INTEGER NOT NULL)
-    WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS kept (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-"""
 COLUMNS = "pos, message_id, action, kind, transaction_id, payload, attempts, next_attempt, created"
 
 
@@ -226,22 +217,23 @@ def entry_from_row(row: tuple[Any, ...]) -> Entry:
     )
 
 
-def bump_seq_no(db: sqlite3.Connection, transaction_id: str, kind: Kind) -> int:
+def bump_seq_no(db: sqlite3.Connection, station: str, transaction_id: str, kind: Kind) -> int:
     """The next 2.x seqNo of ``transaction_id``, inside ``Outbox.put``'s transaction: 0 for the
     transaction's first message, +1 for each next one (TransactionEventRequest.seqNo); the
     counter is forgotten after Ended. A second Started is a ``ValueError`` (ids are unique)."""
+    key = (station, transaction_id)
     row = db.execute(
-        "SELECT next FROM seq_no WHERE transaction_id = ?", (transaction_id,)
+        "SELECT next FROM seq_no WHERE station = ? AND transaction_id = ?", key
     ).fetchone()
     if row is not None and kind == START:
         raise ValueError(f"transaction {transaction_id!r} was started before")
     seq_no = int(row[0]) if row else 0
     if kind == END:
-        db.execute("DELETE FROM seq_no WHERE transaction_id = ?", (transaction_id,))
+        db.execute("DELETE FROM seq_no WHERE station = ? AND transaction_id = ?", key)
     else:
         db.execute(
-            "INSERT INTO seq_no (transaction_id, next) VALUES (?, ?)"
-            " ON CONFLICT(transaction_id) DO UPDATE SET next = excluded.next",
-            (transaction_id, seq_no + 1),
+            "INSERT INTO seq_no (station, transaction_id, next) VALUES (?, ?, ?)"
+            " ON CONFLICT(station, transaction_id) DO UPDATE SET next = excluded.next",
+            (*key, seq_no + 1),
         )
     return seq_no

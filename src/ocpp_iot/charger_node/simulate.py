@@ -1,6 +1,9 @@
 """``charger-node simulate``: N simulated stations in one process, each a full :class:`~.node.Node`
 with its own link (its own MQTT connection and credentials, as real chargers have), its own
-files under ``data_dir/{id}`` and its own seeded simulation.
+files under ``data_dir/{id}`` and its own seeded simulation. Their outboxes share one SQLite
+file, ``data_dir/outbox.db`` (rows keyed by station id; a connection per station would cost
+about 90 KiB each), committed without fsync: a killed process loses nothing, a power cut of
+the simulating machine may undo its last commits (:mod:`.outbox_store`).
 
 With ``duration``, the run ends after that many seconds: every station ends its transactions in
 progress and the run returns once their last messages are answered (or ``drain_timeout`` runs
@@ -18,8 +21,15 @@ from pathlib import Path
 
 from ..transports.link import StationLink
 from .node import Node, NodeConfig, make_link
+from .outbox_store import OutboxStore
 
-__all__ = ["SimulationResult", "read_password_file", "run_simulation", "station_ids"]
+__all__ = [
+    "SimulationResult",
+    "open_shared_outbox",
+    "read_password_file",
+    "run_simulation",
+    "station_ids",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,12 @@ def read_password_file(path: str | Path) -> dict[str, str]:
     return out
 
 
+def open_shared_outbox(data_dir: str | Path) -> OutboxStore:
+    """The one outbox store of a simulation: ``data_dir/outbox.db``, shared, not power safe."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return OutboxStore(Path(data_dir) / "outbox.db", shared=True, power_safe=False)
+
+
 @dataclass
 class SimulationResult:
     stations: int
@@ -66,6 +82,24 @@ async def run_simulation(
 ) -> SimulationResult:
     """Run one :class:`Node` per id (``template`` with the id, its password, its own folder and
     seed) until ``duration`` passes or ``stop`` is set, then drain them."""
+    store = open_shared_outbox(template.data_dir)
+    try:
+        return await _simulate(template, ids, store, passwords, duration, drain_timeout, stop,
+                               link_factory)  # fmt: skip
+    finally:
+        store.close()
+
+
+async def _simulate(
+    template: NodeConfig,
+    ids: list[str],
+    store: OutboxStore,
+    passwords: Mapping[str, str] | None,
+    duration: float | None,
+    drain_timeout: float,
+    stop: asyncio.Event | None,
+    link_factory: Callable[[NodeConfig], StationLink],
+) -> SimulationResult:
     nodes = []
     for station in ids:
         cfg = replace(
@@ -75,7 +109,7 @@ async def run_simulation(
             data_dir=Path(template.data_dir) / station,
             seed=f"{template.seed}-{station}" if template.seed is not None else station,
         )
-        nodes.append(Node(cfg, link_factory=link_factory))
+        nodes.append(Node(cfg, link_factory=link_factory, outbox_store=store))
     tasks = [asyncio.ensure_future(n.run()) for n in nodes]
     log.info("simulating %d stations (OCPP %s)", len(nodes), template.version)
     stop = stop or asyncio.Event()
@@ -99,4 +133,6 @@ async def run_simulation(
             unfinished.append("?")
         with contextlib.suppress(BaseException):
             t.cancel()
+    # let the cancelled ones finish before the shared outbox closes under them
+    await asyncio.wait(tasks, timeout=10.0)
     return SimulationResult(len(nodes), not unfinished, unfinished, sum(n.restarts for n in nodes))

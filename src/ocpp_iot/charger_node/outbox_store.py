@@ -1,0 +1,213 @@
+"""The SQLite database behind :class:`~.outbox.Outbox`: the connection, the schema and its
+upgrade, commits at the chosen durability, checkpoints.
+
+One database may hold the outboxes of many stations: every row names its station (``""`` in a
+file of one station's own, as ``charger-node run`` keeps it). ``charger-node simulate`` keeps
+all its stations in one shared store: one SQLite connection costs about 90 KiB of memory (its
+page cache, lookaside and WAL index: measured with 500 connections, SQLite 3.40), a shared one
+a few hundred bytes a station.
+
+Durability: ``power_safe=True`` (a real station) makes each durable commit with
+``synchronous=FULL``, one fsync of the WAL (the rules are in ``outbox.py``). ``power_safe=False``
+(simulated stations) makes every commit with ``synchronous=NORMAL``: in WAL mode a commit at
+NORMAL survives the process being killed (it is in the operating system's cache), only a power
+cut or a kernel crash may undo the last ones; and one fsync per transaction message of a
+thousand stations would stall their shared event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["OutboxStore", "PAGE_SIZE", "SCHEMA_VERSION"]
+
+#: SQLite page size of a new file (an existing one keeps its size): the rows are a few hundred
+#: bytes, the WAL frames written per commit shrink with the page, and SQLite's page cache
+#: starts with a bulk of pages per connection (145 -> 85 KiB a connection, with 300 of them).
+PAGE_SIZE = 1024
+
+#: ``PRAGMA user_version`` of the current layout. 0: the first one (one station a file, no
+#: station column), upgraded in place on open.
+SCHEMA_VERSION = 1
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS counters (station TEXT NOT NULL, name TEXT NOT NULL,"
+    " value INTEGER NOT NULL, PRIMARY KEY (station, name)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS outbox (pos INTEGER PRIMARY KEY, station TEXT NOT NULL,"
+    " message_id TEXT NOT NULL, action TEXT NOT NULL, kind TEXT NOT NULL, transaction_id TEXT,"
+    " payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt REAL NOT NULL,"
+    " created REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS seq_no (station TEXT NOT NULL, transaction_id TEXT NOT NULL,"
+    " next INTEGER NOT NULL, PRIMARY KEY (station, transaction_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS kept (station TEXT NOT NULL, key TEXT NOT NULL,"
+    " value TEXT NOT NULL, PRIMARY KEY (station, key)) WITHOUT ROWID",
+)
+#: a station's queue in a shared store; a file of one station scans its few rows instead of
+#: writing one more b-tree page to the SD card per commit
+_SHARED_INDEX = "CREATE INDEX IF NOT EXISTS outbox_by_station ON outbox (station, pos)"
+#: the columns of layout 0, copied into layout 1 with station ""
+_OLD_COLUMNS = {
+    "counters": "name, value",
+    "outbox": "pos, message_id, action, kind, transaction_id, payload, attempts, next_attempt,"
+    " created",
+    "seq_no": "transaction_id, next",
+    "kept": "key, value",
+}
+
+
+class OutboxStore:
+    """One SQLite database (created if missing) in WAL mode. ``shared``: many stations will use
+    it (adds an index on the station's queue). ``checkpoint_every``: commits between two
+    checkpoints (automatic ones are off). Not thread-safe; one process owns the file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        shared: bool = False,
+        power_safe: bool = True,
+        checkpoint_every: int = 256,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be >= 1")
+        self.path = Path(path)
+        self.power_safe = power_safe
+        self._checkpoint_every = checkpoint_every
+        #: checkpoints since open that moved pages
+        self.checkpoints = 0
+        self._since_checkpoint = 0
+        self.db = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        try:
+            self._open(shared)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self, shared: bool) -> None:
+        db = self.db
+        db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"{self.path}: SQLite refused WAL mode ({mode})")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # ours: see checkpoint()
+        self._level = ""
+        with self.transaction(durable=True):
+            self._make_schema(shared)
+
+    def _make_schema(self, shared: bool) -> None:
+        db = self.db
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: outbox layout {version} is newer than this version knows"
+                f" ({SCHEMA_VERSION}): upgrade ocpp-iot"
+            )
+        tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        names = {row[0] for row in tables}
+        old = [name for name in _OLD_COLUMNS if name in names] if version == 0 else []
+        for name in old:
+            db.execute(f"ALTER TABLE {name} RENAME TO old_{name}")
+        for statement in _TABLES:
+            db.execute(statement)
+        for name in old:  # layout 0 -> 1: the rows are the file's own station's ("")
+            columns = _OLD_COLUMNS[name]
+            db.execute(
+                f"INSERT INTO {name} (station, {columns}) SELECT '', {columns} FROM old_{name}"
+            )
+            db.execute(f"DROP TABLE old_{name}")
+        if shared:
+            db.execute(_SHARED_INDEX)
+        if version != SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.checkpoint()
+        self.db.close()
+
+    def __enter__(self) -> OutboxStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def adopt(self, path: str | Path, station: str) -> int:
+        """Move the outbox in ``path``, a file of one station's own (any layout), into this
+        store under ``station``, then delete the file; return the messages moved. A station
+        that ran with its own file (an older ``charger-node simulate``) goes on with its queue,
+        counters and kept records. Safe to repeat after a crash before the delete: messages
+        already here (by message id, never reused) are skipped, counters take the larger
+        value."""
+        path = Path(path)
+        OutboxStore(path).close()  # brings it to this layout; refuses a newer one
+        db = self.db
+        db.execute("ATTACH DATABASE ? AS adopted", (str(path),))
+        try:
+            with self.transaction(durable=True):
+                for table, key, number in (
+                    ("counters", "name", "value"), ("seq_no", "transaction_id", "next")
+                ):  # fmt: skip
+                    db.execute(
+                        f"INSERT INTO {table} (station, {key}, {number}) SELECT ?, {key},"
+                        f" {number} FROM adopted.{table} WHERE station = ''"
+                        f" ON CONFLICT(station, {key}) DO UPDATE"
+                        f" SET {number} = max({number}, excluded.{number})",
+                        (station,),
+                    )
+                db.execute(
+                    "INSERT INTO kept (station, key, value) SELECT ?, key, value FROM"
+                    " adopted.kept WHERE station = '' ON CONFLICT DO NOTHING",
+                    (station,),
+                )
+                columns = _OLD_COLUMNS["outbox"].replace("pos, ", "")
+                moved = db.execute(
+                    f"INSERT INTO outbox (station, {columns}) SELECT ?, {columns}"
+                    " FROM adopted.outbox WHERE station = '' AND message_id NOT IN"
+                    " (SELECT message_id FROM main.outbox WHERE station = ?) ORDER BY pos",
+                    (station, station),
+                ).rowcount
+        finally:
+            db.execute("DETACH DATABASE adopted")
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        return moved
+
+    def stations(self) -> list[str]:
+        """The stations with rows here (``""``: the file's own station)."""
+        rows = self.db.execute(
+            "SELECT station FROM counters UNION SELECT station FROM outbox ORDER BY 1"
+        )
+        return [row[0] for row in rows]
+
+    @contextmanager
+    def transaction(self, *, durable: bool) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` .. ``COMMIT`` (``ROLLBACK`` on an exception); ``durable``: the
+        commit survives a power cut when it returns (with ``power_safe``)."""
+        self._set_level("FULL" if durable and self.power_safe else "NORMAL")
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= self._checkpoint_every:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Move the WAL's pages into the database file (PASSIVE: we are its only user)."""
+        busy, log_pages, _ = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self._since_checkpoint = 0
+        if log_pages > 0 and not busy:
+            self.checkpoints += 1
+
+    def _set_level(self, level: str) -> None:
+        if level != self._level:  # only between transactions
+            self.db.execute(f"PRAGMA synchronous={level}")
+            self._level = level
