@@ -76,7 +76,10 @@ class StationRuntime:
         #: clock seconds per wall second (1; a test's accelerated clock: the radio simulator's)
         self.rate = rate
         self.on_frame = on_frame  #: ("up" | "down", frame): for logs and tests
-        self._wake = asyncio.Event()
+        # what run() waits on between two turns; resolved by a frame or link event, stop() or
+        # the machine's timer. A bare future, not an Event and a Task per turn: a thousand
+        # simulated stations share one process, and each Event holds a deque (760 B)
+        self._waiting: asyncio.Future[None] | None = None
         self._stop: str | None = None
         self.frames_in = self.frames_out = 0
 
@@ -84,7 +87,12 @@ class StationRuntime:
         """Ask :meth:`run` to return: ``"stop"`` ends at once, ``"drain"`` ends the
         transactions first and returns once their last messages are answered."""
         self._stop = how
-        self._wake.set()
+        self._wake_up()
+
+    def _wake_up(self, *_: object) -> None:
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     async def run(self, boot_reason: str = "PowerUp") -> str | None:
         """Run until stopped (returns ``None``) or reset (returns the reset type: the caller
@@ -92,7 +100,8 @@ class StationRuntime:
         m = self.machine
         m.start(self.clock(), boot_reason)
         await self.link.open()
-        receiving: asyncio.Task[object] = asyncio.ensure_future(self.link.receive())
+        loop = asyncio.get_running_loop()
+        receiving: asyncio.Task[object] = self._receive()
         draining = False
         try:
             while True:
@@ -110,25 +119,32 @@ class StationRuntime:
                     return None
                 # the machine's wake-up is on ``clock``; asyncio waits in wall seconds
                 delay = max(0.0, m.next_wakeup(now) - self.clock()) / self.rate
-                self._wake.clear()
-                waker = asyncio.ensure_future(self._wake.wait())
-                done, _ = await asyncio.wait(
-                    {receiving, waker}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-                )
-                waker.cancel()
-                if receiving in done:
+                if not receiving.done():
+                    self._waiting = loop.create_future()
+                    timer = loop.call_later(delay, self._wake_up)
+                    try:
+                        await self._waiting
+                    finally:
+                        timer.cancel()
+                        self._waiting = None
+                if receiving.done():
                     try:
                         event = receiving.result()
                     except EOFError:
                         return None
                     self._on_link(event)
-                    receiving = asyncio.ensure_future(self.link.receive())
+                    receiving = self._receive()
         finally:
             receiving.cancel()
             with contextlib.suppress(asyncio.CancelledError, EOFError):
                 await receiving
             self._flush()
             await self.link.close()
+
+    def _receive(self) -> asyncio.Task[object]:
+        receiving: asyncio.Task[object] = asyncio.ensure_future(self.link.receive())
+        receiving.add_done_callback(self._wake_up)
+        return receiving
 
     def _on_link(self, event: object) -> None:
         m, now = self.machine, self.clock()

@@ -1,9 +1,10 @@
 """What every client of ours says about its connection and hands out as messages, the same way
 for :class:`~.aio.AsyncMqttClient` and :class:`~.memory.MemoryClient` (one copy of it).
 
-A class using :class:`ClientState` sets ``_connected`` (an :class:`asyncio.Event`, set while
-connected), ``_generation`` (successful connections so far) and ``_queue`` (messages for
-:meth:`~ClientState.get`), and has ``start(timeout)`` returning a :class:`Starting`.
+A class using :class:`ClientState` sets ``_connected`` (a :class:`~._waiting.Flag`, set while
+connected), ``_generation`` (successful connections so far) and ``_queue`` (an
+:class:`~._waiting.Inbox` of messages for :meth:`~ClientState.get`), and has
+``start(timeout)`` returning a :class:`Starting`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 from collections.abc import Coroutine, Generator
 from typing import Any
 
+from ._waiting import Flag, Inbox
 from .settings import Message
 
 __all__ = ["ClientState", "Starting"]
@@ -34,9 +36,9 @@ class Starting:
 
 
 class ClientState:
-    _connected: asyncio.Event
+    _connected: Flag
     _generation: int
-    _queue: asyncio.Queue[Message]
+    _queue: Inbox[Message]
 
     def start(self, timeout: float | None = None) -> Starting:
         raise NotImplementedError

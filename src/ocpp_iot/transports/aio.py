@@ -40,6 +40,7 @@ from ._paho import (
     warn_once,
 )
 from ._state import ClientState, Starting
+from ._waiting import Flag, Inbox
 from .settings import Message, MqttSettings, PublishRefused, Will, parse_url
 
 __all__ = ["AsyncMqttClient", "LoopMqttClient", "Starting"]
@@ -87,14 +88,13 @@ class AsyncMqttClient(ClientState):
         self._on_message = on_message
         self._on_connect_cb = on_connect
         self._on_disconnect_cb = on_disconnect
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._queue: Inbox[Message] = Inbox()
         self._subscriptions: dict[str, int] = {}
         self._sub_mids: dict[int, list[str]] = {}
         self._confirm: dict[int, asyncio.Future[int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._connected = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._closed.set()
+        self._connected = Flag()
+        self._closed = Flag(True)
         self._generation = 0
         self._started = False
         self._stopping = False

@@ -45,6 +45,7 @@ from typing import Any, Final
 
 from ..codecs.ocppj import looks_like_ocppj
 from ..lora_keys import key_id, read_json, write_private
+from ._waiting import Inbox
 from .link import FrameReceived, LinkDown, LinkEvent, LinkUp
 from .lora import (
     ArqConfig,
@@ -158,7 +159,7 @@ class LoraStationLink:
         self.probe_max = probe_max
         self.clock = clock
         self.rate = rate
-        self._events: asyncio.Queue[LinkEvent | _End] = asyncio.Queue()
+        self._events: Inbox[LinkEvent | _End] = Inbox()
         self._up = False
         self._ended = False
         self._failures = 0  #: messages abandoned in a row

@@ -32,6 +32,7 @@ from typing import Literal
 
 from ._backoff import Backoff, refusal_advice
 from ._state import ClientState, Starting
+from ._waiting import Flag, Inbox
 from .settings import (
     Message,
     MqttSettings,
@@ -348,12 +349,12 @@ class MemoryClient(ClientState):
         self._on_connect_cb = on_connect
         self._on_disconnect_cb = on_disconnect
         self._receive_maximum = max(1, settings.receive_maximum)
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._queue: Inbox[Message] = Inbox()
         self._subscriptions: dict[str, int] = {}
         self._outbox: list[tuple[str, bytes, int, bool, str | None, asyncio.Future[int] | None]]
         self._outbox = []
         self._session: _Session | None = None
-        self._connected = asyncio.Event()
+        self._connected = Flag()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._generation = 0
         self._stopping = False

@@ -16,12 +16,12 @@ itself (the outbox).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from ._waiting import Inbox
 from .base import PubSubClient
 from .link import FrameReceived, LinkDown, LinkEvent, LinkUp
 from .settings import Message, MqttSettings, Will
@@ -104,7 +104,7 @@ class PubSubStationLink:
         self.up_topic = f"{prefix}/{station_id}/up"
         self.down_topic = f"{prefix}/{station_id}/down"
         self.status_topic = f"{prefix}/{station_id}/status"
-        self._events: asyncio.Queue[LinkEvent | _End] = asyncio.Queue()
+        self._events: Inbox[LinkEvent | _End] = Inbox()
         self._reported_up = False  # what the stream said last (LinkUp: True, LinkDown: False)
         self._opened = False
         self._ended = False  # closed or killed: nothing more is reported
