@@ -545,3 +545,25 @@ def test_example_demo_runs(example: ModuleType, capsys: pytest.CaptureFixture[st
     example.demo()
     out = capsys.readouterr().out
     assert "Plugged" in out and "Unplugged" in out and "unlock: True" in out
+
+
+def test_the_traffic_stream_is_seeded_uniform_and_small() -> None:
+    import math
+    import sys
+
+    from ocpp_iot.charger_node.simulated import Stream
+
+    one, same, other = Stream("CP1:traffic:1"), Stream("CP1:traffic:1"), Stream("CP2:traffic:1")
+    xs = [one.random() for _ in range(20_000)]
+    assert xs == [same.random() for _ in range(20_000)]
+    assert xs[:100] != [other.random() for _ in range(100)]
+    assert all(0.0 <= x < 1.0 for x in xs)
+    assert abs(sum(xs) / len(xs) - 0.5) < 0.01  # 0.5 +- ~5 sigma
+    tenths = [sum(1 for x in xs if k / 10 <= x < (k + 1) / 10) for k in range(10)]
+    assert min(tenths) > 1800 and max(tenths) < 2200  # 2,000 each +- ~7 sigma
+    gaps = [one.expovariate(1 / 600) for _ in range(20_000)]
+    assert abs(sum(gaps) / len(gaps) - 600) < 30 and min(gaps) >= 0
+    assert not math.isinf(max(gaps))
+    assert {one.choice("abc") for _ in range(200)} == {"a", "b", "c"}
+    assert 1.0 <= one.uniform(1.0, 2.0) < 2.0
+    assert sys.getsizeof(one) < 100  # a Mersenne Twister is 2.5 KiB

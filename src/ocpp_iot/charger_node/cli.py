@@ -93,7 +93,9 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _lora(f: Callable[..., Any]) -> Callable[..., Any]:
     """``run``'s link choice and the LoRa options (docs/lora.md, "Gateway")."""
-    from .node import NodeConfig as D
+    from .node import NodeConfig
+
+    D = NodeConfig("defaults")  # a slotted dataclass: its defaults are on an instance
 
     options = [
         click.option("--link", type=click.Choice(["mqtt", "lora"]), default="mqtt",

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 VERSIONS = ("1.6", "2.0.1", "2.1")
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeConfig:
     """Everything one station needs. ``evse``: ``"simulated"`` or ``"package.module:Class"``
     (called with ``connectors``); ``scenario``: a scenario file for the simulation."""

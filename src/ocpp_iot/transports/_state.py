@@ -36,6 +36,7 @@ class Starting:
 
 
 class ClientState:
+    __slots__ = ()
     _connected: Flag
     _generation: int
     _queue: Inbox[Message]
