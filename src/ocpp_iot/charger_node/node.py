@@ -273,7 +273,8 @@ class Node:
         self.runtime: StationRuntime | None = None
         self.restarts = 0
         self._stopping: str | None = None
-        self._status_task: asyncio.Task[None] | None = None
+        # status.json every status_every seconds: a timer callback, not a Task with its frame
+        self._status_timer: asyncio.TimerHandle | None = None
 
     # -- parts --------------------------------------------------------------------------------
 
@@ -366,11 +367,12 @@ class Node:
             )
             if self._stopping is not None:
                 self.runtime.stop(self._stopping)
-            self._status_task = asyncio.ensure_future(self._write_status_often())
+            self._write_status_often()
             try:
                 reset = await self.runtime.run(reason)
             finally:
-                self._status_task.cancel()
+                if self._status_timer is not None:
+                    self._status_timer.cancel()
                 self.write_status()
                 machine.outbox.close()
             if reset is None or self._stopping is not None:
@@ -379,10 +381,13 @@ class Node:
             log.info("%s: reset (%s): restarting", self.cfg.station_id, reset)
             reason = "RemoteReset"
 
-    async def _write_status_often(self) -> None:
-        while True:
+    def _write_status_often(self) -> None:
+        try:
             self.write_status()
-            await asyncio.sleep(self.status_every)
+        except OSError as exc:  # a full disk must not stop the station; the next try may work
+            log.warning("%s: could not write status.json: %s", self.cfg.station_id, exc)
+        loop = asyncio.get_running_loop()
+        self._status_timer = loop.call_later(self.status_every, self._write_status_often)
 
     def write_status(self) -> None:
         if self.runtime is None:

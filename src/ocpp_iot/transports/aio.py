@@ -138,7 +138,9 @@ class AsyncMqttClient(ClientState):
         self._started = False
         self._stopping = False
         self._sock: Any = None
-        self._misc: asyncio.Task[None] | None = None
+        #: paho's loop_misc (keepalive, retries) once a second while a socket is open: a timer
+        #: callback, not a Task (a Task and its coroutine frame per client is ~1 KiB)
+        self._misc: asyncio.Handle | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._attempt_end: asyncio.Future[_Outcome] | None = None
         self._connack_timer: asyncio.TimerHandle | None = None
@@ -209,8 +211,7 @@ class AsyncMqttClient(ClientState):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), min(timeout, 2.0))
         self._drop_socket()
-        if self._misc is not None:
-            self._misc.cancel()
+        self._stop_misc()
         self._connected.clear()
 
     def kill(self) -> None:
@@ -219,8 +220,7 @@ class AsyncMqttClient(ClientState):
         self._cancel_timers()
         if self._supervisor is not None:
             self._supervisor.cancel()
-        if self._misc is not None:
-            self._misc.cancel()
+        self._stop_misc()
         self._drop_socket()
         self._connected.clear()
 
@@ -558,8 +558,8 @@ class AsyncMqttClient(ClientState):
             with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(sock, self._read)
-        if self._misc is None or self._misc.done():
-            self._misc = self._loop.create_task(self._misc_loop())
+        if self._misc is None:
+            self._misc = self._loop.call_soon(self._misc_tick)
 
     def _read(self) -> None:
         client = self._client
@@ -603,12 +603,19 @@ class AsyncMqttClient(ClientState):
             with contextlib.suppress(ValueError, OSError):
                 self._loop.remove_writer(sock)
 
-    async def _misc_loop(self) -> None:
-        while self._sock is not None:
-            if self._client.loop_misc() != _OK:  # keepalive: paho reports the loss itself
-                self._lost()
-                return
-            await asyncio.sleep(1.0)
+    def _misc_tick(self) -> None:
+        self._misc = None
+        if self._sock is None or self._loop is None:
+            return
+        if self._client.loop_misc() != _OK:  # keepalive: paho reports the loss itself
+            self._lost()
+            return
+        self._misc = self._loop.call_later(1.0, self._misc_tick)
+
+    def _stop_misc(self) -> None:
+        if self._misc is not None:
+            self._misc.cancel()
+            self._misc = None
 
     def _lost(self) -> None:
         """paho gave up on the socket (it has called on_disconnect if it knew why)."""
