@@ -58,7 +58,7 @@ from ocpp_iot.rpc import (
     Session,
 )
 
-#: the bench's epoch: 2026-09-21T13:46:40Z
+#: the bench's epoch: 2026-09-21T14:13:20Z
 T0 = 1_790_000_000.0
 VERSIONS = ("1.6", "2.0.1", "2.1")
 V2 = ("2.0.1", "2.1")

@@ -35,7 +35,17 @@ Trigger = Literal[
     "authorized", "cable_plugged_in", "charging_state_changed", "ev_departed",
     "meter_value_periodic", "remote_start", "remote_stop", "stop_authorized", "deauthorized",
     "reset_command", "trigger", "abnormal_condition", "ev_communication_lost",
+    "meter_value_clock",
 ]  # fmt: skip
+
+#: ReadingContext of the samples an event carries: periodic (J02), clock-aligned (J01), else
+#: asked for
+_CONTEXTS = {"meter_value_periodic": "Sample.Periodic", "meter_value_clock": "Sample.Clock"}
+
+
+def sample_context(trigger: str) -> str:
+    """The sampledValue ``context`` for the samples of an event with ``trigger``."""
+    return _CONTEXTS.get(trigger, "Trigger")
 
 
 def iso(t: float) -> str:
@@ -189,8 +199,10 @@ class Messages(Protocol):
         t: float,
         measurands: Sequence[str],
         tx: TxView | None,
+        context: str = "Trigger",
     ) -> tuple[str, dict[str, Any]]:
-        """A MeterValues that is not queued (a trigger, clock-aligned data)."""
+        """A MeterValues that is not queued (a trigger; clock-aligned data outside a
+        transaction, ``context`` ``Sample.Clock``)."""
         ...  # fmt: skip
 
     def start_answer(self, payload: dict[str, Any]) -> tuple[str | None, int | None]:

@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from .evse import FAULT_CODES, Connector, MeterReading
-from .messages import ConnectorView, StopReason, Trigger, TxView, iso, sampled_values
+from .messages import (
+    ConnectorView,
+    StopReason,
+    Trigger,
+    TxView,
+    iso,
+    sample_context,
+    sampled_values,
+)
 
 __all__ = ["MessagesV16", "UNBOUND_TRANSACTION_ID"]
 
@@ -127,7 +135,7 @@ class MessagesV16:
     ) -> tuple[str, dict[str, Any]] | None:
         if trigger == "charging_state_changed":
             return None  # 1.6 says it with a StatusNotification (SuspendedEV, Charging)
-        context = "Sample.Periodic" if trigger == "meter_value_periodic" else "Trigger"
+        context = sample_context(trigger)
         values = sampled_values(reading, measurands, context, v16=True)
         if not values:
             return None
@@ -168,10 +176,11 @@ class MessagesV16:
         t: float,
         measurands: Sequence[str],
         tx: TxView | None,
+        context: str = "Trigger",
     ) -> tuple[str, dict[str, Any]]:
-        values = sampled_values(reading, measurands, "Trigger", v16=True)
+        values = sampled_values(reading, measurands, context, v16=True)
         if not values:
-            values = sampled_values(reading, ["Energy.Active.Import.Register"], "Trigger", v16=True)
+            values = sampled_values(reading, ["Energy.Active.Import.Register"], context, v16=True)
         payload: dict[str, Any] = {
             "connectorId": connector.number,
             "meterValue": [{"timestamp": iso(t), "sampledValue": values}],

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from .evse import Connector, MeterReading
-from .messages import ConnectorView, StopReason, Trigger, TxView, iso, sampled_values
+from .messages import (
+    ConnectorView,
+    StopReason,
+    Trigger,
+    TxView,
+    iso,
+    sample_context,
+    sampled_values,
+)
 
 __all__ = ["MessagesV2"]
 
@@ -25,6 +33,7 @@ _TRIGGERS: dict[str, str] = {
     "charging_state_changed": "ChargingStateChanged",
     "ev_departed": "EVDeparted",
     "meter_value_periodic": "MeterValuePeriodic",
+    "meter_value_clock": "MeterValueClock",
     "remote_start": "RemoteStart",
     "remote_stop": "RemoteStop",
     "stop_authorized": "StopAuthorized",
@@ -153,7 +162,7 @@ class MessagesV2:
         charging_state: str | None,
     ) -> tuple[str, dict[str, Any]] | None:
         info: dict[str, Any] = {"chargingState": charging_state} if charging_state else {}
-        context = "Sample.Periodic" if trigger == "meter_value_periodic" else "Trigger"
+        context = sample_context(trigger)
         values = sampled_values(reading, measurands, context, v16=False)
         if trigger == "remote_start" and tx.remote_start_id is not None:
             info["remoteStartId"] = tx.remote_start_id  # F02
@@ -186,12 +195,11 @@ class MessagesV2:
         t: float,
         measurands: Sequence[str],
         tx: TxView | None,
+        context: str = "Trigger",
     ) -> tuple[str, dict[str, Any]]:
-        values = sampled_values(reading, measurands, "Trigger", v16=False)
+        values = sampled_values(reading, measurands, context, v16=False)
         if not values:  # the schema needs one sampled value at least
-            values = sampled_values(
-                reading, ["Energy.Active.Import.Register"], "Trigger", v16=False
-            )
+            values = sampled_values(reading, ["Energy.Active.Import.Register"], context, v16=False)
         return "MeterValues", {
             "evseId": connector.evse_id,
             "meterValue": [{"timestamp": iso(t), "sampledValue": values}],

@@ -45,6 +45,7 @@ from ..rpc import (
     SendReceived,
     Session,
 )
+from .aligned import AlignedSchedule
 from .connector_status import StatusReporter
 from .delivery import Delivery
 from .device_model import DeviceModel
@@ -100,6 +101,7 @@ class StationMachine:
         self.messages: Messages = MessagesV16() if version == "1.6" else MessagesV2(version)
         self.tx = Transactions(evse, model, self.messages, self)
         self.statuses = StatusReporter(self.tx, model, self.messages, self.call)
+        self.aligned = AlignedSchedule()
         self.pace = pace or ReplayPace(per_minute=60.0, burst=20)
         self.delivery = Delivery(outbox, model, self.messages, self.pace)
         self._charger_factory = charger
@@ -197,6 +199,8 @@ class StationMachine:
         for ev in self.evse.events(now):
             self.tx.on_event(ev, now)
         self.tx.tick(now)
+        if self.aligned.due(now, self.clock_offset, self.model.aligned_data_interval):
+            self._sample_aligned(now)
         if self._session is not None:
             for timed_out in self._session.expire(now):
                 self._abandoned(timed_out.tag, now, lost=False, timed_out=timed_out)
@@ -218,6 +222,9 @@ class StationMachine:
         due = self.tx.next_due()
         if due is not None:
             times.append(due)
+        aligned = self.aligned.next_at(self.clock_offset, self.model.aligned_data_interval)
+        if aligned is not None:
+            times.append(aligned)
         session = self._session
         if session is not None:
             deadline = session.deadline()
@@ -228,6 +235,14 @@ class StationMachine:
             if len(session.outbound) == 0:
                 times.append(self._next_call_at(now))
         return max(now, min(times))
+
+    def _sample_aligned(self, now: float) -> None:
+        """J01: the clock-aligned sample; in a transaction it is a queued event, elsewhere a
+        MeterValues that goes if online and accepted (or waits, with QueueAllMessages)."""
+        t, measurands = self.csms_time(now), self.model.aligned_measurands
+        for connector, reading in self.tx.clock_aligned(now):
+            self.call(*self.messages.meter_values(
+                connector, reading, t, measurands, None, "Sample.Clock"))  # fmt: skip
 
     def _next_call_at(self, now: float) -> float:
         """When :meth:`_next_call` has something to send (the CALL slot being free)."""

@@ -18,7 +18,8 @@ concept):
 - C01 / C10 / C12 / C15: a token is authorized by the back end when it can be asked, else
   locally from the Authorization Cache (:mod:`.authorization`).
 - E03: an authorization waits ``EVConnectionTimeOut`` seconds for the cable.
-- J02: meter values every ``TxUpdatedInterval`` seconds.
+- J02: meter values every ``TxUpdatedInterval`` seconds; J01: a clock-aligned sample when
+  :mod:`.aligned` says one is due.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from typing import Any
 from .authorization import AuthCache
 from .device_model import DeviceModel
 from .evse import (
+    Connector,
     EvResumed,
     Evse,
     EvseEvent,
     EvSuspended,
     Fault,
     FaultCleared,
+    MeterReading,
     Plugged,
     TokenPresented,
     Unplugged,
@@ -276,6 +279,19 @@ class Transactions(TxRecords):
             self.auth.put(tx.view.id_token, status)  # C10: the cache learns from it too
         if status is not None and status != "Accepted" and self.model.stop_tx_on_invalid_id:
             self.stop(tx, now, "deauthorized", "deauthorized")
+
+    def clock_aligned(self, now: float) -> list[tuple[Connector, MeterReading]]:
+        """A clock-aligned sample of every connector (J01): queued as an Updated event
+        (MeterValueClock; 1.6 a MeterValues with the transaction) where a transaction is in
+        progress; the readings of the others are returned, for a MeterValues each."""
+        idle = []
+        for s in self.connectors.values():
+            reading = self._read(s, now)
+            if s.tx is not None:
+                self._updated(s, reading, now, "meter_value_clock", None)
+            else:
+                idle.append((s.info, reading))
+        return idle
 
     def triggered_update(self, tx: Tx, now: float) -> None:
         s = self.connectors[tx.view.connector.number]

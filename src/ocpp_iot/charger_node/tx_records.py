@@ -126,6 +126,8 @@ class TxRecords:
         m = self.model
         if kind == "started":
             return m.tx_started_measurands
+        if kind == "aligned":
+            return m.aligned_measurands
         return m.tx_updated_measurands if kind == "updated" else m.tx_ended_measurands
 
     # -- start-up -----------------------------------------------------------------------------
@@ -208,11 +210,14 @@ class TxRecords:
     ) -> None:  # fmt: skip
         tx = s.tx
         assert tx is not None
-        tx.last_sample = now
+        clock = trigger == "meter_value_clock"
+        if not clock:  # J01 and J02 are independent: an aligned sample moves no periodic one
+            tx.last_sample = now
         tx.last_wh = max(tx.last_wh, reading.energy_wh)
         built = self.messages.updated(
             tx.view, reading, self.port.csms_time(now), trigger, offline=not self.port.online,
-            measurands=self.measurands("updated"), charging_state=charging_state,
+            measurands=self.measurands("aligned" if clock else "updated"),
+            charging_state=charging_state,
         )  # fmt: skip
         if built is not None:
             keep = {TX_KEY + tx.view.local_id: self._record(tx)}
