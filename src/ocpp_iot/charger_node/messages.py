@@ -133,6 +133,15 @@ def sampled_values(
     return out
 
 
+def meter_value(
+    reading: MeterReading, t: float, measurands: Sequence[str], context: str, *, v16: bool
+) -> dict[str, Any] | None:
+    """One MeterValue (``timestamp`` and ``sampledValue``) for a message; ``None`` if none of
+    ``measurands`` gives a value."""
+    values = sampled_values(reading, measurands, context, v16=v16)
+    return {"timestamp": iso(t), "sampledValue": values} if values else None
+
+
 def _number(value: float, v16: bool) -> Any:
     if value == int(value):
         value = int(value)
@@ -188,9 +197,20 @@ class Messages(Protocol):
         ...  # fmt: skip
 
     def ended(
-        self, tx: TxView, reading: MeterReading, t: float, trigger: Trigger,
-        reason: StopReason, *, offline: bool, measurands: Sequence[str],
-    ) -> tuple[str, dict[str, Any]]: ...  # fmt: skip
+        self,
+        tx: TxView,
+        reading: MeterReading,
+        t: float,
+        trigger: Trigger,
+        reason: StopReason,
+        *,
+        offline: bool,
+        measurands: Sequence[str],
+        earlier: Sequence[dict[str, Any]] = (),
+    ) -> tuple[str, dict[str, Any]]:
+        """``earlier``: MeterValues sampled during the transaction for the Ended message
+        (2.x ``TxEndedInterval``), before the one taken at the stop."""
+        ...  # fmt: skip
 
     def meter_values(
         self,

@@ -155,6 +155,7 @@ class MessagesV16:
         *,
         offline: bool,
         measurands: Sequence[str],
+        earlier: Sequence[dict[str, Any]] = (),
     ) -> tuple[str, dict[str, Any]]:
         payload: dict[str, Any] = {
             "meterStop": int(reading.energy_wh),
@@ -165,8 +166,9 @@ class MessagesV16:
         if tx.id_token is not None:
             payload["idTag"] = tx.id_token[:20]
         values = sampled_values(reading, measurands, "Transaction.End", v16=True)
-        if values:
-            payload["transactionData"] = [{"timestamp": iso(t), "sampledValue": values}]
+        data = [*earlier, *([{"timestamp": iso(t), "sampledValue": values}] if values else [])]
+        if data:
+            payload["transactionData"] = data
         return "StopTransaction", payload
 
     def meter_values(

@@ -183,10 +183,14 @@ class MessagesV2:
         *,
         offline: bool,
         measurands: Sequence[str],
+        earlier: Sequence[dict[str, Any]] = (),
     ) -> tuple[str, dict[str, Any]]:
         info = {"stoppedReason": _REASONS[reason]}
         values = sampled_values(reading, measurands, "Transaction.End", v16=False)
-        return self._event("Ended", tx, t, trigger, offline, info, values)
+        action, payload = self._event("Ended", tx, t, trigger, offline, info, values)
+        if earlier:
+            payload["meterValue"] = [*earlier, *payload.get("meterValue", ())]
+        return action, payload
 
     def meter_values(
         self,

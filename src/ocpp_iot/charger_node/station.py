@@ -327,6 +327,9 @@ class StationMachine:
         log.debug("%s: offline, %s queued (QueueAllMessages)", self.station_id, action)
         return True
 
+    def keep(self, key: str, value: dict[str, Any] | None) -> None:
+        self.outbox.keep(key, value)
+
     def remember_token(self, id_token: str, status: str | None) -> None:
         """The Authorization Cache's entry for ``id_token``, kept in the outbox file (a lazy
         commit: a power cut may forget the last change; only changes are written)."""

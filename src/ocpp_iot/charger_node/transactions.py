@@ -238,10 +238,14 @@ class Transactions(TxRecords):
 
     def tick(self, now: float) -> None:
         interval = self.model.tx_updated_interval
+        ended_interval = self.model.tx_ended_interval
         timeout = self.model.ev_connection_timeout
         for s in self.connectors.values():
             if s.tx is not None and interval > 0 and now - s.tx.last_sample >= interval:
                 self._updated(s, self._read(s, now), now, "meter_value_periodic", None)
+            if s.tx is not None and ended_interval > 0:
+                if now - s.tx.last_ended_sample >= ended_interval:
+                    self._ended_sample_due(s, now)
             if s.authorized is not None and s.tx is None and timeout > 0:
                 if now - s.authorized[3] >= timeout:  # E03: no cable in time
                     log.info("connector %d: no cable within %d s", s.info.number, timeout)
@@ -253,6 +257,8 @@ class Transactions(TxRecords):
         for s in self.connectors.values():
             if s.tx is not None and interval > 0:
                 times.append(s.tx.last_sample + interval)
+            if s.tx is not None and self.model.tx_ended_interval > 0:
+                times.append(s.tx.last_ended_sample + self.model.tx_ended_interval)
             if s.authorized is not None and self.model.ev_connection_timeout > 0:
                 times.append(s.authorized[3] + self.model.ev_connection_timeout)
         return min(times, default=None)

@@ -9,7 +9,11 @@ Rules implemented (OCPP 2.0.1 part 2 unless said; 1.6 where it has the concept):
   local reference, the back end's id follows in StartTransaction.conf).
 - E04: events that happen while offline carry ``offline: true``.
 - J02: Started / Updated / Ended carry the TxStarted / TxUpdated / TxEnded measurands; Ended
-  carries the register at the stop; 2.x ``chargingState`` when it changes.
+  carries the register at the stop; 2.x ``chargingState`` when it changes. With
+  ``TxEndedInterval`` (2.x) the Ended also carries the TxEnded measurands sampled at the start
+  (Transaction.Begin) and every interval after (Sample.Periodic), kept in the transaction's
+  record as they are taken; past :data:`MAX_ENDED_SAMPLES` every second one of the periodic
+  ones is dropped (the start, the stop and the latest stay).
 - A transaction in progress is recorded with each of its messages (``Outbox.put(keep=...)``, in
   the same commit); after a restart that finds one (power loss, a kill), it is ended with reason
   PowerLoss and the last register known (2.0.1 E09 without resumption; 1.6 ``PowerLoss``).
@@ -19,12 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .device_model import DeviceModel
 from .evse import Connector, Evse, MeterReading
-from .messages import ConnectorView, Messages, StopReason, Trigger, TxView
+from .messages import ConnectorView, Messages, StopReason, Trigger, TxView, meter_value
 
 __all__ = ["ConnectorState", "METER_KEY", "Port", "TX_KEY", "Tx", "TxRecords"]
 
@@ -32,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: the outbox's kept records of transactions in progress: ``tx:<id>``
 TX_KEY = "tx:"
+#: the most samples an Ended carries from TxEndedInterval (the record rewritten with each
+#: message of the transaction grows with them: ~100 B each)
+MAX_ENDED_SAMPLES = 250
 #: the register of a connector at its last transaction's stop, ``meter:<connector>`` (kept with
 #: the Ended)
 METER_KEY = "meter:"
@@ -67,6 +74,10 @@ class Port(Protocol):
 
     def new_transaction_id(self) -> str: ...
 
+    def keep(self, key: str, value: dict[str, Any] | None) -> None:
+        """Persist a record with no message (a lazy commit)."""
+        ...  # fmt: skip
+
 
 @dataclass
 class Tx:
@@ -75,6 +86,9 @@ class Tx:
     last_sample: float
     last_wh: float
     offline_start: bool = False
+    #: TxEndedInterval's MeterValues so far, for the Ended (2.x)
+    ended_samples: list[dict[str, Any]] = field(default_factory=list)
+    last_ended_sample: float = 0.0
 
 
 @dataclass
@@ -145,6 +159,7 @@ class TxRecords:
                 rec.get("remote_start_id"), rec.get("csms_id"), float(rec["start_wh"]),
             )  # fmt: skip
             tx = Tx(view, float(rec["started_at"]), now, float(rec.get("last_wh", view.start_wh)))
+            tx.ended_samples = list(rec.get("ended", ()))
             s.tx = tx
             reading = self.evse.meter(number, now)
             if reading.energy_wh < tx.last_wh:  # a meter that restarted from another value
@@ -182,7 +197,32 @@ class TxRecords:
             "token_type": v.token_type, "remote_start_id": v.remote_start_id,
             "csms_id": v.csms_id, "start_wh": v.start_wh, "started_at": tx.started_at,
             "last_wh": tx.last_wh,
-        }  # fmt: skip
+        } | ({"ended": tx.ended_samples} if tx.ended_samples else {})  # fmt: skip
+
+    def _sample_for_end(self, tx: Tx, reading: MeterReading, now: float, context: str) -> bool:
+        """Take a TxEndedInterval sample (kept in memory; the caller persists the record)."""
+        tx.last_ended_sample = now
+        entry = meter_value(
+            reading, self.port.csms_time(now), self.measurands("ended"), context,
+            v16=self.messages.version == "1.6",
+        )  # fmt: skip
+        if entry is None:
+            return False
+        samples = tx.ended_samples
+        samples.append(entry)
+        if len(samples) > MAX_ENDED_SAMPLES:  # thin the middle out: keep the start and latest
+            tx.ended_samples = [samples[0], *samples[1:-1:2], samples[-1]]
+            log.info("transaction %s: TxEndedInterval samples thinned to %d",
+                     tx.view.local_id, len(tx.ended_samples))  # fmt: skip
+        return True
+
+    def _ended_sample_due(self, s: ConnectorState, now: float) -> None:
+        """TxEndedInterval: a sample for the Ended, recorded at once (a restart ends the
+        transaction as PowerLoss with the samples taken before it)."""
+        tx = s.tx
+        assert tx is not None
+        if self._sample_for_end(tx, self._read(s, now), now, "Sample.Periodic"):
+            self.port.keep(TX_KEY + tx.view.local_id, self._record(tx))
 
     def _start(
         self, s: ConnectorState, id_token: str | None, token_type: str, remote_id: int | None,
@@ -196,6 +236,8 @@ class TxRecords:
         tx = Tx(view, now, now, reading.energy_wh, offline_start=not self.port.online)
         s.tx, s.authorized, s.finishing = tx, None, False
         t = self.port.csms_time(now)
+        if self.model.tx_ended_interval > 0:
+            self._sample_for_end(tx, reading, now, "Transaction.Begin")
         action, payload = self.messages.started(
             view, reading, t, trigger, offline=not self.port.online,
             measurands=self.measurands("started"), charging_state=self._charging_state(s),
@@ -234,6 +276,7 @@ class TxRecords:
         action, payload = self.messages.ended(
             tx.view, reading, self.port.csms_time(now), trigger, reason,
             offline=not self.port.online, measurands=self.measurands("ended"),
+            earlier=tx.ended_samples,
         )  # fmt: skip
         # the record goes with the Ended; the register at the stop stays (a restarted meter,
         # the simulation's, goes on from it)
