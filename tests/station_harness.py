@@ -45,6 +45,7 @@ from ocpp_iot.charger_node.evse import (
 from ocpp_iot.charger_node.messages import iso
 from ocpp_iot.charger_node.outbox import Outbox, ReplayPace
 from ocpp_iot.charger_node.station import StationMachine
+from ocpp_iot.charger_node.tx_records import V16_DEFAULTS
 from ocpp_iot.codecs import cbor, ocppj
 from ocpp_iot.model import get_version, parse
 from ocpp_iot.rpc import (
@@ -401,7 +402,7 @@ class Bench:
         self.model = DeviceModel(
             evses=[1] * n,
             store=JsonFileStore(self.dir / "device-model.json"),
-            defaults=self.variables or None,
+            defaults=(V16_DEFAULTS if self.version == "1.6" else {}) | (self.variables or {}),
         )
         self.outbox = Outbox(self.dir / "outbox.db", max_messages=self.max_queue)
         return StationMachine(

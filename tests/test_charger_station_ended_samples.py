@@ -89,3 +89,104 @@ def test_a_long_transaction_thins_its_samples_keeping_start_and_latest(
     assert stamps[0] == iso(T0 + 11) and stamps[-1] == iso(T0 + 11 + 3000)
     assert stamps[-2] == iso(T0 + 11 + 2700)  # the latest periodic one stays
     assert stamps == sorted(stamps)
+
+
+def _stop(b: Bench) -> dict[str, Any]:
+    (stop,) = [c.payload for c in b.csms.calls("StopTransaction")]
+    return stop
+
+
+def test_16_stop_carries_stop_txn_sampled_data_every_meter_value_sample_interval(
+    tmp_path: Path,
+) -> None:
+    """1.6 StopTxnSampledData: sampled every MeterValueSampleInterval from the start, into
+    StopTransaction.transactionData (with the MeterValues of that interval still sent)."""
+    evse = ScriptedEvse(1)
+    variables = {
+        "SampledDataCtrlr.TxUpdatedInterval": "600",
+        "SampledDataCtrlr.TxEndedMeasurands": "Energy.Active.Import.Register,Power.Active.Import",
+    }
+    b = Bench(tmp_path, "1.6", evse=evse, variables=variables).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    evse.at(T0 + 11 + 3000, "unplug")
+    b.run(3100)
+    data = _stop(b)["transactionData"]
+    contexts = [mv["sampledValue"][0]["context"] for mv in data]
+    assert contexts == ["Transaction.Begin"] + ["Sample.Periodic"] * 4 + ["Transaction.End"]
+    assert [mv["timestamp"] for mv in data] == [iso(T0 + 11 + 600 * k) for k in range(6)]
+    energy = "Energy.Active.Import.Register"  # the default measurand, left out
+    measurands = {v.get("measurand", energy) for mv in data for v in mv["sampledValue"]}
+    assert measurands == {"Energy.Active.Import.Register", "Power.Active.Import"}
+    assert all(isinstance(v["value"], str) for mv in data for v in mv["sampledValue"])
+    assert len(b.csms.calls("MeterValues")) == 4  # the periodic MeterValues go on as well
+
+
+def test_16_default_stop_has_no_transaction_data(tmp_path: Path) -> None:
+    """1.6 defaults StopTxnSampledData to empty: meterStop already is the register."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, "1.6", evse=evse).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    evse.at(T0 + 1000, "unplug")
+    b.run(1100)
+    stop = _stop(b)
+    assert "transactionData" not in stop and stop["meterStop"] > 0
+    assert b.model.value("SampledDataCtrlr.TxEndedMeasurands") == ""
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+def test_clock_aligned_tx_ended_samples_fall_on_the_boundaries(
+    tmp_path: Path, version: str
+) -> None:
+    """AlignedDataCtrlr.TxEndedMeasurands at each AlignedDataCtrlr.TxEndedInterval boundary
+    (1.6: StopTxnAlignedData at ClockAlignedDataInterval) from midnight UTC, in the Ended /
+    StopTransaction, in time order with the start and stop samples. The bench's T0 is
+    14:13:20Z: 900 s boundaries at T0 + 100, 1000, 1900."""
+    evse = ScriptedEvse(1)
+    variables = {
+        "SampledDataCtrlr.TxUpdatedInterval": "0",
+        "SampledDataCtrlr.TxEndedInterval": "0",
+        "AlignedDataCtrlr.TxEndedMeasurands": "Energy.Active.Import.Register",
+    }
+    # 1.6 has one aligned interval: its clock-aligned MeterValues go at the same boundaries
+    interval = "Interval" if version == "1.6" else "TxEndedInterval"
+    variables["AlignedDataCtrlr." + interval] = "900"
+    b = Bench(tmp_path, version, evse=evse, variables=variables).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    evse.at(T0 + 2500, "unplug")
+    b.run(2600)
+    if version == "1.6":
+        data = _stop(b)["transactionData"]
+        clock = data
+    else:
+        data = _ended(b)["meterValue"]
+        clock = [mv for mv in data if mv["sampledValue"][0]["context"] == "Sample.Clock"]
+        assert _contexts(_ended(b))[-1] == "Transaction.End"
+        # 2.x: the Ended's own aligned interval sends no MeterValueClock event
+        assert all(
+            c.payload.get("triggerReason") != "MeterValueClock"
+            for c in b.csms.calls("TransactionEvent")
+        )
+    assert [mv["timestamp"] for mv in clock] == [iso(T0 + 100 + 900 * k) for k in range(3)]
+    assert all(mv["sampledValue"][0]["context"] == "Sample.Clock" for mv in clock)
+    stamps = [mv["timestamp"] for mv in data]
+    assert stamps == sorted(stamps)
+
+
+def test_clock_aligned_tx_ended_samples_survive_a_restart(tmp_path: Path) -> None:
+    evse = ScriptedEvse(1)
+    variables = {
+        "AlignedDataCtrlr.TxEndedInterval": "900",
+        "AlignedDataCtrlr.TxEndedMeasurands": "Energy.Active.Import.Register",
+    }
+    b = Bench(tmp_path, "2.0.1", evse=evse, variables=variables).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    b.run(1500)  # boundaries at T0 + 100 and 1000
+    b.kill()
+    b.run(60)
+    ended = _ended(b)
+    assert ended["transactionInfo"]["stoppedReason"] == "PowerLoss"
+    assert _contexts(ended) == ["Sample.Clock", "Sample.Clock", "Transaction.End"]

@@ -124,6 +124,14 @@ class Accessors(ModelState):
         return self._list("AlignedDataCtrlr.Measurands")
 
     @property
+    def aligned_tx_ended_interval(self) -> int:
+        return self._int("AlignedDataCtrlr.TxEndedInterval")
+
+    @property
+    def aligned_tx_ended_measurands(self) -> list[str]:
+        return self._list("AlignedDataCtrlr.TxEndedMeasurands")
+
+    @property
     def ev_connection_timeout(self) -> int:
         return self._int("TxCtrlr.EVConnectionTimeOut")
 

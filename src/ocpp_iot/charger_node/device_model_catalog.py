@@ -221,6 +221,8 @@ def _station_specs(
         _measurands("AlignedDataCtrlr", "Measurands", "Energy.Active.Import.Register",
                     "MeterValuesAlignedData"),
         _measurands("AlignedDataCtrlr", "TxEndedMeasurands", "", "StopTxnAlignedData"),
+        # the clock-aligned samples an Ended carries (1.6: at ClockAlignedDataInterval)
+        _int("AlignedDataCtrlr", "TxEndedInterval", 0, hi=86400, unit="s"),
         # TxCtrlr (2.0.1 E01-E06; 1.6 ConnectionTimeOut, StopTransactionOn*).
         _int("TxCtrlr", "EVConnectionTimeOut", 60, hi=3600, unit="s", v16="ConnectionTimeOut"),
         _bool("TxCtrlr", "StopTxOnEVSideDisconnect", True, v16="StopTransactionOnEVSideDisconnect"),

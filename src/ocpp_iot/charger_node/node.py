@@ -37,7 +37,7 @@ from .outbox import Outbox, OutboxStore, ReplayPace
 from .runtime import Encoding, StationRuntime, steady_clock
 from .simulated import SimulatedEvse
 from .station import BootInfo, StationMachine
-from .tx_records import METER_KEY, TX_KEY
+from .tx_records import METER_KEY, TX_KEY, V16_DEFAULTS
 
 if TYPE_CHECKING:
     from ..transports.lora_setup import ModemSettings
@@ -155,7 +155,7 @@ def device_model_defaults(cfg: NodeConfig) -> dict[str, str]:
     MessageTimeout as long as the radio may take to deliver a CALL (OCPP's 30 s is a fraction
     of it: the station would give up on CALLs the radio still delivers, ignore their late
     answers and send them again), unless ``cfg.variables`` names one."""
-    defaults = dict(cfg.variables)
+    defaults = (V16_DEFAULTS if cfg.version == "1.6" else {}) | dict(cfg.variables)
     if cfg.link == "lora" and MESSAGE_TIMEOUT not in defaults:
         defaults[MESSAGE_TIMEOUT] = str(lora_message_timeout(cfg))
     return defaults

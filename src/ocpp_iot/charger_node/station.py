@@ -102,6 +102,7 @@ class StationMachine:
         self.tx = Transactions(evse, model, self.messages, self)
         self.statuses = StatusReporter(self.tx, model, self.messages, self.call)
         self.aligned = AlignedSchedule()
+        self.aligned_ended = AlignedSchedule()  # the Ended's own clock-aligned samples
         self.pace = pace or ReplayPace(per_minute=60.0, burst=20)
         self.delivery = Delivery(outbox, model, self.messages, self.pace)
         self._charger_factory = charger
@@ -201,6 +202,8 @@ class StationMachine:
         self.tx.tick(now)
         if self.aligned.due(now, self.clock_offset, self.model.aligned_data_interval):
             self._sample_aligned(now)
+        if self.aligned_ended.due(now, self.clock_offset, self.tx.ended_aligned_interval()):
+            self.tx.clock_aligned_for_end(now)
         if self._session is not None:
             for timed_out in self._session.expire(now):
                 self._abandoned(timed_out.tag, now, lost=False, timed_out=timed_out)
@@ -223,6 +226,9 @@ class StationMachine:
         if due is not None:
             times.append(due)
         aligned = self.aligned.next_at(self.clock_offset, self.model.aligned_data_interval)
+        if aligned is not None:
+            times.append(aligned)
+        aligned = self.aligned_ended.next_at(self.clock_offset, self.tx.ended_aligned_interval())
         if aligned is not None:
             times.append(aligned)
         session = self._session

@@ -238,7 +238,7 @@ class Transactions(TxRecords):
 
     def tick(self, now: float) -> None:
         interval = self.model.tx_updated_interval
-        ended_interval = self.model.tx_ended_interval
+        ended_interval = self.ended_interval()
         timeout = self.model.ev_connection_timeout
         for s in self.connectors.values():
             if s.tx is not None and interval > 0 and now - s.tx.last_sample >= interval:
@@ -253,12 +253,13 @@ class Transactions(TxRecords):
 
     def next_due(self) -> float | None:
         interval = self.model.tx_updated_interval
+        ended_interval = self.ended_interval()
         times = []
         for s in self.connectors.values():
             if s.tx is not None and interval > 0:
                 times.append(s.tx.last_sample + interval)
-            if s.tx is not None and self.model.tx_ended_interval > 0:
-                times.append(s.tx.last_ended_sample + self.model.tx_ended_interval)
+            if s.tx is not None and ended_interval > 0:
+                times.append(s.tx.last_ended_sample + ended_interval)
             if s.authorized is not None and self.model.ev_connection_timeout > 0:
                 times.append(s.authorized[3] + self.model.ev_connection_timeout)
         return min(times, default=None)
@@ -298,6 +299,12 @@ class Transactions(TxRecords):
             else:
                 idle.append((s.info, reading))
         return idle
+
+    def clock_aligned_for_end(self, now: float) -> None:
+        """A boundary of the Ended's clock-aligned interval: a sample of each transaction."""
+        for s in self.connectors.values():
+            if s.tx is not None:
+                self._ended_clock_sample(s, now)
 
     def triggered_update(self, tx: Tx, now: float) -> None:
         s = self.connectors[tx.view.connector.number]

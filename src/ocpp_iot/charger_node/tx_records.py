@@ -10,10 +10,15 @@ Rules implemented (OCPP 2.0.1 part 2 unless said; 1.6 where it has the concept):
 - E04: events that happen while offline carry ``offline: true``.
 - J02: Started / Updated / Ended carry the TxStarted / TxUpdated / TxEnded measurands; Ended
   carries the register at the stop; 2.x ``chargingState`` when it changes. With
-  ``TxEndedInterval`` (2.x) the Ended also carries the TxEnded measurands sampled at the start
-  (Transaction.Begin) and every interval after (Sample.Periodic), kept in the transaction's
-  record as they are taken; past :data:`MAX_ENDED_SAMPLES` every second one of the periodic
-  ones is dropped (the start, the stop and the latest stay).
+  ``SampledDataCtrlr.TxEndedInterval`` (1.6: ``MeterValueSampleInterval``, as
+  ``StopTxnSampledData`` says) the Ended / StopTransaction also carries the TxEnded measurands
+  sampled at the start (Transaction.Begin) and every interval after (Sample.Periodic); with
+  ``AlignedDataCtrlr.TxEndedInterval`` (1.6: ``ClockAlignedDataInterval``, for
+  ``StopTxnAlignedData``) the aligned TxEnded measurands at each clock-aligned boundary
+  (Sample.Clock, J01). They are kept in the transaction's record as they are taken, in time
+  order; past :data:`MAX_ENDED_SAMPLES` every second one after the first is dropped (the
+  start, the stop and the latest stay). The 1.6 default of ``StopTxnSampledData`` is empty
+  (``meterStop`` is the register at the stop): :data:`V16_DEFAULTS`.
 - A transaction in progress is recorded with each of its messages (``Outbox.put(keep=...)``, in
   the same commit); after a restart that finds one (power loss, a kill), it is ended with reason
   PowerLoss and the last register known (2.0.1 E09 without resumption; 1.6 ``PowerLoss``).
@@ -30,12 +35,15 @@ from .device_model import DeviceModel
 from .evse import Connector, Evse, MeterReading
 from .messages import ConnectorView, Messages, StopReason, Trigger, TxView, meter_value
 
-__all__ = ["ConnectorState", "METER_KEY", "Port", "TX_KEY", "Tx", "TxRecords"]
+__all__ = ["ConnectorState", "METER_KEY", "Port", "TX_KEY", "Tx", "TxRecords", "V16_DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
 #: the outbox's kept records of transactions in progress: ``tx:<id>``
 TX_KEY = "tx:"
+#: device model defaults that differ in 1.6: StopTxnSampledData (sampled every
+#: MeterValueSampleInterval there, while 2.x's TxEndedInterval is off by default) starts empty
+V16_DEFAULTS = {"SampledDataCtrlr.TxEndedMeasurands": ""}
 #: the most samples an Ended carries from TxEndedInterval (the record rewritten with each
 #: message of the transaction grows with them: ~100 B each)
 MAX_ENDED_SAMPLES = 250
@@ -86,7 +94,7 @@ class Tx:
     last_sample: float
     last_wh: float
     offline_start: bool = False
-    #: TxEndedInterval's MeterValues so far, for the Ended (2.x)
+    #: the TxEnded samples so far (periodic and clock-aligned), for the Ended
     ended_samples: list[dict[str, Any]] = field(default_factory=list)
     last_ended_sample: float = 0.0
 
@@ -142,7 +150,27 @@ class TxRecords:
             return m.tx_started_measurands
         if kind == "aligned":
             return m.aligned_measurands
+        if kind == "ended_aligned":
+            return m.aligned_tx_ended_measurands
         return m.tx_updated_measurands if kind == "updated" else m.tx_ended_measurands
+
+    def ended_interval(self) -> int:
+        """Seconds between the TxEnded samples (0: none but the stop's): 2.x
+        SampledDataCtrlr.TxEndedInterval, 1.6 MeterValueSampleInterval; 0 without measurands."""
+        m = self.model
+        if not m.tx_ended_measurands:
+            return 0
+        return m.tx_updated_interval if self.messages.version == "1.6" else m.tx_ended_interval
+
+    def ended_aligned_interval(self) -> int:
+        """The clock-aligned interval of the Ended's aligned samples (0: off): 2.x
+        AlignedDataCtrlr.TxEndedInterval, 1.6 ClockAlignedDataInterval; 0 without measurands."""
+        m = self.model
+        if not m.aligned_tx_ended_measurands:
+            return 0
+        if self.messages.version == "1.6":
+            return m.aligned_data_interval
+        return m.aligned_tx_ended_interval
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -199,11 +227,14 @@ class TxRecords:
             "last_wh": tx.last_wh,
         } | ({"ended": tx.ended_samples} if tx.ended_samples else {})  # fmt: skip
 
-    def _sample_for_end(self, tx: Tx, reading: MeterReading, now: float, context: str) -> bool:
-        """Take a TxEndedInterval sample (kept in memory; the caller persists the record)."""
-        tx.last_ended_sample = now
+    def _sample_for_end(
+        self, tx: Tx, reading: MeterReading, now: float, context: str, kind: str = "ended"
+    ) -> bool:
+        """Take a sample for the Ended (kept in memory; the caller persists the record)."""
+        if kind == "ended":
+            tx.last_ended_sample = now
         entry = meter_value(
-            reading, self.port.csms_time(now), self.measurands("ended"), context,
+            reading, self.port.csms_time(now), self.measurands(kind), context,
             v16=self.messages.version == "1.6",
         )  # fmt: skip
         if entry is None:
@@ -212,9 +243,17 @@ class TxRecords:
         samples.append(entry)
         if len(samples) > MAX_ENDED_SAMPLES:  # thin the middle out: keep the start and latest
             tx.ended_samples = [samples[0], *samples[1:-1:2], samples[-1]]
-            log.info("transaction %s: TxEndedInterval samples thinned to %d",
+            log.info("transaction %s: TxEnded samples thinned to %d",
                      tx.view.local_id, len(tx.ended_samples))  # fmt: skip
         return True
+
+    def _ended_clock_sample(self, s: ConnectorState, now: float) -> None:
+        """A clock-aligned sample for the Ended (AlignedDataCtrlr.TxEndedMeasurands), recorded
+        at once as the periodic ones are."""
+        tx = s.tx
+        assert tx is not None
+        if self._sample_for_end(tx, self._read(s, now), now, "Sample.Clock", "ended_aligned"):
+            self.port.keep(TX_KEY + tx.view.local_id, self._record(tx))
 
     def _ended_sample_due(self, s: ConnectorState, now: float) -> None:
         """TxEndedInterval: a sample for the Ended, recorded at once (a restart ends the
@@ -236,7 +275,7 @@ class TxRecords:
         tx = Tx(view, now, now, reading.energy_wh, offline_start=not self.port.online)
         s.tx, s.authorized, s.finishing = tx, None, False
         t = self.port.csms_time(now)
-        if self.model.tx_ended_interval > 0:
+        if self.ended_interval() > 0:
             self._sample_for_end(tx, reading, now, "Transaction.Begin")
         action, payload = self.messages.started(
             view, reading, t, trigger, offline=not self.port.online,
