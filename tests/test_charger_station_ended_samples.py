@@ -27,15 +27,25 @@ def _contexts(ended: dict[str, Any]) -> list[str]:
     return [mv["sampledValue"][0]["context"] for mv in ended["meterValue"]]
 
 
+def _charge(
+    tmp_path: Path, version: str, variables: dict[str, str] | None, unplug_at: float | None
+) -> Bench:
+    """A bench whose EV plugs in at T0 + 10 and authorizes at T0 + 11 (the start), unplugging
+    ``unplug_at`` seconds after T0 if given."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse, variables=variables).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    if unplug_at is not None:
+        evse.at(T0 + unplug_at, "unplug")
+    return b
+
+
 @pytest.mark.parametrize("version", V2)
 def test_the_ended_event_carries_the_samples_of_the_whole_transaction(
     tmp_path: Path, version: str
 ) -> None:
-    evse = ScriptedEvse(1)
-    b = Bench(tmp_path, version, evse=evse, variables=EVERY_5_MIN).start()
-    evse.at(T0 + 10, "plug")
-    evse.at(T0 + 11, "token")
-    evse.at(T0 + 11 + 3600, "unplug")
+    b = _charge(tmp_path, version, EVERY_5_MIN, 11 + 3600)
     b.run(3700)
     ended = _ended(b)  # the stop comes before the sample due at the same instant: none then
     assert _contexts(ended) == ["Transaction.Begin"] + ["Sample.Periodic"] * 11 + [
@@ -51,20 +61,13 @@ def test_the_ended_event_carries_the_samples_of_the_whole_transaction(
 
 
 def test_off_by_default_the_ended_has_the_stop_sample_only(tmp_path: Path) -> None:
-    evse = ScriptedEvse(1)
-    b = Bench(tmp_path, "2.0.1", evse=evse).start()
-    evse.at(T0 + 10, "plug")
-    evse.at(T0 + 11, "token")
-    evse.at(T0 + 1000, "unplug")
+    b = _charge(tmp_path, "2.0.1", None, 1000)
     b.run(1100)
     assert _contexts(_ended(b)) == ["Transaction.End"]
 
 
 def test_a_restart_ends_the_transaction_with_the_samples_taken_before_it(tmp_path: Path) -> None:
-    evse = ScriptedEvse(1)
-    b = Bench(tmp_path, "2.0.1", evse=evse, variables=EVERY_5_MIN).start()
-    evse.at(T0 + 10, "plug")
-    evse.at(T0 + 11, "token")
+    b = _charge(tmp_path, "2.0.1", EVERY_5_MIN, None)
     b.run(1000)  # samples at T0 + 11, 311, 611, 911
     b.kill()
     b.run(60)
@@ -77,11 +80,8 @@ def test_a_long_transaction_thins_its_samples_keeping_start_and_latest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tx_records, "MAX_ENDED_SAMPLES", 6)
-    evse = ScriptedEvse(1)
-    b = Bench(tmp_path, "2.0.1", evse=evse, variables=EVERY_5_MIN).start()
-    evse.at(T0 + 10, "plug")
-    evse.at(T0 + 11, "token")
-    evse.at(T0 + 11 + 3000, "unplug")  # Begin + 9 periodic samples, more than 6
+    # Begin + 9 periodic samples, more than 6
+    b = _charge(tmp_path, "2.0.1", EVERY_5_MIN, 11 + 3000)
     b.run(3100)
     ended = _ended(b)
     stamps = [mv["timestamp"] for mv in ended["meterValue"]]
@@ -101,15 +101,11 @@ def test_16_stop_carries_stop_txn_sampled_data_every_meter_value_sample_interval
 ) -> None:
     """1.6 StopTxnSampledData: sampled every MeterValueSampleInterval from the start, into
     StopTransaction.transactionData (with the MeterValues of that interval still sent)."""
-    evse = ScriptedEvse(1)
     variables = {
         "SampledDataCtrlr.TxUpdatedInterval": "600",
         "SampledDataCtrlr.TxEndedMeasurands": "Energy.Active.Import.Register,Power.Active.Import",
     }
-    b = Bench(tmp_path, "1.6", evse=evse, variables=variables).start()
-    evse.at(T0 + 10, "plug")
-    evse.at(T0 + 11, "token")
-    evse.at(T0 + 11 + 3000, "unplug")
+    b = _charge(tmp_path, "1.6", variables, 11 + 3000)
     b.run(3100)
     data = _stop(b)["transactionData"]
     contexts = [mv["sampledValue"][0]["context"] for mv in data]
@@ -124,11 +120,7 @@ def test_16_stop_carries_stop_txn_sampled_data_every_meter_value_sample_interval
 
 def test_16_default_stop_has_no_transaction_data(tmp_path: Path) -> None:
     """1.6 defaults StopTxnSampledData to empty: meterStop already is the register."""
-    evse = ScriptedEvse(1)
-    b = Bench(tmp_path, "1.6", evse=evse).start()
-    evse.at(T0 + 10, "plug")
-    evse.at(T0 + 11, "token")
-    evse.at(T0 + 1000, "unplug")
+    b = _charge(tmp_path, "1.6", None, 1000)
     b.run(1100)
     stop = _stop(b)
     assert "transactionData" not in stop and stop["meterStop"] > 0
@@ -143,7 +135,6 @@ def test_clock_aligned_tx_ended_samples_fall_on_the_boundaries(
     (1.6: StopTxnAlignedData at ClockAlignedDataInterval) from midnight UTC, in the Ended /
     StopTransaction, in time order with the start and stop samples. The bench's T0 is
     14:13:20Z: 900 s boundaries at T0 + 100, 1000, 1900."""
-    evse = ScriptedEvse(1)
     variables = {
         "SampledDataCtrlr.TxUpdatedInterval": "0",
         "SampledDataCtrlr.TxEndedInterval": "0",
@@ -152,10 +143,7 @@ def test_clock_aligned_tx_ended_samples_fall_on_the_boundaries(
     # 1.6 has one aligned interval: its clock-aligned MeterValues go at the same boundaries
     interval = "Interval" if version == "1.6" else "TxEndedInterval"
     variables["AlignedDataCtrlr." + interval] = "900"
-    b = Bench(tmp_path, version, evse=evse, variables=variables).start()
-    evse.at(T0 + 10, "plug")
-    evse.at(T0 + 11, "token")
-    evse.at(T0 + 2500, "unplug")
+    b = _charge(tmp_path, version, variables, 2500)
     b.run(2600)
     if version == "1.6":
         data = _stop(b)["transactionData"]
@@ -176,14 +164,11 @@ def test_clock_aligned_tx_ended_samples_fall_on_the_boundaries(
 
 
 def test_clock_aligned_tx_ended_samples_survive_a_restart(tmp_path: Path) -> None:
-    evse = ScriptedEvse(1)
     variables = {
         "AlignedDataCtrlr.TxEndedInterval": "900",
         "AlignedDataCtrlr.TxEndedMeasurands": "Energy.Active.Import.Register",
     }
-    b = Bench(tmp_path, "2.0.1", evse=evse, variables=variables).start()
-    evse.at(T0 + 10, "plug")
-    evse.at(T0 + 11, "token")
+    b = _charge(tmp_path, "2.0.1", variables, None)
     b.run(1500)  # boundaries at T0 + 100 and 1000
     b.kill()
     b.run(60)
