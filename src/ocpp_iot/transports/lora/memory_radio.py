@@ -21,8 +21,8 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from .air import Air
 from .airtime import HOUR
 from .arq import RadioConfig
 from .modem import ModemError, Received
@@ -34,20 +34,6 @@ def scaled_clock(rate: float = 1.0) -> Callable[[], float]:
     """A clock that starts at the wall-clock time and runs ``rate`` times as fast."""
     start_wall, start = time.time(), time.monotonic()
     return lambda: start_wall + (time.monotonic() - start) * rate
-
-
-@dataclass(frozen=True, slots=True)
-class Air:
-    """One transmission on the channel."""
-
-    sender: str
-    start: float
-    end: float
-    data: bytes
-    frequency_hz: int
-
-    def overlaps(self, other: Air) -> bool:
-        return self.start < other.end and other.start < self.end
 
 
 class _Eof:

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from .air import Air
 from .airtime import HOUR, band_for
 from .events import Delivered, Event, SendAcked, SendFailed, Transmit
 
@@ -53,18 +54,6 @@ class Link(Protocol):
 
 
 L = TypeVar("L", bound=Link)
-
-
-@dataclass
-class Air:
-    """One transmission: who sent it, when it was on air, what, on which frequency."""
-
-    sender: str
-    start: float
-    end: float
-    data: bytes
-    frequency_hz: int
-    retransmission: bool = False
 
 
 @dataclass
@@ -175,9 +164,7 @@ class VirtualChannel(Generic[L]):
     def _arrive(self, air: Air) -> None:
         horizon = air.start - LONGEST_FRAME
         self._recent = [a for a in self._recent if a.end > horizon]
-        overlapping = [
-            a for a in self._recent if a is not air and a.start < air.end and air.start < a.end
-        ]
+        overlapping = [a for a in self._recent if a is not air and a.overlaps(air)]
         for name, link in self.links.items():
             if name == air.sender or self.listens.get(name, air.frequency_hz) != air.frequency_hz:
                 continue
