@@ -350,3 +350,49 @@ def test_simulated_stations_share_one_outbox_and_adopt_an_old_own_file(tmp_path:
     status = json.loads(result.output)
     assert status["queue_depth"] == 0
     assert status["outbox"] == {"path": str((tmp_path / "outbox.db").resolve()), "station": "CP2"}
+
+
+def test_a_stop_asked_for_during_a_turn_ends_the_run_at_once(tmp_path: Path) -> None:
+    """stop() from inside the runtime's own turn (here the hardware's events, read by the
+    machine's tick, once the BootNotification is up) ends run() then, not at the machine's
+    next wake-up (the boot CALL's 30 s timeout: no back end answers)."""
+    from ocpp_iot.charger_node.device_model import DeviceModel
+    from ocpp_iot.charger_node.runtime import StationRuntime
+    from ocpp_iot.charger_node.station import StationMachine
+
+    class StoppingEvse(SimulatedEvse):
+        """Asks the runtime to stop the first time it is read after ``armed``."""
+
+        armed = False
+        runtime: StationRuntime | None = None
+
+        def events(self, now: float) -> Any:
+            if self.armed and self.runtime is not None:
+                self.runtime.stop()
+            return super().events(now)
+
+    # a scheduled EVSE with nothing to do for long: the machine's wake-up is the CALL timeout
+    evse = StoppingEvse(
+        1, seed="CP1", scenario=parse_scenario({"steps": [{"at": 3600.0, "plug": 1}]})
+    )
+
+    async def scenario() -> float:
+        machine = StationMachine(
+            "CP1", "2.0.1", evse, DeviceModel(), Outbox(tmp_path / "outbox.db")
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        armed_at: list[float] = []
+
+        def on_frame(direction: str, frame: Any) -> None:
+            if direction == "up" and not evse.armed:
+                evse.armed = True
+                armed_at.append(loop.time())
+
+        runtime = StationRuntime(
+            machine, MemoryStationLink(MemoryBroker(), "CP1"), on_frame=on_frame
+        )
+        evse.runtime = runtime
+        assert await asyncio.wait_for(runtime.run(), 40) is None
+        return loop.time() - armed_at[0]
+
+    assert asyncio.run(scenario()) < 5.0

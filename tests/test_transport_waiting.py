@@ -60,3 +60,64 @@ def test_a_getter_cancelled_after_its_wake_up_passes_the_item_on() -> None:
         assert first.cancelled()
 
     asyncio.run(scenario())
+
+
+def test_getters_cancelled_in_turn_after_a_wake_up_end_cancelled_and_lose_nothing() -> None:
+    """Two getters wait; an item wakes the first; the second, then the first are cancelled:
+    both end as cancelled (the list of getters may be gone by the second's turn) and the item
+    stays for the next get."""
+
+    async def scenario() -> None:
+        box: Inbox[int] = Inbox()
+        first = asyncio.ensure_future(box.get())
+        second = asyncio.ensure_future(box.get())
+        await asyncio.sleep(0)
+        box.put_nowait(1)
+        second.cancel()
+        first.cancel()
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+        assert await asyncio.wait_for(box.get(), 1) == 1
+        assert box._getters is None and box._items is None
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_random_puts_gets_and_cancels_lose_no_item_and_strand_no_getter(seed: int) -> None:
+    """Against asyncio.Queue's contract: every item put is got exactly once, by a getter that
+    was not cancelled, and no getter waits while items are left."""
+    import random
+
+    async def scenario() -> None:
+        rnd = random.Random(seed)
+        box: Inbox[int] = Inbox()
+        getters: list[asyncio.Future[int]] = []
+        put = 0
+        for _ in range(30):
+            op = rnd.random()
+            if op < 0.35:
+                getters.append(asyncio.ensure_future(box.get()))
+            elif op < 0.7:
+                box.put_nowait(put)
+                put += 1
+            else:
+                live = [g for g in getters if not g.done()]
+                if live:
+                    rnd.choice(live).cancel()
+            if rnd.random() < 0.5:
+                await asyncio.sleep(0)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        got = [g.result() for g in getters if g.done() and not g.cancelled()]
+        waiting = [g for g in getters if not g.done()]
+        assert not (waiting and box.qsize()), "a getter waits while items are left"
+        for g in waiting:
+            g.cancel()
+        await asyncio.gather(*getters, return_exceptions=True)
+        for g in getters:  # nothing ended in an error other than its cancel
+            assert g.cancelled() or g.exception() is None
+        got += [box.get_nowait() for _ in range(box.qsize())]
+        assert sorted(got) == list(range(put))
+
+    asyncio.run(scenario())

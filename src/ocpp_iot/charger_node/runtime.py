@@ -119,7 +119,10 @@ class StationRuntime:
                     return None
                 # the machine's wake-up is on ``clock``; asyncio waits in wall seconds
                 delay = max(0.0, m.next_wakeup(now) - self.clock()) / self.rate
-                if not receiving.done():
+                # a stop asked for during this turn (a callback of tick or flush) is seen now,
+                # not after the delay: nothing was waiting for it to wake
+                stopping = self._stop == "stop" or (self._stop == "drain" and not draining)
+                if not receiving.done() and not stopping:
                     self._waiting = loop.create_future()
                     timer = loop.call_later(delay, self._wake_up)
                     try:

@@ -133,6 +133,7 @@ async def _simulate(
             unfinished.append("?")
         with contextlib.suppress(BaseException):
             t.cancel()
-    # let the cancelled ones finish before the shared outbox closes under them
-    await asyncio.wait(tasks, timeout=10.0)
+    # let the cancelled ones finish before the shared outbox closes under them (no timeout:
+    # a cancelled station only unwinds its finally blocks)
+    await asyncio.wait(tasks)
     return SimulationResult(len(nodes), not unfinished, unfinished, sum(n.restarts for n in nodes))

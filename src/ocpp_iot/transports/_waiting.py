@@ -113,10 +113,12 @@ class Inbox(Generic[T]):
             try:
                 await getter
             except BaseException:
-                if getter in self._getters:
-                    self._getters.remove(getter)
-                if getter.done() and not getter.cancelled() and self._items:
-                    _wake_first(self._getters)  # woken but cancelled: pass the item on
+                # another getter's ``finally`` may have dropped the list already
+                getters = self._getters
+                if getters is not None and getter in getters:
+                    getters.remove(getter)
+                if getter.done() and not getter.cancelled() and self._items and getters:
+                    _wake_first(getters)  # woken but cancelled: pass the item on
                 raise
             finally:
                 if not self._getters:
