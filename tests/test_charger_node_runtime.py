@@ -396,3 +396,33 @@ def test_a_stop_asked_for_during_a_turn_ends_the_run_at_once(tmp_path: Path) -> 
         return loop.time() - armed_at[0]
 
     assert asyncio.run(scenario()) < 5.0
+
+
+def test_the_runtime_tells_the_machine_the_links_largest_frame(tmp_path: Path) -> None:
+    """On a link with a largest frame (LoRa), machine.frame_fits measures a CALL in the
+    runtime's encoding against it; on one without, there is no limit."""
+    from ocpp_iot.charger_node.device_model import DeviceModel
+    from ocpp_iot.charger_node.runtime import StationRuntime
+    from ocpp_iot.charger_node.station import StationMachine
+
+    async def scenario(max_frame: int | None) -> Any:
+        machine = StationMachine(
+            "CP1", "2.0.1", SimulatedEvse(1, seed="CP1"), DeviceModel(),
+            Outbox(tmp_path / f"outbox-{max_frame}.db"),
+        )  # fmt: skip
+        link = MemoryStationLink(MemoryBroker(), "CP1")
+        link.max_frame = max_frame
+        runtime = StationRuntime(machine, link)
+        task = asyncio.ensure_future(runtime.run())
+        await until(lambda: link.up, "the link")
+        fits = machine.frame_fits
+        runtime.stop()
+        await asyncio.wait_for(task, 10)
+        return fits
+
+    fits = asyncio.run(scenario(200))
+    assert fits is not None
+    small = {"eventType": "Ended", "seqNo": 1, "timestamp": "2026-12-03T08:00:00Z"}
+    assert fits("TransactionEvent", small)
+    assert not fits("TransactionEvent", small | {"meterValue": [{"x": "y" * 300}]})
+    assert asyncio.run(scenario(None)) is None

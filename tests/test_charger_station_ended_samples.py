@@ -4,6 +4,7 @@ sampled at the start (Transaction.Begin), every interval (Sample.Periodic) and a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from station_harness import T0, V2, Bench, ScriptedEvse
 
 from ocpp_iot.charger_node import tx_records
 from ocpp_iot.charger_node.messages import iso
+from ocpp_iot.charger_node.runtime import encode_frame
+from ocpp_iot.rpc import Call
 
 EVERY_5_MIN = {"SampledDataCtrlr.TxEndedInterval": "300", "SampledDataCtrlr.TxUpdatedInterval": "0"}
 
@@ -175,3 +178,71 @@ def test_clock_aligned_tx_ended_samples_survive_a_restart(tmp_path: Path) -> Non
     ended = _ended(b)
     assert ended["transactionInfo"]["stoppedReason"] == "PowerLoss"
     assert _contexts(ended) == ["Sample.Clock", "Sample.Clock", "Transaction.End"]
+
+
+THREE_PHASE = "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage"
+
+
+def test_the_record_keeps_the_meters_numbers_not_the_sampled_values(tmp_path: Path) -> None:
+    """Rewritten with every message of the transaction, the record must stay small: a
+    sample is the meter's numbers (~70 B of JSON), whatever the measurands."""
+    variables = EVERY_5_MIN | {"SampledDataCtrlr.TxEndedMeasurands": THREE_PHASE}
+    b = _charge(tmp_path, "2.0.1", variables, None)
+    b.run(3100)  # Begin + 10 periodic samples
+    (record,) = b.outbox.kept(tx_records.TX_KEY).values()
+    assert len(record["ended"]) == 11
+    per_sample = len(json.dumps(record["ended"])) / 11
+    assert per_sample < 100, per_sample
+    b.kill()
+    b.run(60)
+    ended = _ended(b)  # the PowerLoss Ended expands them into full sampledValue lists
+    first = ended["meterValue"][0]["sampledValue"]
+    assert [v.get("measurand") for v in first].count("Current.Import") == 3
+    assert {v.get("phase") for v in first} >= {"L1", "L2", "L3", "L1-N"}
+    assert first[0]["context"] == "Transaction.Begin"
+    assert len(json.dumps(ended["meterValue"])) > 10 * len(json.dumps(record["ended"])) / 11
+
+
+def test_a_record_of_an_earlier_release_with_meter_values_is_still_ended(tmp_path: Path) -> None:
+    b = _charge(tmp_path, "2.0.1", EVERY_5_MIN, None)
+    b.run(700)
+    ((key, record),) = b.outbox.kept(tx_records.TX_KEY).items()
+    old = {"timestamp": iso(T0 + 11), "sampledValue": [{"value": 1.0, "context": "Other"}]}
+    b.outbox.keep(key, record | {"ended": [old]})  # as commit b34b4de wrote them
+    b.kill()
+    b.run(60)
+    meter_values = _ended(b)["meterValue"]
+    assert meter_values[0] == old and len(meter_values) == 2
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_an_ended_too_big_for_the_link_is_thinned_until_it_fits(
+    tmp_path: Path, version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A link with a small largest frame (a LoRa modem's): the Ended / StopTransaction keeps
+    the first and the latest samples and as many between as fit, and goes."""
+    variables = EVERY_5_MIN | {"SampledDataCtrlr.TxEndedMeasurands": THREE_PHASE}
+    if version == "1.6":
+        variables["SampledDataCtrlr.TxUpdatedInterval"] = "300"
+    b = _charge(tmp_path, version, variables, 11 + 6 * 3600)  # 72 samples, ~40 KB of CBOR
+    limit = 4000
+    sizes: list[int] = []
+
+    def fits(action: str, payload: dict[str, Any]) -> bool:
+        size = len(encode_frame(Call("zzzzzzzz", action, payload), version, "cbor"))
+        sizes.append(size)
+        return size <= limit
+
+    b.machine.frame_fits = fits
+    with caplog.at_level("WARNING"):
+        b.run(6 * 3600 + 100)
+    assert sizes[-1] <= limit < sizes[0]
+    if version == "1.6":
+        samples = _stop(b)["transactionData"]
+    else:
+        samples = _ended(b)["meterValue"]
+    assert len(samples) >= 3
+    assert samples[0]["timestamp"] == iso(T0 + 11)
+    assert samples[-1]["timestamp"] == iso(T0 + 11 + 6 * 3600)  # the stop's
+    assert samples[-2]["timestamp"] == iso(T0 + 11 + 6 * 3600 - 300)  # the latest periodic
+    assert "too big for the link" in caplog.text

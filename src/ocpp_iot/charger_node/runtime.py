@@ -15,10 +15,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from ..codecs import DecodeError, cbor, ocppj
-from ..rpc import Frame
+from ..rpc import Call, Frame
 from ..transports.link import FrameReceived, LinkDown, LinkUp, StationLink
 from .station import StationMachine
 
@@ -89,6 +89,14 @@ class StationRuntime:
         self._stop = how
         self._wake_up()
 
+    def _fits(self, action: str, payload: dict[str, Any]) -> bool:
+        """Whether a CALL of ``payload`` fits the link's largest frame (a LoRa radio's), its
+        message id as long as any this station makes (short counters: 8 characters is ample)."""
+        limit = self.link.max_frame
+        frame = Call("zzzzzzzz", action, payload)
+        size = len(encode_frame(frame, self.machine.version, self.encoding))
+        return limit is None or size <= limit
+
     def _wake_up(self, *_: object) -> None:
         waiting = self._waiting
         if waiting is not None and not waiting.done():
@@ -100,6 +108,7 @@ class StationRuntime:
         m = self.machine
         m.start(self.clock(), boot_reason)
         await self.link.open()
+        m.frame_fits = self._fits if self.link.max_frame is not None else None
         loop = asyncio.get_running_loop()
         receiving: asyncio.Task[object] = self._receive()
         draining = False

@@ -103,6 +103,9 @@ class StationMachine:
         self.statuses = StatusReporter(self.tx, model, self.messages, self.call)
         self.aligned = AlignedSchedule()
         self.aligned_ended = AlignedSchedule()  # the Ended's own clock-aligned samples
+        #: whether a CALL fits the link's largest frame in its encoding, set by the runtime
+        #: (``None``: no limit); the machine never encodes
+        self.frame_fits: Callable[[str, dict[str, Any]], bool] | None = None
         self.pace = pace or ReplayPace(per_minute=60.0, burst=20)
         self.delivery = Delivery(outbox, model, self.messages, self.pace)
         self._charger_factory = charger
@@ -353,6 +356,9 @@ class StationMachine:
 
     def new_transaction_id(self) -> str:
         return self.outbox.next_transaction_id()
+
+    def fits(self, action: str, payload: dict[str, Any]) -> bool:
+        return self.frame_fits is None or self.frame_fits(action, payload)
 
     def after_answer(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the answer to the CALL being handled is queued for sending

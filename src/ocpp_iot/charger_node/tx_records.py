@@ -16,8 +16,12 @@ Rules implemented (OCPP 2.0.1 part 2 unless said; 1.6 where it has the concept):
   ``AlignedDataCtrlr.TxEndedInterval`` (1.6: ``ClockAlignedDataInterval``, for
   ``StopTxnAlignedData``) the aligned TxEnded measurands at each clock-aligned boundary
   (Sample.Clock, J01). They are kept in the transaction's record as they are taken, in time
-  order; past :data:`MAX_ENDED_SAMPLES` every second one after the first is dropped (the
-  start, the stop and the latest stay). The 1.6 default of ``StopTxnSampledData`` is empty
+  order, as the meter's numbers only (:func:`_compact`: ~70 B of JSON a sample whatever the
+  measurands; the sampledValue lists are made at the Ended); past :data:`MAX_ENDED_SAMPLES`
+  every second one after the first is dropped (the start, the stop and the latest stay), and
+  an Ended that would not fit the link's largest frame (``Port.fits``: a LoRa link's few KB)
+  is thinned the same way until it does, with a warning: a transaction's end is never lost to
+  its size. The 1.6 default of ``StopTxnSampledData`` is empty
   (``meterStop`` is the register at the stop): :data:`V16_DEFAULTS`.
 - A transaction in progress is recorded with each of its messages (``Outbox.put(keep=...)``, in
   the same commit); after a restart that finds one (power loss, a kill), it is ended with reason
@@ -45,7 +49,7 @@ TX_KEY = "tx:"
 #: MeterValueSampleInterval there, while 2.x's TxEndedInterval is off by default) starts empty
 V16_DEFAULTS = {"SampledDataCtrlr.TxEndedMeasurands": ""}
 #: the most samples an Ended carries from TxEndedInterval (the record rewritten with each
-#: message of the transaction grows with them: ~100 B each)
+#: message of the transaction grows with them: ~70 B each, 17 KB at the most)
 MAX_ENDED_SAMPLES = 250
 #: the register of a connector at its last transaction's stop, ``meter:<connector>`` (kept with
 #: the Ended)
@@ -82,6 +86,10 @@ class Port(Protocol):
 
     def new_transaction_id(self) -> str: ...
 
+    def fits(self, action: str, payload: dict[str, Any]) -> bool:
+        """Whether a CALL of ``payload`` fits the link's largest frame in its encoding."""
+        ...
+
     def keep(self, key: str, value: dict[str, Any] | None) -> None:
         """Persist a record with no message (a lazy commit)."""
         ...  # fmt: skip
@@ -94,8 +102,8 @@ class Tx:
     last_sample: float
     last_wh: float
     offline_start: bool = False
-    #: the TxEnded samples so far (periodic and clock-aligned), for the Ended
-    ended_samples: list[dict[str, Any]] = field(default_factory=list)
+    #: the TxEnded samples so far (periodic and clock-aligned), for the Ended: :func:`_compact`
+    ended_samples: list[Any] = field(default_factory=list)
     last_ended_sample: float = 0.0
 
 
@@ -233,19 +241,30 @@ class TxRecords:
         """Take a sample for the Ended (kept in memory; the caller persists the record)."""
         if kind == "ended":
             tx.last_ended_sample = now
-        entry = meter_value(
-            reading, self.port.csms_time(now), self.measurands(kind), context,
-            v16=self.messages.version == "1.6",
-        )  # fmt: skip
-        if entry is None:
+        if not self.measurands(kind):
             return False
         samples = tx.ended_samples
-        samples.append(entry)
-        if len(samples) > MAX_ENDED_SAMPLES:  # thin the middle out: keep the start and latest
-            tx.ended_samples = [samples[0], *samples[1:-1:2], samples[-1]]
+        samples.append(_compact(reading, self.port.csms_time(now), context))
+        if len(samples) > MAX_ENDED_SAMPLES:
+            tx.ended_samples = _thinned(samples)
             log.info("transaction %s: TxEnded samples thinned to %d",
                      tx.view.local_id, len(tx.ended_samples))  # fmt: skip
         return True
+
+    def _expand(self, samples: Sequence[Sequence[Any] | dict[str, Any]]) -> list[dict[str, Any]]:
+        """The MeterValues of kept samples, with the measurands configured now."""
+        v16 = self.messages.version == "1.6"
+        out = []
+        for entry in samples:
+            if isinstance(entry, dict):  # a record of an earlier release: a MeterValue as is
+                out.append(entry)
+                continue
+            t, context, reading = _expanded(entry)
+            kind = "ended_aligned" if context == "Sample.Clock" else "ended"
+            value = meter_value(reading, t, self.measurands(kind), context, v16=v16)
+            if value is not None:
+                out.append(value)
+        return out
 
     def _ended_clock_sample(self, s: ConnectorState, now: float) -> None:
         """A clock-aligned sample for the Ended (AlignedDataCtrlr.TxEndedMeasurands), recorded
@@ -312,11 +331,18 @@ class TxRecords:
         assert tx is not None
         self._relay(s, False, now)
         s.tx, s.suspended_ev, s.finishing = None, False, s.plugged
-        action, payload = self.messages.ended(
-            tx.view, reading, self.port.csms_time(now), trigger, reason,
-            offline=not self.port.online, measurands=self.measurands("ended"),
-            earlier=tx.ended_samples,
-        )  # fmt: skip
+        samples = tx.ended_samples
+        while True:
+            action, payload = self.messages.ended(
+                tx.view, reading, self.port.csms_time(now), trigger, reason,
+                offline=not self.port.online, measurands=self.measurands("ended"),
+                earlier=self._expand(samples),
+            )  # fmt: skip
+            if not samples or self.port.fits(action, payload):
+                break
+            samples = _thinned(samples)
+            log.warning("transaction %s: the %s is too big for the link; %d of its samples "
+                        "kept", tx.view.local_id, action, len(samples))  # fmt: skip
         # the record goes with the Ended; the register at the stop stays (a restarted meter,
         # the simulation's, goes on from it)
         keep = {
@@ -326,3 +352,30 @@ class TxRecords:
         self.port.queue(action, payload, tx.view.local_id, now, keep)
         wh = reading.energy_wh - tx.view.start_wh
         log.info("transaction %s ended (%s): %.1f Wh", tx.view.local_id, reason, wh)
+
+
+_CONTEXTS = {"Transaction.Begin": "B", "Sample.Periodic": "P", "Sample.Clock": "C"}
+_CONTEXT_NAMES = {code: name for name, code in _CONTEXTS.items()}
+
+
+def _compact(reading: MeterReading, t: float, context: str) -> list[Any]:
+    """A sample as kept in the record: ``[t, context code, Wh, W, [A per phase], [V per
+    phase], SoC]``, rounded as the sampledValues are (``t`` on the back end's clock)."""
+    return [
+        t, _CONTEXTS[context], round(reading.energy_wh, 1), round(reading.power_w, 1),
+        [round(a, 2) for a in reading.current_a], [round(v, 1) for v in reading.voltage_v],
+        None if reading.soc_percent is None else round(reading.soc_percent, 1),
+    ]  # fmt: skip
+
+
+def _expanded(entry: Sequence[Any]) -> tuple[float, str, MeterReading]:
+    t, code, wh, w, amps, volts, soc = entry
+    return t, _CONTEXT_NAMES[code], MeterReading(t, wh, w, tuple(amps), tuple(volts), soc)
+
+
+def _thinned(samples: list[Any]) -> list[Any]:
+    """Every second one of the middle dropped (the first and the latest stay); two or fewer:
+    the oldest dropped."""
+    if len(samples) <= 2:
+        return samples[1:]
+    return [samples[0], *samples[1:-1:2], samples[-1]]
