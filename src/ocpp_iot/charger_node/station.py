@@ -228,12 +228,13 @@ class StationMachine:
         due = self.tx.next_due()
         if due is not None:
             times.append(due)
-        aligned = self.aligned.next_at(self.clock_offset, self.model.aligned_data_interval)
-        if aligned is not None:
-            times.append(aligned)
-        aligned = self.aligned_ended.next_at(self.clock_offset, self.tx.ended_aligned_interval())
-        if aligned is not None:
-            times.append(aligned)
+        for schedule, interval in (
+            (self.aligned, self.model.aligned_data_interval),
+            (self.aligned_ended, self.tx.ended_aligned_interval()),
+        ):
+            aligned = schedule.next_at(self.clock_offset, interval)
+            if aligned is not None:
+                times.append(aligned)
         session = self._session
         if session is not None:
             deadline = session.deadline()

@@ -304,7 +304,7 @@ class Transactions(TxRecords):
         """A boundary of the Ended's clock-aligned interval: a sample of each transaction."""
         for s in self.connectors.values():
             if s.tx is not None:
-                self._ended_clock_sample(s, now)
+                self._ended_sample_due(s, now, "Sample.Clock", "ended_aligned")
 
     def triggered_update(self, tx: Tx, now: float) -> None:
         s = self.connectors[tx.view.connector.number]

@@ -266,20 +266,15 @@ class TxRecords:
                 out.append(value)
         return out
 
-    def _ended_clock_sample(self, s: ConnectorState, now: float) -> None:
-        """A clock-aligned sample for the Ended (AlignedDataCtrlr.TxEndedMeasurands), recorded
-        at once as the periodic ones are."""
+    def _ended_sample_due(
+        self, s: ConnectorState, now: float, context: str = "Sample.Periodic", kind: str = "ended"
+    ) -> None:
+        """A sample for the Ended, periodic (TxEndedInterval) or clock-aligned (``Sample.Clock``,
+        ``ended_aligned``: AlignedDataCtrlr.TxEndedMeasurands), recorded at once (a restart ends
+        the transaction as PowerLoss with the samples taken before it)."""
         tx = s.tx
         assert tx is not None
-        if self._sample_for_end(tx, self._read(s, now), now, "Sample.Clock", "ended_aligned"):
-            self.port.keep(TX_KEY + tx.view.local_id, self._record(tx))
-
-    def _ended_sample_due(self, s: ConnectorState, now: float) -> None:
-        """TxEndedInterval: a sample for the Ended, recorded at once (a restart ends the
-        transaction as PowerLoss with the samples taken before it)."""
-        tx = s.tx
-        assert tx is not None
-        if self._sample_for_end(tx, self._read(s, now), now, "Sample.Periodic"):
+        if self._sample_for_end(tx, self._read(s, now), now, context, kind):
             self.port.keep(TX_KEY + tx.view.local_id, self._record(tx))
 
     def _start(
