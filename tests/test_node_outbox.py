@@ -511,3 +511,44 @@ def test_a_shared_store_adopts_a_stations_own_file_once(tmp_path: Path) -> None:
         nxt = box.put("TransactionEvent", tx_event("Ended", tid), now=3.0)
         assert nxt.entry.payload["seqNo"] == 2
         assert store.stations() == ["CP1"]
+
+
+def _thin(box: Outbox, updates: int) -> str:
+    """Queue a Started and ``updates`` Updated events into a box of 3: some are dropped."""
+    tid = box.next_transaction_id()
+    box.put("TransactionEvent", tx_event("Started", tid), now=1.0)
+    for n in range(updates):
+        box.put("TransactionEvent", tx_event("Updated", tid), now=2.0 + n)
+    return tid
+
+
+def test_adopting_adds_the_tallies_once_and_keeps_the_larger_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = tmp_path / "CP1" / "outbox.db"
+    own.parent.mkdir()
+    with Outbox(own, max_messages=3, drop_batch=1) as box:
+        _thin(box, 4)  # 5 messages into 3: 2 dropped
+        own_dropped, own_mid = box.stats().dropped, int(box.next_message_id())
+    assert own_dropped == 2
+    with OutboxStore(tmp_path / "shared.db", shared=True) as store:
+        shared = Outbox(store, station="CP1", max_messages=3, drop_batch=1, id_block=1)
+        _thin(shared, 3)  # this station already ran in the shared store: 1 dropped
+        assert shared.stats().dropped == 1
+        shared_mid = int(shared.next_message_id())
+        assert shared_mid < own_mid  # ids: the adopted file's larger block wins
+        with monkeypatch.context() as m:  # the process dies between the commit and the delete
+            m.setattr(Path, "unlink", lambda *a, **k: (_ for _ in ()).throw(OSError("killed")))
+            with pytest.raises(OSError):
+                store.adopt(own, "CP1")
+        assert own.exists()
+        assert store.adopt(own, "CP1") == 0  # started again: nothing twice
+        box = Outbox(store, station="CP1", max_messages=3)
+        assert box.stats().dropped == 3  # 2 + 1, not 2 + 2 + 1 nor max(2, 1)
+        assert int(box.next_message_id()) >= own_mid
+        assert not [k for k in box.kept() if "adoption-token" in k]
+        other = tmp_path / "CP1" / "outbox.db"  # a new own file later: adopted as a new one
+        with Outbox(other, max_messages=3, drop_batch=1) as again:
+            _thin(again, 4)
+        store.adopt(other, "CP1")
+        assert Outbox(store, station="CP1").stats().dropped == 5

@@ -48,6 +48,11 @@ _TABLES = (
 #: a station's queue in a shared store; a file of one station scans its few rows instead of
 #: writing one more b-tree page to the SD card per commit
 _SHARED_INDEX = "CREATE INDEX IF NOT EXISTS outbox_by_station ON outbox (station, pos)"
+#: the counters that count events (added when a file is adopted); the others are next ids
+TALLIES = ("dropped", "discarded")
+#: ``kept`` keys of an adoption: the token a file to adopt carries, the marker of one adopted
+_ADOPTION_TOKEN = "outbox:adoption-token"
+_ADOPTED_PREFIX = "outbox:adopted:"
 #: the columns of layout 0, copied into layout 1 with station ""
 _OLD_COLUMNS = {
     "counters": "name, value",
@@ -139,29 +144,54 @@ class OutboxStore:
         """Move the outbox in ``path``, a file of one station's own (any layout), into this
         store under ``station``, then delete the file; return the messages moved. A station
         that ran with its own file (an older ``charger-node simulate``) goes on with its queue,
-        counters and kept records. Safe to repeat after a crash before the delete: messages
-        already here (by message id, never reused) are skipped, counters take the larger
-        value."""
+        counters and kept records: the next ids take the larger value, the tallies (messages
+        dropped, discarded) are added. Safe to repeat after a crash before the delete: the file
+        carries a token of its own, recorded here in the same commit, so a file adopted already
+        adds nothing, and messages already here (by message id, never reused) are skipped."""
         path = Path(path)
-        OutboxStore(path).close()  # brings it to this layout; refuses a newer one
+        with OutboxStore(path) as own:  # brings it to this layout; refuses a newer one
+            own.db.execute(
+                "INSERT INTO kept (station, key, value)"  # a JSON string, as kept values are
+                " VALUES ('', ?, '\"' || hex(randomblob(8)) || '\"') ON CONFLICT DO NOTHING",
+                (_ADOPTION_TOKEN,),
+            )
         db = self.db
         db.execute("ATTACH DATABASE ? AS adopted", (str(path),))
         try:
             with self.transaction(durable=True):
-                for table, key, number in (
-                    ("counters", "name", "value"), ("seq_no", "transaction_id", "next")
-                ):  # fmt: skip
+                token = db.execute(
+                    "SELECT value FROM adopted.kept WHERE station = '' AND key = ?",
+                    (_ADOPTION_TOKEN,),
+                ).fetchone()[0]
+                marker = f"{_ADOPTED_PREFIX}{token}"
+                first_time = db.execute(
+                    "INSERT INTO kept (station, key, value) VALUES (?, ?, '1')"
+                    " ON CONFLICT DO NOTHING",
+                    (station, marker),
+                ).rowcount
+                tallies = ", ".join(f"'{name}'" for name in TALLIES)
+                merges = [
+                    ("counters", "name", "value", f"name NOT IN ({tallies})", "max"),
+                    ("seq_no", "transaction_id", "next", "1", "max"),
+                ]
+                if first_time:
+                    merges.append(("counters", "name", "value", f"name IN ({tallies})", "+"))
+                for table, key, number, which, merge in merges:
+                    combined = (
+                        f"max({number}, excluded.{number})"
+                        if merge == "max"
+                        else f"{number} + excluded.{number}"
+                    )
                     db.execute(
                         f"INSERT INTO {table} (station, {key}, {number}) SELECT ?, {key},"
-                        f" {number} FROM adopted.{table} WHERE station = ''"
-                        f" ON CONFLICT(station, {key}) DO UPDATE"
-                        f" SET {number} = max({number}, excluded.{number})",
+                        f" {number} FROM adopted.{table} WHERE station = '' AND {which}"
+                        f" ON CONFLICT(station, {key}) DO UPDATE SET {number} = {combined}",
                         (station,),
                     )
                 db.execute(
                     "INSERT INTO kept (station, key, value) SELECT ?, key, value FROM"
-                    " adopted.kept WHERE station = '' ON CONFLICT DO NOTHING",
-                    (station,),
+                    " adopted.kept WHERE station = '' AND key != ? ON CONFLICT DO NOTHING",
+                    (station, _ADOPTION_TOKEN),
                 )
                 columns = _OLD_COLUMNS["outbox"].replace("pos, ", "")
                 moved = db.execute(
