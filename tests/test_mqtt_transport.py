@@ -657,3 +657,19 @@ def test_without_the_internals_it_still_works_and_warns_once(
         asyncio.run(scenario())
     warned = [r.getMessage() for r in caplog.records if "paho-mqtt" in r.getMessage()]
     assert len(warned) == 4, warned
+
+
+def test_our_client_keeps_its_own_attributes_out_of_pahos_instance_dict() -> None:
+    """FastPaho's attributes live in slots: the instance dict holds paho's alone, so it does
+    not double in size (1.6 -> 3.3 KiB a station at 86 entries, with 1,000 stations)."""
+    import sys
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    ours = _paho.build_client(MqttSettings("mqtt://localhost", client_id="CP1"), manual_ack=True)
+    plain = paho.Client(CallbackAPIVersion.VERSION2, client_id="CP1", protocol=paho.MQTTv5)
+    assert set(vars(ours)) <= set(vars(plain)) | {"_sock_recv"}
+    assert sys.getsizeof(vars(ours)) <= sys.getsizeof(vars(plain))
+    ours.recv_calls += 1  # the slots work as attributes
+    assert ours.recv_calls == 1 and "recv_calls" not in vars(ours)

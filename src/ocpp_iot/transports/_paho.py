@@ -120,6 +120,14 @@ class FastPaho(paho.Client):
 
     _READ_SIZE = 65536
 
+    # Our attributes in slots, out of the instance dict: paho's own 75 fit a dict of 128 slots,
+    # 86 made it double (3.3 instead of 1.6 KiB a client; CPython 3.11 shares the keys of
+    # instance dicts only up to 30 attributes).
+    __slots__ = (
+        "_rbuf", "_rpos", "prepared_socket", "buffering", "external_connect", "coalescing",
+        "_topic_root", "recv_calls", "coalesced", "prepared_used", "direct_messages",
+    )  # fmt: skip
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         use = _available()
