@@ -426,3 +426,42 @@ def test_the_runtime_tells_the_machine_the_links_largest_frame(tmp_path: Path) -
     assert fits("TransactionEvent", small)
     assert not fits("TransactionEvent", small | {"meterValue": [{"x": "y" * 300}]})
     assert asyncio.run(scenario(None)) is None
+
+
+def test_a_stop_answers_the_calls_that_already_arrived(tmp_path: Path) -> None:
+    """CALLs the link took in before a stop (SIGTERM) are answered before it closes: the
+    broker counts them delivered, so none would come again after the restart."""
+    from ocpp_iot.codecs import cbor
+    from ocpp_iot.transports.settings import MqttSettings
+
+    db = tmp_path / "bridge.db"
+
+    async def scenario() -> tuple[list[str], list[Any]]:
+        broker = MemoryBroker()
+        async with running(broker, str(db), build_reference(str(db), versions=["2.0.1"])):
+            node = make_node(broker, tmp_path, "2.0.1")
+            task = asyncio.ensure_future(node.run())
+            booted = lambda: node.runtime is not None and node.runtime.machine.registration  # noqa: E731
+            await until(lambda: booted() == "accepted", "the boot")
+            spy = broker.client(MqttSettings("mqtt://memory", client_id="spy"))
+            spy.subscribe("ocpp/CP1/up")
+            await spy.start(5)
+            ids = [f"op{n}" for n in range(5)]
+            for mid in ids:
+                frame = json.dumps([2, mid, "ClearCache", {}]).encode()
+                spy.publish("ocpp/CP1/down", frame, 1)
+            node.stop()  # in the same turn: the CALLs are in the link's inbox, not yet handled
+            await asyncio.wait_for(task, 5)
+            answers = []
+            while True:
+                try:
+                    msg = await asyncio.wait_for(spy.get(), 0.2)
+                except TimeoutError:
+                    break
+                answers.append(cbor.decode(msg.payload)[1])
+            await spy.stop()
+        return ids, answers
+
+    ids, answers = asyncio.run(scenario())
+    results = {a.message_id: a.payload for a in answers if isinstance(a, CallResult)}
+    assert results == {mid: {"status": "Accepted"} for mid in ids}

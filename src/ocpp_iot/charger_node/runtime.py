@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 Encoding = Literal["cbor", "json"]
 
+#: events a stopping runtime takes in at most (see StationRuntime._answer_received)
+_DRAIN_LIMIT = 1000
+
 
 def steady_clock() -> Callable[[], float]:
     """Epoch seconds that never step back: the wall clock read once, then the monotonic clock.
@@ -147,11 +150,35 @@ class StationRuntime:
                     self._on_link(event)
                     receiving = self._receive()
         finally:
+            if self._stop is not None:  # stopped (SIGTERM): not a reset, nor a closed link
+                receiving = await self._answer_received(receiving)
             receiving.cancel()
             with contextlib.suppress(asyncio.CancelledError, EOFError):
                 await receiving
             self._flush()
             await self.link.close()
+
+    async def _answer_received(self, receiving: asyncio.Task[object]) -> asyncio.Task[object]:
+        """Take in what the link has already received when a stop comes, and answer it while
+        the link is up: the link acknowledged those frames on arrival (MQTT QoS 1: the broker
+        counts them delivered, a persistent session does not give them again), so a CALL left
+        in the inbox would never be answered. Nothing is waited for: once the inbox is empty
+        (or ``_DRAIN_LIMIT`` events were taken, or the link went down) the run ends. A reset
+        does not do this: a charger that reboots loses what it had not handled, as over
+        OCPP-J, and the back end's CALL times out. Returns the receive still pending."""
+        for _ in range(_DRAIN_LIMIT):
+            for _turn in range(3):  # a receive with an event ready finishes in a turn or two
+                if receiving.done():
+                    break
+                await asyncio.sleep(0)
+            if not receiving.done() or receiving.cancelled() or receiving.exception():
+                break
+            event = receiving.result()
+            self._on_link(event)
+            receiving = self._receive()
+            if isinstance(event, LinkDown) or not self.link.up:
+                break
+        return receiving
 
     def _receive(self) -> asyncio.Task[object]:
         receiving: asyncio.Task[object] = asyncio.ensure_future(self.link.receive())
