@@ -251,3 +251,74 @@ def test_no_final_messages_after_the_session_was_taken_over(broker: Mosquitto) -
         return [(m.payload, m.retain) for m in got]
 
     assert asyncio.run(scenario()) == [(b"offline", False)]  # one, from the normal stop
+
+
+# -- callbacks and sockets that must not break the client (review of 2026-12-03) -----------------
+
+
+def test_an_on_connect_callback_that_raises_is_logged_once_not_run_again_and_again(
+    broker: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """paho is inside its read of the CONNACK when on_connect runs: an exception out of it
+    made paho handle the same CONNACK on every read event (a spin: thousands of connects a
+    second, each with a SUBSCRIBE and the birth)."""
+    calls: list[bool] = []
+
+    def on_connect(session_present: bool) -> None:
+        calls.append(session_present)
+        raise RuntimeError("the application's bug")
+
+    async def scenario() -> tuple[int, bool]:
+        s = MqttSettings(
+            broker.url, client_id="raiser", username="bridge", password=USERS["bridge"]
+        )
+        c = AsyncMqttClient(s, on_connect=on_connect)
+        c.subscribe("ocpp/+/up")
+        assert await c.start(5)
+        await asyncio.sleep(1.0)
+        got = (c._generation, c.connected)
+        await c.stop()
+        return got
+
+    with caplog.at_level(logging.ERROR):
+        generation, connected = asyncio.run(scenario())
+    assert (generation, connected, len(calls)) == (1, True, 1)
+    assert [r for r in caplog.records if "on_connect callback" in r.getMessage()]
+
+
+def test_subscribe_refuses_a_bad_qos_at_once_even_offline() -> None:
+    c = AsyncMqttClient(MqttSettings("mqtt://127.0.0.1:9", client_id="x"))
+    with pytest.raises(ValueError, match="QoS 3"):
+        c.subscribe("t/#", 3)
+    with pytest.raises(ValueError):
+        c.subscribe("", 1)
+
+
+def test_publishing_after_a_connack_timeout_does_not_raise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener that accepts TCP and never answers CONNECT (a hung broker): the client
+    drops the socket after connect_timeout. A publish in the pause that follows used to raise
+    ValueError (paho asked to watch the closed socket for writing); it is queued instead."""
+
+    async def scenario() -> int:
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        s = MqttSettings(
+            f"mqtt://127.0.0.1:{port}", client_id="c1", connect_timeout=0.5,
+            reconnect_min_delay=2.0, reconnect_max_delay=4.0,
+        )  # fmt: skip
+        c = AsyncMqttClient(s)
+        c.start()
+        await asyncio.sleep(1.0)  # past the CONNACK timeout, in the back-off pause
+        c.publish("t/x", b"frame", 1)
+        c.publish("t/x", b"frame2", 0)
+        await asyncio.sleep(0.2)
+        attempts = c.connect_attempts
+        c.kill()
+        silent.close()
+        return attempts
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(scenario()) >= 1
+    assert not [r for r in caplog.records if "Exception in callback" in r.getMessage()]

@@ -227,7 +227,10 @@ class AsyncMqttClient(ClientState):
     # -- operations ---------------------------------------------------------------------------
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
-        """Subscribe now (if connected) and again on every reconnect."""
+        """Subscribe now (if connected) and again on every reconnect. ``ValueError`` for a
+        QoS other than 0, 1, 2 or an empty topic filter, at once, connected or not."""
+        if qos not in (0, 1, 2) or not topic:
+            raise ValueError(f"cannot subscribe to {topic!r} with QoS {qos!r}")
         self._subscriptions[topic] = qos
         if self._connected.is_set():
             _, mid = self._client.subscribe(topic, qos)
@@ -454,19 +457,27 @@ class AsyncMqttClient(ClientState):
             self.settings.client_id,
             session_present,
         )
-        if self._subscriptions:
-            subs = list(self._subscriptions.items())
-            _, mid = client.subscribe(subs)
-            if mid is not None:
-                self._sub_mids[mid] = [t for t, _ in subs]
-        for b in self.settings.birth:
-            client.publish(b.topic, b.payload, qos=b.qos, retain=b.retain)
+        # Nothing may raise out of here: paho is inside its read of the CONNACK and would read
+        # the same packet again on the next readable socket, again and again (paho 2.2).
+        try:
+            if self._subscriptions:
+                subs = list(self._subscriptions.items())
+                _, mid = client.subscribe(subs)
+                if mid is not None:
+                    self._sub_mids[mid] = [t for t, _ in subs]
+            for b in self.settings.birth:
+                client.publish(b.topic, b.payload, qos=b.qos, retain=b.retain)
+        except Exception:
+            log.exception("MQTT subscribe or birth message on %s failed", self._url)
         self._connected.set()
         self._stable_timer = self._loop.call_later(
             self.settings.reconnect_stable_after, self._stable
         )
         if self._on_connect_cb is not None:
-            self._on_connect_cb(session_present)
+            try:
+                self._on_connect_cb(session_present)
+            except Exception:  # an application error must not break the connection
+                log.exception("error in the on_connect callback of the MQTT client")
 
     def _handle_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
@@ -480,7 +491,10 @@ class AsyncMqttClient(ClientState):
             from_broker = bool(getattr(flags, "is_disconnect_packet_from_server", False))
             self._end_attempt(self._loss(from_broker, reason))
         if was and self._on_disconnect_cb is not None:
-            self._on_disconnect_cb()
+            try:
+                self._on_disconnect_cb()
+            except Exception:  # paho is inside its own handling of the loss
+                log.exception("error in the on_disconnect callback of the MQTT client")
 
     def _handle_message(self, client: paho.Client, userdata: Any, m: paho.MQTTMessage) -> None:
         props = m.properties
@@ -590,6 +604,10 @@ class AsyncMqttClient(ClientState):
 
     def _register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         assert self._loop is not None
+        if sock is not self._sock:
+            # a socket we dropped (_drop_socket: no CONNACK, kill, stop) that paho still holds:
+            # what paho queued waits for the next connection (QoS 1 is sent again then)
+            return
         self._loop.add_writer(sock, self._write)
 
     def _write(self) -> None:
