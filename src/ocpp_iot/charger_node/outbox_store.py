@@ -170,18 +170,15 @@ class OutboxStore:
                     (station, marker),
                 ).rowcount
                 tallies = ", ".join(f"'{name}'" for name in TALLIES)
-                merges = [
-                    ("counters", "name", "value", f"name NOT IN ({tallies})", "max"),
-                    ("seq_no", "transaction_id", "next", "1", "max"),
-                ]
+                merges = [  # table, key, number, which rows, the value on a conflict
+                    ("counters", "name", "value", f"name NOT IN ({tallies})",
+                     "max(value, excluded.value)"),
+                    ("seq_no", "transaction_id", "next", "1", "max(next, excluded.next)"),
+                ]  # fmt: skip
                 if first_time:
-                    merges.append(("counters", "name", "value", f"name IN ({tallies})", "+"))
-                for table, key, number, which, merge in merges:
-                    combined = (
-                        f"max({number}, excluded.{number})"
-                        if merge == "max"
-                        else f"{number} + excluded.{number}"
-                    )
+                    merges.append(("counters", "name", "value", f"name IN ({tallies})",
+                                   "value + excluded.value"))  # fmt: skip
+                for table, key, number, which, combined in merges:
                     db.execute(
                         f"INSERT INTO {table} (station, {key}, {number}) SELECT ?, {key},"
                         f" {number} FROM adopted.{table} WHERE station = '' AND {which}"
