@@ -96,9 +96,10 @@ class StationRuntime:
         """Whether a CALL of ``payload`` fits the link's largest frame (a LoRa radio's), its
         message id as long as any this station makes (short counters: 8 characters is ample)."""
         limit = self.link.max_frame
+        if limit is None:  # a link without a limit: nothing to encode
+            return True
         frame = Call("zzzzzzzz", action, payload)
-        size = len(encode_frame(frame, self.machine.version, self.encoding))
-        return limit is None or size <= limit
+        return len(encode_frame(frame, self.machine.version, self.encoding)) <= limit
 
     def _wake_up(self, *_: object) -> None:
         waiting = self._waiting
