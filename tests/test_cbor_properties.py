@@ -36,7 +36,7 @@ MESSAGE_IDS = st.one_of(
     st.uuids().map(lambda u: str(u).upper()),
     st.from_regex(r"0[0-9]{1,8}", fullmatch=True),
     st.from_regex(r"[0-9A-F]{2,36}", fullmatch=True),
-    st.text(max_size=36),
+    st.text(min_size=1, max_size=36),  # OCPP-J 4.1.4: 1 to 36 characters
 )
 
 

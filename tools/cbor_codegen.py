@@ -187,7 +187,7 @@ class CodecSource:
                     ]
                 ind = "    " if req else "        "
                 e += [
-                    f"{ind}if v{j} == st[2]:",
+                    f"{ind}if v{j}.__class__ is str and v{j} == st[2]:",
                     f"{ind}    h += {(base + 1) * mult}",
                     f"{ind}    v{j} = _M",
                 ]

@@ -207,7 +207,7 @@ def e1(o, out, st):
     h += _c2[o['status']]
     v1 = o.get('expiryDate', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 10
             v1 = _M
         else:
@@ -520,7 +520,7 @@ def e10(o, out, st):
     h += _c2[o['status']]
     v1 = o.get('expiryDate', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 10
             v1 = _M
         else:
@@ -659,7 +659,7 @@ def e13(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timestamp']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o['sampledValue']
@@ -756,7 +756,7 @@ def e15(o, out, st):
     h += _c2[o['status']]
     v1 = o.get('expiryDate', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 10
             v1 = _M
         else:
@@ -907,7 +907,7 @@ def e18(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timestamp']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o['sampledValue']
@@ -1346,7 +1346,7 @@ def e33(o, out, st):
     h += _c69[o['chargingRateUnit']]
     v1 = o.get('startSchedule', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -1409,14 +1409,14 @@ def e34(o, out, st):
     h += _c77[o.get('recurrencyKind', _M)]
     v3 = o.get('validFrom', _M)
     if v3 is not _M:
-        if v3 == st[2]:
+        if v3.__class__ is str and v3 == st[2]:
             h += 54
             v3 = _M
         else:
             h += 27
     v4 = o.get('validTo', _M)
     if v4 is not _M:
-        if v4 == st[2]:
+        if v4.__class__ is str and v4 == st[2]:
             h += 162
             v4 = _M
         else:
@@ -2018,7 +2018,7 @@ def e60(o, out, st):
     h += _c69[o['chargingRateUnit']]
     v1 = o.get('startSchedule', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -2324,14 +2324,14 @@ def e69(o, out, st):
     h = 0
     v0 = o.get('oldestTimestamp', _M)
     if v0 is not _M:
-        if v0 == st[2]:
+        if v0.__class__ is str and v0 == st[2]:
             h += 2
             v0 = _M
         else:
             h += 1
     v1 = o.get('latestTimestamp', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 6
             v1 = _M
         else:
@@ -2637,7 +2637,7 @@ def e80(o, out, st):
     h += _c2[o['status']]
     v1 = o.get('expiryDate', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 10
             v1 = _M
         else:
@@ -2822,7 +2822,7 @@ def e85(o, out, st):
     h += _c69[o['chargingRateUnit']]
     v1 = o.get('startSchedule', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -2885,14 +2885,14 @@ def e86(o, out, st):
     h += _c77[o.get('recurrencyKind', _M)]
     v3 = o.get('validFrom', _M)
     if v3 is not _M:
-        if v3 == st[2]:
+        if v3.__class__ is str and v3 == st[2]:
             h += 54
             v3 = _M
         else:
             h += 27
     v4 = o.get('validTo', _M)
     if v4 is not _M:
-        if v4 == st[2]:
+        if v4.__class__ is str and v4 == st[2]:
             h += 162
             v4 = _M
         else:
@@ -3068,12 +3068,12 @@ def e93(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['retrieveDateTime']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o.get('installDateTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:

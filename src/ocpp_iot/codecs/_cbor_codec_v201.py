@@ -626,7 +626,7 @@ def e6(o, out, st):
     h += _c15[o['status']]
     v1 = o.get('cacheExpiryDateTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 20
             v1 = _M
         else:
@@ -1300,7 +1300,7 @@ def e20(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timestamp']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o['sampledValue']
@@ -2769,7 +2769,7 @@ def e50(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timestamp']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     h += _c116[o['trigger']]
@@ -3292,7 +3292,7 @@ def e59(o, out, st):
     h += _c134[o['chargingRateUnit']]
     v1 = o.get('startSchedule', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -3389,14 +3389,14 @@ def e60(o, out, st):
     h += _c142[o.get('recurrencyKind', _M)]
     v3 = o.get('validFrom', _M)
     if v3 is not _M:
-        if v3 == st[2]:
+        if v3.__class__ is str and v3 == st[2]:
             h += 72
             v3 = _M
         else:
             h += 36
     v4 = o.get('validTo', _M)
     if v4 is not _M:
-        if v4 == st[2]:
+        if v4.__class__ is str and v4 == st[2]:
             h += 216
             v4 = _M
         else:
@@ -4043,12 +4043,12 @@ def e75(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['retrieveDateTime']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o.get('installDateTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -5492,7 +5492,7 @@ def e109(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['scheduleStart']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     h += _c214[o['chargingRateUnit']]
@@ -5917,14 +5917,14 @@ def e118(o, out, st):
     h = 0
     v0 = o.get('oldestTimestamp', _M)
     if v0 is not _M:
-        if v0 == st[2]:
+        if v0.__class__ is str and v0 == st[2]:
             h += 2
             v0 = _M
         else:
             h += 1
     v1 = o.get('latestTimestamp', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 6
             v1 = _M
         else:
@@ -6701,14 +6701,14 @@ def e135(o, out, st):
     h += _c266[o.get('state', _M)]
     v2 = o.get('startDateTime', _M)
     if v2 is not _M:
-        if v2 == st[2]:
+        if v2.__class__ is str and v2 == st[2]:
             h += 30
             v2 = _M
         else:
             h += 15
     v3 = o.get('endDateTime', _M)
     if v3 is not _M:
-        if v3 == st[2]:
+        if v3.__class__ is str and v3 == st[2]:
             h += 90
             v3 = _M
         else:
@@ -7018,7 +7018,7 @@ def e140(o, out, st):
     h += _c272[o['requestedEnergyTransfer']]
     v1 = o.get('departureTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 8
             v1 = _M
         else:

@@ -771,7 +771,7 @@ def e6(o, out, st):
     h += _c13[o['status']]
     v1 = o.get('cacheExpiryDateTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 20
             v1 = _M
         else:
@@ -1632,7 +1632,7 @@ def e17(o, out, st):
     h = 0
     v0 = o.get('validFrom', _M)
     if v0 is not _M:
-        if v0 == st[2]:
+        if v0.__class__ is str and v0 == st[2]:
             h += 2
             v0 = _M
         else:
@@ -2234,7 +2234,7 @@ def e29(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['startPeriod']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o.get('dimensions', _M)
@@ -2754,7 +2754,7 @@ def e37(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timestamp']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o['sampledValue']
@@ -4382,7 +4382,7 @@ def e68(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timestamp']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     h += _c158[o['trigger']]
@@ -5602,7 +5602,7 @@ def e87(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timeAnchor']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o['priceScheduleID']
@@ -5762,7 +5762,7 @@ def e89(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timeAnchor']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o['priceLevelScheduleEntries']
@@ -5835,7 +5835,7 @@ def e90(o, out, st):
     h += _c198[o['chargingRateUnit']]
     v1 = o.get('startSchedule', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -6013,14 +6013,14 @@ def e91(o, out, st):
     h += _c206[o.get('recurrencyKind', _M)]
     v3 = o.get('validFrom', _M)
     if v3 is not _M:
-        if v3 == st[2]:
+        if v3.__class__ is str and v3 == st[2]:
             h += 144
             v3 = _M
         else:
             h += 72
     v4 = o.get('validTo', _M)
     if v4 is not _M:
-        if v4 == st[2]:
+        if v4.__class__ is str and v4 == st[2]:
             h += 432
             v4 = _M
         else:
@@ -6034,7 +6034,7 @@ def e91(o, out, st):
         raise Bad('boolean expected')
     v6 = o.get('dynUpdateTime', _M)
     if v6 is not _M:
-        if v6 == st[2]:
+        if v6.__class__ is str and v6 == st[2]:
             h += 3888
             v6 = _M
         else:
@@ -6746,12 +6746,12 @@ def e106(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['retrieveDateTime']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o.get('installDateTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -7185,7 +7185,7 @@ def e116(o, out, st):
     h = 0
     v0 = o.get('productionDate', _M)
     if v0 is not _M:
-        if v0 == st[2]:
+        if v0.__class__ is str and v0 == st[2]:
             h += 2
             v0 = _M
         else:
@@ -8745,7 +8745,7 @@ def e153(o, out, st):
     h += _c291[o['source']]
     h += _c297[o['status']]
     v2 = o['nextUpdate']
-    if v2 == st[2]:
+    if v2.__class__ is str and v2 == st[2]:
         h += 8
         v2 = _M
     v3 = o['certificateHashData']
@@ -9130,7 +9130,7 @@ def e161(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['scheduleStart']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     h += _c313[o['chargingRateUnit']]
@@ -9651,14 +9651,14 @@ def e172(o, out, st):
     h = 0
     v0 = o.get('oldestTimestamp', _M)
     if v0 is not _M:
-        if v0 == st[2]:
+        if v0.__class__ is str and v0 == st[2]:
             h += 2
             v0 = _M
         else:
             h += 1
     v1 = o.get('latestTimestamp', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 6
             v1 = _M
         else:
@@ -10251,7 +10251,7 @@ def e184(o, out, st):
     h += _c358[o['tariffKind']]
     v1 = o.get('validFrom', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -11020,14 +11020,14 @@ def e201(o, out, st):
     h += _c387[o.get('state', _M)]
     v2 = o.get('startDateTime', _M)
     if v2 is not _M:
-        if v2 == st[2]:
+        if v2.__class__ is str and v2 == st[2]:
             h += 42
             v2 = _M
         else:
             h += 21
     v3 = o.get('endDateTime', _M)
     if v3 is not _M:
-        if v3 == st[2]:
+        if v3.__class__ is str and v3 == st[2]:
             h += 126
             v3 = _M
         else:
@@ -11799,7 +11799,7 @@ def e208(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timeAnchor']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o['currency']
@@ -11893,7 +11893,7 @@ def e210(o, out, st):
         raise Bad('object expected')
     h = 0
     v0 = o['timeAnchor']
-    if v0 == st[2]:
+    if v0.__class__ is str and v0 == st[2]:
         h += 1
         v0 = _M
     v1 = o['evPowerScheduleEntries']
@@ -12352,7 +12352,7 @@ def e214(o, out, st):
     h += _c411[o.get('mobilityNeedsMode', _M)]
     v3 = o.get('departureTime', _M)
     if v3 is not _M:
-        if v3 == st[2]:
+        if v3.__class__ is str and v3 == st[2]:
             h += 198
             v3 = _M
         else:
@@ -14061,7 +14061,7 @@ def e247(o, out, st):
     h += _c453[o['yUnit']]
     v1 = o.get('startTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 12
             v1 = _M
         else:
@@ -14324,7 +14324,7 @@ def e251(o, out, st):
         raise Bad('boolean expected')
     v1 = o.get('startTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 4
             v1 = _M
         else:
@@ -14435,7 +14435,7 @@ def e253(o, out, st):
     h += _c453[o['unit']]
     v1 = o.get('startTime', _M)
     if v1 is not _M:
-        if v1 == st[2]:
+        if v1.__class__ is str and v1 == st[2]:
             h += 12
             v1 = _M
         else:
@@ -14545,7 +14545,7 @@ def e255(o, out, st):
     h = 0
     v0 = o.get('startTime', _M)
     if v0 is not _M:
-        if v0 == st[2]:
+        if v0.__class__ is str and v0 == st[2]:
             h += 2
             v0 = _M
         else:
@@ -14734,7 +14734,7 @@ def e259(o, out, st):
     h = 0
     v0 = o.get('startTime', _M)
     if v0 is not _M:
-        if v0 == st[2]:
+        if v0.__class__ is str and v0 == st[2]:
             h += 2
             v0 = _M
         else:

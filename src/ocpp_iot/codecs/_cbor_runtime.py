@@ -23,7 +23,13 @@ class Bad(Exception):
 
 _M: Any = object()  # "missing" marker
 _NOIMPL: Any = object()  # "no implied value" marker
-MAX_DEPTH = 64  # nesting limit for free-form JSON values (and the CBOR decoder)
+MAX_DEPTH = 64  # nesting limit for free-form JSON values (the CBOR decoder allows a margin more)
+#: Integers of the wire must be writable as OCPP-J: Python's JSON writer refuses an int of more
+#: than 4,300 digits (``sys.int_info.default_max_str_digits``), so a bignum (CBOR tags 2 and 3)
+#: beyond that is refused on decode, where it costs nothing for the values OCPP uses.
+_INT_BOUND = 10**4300
+#: Packed text holds 9 to 120 characters (see enc_string): 1 + 6 * 120 bits, 91 bytes.
+_PACK_MAX_BYTES = 91
 
 # ---------------------------------------------------------------------------------------------
 # strings: text, decimal, UUID, hex token
@@ -75,9 +81,11 @@ def enc_string(v: Any, out: list[Any], st: Any = None) -> None:
 
 
 def _unpack(b: bytes) -> str:
+    if len(b) > _PACK_MAX_BYTES:  # the encoder packs at most 120 characters
+        raise Bad("bad packed text")
     x = int.from_bytes(b, "big")
     n, r = divmod(x.bit_length() - 1, 6)
-    if r or n == 0:
+    if r or n == 0 or n > 120:
         raise Bad("bad packed text")
     chars = [""] * n
     for i in range(n - 1, -1, -1):
@@ -222,7 +230,11 @@ def enc_integer(v: Any, out: list[Any], st: Any = None) -> None:
 
 def dec_integer(x: Any) -> Any:
     c = x.__class__
-    if c is int or (c is float and x - x == 0.0):
+    if c is int:
+        if -_INT_BOUND < x < _INT_BOUND:
+            return x
+        raise Bad("integer too large for OCPP-J")
+    if c is float and x - x == 0.0:
         return x
     if c is bytes and 0 < len(x) <= 8:
         return int.from_bytes(x, "big")
@@ -445,8 +457,12 @@ def check_json(v: Any, depth: int = 0) -> Any:
     """Return ``v`` if it is a JSON value (dict with str keys, list, str, int, float, bool,
     None) nested at most MAX_DEPTH deep; raise Bad otherwise. Used both ways."""
     c = v.__class__
-    if c is str or c is int or c is bool or v is None:
+    if c is str or c is bool or v is None:
         return v
+    if c is int:
+        if -_INT_BOUND < v < _INT_BOUND:
+            return v
+        raise Bad("integer too large for OCPP-J")
     if c is float:
         if v - v != 0.0:
             raise Bad("NaN and infinity are not JSON numbers")

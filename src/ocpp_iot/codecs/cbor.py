@@ -191,17 +191,71 @@ def encode(frame: Frame, version: str) -> bytes:
     return data
 
 
+#: The CBOR decoder's nesting limit: a free-form JSON value may be MAX_DEPTH deep (check_json
+#: enforces that) below the wrapper array and the schema's own arrays around it.
+_CBOR_MAX_DEPTH = MAX_DEPTH + 16
+
+#: Tag 29 (a reference to a shared value, RFC 8949 section 3.4 / the IANA "sharedref" tag) in
+#: each head form CBOR allows: the codec never writes it, and cbor2 resolves it.
+_SHAREDREF_HEADS = (
+    b"\xd8\x1d",
+    b"\xd9\x00\x1d",
+    b"\xda\x00\x00\x00\x1d",
+    b"\xdb" + bytes(7) + b"\x1d",
+)
+
+
+def _has_sharedref(buf: bytes) -> bool:
+    """True if the CBOR items in ``buf`` hold a tag 29 (a reference to a shared value).
+
+    cbor2 resolves tags 28/29 (value sharing) into one object referenced many times, so 278
+    bytes can stand for a tree of 2**60 nodes or a cycle: any walk over it (hashing a map key,
+    the schema decoders, check_json, the JSON writer) runs for hours. The codec never writes
+    sharing, so a frame with it is refused before cbor2 sees it. The scan reads the heads one
+    after another (RFC 8949 section 3: initial byte, then 0, 1, 2, 4 or 8 argument bytes) and
+    skips string contents; nesting does not matter. Broken input ends the scan: cbor2 says why.
+    """
+    i, n = 0, len(buf)
+    while i < n:
+        ib = buf[i]
+        major, ai = ib >> 5, ib & 31
+        i += 1
+        if ai < 24:
+            arg = ai
+        elif ai < 28:
+            k = 1 << (ai - 24)
+            arg = int.from_bytes(buf[i : i + k], "big")
+            i += k
+        elif ai == 31:  # indefinite length or break: the chunks/items follow as heads
+            continue
+        else:
+            return False
+        if major == 6:
+            if arg == 29:
+                return True
+        elif major == 2 or major == 3:
+            i += arg
+    return False
+
+
 def _items(data: bytes, start: int) -> list[Any]:
     """The CBOR sequence from ``start`` as a list (wrapped in an indefinite-length array)."""
     body = data[start:]
     buf = b"\x9f" + body + b"\xff"
+    # a tag 29 head can only be there if one of these byte strings is (a false hit, inside a
+    # string, costs one scan of the heads)
+    for head in _SHAREDREF_HEADS:
+        if head in body:
+            if _has_sharedref(body):
+                raise DecodeError("malformed CBOR: shared values (tag 29) are not allowed")
+            break
     try:
         if b"\xff" not in body:
             # no 0xff byte: no break can end the array early, so loads sees every byte
-            items = cbor2.loads(buf, max_depth=MAX_DEPTH)
+            items = cbor2.loads(buf, max_depth=_CBOR_MAX_DEPTH)
         else:
             fp = io.BytesIO(buf)
-            items = cbor2.CBORDecoder(fp, max_depth=MAX_DEPTH).decode()
+            items = cbor2.CBORDecoder(fp, max_depth=_CBOR_MAX_DEPTH).decode()
             if fp.tell() != len(buf):
                 raise DecodeError("malformed CBOR: stray break or trailing bytes")
     except DecodeError:
@@ -242,6 +296,8 @@ def decode(data: bytes) -> tuple[str, Frame]:
             if not items:
                 raise DecodeError("frame truncated")
             mid = dec_string(items[0])
+            if not 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH:  # as ocppj.from_list: OCPP-J 4.1.4
+                raise DecodeError(f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} characters")
             start = 1
     except DecodeError as exc:  # the id is unreadable: RpcFrameworkError, as 1.6 spells it
         exc.version = version
