@@ -229,6 +229,60 @@ def test_the_counter_reservation_is_on_disk_before_its_frame_goes(tmp_path: Path
     asyncio.run(scenario())
 
 
+def test_a_failed_reservation_write_keeps_every_frame_off_the_air_until_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The urgent write of a new reservation fails (a full disk): the frames sealed past the
+    reservation on disk do not go on air, retransmissions included, until a later attempt
+    writes it. Else a restart would resume at the old reservation and seal other frames with
+    the counters already on air (one AES-CCM nonce, two plaintexts)."""
+    import ocpp_iot.transports.lora_link as lora_link
+
+    state = tmp_path / "lora-state.json"
+    on_air: list[tuple[int, int]] = []  # (counter of an uplink frame, reserved on disk then)
+    disk_full = False
+    real_write = lora_link.write_private
+
+    def write(path: Any, data: Any, *, durable: bool) -> None:
+        if disk_full:
+            raise OSError(28, "No space left on device")
+        real_write(path, data, durable=durable)
+
+    def tap(air: Air) -> None:
+        if air.frequency_hz == UP_HZ:
+            reserved = json.loads(state.read_text())["state"]["send"]["reserved"]
+            on_air.append((peek(air.data).counter16, reserved))
+
+    monkeypatch.setattr(lora_link, "write_private", write)
+
+    async def scenario() -> None:
+        nonlocal disk_full
+        ch = channel(rate=50)
+        ch.taps.append(tap)
+        gw = Gateway(ch)
+        gw.adapter.start()
+        link = station(ch, tmp_path, arq=ArqConfig(max_retries=20))
+        link.adapter.reopen_delays = (0.2, 0.2)  # wall seconds between write attempts
+        await link.open()
+        await next_event(link)
+        for i in range(64):  # counters 0..63: the first reservation, on disk
+            link.send(b"\x21" + i.to_bytes(2, "big"))
+            await until(lambda: not link._in_transit, "the acknowledgement")
+        disk_full = True
+        link.send(b"\x21\xaa\xaa")  # counter 64: a new reservation, which cannot be written
+        await until(lambda: link.adapter.withholding, "the failed write")
+        await until(lambda: link.adapter.counts["withheld"] >= 2, "a retransmission held back")
+        assert b"\x21\xaa\xaa" not in gw.got and max(c for c, _ in on_air) == 63
+        disk_full = False  # the next attempt writes it, and the frame goes
+        await until(lambda: b"\x21\xaa\xaa" in gw.got, "the frame after the write", timeout=10)
+        assert not link.adapter.withholding
+        assert all(c < r for c, r in on_air) and max(c for c, _ in on_air) >= 64
+        await link.close()
+        await gw.adapter.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_station_that_lost_its_state_is_refused(tmp_path: Path) -> None:
     """The control case: a station without its state file starts at counter 0 again; a
     gateway that has seen its counters up to 500 drops its frames as too old (never delivers

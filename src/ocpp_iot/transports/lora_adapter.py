@@ -11,6 +11,11 @@ what both the charger's :class:`~.lora_link.LoraStationLink` and the gateway
 - every other event goes to ``on_event`` at once, in order, in the loop's thread. A
   :class:`~.lora.PersistState` with ``urgent`` is handled there before the frame after it
   reaches the modem (transmissions only leave from the driver task, after the handler ran).
+  If that handler raises (a full disk, a read-only remount), the adapter fails closed: no frame
+  reaches the modem until the write succeeds (retried with a growing delay). The frames sealed
+  meanwhile use counters the state on disk does not cover; sent and then forgotten by a restart,
+  their counters would seal other frames again (an AES-CCM nonce used twice). They are held
+  back as lost frames, which the ARQ resends once the state is written.
 
 The modem is opened in the background and opened again after a failure, with a growing delay
 (``on_open`` runs after each successful open, ``on_lost`` when an open modem ended). Time is
@@ -28,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .lora import Endpoint, Event, Priority, Transmit
+from .lora import Endpoint, Event, PersistState, Priority, Transmit
 from .lora.modem import Modem, ModemError
 
 __all__ = ["RadioAdapter"]
@@ -69,6 +74,10 @@ class RadioAdapter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: an urgent state write that failed: nothing is transmitted until it is done
+        self._unwritten: PersistState | None = None
+        self._write_delay = reopen_delays[0]
+        self._write_at = 0.0  #: time.monotonic() of the next attempt
 
     # -- control ------------------------------------------------------------------------------
 
@@ -135,10 +144,47 @@ class RadioAdapter:
     def _handle(self, events: list[Event]) -> None:
         for ev in events:
             if isinstance(ev, Transmit):
+                if self._unwritten is not None:  # fail closed (module docstring)
+                    self.counts["withheld"] += 1
+                    continue
                 self._tx.append(ev)
                 self._wake.set()
+            elif isinstance(ev, PersistState):
+                self._persist(ev)
             else:
                 self.on_event(ev)
+
+    @property
+    def withholding(self) -> bool:
+        """An urgent counter-state write failed: no frame goes on air until it succeeds."""
+        return self._unwritten is not None
+
+    def _persist(self, ev: PersistState) -> None:
+        try:
+            self.on_event(ev)  # writes the whole state: every reservation so far
+        except Exception as exc:
+            self.counts["state_write_failures"] += 1
+            if not ev.urgent:  # only a received frame's mark: a restart may take it again
+                log.warning("%s: counter state not written (%s)", self.name, exc)
+            elif self._unwritten is None:
+                log.error("%s: the counter state cannot be written (%s): nothing is "
+                          "transmitted until it is", self.name, exc)  # fmt: skip
+                self._unwritten = ev
+                self._write_delay = self.reopen_delays[0]
+                self._write_at = time.monotonic() + self._write_delay
+            return
+        if self._unwritten is not None:
+            self._unwritten = None
+            log.warning("%s: counter state written: transmitting again", self.name)
+
+    def _write_withheld(self) -> None:
+        """Try the failed urgent write again when its time has come."""
+        ev = self._unwritten
+        if ev is None or time.monotonic() < self._write_at:
+            return
+        self._write_delay = min(self._write_delay * 2, self.reopen_delays[1])
+        self._write_at = time.monotonic() + self._write_delay
+        self._persist(ev)
 
     # -- the tasks ----------------------------------------------------------------------------
 
@@ -197,6 +243,7 @@ class RadioAdapter:
     async def _drive(self) -> None:
         idle_polls = 0
         while True:
+            self._write_withheld()
             while self._tx:
                 ev = self._tx.popleft()
                 self._transmitting = True
@@ -221,5 +268,8 @@ class RadioAdapter:
                 idle_polls = 0 if events else idle_polls + 1
                 if idle_polls > 1:  # a deadline that poll did not act on: do not spin
                     wait = 0.001
+            if self._unwritten is not None:
+                retry = max(0.0, self._write_at - time.monotonic())
+                wait = retry if wait is None else min(wait, retry)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
