@@ -97,7 +97,7 @@ class Site:
         radio = RadioConfig(sf=7, max_packet=255, frequency_hz=GATEWAY_FREQUENCY)
         cfg = GatewayConfig(MqttSettings("mqtt://memory", username="lora-gw"),
                             self.stations_file, self.tmp / "gw" / "state.json", radio=radio,
-                            **kw)  # fmt: skip
+                            **{"fresh_counters": True, **kw})  # fmt: skip
         gw = LoraGateway(cfg, self.gw_modem, client_factory=self.broker.client,
                          clock=self.channel.clock, rate=RATE)  # fmt: skip
         self._stop = asyncio.Event()
@@ -121,7 +121,7 @@ class Site:
         def link(cfg: NodeConfig) -> LoraStationLink:
             return LoraStationLink(sid, modem, st.address, key or st.key, radio=station_radio(),
                                    state_file=cfg.data_dir / "lora-state.json", clock=clock,
-                                   rate=RATE)  # fmt: skip
+                                   rate=RATE, fresh_counters=True)  # fmt: skip
 
         cfg = NodeConfig(sid, version="2.0.1", data_dir=self.tmp / sid,
                          variables={"SampledDataCtrlr.TxUpdatedInterval": "1"})  # fmt: skip
@@ -331,7 +331,7 @@ def test_statuses_routing_and_the_acl(tmp_path: Path) -> None:
         mqtt = MqttSettings("mqtt://memory", username="lora-gw", password="gw-pw")
         cfg = GatewayConfig(mqtt, path, tmp_path / "gw" / "state.json", offline_after=5.0,
                             radio=RadioConfig(sf=7, frequency_hz=GATEWAY_FREQUENCY),
-                            arq=ArqConfig(max_retries=1))  # fmt: skip
+                            arq=ArqConfig(max_retries=1), fresh_counters=True)  # fmt: skip
         modem = ch.modem("gw", tx_hz=GATEWAY_FREQUENCY, rx_hz=STATION_FREQUENCY)
         gw = LoraGateway(cfg, modem, client_factory=broker.client, clock=ch.clock, rate=50)
         got: list[Message] = []
@@ -405,9 +405,50 @@ def test_add_station_lora_provisions_and_prints_once(
     other = runner.invoke(bridge_main, ["add-station", "--lora", "CP8", "--lora-address",
                                         str(st.address)], env=env)  # fmt: skip
     assert other.exit_code != 0 and "belongs to CP7" in other.output
-    bad = runner.invoke(bridge_main, ["add-station", "--lora", "a/b", "--stations-file",
-                                      str(path)])  # fmt: skip
-    assert bad.exit_code != 0 and set(load_stations(path)) == {"CP7"}
+    for bad_id in ("a/b", "bridge"):  # bridge: the bridge's own status topic
+        bad = runner.invoke(bridge_main, ["add-station", "--lora", bad_id, "--stations-file",
+                                          str(path)])  # fmt: skip
+        assert bad.exit_code != 0 and set(load_stations(path)) == {"CP7"}, bad_id
+    # the gateway's first counter state, next to the stations file: a gateway refuses to start
+    # without one (test_a_gateway_without_its_counter_state_is_refused)
+    first = json.loads((path.parent / "lora-gateway-state.json").read_text())
+    assert first == {"format": 1, "stations": {}} and "first counter state" in result.output
+    written = json.loads(path.read_text())  # a stations file edited by hand is checked too
+    written["stations"].append({"id": "bridge", "address": 9, "key": "00" * 16})
+    path.write_text(json.dumps(written))
+    with pytest.raises(ValueError, match="invalid station id 'bridge'"):
+        load_stations(path)
+
+
+def test_a_gateway_without_its_counter_state_is_refused(tmp_path: Path) -> None:
+    """A gateway that lost lora-gateway-state.json would seal downlinks from counter 0 again
+    under every station's key (AES-CCM nonce reuse): refused, unless --fresh-counters says no
+    gateway used the keys. The state file it starts with is written at once; a station added
+    later (not in the file yet) is new and starts at 0."""
+    stations = tmp_path / "stations.json"
+    state = tmp_path / "state.json"
+    provision(stations, "CP1")
+    ch = MemoryChannel(station_radio())
+    broker = MemoryBroker()
+
+    def gateway(**kw: Any) -> LoraGateway:
+        radio = RadioConfig(sf=7, frequency_hz=GATEWAY_FREQUENCY)
+        mqtt = MqttSettings("mqtt://memory", username="lora-gw")
+        cfg = GatewayConfig(mqtt, stations, state, radio=radio, **kw)
+        modem = ch.modem(f"gw{len(ch.modems)}", tx_hz=GATEWAY_FREQUENCY, rx_hz=STATION_FREQUENCY)
+        return LoraGateway(cfg, modem, client_factory=broker.client)
+
+    with pytest.raises(ValueError, match="counter state .* is missing .*--fresh-counters"):
+        gateway()
+    assert not state.exists()
+    gateway(fresh_counters=True)
+    assert set(json.loads(state.read_text())["stations"]) == {"CP1"}  # before any frame
+    gateway()  # found: no flag needed
+    provision(stations, "CP2")
+    assert set(gateway().stations) == {"CP1", "CP2"}
+    state.unlink()
+    with pytest.raises(ValueError, match="2 provisioned station"):
+        gateway()
 
 
 def test_lora_gateway_options(tmp_path: Path) -> None:
@@ -427,7 +468,9 @@ def test_lora_gateway_options(tmp_path: Path) -> None:
             "password": None, "broker": "mqtt://localhost:1883", "mqtt_version": "5",
             "ca_certs": None, "certfile": None, "keyfile": None, "tls_insecure": False,
             "prefix": "ocpp", "session_expiry": 300}  # fmt: skip
-    gw = gateway_from_options(opts, make_modem=fake)
+    with pytest.raises(ValueError, match="counter state .* is missing"):
+        gateway_from_options(opts, make_modem=fake)  # no state file: refused, unless told
+    gw = gateway_from_options({**opts, "fresh_counters": True}, make_modem=fake)
     assert built[0].rx_hz == STATION_FREQUENCY and built[0].power_dbm == 20
     assert built[0].preamble == 6 and gw.config.radio.preamble == 6
     assert gw.config.radio.max_packet == 55 and gw.config.radio.frequency_hz == GATEWAY_FREQUENCY

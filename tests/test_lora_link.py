@@ -11,6 +11,7 @@ Also the provisioning file (ocpp_iot.lora_keys) and the node's ``link="lora"`` c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -88,8 +89,10 @@ def channel(rate: float = 20.0, **kw: Any) -> MemoryChannel:
 def station(ch: MemoryChannel, tmp: Path | None, **kw: Any) -> LoraStationLink:
     modem = ch.modems.get("st") or ch.modem("st", tx_hz=UP_HZ, rx_hz=DOWN_HZ)
     state = kw.pop("state_file", tmp / "lora-state.json" if tmp is not None else None)
+    fresh = kw.pop("fresh_counters", True)  # a new key (the refusal is tested on its own)
     return LoraStationLink("CP1", modem, ADDRESS, KEY, radio=radio(UP_HZ), state_file=state,
-                           clock=ch.clock, rate=ch.rate, **kw)  # fmt: skip
+                           clock=ch.clock, rate=ch.rate, fresh_counters=fresh,
+                           **kw)  # fmt: skip
 
 
 async def next_event(link: LoraStationLink, timeout: float = 5.0) -> LinkEvent:
@@ -450,7 +453,7 @@ def test_keys_parse_from_hex_and_key_files(tmp_path: Path) -> None:
 
 def test_node_config_picks_the_lora_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ocpp_iot.transports.lora_setup as setup
-    from ocpp_iot.charger_node.node import NodeConfig, make_link
+    from ocpp_iot.charger_node.node import Node, NodeConfig, make_link
 
     ch = MemoryChannel(radio(UP_HZ))
     built: list[Any] = []
@@ -463,7 +466,9 @@ def test_node_config_picks_the_lora_link(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(setup, "make_modem", fake_modem)
     cfg = NodeConfig("CP1", data_dir=tmp_path, link="lora", lora_port="/dev/ttyUSB0",
                      lora_modem="e32", lora_address=5, lora_key=KEY.hex(), lora_sf=10)  # fmt: skip
-    link = make_link(cfg)
+    with pytest.raises(ValueError, match="counter state .* is missing"):
+        make_link(cfg)  # a link alone cannot tell a first start from a lost state file
+    link = make_link(Node(cfg).cfg)  # the node can: nothing in data_dir
     assert isinstance(link, LoraStationLink) and link.address == 5 and link.key == KEY
     assert link.radio.max_packet == 55 and link.radio.sf == 10 and link.max_frame == 2686
     assert built[0].port == "/dev/ttyUSB0" and built[0].rx_hz == DOWN_HZ
@@ -482,6 +487,51 @@ def test_node_config_picks_the_lora_link(tmp_path: Path, monkeypatch: pytest.Mon
             NodeConfig("CP1", data_dir=tmp_path, **args)
     with pytest.raises(ValueError, match="mqtt or lora"):
         NodeConfig("CP1", data_dir=tmp_path, link="pigeon")
+
+
+def test_a_missing_counter_state_is_refused_unless_the_key_is_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without lora-state.json the link would seal frames from counter 0 again under a key
+    that sealed frames before (AES-CCM nonce reuse, whatever the gateway then does with
+    them). A node's first start (nothing in data_dir) starts at 0 and writes the file at
+    once; a node that ran before and lost the file is refused; --lora-fresh-counters says
+    the key is new."""
+    import ocpp_iot.transports.lora_setup as setup
+    from ocpp_iot.charger_node.node import Node, NodeConfig, make_link
+
+    ch = MemoryChannel(radio(UP_HZ))
+    monkeypatch.setattr(setup, "make_modem", lambda s: ch.modem(f"m{len(ch.modems)}",
+                        tx_hz=s.tx_hz, rx_hz=s.rx_hz))  # fmt: skip
+    cfg = NodeConfig("CP1", data_dir=tmp_path / "node", link="lora", lora_port="p",
+                     lora_address=5, lora_key=KEY.hex())  # fmt: skip
+    state = tmp_path / "node" / "lora-state.json"
+    first = Node(cfg)
+    assert first.cfg.lora_fresh_counters and not state.exists()
+    make_link(first.cfg)
+    saved = json.loads(state.read_text())  # written before any frame
+    assert saved["state"]["send"] == {"next": 0, "reserved": 0} and saved["address"] == 5
+    assert not Node(cfg).cfg.lora_fresh_counters  # the state file is there: not a first start
+    make_link(cfg)  # and it is used
+    (tmp_path / "node" / "outbox.db").write_bytes(b"")  # the node ran; then the file is lost
+    state.unlink()
+    again = Node(cfg)
+    assert not again.cfg.lora_fresh_counters
+    with pytest.raises(ValueError, match="re-key the station"):
+        make_link(again.cfg)
+    assert not state.exists()
+    told = dataclasses.replace(cfg, lora_fresh_counters=True)
+    assert isinstance(make_link(Node(told).cfg), LoraStationLink) and state.exists()
+    # the command line says the same, before anything starts
+    from click.testing import CliRunner
+
+    from ocpp_iot.charger_node.cli import main
+
+    state.unlink()
+    args = ["run", "--station-id", "CP1", "--data-dir", str(tmp_path / "node"), "--link", "lora",
+            "--lora-port", "p", "--lora-address", "5", "--lora-key", KEY.hex()]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "--lora-fresh-counters" in result.output
 
 
 def test_a_lora_node_waits_for_its_calls_as_long_as_the_radio_may_take(tmp_path: Path) -> None:

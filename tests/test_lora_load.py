@@ -147,7 +147,7 @@ def check_an_hour_on_the_shared_channel(tmp_path: Path) -> None:
                                      rx_hz=STATION_FREQUENCY, sf=SF, power_dbm=14)  # fmt: skip
             config = GatewayConfig(MqttSettings("mqtt://memory", username="lora-gw"),
                                    stations_file, tmp_path / "gw" / "state.json",
-                                   radio=settings.radio())  # fmt: skip
+                                   radio=settings.radio(), fresh_counters=True)  # fmt: skip
             gw = LoraGateway(config, make_modem(settings), client_factory=broker.client,
                              clock=sim.clock, rate=sim.rate)  # fmt: skip
             stop = asyncio.Event()

@@ -29,7 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .deploy import valid_station_id
+
 __all__ = [
+    "GATEWAY_STATE_NAME",
     "KEY_BYTES",
     "LoraStation",
     "default_stations_file",
@@ -45,6 +48,8 @@ __all__ = [
 
 KEY_BYTES = 16
 FORMAT = 1
+#: the gateway's counter state file, next to the stations file unless told otherwise
+GATEWAY_STATE_NAME = "lora-gateway-state.json"
 #: addresses handed out (0 and 0xFFFF are never given)
 ADDRESSES = range(1, 0xFFFF)
 
@@ -116,6 +121,8 @@ def load_stations(path: str | os.PathLike[str]) -> dict[str, LoraStation]:
             st = LoraStation(str(item["id"]), int(item["address"]), parse_key(str(item["key"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: station #{n + 1}: {exc}") from None
+        if not valid_station_id(st.station_id):  # its topics: ocpp/{id}/up, .../status
+            raise ValueError(f"{path}: station #{n + 1}: invalid station id {st.station_id!r}")
         if st.station_id in out:
             raise ValueError(f"{path}: station {st.station_id} appears twice")
         if st.address in addresses:
@@ -144,6 +151,8 @@ def provision(
     (``address`` to choose it); ``rekey``: give a station already there a new key (same
     address, counters start over on both ends). ``ValueError`` if it exists (without
     ``rekey``) or the address is taken."""
+    if not valid_station_id(station_id):
+        raise ValueError(f"invalid station id {station_id!r}")
     stations = load_stations(path)
     old = stations.get(station_id)
     if old is not None and not rekey:

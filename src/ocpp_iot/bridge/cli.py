@@ -310,7 +310,8 @@ def add_station(
     """
     from .. import deploy
 
-    if station != "bridge" and not deploy.valid_station_id(station):  # bridge: its own user
+    # bridge: its own MQTT user, but never a station's topics (a LoRa station's are)
+    if (lora or station != "bridge") and not deploy.valid_station_id(station):
         raise click.BadParameter(f"invalid station id {station!r}", param_hint="STATION")
     if lora:
         add_lora_station(station, stations_file, lora_address, rekey)

@@ -48,7 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from ..codecs.ocppj import looks_like_ocppj
-from ..lora_keys import LoraStation, key_id, load_stations, read_json, write_private
+from ..lora_keys import (
+    GATEWAY_STATE_NAME,
+    LoraStation,
+    key_id,
+    load_stations,
+    read_json,
+    write_private,
+)
 from ..transports.aio import AsyncMqttClient
 from ..transports.base import PubSubClient
 from ..transports.lora import (
@@ -105,6 +112,9 @@ class GatewayConfig:
     #: seconds a clean stop waits for the answers to the CALLs it published and for what it
     #: queued for the radio to go (wall-clock seconds)
     drain_timeout: float = 5.0
+    #: start without a counter state file though stations are provisioned: only when no
+    #: gateway has ever used their keys (``bridge add-station --lora`` writes the first file)
+    fresh_counters: bool = False
 
 
 class LoraGateway:
@@ -125,7 +135,17 @@ class LoraGateway:
         self.prefix = config.prefix
         self.clock = clock
         self.rate = rate
-        saved = read_json(config.state_file) or {}  # ValueError: unreadable state, refuse
+        found = read_json(config.state_file)  # ValueError: unreadable state, refuse
+        stations = load_stations(config.stations_file)
+        if found is None and stations and not config.fresh_counters:
+            raise ValueError(
+                f"the counter state {config.state_file} is missing for {len(stations)} "
+                "provisioned station(s): started again at 0 under the same keys, the gateway "
+                "would reuse AES-CCM nonces. Restore the file, or re-key the stations (bridge "
+                "add-station --lora --rekey), or, if no gateway has used these keys, start "
+                "once with --fresh-counters"
+            )
+        saved = found or {}
         self._saved: dict[str, Any] = dict(saved.get("stations") or {})
         ledger = DutyCycleLedger.from_json(saved.get("ledger"),
                                            bandwidth_hz=config.radio.bandwidth_hz)  # fmt: skip
@@ -148,7 +168,9 @@ class LoraGateway:
         self.adapter = RadioAdapter(self.endpoint, modem, self._on_event, clock=clock, rate=rate,
                                     name="lora-gateway")  # fmt: skip
         self._started = clock()
-        self._add_stations(load_stations(config.stations_file))
+        self._add_stations(stations)
+        if found is None:
+            self._save_state(durable=True)  # the next start finds it
 
     # -- stations -------------------------------------------------------------------------------
 
@@ -344,13 +366,12 @@ def gateway_from_options(
     if not stations.exists():
         raise ValueError(f"no stations file {stations}: provision with bridge add-station --lora")
     state = (
-        Path(opts["state_file"])
-        if opts["state_file"]
-        else stations.with_name("lora-gateway-state.json")
+        Path(opts["state_file"]) if opts["state_file"] else stations.with_name(GATEWAY_STATE_NAME)
     )
     mqtt = mqtt_settings(opts, opts["client_id"] or opts["username"] or "lora-gw")
     config = GatewayConfig(mqtt, stations, state, prefix=opts["prefix"], radio=radio,
-                           offline_after=opts["offline_after"])  # fmt: skip
+                           offline_after=opts["offline_after"],
+                           fresh_counters=opts.get("fresh_counters", False))  # fmt: skip
     return LoraGateway(config, modem)
 
 

@@ -33,6 +33,13 @@ def add_lora_station(
         f"--lora-address {st.address} --lora-key-file KEYFILE (or CHARGER_NODE_LORA_KEY)"
     )
     click.echo(f"lora key: {st.key.hex()}  (shown this once: put it in the station's KEYFILE)")
+    state = path.with_name(lora_keys.GATEWAY_STATE_NAME)
+    if not state.exists():  # a gateway that finds no state file refuses to start (nonces)
+        try:
+            lora_keys.write_private(state, {"format": 1, "stations": {}}, durable=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {state}: {exc.strerror or exc}") from None
+        click.echo(f"wrote the gateway's first counter state {state}")
 
 
 @click.command("lora-gateway")
@@ -68,6 +75,14 @@ def add_lora_station(
     listen=Frequency(
         "station-frequency", 868_100_000, "where it listens: the stations' frequency, Hz"
     ),
+)
+@click.option(
+    "--fresh-counters",
+    is_flag=True,
+    default=False,
+    envvar="BRIDGE_LORA_FRESH_COUNTERS",
+    help="start though the state file is missing: every station's counters at 0. Only when "
+    "no gateway has used these keys (add-station --lora writes the first state file)",
 )
 @click.option(
     "--offline-after",

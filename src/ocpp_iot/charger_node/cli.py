@@ -109,6 +109,10 @@ def _lora(f: Callable[..., Any]) -> Callable[..., Any]:
                      "--lora-key-file to the command line)"),
         click.option("--lora-key-file", type=click.Path(dir_okay=False), default=None,
                      envvar=f"{ENV}_LORA_KEY_FILE", help="a file holding the key"),
+        click.option("--lora-fresh-counters", is_flag=True, default=False,
+                     envvar=f"{ENV}_LORA_FRESH_COUNTERS",
+                     help="start the frame counters at 0 though data-dir has run a node "
+                     "before and lora-state.json is missing: only for a key never used"),
     ]  # fmt: skip
     for option in reversed(options):
         f = option(f)
@@ -213,7 +217,7 @@ def run(station_id: str, data_dir: str, evse: str, station_model: str, vendor: s
     try:
         node = Node(cfg)
         if cfg.link == "lora":
-            make_link(cfg)  # the modem's driver and the counter state: checked before starting
+            make_link(node.cfg)  # the modem's driver and the counter state: checked first
     except (OSError, ValueError, ImportError, TypeError) as exc:
         raise click.ClickException(f"cannot start the station: {exc}") from None
 

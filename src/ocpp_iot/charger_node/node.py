@@ -102,6 +102,9 @@ class NodeConfig:
     lora_power: int = 14
     #: the packet size of the deployment (the smaller of the two modems'); None: the modem's
     lora_max_packet: int | None = None
+    #: start the radio's frame counters at 0 without a counter state file: only for a key that
+    #: has never been used (a node's first start, with nothing in data_dir, needs no flag)
+    lora_fresh_counters: bool = False
 
     def __post_init__(self) -> None:
         if self.version not in VERSIONS:
@@ -186,7 +189,14 @@ def make_lora_link(
     return LoraStationLink(
         cfg.station_id, modem, cfg.lora_address, lora_key(cfg), radio=radio,
         state_file=cfg.data_dir / "lora-state.json", clock=clock, rate=rate,
+        fresh_counters=cfg.lora_fresh_counters,
     )  # fmt: skip
+
+
+def _first_start(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds none of the files a node that ran before has written."""
+    names = ("outbox.db", "device-model.json", "status.json", "lora-state.json")
+    return not any((data_dir / n).exists() for n in names)
 
 
 def make_link(cfg: NodeConfig) -> StationLink:
@@ -262,6 +272,10 @@ class Node:
         self.clock = clock if clock is not None else steady_clock()
         self.rate = rate
         self.status_every = status_every
+        if cfg.link == "lora" and not cfg.lora_fresh_counters and _first_start(cfg.data_dir):
+            # nothing of a node in data_dir: the key's counters start at 0 (the link writes its
+            # state file at once); a state file missing later is refused (lora_link.py)
+            cfg = self.cfg = dataclasses.replace(cfg, lora_fresh_counters=True)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox_store = outbox_store
         own = cfg.data_dir / "outbox.db"

@@ -29,7 +29,9 @@ queued twice (an OCPP retry of a CALL the radio is still retrying costs no airti
 (JSON, 0600): written and fsynced before the next transmission when a counter reservation
 moves (``PersistState(urgent=True)``), written (no fsync) after each message received, and on
 close. A state file that exists but cannot be read stops the link from starting: starting over
-from counter 0 would reuse nonces under the key (the station then needs ``--rekey``).
+from counter 0 would reuse nonces under the key (the station then needs ``--rekey``). So does a
+missing one, unless ``fresh_counters`` says the key has never sealed a frame (a first start; the
+file is then written at once, so the next start finds it).
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ class LoraStationLink:
         probe_every: float = 30.0,
         probe_max: float = 600.0,
         rng: random.Random | None = None,
+        fresh_counters: bool = False,
     ) -> None:
         if down_after < 1 or probe_every <= 0 or probe_max < probe_every:
             raise ValueError("down_after >= 1 and 0 < probe_every <= probe_max")
@@ -144,12 +147,14 @@ class LoraStationLink:
         self.key = bytes(key)
         self.radio = radio or RadioConfig(max_packet=min(modem.max_payload, 255))
         self.state_file = Path(state_file) if state_file is not None else None
-        saved = self._load_state()
+        saved = self._load_state(fresh_counters)
         bandwidth = self.radio.bandwidth_hz
         ledger = DutyCycleLedger.from_json(saved.get("ledger"), bandwidth_hz=bandwidth)
         self.endpoint = Endpoint(Direction.UP, self.radio, arq, ledger=ledger,
                                  rng=rng or random.Random())  # fmt: skip
         self.endpoint.add_peer(address, self.key, saved.get("state"))
+        if self.state_file is not None and "state" not in saved:
+            self._save_state(durable=True)  # the key's first counters: found by the next start
         self.adapter = RadioAdapter(self.endpoint, modem, self._on_event, clock=clock, rate=rate,
                                     name=station_id, on_open=self._opened,
                                     on_lost=self._lost)  # fmt: skip
@@ -173,11 +178,19 @@ class LoraStationLink:
 
     # -- state --------------------------------------------------------------------------------
 
-    def _load_state(self) -> dict[str, Any]:
+    def _load_state(self, fresh: bool) -> dict[str, Any]:
         if self.state_file is None:
             return {}
         data = read_json(self.state_file)  # ValueError for a file that exists but is unreadable
         if data is None:
+            if not fresh:
+                raise ValueError(
+                    f"{self.station_id}: the LoRa counter state {self.state_file} is missing: "
+                    "started again at 0 under the same key, the station would reuse AES-CCM "
+                    "nonces. Restore the file, or re-key the station (bridge add-station --lora "
+                    "--rekey), or, if this key has never been used, start with "
+                    "--lora-fresh-counters"
+                )
             return {}
         if data.get("address") != self.address or data.get("key_id") != key_id(self.key):
             # another address or key: its counters do not apply (a new key restarts them)
