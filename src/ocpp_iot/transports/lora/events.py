@@ -104,4 +104,6 @@ class LinkStats:
     reacks_suppressed: int = 0
     #: repeats of a message delivered before a restart, acknowledged again (peer.py)
     reacked_after_restart: int = 0
+    #: fresh messages older than one delivered: dropped, they would arrive out of order
+    stale: int = 0
     duty_waits: int = 0

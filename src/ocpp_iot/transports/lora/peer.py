@@ -117,7 +117,18 @@ class Peer:
     def on_reply(self, frame: Frame, events: list[Event]) -> None:
         """A REPLY (fresh): the answer to our CALL, which its ACK field acknowledged. Nothing
         is owed for it: if it had been lost, our CALL's retransmission would have asked again."""
-        self._deliver(frame.payload, events)
+        if self._stale(frame.counter, events):
+            return
+        self._deliver(frame.payload, events, frame.counter)
+
+    def _stale(self, base: int, events: list[Event]) -> bool:
+        """A fresh message that starts below the newest one delivered (ReceiveWindow
+        ``delivered``): dropped, it would arrive out of order."""
+        if base >= self.counters.receive.delivered:
+            return False
+        self.stats.stale += 1
+        events.append(Dropped(self.address, f"message at counter {base}: older than one delivered"))
+        return True
 
     def on_jump(self, frame: Frame, now: float) -> list[Event]:
         """A frame further ahead than ``max_gap``: held (dropped) until the peer proves it is
@@ -157,9 +168,11 @@ class Peer:
         if base < 0:
             return
         reasm = self.reasm
+        if fresh and self._stale(base, events):
+            return
         if f is None:
             if fresh:
-                self._deliver(frame.payload, events)
+                self._deliver(frame.payload, events, base)
                 reasm.completed.append(base)
                 self.owe_ack(base, frame.answer, now)
             elif reasm.was_completed(base) or self._delivered_before(base, 1):
@@ -186,7 +199,7 @@ class Peer:
             self.stats.malformed += 1
             return
         if message is not None:
-            self._deliver(message, events)
+            self._deliver(message, events, base)
             self.owe_ack(base, frame.answer, at)
             return
         if not fresh or at == now or owed is not None:
@@ -213,7 +226,9 @@ class Peer:
         self.stats.reacked_after_restart += 1
         return True
 
-    def _deliver(self, data: bytes, events: list[Event]) -> None:
+    def _deliver(self, data: bytes, events: list[Event], base: int) -> None:
+        window = self.counters.receive
+        window.delivered = max(window.delivered, base)  # persisted with the event below
         self.stats.delivered += 1
         events.append(Delivered(self.address, data))
         events.append(PersistState(self.address, urgent=False))

@@ -126,6 +126,11 @@ class ReceiveWindow:
     max_gap: int = 1024
     #: counters accepted / dropped, by verdict (for the adapter's metrics)
     counts: dict[str, int] = field(default_factory=dict)
+    #: the first counter (the base) of the newest message delivered; -1 before the first. The
+    #: sender sends one message at a time, each at higher counters than the one before, so a
+    #: message starting below it is stale: a recording of one it gave up on, never delivered,
+    #: whose counters the window has not seen. Delivered late, it would arrive out of order.
+    delivered: int = -1
 
     def reconstruct(self, counter16: int) -> int:
         """The full counter of a frame from its 16 bits on air (nearest above ``highest``)."""
@@ -170,7 +175,11 @@ class ReceiveWindow:
         self.count(Verdict.FRESH)
 
     def to_json(self) -> dict[str, Any]:
-        return {"highest": self.highest, "seen": format(self.seen, "x")}
+        return {
+            "highest": self.highest,
+            "seen": format(self.seen, "x"),
+            "delivered": self.delivered,
+        }
 
     @classmethod
     def from_json(
@@ -179,7 +188,9 @@ class ReceiveWindow:
         if not value:
             return cls(size=size, max_gap=max_gap)
         seen = int(str(value.get("seen", "0")), 16) & ((1 << size) - 1)
-        return cls(int(value.get("highest", -1)), seen, size, max_gap)
+        window = cls(int(value.get("highest", -1)), seen, size, max_gap)
+        window.delivered = int(value.get("delivered", -1))
+        return window
 
 
 @dataclass(slots=True)
