@@ -451,6 +451,38 @@ def test_a_gateway_without_its_counter_state_is_refused(tmp_path: Path) -> None:
         gateway()
 
 
+def test_re_keying_a_station_while_running_drops_its_old_peer_and_queue(tmp_path: Path) -> None:
+    """SIGHUP after add-station --lora --rekey: the old peer (old key) is forgotten with the
+    downlinks it still held, and their queue slots are free again. Before, the old peer kept
+    retransmitting and the slots stayed taken: after max_queue, every downlink was dropped."""
+    stations, state = tmp_path / "stations.json", tmp_path / "state.json"
+    provision(stations, "CP1")
+    ch = MemoryChannel(station_radio())
+    cfg = GatewayConfig(MqttSettings("mqtt://memory", username="lora-gw"), stations, state,
+                        radio=RadioConfig(sf=7, frequency_hz=GATEWAY_FREQUENCY), max_queue=3,
+                        fresh_counters=True)  # fmt: skip
+    modem = ch.modem("gw", tx_hz=GATEWAY_FREQUENCY, rx_hz=STATION_FREQUENCY)
+    gw = LoraGateway(cfg, modem, client_factory=MemoryBroker().client)
+
+    def down(n: int) -> None:
+        call = _wire.encode(Call(f"c{n}", "Heartbeat", {}), "2.0.1")
+        gw._message(Message("ocpp/CP1/down", call, 1, False, n, False, 0))
+
+    for n in range(4):  # nobody on air: they stay queued; the fourth finds the queue full
+        down(n)
+    assert gw.queued["CP1"] == 3 and gw.stats["down_dropped"] == 1
+    old = gw.stations["CP1"]
+    provision(stations, "CP1", rekey=True)
+    gw.reload_stations()
+    assert gw.queued["CP1"] == 0 and gw.stations["CP1"].key != old.key
+    assert len(gw.endpoint._peers) == 1  # the old peer is gone (same address, new key)
+    down(9)
+    assert gw.queued["CP1"] == 1 and gw.stats["down_dropped"] == 1
+    provision(stations, "CP1", rekey=True, address=old.address ^ 1)  # and a new address
+    gw.reload_stations()
+    assert set(gw.endpoint._peers) == {old.address ^ 1} and gw.queued["CP1"] == 0
+
+
 def test_lora_gateway_options(tmp_path: Path) -> None:
     path = tmp_path / "stations.json"
     provision(path, "CP1")

@@ -183,9 +183,14 @@ class LoraGateway:
             if old == st:
                 continue
             if old is not None:
+                # the old peer goes, with what it still had to send: under the old key or
+                # address, it would retransmit for nothing and never settle its queue slots
                 self.by_address.pop(old.address, None)
-                log.info("%s: re-provisioned (address %d): counters start over",
-                         st.station_id, st.address)  # fmt: skip
+                lost = self.endpoint.remove_peer(old.address)
+                self.queued[st.station_id] = 0
+                log.warning("%s: re-provisioned (address %d): counters start over, %d "
+                            "downlink message(s) dropped", st.station_id, st.address,
+                            lost)  # fmt: skip
             saved = self._saved.get(st.station_id) or {}
             fresh = saved.get("address") != st.address or saved.get("key_id") != key_id(st.key)
             self.endpoint.add_peer(st.address, st.key, None if fresh else saved.get("state"))

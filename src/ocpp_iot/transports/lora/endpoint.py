@@ -96,6 +96,14 @@ class Endpoint:
         reasm = Reassembler(reassembly_timeout(self.radio, a))
         self._peers[address] = Peer(address, bytes(key), counters, reasm, self.radio, a)
 
+    def remove_peer(self, address: int) -> int:
+        """Forget a peer (re-keyed or re-addressed): nothing more is sent to it or taken from
+        it. Returns how many of our messages to it are dropped (queued, or in flight)."""
+        peer = self._peers.pop(address, None)
+        if peer is None:
+            return 0
+        return len(peer.queue) + (peer.inflight is not None)
+
     def state(self, address: int) -> dict[str, Any]:
         """The peer's counter state to persist (plain JSON data)."""
         return self._peers[address].counters.to_json()
