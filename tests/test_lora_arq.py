@@ -576,3 +576,19 @@ def test_garbage_and_mangled_frames_never_break_the_endpoint(
             # only the genuine frame is ever delivered (a forgery passes with p = 2**-32)
             assert not isinstance(e, Delivered) or packet == genuine
     assert gw.next_deadline() is None or gw.next_deadline() >= 0.0
+
+
+def test_a_packet_longer_on_air_than_the_sub_band_allows_is_refused_at_the_start() -> None:
+    """At SF12, a 255-byte packet takes 9 s on air; the 0.1 % sub-band at 863-865 MHz allows
+    3.6 s an hour, 10 % of it kept for acknowledgements. Accepted, the ledger refused the first
+    full frame on every poll (a ValueError out of poll: the link wedged)."""
+    slow = RadioConfig(12, max_packet=255, frequency_hz=863_500_000)
+    with pytest.raises(ValueError, match="smaller max packet or spreading factor"):
+        Endpoint(Direction.UP, slow)
+    fits = RadioConfig(12, max_packet=51, frequency_hz=863_500_000)  # 2.5 s: within 3.24 s
+    ep = Endpoint(Direction.UP, fits)
+    ep.add_peer(1, key(1))
+    first = frames(ep.send(1, bytes(200), 0.0))
+    assert len(first) == 1 and len(first[0]) <= 51
+    assert ep.next_deadline() is not None  # the rest waits for the budget, without raising
+    ep.poll(10.0)

@@ -74,7 +74,15 @@ class Endpoint:
         self.radio = radio or RadioConfig()
         self.arq = arq or ArqConfig()
         self.ledger = ledger if ledger is not None else DutyCycleLedger()
-        self.ledger.band(self.radio.frequency_hz)  # refuses a frequency without a sub-band
+        band = self.ledger.band(self.radio.frequency_hz)  # refuses a frequency without one
+        longest = self.radio.airtime(self.radio.max_packet)
+        if longest > band.budget * (1 - self.arq.control_reserve):
+            # else the ledger would refuse the first full frame on every poll, for ever
+            raise ValueError(
+                f"a {self.radio.max_packet}-byte packet takes {longest:.2f} s on air, more than "
+                f"the {band.budget * (1 - self.arq.control_reserve):.2f} s an hour that "
+                f"{band.name} leaves for data: a smaller max packet or spreading factor"
+            )
         self.rng = rng if rng is not None else random.Random(0)
         self.stats = LinkStats()
         self.busy_until = -math.inf
