@@ -25,7 +25,7 @@ PYTHON="${PYTHON:-python3}"
 # the selection: 26-45 s of the step (the step as a whole should stay under 90 s); --no-compile
 # below saves compiling every installed module (pygments alone is large): imports compile theirs
 TESTS=(
-  tests/test_cbor.py tests/test_cbor_fuzz.py
+  tests/test_cbor.py tests/test_cbor_fuzz.py tests/test_cbor_limits.py
   tests/test_node_outbox.py tests/test_node_evse.py tests/test_node_device_model.py
   tests/test_charger_station_session.py
 )

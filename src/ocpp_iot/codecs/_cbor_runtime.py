@@ -28,6 +28,7 @@ MAX_DEPTH = 64  # nesting limit for free-form JSON values (the CBOR decoder allo
 #: than 4,300 digits (``sys.int_info.default_max_str_digits``), so a bignum (CBOR tags 2 and 3)
 #: beyond that is refused on decode, where it costs nothing for the values OCPP uses.
 _INT_BOUND = 10**4300
+_INT_FLOOR = -_INT_BOUND  # (negated once: -_INT_BOUND in a test would build it every time)
 #: Packed text holds 9 to 120 characters (see enc_string): 1 + 6 * 120 bits, 91 bytes.
 _PACK_MAX_BYTES = 91
 
@@ -231,7 +232,7 @@ def enc_integer(v: Any, out: list[Any], st: Any = None) -> None:
 def dec_integer(x: Any) -> Any:
     c = x.__class__
     if c is int:
-        if -_INT_BOUND < x < _INT_BOUND:
+        if _INT_FLOOR < x < _INT_BOUND:
             return x
         raise Bad("integer too large for OCPP-J")
     if c is float and x - x == 0.0:
@@ -460,7 +461,7 @@ def check_json(v: Any, depth: int = 0) -> Any:
     if c is str or c is bool or v is None:
         return v
     if c is int:
-        if -_INT_BOUND < v < _INT_BOUND:
+        if _INT_FLOOR < v < _INT_BOUND:
             return v
         raise Bad("integer too large for OCPP-J")
     if c is float:

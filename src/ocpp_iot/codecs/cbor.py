@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import re
 from typing import Any
 
 import cbor2
@@ -195,26 +196,34 @@ def encode(frame: Frame, version: str) -> bytes:
 #: enforces that) below the wrapper array and the schema's own arrays around it.
 _CBOR_MAX_DEPTH = MAX_DEPTH + 16
 
-#: Tag 29 (a reference to a shared value, RFC 8949 section 3.4 / the IANA "sharedref" tag) in
-#: each head form CBOR allows: the codec never writes it, and cbor2 resolves it.
-_SHAREDREF_HEADS = (
-    b"\xd8\x1d",
-    b"\xd9\x00\x1d",
-    b"\xda\x00\x00\x00\x1d",
-    b"\xdb" + bytes(7) + b"\x1d",
-)
+_SHARED = "malformed CBOR: shared values (tag 29) are not allowed"
+
+
+def _refuse_sharedref(*args: Any) -> Any:  # cbor2 passes (value, immutable)
+    raise DecodeError(_SHARED)
+
+
+# cbor2 resolves tags 28/29 (value sharing, RFC 8949 section 3.4 and the IANA registry's
+# "shareable" / "sharedref") into one object referenced many times, so 278 bytes can stand for
+# a tree of 2**60 nodes or a cycle: any walk over it (hashing a map key inside cbor2, the
+# schema decoders, check_json, the JSON writer) runs for hours. The codec never writes
+# sharing. cbor2 6 takes a decoder for tag 29 per call, which refuses it at no cost; cbor2 5.x
+# does not, and a frame that may hold one is scanned before cbor2 sees it.
+_SEMANTIC: dict[int, Any] | None = {29: _refuse_sharedref}
+try:
+    cbor2.loads(b"\x80", semantic_decoders=_SEMANTIC)
+except TypeError:  # cbor2 5.x
+    _SEMANTIC = None
+#: where a tag 29 head may be, in any of the four head forms (0xd8 29, or its argument in 2, 4
+#: or 8 bytes): a superset, one search in C; a hit, rare, is checked by reading the heads
+_MAYBE_SHAREDREF = None if _SEMANTIC else re.compile(rb"[\xd8-\xdb]\x00{0,7}\x1d").search
 
 
 def _has_sharedref(buf: bytes) -> bool:
-    """True if the CBOR items in ``buf`` hold a tag 29 (a reference to a shared value).
-
-    cbor2 resolves tags 28/29 (value sharing) into one object referenced many times, so 278
-    bytes can stand for a tree of 2**60 nodes or a cycle: any walk over it (hashing a map key,
-    the schema decoders, check_json, the JSON writer) runs for hours. The codec never writes
-    sharing, so a frame with it is refused before cbor2 sees it. The scan reads the heads one
-    after another (RFC 8949 section 3: initial byte, then 0, 1, 2, 4 or 8 argument bytes) and
-    skips string contents; nesting does not matter. Broken input ends the scan: cbor2 says why.
-    """
+    """True if the CBOR items in ``buf`` hold a tag 29 (for cbor2 5.x, see above). The scan
+    reads the heads one after another (RFC 8949 section 3: initial byte, then 0, 1, 2, 4 or 8
+    argument bytes) and skips string contents; nesting does not matter. Broken input ends the
+    scan: cbor2 then says why."""
     i, n = 0, len(buf)
     while i < n:
         ib = buf[i]
@@ -242,25 +251,30 @@ def _items(data: bytes, start: int) -> list[Any]:
     """The CBOR sequence from ``start`` as a list (wrapped in an indefinite-length array)."""
     body = data[start:]
     buf = b"\x9f" + body + b"\xff"
-    # a tag 29 head can only be there if one of these byte strings is (a false hit, inside a
-    # string, costs one scan of the heads)
-    for head in _SHAREDREF_HEADS:
-        if head in body:
-            if _has_sharedref(body):
-                raise DecodeError("malformed CBOR: shared values (tag 29) are not allowed")
-            break
+    if _MAYBE_SHAREDREF is not None and _MAYBE_SHAREDREF(body) and _has_sharedref(body):
+        raise DecodeError(_SHARED)
     try:
         if b"\xff" not in body:
             # no 0xff byte: no break can end the array early, so loads sees every byte
-            items = cbor2.loads(buf, max_depth=_CBOR_MAX_DEPTH)
+            # (keywords spelled out: a **dict costs 0.7 us a call, a third of loads itself)
+            if _SEMANTIC is not None:
+                items = cbor2.loads(buf, max_depth=_CBOR_MAX_DEPTH, semantic_decoders=_SEMANTIC)
+            else:
+                items = cbor2.loads(buf, max_depth=_CBOR_MAX_DEPTH)
         else:
             fp = io.BytesIO(buf)
-            items = cbor2.CBORDecoder(fp, max_depth=_CBOR_MAX_DEPTH).decode()
+            if _SEMANTIC is not None:
+                dec = cbor2.CBORDecoder(fp, max_depth=_CBOR_MAX_DEPTH, semantic_decoders=_SEMANTIC)
+            else:
+                dec = cbor2.CBORDecoder(fp, max_depth=_CBOR_MAX_DEPTH)
+            items = dec.decode()
             if fp.tell() != len(buf):
                 raise DecodeError("malformed CBOR: stray break or trailing bytes")
     except DecodeError:
         raise
     except Exception as exc:  # cbor2 raises several types for broken input
+        if isinstance(exc.__cause__, DecodeError):  # _refuse_sharedref, wrapped by cbor2
+            raise exc.__cause__ from None
         raise DecodeError(f"malformed CBOR: {exc}") from None
     if items.__class__ is not list:
         raise DecodeError("malformed CBOR")
