@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from station_harness import T0, V2, VERSIONS, Bench, ScriptedEvse, event_type, tx_messages
 
+from ocpp_iot.codecs import cbor
 from ocpp_iot.rpc import Call, CallError, CallResult
 
 
@@ -297,6 +298,18 @@ def test_get_base_report_sends_notify_report_pages(tmp_path: Path, version: str)
     assert [p.get("tbc", False) for p in pages] == [True] * (len(pages) - 1) + [False]
     names = {d["variable"]["name"] for p in pages for d in p["reportData"]}
     assert {"HeartbeatInterval", "TxUpdatedInterval", "AvailabilityState"} <= names
+    # on a link with a largest frame (a LoRa radio's) the pages are cut to fit it
+    limit = 700  # the largest single item (the measurands list) takes about 650 B
+    b.machine.frame_fits = lambda action, payload: (
+        len(cbor.encode(Call("zzzzzzzz", action, payload), version)) <= limit
+    )
+    answer = b.call("GetBaseReport", {"requestId": 10, "reportBase": "FullInventory"})
+    b.run(5)
+    small = [c.payload for c in after_answer(b, answer) if c.action == "NotifyReport"]
+    assert len(small) > len(pages) and [p["seqNo"] for p in small] == list(range(len(small)))
+    assert max(len(cbor.encode(Call("1", "NotifyReport", p), version)) for p in small) <= limit
+    keys = [(d["component"], d["variable"]) for p in small for d in p["reportData"]]
+    assert keys == [(d["component"], d["variable"]) for p in pages for d in p["reportData"]]
 
 
 def test_get_and_change_configuration_16(tmp_path: Path) -> None:

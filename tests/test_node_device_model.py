@@ -21,7 +21,9 @@ from ocpp_iot.charger_node.device_model import (
     VarSpec,
 )
 from ocpp_iot.charger_node.device_model_catalog import AVAILABILITY_STATES, MEASURANDS
+from ocpp_iot.codecs import cbor
 from ocpp_iot.model import parse, v16, v21, v201
+from ocpp_iot.rpc import Call
 
 NOW = "2026-12-02T03:30:00Z"
 
@@ -421,6 +423,31 @@ def test_base_report_pages_by_bytes_per_message() -> None:
         size = len(json.dumps(report, separators=(",", ":")).encode())
         assert size <= limit or len(report["reportData"]) == 1
     assert max(len(r["reportData"]) for r in reports) > 1
+
+
+def test_base_report_pages_are_split_until_each_fits_the_link() -> None:
+    """On a LoRa link a NotifyReport must fit the radio's largest message: a page the link
+    refuses is split in halves, the items keep their order, seqNo and tbc are as for any
+    paging, and without a limit nothing changes."""
+    dm = DeviceModel(evses=(1, 2))
+    plain = dm.base_report("FullInventory", 4, NOW)
+    limit = 700
+
+    def fits(payload: dict[str, Any]) -> bool:
+        return len(cbor.encode(Call("zzzzzzzz", "NotifyReport", payload), "2.0.1")) <= limit
+
+    assert not all(fits(r) for r in plain)  # the default paging would not fit
+    assert dm.base_report("FullInventory", 4, NOW, lambda p: True) == plain
+    reports = dm.base_report("FullInventory", 4, NOW, fits)
+    assert len(reports) > len(plain) and all(fits(r) for r in reports)
+    assert [i for r in reports for i in r["reportData"]] == [
+        i for r in plain for i in r["reportData"]
+    ]
+    for seq_no, report in enumerate(reports):
+        parse(v201.NotifyReportRequest, report)
+        assert report["seqNo"] == seq_no and report.get("tbc", False) is (seq_no < len(reports) - 1)
+    answer, via = dm.get_base_report({"requestId": 4, "reportBase": "FullInventory"}, NOW, fits)
+    assert answer == {"status": "Accepted"} and via == reports
 
 
 def test_configuration_and_summary_inventory() -> None:

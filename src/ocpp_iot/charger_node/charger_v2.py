@@ -167,7 +167,9 @@ class V2Actions:
 
     def get_base_report(self, request: Any, ctx: Context) -> dict[str, Any]:
         m = self.machine
-        answer, reports = m.model.get_base_report(request.to_payload(), iso(m.csms_time(m.now)))
+        answer, reports = m.model.get_base_report(
+            request.to_payload(), iso(m.csms_time(m.now)), lambda p: m.fits("NotifyReport", p)
+        )
 
         def send() -> None:
             for report in reports:

@@ -217,16 +217,26 @@ class DeviceModel(Accessors, V16View):
         return {"setVariableResult": results}
 
     def get_base_report(
-        self, payload: Mapping[str, Any], now_iso: str
+        self,
+        payload: Mapping[str, Any],
+        now_iso: str,
+        fits: Callable[[dict[str, Any]], bool] | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The GetBaseReportResponse payload and the NotifyReportRequest payloads to send."""
+        """The GetBaseReportResponse payload and the NotifyReportRequest payloads to send
+        (``fits``: see :meth:`base_report`)."""
         base = payload["reportBase"]
         if base not in _REPORT_BASES:
             return {"status": "NotSupported"}, []
-        reports = self.base_report(base, payload["requestId"], now_iso)
+        reports = self.base_report(base, payload["requestId"], now_iso, fits)
         return ({"status": "Accepted"} if reports else {"status": "EmptyResultSet"}), reports
 
-    def base_report(self, report_base: str, request_id: int, now_iso: str) -> list[dict[str, Any]]:
+    def base_report(
+        self,
+        report_base: str,
+        request_id: int,
+        now_iso: str,
+        fits: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]]:
         """NotifyReportRequest payloads for ``report_base`` (B07), seqNo 0.., tbc on all but last.
 
         FullInventory is every variable, ConfigurationInventory the writable ones,
@@ -234,7 +244,9 @@ class DeviceModel(Accessors, V16View):
         A message carries at most ItemsPerMessageGetReport items and, beyond its first item,
         at most BytesPerMessageGetReport bytes of compact JSON. Attribute fields equal to their
         schema defaults (type Actual, mutability ReadWrite, persistent/constant false) are
-        left out: bytes count on this link.
+        left out: bytes count on this link. ``fits(payload)``: whether a NotifyReport goes
+        through the link (a LoRa radio's largest message); a page that does not is split in
+        halves until each does, or holds one item (that one the link then refuses).
         """
         if report_base not in _REPORT_BASES:
             raise ValueError(f"unknown reportBase {report_base!r}")
@@ -263,6 +275,8 @@ class DeviceModel(Accessors, V16View):
             else:
                 pages.append([item])
                 size = item_size
+        if fits is not None:  # the largest seqNo and tbc: no page grows once numbered
+            pages = _split_to_fit(pages, lambda page: fits({**head, "reportData": page}))
         reports = []
         for seq_no, page in enumerate(pages):
             report: dict[str, Any] = {
@@ -474,3 +488,20 @@ def _number(value: float) -> int | float:
 
 def _compact(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _split_to_fit(
+    pages: list[list[dict[str, Any]]], fits: Callable[[list[dict[str, Any]]], bool]
+) -> list[list[dict[str, Any]]]:
+    """``pages`` in order, each that ``fits`` refuses split in halves until it fits or holds
+    one item."""
+    out: list[list[dict[str, Any]]] = []
+    todo = pages[::-1]
+    while todo:
+        page = todo.pop()
+        if len(page) > 1 and not fits(page):
+            half = len(page) // 2
+            todo += [page[half:], page[:half]]
+        else:
+            out.append(page)
+    return out
