@@ -210,7 +210,9 @@ def dec_number(x: Any) -> Any:
         d = x & 3
         return (x >> 2) / _P10[d] if d else float(x >> 2)
     if c is list and len(x) == 1 and x[0].__class__ is int:
-        return x[0]
+        if _INT_FLOOR < x[0] < _INT_BOUND:
+            return x[0]
+        raise Bad("integer too large for OCPP-J")
     raise Bad("number expected")
 
 

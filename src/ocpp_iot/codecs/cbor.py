@@ -19,6 +19,7 @@ format is in ``docs/codec.md``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import re
@@ -196,34 +197,47 @@ def encode(frame: Frame, version: str) -> bytes:
 #: enforces that) below the wrapper array and the schema's own arrays around it.
 _CBOR_MAX_DEPTH = MAX_DEPTH + 16
 
-_SHARED = "malformed CBOR: shared values (tag 29) are not allowed"
+#: The only CBOR tags a frame may hold: bignums (RFC 8949 section 3.4.3), which cbor2 writes
+#: for integers beyond 64 bits. The codec writes no other tag, and several that cbor2 decodes
+#: cost far more than their bytes: value sharing (28/29) makes 278 bytes stand for a tree of
+#: 2**60 nodes or a cycle, string references (25/256) a 49 KB frame a 178 MB string, a decimal
+#: fraction (4) of a 64 KB mantissa takes a second, a MIME message (36) or regex (35) is parsed.
+_ALLOWED_TAGS = (2, 3)
+#: every tag cbor2 (5.x and 6) decodes itself, less the bignums
+_CBOR2_TAGS = (0, 1, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004,
+               43000, 55799)  # fmt: skip
 
 
-def _refuse_sharedref(*args: Any) -> Any:  # cbor2 passes (value, immutable)
-    raise DecodeError(_SHARED)
+def _refused(tag: int) -> DecodeError:
+    return DecodeError(f"malformed CBOR: tag {tag} (only bignums, tags 2 and 3, are allowed)")
 
 
-# cbor2 resolves tags 28/29 (value sharing, RFC 8949 section 3.4 and the IANA registry's
-# "shareable" / "sharedref") into one object referenced many times, so 278 bytes can stand for
-# a tree of 2**60 nodes or a cycle: any walk over it (hashing a map key inside cbor2, the
-# schema decoders, check_json, the JSON writer) runs for hours. The codec never writes
-# sharing. cbor2 6 takes a decoder for tag 29 per call, which refuses it at no cost; cbor2 5.x
-# does not, and a frame that may hold one is scanned before cbor2 sees it.
-_SEMANTIC: dict[int, Any] | None = {29: _refuse_sharedref}
+def _refuse_tag(tag: int, *args: Any) -> Any:  # cbor2 then passes (value, immutable)
+    raise _refused(tag)
+
+
+def _refuse_unknown_tag(decoder: Any, tag: Any) -> Any:  # cbor2's tag_hook
+    raise _refused(tag.tag)
+
+
+# cbor2 6 takes, per call, a decoder for each tag it knows and a hook for the others: they
+# refuse them at no cost (the tag's content, already decoded, is thrown away). cbor2 5.x takes
+# neither per call, and a frame that may hold a tag is read head by head before cbor2 sees it.
+_SEMANTIC: dict[int, Any] | None = {t: functools.partial(_refuse_tag, t) for t in _CBOR2_TAGS}
 try:
-    cbor2.loads(b"\x80", semantic_decoders=_SEMANTIC)
+    cbor2.loads(b"\x80", semantic_decoders=_SEMANTIC, tag_hook=_refuse_unknown_tag)
 except TypeError:  # cbor2 5.x
     _SEMANTIC = None
-#: where a tag 29 head may be, in any of the four head forms (0xd8 29, or its argument in 2, 4
-#: or 8 bytes): a superset, one search in C; a hit, rare, is checked by reading the heads
-_MAYBE_SHAREDREF = None if _SEMANTIC else re.compile(rb"[\xd8-\xdb]\x00{0,7}\x1d").search
+#: a tag head's first byte (major type 6, argument below 28) is one of 0xc0..0xdb: frames
+#: without one (most) are not read head by head
+_MAYBE_TAG = None if _SEMANTIC else re.compile(rb"[\xc0-\xdb]").search
 
 
-def _has_sharedref(buf: bytes) -> bool:
-    """True if the CBOR items in ``buf`` hold a tag 29 (for cbor2 5.x, see above). The scan
-    reads the heads one after another (RFC 8949 section 3: initial byte, then 0, 1, 2, 4 or 8
-    argument bytes) and skips string contents; nesting does not matter. Broken input ends the
-    scan: cbor2 then says why."""
+def _first_refused_tag(buf: bytes) -> int | None:
+    """The first tag of the CBOR items in ``buf`` not in _ALLOWED_TAGS, or None (for cbor2
+    5.x, see above). The scan reads the heads one after another (RFC 8949 section 3: initial
+    byte, then 0, 1, 2, 4 or 8 argument bytes) and skips string contents; nesting does not
+    matter. Broken input ends the scan: cbor2 then says why."""
     i, n = 0, len(buf)
     while i < n:
         ib = buf[i]
@@ -238,33 +252,38 @@ def _has_sharedref(buf: bytes) -> bool:
         elif ai == 31:  # indefinite length or break: the chunks/items follow as heads
             continue
         else:
-            return False
+            return None
         if major == 6:
-            if arg == 29:
-                return True
+            if arg not in _ALLOWED_TAGS:
+                return arg
         elif major == 2 or major == 3:
             i += arg
-    return False
+    return None
 
 
 def _items(data: bytes, start: int) -> list[Any]:
     """The CBOR sequence from ``start`` as a list (wrapped in an indefinite-length array)."""
     body = data[start:]
     buf = b"\x9f" + body + b"\xff"
-    if _MAYBE_SHAREDREF is not None and _MAYBE_SHAREDREF(body) and _has_sharedref(body):
-        raise DecodeError(_SHARED)
+    if _MAYBE_TAG is not None and _MAYBE_TAG(body):
+        tag = _first_refused_tag(body)
+        if tag is not None:
+            raise _refused(tag)
     try:
         if b"\xff" not in body:
             # no 0xff byte: no break can end the array early, so loads sees every byte
             # (keywords spelled out: a **dict costs 0.7 us a call, a third of loads itself)
             if _SEMANTIC is not None:
-                items = cbor2.loads(buf, max_depth=_CBOR_MAX_DEPTH, semantic_decoders=_SEMANTIC)
+                items = cbor2.loads(buf, max_depth=_CBOR_MAX_DEPTH, semantic_decoders=_SEMANTIC,
+                                    tag_hook=_refuse_unknown_tag)  # fmt: skip
             else:
                 items = cbor2.loads(buf, max_depth=_CBOR_MAX_DEPTH)
         else:
             fp = io.BytesIO(buf)
             if _SEMANTIC is not None:
-                dec = cbor2.CBORDecoder(fp, max_depth=_CBOR_MAX_DEPTH, semantic_decoders=_SEMANTIC)
+                dec = cbor2.CBORDecoder(fp, max_depth=_CBOR_MAX_DEPTH,
+                                        semantic_decoders=_SEMANTIC,
+                                        tag_hook=_refuse_unknown_tag)  # fmt: skip
             else:
                 dec = cbor2.CBORDecoder(fp, max_depth=_CBOR_MAX_DEPTH)
             items = dec.decode()
@@ -273,7 +292,7 @@ def _items(data: bytes, start: int) -> list[Any]:
     except DecodeError:
         raise
     except Exception as exc:  # cbor2 raises several types for broken input
-        if isinstance(exc.__cause__, DecodeError):  # _refuse_sharedref, wrapped by cbor2
+        if isinstance(exc.__cause__, DecodeError):  # a tag refused, wrapped by cbor2
             raise exc.__cause__ from None
         raise DecodeError(f"malformed CBOR: {exc}") from None
     if items.__class__ is not list:
