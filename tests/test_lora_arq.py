@@ -391,6 +391,42 @@ def test_a_message_older_than_one_delivered_is_dropped_also_after_a_restart() ->
     assert delivered(again.receive(up(11, b"next"), 4.0)) == [b"next"]
 
 
+def test_a_reply_resent_after_a_newer_message_is_still_delivered() -> None:
+    """The gateway's REPLY (counter r) is lost; its own CALL (r + 1) reaches the station; the
+    station repeats its CALL and the gateway resends the REPLY with counter r. That REPLY is
+    below a message delivered, but it is not stale: the answer must be delivered."""
+    node, gw = one_station()
+    air: list[tuple[float, Endpoint, bytes]] = []
+    got: list[bytes] = []
+    lost = [False]
+
+    def handle(src: Endpoint, events: list[Event], now: float) -> None:
+        for ev in events:
+            if isinstance(ev, Transmit):
+                if src is gw and ev.type is FrameType.REPLY and not lost[0]:
+                    lost[0] = True  # the first REPLY never arrives
+                    continue
+                air.append((now + ev.airtime, node if src is gw else gw, ev.data))
+            elif isinstance(ev, Delivered):
+                if src is node:
+                    got.append(ev.data)
+                elif ev.data == b"N-CALL":  # the back end answers, then calls the station
+                    handle(gw, gw.send(1, b"G-ANSWER", now, priority=Priority.ANSWER), now)
+                    handle(gw, gw.send(1, b"G-CALL", now, answer=True), now)
+
+    now = 0.0
+    handle(node, node.send(1, b"N-CALL", now, answer=True), now)
+    while now < 120 and b"G-ANSWER" not in got:
+        now += 0.01
+        for item in [x for x in air if x[0] <= now]:
+            air.remove(item)
+            handle(item[1], item[1].receive(item[2], now), now)
+        handle(node, node.poll(now), now)
+        handle(gw, gw.poll(now), now)
+    assert lost[0] and got[:1] == [b"G-CALL"] and b"G-ANSWER" in got
+    assert node.peer_stats(1).stale == 0
+
+
 def exchange(st: Endpoint, gw: Endpoint, data: bytes, t: float) -> list[bytes]:
     """Send ``data`` up on a perfect channel; what the gateway delivered."""
     ch = Channel({"st": st, "gw": gw}, now=t)

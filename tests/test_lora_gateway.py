@@ -411,8 +411,14 @@ def test_add_station_lora_provisions_and_prints_once(
         assert bad.exit_code != 0 and set(load_stations(path)) == {"CP7"}, bad_id
     # the gateway's first counter state, next to the stations file: a gateway refuses to start
     # without one (test_a_gateway_without_its_counter_state_is_refused)
-    first = json.loads((path.parent / "lora-gateway-state.json").read_text())
+    state = path.parent / "lora-gateway-state.json"
+    first = json.loads(state.read_text())
     assert first == {"format": 1, "stations": {}} and "first counter state" in result.output
+    # lost once stations exist: not written again (a gateway may have used CP7's key)
+    state.unlink()
+    later = runner.invoke(bridge_main, ["add-station", "--lora", "CP9", "--stations-file",
+                                        str(path)])  # fmt: skip
+    assert later.exit_code == 0 and "is missing" in later.output and not state.exists()
     written = json.loads(path.read_text())  # a stations file edited by hand is checked too
     written["stations"].append({"id": "bridge", "address": 9, "key": "00" * 16})
     path.write_text(json.dumps(written))
@@ -481,6 +487,23 @@ def test_re_keying_a_station_while_running_drops_its_old_peer_and_queue(tmp_path
     provision(stations, "CP1", rekey=True, address=old.address ^ 1)  # and a new address
     gw.reload_stations()
     assert set(gw.endpoint._peers) == {old.address ^ 1} and gw.queued["CP1"] == 0
+    # two stations swap addresses in one edit of the file
+    provision(stations, "CP2")
+    gw.reload_stations()
+    written = json.loads(stations.read_text())
+    a, b = written["stations"]
+    a["address"], b["address"] = b["address"], a["address"]
+    stations.write_text(json.dumps(written))
+    gw.reload_stations()  # raised KeyError, and every state write after it
+    now = load_stations(stations)
+    assert set(gw.endpoint._peers) == {now["CP1"].address, now["CP2"].address}
+    assert gw.by_address == {now["CP1"].address: "CP1", now["CP2"].address: "CP2"}
+    gw._save_state(durable=True)
+    saved = json.loads(state.read_text())["stations"]
+    assert {sid: e["address"] for sid, e in saved.items()} == {
+        "CP1": now["CP1"].address,
+        "CP2": now["CP2"].address,
+    }
 
 
 def test_lora_gateway_options(tmp_path: Path) -> None:

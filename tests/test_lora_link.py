@@ -286,6 +286,42 @@ def test_a_failed_reservation_write_keeps_every_frame_off_the_air_until_it_is_wr
     asyncio.run(scenario())
 
 
+def test_only_a_durable_write_ends_the_withholding() -> None:
+    """fsync fails (EIO) while plain writes still work: the urgent (fsynced) write of the
+    reservation fails, the non-urgent one after a received message succeeds. That one is in
+    the page cache only, a power cut undoes it: frames stay off the air until the fsynced
+    write succeeds."""
+    from ocpp_iot.transports.lora import PersistState, Transmit
+    from ocpp_iot.transports.lora.frame import FrameType
+
+    fsync_works = False
+    written: list[bool] = []
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, PersistState):
+            if ev.urgent and not fsync_works:
+                raise OSError(5, "Input/output error")
+            written.append(ev.urgent)
+
+    ch = MemoryChannel(radio(UP_HZ))
+    endpoint = Endpoint(Direction.UP, radio(UP_HZ))
+    endpoint.add_peer(ADDRESS, KEY)
+    adapter = RadioAdapter(endpoint, ch.modem("m", tx_hz=UP_HZ, rx_hz=DOWN_HZ), on_event,
+                           reopen_delays=(0.0, 0.0))  # fmt: skip
+    frame = Transmit(b"x" * 20, 0.05, UP_HZ, ADDRESS, FrameType.DATA, False)
+    adapter._handle([PersistState(ADDRESS, urgent=True), frame])
+    assert adapter.withholding and adapter.idle and adapter.counts["withheld"] == 1
+    adapter._handle([PersistState(ADDRESS, urgent=False), frame])  # written, not fsynced
+    assert written == [False] and adapter.withholding and adapter.idle
+    adapter._write_withheld()  # the retry: fsync still fails
+    assert adapter.withholding
+    fsync_works = True
+    adapter._write_withheld()
+    assert not adapter.withholding and written == [False, True]
+    adapter._handle([frame])
+    assert not adapter.idle  # queued for the modem now
+
+
 def test_a_station_that_lost_its_state_is_refused(tmp_path: Path) -> None:
     """The control case: a station without its state file starts at counter 0 again; a
     gateway that has seen its counters up to 500 drops its frames as too old (never delivers

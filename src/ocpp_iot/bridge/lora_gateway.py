@@ -178,19 +178,25 @@ class LoraGateway:
         return f"{self.prefix}/{station}/{kind}"
 
     def _add_stations(self, stations: dict[str, LoraStation]) -> None:
-        for st in stations.values():
+        changed = [st for st in stations.values() if self.stations.get(st.station_id) != st]
+        # first the old peers of re-provisioned stations go, with what they still had to send
+        # (under the old key or address they would retransmit for nothing and never settle
+        # their queue slots), then the new peers come: two stations may swap addresses
+        for st in changed:
             old = self.stations.get(st.station_id)
-            if old == st:
+            if old is None:
                 continue
-            if old is not None:
-                # the old peer goes, with what it still had to send: under the old key or
-                # address, it would retransmit for nothing and never settle its queue slots
-                self.by_address.pop(old.address, None)
-                lost = self.endpoint.remove_peer(old.address)
-                self.queued[st.station_id] = 0
-                log.warning("%s: re-provisioned (address %d): counters start over, %d "
-                            "downlink message(s) dropped", st.station_id, st.address,
-                            lost)  # fmt: skip
+            self.by_address.pop(old.address, None)
+            lost = self.endpoint.remove_peer(old.address)
+            self.queued[st.station_id] = self.awaiting[st.station_id] = 0
+            log.warning("%s: re-provisioned (address %d): counters start over, %d downlink "
+                        "message(s) dropped", st.station_id, st.address, lost)  # fmt: skip
+        for st in changed:
+            holder = self.by_address.get(st.address)
+            if holder is not None and holder not in stations:  # removed from the file
+                log.warning("%s: address %d now belongs to %s: no longer served", holder,
+                            st.address, st.station_id)  # fmt: skip
+                del self.stations[holder]
             saved = self._saved.get(st.station_id) or {}
             fresh = saved.get("address") != st.address or saved.get("key_id") != key_id(st.key)
             self.endpoint.add_peer(st.address, st.key, None if fresh else saved.get("state"))

@@ -21,6 +21,7 @@ def add_lora_station(
 
     path = Path(stations_file) if stations_file else lora_keys.default_stations_file()
     try:
+        first = not lora_keys.load_stations(path)  # no station yet: no gateway used a key
         st = lora_keys.provision(path, station, address=address, rekey=rekey)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -34,12 +35,18 @@ def add_lora_station(
     )
     click.echo(f"lora key: {st.key.hex()}  (shown this once: put it in the station's KEYFILE)")
     state = path.with_name(lora_keys.GATEWAY_STATE_NAME)
-    if not state.exists():  # a gateway that finds no state file refuses to start (nonces)
-        try:
-            lora_keys.write_private(state, {"format": 1, "stations": {}}, durable=True)
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {state}: {exc.strerror or exc}") from None
-        click.echo(f"wrote the gateway's first counter state {state}")
+    if state.exists():
+        return
+    if not first:  # stations were provisioned: a gateway may have used their keys
+        click.echo(f"warning: the gateway's counter state {state} is missing: the gateway "
+                   "refuses to start without it (restore it, or re-key the stations)",
+                   err=True)  # fmt: skip
+        return
+    try:  # a gateway that finds no state file refuses to start (nonces)
+        lora_keys.write_private(state, {"format": 1, "stations": {}}, durable=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {state}: {exc.strerror or exc}") from None
+    click.echo(f"wrote the gateway's first counter state {state}")
 
 
 @click.command("lora-gateway")

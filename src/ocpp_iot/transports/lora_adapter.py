@@ -173,7 +173,7 @@ class RadioAdapter:
                 self._write_delay = self.reopen_delays[0]
                 self._write_at = time.monotonic() + self._write_delay
             return
-        if self._unwritten is not None:
+        if self._unwritten is not None and ev.urgent:  # only a durable (fsynced) write counts
             self._unwritten = None
             log.warning("%s: counter state written: transmitting again", self.name)
 

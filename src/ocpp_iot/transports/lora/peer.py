@@ -116,10 +116,10 @@ class Peer:
 
     def on_reply(self, frame: Frame, events: list[Event]) -> None:
         """A REPLY (fresh): the answer to our CALL, which its ACK field acknowledged. Nothing
-        is owed for it: if it had been lost, our CALL's retransmission would have asked again."""
-        if self._stale(frame.counter, events):
-            return
-        self._deliver(frame.payload, events, frame.counter)
+        is owed for it: if it had been lost, our CALL's retransmission would have asked again.
+        Not subject to the stale rule: a REPLY resent for a repeated CALL keeps its counter,
+        which may be below a message the peer sent after it."""
+        self._deliver(frame.payload, events)
 
     def _stale(self, base: int, events: list[Event]) -> bool:
         """A fresh message that starts below the newest one delivered (ReceiveWindow
@@ -226,9 +226,11 @@ class Peer:
         self.stats.reacked_after_restart += 1
         return True
 
-    def _deliver(self, data: bytes, events: list[Event], base: int) -> None:
-        window = self.counters.receive
-        window.delivered = max(window.delivered, base)  # persisted with the event below
+    def _deliver(self, data: bytes, events: list[Event], base: int | None = None) -> None:
+        """``base``: a DATA message's (the newest such is persisted with the event below)."""
+        if base is not None:
+            window = self.counters.receive
+            window.delivered = max(window.delivered, base)
         self.stats.delivered += 1
         events.append(Delivered(self.address, data))
         events.append(PersistState(self.address, urgent=False))
