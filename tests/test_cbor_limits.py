@@ -144,9 +144,10 @@ def test_a_free_form_value_past_the_nesting_limit_is_refused_both_ways() -> None
 
 @pytest.mark.parametrize("length", [0, 37, 200])
 def test_a_message_id_ocppj_refuses_is_refused(length: int) -> None:
-    data = cbor.encode(Call("a" * max(length, 1), "Heartbeat", {}), "2.0.1")
-    if length == 0:
-        data = data[:1] + cbor2.dumps("") + data[1 + len(cbor2.dumps("a")) :]
+    with pytest.raises(ValueError, match="1 to 36 characters"):
+        cbor.encode(Call("a" * length, "Heartbeat", {}), "2.0.1")  # nothing the peer refuses
+    data = cbor.encode(Call("a", "Heartbeat", {}), "2.0.1")
+    data = data[:1] + cbor2.dumps("a" * length) + data[1 + len(cbor2.dumps("a")) :]
     with pytest.raises(DecodeError) as caught:
         cbor.decode(data)
     assert caught.value.error_code == "RpcFrameworkError"
@@ -170,7 +171,16 @@ def test_packed_text_longer_than_the_encoder_writes_is_refused() -> None:
 
 
 def test_a_bignum_in_a_number_field_is_bounded_too() -> None:
-    # a "number" field writes an int as [int]: the same bound applies there
+    # a "number" field writes an int as [int]: the same bound applies there, both ways
+    huge = {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": 10**4300}]}
+    for action, body in (
+        ("MeterValues", {"evseId": 1, "meterValue": [huge]}),
+        ("TransactionEvent", {"eventType": "Started", "timestamp": "2026-01-01T00:00:00Z",
+                              "triggerReason": "Authorized", "seqNo": 10**4300,
+                              "transactionInfo": {"transactionId": "t1"}}),
+    ):  # fmt: skip
+        with pytest.raises(ValueError):
+            cbor.encode(Call("1", action, body), "2.0.1")
     payload = {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": 12345}]}
     data = cbor.encode(Call("1", "MeterValues", {"evseId": 1, "meterValue": [payload]}), "2.0.1")
     small = cbor2.dumps([12345])

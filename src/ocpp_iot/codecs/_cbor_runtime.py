@@ -191,6 +191,8 @@ def enc_number(v: Any, out: list[Any], st: Any = None) -> None:
             raise Bad("NaN and infinity are not JSON numbers")
         out.append(v)
     elif c is int:
+        if not _INT_FLOOR < v < _INT_BOUND:  # decode refuses it: OCPP-J could not write it
+            raise Bad("integer too large for OCPP-J")
         out.append([v])
     else:
         raise Bad("number expected")
@@ -223,8 +225,10 @@ def enc_integer(v: Any, out: list[Any], st: Any = None) -> None:
             out.append(v.to_bytes(3, "big"))
         elif 4294967295 < v < 72057594037927936:
             out.append(v.to_bytes((v.bit_length() + 7) >> 3, "big"))
-        else:
+        elif _INT_FLOOR < v < _INT_BOUND:
             out.append(v)
+        else:  # decode refuses it: OCPP-J could not write it
+            raise Bad("integer too large for OCPP-J")
     elif c is float and v - v == 0.0:
         out.append(v)
     else:

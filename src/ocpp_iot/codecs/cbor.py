@@ -127,15 +127,15 @@ def encode(frame: Frame, version: str) -> bytes:
     if mt > 4 and version != "2.1":
         raise ValueError(f"{frame.__class__.__name__} frames exist in OCPP 2.1 only")
     mid = frame.message_id
+    if mid.__class__ is not str or not 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH:
+        # decode refuses it, as OCPP-J does (4.1.4): a frame the peer could not read
+        raise ValueError(f"message id must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters")
     out: list[Any] = []
-    if mid.__class__ is str and len(mid) == 36 and _UUID_LOWER(mid):
+    if len(mid) == 36 and _UUID_LOWER(mid):
         first = bytes.fromhex(mid.replace("-", ""))
     else:
         first = None
-        try:
-            enc_string(mid, out)
-        except Bad:
-            raise ValueError("message id must be a string") from None
+        enc_string(mid, out)
     # The message type was found from the class above; the attributes are read without
     # isinstance() narrowing (hot path), so through an untyped view of the frame.
     f: Any = frame
