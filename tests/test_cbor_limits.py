@@ -102,7 +102,7 @@ STRINGREF_BOMB = (
     ],
 )
 def test_every_tag_but_bignums_is_refused_at_once(name: str, value: bytes) -> None:
-    with deadline(5), pytest.raises(DecodeError, match="tag"):
+    with deadline(5), pytest.raises(DecodeError, match=r"tag \d+ \(only bignums"):
         cbor.decode(_placeholder_frame(value))
 
 

@@ -41,7 +41,7 @@ from ocpp_iot.charger_node.node import Node, NodeConfig
 from ocpp_iot.charger_node.scenario import parse_scenario
 from ocpp_iot.charger_node.simulated import SimulatedEvse
 from ocpp_iot.deploy import render_acl
-from ocpp_iot.lora_keys import LoraStation, load_stations, provision
+from ocpp_iot.lora_keys import LoraStation, key_id, load_stations, provision
 from ocpp_iot.rpc import Call, CallResult
 from ocpp_iot.transports.link import LinkUp
 from ocpp_iot.transports.lora import ArqConfig, RadioConfig
@@ -500,10 +500,35 @@ def test_re_keying_a_station_while_running_drops_its_old_peer_and_queue(tmp_path
     assert gw.by_address == {now["CP1"].address: "CP1", now["CP2"].address: "CP2"}
     gw._save_state(durable=True)
     saved = json.loads(state.read_text())["stations"]
-    assert {sid: e["address"] for sid, e in saved.items()} == {
-        "CP1": now["CP1"].address,
-        "CP2": now["CP2"].address,
-    }
+    current = {sid: e["address"] for sid, e in saved.items() if "@" not in sid}
+    assert current == {"CP1": now["CP1"].address, "CP2": now["CP2"].address}
+    # CP1's two earlier keys keep their counters in the file, under "CP1@<key id>"
+    retired = {sid for sid in saved if "@" in sid}
+    assert retired == {f"CP1@{key_id(old.key)}", *retired} and len(retired) == 2
+    # the counters belong to the key: used at an address, swapped away and back, they resume
+    # (a nonce is address, direction and counter under the key: 0 again would repeat them)
+    send = gw.endpoint._peers[now["CP1"].address].counters.send
+    used = [send.take()[0] for _ in range(5)]
+    for _ in range(2):  # swap, and swap back
+        written = json.loads(stations.read_text())
+        a, b = written["stations"]
+        a["address"], b["address"] = b["address"], a["address"]
+        stations.write_text(json.dumps(written))
+        gw.reload_stations()
+    assert load_stations(stations)["CP1"].address == now["CP1"].address
+    after = gw.endpoint._peers[now["CP1"].address].counters.send.take()[0]
+    assert after > max(used)
+    # renamed in the file, same key and address: the same counters, on reload and on restart
+    written = json.loads(stations.read_text())
+    for entry in written["stations"]:
+        if entry["id"] == "CP1":
+            entry["id"] = "CP9"
+    stations.write_text(json.dumps(written))
+    gw.reload_stations()  # CP1 is no longer in the file; CP9 takes its address
+    assert gw.endpoint._peers[now["CP1"].address].counters.send.take()[0] > after
+    gw._save_state(durable=True)
+    restarted = LoraGateway(cfg, modem, client_factory=MemoryBroker().client)
+    assert restarted.endpoint._peers[now["CP1"].address].counters.send.take()[0] > after
 
 
 def test_lora_gateway_options(tmp_path: Path) -> None:

@@ -322,6 +322,34 @@ def test_only_a_durable_write_ends_the_withholding() -> None:
     assert not adapter.idle  # queued for the modem now
 
 
+def test_the_counters_belong_to_the_key_not_the_address(tmp_path: Path) -> None:
+    """A nonce is address, direction and counter under the key. A new address keeps the
+    key's counters; a new key starts over and the old key's counters stay in the file, so
+    that the old key, back again (a configuration restored), resumes rather than repeats."""
+    ch = MemoryChannel(radio(UP_HZ))
+    state = tmp_path / "lora-state.json"
+
+    def link(address: int, key: bytes) -> LoraStationLink:
+        modem = ch.modem(f"m{len(ch.modems)}", tx_hz=UP_HZ, rx_hz=DOWN_HZ)
+        return LoraStationLink("CP1", modem, address, key, radio=radio(UP_HZ),
+                               state_file=state, fresh_counters=True)  # fmt: skip
+
+    def take(lk: LoraStationLink, n: int) -> list[int]:
+        send = lk.endpoint._peers[lk.address].counters.send
+        got = [send.take()[0] for _ in range(n)]
+        lk._save_state(durable=True)
+        return got
+
+    first = take(link(ADDRESS, KEY), 70)
+    moved = take(link(ADDRESS + 1, KEY), 1)  # the same key at another address
+    assert moved[0] > max(first)
+    other = bytes(range(1, 17))
+    assert take(link(ADDRESS, other), 1) == [0]  # a new key: its own counters from 0
+    back = take(link(ADDRESS, KEY), 1)  # the first key again
+    assert back[0] > moved[0]
+    assert take(link(ADDRESS, other), 1)[0] > 0  # and the second one resumes too
+
+
 def test_a_station_that_lost_its_state_is_refused(tmp_path: Path) -> None:
     """The control case: a station without its state file starts at counter 0 again; a
     gateway that has seen its counters up to 500 drops its frames as too old (never delivers

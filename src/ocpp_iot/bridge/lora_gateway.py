@@ -181,29 +181,62 @@ class LoraGateway:
         changed = [st for st in stations.values() if self.stations.get(st.station_id) != st]
         # first the old peers of re-provisioned stations go, with what they still had to send
         # (under the old key or address they would retransmit for nothing and never settle
-        # their queue slots), then the new peers come: two stations may swap addresses
+        # their queue slots), their counters kept under their key; then the new peers come:
+        # two stations may swap addresses
         for st in changed:
             old = self.stations.get(st.station_id)
             if old is None:
                 continue
+            self._retire(old)
             self.by_address.pop(old.address, None)
             lost = self.endpoint.remove_peer(old.address)
             self.queued[st.station_id] = self.awaiting[st.station_id] = 0
-            log.warning("%s: re-provisioned (address %d): counters start over, %d downlink "
-                        "message(s) dropped", st.station_id, st.address, lost)  # fmt: skip
+            log.warning("%s: re-provisioned (address %d): %d downlink message(s) dropped",
+                        st.station_id, st.address, lost)  # fmt: skip
         for st in changed:
             holder = self.by_address.get(st.address)
             if holder is not None and holder not in stations:  # removed from the file
                 log.warning("%s: address %d now belongs to %s: no longer served", holder,
                             st.address, st.station_id)  # fmt: skip
-                del self.stations[holder]
-            saved = self._saved.get(st.station_id) or {}
-            fresh = saved.get("address") != st.address or saved.get("key_id") != key_id(st.key)
-            self.endpoint.add_peer(st.address, st.key, None if fresh else saved.get("state"))
+                self._retire(self.stations.pop(holder))
+            self.endpoint.add_peer(st.address, st.key, self._state_of(st))
             self.stations[st.station_id] = st
             self.by_address[st.address] = st.station_id
             self.client.subscribe(self.topic(st.station_id, "down"), 1)
-            self._saved.pop(st.station_id, None)
+
+    # The counters belong to a key, not to a station id or an address: a nonce is address,
+    # direction and counter under the key, so a key that comes back to an address it used
+    # (stations that swap addresses and swap back, a stations file restored from a backup, a
+    # renamed station) must resume its counters, never start them at 0 again. Only a new key
+    # starts over. The state file keeps every key's counters, under "<id>@<key id>" once the
+    # key is no longer a station's.
+
+    def _retire(self, st: LoraStation) -> None:
+        """Keep ``st``'s counters (its peer is about to go) under its key."""
+        kid = key_id(st.key)
+        entry = {"address": st.address, "key_id": kid, "state": self.endpoint.state(st.address)}
+        self._saved[f"{st.station_id}@{kid}"] = entry
+
+    def _state_of(self, st: LoraStation) -> dict[str, Any] | None:
+        """The saved counters of ``st``'s key (the furthest, if several copies), taken out of
+        the saved entries; ``None`` for a new key."""
+        kid = key_id(st.key)
+        mine = self._saved.pop(st.station_id, None)
+        if mine is not None and mine.get("key_id") != kid:  # the station's earlier key
+            self._saved[f"{st.station_id}@{mine.get('key_id')}"] = mine
+            mine = None
+        found = [mine] if mine is not None else []
+        for name in [n for n, e in self._saved.items() if e.get("key_id") == kid]:
+            found.append(self._saved.pop(name))
+        states: list[dict[str, Any]] = [e["state"] for e in found if e.get("state")]
+        if not states:
+            return None
+
+        def sent(state: dict[str, Any]) -> int:
+            send = state.get("send") or {}
+            return max(int(send.get("next", 0)), int(send.get("reserved", 0)))
+
+        return max(states, key=sent)
 
     def reload_stations(self) -> None:
         """Read the stations file again (``bridge add-station --lora`` while running; SIGHUP):

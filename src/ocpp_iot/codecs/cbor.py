@@ -216,7 +216,9 @@ def _refuse_tag(tag: int, *args: Any) -> Any:  # cbor2 then passes (value, immut
     raise _refused(tag)
 
 
-def _refuse_unknown_tag(decoder: Any, tag: Any) -> Any:  # cbor2's tag_hook
+def _refuse_unknown_tag(*args: Any) -> Any:
+    """cbor2's tag_hook: 5.x passes (decoder, tag), 6 (tag, immutable)."""
+    tag = next(a for a in args if isinstance(a, cbor2.CBORTag))
     raise _refused(tag.tag)
 
 

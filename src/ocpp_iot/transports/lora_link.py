@@ -147,6 +147,8 @@ class LoraStationLink:
         self.key = bytes(key)
         self.radio = radio or RadioConfig(max_packet=min(modem.max_payload, 255))
         self.state_file = Path(state_file) if state_file is not None else None
+        #: counter states of this station's earlier keys, by key id (kept in the state file)
+        self._retired: dict[str, Any] = {}
         saved = self._load_state(fresh_counters)
         bandwidth = self.radio.bandwidth_hz
         ledger = DutyCycleLedger.from_json(saved.get("ledger"), bandwidth_hz=bandwidth)
@@ -192,12 +194,24 @@ class LoraStationLink:
                     "--lora-fresh-counters"
                 )
             return {}
-        if data.get("address") != self.address or data.get("key_id") != key_id(self.key):
-            # another address or key: its counters do not apply (a new key restarts them)
-            log.warning("%s: %s is for another address or key: counters start over",
-                        self.station_id, self.state_file)  # fmt: skip
-            return {"ledger": data.get("ledger")}
-        return data
+        # The counters belong to the key (a nonce is address, direction and counter under it):
+        # a new address keeps them; a new key starts over, and the old key's counters are
+        # kept ("retired"), should it come back (a configuration restored from a backup)
+        retired: dict[str, Any] = dict(data.get("retired") or {})
+        mine, old = key_id(self.key), data.get("key_id")
+        if old != mine and old is not None and data.get("state") is not None:
+            retired[str(old)] = data["state"]
+        if old == mine:
+            state = data.get("state")
+        else:
+            state = retired.pop(mine, None)
+            what = "its earlier counters resume" if state else "counters start over"
+            log.warning("%s: %s is for another key: %s", self.station_id, self.state_file, what)
+        self._retired = retired
+        out = {"ledger": data.get("ledger")}
+        if state is not None:
+            out["state"] = state
+        return out
 
     def _save_state(self, *, durable: bool) -> None:
         if self.state_file is None:
@@ -208,6 +222,8 @@ class LoraStationLink:
             "state": self.endpoint.state(self.address),
             "ledger": self.endpoint.ledger.to_json(),
         }
+        if self._retired:
+            body["retired"] = self._retired
         write_private(self.state_file, body, durable=durable)
 
     # -- StationLink ----------------------------------------------------------------------------
