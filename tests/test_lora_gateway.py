@@ -419,6 +419,14 @@ def test_add_station_lora_provisions_and_prints_once(
     later = runner.invoke(bridge_main, ["add-station", "--lora", "CP9", "--stations-file",
                                         str(path)])  # fmt: skip
     assert later.exit_code == 0 and "is missing" in later.output and not state.exists()
+    # the gateway's --state-file given as BRIDGE_LORA_STATE_FILE: the first state goes there
+    elsewhere = tmp_path / "var" / "gw-state.json"
+    other_file = tmp_path / "other" / "stations.json"
+    env = {"BRIDGE_LORA_STATE_FILE": str(elsewhere)}
+    there = runner.invoke(bridge_main, ["add-station", "--lora", "CP1", "--stations-file",
+                                        str(other_file)], env=env)  # fmt: skip
+    assert there.exit_code == 0 and elsewhere.exists()
+    assert not (other_file.parent / "lora-gateway-state.json").exists()
     written = json.loads(path.read_text())  # a stations file edited by hand is checked too
     written["stations"].append({"id": "bridge", "address": 9, "key": "00" * 16})
     path.write_text(json.dumps(written))
