@@ -36,6 +36,7 @@ __all__ = [
     "KEY_BYTES",
     "LoraStation",
     "default_stations_file",
+    "gateway_state_file",
     "key_id",
     "load_stations",
     "parse_key",
@@ -104,6 +105,13 @@ def default_stations_file() -> Path:
         return Path("/etc/ocpp-iot/lora-stations.json")
     config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(config_home) / "ocpp-iot" / "lora-stations.json"
+
+
+def gateway_state_file(stations_file: Path, given: str | None = None) -> Path:
+    """The gateway's counter state file: ``given`` (its ``--state-file``), else
+    ``BRIDGE_LORA_STATE_FILE``, else :data:`GATEWAY_STATE_NAME` beside ``stations_file``."""
+    given = given or os.environ.get("BRIDGE_LORA_STATE_FILE")
+    return Path(given) if given else stations_file.with_name(GATEWAY_STATE_NAME)
 
 
 def load_stations(path: str | os.PathLike[str]) -> dict[str, LoraStation]:

@@ -49,8 +49,8 @@ from typing import Any
 
 from ..codecs.ocppj import looks_like_ocppj
 from ..lora_keys import (
-    GATEWAY_STATE_NAME,
     LoraStation,
+    gateway_state_file,
     key_id,
     load_stations,
     read_json,
@@ -70,6 +70,7 @@ from ..transports.lora import (
     Priority,
     RadioConfig,
     SendAcked,
+    SendCounter,
     SendFailed,
 )
 from ..transports.lora.modem import Modem
@@ -231,12 +232,8 @@ class LoraGateway:
         states: list[dict[str, Any]] = [e["state"] for e in found if e.get("state")]
         if not states:
             return None
-
-        def sent(state: dict[str, Any]) -> int:
-            send = state.get("send") or {}
-            return max(int(send.get("next", 0)), int(send.get("reserved", 0)))
-
-        return max(states, key=sent)
+        # where each copy's sender would resume
+        return max(states, key=lambda state: SendCounter.from_json(state.get("send")).next)
 
     def reload_stations(self) -> None:
         """Read the stations file again (``bridge add-station --lora`` while running; SIGHUP):
@@ -409,9 +406,7 @@ def gateway_from_options(
     stations = Path(opts["stations"]) if opts["stations"] else default_stations_file()
     if not stations.exists():
         raise ValueError(f"no stations file {stations}: provision with bridge add-station --lora")
-    state = (
-        Path(opts["state_file"]) if opts["state_file"] else stations.with_name(GATEWAY_STATE_NAME)
-    )
+    state = gateway_state_file(stations, opts["state_file"])
     mqtt = mqtt_settings(opts, opts["client_id"] or opts["username"] or "lora-gw")
     config = GatewayConfig(mqtt, stations, state, prefix=opts["prefix"], radio=radio,
                            offline_after=opts["offline_after"],

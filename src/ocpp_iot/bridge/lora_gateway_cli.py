@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,7 @@ def add_lora_station(
         f"--lora-address {st.address} --lora-key-file KEYFILE (or CHARGER_NODE_LORA_KEY)"
     )
     click.echo(f"lora key: {st.key.hex()}  (shown this once: put it in the station's KEYFILE)")
-    # where the gateway keeps it: BRIDGE_LORA_STATE_FILE (its --state-file), else beside the file
-    env_state = os.environ.get("BRIDGE_LORA_STATE_FILE")
-    state = Path(env_state) if env_state else path.with_name(lora_keys.GATEWAY_STATE_NAME)
+    state = lora_keys.gateway_state_file(path)  # where the gateway reads it
     if state.exists():
         return
     if not first:  # stations were provisioned: a gateway may have used their keys

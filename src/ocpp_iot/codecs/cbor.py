@@ -343,10 +343,10 @@ def decode(data: bytes) -> tuple[str, Frame]:
     try:
         return version, _frame(_CODECS.get(version) or _codec(version), mt, mid, items, start)
     except Exception as exc:
-        # The message id was readable: say so, so that a receiver can answer a CALL with a
-        # CALLERROR carrying its id (OCPP-J 2.0.1 section 4.2.3) instead of id "-1".
-        readable = mid if isinstance(mid, str) and 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH else None
-        raise _decode_error(exc, readable, mt, version) from None
+        # The message id was readable (its length checked above): say so, so that a receiver
+        # can answer a CALL with a CALLERROR carrying its id (OCPP-J 2.0.1 section 4.2.3)
+        # instead of id "-1".
+        raise _decode_error(exc, mid, mt, version) from None
 
 
 def _decode_error(exc: Exception, mid: str | None, mt: int, version: str) -> DecodeError:

@@ -76,12 +76,13 @@ class Endpoint:
         self.ledger = ledger if ledger is not None else DutyCycleLedger()
         band = self.ledger.band(self.radio.frequency_hz)  # refuses a frequency without one
         longest = self.radio.airtime(self.radio.max_packet)
-        if longest > band.budget * (1 - self.arq.control_reserve):
+        for_data = band.budget * (1 - self.arq.control_reserve)  # what _fits leaves DATA
+        if longest > for_data:
             # else the ledger would refuse the first full frame on every poll, for ever
             raise ValueError(
                 f"a {self.radio.max_packet}-byte packet takes {longest:.2f} s on air, more than "
-                f"the {band.budget * (1 - self.arq.control_reserve):.2f} s an hour that "
-                f"{band.name} leaves for data: a smaller max packet or spreading factor"
+                f"the {for_data:.2f} s an hour that {band.name} leaves for data: a smaller max "
+                "packet or spreading factor"
             )
         self.rng = rng if rng is not None else random.Random(0)
         self.stats = LinkStats()

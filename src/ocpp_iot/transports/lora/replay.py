@@ -188,9 +188,8 @@ class ReceiveWindow:
         if not value:
             return cls(size=size, max_gap=max_gap)
         seen = int(str(value.get("seen", "0")), 16) & ((1 << size) - 1)
-        window = cls(int(value.get("highest", -1)), seen, size, max_gap)
-        window.delivered = int(value.get("delivered", -1))
-        return window
+        highest, delivered = int(value.get("highest", -1)), int(value.get("delivered", -1))
+        return cls(highest, seen, size, max_gap, delivered=delivered)
 
 
 @dataclass(slots=True)
