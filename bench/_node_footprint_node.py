@@ -14,6 +14,9 @@ byte the MQTT client wrote to and read from its socket, and VmRSS at the end.
 ``parts``: the same n stations built part by part, with VmRSS (and, with ``--trace``, the
 Python heap as ``tracemalloc`` sees it) after each part: where the memory per station goes.
 
+``paho``: n bare paho clients and nothing else (no asyncio, no station): the floor that one
+paho-mqtt client per station puts under the memory per station.
+
 Run as ``python bench/_node_footprint_node.py MODE ...``; ``bench/`` is then on ``sys.path``.
 """
 
@@ -360,9 +363,78 @@ def codec() -> None:
          rss_after_kib=after, hwm_kib=hwm, rss_trimmed_kib=trimmed)  # fmt: skip
 
 
+def paho(broker: str, n: int, trace: bool) -> None:
+    """n paho clients as our MQTT link configures them (MQTT 5, a retained will, a persistent
+    session) and nothing else, connected and subscribed, driven by one ``selectors`` loop:
+    VmRSS per client after ``Client()`` and after the SUBACK, each less a first client's (with
+    ``trace``, the Python heap by tracemalloc instead)."""
+    import selectors
+    from urllib.parse import urlsplit
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    raise_fd_limit()
+    url = urlsplit(broker)
+    host, port = url.hostname or "127.0.0.1", url.port or 1883
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 86400
+    acked: set[int] = set()
+
+    def make(i: int) -> Any:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"P{i}", protocol=mqtt.MQTTv5)
+        c.will_set(f"ocpp/P{i}/status", b"offline", qos=1, retain=True)
+        c.on_connect = lambda c, _u, _f, _rc, _p: acked.add(id(c))
+        c.on_subscribe = lambda c, _u, _m, _r, _p: acked.add(-id(c))
+        return c
+
+    def pump(clients: list[Any], done: Any, timeout: float = 300.0) -> None:
+        sel = selectors.DefaultSelector()
+        for c in clients:
+            sel.register(c.socket(), selectors.EVENT_READ, c)
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the paho clients did not all connect")
+            for c in clients:
+                if c.want_write():
+                    c.loop_write()
+            for key, _ in sel.select(0.05):
+                key.data.loop_read()
+        sel.close()
+
+    first = make(0)  # what the first client loads (lazy imports, caches) stays outside
+    first.connect(host, port, keepalive=60, clean_start=False, properties=props)
+    pump([first], lambda: id(first) in acked)
+    if trace:
+        import tracemalloc
+
+        tracemalloc.start()
+
+    def measure() -> float:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] / 1024 if trace else vm_kib()
+
+    before = measure()
+    clients = [make(i) for i in range(1, n + 1)]
+    built = measure()
+    for c in clients:
+        c.connect(host, port, keepalive=60, clean_start=False, properties=props)
+    pump(clients, lambda: all(id(c) in acked for c in clients))
+    for i, c in enumerate(clients, 1):
+        c.subscribe(f"ocpp/P{i}/down", qos=1)
+    pump(clients, lambda: all(-id(c) in acked for c in clients))
+    connected = measure()
+    emit("paho", n=n, built_kib=(built - before) / n, connected_kib=(connected - before) / n)
+    for c in [first, *clients]:
+        c.disconnect()
+        c.loop_write()
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["session", "many", "parts", "codec"])
+    ap.add_argument("mode", choices=["session", "many", "parts", "codec", "paho"])
     ap.add_argument("--broker", default="")
     ap.add_argument("--data-dir", default="")
     ap.add_argument("--scenario", default=None)
@@ -376,6 +448,8 @@ def main(argv: list[str]) -> int:
         codec()
     elif args.mode == "many":
         asyncio.run(many(args.broker, args.data_dir, args.n))
+    elif args.mode == "paho":
+        paho(args.broker, args.n, args.trace)
     else:
         asyncio.run(parts(args.broker, args.data_dir, args.n, args.trace))
     return 0

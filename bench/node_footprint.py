@@ -803,12 +803,17 @@ def measure_node_many(n: int, repeat: int = 3) -> dict[str, list[float]]:
 
 def node_breakdown(n: int) -> dict[str, Any]:
     """Where (b)'s memory goes: the stations built part by part, VmRSS after each part (one
-    run), and the Python heap per part with tracemalloc (a second run: tracing costs memory)."""
+    run), and the Python heap per part with tracemalloc (a second run: tracing costs memory);
+    and, as a floor, n bare paho clients connected and subscribed (``paho``)."""
     out: dict[str, Any] = {}
     for trace in (False, True):
         with Backend() as b:
             args = ["parts", "--broker", b.url, "--data-dir", b.path("sim"), "--n", str(n)]
             out["traced" if trace else "plain"] = _node_child(args + ["--trace"] * trace, 1200)
+    for trace in (False, True):
+        with Backend() as b:
+            args = ["paho", "--broker", b.url, "--n", str(n)] + ["--trace"] * trace
+            out["paho_traced" if trace else "paho"] = _node_child(args, 600)
     return out
 
 
@@ -1119,7 +1124,8 @@ def main(argv: list[str] | None = None) -> int:
     _print_table("charger node vs the ocpp package", ["", "ours", "ocpp", "ratio", "goal", "met"],
                  table, notes + _node_notes(na, nb, nc, codec))  # fmt: skip
     if parts is not None:
-        _print_breakdown(parts, codec)
+        allowed = float(GOALS["per_station"].strip("<=x "))
+        _print_breakdown(parts, codec, allowed * statistics.median(theirs["per_station"]))
     return 0
 
 
@@ -1205,8 +1211,10 @@ def _node_notes(
     ]
 
 
-def _print_breakdown(parts: dict[str, Any], codec: dict[str, Any]) -> None:
+def _print_breakdown(parts: dict[str, Any], codec: dict[str, Any], budget: float) -> None:
+    """``budget``: the memory per station the goal allows (KiB), for the paho floor's share."""
     plain, traced = parts["plain"], parts["traced"]
+    bare, bare_py = parts["paho"], parts["paho_traced"]
     n = plain["n"]
     rows = []
     steps = list(zip(plain["steps"], traced["steps"], strict=True))
@@ -1232,6 +1240,12 @@ def _print_breakdown(parts: dict[str, Any], codec: dict[str, Any]) -> None:
             f"first frame: {(codec['rss_after_kib'] - codec['rss_before_kib']) / n:.1f} "
             f"KiB/station of RSS at {n:,} stations",
             "loaded once the stations ran: " + ", ".join(plain["modules_loaded_running"]),
+            f"floor: {n:,} bare paho clients in one process (MQTT 5, retained will, persistent "
+            f"session; no asyncio, no station), RSS (Python heap) KiB/client: "
+            f"{bare['built_kib']:.1f} ({bare_py['built_kib']:.1f}) after Client(), "
+            f"{bare['connected_kib']:.1f} ({bare_py['connected_kib']:.1f}) connected and "
+            f"subscribed: {bare['connected_kib'] / budget:.0%} "
+            f"({bare_py['connected_kib'] / budget:.0%}) of the goal's {budget:.1f} KiB/station",
         ],
     )
 
