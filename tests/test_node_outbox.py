@@ -552,3 +552,29 @@ def test_adopting_adds_the_tallies_once_and_keeps_the_larger_ids(
             _thin(again, 4)
         store.adopt(other, "CP1")
         assert Outbox(store, station="CP1").stats().dropped == 5
+
+
+def test_a_failed_checkpoint_after_the_commit_hands_out_no_id_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The WAL checkpoint that follows a commit fails (an I/O error, a full SD card): the row is
+    stored, so put() must not raise as if it were not (it then kept its counter and gave the
+    next message the same id: the bridge answered that one from its store, and it was lost)."""
+    box = Outbox(tmp_path / "o.db", checkpoint_every=2)
+    tid = box.next_transaction_id()
+    real = box.store.checkpoint
+    failures = iter([True])
+
+    def checkpoint() -> None:
+        if next(failures, False):
+            raise sqlite3.OperationalError("disk I/O error")
+        real()
+
+    monkeypatch.setattr(box.store, "checkpoint", checkpoint)
+    with caplog.at_level(logging.WARNING):
+        for i in range(3):
+            box.put("TransactionEvent", tx_event("Started" if i == 0 else "Updated", tid), now=i)
+    ids = [e.message_id for e in box.entries()]
+    assert len(ids) == 3 and len(set(ids)) == 3, ids
+    assert "checkpoint failed" in caplog.text
+    box.close()

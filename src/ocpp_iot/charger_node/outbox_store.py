@@ -17,12 +17,15 @@ thousand stations would stall their shared event loop.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["OutboxStore", "PAGE_SIZE", "SCHEMA_VERSION"]
+
+log = logging.getLogger(__name__)
 
 #: SQLite page size of a new file (an existing one keeps its size): the rows are a few hundred
 #: bytes, the WAL frames written per commit shrink with the page, and SQLite's page cache
@@ -222,10 +225,20 @@ class OutboxStore:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("COMMIT")
+        except BaseException:  # e.g. SQLITE_FULL: leave no transaction open behind it
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        # committed: what follows must not look like a failed write to the caller (it would
+        # not count the ids it has just stored, and hand them out again)
         self._since_checkpoint += 1
         if self._since_checkpoint >= self._checkpoint_every:
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except sqlite3.Error as exc:  # the pages stay in the WAL; the next one retries
+                log.warning("outbox checkpoint failed (the commit stands): %s", exc)
 
     def checkpoint(self) -> None:
         """Move the WAL's pages into the database file (PASSIVE: we are its only user)."""
