@@ -136,6 +136,28 @@ def test_invalid_token_in_the_start_answer_stops_it(tmp_path: Path, version: str
         assert _ended(b).payload["transactionId"] == 4242
 
 
+@pytest.mark.parametrize("version", V2)
+def test_invalid_token_in_an_updated_answer_stops_it(tmp_path: Path, version: str) -> None:
+    """A transaction that began at the cable gets its token in an Updated event; the answer
+    to that one says Invalid: it ends as deauthorized (E06.FR.04), and the cache learns it."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse, variables={"TxCtrlr.TxStartPoint": "EVConnected"})
+    b.start()
+
+    def answer(call: Call, now: float) -> Any:
+        return {"idTokenInfo": {"status": "Invalid"}} if "idToken" in call.payload else None
+
+    b.csms.script["TransactionEvent"] = answer
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token", token="T1")
+    b.run(30)
+    events = b.calls("TransactionEvent")
+    assert [e.payload["eventType"] for e in events][:2] == ["Started", "Updated"]
+    assert "idToken" not in events[0].payload and "idToken" in events[1].payload
+    _check_end(b, evse, "DeAuthorized", "DeAuthorized", "Deauthorized")
+    assert b.machine.tx.auth.get("T1") == "Invalid"
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_invalid_token_without_stop_tx_on_invalid_id_goes_on(tmp_path: Path, version: str) -> None:
     evse = ScriptedEvse(1)

@@ -54,7 +54,7 @@ from .messages import Messages
 from .messages_v2 import MessagesV2
 from .messages_v16 import MessagesV16
 from .outbox import Outbox, ReplayPace
-from .outbox_policy import START
+from .outbox_policy import START, UPDATE
 from .registration import BootInfo, Registration, RegistrationState
 from .transactions import TX_KEY, Transactions
 
@@ -405,8 +405,10 @@ class StationMachine:
                 self.delivery.failed(entry, now, response.error_code, new_id=True)
                 return
             self.delivery.answered(entry, payload)
-            if entry.kind == START and entry.transaction_id is not None:
-                self.tx.start_answered(entry.transaction_id, payload, now)
+            # the token's status comes with the answer to whichever event carried the token:
+            # the Started, or an Updated when the transaction began at the cable (E06.FR.04)
+            if entry.kind in (START, UPDATE) and entry.transaction_id is not None:
+                self.tx.tx_answered(entry.transaction_id, payload, now, first=entry.kind == START)
         elif kind == "boot":
             self._boot_answered(payload if ok else None, now)
         elif kind == "authorize":

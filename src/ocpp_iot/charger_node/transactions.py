@@ -274,9 +274,12 @@ class Transactions(TxRecords):
         for tx in self.active():
             self.stop(tx, now, trigger, reason)
 
-    def start_answered(self, tx_id: str, payload: dict[str, Any], now: float) -> None:
-        """The first message of ``tx_id`` was answered: the token's status, 1.6's id."""
+    def tx_answered(self, tx_id: str, payload: dict[str, Any], now: float, *, first: bool) -> None:
+        """A message of ``tx_id`` was answered: the token's status, if the answer has one (an
+        Updated's does when it carried the token), and, for the ``first``, 1.6's id."""
         status, csms_id = self.messages.start_answer(payload)
+        if not first:
+            csms_id = None
         tx = self.find(local_id=tx_id)
         if tx is None:
             return
