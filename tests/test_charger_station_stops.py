@@ -168,6 +168,16 @@ def test_invalid_token_without_stop_tx_on_invalid_id_goes_on(tmp_path: Path, ver
     evse.at(T0 + 11, "token", token="T1")
     b.run(30)
     assert b.machine.tx.active()
+    # it goes on, without energy (1.6 3.5 / 2.0.1 E05: only the energy delivery stops)
+    assert not evse.relay[1]
+    register = evse.meter(1, b.now).energy_wh
+    b.run(120)
+    assert b.machine.tx.active() and not evse.relay[1]
+    assert evse.meter(1, b.now).energy_wh == register
+    if version != "1.6":
+        states = [e.payload.get("transactionInfo", {}).get("chargingState")
+                  for e in b.calls("TransactionEvent")]  # fmt: skip
+        assert "SuspendedEVSE" in states
 
 
 @pytest.mark.parametrize("version", V2)

@@ -287,8 +287,16 @@ class Transactions(TxRecords):
             tx.view = replace(tx.view, csms_id=csms_id)
         if status is not None and tx.view.id_token is not None:
             self.auth.put(tx.view.id_token, status)  # C10: the cache learns from it too
-        if status is not None and status != "Accepted" and self.model.stop_tx_on_invalid_id:
+        if status is None or status == "Accepted":
+            return
+        if self.model.stop_tx_on_invalid_id:
             self.stop(tx, now, "deauthorized", "deauthorized")
+        elif not tx.power_withheld:  # the transaction goes on; the energy does not
+            s = self.connectors[tx.view.connector.number]
+            log.info("connector %d: token not valid, power withheld", s.info.number)
+            tx.power_withheld = True
+            self._relay(s, False, now)
+            self._state_changed(s, now, "SuspendedEVSE")
 
     def clock_aligned(self, now: float) -> list[tuple[Connector, MeterReading]]:
         """A clock-aligned sample of every connector (J01): queued as an Updated event
@@ -322,6 +330,7 @@ class Transactions(TxRecords):
         token = s.tx.view.id_token if s.tx is not None else (s.authorized or (None,))[0]
         ready = s.plugged and token is not None and s.fault is None
         ready = ready and (s.tx is not None or self.view(s.info.number).operative)
+        ready = ready and not (s.tx is not None and s.tx.power_withheld)
         if not ready or (s.tx is None and not self.accepting):
             return
         if s.tx is None:

@@ -105,6 +105,9 @@ class Tx:
     #: the TxEnded samples so far (periodic and clock-aligned), for the Ended: :func:`_compact`
     ended_samples: list[Any] = field(default_factory=list)
     last_ended_sample: float = 0.0
+    #: the back end said the token is not valid and StopTxOnInvalidId is false: the
+    #: transaction goes on, the power stays off (1.6 3.5, 2.0.1 E05)
+    power_withheld: bool = False
 
 
 @dataclass
