@@ -578,3 +578,26 @@ def test_a_failed_checkpoint_after_the_commit_hands_out_no_id_twice(
     assert len(ids) == 3 and len(set(ids)) == 3, ids
     assert "checkpoint failed" in caplog.text
     box.close()
+
+
+def test_over_by_more_than_every_other_updated_drops_the_rest_before_others(
+    tmp_path: Path,
+) -> None:
+    """E04: the intermediate Updated events go before anything else. Over the limit by more
+    than every other one of them (the limit lowered between runs), the rest of them go too,
+    before a queued non-transaction message."""
+    status = {"timestamp": "2026-12-02T03:00:00Z", "connectorStatus": "Available",
+              "evseId": 1, "connectorId": 1}  # fmt: skip
+    with Outbox(tmp_path / "o.db", max_messages=100, queue_all_messages=True) as box:
+        box.put("StatusNotification", status, now=0.0)
+        tid = box.next_transaction_id()
+        box.put("TransactionEvent", tx_event("Started", tid), now=1.0)
+        box.put("TransactionEvent", tx_event("Updated", tid), now=2.0)
+        box.put("TransactionEvent", tx_event("Updated", tid), now=3.0)
+    with Outbox(tmp_path / "o.db", max_messages=3, queue_all_messages=True, drop_batch=1) as box:
+        stored = box.put("TransactionEvent", tx_event("Updated", tid), now=4.0)
+        assert [(e.action, e.payload.get("eventType")) for e in stored.dropped] == [
+            ("TransactionEvent", "Updated"), ("TransactionEvent", "Updated")]  # fmt: skip
+        left = [(e.action, e.payload.get("eventType")) for e in box.entries()]
+        assert left == [("StatusNotification", None), ("TransactionEvent", "Started"),
+                        ("TransactionEvent", "Updated")]  # fmt: skip

@@ -402,12 +402,16 @@ class Outbox:
     def _make_room(self, excess: int, new_pos: int) -> tuple[Entry, ...]:
         """Drop to make room (inside put's transaction): intermediate messages first, the 1st,
         3rd, 5th ... oldest first (2.0.1 E04), up to ``drop_batch`` of them in one pass so the
-        oldest stretch thins out while recent readings stay dense; then the oldest queued
-        non-transaction messages. Never Started/Ended, the message in flight or the new one.
+        oldest stretch thins out while recent readings stay dense, and the others (2nd, 4th
+        ...) if the queue is over by more than those; then the oldest queued non-transaction
+        messages. Never Started/Ended, the message in flight or the new one.
         If that is not enough the queue stays over its limit (Started/Ended are never lost)."""
         where = "kind = ? AND pos != ? AND message_id != ? ORDER BY pos"
         keep = (new_pos, self._in_flight or "")
-        victims = self._select(where, UPDATE, *keep)[0::2][: max(excess, self.drop_batch)]
+        updated = self._select(where, UPDATE, *keep)
+        victims = updated[0::2][: max(excess, self.drop_batch)]
+        if len(victims) < excess:  # over by more than every other one: the rest of them next
+            victims += updated[1::2][: excess - len(victims)]
         if len(victims) < excess:
             victims += self._select(where + " LIMIT ?", OTHER, *keep, excess - len(victims))
         if not victims:
