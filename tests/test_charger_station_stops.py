@@ -158,6 +158,27 @@ def test_invalid_token_in_an_updated_answer_stops_it(tmp_path: Path, version: st
     assert b.machine.tx.auth.get("T1") == "Invalid"
 
 
+@pytest.mark.parametrize("version", V2)
+def test_begun_at_the_token_ends_without_a_cable_in_time(tmp_path: Path, version: str) -> None:
+    """TxStartPoint Authorized: the token begins the transaction; no cable within
+    EVConnectionTimeOut ends it, EVConnectTimeout / Timeout (E03.FR.05). A cable in time
+    keeps it going."""
+    evse = ScriptedEvse(2)
+    variables = {"TxCtrlr.TxStartPoint": "Authorized", "TxCtrlr.EVConnectionTimeOut": "30"}
+    b = Bench(tmp_path, version, evse=evse, variables=variables)
+    b.start()
+    evse.at(T0 + 10, "token", token="T1", connector=1)
+    b.run(20)
+    assert [tx.view.connector.number for tx in b.machine.tx.active()] == [1]
+    b.run(30)
+    assert not b.machine.tx.active()
+    _check_end(b, evse, "", "Timeout", "EVConnectTimeout")
+    evse.at(b.now + 1, "token", token="T2", connector=2)
+    evse.at(b.now + 20, "plug", connector=2)
+    b.run(120)
+    assert [tx.view.connector.number for tx in b.machine.tx.active()] == [2]
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_invalid_token_without_stop_tx_on_invalid_id_goes_on(tmp_path: Path, version: str) -> None:
     evse = ScriptedEvse(1)

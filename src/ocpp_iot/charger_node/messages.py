@@ -28,14 +28,14 @@ __all__ = [
 #: why a transaction ends, in the machine's words; each version spells it its own way
 StopReason = Literal[
     "ev_disconnected", "local", "remote", "deauthorized", "reset_immediate", "reset_soft",
-    "reset_hard", "power_loss", "unlock_command", "other",
+    "reset_hard", "power_loss", "unlock_command", "timeout", "other",
 ]  # fmt: skip
 #: what caused a transaction message (2.x triggerReason; 1.6 has no such field)
 Trigger = Literal[
     "authorized", "cable_plugged_in", "charging_state_changed", "ev_departed",
     "meter_value_periodic", "remote_start", "remote_stop", "stop_authorized", "deauthorized",
     "reset_command", "trigger", "abnormal_condition", "ev_communication_lost",
-    "meter_value_clock",
+    "meter_value_clock", "ev_connect_timeout",
 ]  # fmt: skip
 
 #: ReadingContext of the samples an event carries: periodic (J02), clock-aligned (J01), else

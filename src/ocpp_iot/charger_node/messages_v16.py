@@ -42,6 +42,7 @@ _REASONS: dict[str, str] = {
     "reset_hard": "HardReset",
     "power_loss": "PowerLoss",
     "unlock_command": "UnlockCommand",
+    "timeout": "Other",  # 1.6 has no Timeout reason
     "other": "Other",
 }
 

@@ -42,6 +42,7 @@ _TRIGGERS: dict[str, str] = {
     "trigger": "Trigger",
     "abnormal_condition": "AbnormalCondition",
     "ev_communication_lost": "EVCommunicationLost",
+    "ev_connect_timeout": "EVConnectTimeout",
 }
 _REASONS: dict[str, str] = {
     "ev_disconnected": "EVDisconnected",
@@ -53,6 +54,7 @@ _REASONS: dict[str, str] = {
     "reset_hard": "ImmediateReset",
     "power_loss": "PowerLoss",
     "unlock_command": "Other",
+    "timeout": "Timeout",
     "other": "Other",
 }
 

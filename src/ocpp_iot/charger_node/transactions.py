@@ -115,6 +115,8 @@ class Transactions(TxRecords):
             return
         if isinstance(ev, Plugged):
             s.plugged = True
+            if s.tx is not None:
+                s.tx.awaiting_cable = False
             if s.tx is None and self.accepting and "EVConnected" in self.model.tx_start_points:
                 self._start(s, None, "ISO14443", None, now, "cable_plugged_in")
             self._power_path(s, now)
@@ -246,6 +248,10 @@ class Transactions(TxRecords):
             if s.tx is not None and ended_interval > 0:
                 if now - s.tx.last_ended_sample >= ended_interval:
                     self._ended_sample_due(s, now)
+            if s.tx is not None and s.tx.awaiting_cable and timeout > 0:
+                if now - s.tx.started_at >= timeout:  # E03.FR.05: begun, but no cable in time
+                    log.info("connector %d: no cable within %d s", s.info.number, timeout)
+                    self._end(s, self._read(s, now), now, "ev_connect_timeout", "timeout")
             if s.authorized is not None and s.tx is None and timeout > 0:
                 if now - s.authorized[3] >= timeout:  # E03: no cable in time
                     log.info("connector %d: no cable within %d s", s.info.number, timeout)
@@ -262,6 +268,8 @@ class Transactions(TxRecords):
                 times.append(s.tx.last_ended_sample + ended_interval)
             if s.authorized is not None and self.model.ev_connection_timeout > 0:
                 times.append(s.authorized[3] + self.model.ev_connection_timeout)
+            if s.tx is not None and s.tx.awaiting_cable and self.model.ev_connection_timeout > 0:
+                times.append(s.tx.started_at + self.model.ev_connection_timeout)
         return min(times, default=None)
 
     # -- commands -----------------------------------------------------------------------------

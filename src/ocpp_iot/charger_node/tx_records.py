@@ -108,6 +108,9 @@ class Tx:
     #: the back end said the token is not valid and StopTxOnInvalidId is false: the
     #: transaction goes on, the power stays off (1.6 3.5, 2.0.1 E05)
     power_withheld: bool = False
+    #: begun at the token with no cable in yet (TxStartPoint Authorized): ends after
+    #: EVConnectionTimeOut without one (2.0.1 E03.FR.05)
+    awaiting_cable: bool = False
 
 
 @dataclass
@@ -289,7 +292,8 @@ class TxRecords:
             self.port.new_transaction_id(), s.info, id_token, token_type, remote_id, None,
             reading.energy_wh,
         )  # fmt: skip
-        tx = Tx(view, now, now, reading.energy_wh, offline_start=not self.port.online)
+        tx = Tx(view, now, now, reading.energy_wh, offline_start=not self.port.online,
+                awaiting_cable=not s.plugged)
         s.tx, s.authorized, s.finishing = tx, None, False
         t = self.port.csms_time(now)
         if self.ended_interval() > 0:
