@@ -292,8 +292,14 @@ class TxRecords:
             self.port.new_transaction_id(), s.info, id_token, token_type, remote_id, None,
             reading.energy_wh,
         )  # fmt: skip
-        tx = Tx(view, now, now, reading.energy_wh, offline_start=not self.port.online,
-                awaiting_cable=not s.plugged)
+        tx = Tx(
+            view,
+            now,
+            now,
+            reading.energy_wh,
+            offline_start=not self.port.online,
+            awaiting_cable=not s.plugged,
+        )
         s.tx, s.authorized, s.finishing = tx, None, False
         t = self.port.csms_time(now)
         if self.ended_interval() > 0:
