@@ -221,13 +221,8 @@ class OutboxStore:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")  # a failed one (SQLITE_FULL) leaves no transaction open
         except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
-        try:
-            self.db.execute("COMMIT")
-        except BaseException:  # e.g. SQLITE_FULL: leave no transaction open behind it
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
