@@ -248,13 +248,12 @@ class Transactions(TxRecords):
             if s.tx is not None and ended_interval > 0:
                 if now - s.tx.last_ended_sample >= ended_interval:
                     self._ended_sample_due(s, now)
-            if s.tx is not None and s.tx.awaiting_cable and timeout > 0:
-                if now - s.tx.started_at >= timeout:  # E03.FR.05: begun, but no cable in time
-                    log.info("connector %d: no cable within %d s", s.info.number, timeout)
+            since = self._waiting_for_cable(s)
+            if since is not None and timeout > 0 and now - since >= timeout:  # E03
+                log.info("connector %d: no cable within %d s", s.info.number, timeout)
+                if s.tx is not None:  # E03.FR.05: begun at the token, ended for want of one
                     self._end(s, self._read(s, now), now, "ev_connect_timeout", "timeout")
-            if s.authorized is not None and s.tx is None and timeout > 0:
-                if now - s.authorized[3] >= timeout:  # E03: no cable in time
-                    log.info("connector %d: no cable within %d s", s.info.number, timeout)
+                else:
                     s.authorized = None
 
     def next_due(self) -> float | None:
@@ -266,11 +265,18 @@ class Transactions(TxRecords):
                 times.append(s.tx.last_sample + interval)
             if s.tx is not None and ended_interval > 0:
                 times.append(s.tx.last_ended_sample + ended_interval)
-            if s.authorized is not None and self.model.ev_connection_timeout > 0:
-                times.append(s.authorized[3] + self.model.ev_connection_timeout)
-            if s.tx is not None and s.tx.awaiting_cable and self.model.ev_connection_timeout > 0:
-                times.append(s.tx.started_at + self.model.ev_connection_timeout)
+            since = self._waiting_for_cable(s)
+            if since is not None and self.model.ev_connection_timeout > 0:
+                times.append(since + self.model.ev_connection_timeout)
         return min(times, default=None)
+
+    @staticmethod
+    def _waiting_for_cable(s: ConnectorState) -> float | None:
+        """Since when the connector waits for a cable: a token authorized here, or a
+        transaction it began (TxStartPoint Authorized) with none in yet; else ``None``."""
+        if s.tx is not None:
+            return s.tx.started_at if s.tx.awaiting_cable else None
+        return s.authorized[3] if s.authorized is not None else None
 
     # -- commands -----------------------------------------------------------------------------
 
