@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from station_harness import T0, V2, VERSIONS, Bench, Csms, ScriptedEvse
+from station_harness import T0, V2, VERSIONS, Bench, Csms, ScriptedEvse, tx_messages
 
 from ocpp_iot.charger_node.messages import iso
 from ocpp_iot.rpc import CallError, CallResult
@@ -131,3 +131,99 @@ def test_clock_offset_from_current_time_is_used_in_timestamps(tmp_path: Path, ve
     b.run(5)
     ended = b.calls("TransactionEvent", "StopTransaction")[-1]
     assert ended.payload["timestamp"] == iso(b.now - 4 - 7.5)
+
+
+def _started_token(b: Bench, version: str) -> str | None:
+    """The id token of the station's first transaction message that carries one."""
+    for call in tx_messages(b.calls()):
+        if version == "1.6":
+            return str(call.payload["idTag"])  # StartTransaction
+        token = call.payload.get("idToken")
+        if token is not None:
+            return str(token["idToken"])
+    return None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_token_shown_while_pending_is_asked_once_accepted(tmp_path: Path, version: str) -> None:
+    """B02 keeps the Authorize back while Pending; the card is held, not refused: once the
+    boot is accepted it is asked, and its transaction starts (it used to be dropped, and the
+    driver stood at a plugged charger that did nothing)."""
+    evse = ScriptedEvse(1)
+    csms = Csms(version, boot_statuses=["Pending"], boot_interval=30)
+    b = Bench(tmp_path, version, evse=evse, csms=csms).start()
+    evse.at(T0 + 5, "plug")
+    evse.at(T0 + 6, "token", token="EARLY")
+    b.run(25)
+    assert b.calls("Authorize") == [] and tx_messages(b.calls()) == []
+    b.run(40)
+    assert b.machine.registration == "accepted"
+    (boot_at, _), *_ = b.timed_calls("BootNotification")[1:]
+    (asked_at, asked), *_ = b.timed_calls("Authorize")
+    token = asked.payload["idTag"] if version == "1.6" else asked.payload["idToken"]["idToken"]
+    assert asked_at >= boot_at and token == "EARLY"
+    assert _started_token(b, version) == "EARLY"
+    assert [t.view.id_token for t in b.machine.tx.active()] == ["EARLY"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_held_token_goes_with_its_cable_or_its_time(tmp_path: Path, version: str) -> None:
+    """A held token waits while its cable is in; without a cable it waits
+    ``EVConnectionTimeOut`` (60 s); the cable going drops it. Either way, nothing is asked once
+    the boot is accepted."""
+    for case in ("no cable", "unplugged"):
+        evse = ScriptedEvse(1)
+        csms = Csms(version, boot_statuses=["Pending"], boot_interval=100)
+        where = tmp_path / case.replace(" ", "_")
+        where.mkdir()
+        b = Bench(where, version, evse=evse, csms=csms).start()
+        if case == "no cable":
+            evse.at(T0 + 5, "token", token="EARLY")
+            evse.at(T0 + 70, "plug")  # past the 60 s
+        else:
+            evse.at(T0 + 5, "plug")
+            evse.at(T0 + 6, "token", token="EARLY")
+            evse.at(T0 + 50, "unplug")
+            evse.at(T0 + 60, "plug")
+        b.run(130)
+        assert b.machine.registration == "accepted", case
+        assert b.calls("Authorize") == [], case
+        assert b.machine.tx.active() == [] and _started_token(b, version) is None, case
+        assert b.machine.tx.connectors[1].held is None, case
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_token_shown_offline_is_asked_when_the_link_is_back(tmp_path: Path, version: str) -> None:
+    """With the link down the offline rules decide at once: an unknown token starts nothing
+    (C15, OfflineTxForUnknownIdEnabled false). It is held, not forgotten: once the link is
+    back and the boot accepted, it is asked, and charging starts."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse).start(link=False)
+    evse.at(T0 + 5, "plug")
+    evse.at(T0 + 6, "token", token="EARLY")
+    b.run(300)
+    assert b.machine.tx.active() == [] and b.machine.tx.connectors[1].held is not None
+    b.link_up()
+    b.run(30)
+    assert b.machine.registration == "accepted"
+    assert len(b.calls("Authorize")) == 1 and _started_token(b, version) == "EARLY"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_authorize_lost_with_the_link_is_asked_again(tmp_path: Path, version: str) -> None:
+    """The link goes while the Authorize waits for its answer: the token is held (the cable
+    is in) and asked again once the link is back; one transaction, with that token."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse, latency=2.0).start()
+    b.run(20)
+    evse.at(b.now + 5, "plug")
+    evse.at(b.now + 6, "token", token="LATE")
+    b.run_until_sent(lambda c: c.action == "Authorize")
+    b.link_down()
+    b.run(120)
+    assert b.machine.tx.active() == [] and b.machine.tx.connectors[1].held is not None
+    b.link_up()
+    b.run(30)
+    assert len(b.calls("Authorize")) == 2
+    assert [t.view.id_token for t in b.machine.tx.active()] == ["LATE"]
+    assert _started_token(b, version) == "LATE"

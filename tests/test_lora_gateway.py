@@ -196,8 +196,7 @@ def test_a_charging_session_and_a_call_over_the_radio(tmp_path: Path) -> None:
 
             async def call_it() -> Any:
                 await until(lambda: s.events("CP1", "BootNotification") != [], "CP1's boot")
-                # (CP2 from now: a token shown before the boot is accepted is refused, a known
-                # limitation of the node, and CP2's frames would collide with CP1's boot)
+                # (CP2 from now: its frames would collide with CP1's boot)
                 started.append(asyncio.ensure_future(cp2.run()))
                 return await s.bridge.call_station("CP1", "GetVariables", {"getVariableData": [
                     {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "MessageTimeout",

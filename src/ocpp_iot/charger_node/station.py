@@ -153,6 +153,7 @@ class StationMachine:
         log.info("%s: link up (offline %.0f s)", self.station_id, offline_for)
         if self.registration == "accepted":
             self._report_status(now, everything=offline_for > self.model.offline_threshold)
+            self.tx.reachable(now)
         self._pump(now)
 
     def link_down(self, now: float) -> None:
@@ -442,6 +443,7 @@ class StationMachine:
         if isinstance(interval, int) and interval > 0:
             self.model.set_value("OCPPCommCtrlr.HeartbeatInterval", str(interval))
         self._report_status(now, everything=True)
+        self.tx.reachable(now)
 
     def _report_status(self, now: float, *, everything: bool = False) -> None:
         # offline, a change is reported only to be queued (QueueAllMessages); else it waits

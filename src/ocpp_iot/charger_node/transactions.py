@@ -18,6 +18,11 @@ concept):
 - C01 / C10 / C12 / C15: a token is authorized by the back end when it can be asked, else
   locally from the Authorization Cache (:mod:`.authorization`).
 - E03: an authorization waits ``EVConnectionTimeOut`` seconds for the cable.
+- A token the back end cannot be asked about (offline; before the boot is accepted, as B02 /
+  B03 allow no Authorize; its answer lost with the link) and that the local rules do not accept
+  (C12 / C15: unknown offline is not started by default) is held, not forgotten: it is asked
+  once the back end can be (the boot accepted, the link back), so the driver need not show it
+  again. It waits while its cable is in, ``EVConnectionTimeOut`` seconds without one.
 - J02: meter values every ``TxUpdatedInterval`` seconds; J01: a clock-aligned sample when
   :mod:`.aligned` says one is due.
 """
@@ -128,7 +133,7 @@ class Transactions(TxRecords):
             elif s.tx is not None:  # it goes on without power until the cable is back
                 self._relay(s, False, now)
                 self._state_changed(s, now, "Idle")
-            s.authorized = None
+            s.authorized = s.held = None
         elif isinstance(ev, Fault):
             s.fault, s.fault_text = ev.code, ev.text
             self._relay(s, False, now)
@@ -193,7 +198,27 @@ class Transactions(TxRecords):
         elif self.auth.accepted_locally(id_token):
             self.authorized(number, id_token, token_type, remote_id, now)
         else:
-            log.info("token %s refused: the back end cannot be asked", id_token)
+            self._hold(number, id_token, token_type, remote_id, now)
+
+    def _hold(self, number: int, id_token: str, token_type: str, remote_id: int | None,
+              now: float) -> None:  # fmt: skip
+        if remote_id is not None:  # the back end asked for it: it asks again if it wants
+            log.info("remote start for %s dropped: the back end cannot be asked", id_token)
+            return
+        log.info("token %s held: not accepted locally, the back end is asked when it can be",
+                 id_token)  # fmt: skip
+        self.connectors[number].held = (id_token, token_type, now)
+
+    def reachable(self, now: float) -> None:
+        """The back end can be asked again (the boot accepted, the link back): the tokens
+        held for it are asked now."""
+        for s in self.connectors.values():
+            if s.held is not None:
+                (id_token, token_type, since), s.held = s.held, None
+                if s.tx is None or s.tx.view.id_token is None:
+                    self.authorize(s.info.number, id_token, token_type, None, now)
+                    if s.held is not None and s.held[0] == id_token:
+                        s.held = (id_token, token_type, since)  # still held: since then
 
     def authorize_answered(self, tag: tuple[Any, ...], payload: dict[str, Any] | None,
                            now: float) -> None:  # fmt: skip
@@ -203,6 +228,8 @@ class Transactions(TxRecords):
         if payload is None:
             if self.auth.accepted_locally(id_token):
                 self.authorized(number, id_token, token_type, remote_id, now)
+            else:
+                self._hold(number, id_token, token_type, remote_id, now)
             return
         status = self.messages.authorize_status(payload)
         self.auth.put(id_token, status)
@@ -248,6 +275,11 @@ class Transactions(TxRecords):
             if s.tx is not None and ended_interval > 0:
                 if now - s.tx.last_ended_sample >= ended_interval:
                     self._ended_sample_due(s, now)
+            if s.held is not None and not s.plugged and timeout > 0:
+                if now - s.held[2] >= timeout:
+                    log.info("connector %d: token %s held, no cable within %d s",
+                             s.info.number, s.held[0], timeout)  # fmt: skip
+                    s.held = None
             since = self._waiting_for_cable(s)
             if since is not None and timeout > 0 and now - since >= timeout:  # E03
                 log.info("connector %d: no cable within %d s", s.info.number, timeout)
@@ -268,6 +300,8 @@ class Transactions(TxRecords):
             since = self._waiting_for_cable(s)
             if since is not None and self.model.ev_connection_timeout > 0:
                 times.append(since + self.model.ev_connection_timeout)
+            if s.held is not None and not s.plugged and self.model.ev_connection_timeout > 0:
+                times.append(s.held[2] + self.model.ev_connection_timeout)
         return min(times, default=None)
 
     @staticmethod

@@ -123,6 +123,9 @@ class ConnectorState:
     relay: bool = False
     #: a token authorized here, waiting for the cable: (id, type, remote start id, since)
     authorized: tuple[str, str, int | None, float] | None = None
+    #: a token the back end could not be asked about (offline, the boot not accepted yet,
+    #: its answer lost) and the local rules did not accept: asked when it can be (id, type, since)
+    held: tuple[str, str, float] | None = None
     tx: Tx | None = None
     finishing: bool = False  #: a transaction ended with the cable in; until it goes
     reported: str | None = None  #: the status last sent
