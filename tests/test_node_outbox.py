@@ -163,9 +163,21 @@ def test_a_clock_stepped_back_does_not_hold_a_retry(tmp_path: Path) -> None:
         mid = box.put("StartTransaction", {}, transaction_id="1", now=1000).entry.message_id
         box.sent(mid, 1000)
         box.failed(mid, 1000)
-        assert box.next_attempt_at() == 1010
+        assert box.next_attempt_at(1005) == 1010
         assert box.due(1005) is None
         assert box.due(500) is not None  # 510 s ahead of a 10 s interval: the clock went back
+        # and the timer agrees: due now, not at 1010 (it waited for the next wake-up)
+        assert box.next_attempt_at(500) == 500
+
+
+def test_a_message_stamped_ahead_by_a_clock_stepped_back_is_due_at_once(tmp_path: Path) -> None:
+    """Queued at 10,000 s; the Pi restarts without a real-time clock and reads 1,000 s: the
+    message is due now, and the wake-up time the runtime asks for says so."""
+    with Outbox(tmp_path / "o.db") as box:
+        box.put("TransactionEvent", tx_event("Started", box.next_transaction_id()), now=10_000.0)
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.due(1_000.0) is not None
+        assert box.next_attempt_at(1_000.0) == 1_000.0
 
 
 def test_link_loss_keeps_message_id_and_attempts(tmp_path: Path) -> None:
@@ -552,6 +564,39 @@ def test_adopting_adds_the_tallies_once_and_keeps_the_larger_ids(
             _thin(again, 4)
         store.adopt(other, "CP1")
         assert Outbox(store, station="CP1").stats().dropped == 5
+
+
+def test_adopting_next_to_a_queue_of_the_store_gives_a_reused_id_a_new_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The station ran in the shared store and with its own file (``charger-node run`` and
+    ``simulate`` on one data directory): both counted message ids from 1. The file's message
+    with an id the store handed out already is kept (it was skipped as if it were the same
+    message, and lost) and takes an id neither used; one the store never handed out keeps its
+    own."""
+    with OutboxStore(tmp_path / "shared.db", shared=True) as store:
+        box = Outbox(store, station="CP1", id_block=1)
+        t1 = box.next_transaction_id()
+        box.put("TransactionEvent", tx_event("Started", t1), now=1.0)  # id "1" here
+        own = tmp_path / "own.db"
+        with Outbox(own, id_block=1) as obox:
+            for n in range(4):  # ids "1" .. "4" there
+                obox.put("TransactionEvent", tx_event("Updated", "zz"), now=2.0 + n)
+            own_ids = [e.message_id for e in obox.entries()]
+        issued = int(Outbox(store, station="CP1", id_block=1).next_message_id())  # "2" spent
+        with caplog.at_level(logging.WARNING):
+            assert store.adopt(own, "CP1") == 4
+        entries = Outbox(store, station="CP1").entries()
+        assert [e.transaction_id for e in entries] == [t1, "zz", "zz", "zz", "zz"]
+        ids = [e.message_id for e in entries]
+        assert len(set(ids)) == 5, ids
+        kept = [m for m in own_ids if int(m) >= issued + 1]  # the store never gave those
+        assert kept and ids[-len(kept) :] == kept
+        renamed = ids[1 : 5 - len(kept)]
+        assert all(int(m) >= max(map(int, own_ids)) + 1 for m in renamed), ids
+        assert "take new message ids" in caplog.text
+        later = int(Outbox(store, station="CP1").next_message_id())
+        assert later > max(map(int, ids))
 
 
 def test_a_failed_checkpoint_after_the_commit_hands_out_no_id_twice(

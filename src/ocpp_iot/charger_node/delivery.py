@@ -76,7 +76,7 @@ class Delivery:
 
     def next_at(self, now: float) -> float | None:
         """When :meth:`take` may have something (``None``: nothing queued, or one in flight)."""
-        head = self.outbox.next_attempt_at()
+        head = self.outbox.next_attempt_at(now)
         return None if head is None else max(head, now + self.pace.wait(now))
 
     def answered(self, entry: Entry, payload: dict[str, Any]) -> None:

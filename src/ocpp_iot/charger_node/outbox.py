@@ -245,15 +245,20 @@ class Outbox:
         entry = self.head()
         if entry is None:
             return None
-        # a clock stepped back must not hold a retry for longer than its interval
-        if now >= entry.next_attempt or entry.next_attempt - now > self.retry.delay(entry.attempts):
-            return entry
-        return None
+        return entry if self._due_at(entry, now) <= now else None
 
-    def next_attempt_at(self) -> float | None:
-        """When the head becomes due (for the runtime's timer); ``None`` if empty or in flight."""
+    def next_attempt_at(self, now: float) -> float | None:
+        """When the head becomes due (for the runtime's timer): ``now`` if :meth:`due` would
+        give it now; ``None`` if empty or in flight."""
         entry = None if self._in_flight is not None else self.head()
-        return entry.next_attempt if entry else None
+        return self._due_at(entry, now) if entry else None
+
+    def _due_at(self, entry: Entry, now: float) -> float:
+        # a clock stepped back (a Pi without a real-time clock, across a restart) must not hold
+        # a retry for longer than its interval: stamped further ahead than that, it is due now
+        if entry.next_attempt - now > self.retry.delay(entry.attempts):
+            return now
+        return entry.next_attempt
 
     def sent(self, message_id: str, now: float) -> bool:
         """The head went out: nothing is due until it is answered, failed or the link is lost.

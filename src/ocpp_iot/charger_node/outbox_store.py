@@ -150,7 +150,8 @@ class OutboxStore:
         counters and kept records: the next ids take the larger value, the tallies (messages
         dropped, discarded) are added. Safe to repeat after a crash before the delete: the file
         carries a token of its own, recorded here in the same commit, so a file adopted already
-        adds nothing, and messages already here (by message id, never reused) are skipped."""
+        adds nothing. A queued message whose id this store may have handed out for the station
+        already takes a new one (:meth:`_adopt_queue`)."""
         path = Path(path)
         with OutboxStore(path) as own:  # brings it to this layout; refuses a newer one
             own.db.execute(
@@ -172,6 +173,11 @@ class OutboxStore:
                     " ON CONFLICT DO NOTHING",
                     (station, marker),
                 ).rowcount
+                # ids below this one this store may have handed out for the station already
+                issued = db.execute(
+                    "SELECT value FROM counters WHERE station = ? AND name = 'message_id'",
+                    (station,),
+                ).fetchone()
                 tallies = ", ".join(f"'{name}'" for name in TALLIES)
                 merges = [  # table, key, number, which rows, the value on a conflict
                     ("counters", "name", "value", f"name NOT IN ({tallies})",
@@ -193,18 +199,51 @@ class OutboxStore:
                     " adopted.kept WHERE station = '' AND key != ? ON CONFLICT DO NOTHING",
                     (station, _ADOPTION_TOKEN),
                 )
-                columns = _OLD_COLUMNS["outbox"].replace("pos, ", "")
-                moved = db.execute(
-                    f"INSERT INTO outbox (station, {columns}) SELECT ?, {columns}"
-                    " FROM adopted.outbox WHERE station = '' AND message_id NOT IN"
-                    " (SELECT message_id FROM main.outbox WHERE station = ?) ORDER BY pos",
-                    (station, station),
-                ).rowcount
+                moved = (
+                    self._adopt_queue(station, issued[0] if issued else None) if first_time else 0
+                )
         finally:
             db.execute("DETACH DATABASE adopted")
         for suffix in ("", "-wal", "-shm"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
         return moved
+
+    def _adopt_queue(self, station: str, issued: int | None) -> int:
+        """Append the attached file's queue to ``station``'s, in order. The two counted their
+        message ids apart: an id this store may have handed out already (below ``issued``, its
+        counter before the merge) could meet a different message's stored answer at the bridge,
+        so such a message takes a new id above both counters (if its first send got through,
+        it is handled twice, which its seqNo tells; a repeated id would lose it). A row that is
+        here already, the same id, action and payload, is the same message: skipped."""
+        db = self.db
+        columns = _OLD_COLUMNS["outbox"].replace("pos, ", "")
+        same = "SELECT message_id, action, payload FROM main.outbox WHERE station = ?"
+        rows = db.execute(
+            f"SELECT {columns} FROM adopted.outbox WHERE station = '' AND"
+            f" (message_id, action, payload) NOT IN ({same}) ORDER BY pos",
+            (station,),
+        ).fetchall()
+        next_id = db.execute(
+            "SELECT value FROM counters WHERE station = ? AND name = 'message_id'", (station,)
+        ).fetchone()
+        fresh = int(next_id[0]) if next_id else 1
+        renamed = 0
+        marks = ", ".join("?" * (1 + len(columns.split(","))))
+        for row in rows:
+            mid = row[0]
+            if issued is not None and (not mid.isdigit() or int(mid) < issued):
+                mid, fresh, renamed = str(fresh), fresh + 1, renamed + 1
+            db.execute(f"INSERT INTO outbox (station, {columns}) VALUES ({marks})",
+                       (station, mid, *row[1:]))  # fmt: skip
+        if renamed:
+            db.execute(
+                "INSERT INTO counters (station, name, value) VALUES (?, 'message_id', ?)"
+                " ON CONFLICT(station, name) DO UPDATE SET value = excluded.value",
+                (station, fresh),
+            )
+            log.warning("%s: %d adopted message(s) take new message ids (the two files counted "
+                        "their ids apart)", station, renamed)  # fmt: skip
+        return len(rows)
 
     def stations(self) -> list[str]:
         """The stations with rows here (``""``: the file's own station)."""
