@@ -280,3 +280,86 @@ def test_unplug_without_stop_tx_on_ev_side_disconnect(tmp_path: Path, version: s
     evse.at(b.now + 5, "token", token="T1")
     b.run(10)
     _check_end(b, evse, "Local", "Local", "StopAuthorized")
+
+
+# -- TxStopPoint without Authorized (E06): a stop by the token withholds the power -------------
+
+_CABLE_ONLY = {"TxCtrlr.TxStopPoint": "EVConnected"}
+
+
+def _withheld(b: Bench, evse: ScriptedEvse, trigger: str) -> None:
+    """The transaction goes on without power, says so (the stop's trigger, SuspendedEVSE) and
+    meters nothing more."""
+    assert b.machine.tx.active() and not evse.relay[1]
+    assert not [c for c in tx_messages(b.csms.calls()) if event_type(c) == "Ended"]
+    last = b.csms.calls("TransactionEvent")[-1].payload
+    assert last["eventType"] == "Updated" and last["triggerReason"] == trigger
+    assert last["transactionInfo"]["chargingState"] == "SuspendedEVSE"
+    register = evse.meter(1, b.now).energy_wh
+    b.run(120)
+    assert b.machine.tx.active() and not evse.relay[1]
+    assert evse.meter(1, b.now).energy_wh == register
+
+
+@pytest.mark.parametrize("version", V2)
+def test_without_the_authorized_stop_point_the_token_again_ends_it_at_the_unplug(
+    tmp_path: Path, version: str
+) -> None:
+    b, evse = _charging(tmp_path, version, variables=_CABLE_ONLY)
+    evse.at(b.now + 5, "token", token="T1")
+    b.run(10)
+    _withheld(b, evse, "StopAuthorized")
+    evse.at(b.now + 5, "token", token="T1")  # once more: stopped already, nothing new
+    evse.at(b.now + 6, "plug")  # a cable event that is no unplug changes nothing either
+    b.run(10)
+    assert b.machine.tx.active() and not evse.relay[1]
+    evse.at(b.now + 5, "unplug")
+    b.run(10)
+    _check_end(b, evse, "", "Local", "EVCommunicationLost")
+
+
+@pytest.mark.parametrize("version", V2)
+def test_without_the_authorized_stop_point_a_remote_stop_ends_it_at_the_unplug(
+    tmp_path: Path, version: str
+) -> None:
+    b, evse = _charging(tmp_path, version, variables=_CABLE_ONLY)
+    answer = b.call("RequestStopTransaction", {"transactionId": _tx_id(b)})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
+    b.run(5)
+    _withheld(b, evse, "RemoteStop")
+    status = b.call("GetTransactionStatus", {"transactionId": _tx_id(b)})
+    assert isinstance(status, CallResult) and status.payload["ongoingIndicator"] is True
+    evse.at(b.now + 5, "unplug")
+    b.run(10)
+    _check_end(b, evse, "", "Remote", "EVCommunicationLost")
+
+
+@pytest.mark.parametrize("version", V2)
+def test_without_the_authorized_stop_point_an_invalid_token_ends_it_at_the_unplug(
+    tmp_path: Path, version: str
+) -> None:
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse, variables=_CABLE_ONLY).start()
+    _invalid_start(b)
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token", token="T1")
+    b.run(30)
+    _withheld(b, evse, "Deauthorized")
+    evse.at(b.now + 5, "unplug")
+    b.run(10)
+    _check_end(b, evse, "", "DeAuthorized", "EVCommunicationLost")
+
+
+@pytest.mark.parametrize("version", V2)
+def test_without_the_authorized_stop_point_a_stop_with_no_cable_in_ends_it_at_once(
+    tmp_path: Path, version: str
+) -> None:
+    """Begun at the token (TxStartPoint Authorized), no cable yet: no unplug will come, so the
+    token again ends it at once."""
+    evse = ScriptedEvse(1)
+    variables = _CABLE_ONLY | {"TxCtrlr.TxStartPoint": "Authorized"}
+    b = Bench(tmp_path, version, evse=evse, variables=variables).start()
+    evse.at(T0 + 10, "token", token="T1")
+    evse.at(T0 + 15, "token", token="T1")
+    b.run(30)
+    _check_end(b, evse, "", "Local", "StopAuthorized")

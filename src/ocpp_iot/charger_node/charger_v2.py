@@ -91,7 +91,7 @@ class V2Actions:
         tx = m.tx.find(local_id=request.to_payload()["transactionId"])
         if tx is None:
             return {"status": "Rejected"}
-        m.after_answer(lambda: m.tx.stop(tx, m.now, "remote_stop", "remote"))
+        m.after_answer(lambda: m.tx.deauthorize(tx, m.now, "remote_stop", "remote"))
         return {"status": "Accepted"}
 
     def trigger_message(self, request: Any, ctx: Context) -> dict[str, Any]:

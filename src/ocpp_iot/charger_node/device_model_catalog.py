@@ -17,6 +17,7 @@ __all__ = [
     "FEATURE_PROFILES",
     "MEASURANDS",
     "TX_POINTS",
+    "TX_STOP_POINTS",
     "VarSpec",
     "connector_specs",
     "evse_specs",
@@ -61,6 +62,11 @@ TX_POINTS: tuple[str, ...] = (
     "PowerPathClosed",
     "EnergyTransfer",
 )
+#: the stop points this station implements (E06): the cable (EVConnected) and the token
+#: (Authorized). Without Authorized, a stop (the token again, RequestStopTransaction, the token
+#: found invalid) withholds the power and the transaction ends when the cable goes; the others
+#: need sensors (a parking bay, a signing meter) the EVSE interface does not have.
+TX_STOP_POINTS: tuple[str, ...] = ("EVConnected", "Authorized")
 
 # 2.0.1 AvailabilityState OptionList (ChargingStation, EVSE and Connector components).
 AVAILABILITY_STATES: tuple[str, ...] = (
@@ -230,7 +236,7 @@ def _station_specs(
         VarSpec("TxCtrlr", "TxStartPoint", "MemberList", _a("PowerPathClosed"),
                 values_list=TX_POINTS, nonempty=True, max_limit=200),
         VarSpec("TxCtrlr", "TxStopPoint", "MemberList", _a("EVConnected,Authorized"),
-                values_list=TX_POINTS, nonempty=True, max_limit=200),
+                values_list=TX_STOP_POINTS, nonempty=True, max_limit=200),
         # AuthCtrlr / AuthCacheCtrlr (2.0.1 C; 1.6 AuthorizeRemoteTxRequests, LocalPreAuthorize...).
         _bool("AuthCtrlr", "Enabled", True),
         _bool("AuthCtrlr", "AuthorizeRemoteStart", False, v16="AuthorizeRemoteTxRequests"),

@@ -14,7 +14,9 @@ concept):
   and the relay closes. A transaction ends when the cable goes (with ``StopTxOnEVSideDisconnect``;
   without, it goes on unpowered until the cable is back), the same token is presented again
   (StopAuthorized), the back end stops it (RemoteStop), the token is found invalid
-  (``StopTxOnInvalidId``), or on a reset.
+  (``StopTxOnInvalidId``), or on a reset. The three stops by the token end it only while
+  ``TxStopPoint`` has ``Authorized``; without, the power goes off and it ends when the cable
+  goes (``EVConnected``), with the stop's reason.
 - C01 / C10 / C12 / C15: a token is authorized by the back end when it can be asked, else
   locally from the Authorization Cache (:mod:`.authorization`).
 - E03: an authorization waits ``EVConnectionTimeOut`` seconds for the cable.
@@ -129,7 +131,8 @@ class Transactions(TxRecords):
             s.plugged = False
             s.suspended_ev = s.finishing = False
             if s.tx is not None and self._stops_at_unplug(s.tx):
-                self._end(s, self._read(s, now), now, "ev_communication_lost", "ev_disconnected")
+                reason = s.tx.stop_asked or "ev_disconnected"
+                self._end(s, self._read(s, now), now, "ev_communication_lost", reason)
             elif s.tx is not None:  # it goes on without power until the cable is back
                 self._relay(s, False, now)
                 self._state_changed(s, now, "Idle")
@@ -150,16 +153,18 @@ class Transactions(TxRecords):
 
     def _stops_at_unplug(self, tx: Tx) -> bool:
         """E06 / E10 (1.6 StopTransactionOnEVSideDisconnect): the cable going ends the
-        transaction, unless StopTxOnEVSideDisconnect is false; one not yet authorized ends
-        anyway (nothing would resume it)."""
-        return self.model.stop_tx_on_ev_side_disconnect or tx.view.id_token is None
+        transaction, unless StopTxOnEVSideDisconnect is false; one not yet authorized, or
+        stopped already (:meth:`deauthorize`), ends anyway (nothing would resume it)."""
+        if tx.view.id_token is None or tx.stop_asked is not None:
+            return True
+        return self.model.stop_tx_on_ev_side_disconnect
 
     def _token(self, ev: TokenPresented, now: float) -> None:
         # the same token again stops its transaction (E07 StopAuthorized; 1.6 Local)
         for s in self.connectors.values():
             if s.tx is not None and s.tx.view.id_token == ev.id_token:
                 if ev.connector in (0, s.info.number):
-                    self._end(s, self._read(s, now), now, "stop_authorized", "local")
+                    self.deauthorize(s.tx, now, "stop_authorized", "local")
                     return
         target = self._free_connector(ev.connector)
         if target is None:
@@ -318,6 +323,23 @@ class Transactions(TxRecords):
         s = self.connectors[tx.view.connector.number]
         self._end(s, self._read(s, now), now, trigger, reason)
 
+    def deauthorize(self, tx: Tx, now: float, trigger: Trigger, reason: StopReason) -> None:
+        """Stop ``tx`` by its authorization (the token again, the back end's stop, the token
+        found invalid). E06: it ends at once when ``Authorized`` is a TxStopPoint, or when no
+        cable is in (nothing else would end it); else the power goes off and it ends, with
+        ``reason``, when the cable goes (the EVConnected stop point)."""
+        s = self.connectors[tx.view.connector.number]
+        if "Authorized" in self.model.tx_stop_points or not s.plugged:
+            self._end(s, self._read(s, now), now, trigger, reason)
+            return
+        if tx.stop_asked is not None:
+            return  # stopped already: it waits for the cable to go
+        log.info("connector %d: transaction %s stopped (%s); power off until the cable goes",
+                 s.info.number, tx.view.local_id, reason)  # fmt: skip
+        tx.stop_asked, tx.power_withheld = reason, True
+        self._relay(s, False, now)
+        self._updated(s, self._read(s, now), now, trigger, self._charging_state(s))
+
     def stop_all(self, now: float, trigger: Trigger, reason: StopReason) -> None:
         for tx in self.active():
             self.stop(tx, now, trigger, reason)
@@ -338,7 +360,7 @@ class Transactions(TxRecords):
         if status is None or status == "Accepted":
             return
         if self.model.stop_tx_on_invalid_id:
-            self.stop(tx, now, "deauthorized", "deauthorized")
+            self.deauthorize(tx, now, "deauthorized", "deauthorized")
         elif not tx.power_withheld:  # the transaction goes on; the energy does not
             s = self.connectors[tx.view.connector.number]
             log.info("connector %d: token not valid, power withheld", s.info.number)

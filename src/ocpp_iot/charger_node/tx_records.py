@@ -108,6 +108,10 @@ class Tx:
     #: the back end said the token is not valid and StopTxOnInvalidId is false: the
     #: transaction goes on, the power stays off (1.6 3.5, 2.0.1 E05)
     power_withheld: bool = False
+    #: stopped (the token again, the back end, the token found invalid) while Authorized is not
+    #: a TxStopPoint: the power is withheld and it ends, with this reason, when the cable goes
+    #: (2.0.1 E06)
+    stop_asked: StopReason | None = None
     #: begun at the token with no cable in yet (TxStartPoint Authorized): ends after
     #: EVConnectionTimeOut without one (2.0.1 E03.FR.05)
     awaiting_cable: bool = False
