@@ -256,6 +256,25 @@ def test_unlock_connector(tmp_path: Path, version: str) -> None:
     assert evse.unlocked == [1]
 
 
+@pytest.mark.parametrize("version", V2)
+def test_unlock_connector_of_a_transaction_not_authorized(tmp_path: Path, version: str) -> None:
+    """F05: only an authorized transaction keeps the connector locked. One begun at the cable
+    (TxStartPoint EVConnected) with no token yet ends (UnlockCommand) and the connector
+    unlocks."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse, variables={"TxCtrlr.TxStartPoint": "EVConnected"})
+    b.start()
+    evse.at(T0 + 10, "plug")
+    b.run(20)
+    assert b.machine.tx.active() and b.machine.tx.active()[0].view.id_token is None
+    answer = b.call("UnlockConnector", {"evseId": 1, "connectorId": 1})
+    assert ok(answer)["status"] == "Unlocked"
+    b.run(2)
+    assert not b.machine.tx.active() and evse.unlocked == [1]
+    (ended,) = [e for e in b.calls("TransactionEvent") if e.payload["eventType"] == "Ended"]
+    assert ended.payload["triggerReason"] == "UnlockCommand"
+
+
 # -- device model -----------------------------------------------------------------------------
 
 

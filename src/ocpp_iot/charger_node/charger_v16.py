@@ -112,7 +112,7 @@ class Charger16(v16.Charger):
             return {"status": "NotSupported"}
         state = m.tx.connectors[numbers[0]]
         if state.tx is not None:
-            m.tx.stop(state.tx, m.now, "remote_stop", "unlock_command")
+            m.tx.stop(state.tx, m.now, "unlock_command", "unlock_command")
         return {"status": "Unlocked" if m.evse.unlock(numbers[0], m.now) else "UnlockFailed"}
 
     def get_configuration(self, request: Any, ctx: Context) -> dict[str, Any]:

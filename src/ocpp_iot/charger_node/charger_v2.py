@@ -148,8 +148,11 @@ class V2Actions:
         number = self._connector(p["evseId"], p["connectorId"])
         if number is None:
             return {"status": "UnknownConnector"}
-        if m.tx.connectors[number].tx is not None:
+        tx = m.tx.connectors[number].tx
+        if tx is not None and tx.view.id_token is not None:
             return {"status": "OngoingAuthorizedTransaction"}
+        if tx is not None:  # F05: one not authorized (begun at the cable) ends; the cable goes
+            m.tx.stop(tx, m.now, "unlock_command", "unlock_command")
         return {"status": "Unlocked" if m.evse.unlock(number, m.now) else "UnlockFailed"}
 
     def get_variables(self, request: Any, ctx: Context) -> dict[str, Any]:

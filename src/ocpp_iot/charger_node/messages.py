@@ -35,7 +35,7 @@ Trigger = Literal[
     "authorized", "cable_plugged_in", "charging_state_changed", "ev_departed",
     "meter_value_periodic", "remote_start", "remote_stop", "stop_authorized", "deauthorized",
     "reset_command", "trigger", "abnormal_condition", "ev_communication_lost",
-    "meter_value_clock", "ev_connect_timeout",
+    "meter_value_clock", "ev_connect_timeout", "unlock_command",
 ]  # fmt: skip
 
 #: ReadingContext of the samples an event carries: periodic (J02), clock-aligned (J01), else

@@ -43,6 +43,7 @@ _TRIGGERS: dict[str, str] = {
     "abnormal_condition": "AbnormalCondition",
     "ev_communication_lost": "EVCommunicationLost",
     "ev_connect_timeout": "EVConnectTimeout",
+    "unlock_command": "UnlockCommand",
 }
 _REASONS: dict[str, str] = {
     "ev_disconnected": "EVDisconnected",
