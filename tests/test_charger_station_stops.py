@@ -5,6 +5,7 @@ reasons, opens the relay and carries the register at the stop."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,16 @@ def test_unplug(tmp_path: Path, version: str) -> None:
     evse.at(b.now + 5, "unplug")
     b.run(10)
     _check_end(b, evse, "EVDisconnected", "EVDisconnected", "EVCommunicationLost")
+
+
+def test_the_log_names_the_station(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``simulate`` runs many stations in one process: a transaction's log lines say whose."""
+    with caplog.at_level(logging.INFO, logger="ocpp_iot.charger_node"):
+        b, evse = _charging(tmp_path, "2.0.1")
+        evse.at(b.now + 5, "unplug")
+        b.run(10)
+    ended = [r.getMessage() for r in caplog.records if " ended (" in r.getMessage()]
+    assert ended and all(m.startswith("CP1: transaction ") for m in ended), ended
 
 
 @pytest.mark.parametrize("version", VERSIONS)

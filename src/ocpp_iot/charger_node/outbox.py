@@ -73,6 +73,7 @@ from .outbox_policy import (
     to_base36,
 )
 from .outbox_store import PAGE_SIZE, OutboxStore
+from .station_log import StationLog
 
 __all__ = [
     "Outbox",
@@ -124,6 +125,7 @@ class Outbox:
         self._db = self.store.db
         #: the rows' station column ("" in a file of the station's own)
         self.station = station
+        self.log = StationLog(log, station)
         # the unused rest of the last reserved block is skipped: never reused
         self._next_mid = self._mid_limit = self._counter("message_id", 1)
         self._in_flight: str | None = None
@@ -228,7 +230,7 @@ class Outbox:
         self._next_mid, self._mid_limit = mid + 1, limit
         if dropped:
             names = ", ".join(f"{e.action}#{e.message_id}" for e in dropped)
-            log.warning("outbox full (%d): dropped %s", self.max_messages, names)
+            self.log.warning("outbox full (%d): dropped %s", self.max_messages, names)
         entry = Entry(pos, str(mid), action, body, kind, transaction_id, 0, now, now)
         return Stored(entry, dropped)
 
@@ -295,7 +297,7 @@ class Outbox:
                 self._db.execute("DELETE FROM outbox WHERE pos = ?", (entry.position,))
                 self._set_counter("discarded", self._counter("discarded", 0) + 1)
             msg = "outbox gave up %s #%s after %d attempts: %s"
-            log.warning(msg, entry.action, message_id, attempts, reason)
+            self.log.warning(msg, entry.action, message_id, attempts, reason)
             return replace(entry, attempts=attempts, discarded=True)
         next_attempt = now + self.retry.delay(attempts)
         with self._transaction(durable=False):
@@ -420,7 +422,9 @@ class Outbox:
         if len(victims) < excess:
             victims += self._select(where + " LIMIT ?", OTHER, *keep, excess - len(victims))
         if not victims:
-            log.warning("outbox over its limit of %d: nothing may be dropped", self.max_messages)
+            self.log.warning(
+                "outbox over its limit of %d: nothing may be dropped", self.max_messages
+            )
             return ()
         self._db.executemany("DELETE FROM outbox WHERE pos = ?", [(e.position,) for e in victims])
         self._set_counter("dropped", self._counter("dropped", 0) + len(victims))

@@ -51,6 +51,7 @@ from .evse import (
     Unplugged,
 )
 from .messages import Messages, StopReason, Trigger
+from .station_log import StationLog
 from .tx_records import TX_KEY, ConnectorState, Port, Tx, TxRecords
 
 __all__ = ["ConnectorState", "Port", "TX_KEY", "Transactions", "Tx"]
@@ -66,6 +67,7 @@ class Transactions(TxRecords):
         self.model = model
         self.messages = messages
         self.port = port
+        self.log = StationLog(log, port.station_id)
         self.connectors = {c.number: ConnectorState(c) for c in evse.connectors}
         self.auth = AuthCache(model, port.remember_token)
         #: new transactions may start (False once the station is shutting down)
@@ -168,7 +170,7 @@ class Transactions(TxRecords):
                     return
         target = self._free_connector(ev.connector)
         if target is None:
-            log.info("token %s presented but no connector is free", ev.id_token)
+            self.log.info("token %s presented but no connector is free", ev.id_token)
             return
         self.authorize(target.info.number, ev.id_token, ev.type, None, now)
 
@@ -208,9 +210,9 @@ class Transactions(TxRecords):
     def _hold(self, number: int, id_token: str, token_type: str, remote_id: int | None,
               now: float) -> None:  # fmt: skip
         if remote_id is not None:  # the back end asked for it: it asks again if it wants
-            log.info("remote start for %s dropped: the back end cannot be asked", id_token)
+            self.log.info("remote start for %s dropped: the back end cannot be asked", id_token)
             return
-        log.info("token %s held: not accepted locally, the back end is asked when it can be",
+        self.log.info("token %s held: not accepted locally, the back end is asked when it can be",
                  id_token)  # fmt: skip
         self.connectors[number].held = (id_token, token_type, now)
 
@@ -241,7 +243,7 @@ class Transactions(TxRecords):
         if status == "Accepted":
             self.authorized(number, id_token, token_type, remote_id, now)
         else:
-            log.info("token %s not accepted: %s", id_token, status)
+            self.log.info("token %s not accepted: %s", id_token, status)
 
     def authorized(self, number: int, id_token: str, token_type: str, remote_id: int | None,
                    now: float) -> None:  # fmt: skip
@@ -282,12 +284,12 @@ class Transactions(TxRecords):
                     self._ended_sample_due(s, now)
             if s.held is not None and not s.plugged and timeout > 0:
                 if now - s.held[2] >= timeout:
-                    log.info("connector %d: token %s held, no cable within %d s",
+                    self.log.info("connector %d: token %s held, no cable within %d s",
                              s.info.number, s.held[0], timeout)  # fmt: skip
                     s.held = None
             since = self._waiting_for_cable(s)
             if since is not None and timeout > 0 and now - since >= timeout:  # E03
-                log.info("connector %d: no cable within %d s", s.info.number, timeout)
+                self.log.info("connector %d: no cable within %d s", s.info.number, timeout)
                 if s.tx is not None:  # E03.FR.05: begun at the token, ended for want of one
                     self._end(s, self._read(s, now), now, "ev_connect_timeout", "timeout")
                 else:
@@ -334,7 +336,7 @@ class Transactions(TxRecords):
             return
         if tx.stop_asked is not None:
             return  # stopped already: it waits for the cable to go
-        log.info("connector %d: transaction %s stopped (%s); power off until the cable goes",
+        self.log.info("connector %d: transaction %s stopped (%s); power off until the cable goes",
                  s.info.number, tx.view.local_id, reason)  # fmt: skip
         tx.stop_asked, tx.power_withheld = reason, True
         self._relay(s, False, now)
@@ -363,7 +365,7 @@ class Transactions(TxRecords):
             self.deauthorize(tx, now, "deauthorized", "deauthorized")
         elif not tx.power_withheld:  # the transaction goes on; the energy does not
             s = self.connectors[tx.view.connector.number]
-            log.info("connector %d: token not valid, power withheld", s.info.number)
+            self.log.info("connector %d: token not valid, power withheld", s.info.number)
             tx.power_withheld = True
             self._relay(s, False, now)
             self._state_changed(s, now, "SuspendedEVSE")

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from .device_model import DeviceModel
 from .evse import Connector, Evse, MeterReading
 from .messages import ConnectorView, Messages, StopReason, Trigger, TxView, meter_value
+from .station_log import StationLog
 
 __all__ = ["ConnectorState", "METER_KEY", "Port", "TX_KEY", "Tx", "TxRecords", "V16_DEFAULTS"]
 
@@ -58,6 +59,8 @@ METER_KEY = "meter:"
 
 class Port(Protocol):
     """What :class:`Transactions` needs of the station machine."""
+
+    station_id: str
 
     @property
     def online(self) -> bool: ...
@@ -143,6 +146,7 @@ class TxRecords:
     messages: Messages
     port: Port
     connectors: dict[int, ConnectorState]
+    log: StationLog
 
     # -- views --------------------------------------------------------------------------------
 
@@ -200,7 +204,7 @@ class TxRecords:
         for key, rec in sorted(kept.items()):
             number = int(rec["connector"])
             if number not in self.connectors:
-                log.warning("kept transaction %s names unknown connector %d", key, number)
+                self.log.warning("kept transaction %s names unknown connector %d", key, number)
                 continue
             s = self.connectors[number]
             view = TxView(
@@ -213,7 +217,7 @@ class TxRecords:
             reading = self.evse.meter(number, now)
             if reading.energy_wh < tx.last_wh:  # a meter that restarted from another value
                 reading = replace(reading, energy_wh=tx.last_wh, power_w=0.0)
-            log.info("transaction %s was in progress at the restart: ending it", view.local_id)
+            self.log.info("transaction %s was in progress at the restart: ending it", view.local_id)
             self._end(s, reading, now, "abnormal_condition", "power_loss")
 
     # -- the messages -------------------------------------------------------------------------
@@ -260,7 +264,7 @@ class TxRecords:
         samples.append(_compact(reading, self.port.csms_time(now), context))
         if len(samples) > MAX_ENDED_SAMPLES:
             tx.ended_samples = _thinned(samples)
-            log.info("transaction %s: TxEnded samples thinned to %d",
+            self.log.info("transaction %s: TxEnded samples thinned to %d",
                      tx.view.local_id, len(tx.ended_samples))  # fmt: skip
         return True
 
@@ -356,7 +360,7 @@ class TxRecords:
             if not samples or self.port.fits(action, payload):
                 break
             samples = _thinned(samples)
-            log.warning("transaction %s: the %s is too big for the link; %d of its samples "
+            self.log.warning("transaction %s: the %s is too big for the link; %d of its samples "
                         "kept", tx.view.local_id, action, len(samples))  # fmt: skip
         # the record goes with the Ended; the register at the stop stays (a restarted meter,
         # the simulation's, goes on from it)
@@ -366,7 +370,7 @@ class TxRecords:
         }
         self.port.queue(action, payload, tx.view.local_id, now, keep)
         wh = reading.energy_wh - tx.view.start_wh
-        log.info("transaction %s ended (%s): %.1f Wh", tx.view.local_id, reason, wh)
+        self.log.info("transaction %s ended (%s): %.1f Wh", tx.view.local_id, reason, wh)
 
 
 _CONTEXTS = {"Transaction.Begin": "B", "Sample.Periodic": "P", "Sample.Clock": "C"}
