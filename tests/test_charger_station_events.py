@@ -101,6 +101,36 @@ def test_fault_while_charging_and_cleared(tmp_path: Path, version: str) -> None:
         assert _events(b)[-1]["transactionInfo"]["chargingState"] == "Charging"
 
 
+@pytest.mark.parametrize("version", V2)
+@pytest.mark.parametrize("sample", ["periodic", "triggered"])
+def test_a_fault_cleared_at_a_sample_instant_still_reports_charging(
+    tmp_path: Path, version: str, sample: str
+) -> None:
+    """A sample (the periodic one, or one the back end asked for) and the fault clearing at
+    the same instant: the Charging state is still sent, whichever comes first."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    b.run(20)
+    (tx,) = b.machine.tx.active()
+    evse.at(b.now + 5, "fault")
+    b.run(10)
+    assert not evse.relay[1]
+    if sample == "periodic":
+        evse.at(tx.started_at + b.model.tx_updated_interval, "clear")
+        b.run(b.model.tx_updated_interval)
+    else:
+        trigger = {"requestedMessage": "TransactionEvent", "evse": {"id": 1}}
+        answer = b.call("TriggerMessage", trigger)
+        assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
+        evse.at(b.now, "clear")
+        b.run(10)
+    assert evse.relay[1]
+    states = [e.get("transactionInfo", {}).get("chargingState") for e in _events(b)]
+    assert [x for x in states if x][-1] == "Charging", states
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_ev_suspends_and_resumes(tmp_path: Path, version: str) -> None:
     evse = ScriptedEvse(1)

@@ -413,9 +413,12 @@ class Transactions(TxRecords):
             self._start(s, id_token, token_type, remote_id, now, trigger)
         elif not s.relay:
             self._relay(s, True, now)
-            if report and s.tx.last_sample != now:
+            if report:
                 self._state_changed(s, now, "Charging")
 
     def _state_changed(self, s: ConnectorState, now: float, state: str) -> None:
-        if s.tx is not None:
+        """E02 / E05: an Updated with trigger ChargingStateChanged when ``state`` is not what
+        the transaction's events said last (the Started, or an event at the same instant, may
+        have said it already)."""
+        if s.tx is not None and s.tx.charging_state != state:
             self._updated(s, self._read(s, now), now, "charging_state_changed", state)

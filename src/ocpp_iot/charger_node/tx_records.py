@@ -115,6 +115,9 @@ class Tx:
     #: a TxStopPoint: the power is withheld and it ends, with this reason, when the cable goes
     #: (2.0.1 E06)
     stop_asked: StopReason | None = None
+    #: the chargingState its events last said (2.x): a change is sent once, whatever else
+    #: went at the same instant
+    charging_state: str | None = None
     #: begun at the token with no cable in yet (TxStartPoint Authorized): ends after
     #: EVConnectionTimeOut without one (2.0.1 E03.FR.05)
     awaiting_cable: bool = False
@@ -315,9 +318,10 @@ class TxRecords:
         t = self.port.csms_time(now)
         if self.ended_interval() > 0:
             self._sample_for_end(tx, reading, now, "Transaction.Begin")
+        tx.charging_state = self._charging_state(s)
         action, payload = self.messages.started(
             view, reading, t, trigger, offline=not self.port.online,
-            measurands=self.measurands("started"), charging_state=self._charging_state(s),
+            measurands=self.measurands("started"), charging_state=tx.charging_state,
         )  # fmt: skip
         self.port.queue(
             action, payload, view.local_id, now, {TX_KEY + view.local_id: self._record(tx)}
@@ -333,6 +337,8 @@ class TxRecords:
         if not clock:  # J01 and J02 are independent: an aligned sample moves no periodic one
             tx.last_sample = now
         tx.last_wh = max(tx.last_wh, reading.energy_wh)
+        if charging_state is not None:
+            tx.charging_state = charging_state
         built = self.messages.updated(
             tx.view, reading, self.port.csms_time(now), trigger, offline=not self.port.online,
             measurands=self.measurands("aligned" if clock else "updated"),
