@@ -506,7 +506,7 @@ def test_backend_calls_2x(
         e = backend.event(
             sid, at, "the boot after Reset OnIdle", lambda e: e.action == "BootNotification"
         )
-        assert e.payload["reason"] == "RemoteReset", e.payload
+        assert e.payload["reason"] == "ScheduledReset", e.payload
         end = backend.event(sid, at, "Ended before the reset", tx_event("Ended", transactionId=tx))
         assert end.row < e.row and end.payload["transactionInfo"]["stoppedReason"] == "Remote"
         events = ref_events(backend.db)

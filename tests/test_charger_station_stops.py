@@ -22,6 +22,7 @@ from station_harness import (
     tx_messages,
 )
 
+from ocpp_iot.charger_node.registration import boot_reason_after
 from ocpp_iot.rpc import Call, CallResult
 
 
@@ -235,8 +236,13 @@ def test_reset_on_idle_is_scheduled_while_charging(tmp_path: Path, version: str)
     assert b.machine.restart_due is None and b.machine.tx.active()
     evse.at(b.now + 5, "unplug")
     b.run(10)
-    assert b.machine.restart_due == "OnIdle"
+    assert b.machine.restart_due is not None
     _check_end(b, evse, "", "EVDisconnected", "EVCommunicationLost")
+    # the boot after it says it was scheduled (B12; OCTT TC_B_21); an immediate one does not
+    b.restart(boot_reason_after(b.machine.restart_due))
+    b.run(5)
+    assert b.calls("BootNotification")[-1].payload["reason"] == "ScheduledReset"
+    assert boot_reason_after("OnIdle") == boot_reason_after("Immediate") == "RemoteReset"
 
 
 @pytest.mark.parametrize("version", V2)

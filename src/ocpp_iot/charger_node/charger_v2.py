@@ -16,6 +16,7 @@ from ..behaviours import Context, OcppError
 from .charger import send_triggered
 from .device_model import DeviceModelError
 from .messages import iso
+from .registration import SCHEDULED_RESET
 
 if TYPE_CHECKING:
     from .station import StationMachine
@@ -46,7 +47,7 @@ class V2Actions:
         if p.get("evseId"):  # resetting one EVSE alone is not something this node can do
             return {"status": "Rejected"}
         if p["type"] == "OnIdle" and m.tx.active():
-            m.reset_on_idle = "OnIdle"
+            m.reset_on_idle = SCHEDULED_RESET  # B12.FR.01; the boot says ScheduledReset
             return {"status": "Scheduled"}
 
         def go() -> None:

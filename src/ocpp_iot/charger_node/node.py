@@ -5,7 +5,8 @@ flags). :class:`Node` makes the station's files in ``data_dir`` (``outbox.db``, 
 queue and counters; ``device-model.json``, the persisted variables; ``status.json``, what
 ``charger-node status`` shows), the EVSE (simulated, or the user's own class), the station
 machine and the link, and runs them. A Reset restarts all but the hardware, as a reboot would,
-and boots again with reason RemoteReset.
+and boots again with reason RemoteReset (ScheduledReset after a Reset OnIdle that waited for
+the transactions to end).
 
 The link is MQTT (``link="mqtt"``) or a LoRa modem to a ``bridge lora-gateway``
 (``link="lora"``: :class:`~ocpp_iot.transports.lora_link.LoraStationLink`, its counters in
@@ -34,6 +35,7 @@ from ..transports.link import StationLink
 from .device_model import DeviceModel, JsonFileStore
 from .evse import Evse, check_evse
 from .outbox import Outbox, OutboxStore, ReplayPace
+from .registration import boot_reason_after
 from .runtime import Encoding, StationRuntime, steady_clock
 from .simulated import SimulatedEvse
 from .station import BootInfo, StationMachine
@@ -393,7 +395,7 @@ class Node:
                 return
             self.restarts += 1
             log.info("%s: reset (%s): restarting", self.cfg.station_id, reset)
-            reason = "RemoteReset"
+            reason = boot_reason_after(reset)
 
     def _write_status_often(self) -> None:
         try:

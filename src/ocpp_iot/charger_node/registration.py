@@ -22,7 +22,10 @@ from typing import Any, Literal
 
 from .messages import Messages
 
-__all__ = ["BootInfo", "Registration", "RegistrationState", "parse_time"]
+__all__ = [
+    "SCHEDULED_RESET", "BootInfo", "Registration", "RegistrationState", "boot_reason_after",
+    "parse_time",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,15 @@ RegistrationState = Literal["none", "pending", "accepted", "rejected"]
 BOOT_BACKOFF = (10.0, 300.0)
 #: the retry interval when a Pending or Rejected answer gives none
 DEFAULT_RETRY = 30
+#: the reset a station carries out once its transactions have ended (2.x Reset OnIdle answered
+#: Scheduled, B12.FR.01)
+SCHEDULED_RESET = "Scheduled"
+
+
+def boot_reason_after(reset: str) -> str:
+    """The BootNotification's reason after a Reset (2.x BootReasonEnumType): ScheduledReset
+    after one that waited for the transactions to end, else RemoteReset (1.6 has no reason)."""
+    return "ScheduledReset" if reset == SCHEDULED_RESET else "RemoteReset"
 
 
 class BootInfo:
