@@ -178,6 +178,7 @@ def test_set_variables_accepted_changes_the_value_and_the_accessor() -> None:
         (set_item(comp("TxCtrlr"), "TxStartPoint", ""), "InvalidValue"),
         # a stop point the station cannot sense (no parking bay sensor, no signing meter)
         (set_item(comp("TxCtrlr"), "TxStopPoint", "DataSigned"), "NotInValuesList"),
+        (set_item(comp("TxCtrlr"), "TxStartPoint", "ParkingBayOccupancy"), "NotInValuesList"),
         (set_item(comp("TxCtrlr"), "TxStopPoint", "PowerPathClosed"), "NotInValuesList"),
         (set_item(comp("ClockCtrlr"), "TimeSource", "NTP,Sundial"), "NotInValuesList"),
         (set_item(comp("OCPPCommCtrlr"), "HeartbeatInterval", "1" * 1001), "TooLong"),

@@ -16,7 +16,7 @@ __all__ = [
     "AVAILABILITY_STATES",
     "FEATURE_PROFILES",
     "MEASURANDS",
-    "TX_POINTS",
+    "TX_START_POINTS",
     "TX_STOP_POINTS",
     "VarSpec",
     "connector_specs",
@@ -53,19 +53,16 @@ MEASURANDS: tuple[str, ...] = (
     "Voltage",
 )
 
-# TxCtrlr.TxStartPoint / TxStopPoint members (2.0.1 E01/E06: transaction start and stop points).
-TX_POINTS: tuple[str, ...] = (
-    "ParkingBayOccupancy",
-    "EVConnected",
-    "Authorized",
-    "DataSigned",
-    "PowerPathClosed",
-    "EnergyTransfer",
-)
-#: the stop points this station implements (E06): the cable (EVConnected) and the token
-#: (Authorized). Without Authorized, a stop (the token again, RequestStopTransaction, the token
-#: found invalid) withholds the power and the transaction ends when the cable goes; the others
-#: need sensors (a parking bay, a signing meter) the EVSE interface does not have.
+# TxCtrlr.TxStartPoint / TxStopPoint members (2.0.1 E01/E06: transaction start and stop points),
+# of the six the spec names (ParkingBayOccupancy, EVConnected, Authorized, DataSigned,
+# PowerPathClosed, EnergyTransfer) those this station implements: the others need what the EVSE
+# interface does not report (a parking bay sensor, a signing meter, the EV starting to draw), and
+# SetVariables rejects them (NotInValuesList) rather than take them and act otherwise.
+#: start: at the cable, at the token, or when both are there and the relay closes
+TX_START_POINTS: tuple[str, ...] = ("EVConnected", "Authorized", "PowerPathClosed")
+#: stop: the cable (EVConnected) and the token (Authorized). Without Authorized, a stop (the token
+#: again, RequestStopTransaction, the token found invalid) withholds the power and the
+#: transaction ends when the cable goes.
 TX_STOP_POINTS: tuple[str, ...] = ("EVConnected", "Authorized")
 
 # 2.0.1 AvailabilityState OptionList (ChargingStation, EVSE and Connector components).
@@ -234,7 +231,7 @@ def _station_specs(
         _bool("TxCtrlr", "StopTxOnEVSideDisconnect", True, v16="StopTransactionOnEVSideDisconnect"),
         _bool("TxCtrlr", "StopTxOnInvalidId", True, v16="StopTransactionOnInvalidId"),
         VarSpec("TxCtrlr", "TxStartPoint", "MemberList", _a("PowerPathClosed"),
-                values_list=TX_POINTS, nonempty=True, max_limit=200),
+                values_list=TX_START_POINTS, nonempty=True, max_limit=200),
         VarSpec("TxCtrlr", "TxStopPoint", "MemberList", _a("EVConnected,Authorized"),
                 values_list=TX_STOP_POINTS, nonempty=True, max_limit=200),
         # AuthCtrlr / AuthCacheCtrlr (2.0.1 C; 1.6 AuthorizeRemoteTxRequests, LocalPreAuthorize...).

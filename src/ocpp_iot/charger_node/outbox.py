@@ -125,7 +125,6 @@ class Outbox:
         self._db = self.store.db
         #: the rows' station column ("" in a file of the station's own)
         self.station = station
-        self.log = StationLog(log, station)
         # the unused rest of the last reserved block is skipped: never reused
         self._next_mid = self._mid_limit = self._counter("message_id", 1)
         self._in_flight: str | None = None
@@ -233,6 +232,13 @@ class Outbox:
             self.log.warning("outbox full (%d): dropped %s", self.max_messages, names)
         entry = Entry(pos, str(mid), action, body, kind, transaction_id, 0, now, now)
         return Stored(entry, dropped)
+
+    @property
+    def log(self) -> StationLog:
+        """This module's log, the station's id before each message (made when a line is
+        written: a logger adapter kept per station would cost each of ``simulate``'s
+        stations memory for lines that are rare)."""
+        return StationLog(log, self.station)
 
     def head(self) -> Entry | None:
         """The oldest message, whether due or not."""

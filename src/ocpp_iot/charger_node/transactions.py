@@ -10,9 +10,10 @@ Rules implemented (OCPP 2.0.1 part 2 unless said; 1.6 behaves the same way where
 concept):
 
 - E01/E06 start and stop points: ``TxStartPoint`` ``EVConnected`` starts at the cable,
-  ``Authorized`` at the token, anything else (the default ``PowerPathClosed``) when both are there
-  and the relay closes. A transaction ends when the cable goes (with ``StopTxOnEVSideDisconnect``;
-  without, it goes on unpowered until the cable is back), the same token is presented again
+  ``Authorized`` at the token, ``PowerPathClosed`` (the default) when both are there and the
+  relay closes (the device model takes no other member). A transaction ends when the cable
+  goes (with ``StopTxOnEVSideDisconnect``; without, it goes on unpowered until the cable is
+  back), the same token is presented again
   (StopAuthorized), the back end stops it (RemoteStop), the token is found invalid
   (``StopTxOnInvalidId``), or on a reset. The three stops by the token end it only while
   ``TxStopPoint`` has ``Authorized``; without, the power goes off and it ends when the cable
@@ -51,7 +52,6 @@ from .evse import (
     Unplugged,
 )
 from .messages import Messages, StopReason, Trigger
-from .station_log import StationLog
 from .tx_records import TX_KEY, ConnectorState, Port, Tx, TxRecords
 
 __all__ = ["ConnectorState", "Port", "TX_KEY", "Transactions", "Tx"]
@@ -62,12 +62,13 @@ log = logging.getLogger(__name__)
 class Transactions(TxRecords):
     """The connectors of one station and their transactions."""
 
+    _logger = log
+
     def __init__(self, evse: Evse, model: DeviceModel, messages: Messages, port: Port) -> None:
         self.evse = evse
         self.model = model
         self.messages = messages
         self.port = port
-        self.log = StationLog(log, port.station_id)
         self.connectors = {c.number: ConnectorState(c) for c in evse.connectors}
         self.auth = AuthCache(model, port.remember_token)
         #: new transactions may start (False once the station is shutting down)

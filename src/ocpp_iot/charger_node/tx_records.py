@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from .device_model import DeviceModel
 from .evse import Connector, Evse, MeterReading
@@ -149,7 +149,13 @@ class TxRecords:
     messages: Messages
     port: Port
     connectors: dict[int, ConnectorState]
-    log: StationLog
+    _logger: ClassVar[logging.Logger] = log
+
+    @property
+    def log(self) -> StationLog:
+        """The log, the station's id before each message (made when a line is written: an
+        adapter kept per station would cost each of ``simulate``'s stations memory)."""
+        return StationLog(self._logger, self.port.station_id)
 
     # -- views --------------------------------------------------------------------------------
 
