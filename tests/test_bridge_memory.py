@@ -597,6 +597,47 @@ def test_repeated_call_runs_its_handler_once_across_a_restart(tmp_path: Path) ->
     assert handler.runs == [("CP1", "Heartbeat", "d1"), ("CP1", "Heartbeat", "d2")]
 
 
+def test_a_reused_message_id_with_another_call_is_handled(tmp_path: Path) -> None:
+    """A station that starts its message ids again (its data directory made anew, a second
+    ``simulate`` run) sends another CALL under an id answered before: that is a new CALL, not a
+    repeat (OCPP-J asks ids to be unique only within a connection), so its handler runs and it
+    gets its own answer; from the bridge's memory and, after a restart, from its store. The
+    very same CALL again is still a repeat."""
+    handler = Counting()
+    db = db_of(tmp_path)
+
+    async def scenario() -> list[Any]:
+        broker = MemoryBroker()
+        st = Station(broker, "CP1")
+        got: list[Any] = []
+        async with running(broker, db, {"2.0.1": handler}):
+            await st.start()
+            st.call("7", "Heartbeat", {})
+            got.append(_wire.decode((await st.message()).payload)[1])
+            st.call("7", "Authorize", {"idToken": {"idToken": "A", "type": "ISO14443"}})
+            got.append(_wire.decode((await st.message()).payload)[1])
+            again = st.call("8", "Authorize", {"idToken": {"idToken": "B", "type": "ISO14443"}})
+            got.append(_wire.decode((await st.message()).payload)[1])
+        async with running(broker, db, {"2.0.1": handler}):
+            st.call("8", "Heartbeat", {})  # known to the store only
+            got.append(_wire.decode((await st.message()).payload)[1])
+            st.raw(again)  # the Authorize "8" once more: a repeat now? no: "8" is a Heartbeat
+            got.append(_wire.decode((await st.message()).payload)[1])
+            st.raw(again)  # and this copy is the repeat of the one just handled
+            got.append(_wire.decode((await st.message()).payload)[1])
+        return got
+
+    got = run(scenario())
+    assert [type(g).__name__ for g in got] == ["CallResult"] * 6, got
+    assert "currentTime" in got[0].payload and "idTokenInfo" in got[1].payload
+    assert "idTokenInfo" in got[2].payload and "currentTime" in got[3].payload
+    assert "idTokenInfo" in got[4].payload and got[5].payload == got[4].payload
+    assert handler.runs == [
+        ("CP1", "Heartbeat", "7"), ("CP1", "Authorize", "7"), ("CP1", "Authorize", "8"),
+        ("CP1", "Heartbeat", "8"), ("CP1", "Authorize", "8"),
+    ]  # fmt: skip
+
+
 # -- 11. the station summary -------------------------------------------------------------------
 
 

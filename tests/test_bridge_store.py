@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,18 +52,59 @@ def test_in_progress_marks_between_workers(store: SqliteStore) -> None:
     assert store.claim_call("CP1", "1", "w0", 112.0).claim is Claim.NEW
 
 
+@pytest.mark.parametrize("mark", [False, True])
+def test_another_call_under_an_answered_id_is_new(store: SqliteStore, mark: bool) -> None:
+    """A fingerprint that differs from the stored answer's (a station whose ids started over)
+    is another CALL: NEW, and its answer replaces the old one; the same fingerprint, or none
+    on either side (an answer stored by an earlier layout), is a repeat."""
+    assert store.finish_calls([finish("CP1", "1", b"old", fingerprint=11)]) == [None]
+    same = store.claim_call("CP1", "1", "w0", 101.0, mark=mark, fingerprint=11)
+    assert (same.claim, same.response) == (Claim.DONE, b"old")
+    unknown = store.claim_call("CP1", "1", "w0", 101.0, mark=mark)
+    assert unknown.claim is Claim.DONE
+    other = store.claim_call("CP1", "1", "w0", 102.0, mark=mark, fingerprint=22)
+    assert other.claim is Claim.NEW
+    assert store.finish_calls([finish("CP1", "1", b"new", fingerprint=22)]) == [None]
+    assert store.claim_call("CP1", "1", "w1", 103.0, fingerprint=22).response == b"new"
+    # a second copy of the new CALL, answered late, finds the new answer (not a third)
+    assert store.finish_calls([finish("CP1", "1", b"again", fingerprint=22)]) == [b"new"]
+    assert store.claim_call("CP1", "1", "w1", 104.0, fingerprint=11).claim is Claim.NEW
+
+
+def test_an_earlier_layout_gets_the_fingerprint_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE bridge_calls (station TEXT NOT NULL, message_id TEXT NOT NULL, owner TEXT,"
+        " started REAL NOT NULL, finished REAL, response BLOB, PRIMARY KEY (station, message_id))"
+        " WITHOUT ROWID"
+    )
+    db.execute("INSERT INTO bridge_calls VALUES ('CP1', '1', NULL, 1.0, 1.0, x'6f6c64')")
+    db.commit()
+    db.close()
+    store = SqliteStore(str(path))
+    try:
+        assert store.claim_call("CP1", "1", "w0", 2.0, fingerprint=5).response == b"old"
+        assert store.finish_calls([finish("CP1", "2", b"two", fingerprint=6)]) == [None]
+        assert store.claim_call("CP1", "2", "w0", 3.0, fingerprint=7).claim is Claim.NEW
+    finally:
+        store.close()
+
+
 def test_claims_of_one_read_together(store: SqliteStore) -> None:
     """claim_calls: one result per key, in order; answered ones DONE; with marks, a key given
     twice is BUSY the second time and every NEW one is marked for other workers."""
     assert store.finish_calls([finish("CP1", "1", b"one", state={"n": 1})]) == [None]
-    keys = [("CP1", "1"), ("CP1", "2"), ("CP2", "1"), ("CP2", "1")]
+    keys = [("CP1", "1", None), ("CP1", "2", None), ("CP2", "1", None), ("CP2", "1", None)]
     looked = store.claim_calls(keys, "w0", 101.0, mark=False)
     assert [c.claim for c in looked] == [Claim.DONE, Claim.NEW, Claim.NEW, Claim.NEW]
     assert looked[0].response == b"one" and looked[1].state == {"n": 1}
     marked = store.claim_calls(keys, "w0", 101.0)
     assert [c.claim for c in marked] == [Claim.DONE, Claim.NEW, Claim.NEW, Claim.BUSY]
     assert marked[1].state == {"n": 1}
-    other = store.claim_calls([("CP1", "2"), ("CP2", "1"), ("CP3", "1")], "w1", 102.0)
+    other = store.claim_calls(
+        [("CP1", "2", None), ("CP2", "1", None), ("CP3", "1", None)], "w1", 102.0
+    )
     assert [c.claim for c in other] == [Claim.BUSY, Claim.BUSY, Claim.NEW]
     assert store.claim_calls([], "w0", 103.0) == []
 
@@ -245,7 +287,7 @@ def test_a_worker_takes_its_own_abandoned_mark_again(store: SqliteStore) -> None
     assert store.claim_call("CP1", "7", "w1", 101.0).claim is Claim.BUSY  # in hand at w0
     assert store.claim_call("CP1", "7", "w0", 102.0).claim is Claim.NEW  # w0 asks again
     # within one claim, the second copy of a key is still BUSY
-    twice = store.claim_calls([("CP1", "8"), ("CP1", "8")], "w0", 103.0)
+    twice = store.claim_calls([("CP1", "8", None), ("CP1", "8", None)], "w0", 103.0)
     assert [c.claim for c in twice] == [Claim.NEW, Claim.BUSY]
 
 
@@ -254,17 +296,17 @@ def test_look_up_calls_reads_committed_answers_on_its_own_connection(tmp_path: P
     never holds them up); an in-memory database, which no second connection sees, says None."""
     store = SqliteStore(str(tmp_path / "b.db"))
     assert store.finish_calls([finish("CP1", "1", b"x")]) == [None]
-    got = store.look_up_calls([("CP1", "1"), ("CP1", "2")])
+    got = store.look_up_calls([("CP1", "1", None), ("CP1", "2", None)])
     assert got is not None and [c.claim for c in got] == [Claim.DONE, Claim.NEW]
     assert got[0].response == b"x"
     # the writer holding its write lock does not make the reader wait
     store._db.execute("BEGIN IMMEDIATE")
     try:
         t0 = time.monotonic()
-        again = store.look_up_calls([("CP1", "1")])
+        again = store.look_up_calls([("CP1", "1", None)])
         assert again is not None and again[0].claim is Claim.DONE
         assert time.monotonic() - t0 < 0.5
     finally:
         store._db.execute("ROLLBACK")
     store.close()
-    assert SqliteStore(":memory:").look_up_calls([("CP1", "1")]) is None
+    assert SqliteStore(":memory:").look_up_calls([("CP1", "1", None)]) is None

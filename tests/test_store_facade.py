@@ -54,7 +54,11 @@ def push(item: Any) -> Callable[[Any], tuple[Any, int]]:
 
 #: one or more calls of every store method, in an order that exercises each branch
 OPS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
-    ("claim_calls", ([("CP1", "1"), ("CP1", "2"), ("CP1", "2")], "w0", 100.0), {}),
+    (
+        "claim_calls",
+        ([("CP1", "1", None), ("CP1", "2", None), ("CP1", "2", None)], "w0", 100.0),
+        {},
+    ),
     ("claim_call", ("CP1", "3", "w0", 100.0), {"mark": False}),
     ("claim_call", ("CP1", "1", "w1", 100.5), {}),
     (
@@ -68,7 +72,11 @@ OPS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
         {},
     ),
     ("finish_calls", ([fin("CP1", "1", b"again")],), {}),
-    ("claim_calls", ([("CP1", "1"), ("CP1", "2"), ("CP2", "1")], "w1", 101.0), {"mark": False}),
+    (
+        "claim_calls",
+        ([("CP1", "1", None), ("CP1", "2", None), ("CP2", "1", None)], "w1", 101.0),
+        {"mark": False},
+    ),
     ("release_owner", ("w0",), {}),
     ("station_version", ("CP1",), {}),
     ("station_version", ("CP9",), {}),
@@ -271,7 +279,7 @@ def test_a_statement_failing_mid_transaction_reaches_the_caller(tmp_path: Path) 
     store = SqliteStore(str(tmp_path / "s.sqlite3"))
     failing = FailingConnection(store._db, "INSERT INTO bridge_calls", 2)
     store._db = failing  # type: ignore[assignment]
-    keys = [("CP1", "1"), ("CP1", "2"), ("CP1", "3")]
+    keys = [("CP1", "1", None), ("CP1", "2", None), ("CP1", "3", None)]
 
     async def main() -> None:
         facade = AsyncStore(store, in_loop=False)  # the database thread's connection fails
@@ -308,7 +316,7 @@ def test_disk_full_reaches_the_caller_and_a_later_call_succeeds(tmp_path: Path) 
             await facade.finish_calls([big])
         with pytest.raises(sqlite3.OperationalError, match="full"):
             await facade.finish_calls([big_write])
-        keys = [("CP1", "1"), ("CP1", "2")]
+        keys = [("CP1", "1", None), ("CP1", "2", None)]
         looked = await facade.claim_calls(keys, "w0", 101.0, mark=False)
         assert [c.claim for c in looked] == [Claim.NEW, Claim.NEW]
         await facade.call(limit, 1_000_000)
@@ -351,7 +359,7 @@ def test_claims_and_answers_are_stored_in_the_loop_while_the_thread_is_idle(
 
     async def main() -> None:
         facade = AsyncStore(store)
-        claimed = facade.claim_calls([("CP1", "1"), ("CP1", "1")], "w0", 100.0)
+        claimed = facade.claim_calls([("CP1", "1", None), ("CP1", "1", None)], "w0", 100.0)
         assert claimed.done()
         assert [c.claim for c in claimed.result()] == [Claim.NEW, Claim.BUSY]
         stored = facade.finish_calls([fin("CP1", "1", b"a", state={"n": 1})])
@@ -359,13 +367,13 @@ def test_claims_and_answers_are_stored_in_the_loop_while_the_thread_is_idle(
         gate = threading.Event()
         held = facade.call(gate.wait, 10)  # the database thread is busy from now on
         later = facade.finish_calls([fin("CP1", "2", b"b")])
-        marked = facade.claim_calls([("CP1", "3")], "w0", 101.0)
-        looked = facade.claim_calls([("CP1", "1")], "w0", 101.0, mark=False)
+        marked = facade.claim_calls([("CP1", "3", None)], "w0", 101.0)
+        looked = facade.claim_calls([("CP1", "1", None)], "w0", 101.0, mark=False)
         assert not later.done() and not marked.done()
         assert looked.done()  # a lookup writes nothing: it reads in the loop even now
         assert looked.result()[0].response == b"a"
         # queued behind the finish: the thread's claim sees the answer stored before it
-        behind = facade.claim_calls([("CP1", "2")], "w1", 101.0)
+        behind = facade.claim_calls([("CP1", "2", None)], "w1", 101.0)
         gate.set()
         assert await held is True
         assert await later == [None]
@@ -393,7 +401,7 @@ def test_a_write_lock_held_elsewhere_sends_the_call_to_the_thread(tmp_path: Path
         other.execute("BEGIN IMMEDIATE")
         t0 = time.monotonic()
         stored = facade.finish_calls([fin("CP1", "1", b"a")])
-        claimed = facade.claim_calls([("CP1", "2")], "w0", 100.0)
+        claimed = facade.claim_calls([("CP1", "2", None)], "w0", 100.0)
         assert time.monotonic() - t0 < 0.5  # the loop did not wait for the lock
         assert not stored.done() and not claimed.done()
         await asyncio.sleep(0.05)
@@ -401,7 +409,7 @@ def test_a_write_lock_held_elsewhere_sends_the_call_to_the_thread(tmp_path: Path
         other.execute("COMMIT")
         assert await stored == [None]
         assert [c.claim for c in await claimed] == [Claim.NEW]
-        done = await facade.claim_calls([("CP1", "1")], "w1", 101.0)
+        done = await facade.claim_calls([("CP1", "1", None)], "w1", 101.0)
         assert (done[0].claim, done[0].response) == (Claim.DONE, b"a")
         await facade.close()
 
@@ -412,11 +420,11 @@ def test_a_failure_in_the_loop_is_rolled_back_and_the_thread_does_it(tmp_path: P
     """A statement of the loop's connection fails mid-transaction: what it did is rolled
     back and the database thread does the whole call again (each CALL marked once)."""
     store = SqliteStore(str(tmp_path / "s.sqlite3"))
-    assert store.look_up_calls([("CP0", "0")]) is not None  # opens the loop's connection
+    assert store.look_up_calls([("CP0", "0", None)]) is not None  # opens the loop's connection
     assert store._now_db is not None
     failing = FailingConnection(store._now_db, "INSERT INTO bridge_calls", 2)
     store._now_db = failing  # type: ignore[assignment]
-    keys = [("CP1", "1"), ("CP1", "2"), ("CP1", "3")]
+    keys = [("CP1", "1", None), ("CP1", "2", None), ("CP1", "3", None)]
 
     async def main() -> None:
         facade = AsyncStore(store)

@@ -133,6 +133,7 @@ class Answers:
             state if changed else None,
             outcome.effects,
             touch,
+            item.fingerprint,
         )
         self.inbound.sessions[item.station].respond(answer, stored=data)
         self._push(Ready(item, data, answer, finish, done, state if changed else None))

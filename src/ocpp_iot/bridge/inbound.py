@@ -45,7 +45,7 @@ from ..rpc import Answer as CachedAnswer
 from ..transports.mqtt import Message
 from .answers import Answers, Backoff
 from .backend import Outcome
-from .store import Claim, ClaimResult, answered_now, store_future
+from .store import CallKey, Claim, ClaimResult, answered_now, store_future
 
 if TYPE_CHECKING:
     from .service import Bridge
@@ -59,14 +59,32 @@ _RETRY_MAX = 30.0
 
 class StationCache(MemoryAnswerCache):
     """One station's answer cache for its :class:`Session`: the last few answers in memory,
-    and what the store said about the CALLs of the batch in hand (primed before the session
-    sees them)."""
+    with the fingerprints of the CALLs they answer (:data:`~.store.CallKey`), and what the
+    store said about the CALLs of the batch in hand (primed before the session sees them)."""
 
-    __slots__ = ("primed",)
+    __slots__ = ("primed", "_fingerprints")
 
     def __init__(self, remember: int = 8) -> None:
         super().__init__(remember)
         self.primed: dict[str, CachedAnswer | InHand | None] = {}
+        self._fingerprints: dict[str, int] = {}
+
+    def admit(self, message_id: str, fingerprint: int | None) -> None:
+        """A CALL ``message_id`` arrived with ``fingerprint``: an answer remembered for another
+        CALL under that id (a station whose ids started over) is forgotten, so the session
+        takes this one for new. One still in hand stays (this copy waits as a repeat would,
+        unanswered: the station sends it again, and then it is new)."""
+        if fingerprint is None:
+            return
+        value = self._entries.get(message_id)
+        if value is IN_HAND:
+            return
+        if value is not None and self._fingerprints.get(message_id, fingerprint) != fingerprint:
+            self.discard(message_id)
+        self._fingerprints[message_id] = fingerprint
+        if len(self._fingerprints) > 4 * self.limit:  # those of forgotten answers go too
+            entries = self._entries
+            self._fingerprints = {k: v for k, v in self._fingerprints.items() if k in entries}
 
     def get(self, message_id: str) -> CachedAnswer | InHand | None:
         value = self._entries.get(message_id)
@@ -91,6 +109,8 @@ class Item:
     #: the answer decided before any handler (a CALLERROR for an unreadable frame)
     reject: CallError | None = None
     claim: ClaimResult | None = None
+    #: of the CALL's bytes (:data:`~.store.CallKey`): a repeat has the same
+    fingerprint: int | None = None
 
 
 @dataclass(slots=True)
@@ -194,15 +214,16 @@ class Inbound:
 
     def _look_up(self, items: list[Item]) -> _Lookup | None:
         """Ask the store about the items' CALLs not answered here lately (None: no such CALL)."""
-        keys: list[tuple[str, str]] = []
+        keys: list[CallKey] = []
         owners: list[Item] = []
         for item in items:
             frame = item.frame
             if isinstance(frame, Call) and item.reject is None:
                 cache = self.session(item.station, item.version).cache
                 assert isinstance(cache, StationCache)
+                cache.admit(frame.message_id, item.fingerprint)
                 if cache.known(frame.message_id) is None:
-                    keys.append((item.station, frame.message_id))
+                    keys.append((item.station, frame.message_id, item.fingerprint))
                     owners.append(item)
         if not keys:
             return None

@@ -24,6 +24,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -284,7 +285,11 @@ class Bridge:
             self._undecodable(station, msg, _wire.DecodeError(f"codec failure: {exc}"), as_json)
             return
         self.mirror.up(station, version, frame, msg.payload)
-        if isinstance(frame, Call | Send):
+        if isinstance(frame, Call):
+            # the bytes' CRC-32 tells a repeat from another CALL reusing the id (store.CallKey)
+            item = Item(station, msg, version, frame, as_json, fingerprint=zlib.crc32(msg.payload))
+            self.inbound.submit(item)
+        elif isinstance(frame, Send):
             self.inbound.submit(Item(station, msg, version, frame, as_json))
         elif isinstance(frame, CallResult | CallError):
             self._spawn(self.outbound.answered(station, frame, msg))

@@ -15,6 +15,7 @@ uses a store through :class:`AsyncStore`, which runs it on a thread of its own.
 """
 
 from ._types import (
+    CallKey,
     Claim,
     ClaimResult,
     EffectsFailed,
@@ -29,6 +30,7 @@ from .sqlite import SqliteStore
 
 __all__ = [
     "AsyncStore",
+    "CallKey",
     "Claim",
     "ClaimResult",
     "EffectsFailed",

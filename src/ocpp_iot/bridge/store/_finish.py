@@ -23,11 +23,14 @@ from typing import Any
 from ._errors import RetryWithSavepoints, store_failure
 from ._types import EffectsFailed, Finish
 
+#: store an answer, unless another copy of the same CALL stored one first; an answer to another
+#: CALL under the same id (fingerprints that differ: ``CallKey``) is replaced
 FINISH = (
-    "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response) "
-    "VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE SET "
-    "finished=excluded.finished, response=excluded.response, owner=NULL "
-    "WHERE bridge_calls.finished IS NULL"
+    "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response, "
+    "fingerprint) VALUES (?, ?, NULL, ?, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE "
+    "SET finished=excluded.finished, response=excluded.response, owner=NULL, "
+    "fingerprint=excluded.fingerprint WHERE bridge_calls.finished IS NULL OR "
+    "bridge_calls.fingerprint != excluded.fingerprint"
 )
 #: version and last-seen time, and the state if one is given (NULL keeps the stored one)
 STATION = (
@@ -37,6 +40,10 @@ STATION = (
 )
 
 Result = bytes | EffectsFailed | None
+
+
+def finish_row(it: Finish) -> tuple[Any, ...]:
+    return (it.station, it.message_id, it.now, it.now, it.response, it.fingerprint)
 
 
 def _station_row(it: Finish) -> tuple[Any, ...]:
@@ -67,7 +74,7 @@ def _finish(db: sqlite3.Connection, items: Sequence[Finish], *, savepoints: bool
         if savepoint:
             db.execute("SAVEPOINT item")
         try:
-            cur = db.execute(FINISH, (it.station, it.message_id, it.now, it.now, it.response))
+            cur = db.execute(FINISH, finish_row(it))
             if cur.rowcount == 0:  # another copy was answered first
                 if savepoint:
                     db.execute("RELEASE item")

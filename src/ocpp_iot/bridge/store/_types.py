@@ -8,6 +8,11 @@ from enum import Enum
 from typing import Any, Protocol, TypeVar
 
 Statement = tuple[str, Sequence[Any]]
+#: a received CALL: ``(station, message_id, fingerprint)``. The fingerprint (a CRC-32 of the
+#: frame's bytes; None: not known) tells a repeat, the same CALL again, from another CALL that
+#: reuses the id (a station whose counter started over: OCPP-J asks ids to be unique within a
+#: connection only); a stored answer is a repeat's only if the fingerprints agree.
+CallKey = tuple[str, str, int | None]
 T = TypeVar("T")
 
 #: ``update_station_state``'s function: the stored value (None: none) -> (new value, result)
@@ -39,6 +44,7 @@ class Finish:
     state: dict[str, Any] | None = None  #: None: unchanged
     effects: Sequence[Statement] = ()
     touch_station: bool = True  #: record version and last-seen time
+    fingerprint: int | None = None  #: of the CALL answered (:data:`CallKey`)
 
 
 class EffectsFailed(Exception):
@@ -59,10 +65,19 @@ class Store(Protocol):
     path: str
 
     def claim_call(
-        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
+        self,
+        station: str,
+        message_id: str,
+        owner: str,
+        now: float,
+        *,
+        mark: bool = True,
+        fingerprint: int | None = None,
     ) -> ClaimResult:
         """Look a received CALL up: answered before (DONE, with the answer), in hand elsewhere
-        (BUSY), or NEW, with the station's state.
+        (BUSY), or NEW, with the station's state. An answer stored for another CALL under the
+        same id (the fingerprints differ, :data:`CallKey`) does not count: NEW, and the new
+        answer replaces it.
 
         With ``mark`` the CALL is also marked in progress by ``owner``, so that other workers
         leave a repeated copy alone; a mark older than the lease counts as abandoned (its
@@ -72,9 +87,9 @@ class Store(Protocol):
         ...
 
     def claim_calls(
-        self, keys: Sequence[tuple[str, str]], owner: str, now: float, *, mark: bool = True
+        self, keys: Sequence[CallKey], owner: str, now: float, *, mark: bool = True
     ) -> list[ClaimResult]:
-        """:meth:`claim_call` for several ``(station, message_id)`` at once, in one
+        """:meth:`claim_call` for several :data:`CallKey` at once, in one
         transaction: the bridge claims all the CALLs of one socket read together. Results are
         in the order of ``keys``; a key given twice is BUSY the second time when ``mark``."""
         ...

@@ -42,7 +42,7 @@ from queue import SimpleQueue
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from ._types import ClaimResult, EffectsFailed, Finish, StateUpdate, Store
+from ._types import CallKey, ClaimResult, EffectsFailed, Finish, StateUpdate, Store
 
 log = logging.getLogger("ocpp_iot.bridge")
 
@@ -279,12 +279,16 @@ class AsyncStore:
     # -- the store's methods -------------------------------------------------------------------
 
     def claim_call(
-        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
-    ) -> asyncio.Future[ClaimResult]:
-        return self.call(self.store.claim_call, station, message_id, owner, now, mark=mark)
+        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True,
+        fingerprint: int | None = None,
+    ) -> asyncio.Future[ClaimResult]:  # fmt: skip
+        return self.call(
+            self.store.claim_call, station, message_id, owner, now, mark=mark,
+            fingerprint=fingerprint,
+        )  # fmt: skip
 
     def claim_calls(
-        self, keys: Sequence[tuple[str, str]], owner: str, now: float, *, mark: bool = True
+        self, keys: Sequence[CallKey], owner: str, now: float, *, mark: bool = True
     ) -> asyncio.Future[list[ClaimResult]]:
         if mark:
             now_fut = self._now("claim_calls_now", keys, owner, now)
@@ -299,7 +303,7 @@ class AsyncStore:
             return now_fut
         return self.call(self.store.claim_calls, keys, owner, now, mark=mark)
 
-    def _look_up(self, keys: Sequence[tuple[str, str]]) -> asyncio.Future[Any] | None:
+    def _look_up(self, keys: Sequence[CallKey]) -> asyncio.Future[Any] | None:
         look_up = getattr(self.store, "look_up_calls", None)
         results = look_up(keys) if look_up is not None else None
         if results is None:

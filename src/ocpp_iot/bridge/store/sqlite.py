@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from . import _finish
 from ._errors import RetryWithSavepoints, Tx, roll_back
-from ._types import Claim, ClaimResult, EffectsFailed, Finish, StateUpdate, T
+from ._types import CallKey, Claim, ClaimResult, EffectsFailed, Finish, StateUpdate, T
 
 R = TypeVar("R")
 
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS bridge_calls (
     started REAL NOT NULL,
     finished REAL,
     response BLOB,
+    fingerprint INTEGER,
     PRIMARY KEY (station, message_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bridge_calls_finished ON bridge_calls (finished);
@@ -83,6 +84,10 @@ class SqliteStore:
             # the queue of CALLs to stations is each station's rpc.OutboundQueue now, kept with
             # update_station_state; the table of an earlier layout goes
             self._db.execute("DROP TABLE IF EXISTS bridge_outgoing")
+            # a store of an earlier layout: its answers have no fingerprint (taken as matching)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(bridge_calls)")}
+            if "fingerprint" not in columns:
+                self._db.execute("ALTER TABLE bridge_calls ADD COLUMN fingerprint INTEGER")
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -92,35 +97,39 @@ class SqliteStore:
     # -- received CALLs ----------------------------------------------------------------------
 
     def claim_call(
-        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True
-    ) -> ClaimResult:
-        return self.claim_calls([(station, message_id)], owner, now, mark=mark)[0]
+        self, station: str, message_id: str, owner: str, now: float, *, mark: bool = True,
+        fingerprint: int | None = None,
+    ) -> ClaimResult:  # fmt: skip
+        return self.claim_calls([(station, message_id, fingerprint)], owner, now, mark=mark)[0]
 
     def claim_calls(
-        self, keys: Sequence[tuple[str, str]], owner: str, now: float, *, mark: bool = True
+        self, keys: Sequence[CallKey], owner: str, now: float, *, mark: bool = True
     ) -> list[ClaimResult]:
         if not keys:
             return []
         if not mark:
             with self._lock:
-                return [self._look_up(self._db, station, mid) for station, mid in keys]
+                return [self._look_up(self._db, *key) for key in keys]
         with self._lock:
             return self._mark_all(self._db, keys, owner, now)
 
     def _mark_all(
-        self, db: sqlite3.Connection, keys: Sequence[tuple[str, str]], owner: str, now: float
+        self, db: sqlite3.Connection, keys: Sequence[CallKey], owner: str, now: float
     ) -> list[ClaimResult]:
         with Tx(db):  # one write transaction for all of them
             fresh: set[tuple[str, str]] = set()  # marked by this very call
-            return [self._mark(db, station, mid, owner, now, fresh) for station, mid in keys]
+            return [self._mark(db, key, owner, now, fresh) for key in keys]
 
-    def _look_up(self, db: sqlite3.Connection, station: str, message_id: str) -> ClaimResult:
-        # one statement: the answer if any, and the station's state
+    def _look_up(
+        self, db: sqlite3.Connection, station: str, message_id: str, fingerprint: int | None
+    ) -> ClaimResult:
+        # one statement: the answer if any (to this CALL: not to another under the same id),
+        # and the station's state
         row = db.execute(
-            "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND "
-            "message_id=?2 AND finished IS NOT NULL), "
-            "(SELECT state FROM bridge_stations WHERE station=?1)",
-            (station, message_id),
+            "SELECT (SELECT response FROM bridge_calls WHERE station=?1 AND message_id=?2 "
+            "AND finished IS NOT NULL AND (fingerprint IS NULL OR ?3 IS NULL OR "
+            "fingerprint=?3)), (SELECT state FROM bridge_stations WHERE station=?1)",
+            (station, message_id, fingerprint),
         ).fetchone()
         if row[0] is not None:
             return ClaimResult(Claim.DONE, bytes(row[0]), {})
@@ -129,29 +138,38 @@ class SqliteStore:
     def _mark(
         self,
         db: sqlite3.Connection,
-        station: str,
-        message_id: str,
+        call: CallKey,
         owner: str,
         now: float,
         fresh: set[tuple[str, str]],
     ) -> ClaimResult:
+        station, message_id, fingerprint = call
         row = db.execute(
-            "SELECT owner, started, finished, response FROM bridge_calls "
+            "SELECT owner, started, finished, response, fingerprint FROM bridge_calls "
             "WHERE station=? AND message_id=?",
             (station, message_id),
         ).fetchone()
         key = (station, message_id)
         if row is None:
             db.execute(
-                "INSERT INTO bridge_calls (station, message_id, owner, started) "
-                "VALUES (?, ?, ?, ?)",
-                (station, message_id, owner, now),
+                "INSERT INTO bridge_calls (station, message_id, owner, started, fingerprint) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (station, message_id, owner, now, fingerprint),
             )
             fresh.add(key)
             return ClaimResult(Claim.NEW, None, self._state(db, station))
-        prev_owner, started, finished, response = row
+        prev_owner, started, finished, response, stored = row
         if finished is not None:
-            return ClaimResult(Claim.DONE, bytes(response), {})
+            if stored is None or fingerprint is None or stored == fingerprint:
+                return ClaimResult(Claim.DONE, bytes(response), {})
+            # another CALL under this id answered before: this one is new, marked in place
+            fresh.add(key)
+            db.execute(
+                "UPDATE bridge_calls SET owner=?, started=?, finished=NULL, response=NULL, "
+                "fingerprint=? WHERE station=? AND message_id=?",
+                (owner, now, fingerprint, station, message_id),
+            )
+            return ClaimResult(Claim.NEW, None, self._state(db, station))
         if key in fresh:  # the same CALL twice in one claim: the first copy has it
             return ClaimResult(Claim.BUSY, None, {})
         # Our own mark from an earlier claim: the worker's session, which knows what is really
@@ -182,9 +200,7 @@ class SqliteStore:
         if len(items) == 1 and not items[0].effects and items[0].state is None:
             it = items[0]
             if not it.touch_station:  # the common case: one statement, its own transaction
-                cur = db.execute(
-                    _finish.FINISH, (it.station, it.message_id, it.now, it.now, it.response)
-                )
+                cur = db.execute(_finish.FINISH, _finish.finish_row(it))
                 if cur.rowcount:
                     return [None]
                 return [_finish.stored_response(db, it)]
@@ -210,14 +226,14 @@ class SqliteStore:
     # the committed state (answers not yet committed are not there: the bridge's session knows
     # those).
 
-    def look_up_calls(self, keys: Sequence[tuple[str, str]]) -> list[ClaimResult] | None:
+    def look_up_calls(self, keys: Sequence[CallKey]) -> list[ClaimResult] | None:
         """:meth:`claim_calls` without marks (one worker: nothing to write), in the loop."""
         if not keys:
             return []
-        return self._now(lambda db: [self._look_up(db, station, mid) for station, mid in keys])
+        return self._now(lambda db: [self._look_up(db, *key) for key in keys])
 
     def claim_calls_now(
-        self, keys: Sequence[tuple[str, str]], owner: str, now: float
+        self, keys: Sequence[CallKey], owner: str, now: float
     ) -> list[ClaimResult] | None:
         """:meth:`claim_calls` with marks (several workers), in the loop."""
         if not keys:
