@@ -318,6 +318,13 @@ def _withheld(b: Bench, evse: ScriptedEvse, trigger: str) -> None:
     assert evse.meter(1, b.now).energy_wh == register
 
 
+def _ends_at_the_unplug(b: Bench, evse: ScriptedEvse, reason: str) -> None:
+    """The cable goes: the transaction ends with the stop's ``reason`` (E06: EVConnected)."""
+    evse.at(b.now + 5, "unplug")
+    b.run(10)
+    _check_end(b, evse, "", reason, "EVCommunicationLost")
+
+
 @pytest.mark.parametrize("version", V2)
 def test_without_the_authorized_stop_point_the_token_again_ends_it_at_the_unplug(
     tmp_path: Path, version: str
@@ -330,9 +337,7 @@ def test_without_the_authorized_stop_point_the_token_again_ends_it_at_the_unplug
     evse.at(b.now + 6, "plug")  # a cable event that is no unplug changes nothing either
     b.run(10)
     assert b.machine.tx.active() and not evse.relay[1]
-    evse.at(b.now + 5, "unplug")
-    b.run(10)
-    _check_end(b, evse, "", "Local", "EVCommunicationLost")
+    _ends_at_the_unplug(b, evse, "Local")
 
 
 @pytest.mark.parametrize("version", V2)
@@ -346,9 +351,7 @@ def test_without_the_authorized_stop_point_a_remote_stop_ends_it_at_the_unplug(
     _withheld(b, evse, "RemoteStop")
     status = b.call("GetTransactionStatus", {"transactionId": _tx_id(b)})
     assert isinstance(status, CallResult) and status.payload["ongoingIndicator"] is True
-    evse.at(b.now + 5, "unplug")
-    b.run(10)
-    _check_end(b, evse, "", "Remote", "EVCommunicationLost")
+    _ends_at_the_unplug(b, evse, "Remote")
 
 
 @pytest.mark.parametrize("version", V2)
@@ -362,9 +365,7 @@ def test_without_the_authorized_stop_point_an_invalid_token_ends_it_at_the_unplu
     evse.at(T0 + 11, "token", token="T1")
     b.run(30)
     _withheld(b, evse, "Deauthorized")
-    evse.at(b.now + 5, "unplug")
-    b.run(10)
-    _check_end(b, evse, "", "DeAuthorized", "EVCommunicationLost")
+    _ends_at_the_unplug(b, evse, "DeAuthorized")
 
 
 @pytest.mark.parametrize("version", V2)
