@@ -131,6 +131,23 @@ def test_a_fault_cleared_at_a_sample_instant_still_reports_charging(
     assert [x for x in states if x][-1] == "Charging", states
 
 
+@pytest.mark.parametrize("version", V2)
+def test_a_fault_cleared_while_the_ev_pauses_says_suspended_ev(
+    tmp_path: Path, version: str
+) -> None:
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse).start()
+    evse.at(T0 + 10, "plug")
+    evse.at(T0 + 11, "token")
+    evse.at(T0 + 20, "suspend")
+    evse.at(T0 + 25, "fault")
+    evse.at(T0 + 30, "clear")
+    b.run(40)
+    states = [e.get("transactionInfo", {}).get("chargingState") for e in _events(b)]
+    assert [x for x in states if x][-3:] == ["SuspendedEV", "SuspendedEVSE", "SuspendedEV"], states
+    assert evse.relay[1]
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_ev_suspends_and_resumes(tmp_path: Path, version: str) -> None:
     evse = ScriptedEvse(1)

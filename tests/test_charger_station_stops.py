@@ -381,3 +381,59 @@ def test_without_the_authorized_stop_point_a_stop_with_no_cable_in_ends_it_at_on
     evse.at(T0 + 15, "token", token="T1")
     b.run(30)
     _check_end(b, evse, "", "Local", "StopAuthorized")
+
+
+@pytest.mark.parametrize("version", V2)
+@pytest.mark.parametrize("how", ["remote start", "token"])
+def test_a_stopped_transaction_takes_no_new_token(tmp_path: Path, version: str, how: str) -> None:
+    """Begun at the cable, stopped by the back end before any token (TxStopPoint EVConnected):
+    it waits for the unplug. A RequestStartTransaction is Rejected and a token finds no
+    connector (each was Accepted and joined it, and the power never came)."""
+    evse = ScriptedEvse(1)
+    variables = _CABLE_ONLY | {"TxCtrlr.TxStartPoint": "EVConnected"}
+    b = Bench(tmp_path, version, evse=evse, variables=variables).start()
+    evse.at(T0 + 10, "plug")
+    b.run(20)
+    answer = b.call("RequestStopTransaction", {"transactionId": _tx_id(b)})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
+    b.run(5)
+    if how == "remote start":
+        token = {"idToken": "T1", "type": "ISO14443"}
+        answer = b.call("RequestStartTransaction", {"idToken": token, "remoteStartId": 7})
+        assert isinstance(answer, CallResult) and answer.payload["status"] == "Rejected"
+    else:
+        evse.at(b.now + 1, "token", token="T2")
+    b.run(30)
+    (tx,) = b.machine.tx.active()
+    assert tx.view.id_token is None and not evse.relay[1]
+    _ends_at_the_unplug(b, evse, "Remote")
+
+
+@pytest.mark.parametrize("version", V2)
+def test_an_ev_pausing_while_stopped_changes_no_state(tmp_path: Path, version: str) -> None:
+    """Power withheld after a stop (TxStopPoint EVConnected): the EV pausing and resuming
+    leaves the state SuspendedEVSE (it said SuspendedEV, then EVConnected)."""
+    b, evse = _charging(tmp_path, version, variables=_CABLE_ONLY)
+    evse.at(b.now + 5, "token", token="T1")
+    b.run(10)
+    _withheld(b, evse, "StopAuthorized")
+    evse.at(b.now + 5, "suspend")
+    evse.at(b.now + 10, "resume")
+    b.run(20)
+    events = [c.payload for c in b.csms.calls("TransactionEvent")]
+    states = [e.get("transactionInfo", {}).get("chargingState") for e in events]
+    assert [x for x in states if x][-1] == "SuspendedEVSE", states
+    assert not evse.relay[1]
+
+
+@pytest.mark.parametrize("version", V2)
+def test_unlock_connector_ends_a_stopped_transaction(tmp_path: Path, version: str) -> None:
+    """A transaction stopped by its token (TxStopPoint EVConnected) is no longer authorized:
+    UnlockConnector unlocks and ends it, with the stop's reason (F05)."""
+    b, evse = _charging(tmp_path, version, variables=_CABLE_ONLY)
+    evse.at(b.now + 5, "token", token="T1")
+    b.run(10)
+    answer = b.call("UnlockConnector", {"evseId": 1, "connectorId": 1})
+    assert isinstance(answer, CallResult) and answer.payload["status"] == "Unlocked"
+    b.run(2)
+    _check_end(b, evse, "", "Local", "UnlockCommand")

@@ -65,7 +65,7 @@ class V2Actions:
             for s in m.tx.connectors_in_order()
             if evse_id in (None, s.info.evse_id)
             and s.fault is None
-            and (s.tx is None or s.tx.view.id_token is None)
+            and (s.tx is None or s.tx.awaits_token)
             and (s.tx is not None or m.model.is_operative(s.info.evse_id, s.info.connector_id))
         ]
         if not usable:
@@ -150,10 +150,11 @@ class V2Actions:
         if number is None:
             return {"status": "UnknownConnector"}
         tx = m.tx.connectors[number].tx
-        if tx is not None and tx.view.id_token is not None:
+        if tx is not None and tx.authorized:
             return {"status": "OngoingAuthorizedTransaction"}
-        if tx is not None:  # F05: one not authorized (begun at the cable) ends; the cable goes
-            m.tx.stop(tx, m.now, "unlock_command", "unlock_command")
+        if tx is not None:  # F05: one not authorized (begun at the cable, or stopped already
+            # and waiting for the unplug) ends; the cable goes
+            m.tx.stop(tx, m.now, "unlock_command", tx.stop_asked or "unlock_command")
         return {"status": "Unlocked" if m.evse.unlock(number, m.now) else "UnlockFailed"}
 
     def get_variables(self, request: Any, ctx: Context) -> dict[str, Any]:

@@ -149,10 +149,10 @@ class Transactions(TxRecords):
             self._power_path(s, now)
         elif isinstance(ev, EvSuspended):
             s.suspended_ev = True
-            self._state_changed(s, now, "SuspendedEV")
+            self._state_changed(s, now, self._charging_state(s))
         elif isinstance(ev, EvResumed):
             s.suspended_ev = False
-            self._state_changed(s, now, "Charging" if s.relay else "EVConnected")
+            self._state_changed(s, now, self._charging_state(s))
 
     def _stops_at_unplug(self, tx: Tx) -> bool:
         """E06 / E10 (1.6 StopTransactionOnEVSideDisconnect): the cable going ends the
@@ -180,7 +180,8 @@ class Transactions(TxRecords):
             [self.connectors[number]] if number in self.connectors else self.connectors.values()
         )
         # a transaction started at the cable (EVConnected) waits for its token: first choice
-        waiting = [s for s in candidates if s.tx is not None and s.tx.view.id_token is None]
+        # (not one stopped already: it ends at the unplug, E06)
+        waiting = [s for s in candidates if s.tx is not None and s.tx.awaits_token]
         free = [
             s
             for s in candidates
@@ -223,7 +224,7 @@ class Transactions(TxRecords):
         for s in self.connectors.values():
             if s.held is not None:
                 (id_token, token_type, since), s.held = s.held, None
-                if s.tx is None or s.tx.view.id_token is None:
+                if s.tx is None or s.tx.awaits_token:
                     self.authorize(s.info.number, id_token, token_type, None, now)
                     if s.held is not None and s.held[0] == id_token:
                         s.held = (id_token, token_type, since)  # still held: since then
@@ -250,7 +251,7 @@ class Transactions(TxRecords):
                    now: float) -> None:  # fmt: skip
         s = self.connectors[number]
         if s.tx is not None:  # started at the cable (EVConnected): the token joins it
-            if s.tx.view.id_token is None:
+            if s.tx.awaits_token:
                 view = replace(s.tx.view, id_token=id_token, token_type=token_type)
                 if remote_id is not None:
                     view = replace(view, remote_start_id=remote_id)
@@ -414,8 +415,8 @@ class Transactions(TxRecords):
             self._start(s, id_token, token_type, remote_id, now, trigger)
         elif not s.relay:
             self._relay(s, True, now)
-            if report:
-                self._state_changed(s, now, "Charging")
+            if report:  # Charging, or SuspendedEV for an EV that paused meanwhile
+                self._state_changed(s, now, self._charging_state(s))
 
     def _state_changed(self, s: ConnectorState, now: float, state: str) -> None:
         """E02 / E05: an Updated with trigger ChargingStateChanged when ``state`` is not what

@@ -122,6 +122,18 @@ class Tx:
     #: EVConnectionTimeOut without one (2.0.1 E03.FR.05)
     awaiting_cable: bool = False
 
+    @property
+    def awaits_token(self) -> bool:
+        """Begun at the cable (TxStartPoint EVConnected), no token yet, not stopped: a token
+        presented or a RequestStartTransaction authorizes this one."""
+        return self.view.id_token is None and self.stop_asked is None
+
+    @property
+    def authorized(self) -> bool:
+        """A token authorizes it and no stop has taken it back (F05: the connector stays
+        locked)."""
+        return self.view.id_token is not None and self.stop_asked is None
+
 
 @dataclass
 class ConnectorState:
