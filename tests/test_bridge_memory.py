@@ -638,6 +638,51 @@ def test_a_reused_message_id_with_another_call_is_handled(tmp_path: Path) -> Non
     ]  # fmt: skip
 
 
+def test_a_reused_id_is_told_apart_after_many_calls_and_while_the_first_is_in_hand(
+    tmp_path: Path,
+) -> None:
+    """The fingerprints the bridge keeps in memory are bounded: a reused id is still told
+    apart after many CALLs (the one being admitted is never the one forgotten). A CALL that
+    reuses the id of a CALL still in hand waits for it, then is handled as itself."""
+    release = asyncio.Event()
+
+    class Slow(Counting):
+        async def heartbeat(self, request: Any, ctx: Context) -> Any:
+            self.runs.append((ctx.station_id, "Heartbeat", ctx.message_id))
+            if ctx.message_id == "slow":
+                await release.wait()
+            return {"currentTime": "2026-01-01T00:00:00Z"}
+
+    handler = Slow()
+    authorize = {"idToken": {"idToken": "A", "type": "ISO14443"}}
+
+    async def scenario() -> list[Any]:
+        broker = MemoryBroker()
+        st = Station(broker, "CP1")
+        got: list[Any] = []
+        async with running(broker, db_of(tmp_path), {"2.0.1": handler}):
+            await st.start()
+            for i in range(1, 41):
+                st.call(str(i), "Heartbeat", {})
+                await st.frame()
+            st.call("40", "Authorize", authorize)
+            got.append(await st.frame())
+            st.call("slow", "Heartbeat", {})
+            await until(lambda: handler.runs[-1][2] == "slow", "the slow handler to start")
+            st.call("slow", "Authorize", authorize)  # the same id, another CALL
+            await asyncio.sleep(0.1)
+            release.set()
+            got += [await st.frame(), await st.frame()]
+        return got
+
+    reused, first, second = run(scenario())
+    assert "idTokenInfo" in reused.payload, reused
+    assert "currentTime" in first.payload and "idTokenInfo" in second.payload, (first, second)
+    assert [r[1:] for r in handler.runs[-4:]] == [
+        ("Heartbeat", "40"), ("Authorize", "40"), ("Heartbeat", "slow"), ("Authorize", "slow"),
+    ]  # fmt: skip
+
+
 # -- 11. the station summary -------------------------------------------------------------------
 
 

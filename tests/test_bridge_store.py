@@ -71,6 +71,19 @@ def test_another_call_under_an_answered_id_is_new(store: SqliteStore, mark: bool
     assert store.claim_call("CP1", "1", "w1", 104.0, fingerprint=11).claim is Claim.NEW
 
 
+def test_a_late_answer_of_a_claim_taken_over_keeps_the_newer_one(store: SqliteStore) -> None:
+    """Two workers (marks): w1's claim of CALL A lapses, w2 claims CALL B under the same id and
+    answers it; w1's late answer to A must not replace B's (a repeat of B would run again)."""
+    assert store.claim_call("CP1", "1", "w1", 0.0, fingerprint=111).claim is Claim.NEW
+    assert store.claim_call("CP1", "1", "w2", 100.0, fingerprint=222).claim is Claim.NEW
+    shared = {"replaces": False}
+    assert store.finish_calls([finish("CP1", "1", b"B", fingerprint=222, **shared)]) == [None]
+    late = store.finish_calls([finish("CP1", "1", b"A", fingerprint=111, **shared)])
+    assert late == [b"B"]
+    again = store.claim_call("CP1", "1", "w2", 103.0, fingerprint=222)
+    assert (again.claim, again.response) == (Claim.DONE, b"B")
+
+
 def test_an_earlier_layout_gets_the_fingerprint_column(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)

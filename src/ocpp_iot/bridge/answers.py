@@ -134,6 +134,7 @@ class Answers:
             outcome.effects,
             touch,
             item.fingerprint,
+            replaces=not self.config.shared,
         )
         self.inbound.sessions[item.station].respond(answer, stored=data)
         self._push(Ready(item, data, answer, finish, done, state if changed else None))

@@ -70,21 +70,23 @@ class StationCache(MemoryAnswerCache):
         self._fingerprints: dict[str, int] = {}
 
     def admit(self, message_id: str, fingerprint: int | None) -> None:
-        """A CALL ``message_id`` arrived with ``fingerprint``: an answer remembered for another
-        CALL under that id (a station whose ids started over) is forgotten, so the session
-        takes this one for new. One still in hand stays (this copy waits as a repeat would,
-        unanswered: the station sends it again, and then it is new)."""
+        """A CALL ``message_id`` arrived with ``fingerprint`` (before the store is asked, and
+        again right before the session sees it): an answer remembered for another CALL under
+        that id (a station whose ids started over), or one whose fingerprint is no longer
+        kept here, is forgotten, so that the store decides or the session takes the CALL for
+        new. While a copy is in hand nothing changes: this one is admitted again once that
+        one is answered, then as what it is."""
         if fingerprint is None:
             return
         value = self._entries.get(message_id)
         if value is IN_HAND:
             return
-        if value is not None and self._fingerprints.get(message_id, fingerprint) != fingerprint:
+        known = self._fingerprints.pop(message_id, None)
+        if value is not None and known != fingerprint:
             self.discard(message_id)
-        self._fingerprints[message_id] = fingerprint
-        if len(self._fingerprints) > 4 * self.limit:  # those of forgotten answers go too
-            entries = self._entries
-            self._fingerprints = {k: v for k, v in self._fingerprints.items() if k in entries}
+        self._fingerprints[message_id] = fingerprint  # the newest last
+        if len(self._fingerprints) > 4 * self.limit:  # the oldest goes (its answer is gone)
+            del self._fingerprints[next(iter(self._fingerprints))]
 
     def get(self, message_id: str) -> CachedAnswer | InHand | None:
         value = self._entries.get(message_id)
@@ -277,6 +279,9 @@ class Inbound:
             self._send_done(item, outcome)
             return False
         session = self.session(item.station, item.version)
+        cache = session.cache
+        assert isinstance(cache, StationCache)
+        cache.admit(frame.message_id, item.fingerprint)  # a copy in hand before may be answered
         event = session.receive(frame, time.time())
         if isinstance(event, DuplicateCall):
             self.bridge.stats["duplicates"] += 1

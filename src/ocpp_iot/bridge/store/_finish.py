@@ -23,15 +23,23 @@ from typing import Any
 from ._errors import RetryWithSavepoints, store_failure
 from ._types import EffectsFailed, Finish
 
-#: store an answer, unless another copy of the same CALL stored one first; an answer to another
-#: CALL under the same id (fingerprints that differ: ``CallKey``) is replaced
+#: store an answer, unless another copy of the same CALL stored one first (then nothing changes)
 FINISH = (
     "INSERT INTO bridge_calls (station, message_id, owner, started, finished, response, "
     "fingerprint) VALUES (?, ?, NULL, ?, ?, ?, ?) ON CONFLICT(station, message_id) DO UPDATE "
     "SET finished=excluded.finished, response=excluded.response, owner=NULL, "
-    "fingerprint=excluded.fingerprint WHERE bridge_calls.finished IS NULL OR "
-    "bridge_calls.fingerprint != excluded.fingerprint"
+    "fingerprint=excluded.fingerprint WHERE bridge_calls.finished IS NULL"
 )
+#: the same, and an answer stored for another CALL under the id (fingerprints that differ,
+#: ``CallKey``) is replaced: a single worker's, whose look-up marks nothing (with marks the
+#: claim resets such a row, and a late answer of a claim taken over must not replace it)
+FINISH_REPLACING = FINISH + " OR bridge_calls.fingerprint != excluded.fingerprint"
+
+
+def statement(it: Finish) -> str:
+    return FINISH_REPLACING if it.replaces else FINISH
+
+
 #: version and last-seen time, and the state if one is given (NULL keeps the stored one)
 STATION = (
     "INSERT INTO bridge_stations (station, version, last_seen, state) VALUES (?, ?, ?, ?) "
@@ -74,7 +82,7 @@ def _finish(db: sqlite3.Connection, items: Sequence[Finish], *, savepoints: bool
         if savepoint:
             db.execute("SAVEPOINT item")
         try:
-            cur = db.execute(FINISH, finish_row(it))
+            cur = db.execute(statement(it), finish_row(it))
             if cur.rowcount == 0:  # another copy was answered first
                 if savepoint:
                     db.execute("RELEASE item")

@@ -45,6 +45,10 @@ class Finish:
     effects: Sequence[Statement] = ()
     touch_station: bool = True  #: record version and last-seen time
     fingerprint: int | None = None  #: of the CALL answered (:data:`CallKey`)
+    #: may replace an answer stored for another CALL under the id: a single worker's (its
+    #: look-up marks nothing); with marks the claim resets such a row, and the late answer of
+    #: a claim another worker took over must not replace the newer one
+    replaces: bool = True
 
 
 class EffectsFailed(Exception):

@@ -178,9 +178,10 @@ class SqliteStore:
         if prev_owner != owner and now - started < self.lease:
             return ClaimResult(Claim.BUSY, None, {})
         fresh.add(key)
-        db.execute(
-            "UPDATE bridge_calls SET owner=?, started=? WHERE station=? AND message_id=?",
-            (owner, now, station, message_id),
+        db.execute(  # the mark is this claim's now, for this CALL (the one abandoned may differ)
+            "UPDATE bridge_calls SET owner=?, started=?, fingerprint=? WHERE station=? AND "
+            "message_id=?",
+            (owner, now, fingerprint, station, message_id),
         )
         return ClaimResult(Claim.NEW, None, self._state(db, station))
 
@@ -200,7 +201,7 @@ class SqliteStore:
         if len(items) == 1 and not items[0].effects and items[0].state is None:
             it = items[0]
             if not it.touch_station:  # the common case: one statement, its own transaction
-                cur = db.execute(_finish.FINISH, _finish.finish_row(it))
+                cur = db.execute(_finish.statement(it), _finish.finish_row(it))
                 if cur.rowcount:
                     return [None]
                 return [_finish.stored_response(db, it)]
