@@ -304,7 +304,7 @@ def test_unplug_without_stop_tx_on_ev_side_disconnect(tmp_path: Path, version: s
 _CABLE_ONLY = {"TxCtrlr.TxStopPoint": "EVConnected"}
 
 
-def _withheld(b: Bench, evse: ScriptedEvse, trigger: str) -> None:
+def _assert_withheld(b: Bench, evse: ScriptedEvse, trigger: str) -> None:
     """The transaction goes on without power, says so (the stop's trigger, SuspendedEVSE) and
     meters nothing more."""
     assert b.machine.tx.active() and not evse.relay[1]
@@ -318,7 +318,7 @@ def _withheld(b: Bench, evse: ScriptedEvse, trigger: str) -> None:
     assert evse.meter(1, b.now).energy_wh == register
 
 
-def _ends_at_the_unplug(b: Bench, evse: ScriptedEvse, reason: str) -> None:
+def _assert_ends_at_the_unplug(b: Bench, evse: ScriptedEvse, reason: str) -> None:
     """The cable goes: the transaction ends with the stop's ``reason`` (E06: EVConnected)."""
     evse.at(b.now + 5, "unplug")
     b.run(10)
@@ -332,12 +332,12 @@ def test_without_the_authorized_stop_point_the_token_again_ends_it_at_the_unplug
     b, evse = _charging(tmp_path, version, variables=_CABLE_ONLY)
     evse.at(b.now + 5, "token", token="T1")
     b.run(10)
-    _withheld(b, evse, "StopAuthorized")
+    _assert_withheld(b, evse, "StopAuthorized")
     evse.at(b.now + 5, "token", token="T1")  # once more: stopped already, nothing new
     evse.at(b.now + 6, "plug")  # a cable event that is no unplug changes nothing either
     b.run(10)
     assert b.machine.tx.active() and not evse.relay[1]
-    _ends_at_the_unplug(b, evse, "Local")
+    _assert_ends_at_the_unplug(b, evse, "Local")
 
 
 @pytest.mark.parametrize("version", V2)
@@ -348,10 +348,10 @@ def test_without_the_authorized_stop_point_a_remote_stop_ends_it_at_the_unplug(
     answer = b.call("RequestStopTransaction", {"transactionId": _tx_id(b)})
     assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
     b.run(5)
-    _withheld(b, evse, "RemoteStop")
+    _assert_withheld(b, evse, "RemoteStop")
     status = b.call("GetTransactionStatus", {"transactionId": _tx_id(b)})
     assert isinstance(status, CallResult) and status.payload["ongoingIndicator"] is True
-    _ends_at_the_unplug(b, evse, "Remote")
+    _assert_ends_at_the_unplug(b, evse, "Remote")
 
 
 @pytest.mark.parametrize("version", V2)
@@ -364,8 +364,8 @@ def test_without_the_authorized_stop_point_an_invalid_token_ends_it_at_the_unplu
     evse.at(T0 + 10, "plug")
     evse.at(T0 + 11, "token", token="T1")
     b.run(30)
-    _withheld(b, evse, "Deauthorized")
-    _ends_at_the_unplug(b, evse, "DeAuthorized")
+    _assert_withheld(b, evse, "Deauthorized")
+    _assert_ends_at_the_unplug(b, evse, "DeAuthorized")
 
 
 @pytest.mark.parametrize("version", V2)
@@ -406,7 +406,7 @@ def test_a_stopped_transaction_takes_no_new_token(tmp_path: Path, version: str, 
     b.run(30)
     (tx,) = b.machine.tx.active()
     assert tx.view.id_token is None and not evse.relay[1]
-    _ends_at_the_unplug(b, evse, "Remote")
+    _assert_ends_at_the_unplug(b, evse, "Remote")
 
 
 @pytest.mark.parametrize("version", V2)
@@ -416,7 +416,7 @@ def test_an_ev_pausing_while_stopped_changes_no_state(tmp_path: Path, version: s
     b, evse = _charging(tmp_path, version, variables=_CABLE_ONLY)
     evse.at(b.now + 5, "token", token="T1")
     b.run(10)
-    _withheld(b, evse, "StopAuthorized")
+    _assert_withheld(b, evse, "StopAuthorized")
     evse.at(b.now + 5, "suspend")
     evse.at(b.now + 10, "resume")
     b.run(20)
