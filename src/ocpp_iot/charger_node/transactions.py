@@ -158,9 +158,7 @@ class Transactions(TxRecords):
         """E06 / E10 (1.6 StopTransactionOnEVSideDisconnect): the cable going ends the
         transaction, unless StopTxOnEVSideDisconnect is false; one not yet authorized, or
         stopped already (:meth:`deauthorize`), ends anyway (nothing would resume it)."""
-        if tx.view.id_token is None or tx.stop_asked is not None:
-            return True
-        return self.model.stop_tx_on_ev_side_disconnect
+        return not tx.authorized or self.model.stop_tx_on_ev_side_disconnect
 
     def _token(self, ev: TokenPresented, now: float) -> None:
         # the same token again stops its transaction (E07 StopAuthorized; 1.6 Local)
@@ -214,8 +212,8 @@ class Transactions(TxRecords):
         if remote_id is not None:  # the back end asked for it: it asks again if it wants
             self.log.info("remote start for %s dropped: the back end cannot be asked", id_token)
             return
-        self.log.info("token %s held: not accepted locally, the back end is asked when it can be",
-                 id_token)  # fmt: skip
+        self.log.info("token %s held: not accepted locally, the back end is asked when it can "
+                      "be", id_token)  # fmt: skip
         self.connectors[number].held = (id_token, token_type, now)
 
     def reachable(self, now: float) -> None:
@@ -287,7 +285,7 @@ class Transactions(TxRecords):
             if s.held is not None and not s.plugged and timeout > 0:
                 if now - s.held[2] >= timeout:
                     self.log.info("connector %d: token %s held, no cable within %d s",
-                             s.info.number, s.held[0], timeout)  # fmt: skip
+                                  s.info.number, s.held[0], timeout)  # fmt: skip
                     s.held = None
             since = self._waiting_for_cable(s)
             if since is not None and timeout > 0 and now - since >= timeout:  # E03
@@ -338,8 +336,8 @@ class Transactions(TxRecords):
             return
         if tx.stop_asked is not None:
             return  # stopped already: it waits for the cable to go
-        self.log.info("connector %d: transaction %s stopped (%s); power off until the cable goes",
-                 s.info.number, tx.view.local_id, reason)  # fmt: skip
+        self.log.info("connector %d: transaction %s stopped (%s); power off until the cable "
+                      "goes", s.info.number, tx.view.local_id, reason)  # fmt: skip
         tx.stop_asked, tx.power_withheld = reason, True
         self._relay(s, False, now)
         self._updated(s, self._read(s, now), now, trigger, self._charging_state(s))

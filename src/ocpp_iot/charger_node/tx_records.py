@@ -286,7 +286,7 @@ class TxRecords:
         if len(samples) > MAX_ENDED_SAMPLES:
             tx.ended_samples = _thinned(samples)
             self.log.info("transaction %s: TxEnded samples thinned to %d",
-                     tx.view.local_id, len(tx.ended_samples))  # fmt: skip
+                          tx.view.local_id, len(tx.ended_samples))  # fmt: skip
         return True
 
     def _expand(self, samples: Sequence[Sequence[Any] | dict[str, Any]]) -> list[dict[str, Any]]:
@@ -384,8 +384,8 @@ class TxRecords:
             if not samples or self.port.fits(action, payload):
                 break
             samples = _thinned(samples)
-            self.log.warning("transaction %s: the %s is too big for the link; %d of its samples "
-                        "kept", tx.view.local_id, action, len(samples))  # fmt: skip
+            self.log.warning("transaction %s: the %s is too big for the link; %d of its "
+                             "samples kept", tx.view.local_id, action, len(samples))  # fmt: skip
         # the record goes with the Ended; the register at the stop stays (a restarted meter,
         # the simulation's, goes on from it)
         keep = {

@@ -163,24 +163,17 @@ class SqliteStore:
             if stored is None or fingerprint is None or stored == fingerprint:
                 return ClaimResult(Claim.DONE, bytes(response), {})
             # another CALL under this id answered before: this one is new, marked in place
-            fresh.add(key)
-            db.execute(
-                "UPDATE bridge_calls SET owner=?, started=?, finished=NULL, response=NULL, "
-                "fingerprint=? WHERE station=? AND message_id=?",
-                (owner, now, fingerprint, station, message_id),
-            )
-            return ClaimResult(Claim.NEW, None, self._state(db, station))
-        if key in fresh:  # the same CALL twice in one claim: the first copy has it
+        elif key in fresh:  # the same CALL twice in one claim: the first copy has it
             return ClaimResult(Claim.BUSY, None, {})
         # Our own mark from an earlier claim: the worker's session, which knows what is really
         # in hand, asked again, so the first attempt was given up (our code failed on it, or
         # the handler's writes did): take it again instead of leaving it unanswered.
-        if prev_owner != owner and now - started < self.lease:
+        elif prev_owner != owner and now - started < self.lease:
             return ClaimResult(Claim.BUSY, None, {})
         fresh.add(key)
-        db.execute(  # the mark is this claim's now, for this CALL (the one abandoned may differ)
-            "UPDATE bridge_calls SET owner=?, started=?, fingerprint=? WHERE station=? AND "
-            "message_id=?",
+        db.execute(  # the mark is this claim's now, for this CALL (the one before may differ)
+            "UPDATE bridge_calls SET owner=?, started=?, finished=NULL, response=NULL, "
+            "fingerprint=? WHERE station=? AND message_id=?",
             (owner, now, fingerprint, station, message_id),
         )
         return ClaimResult(Claim.NEW, None, self._state(db, station))
