@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from ocpp_iot.bridge.reference import build_reference
 from ocpp_iot.charger_node.cli import main
+from ocpp_iot.charger_node.dir_lock import DataDirInUse, DirLock
 from ocpp_iot.charger_node.node import Node, NodeConfig, make_link, read_status
 from ocpp_iot.charger_node.outbox import Outbox, OutboxStore
 from ocpp_iot.charger_node.runtime import decode_frame, encode_frame
@@ -350,6 +351,61 @@ def test_simulated_stations_share_one_outbox_and_adopt_an_old_own_file(tmp_path:
     status = json.loads(result.output)
     assert status["queue_depth"] == 0
     assert status["outbox"] == {"path": str((tmp_path / "outbox.db").resolve()), "station": "CP2"}
+
+
+def test_a_simulated_station_run_on_its_own_takes_its_queue_along(tmp_path: Path) -> None:
+    """``charger-node run`` on the folder of a station of ``simulate`` finds the station's
+    queue in the simulation's shared store (``status.json`` names it), moves it into its own
+    ``outbox.db`` and delivers it once; while a simulation holds that store, the station does
+    not start (the queue would be run twice)."""
+    db = tmp_path / "bridge.db"
+
+    def left_tokens() -> list[str]:
+        sql = "SELECT payload FROM ref_events WHERE station='CP2' AND action='Authorize'"
+        found = [json.loads(p)["idToken"]["idToken"] for (p,) in rows(db, sql)]
+        return [t for t in found if t == "LEFT1"]
+
+    async def scenario() -> None:
+        broker = MemoryBroker()
+        factory = lambda c: MemoryStationLink(broker, c.station_id)  # noqa: E731
+        handlers = build_reference(str(db), versions=["2.0.1"])
+        async with running(broker, str(db), handlers):
+            template = NodeConfig("x", data_dir=tmp_path)
+            result = await run_simulation(
+                template, ["CP1", "CP2"], duration=1.0, drain_timeout=10, link_factory=factory
+            )
+            assert result.drained, result
+            with OutboxStore(tmp_path / "outbox.db", shared=True) as store:
+                box = Outbox(store, station="CP2")  # CP2 stopped with an unanswered Authorize
+                box.queue_all_messages = True
+                box.put("Authorize", {"idToken": {"idToken": "LEFT1", "type": "ISO14443"}},
+                        now=0.0)  # fmt: skip
+            cfg = NodeConfig("CP2", data_dir=tmp_path / "CP2")
+            with DirLock(tmp_path):  # as if the simulation were still running
+                with pytest.raises(DataDirInUse):
+                    Node(cfg, link_factory=factory)
+            assert not (tmp_path / "CP2" / "outbox.db").exists()
+            node = Node(cfg, link_factory=factory)
+            task = asyncio.ensure_future(node.run())
+            await until(lambda: bool(left_tokens()), "the queued Authorize", timeout=10)
+            await until(
+                lambda: node.runtime is not None and node.runtime.machine.settled,
+                "the queue to empty",
+            )
+            node.stop()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    assert left_tokens() == ["LEFT1"]
+    with OutboxStore(tmp_path / "outbox.db") as store:
+        assert store.stations() == ["CP1"]
+    with Outbox(tmp_path / "CP2" / "outbox.db") as own:
+        assert own.entries() == []
+    status = read_status(tmp_path / "CP2")
+    assert status is not None
+    assert status["outbox"] == {
+        "path": str((tmp_path / "CP2" / "outbox.db").resolve()), "station": ""
+    }
 
 
 def test_a_stop_asked_for_during_a_turn_ends_the_run_at_once(tmp_path: Path) -> None:

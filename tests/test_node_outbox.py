@@ -525,6 +525,45 @@ def test_a_shared_store_adopts_a_stations_own_file_once(tmp_path: Path) -> None:
         assert store.stations() == ["CP1"]
 
 
+def test_a_station_leaves_a_shared_store_for_a_file_of_its_own_once(tmp_path: Path) -> None:
+    """A station of ``simulate`` run on its own (``charger-node run``): its rows move from the
+    shared store into its own file, under the file's station ``""``, and leave the store; the
+    other stations' rows stay. A crash between the commit in the file and the delete in the
+    store (here: the store's old bytes put back) moves nothing twice."""
+    shared = tmp_path / "outbox.db"
+    with OutboxStore(shared, shared=True) as store:
+        box = Outbox(store, station="CP1")
+        tid = box.next_transaction_id()
+        box.put("TransactionEvent", tx_event("Started", tid), now=1.0)
+        box.put("TransactionEvent", tx_event("Updated", tid), now=2.0)
+        box.keep("tx:1", {"connector": 1, "last_wh": 7.5})
+        ids = [e.message_id for e in box.entries()]
+        other = Outbox(store, station="CP2")
+        other.put("TransactionEvent", tx_event("Started", other.next_transaction_id()), now=1.0)
+    before = shared.read_bytes()
+    own = tmp_path / "CP1" / "outbox.db"
+    own.parent.mkdir()
+    with OutboxStore(own) as mine:
+        assert mine.adopt(shared, "", source_station="CP1") == 2
+        with OutboxStore(shared) as store:
+            assert store.stations() == ["CP2"]
+            assert len(Outbox(store, station="CP2").entries()) == 1
+        for suffix in ("-wal", "-shm"):
+            shared.with_name(shared.name + suffix).unlink(missing_ok=True)
+        shared.write_bytes(before)  # as if the process died before the delete
+        assert mine.adopt(shared, "", source_station="CP1") == 0
+        with OutboxStore(shared) as store:
+            assert store.stations() == ["CP2"]
+    with Outbox(own) as box:
+        assert [e.message_id for e in box.entries()] == ids
+        assert box.kept("tx:") == {"tx:1": {"connector": 1, "last_wh": 7.5}}
+        assert not [k for k in box.kept() if "adoption-token" in k]
+        assert int(box.next_message_id()) > max(map(int, ids))
+        assert box.next_transaction_id() != tid
+        nxt = box.put("TransactionEvent", tx_event("Ended", tid), now=3.0)
+        assert nxt.entry.payload["seqNo"] == 2
+
+
 def _thin(box: Outbox, updates: int) -> str:
     """Queue a Started and ``updates`` Updated events into a box of 3: some are dropped."""
     tid = box.next_transaction_id()

@@ -21,6 +21,7 @@ import click
 
 from ..bridge.settings import LEVELS, config_option, setup_logging, show_envvars
 from ..lora_options import Frequency, modem_options
+from .dir_lock import DataDirInUse, DirLock
 from .node import VERSIONS, Node, NodeConfig, make_link, queue_depth, read_status
 from .simulate import read_password_file, run_simulation, station_ids
 
@@ -214,7 +215,9 @@ def run(station_id: str, data_dir: str, evse: str, station_model: str, vendor: s
     setup_logging(opts["log_level"], opts)
     cfg = _config(station_id, data_dir, opts, evse=evse, model=station_model, vendor=vendor,
                   serial_number=serial_number, **lora)  # fmt: skip
+    lock = DirLock(cfg.data_dir)  # held until the process ends
     try:
+        lock.acquire()
         node = Node(cfg)
         if cfg.link == "lora":
             make_link(node.cfg)  # the modem's driver and the counter state: checked first
@@ -300,7 +303,10 @@ def simulate(stations: int, id_prefix: str, password_file: str | None, duration:
             stop=stop,
         )  # fmt: skip
 
-    result = asyncio.run(_until_signal(go))
+    try:
+        result = asyncio.run(_until_signal(go))
+    except DataDirInUse as exc:  # the simulation's folder, or a station's run elsewhere
+        raise click.ClickException(f"cannot start the simulation: {exc}") from None
     if not result.drained:
         click.echo(f"not drained: {', '.join(result.unfinished[:20])}", err=True)
         sys.exit(1)

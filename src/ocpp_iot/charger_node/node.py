@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..rpc import Frame
 from ..transports.link import StationLink
 from .device_model import DeviceModel, JsonFileStore
+from .dir_lock import DirLock
 from .evse import Evse, check_evse
 from .outbox import Outbox, OutboxStore, ReplayPace
 from .registration import boot_reason_after
@@ -280,11 +281,7 @@ class Node:
             cfg = self.cfg = dataclasses.replace(cfg, lora_fresh_counters=True)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox_store = outbox_store
-        own = cfg.data_dir / "outbox.db"
-        if outbox_store is not None and own.exists():
-            moved = outbox_store.adopt(own, cfg.station_id)
-            log.info("%s: moved %d queued messages from %s into %s",
-                     cfg.station_id, moved, own, outbox_store.path)  # fmt: skip
+        self._gather_queue()
         self.evse = evse if evse is not None else self._make_evse()
         self.runtime: StationRuntime | None = None
         self.restarts = 0
@@ -293,6 +290,38 @@ class Node:
         self._status_timer: asyncio.TimerHandle | None = None
 
     # -- parts --------------------------------------------------------------------------------
+
+    def _gather_queue(self) -> None:
+        """Bring the station's queue into the store it uses now if the last run kept it in
+        another: its own ``outbox.db`` when ``simulate`` now runs it in the shared store, or
+        ``simulate``'s shared store (``status.json`` names it, under this station's id) when
+        ``run`` now runs it on its own. Each move holds the lock of the folder it empties
+        (:mod:`.dir_lock`): a queue in use by a running process stays where it is, and this
+        station does not start (:class:`~.dir_lock.DataDirInUse`)."""
+        cfg = self.cfg
+        own = cfg.data_dir / "outbox.db"
+        here = self.outbox_store.path if self.outbox_store is not None else own
+        if self.outbox_store is not None and own.exists():
+            with DirLock(cfg.data_dir):
+                self._move_queue(self.outbox_store, own, "")
+        where = (read_status(cfg.data_dir) or {}).get("outbox") or {}
+        if where.get("station") != cfg.station_id or not where.get("path"):
+            return  # the last run kept it in its own file, or never ran
+        shared = Path(where["path"])
+        if not shared.exists() or shared.resolve() == here.resolve():
+            return
+        with DirLock(shared.parent):
+            if self.outbox_store is not None:
+                self._move_queue(self.outbox_store, shared, cfg.station_id)
+            else:
+                with OutboxStore(own) as store:
+                    self._move_queue(store, shared, cfg.station_id)
+
+    def _move_queue(self, store: OutboxStore, source: Path, source_station: str) -> None:
+        station = self.cfg.station_id if store is self.outbox_store else ""
+        moved = store.adopt(source, station, source_station=source_station)
+        log.info("%s: moved %d queued messages from %s into %s",
+                 self.cfg.station_id, moved, source, store.path)  # fmt: skip
 
     def _make_evse(self) -> Evse:
         cfg = self.cfg

@@ -143,29 +143,33 @@ class OutboxStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def adopt(self, path: str | Path, station: str) -> int:
-        """Move the outbox in ``path``, a file of one station's own (any layout), into this
-        store under ``station``, then delete the file; return the messages moved. A station
-        that ran with its own file (an older ``charger-node simulate``) goes on with its queue,
-        counters and kept records: the next ids take the larger value, the tallies (messages
-        dropped, discarded) are added. Safe to repeat after a crash before the delete: the file
-        carries a token of its own, recorded here in the same commit, so a file adopted already
-        adds nothing. A queued message whose id this store may have handed out for the station
+    def adopt(self, path: str | Path, station: str, *, source_station: str = "") -> int:
+        """Move the outbox ``source_station`` has in ``path`` into this store under ``station``;
+        return the messages moved. ``source_station`` ``""``: ``path`` is a file of one
+        station's own (any layout), deleted afterwards (a station that ran with its own file,
+        ``charger-node run``, now in ``simulate``'s shared store); else ``path`` is a shared
+        store and that station's rows are deleted from it afterwards (a station of
+        ``simulate`` now run on its own). The station goes on with its queue, counters and
+        kept records: the next ids take the larger value, the tallies (messages dropped,
+        discarded) are added. Safe to repeat after a crash before the delete: the rows carry a
+        token of their own, recorded here in the same commit, so rows adopted already add
+        nothing. A queued message whose id this store may have handed out for the station
         already takes a new one (:meth:`_adopt_queue`)."""
         path = Path(path)
+        src = source_station
         with OutboxStore(path) as own:  # brings it to this layout; refuses a newer one
             own.db.execute(
                 "INSERT INTO kept (station, key, value)"  # a JSON string, as kept values are
-                " VALUES ('', ?, '\"' || hex(randomblob(8)) || '\"') ON CONFLICT DO NOTHING",
-                (_ADOPTION_TOKEN,),
+                " VALUES (?, ?, '\"' || hex(randomblob(8)) || '\"') ON CONFLICT DO NOTHING",
+                (src, _ADOPTION_TOKEN),
             )
         db = self.db
         db.execute("ATTACH DATABASE ? AS adopted", (str(path),))
         try:
             with self.transaction(durable=True):
                 token = db.execute(
-                    "SELECT value FROM adopted.kept WHERE station = '' AND key = ?",
-                    (_ADOPTION_TOKEN,),
+                    "SELECT value FROM adopted.kept WHERE station = ? AND key = ?",
+                    (src, _ADOPTION_TOKEN),
                 ).fetchone()[0]
                 marker = f"{_ADOPTED_PREFIX}{token}"
                 first_time = db.execute(
@@ -190,38 +194,47 @@ class OutboxStore:
                 for table, key, number, which, combined in merges:
                     db.execute(
                         f"INSERT INTO {table} (station, {key}, {number}) SELECT ?, {key},"
-                        f" {number} FROM adopted.{table} WHERE station = '' AND {which}"
+                        f" {number} FROM adopted.{table} WHERE station = ? AND {which}"
                         f" ON CONFLICT(station, {key}) DO UPDATE SET {number} = {combined}",
-                        (station,),
+                        (station, src),
                     )
                 db.execute(
                     "INSERT INTO kept (station, key, value) SELECT ?, key, value FROM"
-                    " adopted.kept WHERE station = '' AND key != ? ON CONFLICT DO NOTHING",
-                    (station, _ADOPTION_TOKEN),
+                    " adopted.kept WHERE station = ? AND key != ? ON CONFLICT DO NOTHING",
+                    (station, src, _ADOPTION_TOKEN),
                 )
                 moved = (
-                    self._adopt_queue(station, issued[0] if issued else None) if first_time else 0
+                    self._adopt_queue(station, src, issued[0] if issued else None)
+                    if first_time
+                    else 0
                 )
         finally:
             db.execute("DETACH DATABASE adopted")
-        for suffix in ("", "-wal", "-shm"):
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        if src:
+            with OutboxStore(path) as shared:  # the moved rows leave the shared store
+                with shared.transaction(durable=True) as sdb:
+                    for table in _OLD_COLUMNS:
+                        sdb.execute(f"DELETE FROM {table} WHERE station = ?", (src,))
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
         return moved
 
-    def _adopt_queue(self, station: str, issued: int | None) -> int:
-        """Append the attached file's queue to ``station``'s, in order. The two counted their
-        message ids apart: an id this store may have handed out already (below ``issued``, its
-        counter before the merge) could meet a different message's stored answer at the bridge,
-        so such a message takes a new id above both counters (if its first send got through,
-        it is handled twice, which its seqNo tells; a repeated id would lose it). A row that is
-        here already, the same id, action and payload, is the same message: skipped."""
+    def _adopt_queue(self, station: str, source: str, issued: int | None) -> int:
+        """Append the queue ``source`` has in the attached file to ``station``'s, in order.
+        The two counted their message ids apart: an id this store may have handed out already
+        (below ``issued``, its counter before the merge) could meet a different message's
+        stored answer at the bridge, so such a message takes a new id above both counters (if
+        its first send got through, it is handled twice, which its seqNo tells; a repeated id
+        would lose it). A row that is here already, the same id, action and payload, is the
+        same message: skipped."""
         db = self.db
         columns = _OLD_COLUMNS["outbox"].replace("pos, ", "")
         same = "SELECT message_id, action, payload FROM main.outbox WHERE station = ?"
         rows = db.execute(
-            f"SELECT {columns} FROM adopted.outbox WHERE station = '' AND"
+            f"SELECT {columns} FROM adopted.outbox WHERE station = ? AND"
             f" (message_id, action, payload) NOT IN ({same}) ORDER BY pos",
-            (station,),
+            (source, station),
         ).fetchall()
         next_id = db.execute(
             "SELECT value FROM counters WHERE station = ? AND name = 'message_id'", (station,)

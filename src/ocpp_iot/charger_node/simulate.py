@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..transports.link import StationLink
+from .dir_lock import DirLock
 from .node import Node, NodeConfig, make_link
 from .outbox_store import OutboxStore
 
@@ -82,12 +83,13 @@ async def run_simulation(
 ) -> SimulationResult:
     """Run one :class:`Node` per id (``template`` with the id, its password, its own folder and
     seed) until ``duration`` passes or ``stop`` is set, then drain them."""
-    store = open_shared_outbox(template.data_dir)
-    try:
-        return await _simulate(template, ids, store, passwords, duration, drain_timeout, stop,
-                               link_factory)  # fmt: skip
-    finally:
-        store.close()
+    with DirLock(template.data_dir):  # the shared store's folder: one simulation at a time
+        store = open_shared_outbox(template.data_dir)
+        try:
+            return await _simulate(template, ids, store, passwords, duration, drain_timeout,
+                                   stop, link_factory)  # fmt: skip
+        finally:
+            store.close()
 
 
 async def _simulate(
