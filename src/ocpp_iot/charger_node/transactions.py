@@ -143,7 +143,7 @@ class Transactions(TxRecords):
         elif isinstance(ev, Fault):
             s.fault, s.fault_text = ev.code, ev.text
             self._relay(s, False, now)
-            self._state_changed(s, now, "SuspendedEVSE")
+            self._state_changed(s, now, self._charging_state(s))  # SuspendedEVSE
         elif isinstance(ev, FaultCleared):
             s.fault, s.fault_text = None, ""
             self._power_path(s, now)
@@ -338,8 +338,8 @@ class Transactions(TxRecords):
             return  # stopped already: it waits for the cable to go
         self.log.info("connector %d: transaction %s stopped (%s); power off until the cable "
                       "goes", s.info.number, tx.view.local_id, reason)  # fmt: skip
-        tx.stop_asked, tx.power_withheld = reason, True
-        self._relay(s, False, now)
+        tx.stop_asked = reason
+        self._withhold_power(s, tx, now)
         self._updated(s, self._read(s, now), now, trigger, self._charging_state(s))
 
     def stop_all(self, now: float, trigger: Trigger, reason: StopReason) -> None:
@@ -366,9 +366,8 @@ class Transactions(TxRecords):
         elif not tx.power_withheld:  # the transaction goes on; the energy does not
             s = self.connectors[tx.view.connector.number]
             self.log.info("connector %d: token not valid, power withheld", s.info.number)
-            tx.power_withheld = True
-            self._relay(s, False, now)
-            self._state_changed(s, now, "SuspendedEVSE")
+            self._withhold_power(s, tx, now)
+            self._state_changed(s, now, self._charging_state(s))
 
     def clock_aligned(self, now: float) -> list[tuple[Connector, MeterReading]]:
         """A clock-aligned sample of every connector (J01): queued as an Updated event

@@ -259,6 +259,12 @@ class TxRecords:
             return "Charging"
         return "EVConnected" if s.plugged else "Idle"
 
+    def _withhold_power(self, s: ConnectorState, tx: Tx, now: float) -> None:
+        """The transaction goes on, its energy does not: the relay opens and the power path
+        keeps it open (a stopped transaction, a token found invalid)."""
+        tx.power_withheld = True
+        self._relay(s, False, now)
+
     def _relay(self, s: ConnectorState, closed: bool, now: float) -> None:
         if s.relay != closed:
             s.relay = closed
