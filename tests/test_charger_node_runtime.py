@@ -404,7 +404,8 @@ def test_a_simulated_station_run_on_its_own_takes_its_queue_along(tmp_path: Path
     status = read_status(tmp_path / "CP2")
     assert status is not None
     assert status["outbox"] == {
-        "path": str((tmp_path / "CP2" / "outbox.db").resolve()), "station": ""
+        "path": str((tmp_path / "CP2" / "outbox.db").resolve()),
+        "station": "",
     }
 
 
