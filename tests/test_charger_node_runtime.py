@@ -409,6 +409,25 @@ def test_a_simulated_station_run_on_its_own_takes_its_queue_along(tmp_path: Path
     }
 
 
+def test_a_simulation_leaves_the_own_file_of_a_running_station_alone(tmp_path: Path) -> None:
+    """A station folder whose ``charger-node run`` is still running (its ``node.lock`` held):
+    the simulation does not move that station's queue into its shared store from under it."""
+    own = tmp_path / "CP2" / "outbox.db"
+    own.parent.mkdir()
+    with Outbox(own) as box:
+        box.queue_all_messages = True
+        box.put("Authorize", {"idToken": {"idToken": "OWN1", "type": "ISO14443"}}, now=0.0)
+    with OutboxStore(tmp_path / "outbox.db", shared=True) as store:
+        with DirLock(tmp_path / "CP2"):  # the running station's lock
+            with pytest.raises(DataDirInUse):
+                Node(NodeConfig("CP2", data_dir=tmp_path / "CP2"), outbox_store=store)
+        assert store.stations() == []
+        with Outbox(own) as box:
+            assert [e.action for e in box.entries()] == ["Authorize"]
+        Node(NodeConfig("CP2", data_dir=tmp_path / "CP2"), outbox_store=store)  # once it stopped
+        assert not own.exists() and store.stations() == ["CP2"]
+
+
 def test_a_stop_asked_for_during_a_turn_ends_the_run_at_once(tmp_path: Path) -> None:
     """stop() from inside the runtime's own turn (here the hardware's events, read by the
     machine's tick, once the BootNotification is up) ends run() then, not at the machine's
