@@ -281,8 +281,9 @@ class Node:
             cfg = self.cfg = dataclasses.replace(cfg, lora_fresh_counters=True)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox_store = outbox_store
-        self._gather_queue()
-        self.evse = evse if evse is not None else self._make_evse()
+        last = read_status(cfg.data_dir) or {}  # what the last run left, read once
+        self._gather_queue(last)
+        self.evse = evse if evse is not None else self._make_evse(last)
         self.runtime: StationRuntime | None = None
         self.restarts = 0
         self._stopping: str | None = None
@@ -291,42 +292,44 @@ class Node:
 
     # -- parts --------------------------------------------------------------------------------
 
-    def _gather_queue(self) -> None:
+    def _gather_queue(self, last: dict[str, Any]) -> None:
         """Bring the station's queue into the store it uses now if the last run kept it in
         another: its own ``outbox.db`` when ``simulate`` now runs it in the shared store, or
-        ``simulate``'s shared store (``status.json`` names it, under this station's id) when
+        ``simulate``'s shared store (``last``, its ``status.json``, names it under this station's
+        id) when
         ``run`` now runs it on its own. Each move holds the lock of the folder it empties
         (:mod:`.dir_lock`): a queue in use by a running process stays where it is, and this
         station does not start (:class:`~.dir_lock.DataDirInUse`)."""
-        cfg = self.cfg
+        cfg, store = self.cfg, self.outbox_store
         own = cfg.data_dir / "outbox.db"
-        here = self.outbox_store.path if self.outbox_store is not None else own
-        if self.outbox_store is not None and own.exists():
+        if store is not None and own.exists():
             with DirLock(cfg.data_dir):
-                self._move_queue(self.outbox_store, own, "")
-        where = (read_status(cfg.data_dir) or {}).get("outbox") or {}
+                self._move_queue(store, cfg.station_id, own, "")
+        where = last.get("outbox") or {}
         if where.get("station") != cfg.station_id or not where.get("path"):
             return  # the last run kept it in its own file, or never ran
         shared = Path(where["path"])
+        here = store.path if store is not None else own
         if not shared.exists() or shared.resolve() == here.resolve():
             return
         with DirLock(shared.parent):
-            if self.outbox_store is not None:
-                self._move_queue(self.outbox_store, shared, cfg.station_id)
+            if store is not None:
+                self._move_queue(store, cfg.station_id, shared, cfg.station_id)
             else:
-                with OutboxStore(own) as store:
-                    self._move_queue(store, shared, cfg.station_id)
+                with OutboxStore(own) as mine:  # a file of its own: its station is ""
+                    self._move_queue(mine, "", shared, cfg.station_id)
 
-    def _move_queue(self, store: OutboxStore, source: Path, source_station: str) -> None:
-        station = self.cfg.station_id if store is self.outbox_store else ""
+    def _move_queue(
+        self, store: OutboxStore, station: str, source: Path, source_station: str
+    ) -> None:
         moved = store.adopt(source, station, source_station=source_station)
         log.info("%s: moved %d queued messages from %s into %s",
                  self.cfg.station_id, moved, source, store.path)  # fmt: skip
 
-    def _make_evse(self) -> Evse:
+    def _make_evse(self, last: dict[str, Any]) -> Evse:
         cfg = self.cfg
         if cfg.evse == "simulated":
-            start_wh = self._simulated_registers() or None
+            start_wh = self._simulated_registers(last) or None
             seed = cfg.seed if cfg.seed is not None else cfg.station_id
             return SimulatedEvse(
                 cfg.connectors,
@@ -342,11 +345,12 @@ class Node:
         cls = getattr(importlib.import_module(module_name), attr)
         return check_evse(cls(cfg.connectors))
 
-    def _simulated_registers(self) -> dict[int, float]:
+    def _simulated_registers(self, last: dict[str, Any]) -> dict[int, float]:
         """Where the simulated meters go on from after a restart: the highest register known
-        for each connector: status.json's (written every few seconds), the register at the last
-        stop and the last reading of a transaction in progress (both kept in the outbox with the
-        messages that carry them, so a kill loses neither). A real meter keeps its own."""
+        for each connector: status.json's (``last``, written every few seconds), the register
+        at the last stop and the last reading of a transaction in progress (both kept in the
+        outbox with the messages that carry them, so a kill loses neither). A real meter keeps
+        its own."""
         registers: dict[int, float] = {}
 
         def see(connector: Any, wh: Any) -> None:
@@ -354,7 +358,7 @@ class Node:
                 n = int(connector)
                 registers[n] = max(registers.get(n, 0.0), float(wh))
 
-        for k, v in ((read_status(self.cfg.data_dir) or {}).get("registers") or {}).items():
+        for k, v in (last.get("registers") or {}).items():
             see(k, v)
         if self.outbox_store is not None or (self.cfg.data_dir / "outbox.db").exists():
             with self._open_outbox() as outbox:
