@@ -418,6 +418,79 @@ def test_reset_of_one_evse_is_rejected(tmp_path: Path, version: str) -> None:
     assert b.machine.restart_due is None
 
 
+@pytest.mark.parametrize("version", V2)
+def test_a_reset_on_idle_lets_no_new_transaction_begin(tmp_path: Path, version: str) -> None:
+    """Reset OnIdle while connector 1 charges: Scheduled; connector 2 (free) becomes Unavailable
+    at once and refuses a cable, a token and a remote start, so the reset is not put off; it
+    happens when connector 1's transaction ends, and the restart makes both Available again."""
+    b, evse = _charging(tmp_path, version, connectors=2)
+    n = len(b.calls())
+    assert ok(b.call("Reset", {"type": "OnIdle"}))["status"] == "Scheduled"
+    b.run(1)
+    changed = [(c.payload["evseId"], status_of(c)) for c in b.calls()[n:]
+               if c.action == "StatusNotification"]  # fmt: skip
+    assert changed == [(2, "Unavailable")]  # connector 1 stays Occupied
+    assert evse.available == {1: False, 2: False}
+    assert b.machine.tx.active() and evse.relay[1]  # connector 1 goes on charging
+    evse.at(b.now + 1, "plug", connector=2)
+    evse.at(b.now + 2, "token", connector=2, token="T2")
+    b.run(5)
+    remote = {"idToken": {"idToken": "R1", "type": "Central"}, "remoteStartId": 5, "evseId": 2}
+    assert ok(b.call("RequestStartTransaction", remote))["status"] == "Rejected"
+    b.run(60)
+    assert [tx.view.connector.number for tx in b.machine.tx.active()] == [1]
+    assert not evse.relay[2] and b.machine.restart_due is None
+    evse.at(b.now + 1, "unplug")  # connector 1's transaction ends: now the reset
+    b.run(5)
+    assert b.machine.restart_due == "Scheduled"
+    b.restart("ScheduledReset")
+    assert b.calls("BootNotification")[-1].payload["reason"] == "ScheduledReset"
+    assert evse.available == {1: True, 2: True}
+    last = {c.payload["evseId"]: status_of(c) for c in b.calls("StatusNotification")}
+    assert last == {1: "Available", 2: "Occupied"}  # connector 2's cable is still in
+
+
+@pytest.mark.parametrize("charging", [False, True])
+def test_a_reset_immediate_and_resume_is_refused_while_charging(
+    tmp_path: Path, charging: bool
+) -> None:
+    """2.1 ImmediateAndResume asks the transactions to go on after the restart, which this
+    node cannot do: Rejected while one runs (nothing ends, no restart); with none, a restart."""
+    if charging:
+        b, evse = _charging(tmp_path, "2.1")
+    else:
+        b = Bench(tmp_path, "2.1").start()
+    answer = ok(b.call("Reset", {"type": "ImmediateAndResume"}))["status"]
+    b.run(5)
+    if charging:
+        assert answer == "Rejected" and b.machine.restart_due is None
+        assert b.machine.tx.active() and evse.relay[1]
+    else:
+        assert answer == "Accepted" and b.machine.restart_due == "ImmediateAndResume"
+
+
+@pytest.mark.parametrize("version", V2)
+def test_a_cable_into_an_inoperative_connector_starts_nothing(tmp_path: Path, version: str) -> None:
+    """TxStartPoint EVConnected begins a transaction at the cable, but not on a connector made
+    Inoperative (it is Unavailable: nothing may start there); once Operative again it does."""
+    evse = ScriptedEvse(1)
+    variables = {"TxCtrlr.TxStartPoint": "EVConnected"}
+    b = Bench(tmp_path, version, evse=evse, variables=variables).start()
+    assert _availability(b, False, 1)["status"] == "Accepted"
+    evse.at(b.now + 1, "plug")
+    b.run(5)
+    assert not b.machine.tx.active()
+    assert not [c for c in b.calls() if c.action == "TransactionEvent"]
+    assert status_of(b.calls("StatusNotification")[-1]) == "Unavailable"
+    evse.at(b.now + 1, "unplug")
+    b.run(2)
+    assert _availability(b, True, 1)["status"] == "Accepted"
+    evse.at(b.now + 1, "plug")
+    b.run(5)
+    assert b.machine.tx.active()
+    assert event_type(b.calls("TransactionEvent")[0]) == "Started"
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("clear", [False, True])
 def test_the_authorization_cache_survives_a_restart(

@@ -1,11 +1,12 @@
 """What the back end can ask a 2.0.1 / 2.1 station, answered by the station machine.
 
-Facts used (OCPP 2.0.1 part 2): B11/B12 Reset (Immediate, OnIdle: Scheduled while a transaction
-runs); F01/F03 RequestStart/StopTransaction; F06 TriggerMessage (a BootNotification is refused
-once accepted); G03/G04 ChangeAvailability (via the device model, persisted); F05 UnlockConnector;
-B05-B07 Get/SetVariables (more items or bytes than ItemsPerMessage / BytesPerMessage: the
-CALLERROR the device model names) and GetBaseReport -> NotifyReport; E14 GetTransactionStatus; C11
-ClearCache; P01 DataTransfer (no vendor extensions here: UnknownVendorId).
+Facts used (OCPP 2.0.1 part 2): B11/B12 Reset (Immediate; OnIdle: Scheduled while a transaction
+runs, the free connectors Unavailable meanwhile; 2.1 B13 ImmediateAndResume: Rejected while one
+runs, as this node cannot resume it); F01/F03 RequestStart/StopTransaction; F06 TriggerMessage (a
+BootNotification is refused once accepted); G03/G04 ChangeAvailability (via the device model,
+persisted); F05 UnlockConnector; B05-B07 Get/SetVariables (more items or bytes than ItemsPerMessage
+/ BytesPerMessage: the CALLERROR the device model names) and GetBaseReport -> NotifyReport; E14
+GetTransactionStatus; C11 ClearCache; P01 DataTransfer (no vendor extensions here: UnknownVendorId).
 """
 
 from __future__ import annotations
@@ -48,7 +49,21 @@ class V2Actions:
             return {"status": "Rejected"}
         if p["type"] == "OnIdle" and m.tx.active():
             m.reset_on_idle = SCHEDULED_RESET  # B12.FR.01; the boot says ScheduledReset
+
+            def hold() -> None:
+                # no new transaction while it waits: the connectors that are free become
+                # Unavailable now, the others once their transaction ends (as a Scheduled
+                # ChangeAvailability does); the restart makes them operative again
+                m.model.hold_for_reset()
+                for s in m.tx.connectors_in_order():
+                    m.evse.set_available(s.info.number, False, m.now)
+
+            m.after_answer(hold)
             return {"status": "Scheduled"}
+        if p["type"] == "ImmediateAndResume" and m.tx.active():
+            # 2.1 B13: the transactions would go on after the restart; this node ends what a
+            # restart finds in progress (TxRecords.recover: PowerLoss), so it cannot
+            return {"status": "Rejected"}
 
         def go() -> None:
             m.tx.stop_all(m.now, "reset_command", "reset_immediate")

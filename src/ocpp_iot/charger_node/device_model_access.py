@@ -23,6 +23,9 @@ class ModelState:
     _values: MutableMapping[tuple[str, str], str]
     _inoperative: set[str]
     _status: dict[tuple[int, int | None], str]
+    #: every connector inoperative until the machine is made again (:meth:`Availability.
+    #: hold_for_reset`); a class default, so a station that never holds costs nothing
+    _held_for_reset: bool = False
 
     def _commit(self, changes: list[Change]) -> None:
         raise NotImplementedError
@@ -223,8 +226,18 @@ class Availability(ModelState):
         )
         return {"status": change.status}, change
 
+    def hold_for_reset(self) -> None:
+        """Make every connector inoperative until the restart, not persisted: a Reset OnIdle
+        that waits for the transactions in progress lets no new one begin meanwhile (else a
+        busy station would put the reset off for ever). The transactions in progress go on, as
+        with an inoperative state that is Scheduled."""
+        self._held_for_reset = True
+
     def is_operative(self, evse_id: int = 0, connector_id: int | None = None) -> bool:
-        """Whether the station, the EVSE and (if given) the connector are all Operative."""
+        """Whether the station, the EVSE and (if given) the connector are all Operative (none
+        is while :meth:`hold_for_reset` holds them)."""
+        if self._held_for_reset:
+            return False
         levels = ["0"]
         if evse_id:
             levels.append(str(evse_id))

@@ -127,7 +127,12 @@ class Transactions(TxRecords):
             s.plugged = True
             if s.tx is not None:
                 s.tx.awaiting_cable = False
-            if s.tx is None and self.accepting and "EVConnected" in self.model.tx_start_points:
+            if (
+                s.tx is None
+                and self.accepting
+                and "EVConnected" in self.model.tx_start_points
+                and self.model.is_operative(s.info.evse_id, s.info.connector_id)
+            ):
                 self._start(s, None, "ISO14443", None, now, "cable_plugged_in")
             self._power_path(s, now)
         elif isinstance(ev, Unplugged):
