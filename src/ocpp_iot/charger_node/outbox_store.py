@@ -64,6 +64,8 @@ _OLD_COLUMNS = {
     "seq_no": "transaction_id, next",
     "kept": "key, value",
 }
+#: the tables whose rows are keyed by station (every table of layout 1)
+_STATION_TABLES = ("counters", "outbox", "seq_no", "kept")
 
 
 class OutboxStore:
@@ -213,7 +215,7 @@ class OutboxStore:
         if src:
             with OutboxStore(path) as shared:  # the moved rows leave the shared store
                 with shared.transaction(durable=True) as sdb:
-                    for table in _OLD_COLUMNS:
+                    for table in _STATION_TABLES:
                         sdb.execute(f"DELETE FROM {table} WHERE station = ?", (src,))
         else:
             for suffix in ("", "-wal", "-shm"):
