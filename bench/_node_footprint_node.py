@@ -17,6 +17,9 @@ Python heap as ``tracemalloc`` sees it) after each part: where the memory per st
 ``paho``: n bare paho clients and nothing else (no asyncio, no station): the floor that one
 paho-mqtt client per station puts under the memory per station.
 
+``gmqtt``: the same with n gmqtt clients on asyncio: what the other maintained MQTT 5 client
+would put there instead.
+
 Run as ``python bench/_node_footprint_node.py MODE ...``; ``bench/`` is then on ``sys.path``.
 """
 
@@ -432,9 +435,64 @@ def paho(broker: str, n: int, trace: bool) -> None:
         c.loop_write()
 
 
+def gmqtt_clients(broker: str, n: int, trace: bool) -> None:
+    """n gmqtt clients (the maintained asyncio-native MQTT 5 client: the alternative to paho
+    the guide asks to measure before one is hand-written), configured as :func:`paho`'s (MQTT
+    5, a retained will, a persistent session), connected and subscribed on one asyncio loop;
+    reported as :func:`paho` reports."""
+    from urllib.parse import urlsplit
+
+    import gmqtt
+
+    raise_fd_limit()
+    url = urlsplit(broker)
+    host, port = url.hostname or "127.0.0.1", url.port or 1883
+    subscribed: set[int] = set()
+
+    def make(i: int) -> Any:
+        will = gmqtt.Message(f"ocpp/G{i}/status", b"offline", qos=1, retain=True)
+        c = gmqtt.Client(f"G{i}", clean_session=False, session_expiry_interval=86400,
+                         will_message=will)  # fmt: skip
+        c.on_subscribe = lambda c, _mid, _qos, _p: subscribed.add(id(c))
+        return c
+
+    async def connect(clients: list[Any], timeout: float = 300.0) -> None:
+        await asyncio.gather(*(c.connect(host, port, keepalive=60) for c in clients))
+        for i, c in enumerate(clients):
+            c.subscribe(f"ocpp/G{i}/down", qos=1)
+        deadline = time.monotonic() + timeout
+        while not all(id(c) in subscribed for c in clients):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the gmqtt clients did not all subscribe")
+            await asyncio.sleep(0.05)
+
+    async def run() -> None:
+        first = make(0)  # what the first client loads stays outside, as for paho
+        await connect([first])
+        if trace:
+            import tracemalloc
+
+            tracemalloc.start()
+
+        def measure() -> float:
+            gc.collect()
+            return tracemalloc.get_traced_memory()[0] / 1024 if trace else vm_kib()
+
+        before = measure()
+        clients = [make(i) for i in range(1, n + 1)]
+        built = measure()
+        await connect(clients)
+        connected = measure()
+        emit("gmqtt", n=n, built_kib=(built - before) / n, connected_kib=(connected - before) / n,
+             version=gmqtt.__version__)  # fmt: skip
+        await asyncio.gather(*(c.disconnect() for c in [first, *clients]))
+
+    asyncio.run(run())
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["session", "many", "parts", "codec", "paho"])
+    ap.add_argument("mode", choices=["session", "many", "parts", "codec", "paho", "gmqtt"])
     ap.add_argument("--broker", default="")
     ap.add_argument("--data-dir", default="")
     ap.add_argument("--scenario", default=None)
@@ -450,6 +508,8 @@ def main(argv: list[str]) -> int:
         asyncio.run(many(args.broker, args.data_dir, args.n))
     elif args.mode == "paho":
         paho(args.broker, args.n, args.trace)
+    elif args.mode == "gmqtt":
+        gmqtt_clients(args.broker, args.n, args.trace)
     else:
         asyncio.run(parts(args.broker, args.data_dir, args.n, args.trace))
     return 0

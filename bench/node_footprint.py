@@ -40,7 +40,9 @@ bench needs no per-station credentials), the children in ``_node_footprint_node.
     builds the station as ``charger-node run`` does and fast-forwards it on a virtual clock.
 (b) ``measure_node_many(n)``: n stations in one process as ``charger-node simulate`` builds them,
     each booted: (VmRSS all booted - VmRSS after the imports) / n. ``node_breakdown`` builds
-    them part by part to show where that memory goes (RSS, and the Python heap by tracemalloc).
+    them part by part to show where that memory goes (RSS, and the Python heap by tracemalloc),
+    with n bare paho clients as the floor one client per station puts under it, and n gmqtt
+    clients (the asyncio-native MQTT 5 client, if installed) as the alternative to paho.
 (c) ``node_bytes_per_hour``: (a)'s frames as the node sent and received them, MQTT 5 framing
     computed and checked against the packets parsed out of the station's socket, TCP/IP.
 
@@ -63,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import resource
@@ -804,16 +807,20 @@ def measure_node_many(n: int, repeat: int = 3) -> dict[str, list[float]]:
 def node_breakdown(n: int) -> dict[str, Any]:
     """Where (b)'s memory goes: the stations built part by part, VmRSS after each part (one
     run), and the Python heap per part with tracemalloc (a second run: tracing costs memory);
-    and, as a floor, n bare paho clients connected and subscribed (``paho``)."""
+    and, as a floor, n bare paho clients connected and subscribed (``paho``), and n gmqtt
+    clients the same way (``gmqtt``, if installed: the other maintained MQTT 5 client)."""
     out: dict[str, Any] = {}
     for trace in (False, True):
         with Backend() as b:
             args = ["parts", "--broker", b.url, "--data-dir", b.path("sim"), "--n", str(n)]
             out["traced" if trace else "plain"] = _node_child(args + ["--trace"] * trace, 1200)
-    for trace in (False, True):
-        with Backend() as b:
-            args = ["paho", "--broker", b.url, "--n", str(n)] + ["--trace"] * trace
-            out["paho_traced" if trace else "paho"] = _node_child(args, 600)
+    for client in ("paho", "gmqtt"):
+        if client == "gmqtt" and importlib.util.find_spec("gmqtt") is None:
+            continue  # the bench extra installs it; the notes say it was not measured
+        for trace in (False, True):
+            with Backend() as b:
+                args = [client, "--broker", b.url, "--n", str(n)] + ["--trace"] * trace
+                out[f"{client}_traced" if trace else client] = _node_child(args, 600)
     return out
 
 
@@ -1246,7 +1253,21 @@ def _print_breakdown(parts: dict[str, Any], codec: dict[str, Any], budget: float
             f"{bare['connected_kib']:.1f} ({bare_py['connected_kib']:.1f}) connected and "
             f"subscribed: {bare['connected_kib'] / budget:.0%} "
             f"({bare_py['connected_kib'] / budget:.0%}) of the goal's {budget:.1f} KiB/station",
+            _gmqtt_note(parts, n, budget),
         ],
+    )
+
+
+def _gmqtt_note(parts: dict[str, Any], n: int, budget: float) -> str:
+    """The alternative client measured as the paho floor is (or why it was not)."""
+    if "gmqtt" not in parts:
+        return "gmqtt (the other maintained MQTT 5 client) not measured: not installed"
+    g, g_py = parts["gmqtt"], parts["gmqtt_traced"]
+    return (
+        f"instead of paho: {n:,} gmqtt {g['version']} clients (asyncio, the same options), "
+        f"RSS (Python heap) KiB/client: {g['built_kib']:.1f} ({g_py['built_kib']:.1f}) after "
+        f"Client(), {g['connected_kib']:.1f} ({g_py['connected_kib']:.1f}) connected and "
+        f"subscribed: {g['connected_kib'] / budget:.0%} of the goal's {budget:.1f} KiB/station"
     )
 
 
