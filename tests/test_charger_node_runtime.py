@@ -244,6 +244,11 @@ def test_status_command_reads_what_the_node_wrote(tmp_path: Path) -> None:
     assert "transaction   4 on connector 1, 120.5 Wh" in result.output
     as_json = CliRunner().invoke(main, ["status", "--data-dir", str(data), "--json"])
     assert json.loads(as_json.output)["queue_depth"] == 3
+    assert "reset" not in result.output
+    info = json.loads((data / "status.json").read_text()) | {"reset_scheduled": True}
+    (data / "status.json").write_text(json.dumps(info))
+    pending = CliRunner().invoke(main, ["status", "--data-dir", str(data)])
+    assert "reset         scheduled (Reset OnIdle)" in pending.output, pending.output
     missing = CliRunner().invoke(main, ["status", "--data-dir", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "no status.json" in missing.output
 

@@ -440,6 +440,7 @@ def test_a_reset_on_idle_lets_no_new_transaction_begin(tmp_path: Path, version: 
     b.run(60)
     assert [tx.view.connector.number for tx in b.machine.tx.active()] == [1]
     assert not evse.relay[2] and b.machine.restart_due is None
+    assert b.machine.status(b.now)["reset_scheduled"] is True  # charger-node status says it
     evse.at(b.now + 1, "unplug")  # connector 1's transaction ends: now the reset
     b.run(5)
     assert b.machine.restart_due == "Scheduled"

@@ -348,6 +348,8 @@ def status(data_dir: str, as_json: bool) -> None:
     if not txs:
         click.echo("transaction   none")
     click.echo(f"connectors    {', '.join(f'{k}: {v}' for k, v in info['connectors'].items())}")
+    if info.get("reset_scheduled"):
+        click.echo("reset         scheduled (Reset OnIdle): once the last transaction has ended")
     click.echo(f"(written {age:.0f} s ago by pid {info.get('pid')})")
 
 

@@ -299,6 +299,8 @@ class StationMachine:
                 for t in self.tx.active()
             ],  # fmt: skip
             "connectors": self.statuses.values(),
+            #: a Reset OnIdle answered Scheduled: it comes once the last transaction has ended
+            "reset_scheduled": self.reset_on_idle is not None,
         }
 
     # -- the Port that Transactions and the charger behaviour use -----------------------------
