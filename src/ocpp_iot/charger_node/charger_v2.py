@@ -55,8 +55,7 @@ class V2Actions:
                 # Unavailable now, the others once their transaction ends (as a Scheduled
                 # ChangeAvailability does); the restart makes them operative again
                 m.model.hold_for_reset()
-                for s in m.tx.connectors_in_order():
-                    m.evse.set_available(s.info.number, False, m.now)
+                m.tx.show_availability(m.now)
 
             m.after_answer(hold)
             return {"status": "Scheduled"}

@@ -105,6 +105,10 @@ class Transactions(TxRecords):
             if callable(plugged):
                 s.plugged = bool(plugged(s.info.number))
         self.recover(kept, now)
+        self.show_availability(now)
+
+    def show_availability(self, now: float) -> None:
+        """Tell the hardware whether each connector is in service, as the device model says."""
         for s in self.connectors_in_order():
             c = s.info
             self.evse.set_available(
