@@ -31,6 +31,7 @@ import gc
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -366,6 +367,22 @@ def codec() -> None:
          rss_after_kib=after, hwm_kib=hwm, rss_trimmed_kib=trimmed)  # fmt: skip
 
 
+def _meter(trace: bool) -> Callable[[], float]:
+    """What :func:`paho` and :func:`gmqtt_clients` read before and after their clients (KiB):
+    the Python heap by tracemalloc, started now, with ``trace``; else VmRSS. After a collection
+    either way."""
+    if trace:
+        import tracemalloc
+
+        tracemalloc.start()
+
+    def measure() -> float:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] / 1024 if trace else vm_kib()
+
+    return measure
+
+
 def paho(broker: str, n: int, trace: bool) -> None:
     """n paho clients as our MQTT link configures them (MQTT 5, a retained will, a persistent
     session) and nothing else, connected and subscribed, driven by one ``selectors`` loop:
@@ -410,15 +427,7 @@ def paho(broker: str, n: int, trace: bool) -> None:
     first = make(0)  # what the first client loads (lazy imports, caches) stays outside
     first.connect(host, port, keepalive=60, clean_start=False, properties=props)
     pump([first], lambda: id(first) in acked)
-    if trace:
-        import tracemalloc
-
-        tracemalloc.start()
-
-    def measure() -> float:
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] / 1024 if trace else vm_kib()
-
+    measure = _meter(trace)
     before = measure()
     clients = [make(i) for i in range(1, n + 1)]
     built = measure()
@@ -469,15 +478,7 @@ def gmqtt_clients(broker: str, n: int, trace: bool) -> None:
     async def run() -> None:
         first = make(0)  # what the first client loads stays outside, as for paho
         await connect([first])
-        if trace:
-            import tracemalloc
-
-            tracemalloc.start()
-
-        def measure() -> float:
-            gc.collect()
-            return tracemalloc.get_traced_memory()[0] / 1024 if trace else vm_kib()
-
+        measure = _meter(trace)
         before = measure()
         clients = [make(i) for i in range(1, n + 1)]
         built = measure()
