@@ -465,9 +465,11 @@ def gmqtt_clients(broker: str, n: int, trace: bool) -> None:
         c.on_subscribe = lambda c, _mid, _qos, _p: subscribed.add(id(c))
         return c
 
-    async def connect(clients: list[Any], timeout: float = 300.0) -> None:
+    async def connect(clients: list[Any], first: int, timeout: float = 300.0) -> None:
+        """``first``: the number of ``clients[0]`` (client ``G{i}`` subscribes to its own
+        ``ocpp/G{i}/down``, as :func:`paho`'s do)."""
         await asyncio.gather(*(c.connect(host, port, keepalive=60) for c in clients))
-        for i, c in enumerate(clients):
+        for i, c in enumerate(clients, first):
             c.subscribe(f"ocpp/G{i}/down", qos=1)
         deadline = time.monotonic() + timeout
         while not all(id(c) in subscribed for c in clients):
@@ -477,12 +479,12 @@ def gmqtt_clients(broker: str, n: int, trace: bool) -> None:
 
     async def run() -> None:
         first = make(0)  # what the first client loads stays outside, as for paho
-        await connect([first])
+        await connect([first], 0)
         measure = _meter(trace)
         before = measure()
         clients = [make(i) for i in range(1, n + 1)]
         built = measure()
-        await connect(clients)
+        await connect(clients, 1)
         connected = measure()
         emit("gmqtt", n=n, built_kib=(built - before) / n, connected_kib=(connected - before) / n,
              version=gmqtt.__version__)  # fmt: skip
