@@ -23,6 +23,7 @@ from station_harness import (
     tx_messages,
 )
 
+from ocpp_iot.charger_node.outbox import Outbox
 from ocpp_iot.charger_node.scenario import parse_scenario
 from ocpp_iot.charger_node.simulated import SimulatedEvse
 from ocpp_iot.rpc import Call
@@ -134,6 +135,42 @@ def test_messages_queued_before_start_transaction_conf_get_its_id_16(
     assert {c.payload["transactionId"] for c in txm[1:]} == {1001}
     if not still_charging:
         assert txm[-1].action == "StopTransaction"
+
+
+class _PowerCut(BaseException):
+    """Raised inside the outbox: the process dies there, nothing after it runs."""
+
+
+@pytest.mark.parametrize("step", ["bind_transaction", "answered"])
+def test_a_power_cut_while_the_start_transaction_conf_is_taken_in_loses_no_id_16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """The answer's transactionId goes into the queued messages before the StartTransaction
+    row is deleted: a cut at either step sends the StartTransaction again (same message id:
+    the back end answers the repeat), never MeterValues or StopTransaction with the -1
+    placeholder (a delete first lost the id when the cut came before the rewrite)."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, "1.6", evse=evse, variables=OFFLINE_OK).start()
+    b.link_down()
+    evse.at(b.now + 10, "plug")
+    evse.at(b.now + 11, "token")
+    evse.at(b.now + 200, "unplug")
+    b.run(300)
+
+    def cut(self: Outbox, *args: object) -> object:
+        raise _PowerCut  # before its commit
+
+    monkeypatch.setattr(Outbox, step, cut)
+    with pytest.raises(_PowerCut):
+        b.link_up()
+    monkeypatch.undo()
+    b.kill()
+    b.run(60)
+    txm = tx_messages(b.csms.calls())
+    assert [c.action for c in txm][0] == "StartTransaction"
+    assert txm[-1].action == "StopTransaction"
+    assert {c.payload["transactionId"] for c in txm[1:]} == {1001}
+    assert b.outbox.depth() == 0
 
 
 @pytest.mark.parametrize("version", VERSIONS)

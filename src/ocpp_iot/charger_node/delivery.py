@@ -80,13 +80,16 @@ class Delivery:
         return None if head is None else max(head, now + self.pace.wait(now))
 
     def answered(self, entry: Entry, payload: dict[str, Any]) -> None:
-        """A CALLRESULT for ``entry``: it is delivered."""
-        self.outbox.answered(entry.message_id)
-        self._forget(entry.message_id)
+        """A CALLRESULT for ``entry``: it is delivered. 1.6: the back end's transactionId goes
+        into the queued messages first, then the StartTransaction is deleted; a power cut
+        between the two sends it again (the back end answers the repeat), where the other order
+        would lose the id and leave the -1 placeholder in them."""
         if entry.kind == START and entry.transaction_id is not None:
             _, csms_id = self.messages.start_answer(payload)  # 2.x: None
             if csms_id is not None:
                 self._bind(entry.transaction_id, csms_id)
+        self.outbox.answered(entry.message_id)
+        self._forget(entry.message_id)
 
     def failed(self, entry: Entry, now: float, reason: str, *, new_id: bool) -> None:
         """A failed attempt (E13): a CALLERROR (``new_id``) or no answer in time."""
