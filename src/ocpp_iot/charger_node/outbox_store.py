@@ -13,6 +13,10 @@ Durability: ``power_safe=True`` (a real station) makes each durable commit with
 NORMAL survives the process being killed (it is in the operating system's cache), only a power
 cut or a kernel crash may undo the last ones; and one fsync per transaction message of a
 thousand stations would stall their shared event loop.
+
+A damaged file (SQLite says "malformed" or "not a database" on open, or ``PRAGMA quick_check``
+finds damage) is replaced by one with the rows that could still be read, the damaged one set
+aside: see ``outbox_recovery.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from .outbox_recovery import check, finish_recovery, is_damage, recover
 
 __all__ = ["OutboxStore", "PAGE_SIZE", "SCHEMA_VERSION"]
 
@@ -89,6 +95,16 @@ class OutboxStore:
         #: checkpoints since open that moved pages
         self.checkpoints = 0
         self._since_checkpoint = 0
+        finish_recovery(self.path)
+        try:
+            self.db = self._connect(self.path, shared)
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            recover(self.path, str(exc), lambda p: self._connect(p, shared))
+            self.db = self._connect(self.path, shared)
+
+    def _connect(self, path: Path, shared: bool) -> sqlite3.Connection:
         self.db = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=10.0
         )
@@ -97,6 +113,7 @@ class OutboxStore:
         except BaseException:
             self.db.close()
             raise
+        return self.db
 
     def _open(self, shared: bool) -> None:
         db = self.db
@@ -105,6 +122,7 @@ class OutboxStore:
         if str(mode).lower() != "wal":
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode ({mode})")
         db.execute("PRAGMA wal_autocheckpoint=0")  # ours: see checkpoint()
+        check(db)  # a page torn by a power cut shows here, not in the middle of a session
         self._level = ""
         with self.transaction(durable=True):
             self._make_schema(shared)
