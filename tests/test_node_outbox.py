@@ -223,6 +223,40 @@ def test_full_queue_drops_every_second_intermediate_never_started_or_ended(
         assert stored.payload["seqNo"] == 0 and box.stats().dropped == 3
 
 
+def test_full_queue_drops_meter_samples_before_an_updated_that_tells_more(
+    tmp_path: Path,
+) -> None:
+    """The Updated that brings the token of a transaction begun at the cable (trigger
+    Authorized) or a charging state goes only once no sample is left: before, a full queue
+    dropped it like any other, and the back end never learnt who charged."""
+    with Outbox(tmp_path / "o.db", max_messages=6, drop_batch=1) as box:
+        tid = box.next_transaction_id()
+        box.put("TransactionEvent", tx_event("Started", tid, "CablePluggedIn"), now=0)
+        token = {
+            **tx_event("Updated", tid, "Authorized"),
+            "idToken": {"idToken": "A", "type": "ISO14443"},
+        }
+        told = box.put("TransactionEvent", token, now=1).entry
+        state = box.put(
+            "TransactionEvent", tx_event("Updated", tid, "ChargingStateChanged"), now=2
+        ).entry
+        clock = box.put(
+            "TransactionEvent", tx_event("Updated", tid, "MeterValueClock"), now=3
+        ).entry
+        periodic = [
+            box.put("TransactionEvent", tx_event("Updated", tid), now=4 + i).entry for i in range(2)
+        ]
+        dropped, new = [], []
+        for i in range(4):  # each one over the limit of 6: one sample goes
+            stored, gone = box.put("TransactionEvent", tx_event("Updated", tid), now=10 + i)
+            new.append(stored)
+            dropped += [e.message_id for e in gone]
+        samples = [clock, *periodic, *new]
+        assert dropped == [e.message_id for e in samples[:4]]  # oldest first, batches of one
+        left = [e.message_id for e in box.entries()]
+        assert told.message_id in left and state.message_id in left
+
+
 def test_full_queue_spares_the_message_in_flight_and_the_new_one(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db", max_messages=4) as box:  # drop_batch 1
         box.put("StartTransaction", {}, transaction_id="1", now=0)

@@ -69,6 +69,7 @@ from .outbox_policy import (
     classify,
     dumps_payload,
     entry_from_row,
+    is_sample,
     payload_transaction_id,
     to_base36,
 )
@@ -416,15 +417,20 @@ class Outbox:
         """Drop to make room (inside put's transaction): intermediate messages first, the 1st,
         3rd, 5th ... oldest first (2.0.1 E04), up to ``drop_batch`` of them in one pass so the
         oldest stretch thins out while recent readings stay dense, and the others (2nd, 4th
-        ...) if the queue is over by more than those; then the oldest queued non-transaction
-        messages. Never Started/Ended, the message in flight or the new one.
+        ...) if the queue is over by more than those. Meter samples go first (``is_sample``),
+        then the Updated that tell something else, oldest first. Then the oldest queued
+        non-transaction messages. Never Started/Ended, the message in flight or the new one.
         If that is not enough the queue stays over its limit (Started/Ended are never lost)."""
         where = "kind = ? AND pos != ? AND message_id != ? ORDER BY pos"
         keep = (new_pos, self._in_flight or "")
         updated = self._select(where, UPDATE, *keep)
-        victims = updated[0::2][: max(excess, self.drop_batch)]
+        samples = [e for e in updated if is_sample(e.action, e.payload)]
+        telling = [e for e in updated if not is_sample(e.action, e.payload)]
+        victims = samples[0::2][: max(excess, self.drop_batch)]
         if len(victims) < excess:  # over by more than every other one: the rest of them next
-            victims += updated[1::2][: excess - len(victims)]
+            victims += samples[1::2][: excess - len(victims)]
+        if len(victims) < excess:
+            victims += telling[: excess - len(victims)]
         if len(victims) < excess:
             victims += self._select(where + " LIMIT ?", OTHER, *keep, excess - len(victims))
         if not victims:

@@ -39,6 +39,7 @@ __all__ = [
     "RetryPolicy",
     "ReplayPace",
     "to_base36",
+    "is_sample",
     "Entry",
     "Stored",
     "OutboxStats",
@@ -74,6 +75,19 @@ def classify(action: str, payload: dict[str, Any], transaction_id: str | None) -
     if action == "MeterValues" and (transaction_id is not None or "transactionId" in payload):
         return UPDATE  # 1.6: meter values of a transaction are transaction-related
     return OTHER
+
+
+#: the triggers of a 2.x Updated that brings only meter readings (TriggerReasonEnumType)
+_SAMPLE_TRIGGERS: Final = frozenset({"MeterValuePeriodic", "MeterValueClock"})
+
+
+def is_sample(action: str, payload: dict[str, Any]) -> bool:
+    """Whether an intermediate message only samples the meter: 1.6 MeterValues, a 2.x Updated
+    of a meter trigger without an idToken. A full queue drops these before the Updated that
+    tells something else (the token of a transaction begun at the cable, a charging state)."""
+    if action != "TransactionEvent":
+        return True
+    return payload.get("triggerReason") in _SAMPLE_TRIGGERS and "idToken" not in payload
 
 
 def payload_transaction_id(action: str, payload: dict[str, Any]) -> str | None:
