@@ -278,7 +278,7 @@ def test_options_from_file_environment_and_flags(
         'connectors = 2\nvar = ["SampledDataCtrlr.TxUpdatedInterval=30"]\nkeepalive = 300\n'
     )
     env = {"CHARGER_NODE_BROKER": "mqtt://env:1883", "CHARGER_NODE_PASSWORD": "pw",
-           "CHARGER_NODE_RECONNECT_MAX_DELAY": "120"}  # fmt: skip
+           "CHARGER_NODE_RECONNECT_MAX_DELAY": "120", "CHARGER_NODE_MAX_QUEUE": "800"}  # fmt: skip
     result = CliRunner().invoke(
         main,
         ["run", "--config", str(conf), "--version", "2.1", "--data-dir", str(tmp_path)],
@@ -290,7 +290,7 @@ def test_options_from_file_environment_and_flags(
         "FILE", "mqtt://env:1883", "2.1", 2, "pw"
     )  # fmt: skip
     assert cfg.variables == {"SampledDataCtrlr.TxUpdatedInterval": "30"}
-    assert (cfg.keepalive, cfg.reconnect_max_delay) == (300, 120.0)
+    assert (cfg.keepalive, cfg.reconnect_max_delay, cfg.max_queue) == (300, 120.0, 800)
     link = make_link(cfg)  # what the MQTT client is given
     settings = link.settings  # type: ignore[attr-defined]
     assert (settings.keepalive, settings.reconnect_max_delay) == (300, 120.0)

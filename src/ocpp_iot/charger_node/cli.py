@@ -85,6 +85,10 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
                      envvar=f"{ENV}_REPLAY_PER_MINUTE",
                      help="queued messages sent a minute after an offline period (after a "
                      "burst of 20)"),
+        click.option("--max-queue", type=click.IntRange(1, 1_000_000), default=5000,
+                     envvar=f"{ENV}_MAX_QUEUE",
+                     help="messages the outbox holds while offline; when full, intermediate "
+                     "meter samples are dropped first, Started and Ended never"),
         click.option("--log-level", type=LEVELS, default="INFO", envvar=f"{ENV}_LOG_LEVEL"),
     ]  # fmt: skip
     for option in reversed(options):
@@ -153,6 +157,7 @@ def _config(station_id: str, data_dir: str, opts: dict[str, Any], **extra: Any) 
             scenario=opts["scenario"],
             variables=_variables(opts["var"]),
             replay_per_minute=opts["replay_per_minute"],
+            max_queue=opts["max_queue"],
             keepalive=opts["keepalive"],
             reconnect_max_delay=opts["reconnect_max_delay"],
             **extra,
