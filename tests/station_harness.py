@@ -106,9 +106,17 @@ class ScriptedEvse:
     suspended. A :class:`~ocpp_iot.charger_node.evse.ScheduledEvse`."""
 
     def __init__(
-        self, connectors: int = 1, *, start_wh: float = 1_000_000.0, power_w: float = 11_000.0
+        self,
+        connectors: int = 1,
+        *,
+        start_wh: float = 1_000_000.0,
+        power_w: float = 11_000.0,
+        one_evse: bool = False,
     ) -> None:
-        self._connectors = tuple(Connector(n, n) for n in range(1, connectors + 1))
+        # one EVSE a connector; ``one_evse``: all of them on EVSE 1 (connector ids 1..N)
+        self._connectors = tuple(
+            Connector(n, 1, n) if one_evse else Connector(n, n) for n in range(1, connectors + 1)
+        )
         numbers = [c.number for c in self._connectors]
         self.register = {n: start_wh + 100_000.0 * (n - 1) for n in numbers}
         self.power_w = {n: power_w for n in numbers}
@@ -398,9 +406,9 @@ class Bench:
     # -- building --------------------------------------------------------------------------------
 
     def _build(self) -> StationMachine:
-        n = len(self.evse.connectors)
+        evse_ids = [c.evse_id for c in self.evse.connectors]
         self.model = DeviceModel(
-            evses=[1] * n,
+            evses=[evse_ids.count(e) for e in sorted(set(evse_ids))],  # connectors per EVSE
             store=JsonFileStore(self.dir / "device-model.json"),
             defaults=(V16_DEFAULTS if self.version == "1.6" else {}) | (self.variables or {}),
         )

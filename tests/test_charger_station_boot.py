@@ -5,6 +5,7 @@ no answer retried with a growing back-off, and the clock offset learnt from curr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from station_harness import T0, V2, VERSIONS, Bench, Csms, ScriptedEvse, tx_messages
@@ -34,9 +35,11 @@ def test_pending_is_retried_at_the_interval_and_nothing_else_is_sent(
         else {"requestId": 1, "reportBase": "SummaryInventory"}
     ))  # fmt: skip
     assert isinstance(answer, CallResult)
-    trigger = {"requestedMessage": "StatusNotification"}
+    trigger: dict[str, Any] = {"requestedMessage": "StatusNotification"}
     if version == "1.6":
-        trigger["connectorId"] = 1  # type: ignore[assignment]
+        trigger["connectorId"] = 1
+    else:
+        trigger["evse"] = {"id": 1, "connectorId": 1}  # F06.FR.12
     answer = b.call("TriggerMessage", trigger)
     assert isinstance(answer, CallResult) and answer.payload["status"] == "Accepted"
     b.run(100)

@@ -106,12 +106,16 @@ def test_remote_start_rejected_when_busy(tmp_path: Path, version: str) -> None:
 
 
 def _trigger(b: Bench, what: str, connector: int | None = 1) -> CallResult | CallError:
+    """TriggerMessage for connector ``connector`` (2.x: EVSE ``connector``; with its
+    connectorId 1 for a StatusNotification, F06.FR.12)."""
     payload: dict[str, Any] = {"requestedMessage": what}
     if connector is not None:
         if b.version == "1.6":
             payload["connectorId"] = connector
         else:
             payload["evse"] = {"id": connector}
+            if what == "StatusNotification":
+                payload["evse"]["connectorId"] = 1
     return b.call("TriggerMessage", payload)
 
 
@@ -132,6 +136,76 @@ def test_trigger_message_sends_it_after_the_answer(tmp_path: Path, version: str,
         p = follow[0].payload
         assert (p.get("connectorId") if version == "1.6" else p["evseId"]) == 2
         assert "transactionId" not in p  # connector 2 has no transaction
+
+
+@pytest.mark.parametrize("version", V2)
+@pytest.mark.parametrize("evse", [None, {"id": 1}])
+def test_trigger_status_notification_names_one_connector(
+    tmp_path: Path, version: str, evse: dict[str, int] | None
+) -> None:
+    """F06.FR.12: Rejected without evse or its connectorId (F06.FR.13: a status is sent for
+    one connector only); before, the node sent every connector's."""
+    b = Bench(tmp_path, version, evse=ScriptedEvse(2)).start()
+    payload: dict[str, Any] = {"requestedMessage": "StatusNotification"}
+    if evse is not None:
+        payload["evse"] = evse
+    answer = b.call("TriggerMessage", payload)
+    assert ok(answer)["status"] == "Rejected"
+    assert not after_answer(b, answer)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("what", ["Heartbeat", "BootNotification"])
+def test_trigger_ignores_a_connector_the_message_is_not_about(
+    tmp_path: Path, version: str, what: str
+) -> None:
+    """F06.FR.02 / 1.6 5.17: an EVSE or connector that is not relevant to the requested
+    message is ignored and the message sent (before: Rejected for an unknown number)."""
+    b = Bench(tmp_path, version).start()
+    answer = _trigger(b, what, 5)
+    if what == "BootNotification" and version != "1.6":
+        assert ok(answer)["status"] == "Rejected"  # F06.FR.17, not for the EVSE
+        return
+    assert ok(answer)["status"] == "Accepted"
+    assert after_answer(b, answer)[0].action == what  # 1.6: the statuses follow a boot
+
+
+@pytest.mark.parametrize("connector", [0, None])
+def test_trigger_status_notification_of_the_charge_point_16(
+    tmp_path: Path, connector: int | None
+) -> None:
+    """5.17: connector 0 asks for the Charge Point's own status; no connectorId, for the
+    Charge Point's and each connector's."""
+    b = Bench(tmp_path, "1.6", evse=ScriptedEvse(2)).start()
+    answer = _trigger(b, "StatusNotification", connector)
+    assert ok(answer)["status"] == "Accepted"
+    sent = [(c.payload["connectorId"], status_of(c)) for c in after_answer(b, answer)]
+    assert sent == ([(0, "Available")] if connector == 0 else
+                    [(0, "Available"), (1, "Available"), (2, "Available")])  # fmt: skip
+    change = {"connectorId": 0, "type": "Inoperative"}
+    assert ok(b.call("ChangeAvailability", change))["status"] == "Accepted"
+    b.run(5)
+    answer = _trigger(b, "StatusNotification", 0)
+    assert [status_of(c) for c in after_answer(b, answer)] == ["Unavailable"]
+
+
+@pytest.mark.parametrize("version", V2)
+def test_trigger_meter_values_one_per_evse(tmp_path: Path, version: str) -> None:
+    """A 2.x MeterValues is an EVSE's: one per EVSE, from the connector charging (before: one
+    per connector, the same evseId twice with different registers)."""
+    evse = ScriptedEvse(2, one_evse=True)
+    b = Bench(tmp_path, version, evse=evse).start()
+    evse.at(T0 + 10, "plug", connector=2)
+    evse.at(T0 + 11, "token", connector=2)
+    b.run(60)
+    assert b.machine.tx.active()
+    answer = _trigger(b, "MeterValues", 1)
+    follow = [c for c in after_answer(b, answer) if c.action == "MeterValues"]
+    assert [c.payload["evseId"] for c in follow] == [1]
+    value = follow[0].payload["meterValue"][0]["sampledValue"]
+    energy = [v["value"] for v in value if v.get("measurand", "Energy.Active.Import.Register")
+              == "Energy.Active.Import.Register"]  # fmt: skip
+    assert energy == [pytest.approx(evse.register[2], abs=1.0)]
 
 
 @pytest.mark.parametrize("version", V2)
@@ -375,6 +449,22 @@ def test_get_transaction_status(tmp_path: Path, version: str) -> None:
     assert b.outbox.depth() == 0
     got = ok(b.call("GetTransactionStatus", {"transactionId": tx_id}))
     assert got == {"messagesInQueue": False, "ongoingIndicator": False}
+
+
+@pytest.mark.parametrize("version", V2)
+def test_clear_cache_without_a_cache_is_rejected(tmp_path: Path, version: str) -> None:
+    """C11.FR.04: Rejected while AuthCacheCtrlr.Enabled is false."""
+    b = Bench(tmp_path, version, variables={"AuthCacheCtrlr.Enabled": "false"}).start()
+    assert ok(b.call("ClearCache", {}))["status"] == "Rejected"
+
+
+def test_remote_start_on_connector_0_is_rejected_16(tmp_path: Path) -> None:
+    """1.6 6.33: a connectorId given is > 0 (before: Accepted, on any free connector)."""
+    b = Bench(tmp_path, "1.6").start()
+    answer = b.call("RemoteStartTransaction", {"idTag": "R1", "connectorId": 0})
+    assert ok(answer)["status"] == "Rejected"
+    b.run(10)
+    assert not b.machine.tx.active()
 
 
 @pytest.mark.parametrize("version", VERSIONS)

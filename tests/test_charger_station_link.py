@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from station_harness import T0, V2, VERSIONS, Bench, ScriptedEvse, event_type, tx_messages
 
-from ocpp_iot.rpc import Call
+from ocpp_iot.rpc import Call, CallResult
 
 
 def _charging(tmp_path: Path, version: str, **kw: object) -> tuple[Bench, ScriptedEvse]:
@@ -156,6 +156,36 @@ def test_status_not_answered_is_sent_again(tmp_path: Path, version: str) -> None
     b.run(100)
     statuses = _statuses(b.csms.calls())
     assert statuses == [(1, "Available"), (1, "Preparing" if version == "1.6" else "Occupied")]
+
+
+@pytest.mark.parametrize("version", V2)
+def test_a_message_timeout_set_by_the_back_end_applies_at_once(
+    tmp_path: Path, version: str
+) -> None:
+    """SetVariables MessageTimeout Accepted times the next CALL without a reconnect (before,
+    the session kept 30 s until the link came up again)."""
+    evse = ScriptedEvse(1)
+    b = Bench(tmp_path, version, evse=evse).start()
+    item = {
+        "component": {"name": "OCPPCommCtrlr"},
+        "variable": {"name": "MessageTimeout", "instance": "Default"},
+        "attributeValue": "5",
+    }
+    answer = b.call("SetVariables", {"setVariableData": [item]})
+    assert isinstance(answer, CallResult)
+    assert answer.payload["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    sent: list[float] = []
+
+    def lose(f: object) -> bool:
+        if getattr(f, "action", None) == "StatusNotification":
+            sent.append(b.now)
+            return len(sent) == 1  # the first one is lost: it times out
+        return False
+
+    b.csms.lose_up = lose
+    evse.at(b.now + 10, "plug")
+    b.run(60)
+    assert len(sent) == 2 and sent[1] - sent[0] <= 6.0
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -8,7 +8,11 @@ if TYPE_CHECKING:
     from ..behaviours import Behaviour
     from .station import StationMachine
 
-__all__ = ["default_charger", "send_triggered"]
+__all__ = ["PER_CONNECTOR", "default_charger", "send_triggered"]
+
+#: triggered messages about a connector or an EVSE: for the others a connector or EVSE in the
+#: request is not relevant and is ignored, the message is sent (2.0.1 F06.FR.02; 1.6 5.17)
+PER_CONNECTOR = frozenset({"StatusNotification", "MeterValues", "TransactionEvent"})
 
 
 def default_charger(machine: StationMachine) -> Behaviour:

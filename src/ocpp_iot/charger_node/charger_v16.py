@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..behaviours import Context, v16
-from .charger import send_triggered
+from .charger import PER_CONNECTOR, send_triggered
+from .messages_v16 import station_status
 
 if TYPE_CHECKING:
     from .station import StationMachine
@@ -50,6 +51,8 @@ class Charger16(v16.Charger):
 
     def remote_start_transaction(self, request: Any, ctx: Context) -> dict[str, Any]:
         p, m = request.to_payload(), self.machine
+        if p.get("connectorId") == 0:
+            return {"status": "Rejected"}  # 6.33: connectorId > 0 when given
         numbers = self._numbers(p.get("connectorId"))
         free = [n for n in numbers if m.tx.connectors[n].tx is None]
         free = [n for n in free if m.tx.view(n).operative and m.tx.connectors[n].fault is None]
@@ -75,14 +78,22 @@ class Charger16(v16.Charger):
         what = p["requestedMessage"]
         if what not in _TRIGGERABLE:
             return {"status": "NotImplemented"}
-        numbers = self._numbers(p.get("connectorId"))
+        connector = p.get("connectorId") if what in PER_CONNECTOR else None  # 5.17: else ignored
+        numbers = self._numbers(connector)
         if not numbers:
             return {"status": "Rejected"}
-        m.after_answer(lambda: self._triggered(what, numbers))
+        # 5.17: a StatusNotification for connector 0 is the Charge Point's own; without a
+        # connectorId, the Charge Point's and each connector's
+        station = what == "StatusNotification" and connector in (None, 0)
+        only_station = station and connector == 0
+        m.after_answer(lambda: self._triggered(what, [] if only_station else numbers, station))
         return {"status": "Accepted"}
 
-    def _triggered(self, what: str, numbers: list[int]) -> None:
+    def _triggered(self, what: str, numbers: list[int], station: bool = False) -> None:
         m, now = self.machine, self.machine.now
+        if station:
+            status = station_status(m.model.is_operative(), m.csms_time(now))
+            m.call(*status, ("trigger", what))
         if send_triggered(m, what, numbers) or what != "MeterValues":
             return
         t = m.csms_time(now)

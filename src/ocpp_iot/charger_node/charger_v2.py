@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..behaviours import Context, OcppError
-from .charger import send_triggered
+from .charger import PER_CONNECTOR, send_triggered
 from .device_model import DeviceModelError
 from .messages import iso
 from .registration import SCHEDULED_RESET
@@ -114,7 +114,9 @@ class V2Actions:
         what = p["requestedMessage"]
         if what not in _TRIGGERABLE:
             return {"status": "NotImplemented"}
-        evse = p.get("evse") or {}
+        evse = p.get("evse") or {} if what in PER_CONNECTOR else {}  # F06.FR.02: else ignored
+        if what == "StatusNotification" and not ("id" in evse and "connectorId" in evse):
+            return {"status": "Rejected"}  # F06.FR.12: a status is one connector's
         numbers = [
             s.info.number
             for s in m.tx.connectors_in_order()
@@ -137,7 +139,7 @@ class V2Actions:
             return
         if what == "MeterValues":
             t = m.csms_time(now)
-            for n in numbers:
+            for n in self._one_per_evse(numbers):
                 reading = m.evse.meter(n, now)
                 conn = m.tx.connectors[n].info
                 measurands = m.model.aligned_measurands
@@ -147,6 +149,18 @@ class V2Actions:
         elif what == "TransactionEvent":
             for tx in txs:
                 m.tx.triggered_update(tx, now)
+
+    def _one_per_evse(self, numbers: list[int]) -> list[int]:
+        """A connector of each EVSE among ``numbers``, the charging one if there is: a 2.x
+        MeterValues is an EVSE's (its ``evseId``), one message each."""
+        m = self.machine
+        charging = {t.view.connector.number for t in m.tx.active()}
+        chosen: dict[int, int] = {}
+        for n in numbers:
+            evse_id = m.tx.connectors[n].info.evse_id
+            if evse_id not in chosen or (n in charging and chosen[evse_id] not in charging):
+                chosen[evse_id] = n
+        return list(chosen.values())
 
     def change_availability(self, request: Any, ctx: Context) -> dict[str, Any]:
         m = self.machine
@@ -206,6 +220,8 @@ class V2Actions:
         return answer
 
     def clear_cache(self, request: Any, ctx: Context) -> dict[str, Any]:
+        if not self.machine.model.auth_cache_enabled:
+            return {"status": "Rejected"}  # C11.FR.04: no cache in use
         self.machine.tx.clear_cache()
         return {"status": "Accepted"}
 

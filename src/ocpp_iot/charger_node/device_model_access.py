@@ -12,7 +12,10 @@ from typing import Any
 from .device_model_catalog import VarSpec
 from .device_model_values import AvailabilityChange, Change, check_value
 
-__all__ = ["Accessors", "Availability", "ModelState"]
+__all__ = ["MESSAGE_TIMEOUT", "Accessors", "Availability", "ModelState"]
+
+#: how long the station waits for the answer to a CALL (seconds)
+MESSAGE_TIMEOUT = "OCPPCommCtrlr.MessageTimeout[Default]"
 
 
 class ModelState:
@@ -69,7 +72,7 @@ class Accessors(ModelState):
 
     @property
     def message_timeout(self) -> int:
-        return self._int("OCPPCommCtrlr.MessageTimeout[Default]")
+        return self._int(MESSAGE_TIMEOUT)
 
     @property
     def message_attempts_tx(self) -> int:

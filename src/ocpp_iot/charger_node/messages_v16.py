@@ -26,7 +26,7 @@ from .messages import (
     sampled_values,
 )
 
-__all__ = ["MessagesV16", "UNBOUND_TRANSACTION_ID"]
+__all__ = ["MessagesV16", "UNBOUND_TRANSACTION_ID", "station_status"]
 
 #: what a queued MeterValues/StopTransaction carries until StartTransaction.conf gives the back
 #: end's id (the outbox then rewrites it: ``Outbox.bind_transaction``)
@@ -197,3 +197,11 @@ class MessagesV16:
         status = str(info.get("status")) if isinstance(info, dict) else None
         tx_id = payload.get("transactionId")
         return status, tx_id if isinstance(tx_id, int) else None
+
+
+def station_status(operative: bool, t: float) -> tuple[str, dict[str, Any]]:
+    """The StatusNotification of connector 0, the Charge Point itself (5.17; 4.9: connector 0
+    stands for the main controller)."""
+    status = "Available" if operative else "Unavailable"
+    payload = {"connectorId": 0, "errorCode": "NoError", "status": status, "timestamp": iso(t)}
+    return "StatusNotification", payload

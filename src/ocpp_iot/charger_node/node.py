@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..rpc import Frame
 from ..transports.link import StationLink
 from .device_model import DeviceModel, JsonFileStore
+from .device_model_access import MESSAGE_TIMEOUT
 from .dir_lock import DirLock
 from .evse import Evse, check_evse
 from .outbox import Outbox, OutboxStore, ReplayPace
@@ -151,9 +152,6 @@ def lora_key(cfg: NodeConfig) -> bytes:
         return parse_key(cfg.lora_key) if cfg.lora_key else read_key_file(cfg.lora_key_file or "")
     except OSError as exc:
         raise ValueError(f"cannot read the LoRa key file: {exc}") from None
-
-
-MESSAGE_TIMEOUT = "OCPPCommCtrlr.MessageTimeout[Default]"
 
 
 def device_model_defaults(cfg: NodeConfig) -> dict[str, str]:

@@ -49,6 +49,8 @@ from .aligned import AlignedSchedule
 from .connector_status import StatusReporter
 from .delivery import Delivery
 from .device_model import DeviceModel
+from .device_model_access import MESSAGE_TIMEOUT
+from .device_model_values import Change
 from .evse import Evse, ScheduledEvse
 from .messages import Messages
 from .messages_v2 import MessagesV2
@@ -122,6 +124,7 @@ class StationMachine:
         self._out: list[Frame] = []
         self._after: list[Callable[[], None]] = []
         self._offline_since: float | None = None
+        model.add_listener(self._model_changed)
 
     # -- the runtime's interface --------------------------------------------------------------
 
@@ -155,6 +158,12 @@ class StationMachine:
             self._report_status(now, everything=offline_for > self.model.offline_threshold)
             self.tx.reachable(now)
         self._pump(now)
+
+    def _model_changed(self, change: Change) -> None:
+        """A MessageTimeout the back end sets times the CALLs at once (B05: Accepted means
+        applied), not from the next connection."""
+        if change.path == MESSAGE_TIMEOUT and self._session is not None:
+            self._session.call_timeout = float(self.model.message_timeout)
 
     def link_down(self, now: float) -> None:
         self.now = now

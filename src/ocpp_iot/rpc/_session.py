@@ -85,6 +85,11 @@ class Session:
     def call_timeout(self) -> float:
         return self.outbound.call_timeout
 
+    @call_timeout.setter
+    def call_timeout(self, seconds: float) -> None:
+        """A new timeout, for the CALL in flight too (it is timed from when it was sent)."""
+        self.outbound.call_timeout = seconds
+
     # -- outgoing -----------------------------------------------------------------------------
 
     @property
