@@ -72,6 +72,15 @@ def test_late_answer_after_timeout_is_unexpected_and_frees_nothing_twice() -> No
     assert s.receive(late, 6) == UnexpectedResponse(late)
 
 
+def test_a_new_timeout_times_the_call_in_flight_from_when_it_was_sent() -> None:
+    s = Session(call_timeout=30)
+    call = s.call("Heartbeat", {}, 100)
+    s.call_timeout = 5
+    assert s.call_timeout == 5
+    assert s.expire(104) == []
+    assert [e.call for e in s.expire(105)] == [call]
+
+
 def test_queue_round_trips_through_json_and_keeps_ids_unique() -> None:
     q = OutboundQueue(30)
     q.add(Call(q.new_message_id(), "Reset", {"type": "OnIdle"}), 0, tag={"op": "x"})
